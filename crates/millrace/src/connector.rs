@@ -1,0 +1,106 @@
+//! Connectors: the bounded, batched links between stages.
+//!
+//! A connector is a bounded multi-producer, multi-consumer queue of [`Batch`]es: every worker
+//! of the upstream stage holds an [`Outlet`], every worker of the downstream stage an
+//! [`Inlet`]. Workers of a stage share one inlet, so whichever worker is free takes the next
+//! batch: that is what keeps a stage's workers equally busy.
+//!
+//! # Semantics
+//!
+//! * **Bounded.** A connector holds at most its capacity in batches; a sender waits only when
+//!   it is full. Memory is bounded by capacities, not by input length.
+//! * **Disconnection.** When every outlet is dropped, inlets drain what is queued and then
+//!   report the end; this is how "no more input" travels down a pipeline. When every inlet is
+//!   dropped, sends fail and hand the batch back.
+//! * **Accounting.** Sends and receives that would wait report how long they waited, so each
+//!   worker's time splits into busy, idle (waiting for input) and blocked (waiting for room).
+//!
+//! The queue itself is [`crossbeam_channel`]'s bounded array flavour. It is behind this
+//! module so that other transports (a message broker across machines) can stand in its place.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
+
+use crate::item::Batch;
+
+/// The sending end of a connector.
+pub(crate) struct Outlet<T> {
+    tx: Sender<Batch<T>>,
+}
+
+// Derived Clone would require T: Clone; only the handle is cloned.
+impl<T> Clone for Outlet<T> {
+    fn clone(&self) -> Self {
+        Outlet {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The receiving end of a connector.
+pub(crate) struct Inlet<T> {
+    rx: Receiver<Batch<T>>,
+}
+
+impl<T> Clone for Inlet<T> {
+    fn clone(&self) -> Self {
+        Inlet {
+            rx: self.rx.clone(),
+        }
+    }
+}
+
+/// A connector holding at most `capacity` batches.
+pub(crate) fn connector<T>(capacity: usize) -> (Outlet<T>, Inlet<T>) {
+    let (tx, rx) = bounded(capacity.max(1));
+    (Outlet { tx }, Inlet { rx })
+}
+
+/// What a receive that must not wait found.
+pub(crate) enum Poll<T> {
+    Ready(Batch<T>),
+    Empty,
+    Closed,
+}
+
+impl<T> Outlet<T> {
+    /// Sends `batch`, waiting while the connector is full. Returns how long it waited, or the
+    /// batch if every inlet is gone.
+    pub(crate) fn send(&self, batch: Batch<T>) -> Result<Duration, Batch<T>> {
+        match self.tx.try_send(batch) {
+            Ok(()) => Ok(Duration::ZERO),
+            Err(TrySendError::Disconnected(batch)) => Err(batch),
+            Err(TrySendError::Full(batch)) => {
+                let start = Instant::now();
+                match self.tx.send(batch) {
+                    Ok(()) => Ok(start.elapsed()),
+                    Err(e) => Err(e.into_inner()),
+                }
+            }
+        }
+    }
+}
+
+impl<T> Inlet<T> {
+    /// Takes the next batch if one is queued.
+    pub(crate) fn poll(&self) -> Poll<T> {
+        match self.rx.try_recv() {
+            Ok(batch) => Poll::Ready(batch),
+            Err(TryRecvError::Empty) => Poll::Empty,
+            Err(TryRecvError::Disconnected) => Poll::Closed,
+        }
+    }
+
+    /// Waits for the next batch; `None` once every outlet is gone and the queue is empty.
+    /// Returns how long it waited with the batch.
+    pub(crate) fn recv(&self) -> Option<(Batch<T>, Duration)> {
+        let start = Instant::now();
+        self.rx.recv().ok().map(|b| (b, start.elapsed()))
+    }
+
+    /// Batches queued now.
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
+    }
+}

@@ -1,0 +1,148 @@
+//! What every thread of one run shares: the stop and cancel signals, and the error log.
+//!
+//! # Shutdown
+//!
+//! * **Completion.** The source runs out and drops its outlet; each stage drains its inlet,
+//!   its workers exit and drop their outlets; the disconnection travels down to the sink.
+//! * **Graceful stop** ([`Control::stop`]): only the source reacts. It stops taking input,
+//!   and everything already accepted drains as on completion. Nothing accepted is lost.
+//! * **Cancel** ([`Control::cancel`]): the source stops and every worker and the sink drop
+//!   what they receive instead of working on it, recording each dropped item's id as
+//!   unfinished, until the disconnection reaches them. Windows are closed so no thread stays
+//!   parked in one.
+//! * An item failing under [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop) records the first
+//!   such error and asks for a graceful stop.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::{ItemError, RunErrorKind};
+use crate::item::ItemId;
+use crate::metrics::{LatencyHistogram, StageMetrics};
+use crate::sync::{lock, Mutex};
+use crate::window::Window;
+
+/// How many item errors a report keeps in full; the rest are only counted.
+pub(crate) const ERROR_SAMPLE: usize = 100;
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndState {
+    /// Still running (a live snapshot).
+    Running,
+    /// The source ran out and everything drained.
+    Completed,
+    /// A graceful stop was asked for; everything accepted drained.
+    Stopped,
+    /// The run was cancelled; unfinished items are listed by id.
+    Cancelled,
+    /// An item failed under the stop policy, or the source or sink panicked.
+    Failed,
+}
+
+#[derive(Default)]
+pub(crate) struct ErrorLog {
+    pub(crate) sample: Vec<ItemError>,
+    pub(crate) total: u64,
+}
+
+pub(crate) struct Control {
+    stop: AtomicBool,
+    cancel: AtomicBool,
+    pub(crate) started: Instant,
+    pub(crate) windows: Mutex<Vec<Arc<Window>>>,
+    pub(crate) first_error: Mutex<Option<RunErrorKind>>,
+    pub(crate) errors: Mutex<ErrorLog>,
+    pub(crate) hook_panics: Mutex<Vec<String>>,
+    pub(crate) unfinished: Mutex<Vec<ItemId>>,
+    pub(crate) latency: Mutex<LatencyHistogram>,
+    pub(crate) source: Arc<StageMetrics>,
+    pub(crate) stages: Vec<Arc<StageMetrics>>,
+    pub(crate) sink: Arc<StageMetrics>,
+}
+
+impl Control {
+    pub(crate) fn new(
+        source: Arc<StageMetrics>,
+        stages: Vec<Arc<StageMetrics>>,
+        sink: Arc<StageMetrics>,
+    ) -> Self {
+        Control {
+            stop: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+            started: Instant::now(),
+            windows: Mutex::new(Vec::new()),
+            first_error: Mutex::new(None),
+            errors: Mutex::new(ErrorLog::default()),
+            hook_panics: Mutex::new(Vec::new()),
+            unfinished: Mutex::new(Vec::new()),
+            latency: Mutex::new(LatencyHistogram::default()),
+            source,
+            stages,
+            sink,
+        }
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn cancel(&self) {
+        self.stop();
+        self.cancel.store(true, Ordering::Release);
+        for w in lock(&self.windows).iter() {
+            w.close();
+        }
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn register_window(&self, window: Arc<Window>) {
+        if self.cancelled() {
+            window.close();
+        }
+        lock(&self.windows).push(window);
+    }
+
+    /// Records an item's failure in the log.
+    pub(crate) fn log_error(&self, error: &ItemError) {
+        let mut log = lock(&self.errors);
+        log.total += 1;
+        if log.sample.len() < ERROR_SAMPLE {
+            log.sample.push(error.clone());
+        }
+    }
+
+    /// Records the error that ends the run (the first one wins) and stops the source.
+    pub(crate) fn fail(&self, kind: RunErrorKind) {
+        {
+            let mut first = lock(&self.first_error);
+            if first.is_none() {
+                *first = Some(kind);
+            }
+        }
+        self.stop();
+    }
+
+    /// Records a fatal error and cancels: for failures that lose state (a panicking sink).
+    pub(crate) fn fail_hard(&self, kind: RunErrorKind) {
+        self.fail(kind);
+        self.cancel();
+    }
+
+    pub(crate) fn record_unfinished(&self, ids: impl IntoIterator<Item = ItemId>) {
+        lock(&self.unfinished).extend(ids);
+    }
+
+    pub(crate) fn hook_panicked(&self, message: String) {
+        lock(&self.hook_panics).push(message);
+    }
+}

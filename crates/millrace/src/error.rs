@@ -1,0 +1,331 @@
+//! Every error millrace returns, one type per fallible operation.
+//!
+//! * [`BuildError`]: a pipeline that cannot run as described (zero workers, zero capacity …),
+//!   found when it is built, before any thread starts.
+//! * [`ItemError`]: one item failed in one stage: its id, the stage, and why (an error the
+//!   stage returned, a panic, or a timeout). Item errors never stop a pipeline by themselves;
+//!   the stage's [`ErrorPolicy`](crate::ErrorPolicy) decides.
+//! * [`RunError`]: a run that did not complete: the first item error under
+//!   [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop), a source or sink that panicked, or a
+//!   build error. It carries the report of what did run.
+//! * [`SubmitError`] / [`TrySubmitError`]: an item a [`Submitter`](crate::Submitter) could not
+//!   hand to the pipeline, handed back to the caller.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::item::ItemId;
+use crate::report::Report;
+
+/// A boxed error returned by a fallible stage.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A pipeline description that cannot run.
+///
+/// # Examples
+///
+/// ```
+/// use millrace::{Pipeline, Stage};
+///
+/// let result = Pipeline::source(0..10u64)
+///     .stage(Stage::map("double", |x: u64| x * 2).workers(0))
+///     .collect()
+///     .run();
+/// let err = result.unwrap_err();
+/// assert_eq!(err.to_string(), "cannot build pipeline: stage `double`: workers must be at least 1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    kind: BuildErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BuildErrorKind {
+    Zero {
+        stage: String,
+        setting: &'static str,
+    },
+    EmptyName {
+        position: usize,
+    },
+    DuplicateName {
+        stage: String,
+    },
+}
+
+impl BuildError {
+    pub(crate) fn zero(stage: &str, setting: &'static str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::Zero {
+                stage: stage.to_owned(),
+                setting,
+            },
+        }
+    }
+
+    pub(crate) fn empty_name(position: usize) -> Self {
+        BuildError {
+            kind: BuildErrorKind::EmptyName { position },
+        }
+    }
+
+    pub(crate) fn duplicate_name(stage: &str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::DuplicateName {
+                stage: stage.to_owned(),
+            },
+        }
+    }
+
+    /// The name of the stage the error is about, if it is about one.
+    pub fn stage(&self) -> Option<&str> {
+        match &self.kind {
+            BuildErrorKind::Zero { stage, .. } | BuildErrorKind::DuplicateName { stage } => {
+                Some(stage)
+            }
+            BuildErrorKind::EmptyName { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BuildErrorKind::Zero { stage, setting } => {
+                write!(f, "stage `{stage}`: {setting} must be at least 1")
+            }
+            BuildErrorKind::EmptyName { position } => {
+                write!(f, "stage {position} (counting from 1) has an empty name")
+            }
+            BuildErrorKind::DuplicateName { stage } => write!(
+                f,
+                "two stages are named `{stage}`; names must be unique so reports can tell them apart"
+            ),
+        }
+    }
+}
+
+impl StdError for BuildError {}
+
+/// Why one item failed in one stage.
+#[derive(Debug, Clone)]
+pub enum ItemErrorKind {
+    /// The stage returned an error.
+    Failed(Arc<dyn StdError + Send + Sync + 'static>),
+    /// The stage panicked; the panic message, if it was a string.
+    Panicked(String),
+}
+
+/// One item failed in one stage.
+///
+/// Cheap to clone: the stage's error is shared.
+#[derive(Debug, Clone)]
+pub struct ItemError {
+    pub(crate) id: ItemId,
+    pub(crate) stage: Arc<str>,
+    pub(crate) attempts: u32,
+    pub(crate) kind: ItemErrorKind,
+}
+
+impl ItemError {
+    pub(crate) fn new(id: ItemId, stage: Arc<str>, attempts: u32, kind: ItemErrorKind) -> Self {
+        ItemError {
+            id,
+            stage,
+            attempts,
+            kind,
+        }
+    }
+
+    /// The id of the item that failed.
+    pub fn id(&self) -> ItemId {
+        self.id
+    }
+
+    /// The name of the stage it failed in.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// How many times the stage tried the item (more than 1 under a retry policy).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Why it failed.
+    pub fn kind(&self) -> &ItemErrorKind {
+        &self.kind
+    }
+
+    /// Whether the stage panicked (rather than returned an error).
+    pub fn is_panic(&self) -> bool {
+        matches!(self.kind, ItemErrorKind::Panicked(_))
+    }
+}
+
+impl fmt::Display for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stage `{}` failed on item {}", self.stage, self.id)?;
+        if self.attempts > 1 {
+            write!(f, " after {} attempts", self.attempts)?;
+        }
+        match &self.kind {
+            ItemErrorKind::Failed(e) => write!(f, ": {e}"),
+            ItemErrorKind::Panicked(msg) => write!(f, ": panicked: {msg}"),
+        }
+    }
+}
+
+impl StdError for ItemError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            ItemErrorKind::Failed(e) => Some(&**e as &(dyn StdError + 'static)),
+            ItemErrorKind::Panicked(_) => None,
+        }
+    }
+}
+
+/// A run that did not complete.
+#[derive(Debug)]
+pub struct RunError {
+    pub(crate) kind: RunErrorKind,
+    pub(crate) report: Option<Box<Report>>,
+}
+
+/// What stopped a run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RunErrorKind {
+    /// The pipeline could not be built; nothing ran.
+    Build(BuildError),
+    /// An item failed in a stage whose policy is [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop);
+    /// the pipeline stopped gracefully after it.
+    Item(ItemError),
+    /// The source iterator panicked; the items it had produced were drained.
+    SourcePanicked(String),
+    /// The sink panicked (a `fold` loses its accumulator when it does).
+    SinkPanicked(String),
+}
+
+impl RunError {
+    pub(crate) fn new(kind: RunErrorKind, report: Option<Report>) -> Self {
+        RunError {
+            kind,
+            report: report.map(Box::new),
+        }
+    }
+
+    /// What stopped the run.
+    pub fn kind(&self) -> &RunErrorKind {
+        &self.kind
+    }
+
+    /// The report of what ran before the pipeline stopped (none for build errors).
+    pub fn report(&self) -> Option<&Report> {
+        self.report.as_deref()
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RunErrorKind::Build(e) => write!(f, "cannot build pipeline: {e}"),
+            RunErrorKind::Item(e) => write!(f, "pipeline stopped: {e}"),
+            RunErrorKind::SourcePanicked(msg) => write!(f, "the source panicked: {msg}"),
+            RunErrorKind::SinkPanicked(msg) => write!(f, "the sink panicked: {msg}"),
+        }
+    }
+}
+
+impl StdError for RunError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match &self.kind {
+            RunErrorKind::Build(e) => Some(e),
+            RunErrorKind::Item(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<BuildError> for RunError {
+    fn from(e: BuildError) -> Self {
+        RunError::new(RunErrorKind::Build(e), None)
+    }
+}
+
+/// An item the pipeline no longer accepts (it was stopped), handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SubmitError<T>(pub T);
+
+impl<T> SubmitError<T> {
+    /// The item that was not submitted.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for SubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SubmitError(..)")
+    }
+}
+
+impl<T> fmt::Display for SubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the pipeline is stopped and accepts no more items")
+    }
+}
+
+impl<T> StdError for SubmitError<T> {}
+
+/// An item [`Submitter::try_submit`](crate::Submitter::try_submit) could not hand over now.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySubmitError<T> {
+    /// The pipeline's input buffer is full; try again later.
+    Full(T),
+    /// The pipeline is stopped and accepts no more items.
+    Stopped(T),
+}
+
+impl<T> TrySubmitError<T> {
+    /// The item that was not submitted.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySubmitError::Full(t) | TrySubmitError::Stopped(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for TrySubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySubmitError::Full(_) => f.write_str("Full(..)"),
+            TrySubmitError::Stopped(_) => f.write_str("Stopped(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySubmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySubmitError::Full(_) => f.write_str("the pipeline's input buffer is full"),
+            TrySubmitError::Stopped(_) => {
+                f.write_str("the pipeline is stopped and accepts no more items")
+            }
+        }
+    }
+}
+
+impl<T> StdError for TrySubmitError<T> {}
+
+/// The message of a caught panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}

@@ -1,0 +1,91 @@
+//! # millrace
+//!
+//! Concurrent, staged data pipelines. A millrace is the channel that carries water to a
+//! mill's wheel: here, bounded channels carry items between stages, and each stage turns its
+//! own wheel with as many workers as its work needs.
+//!
+//! A pipeline is a source, a chain of [`Stage`]s and a sink. Every stage runs on its own
+//! workers (threads), so a heavy stage can have more of them than a cheap one and no stage
+//! sits idle while another is the bottleneck. Stages are joined by bounded, batched
+//! connectors: a sender waits only when the buffer is full, so memory stays bounded however
+//! long the input. Items are moved from stage to stage, never cloned.
+//!
+//! Beside every forward connector runs a response path back upstream: a stage can learn
+//! what became of each item it sent on ([`Stage::on_response`]), and a serving pipeline
+//! returns each item's [`Outcome`] to whoever submitted it ([`PipelineBuilder::respond`]).
+//!
+//! ```
+//! use millrace::{Pipeline, Stage};
+//!
+//! #[derive(Debug)]
+//! struct Data { x: u64, y: u64 }
+//!
+//! let finished = Pipeline::source(0..1_000u64)
+//!     .stage(Stage::map("wrap", |x| Data { x, y: 0 }))
+//!     .stage(Stage::map("square", |d: Data| Data { y: d.x * d.x, ..d }).workers(2))
+//!     .stage(Stage::map("scale", |d: Data| 3 * d.y).workers(2))
+//!     .fold(0u64, |sum, y| sum.wrapping_add(y))
+//!     .run()?;
+//!
+//! let expected: u64 = (0..1_000u64).map(|x| 3 * x * x).sum();
+//! assert_eq!(finished.output, expected);
+//! assert!(finished.report.is_balanced());
+//! println!("{}", finished.report); // per-stage table and the bottleneck
+//! # Ok::<(), millrace::RunError>(())
+//! ```
+//!
+//! ## What it offers
+//!
+//! * **Forms**: map, map with per-worker state, filter, flat-map, and fallible forms
+//!   ([`Stage`]).
+//! * **Ordering**: a stage marked [`ordered`](Stage::ordered) emits in input order despite
+//!   many workers, through a bounded reorder buffer.
+//! * **Batching**: connectors move batches; a worker flushes a partial batch as soon as it
+//!   would otherwise wait.
+//! * **Errors and panics** fail one item, under an [`ErrorPolicy`]: skip, retry with
+//!   backoff, or stop gracefully; failed items can go to [dead letters](Stage::dead_letter).
+//! * **Shutdown**: a run ends when its input is exhausted and everything drained; a
+//!   [`Handle`] can stop it gracefully (nothing accepted is lost) or cancel it (unfinished
+//!   items are listed by id).
+//! * **Accounting**: per stage, items in/out/filtered/failed and each worker's time split
+//!   into busy, idle and blocked; the [`Report`] names the bottleneck and why.
+//!
+//! See `ARCHITECTURE.md` for how an item and its response travel through the modules, and
+//! `src/protocols.md` for the hand-off, ordering, response and shutdown protocols and why
+//! they cannot deadlock.
+
+#![warn(missing_docs)]
+
+mod connector;
+mod control;
+mod error;
+mod item;
+mod metrics;
+mod pipeline;
+mod policy;
+mod reorder;
+mod report;
+mod response;
+mod stage;
+mod sync;
+mod window;
+
+#[cfg(all(test, loom))]
+mod loom_reorder;
+#[cfg(all(test, loom))]
+mod loom_response;
+#[cfg(all(test, loom))]
+mod loom_window;
+
+pub use control::EndState;
+pub use error::{
+    BoxError, BuildError, ItemError, ItemErrorKind, RunError, RunErrorKind, SubmitError,
+    TrySubmitError,
+};
+pub use item::ItemId;
+pub use metrics::Tally;
+pub use pipeline::{Finished, Handle, Outputs, Pipeline, PipelineBuilder, Running, Submitter};
+pub use policy::{ErrorPolicy, Retry};
+pub use report::{Bottleneck, Latency, Report, StageReport};
+pub use response::{Outcome, Responses, Status};
+pub use stage::{DeadLetter, Stage};

@@ -1,0 +1,235 @@
+//! Live per-stage counters: what every worker did, cheap enough to leave on.
+//!
+//! Each worker owns one cache-line-padded [`Counters`] slot and adds to it once per batch,
+//! with relaxed atomics, so the cost is a few nanoseconds per batch and no worker ever
+//! contends with another. A [`StageMetrics`] sums its slots on demand, for the live view and
+//! for the final [`Report`](crate::Report).
+//!
+//! # Naming
+//!
+//! Counters follow one rule, after tokio's `RuntimeMetrics`: `<what>` for item counts
+//! (`items_in`, `items_out`, `filtered`, `failed`), `<what>_ns` for time in nanoseconds
+//! (`busy_ns`, `idle_ns`, `blocked_ns`), and `queue_*` for samples of the stage's input
+//! connector taken each time a worker receives a batch.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+/// One worker's counters.
+#[derive(Default, Debug)]
+pub(crate) struct Counters {
+    pub(crate) items_in: AtomicU64,
+    pub(crate) items_out: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) busy_ns: AtomicU64,
+    pub(crate) idle_ns: AtomicU64,
+    pub(crate) blocked_ns: AtomicU64,
+    pub(crate) queue_len_sum: AtomicU64,
+    pub(crate) queue_samples: AtomicU64,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn add(&self, counter: &AtomicU64, n: u64) {
+        let _ = self;
+        if n != 0 {
+            counter.fetch_add(n, Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add_time(&self, counter: &AtomicU64, d: Duration) {
+        self.add(counter, d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    }
+}
+
+/// The summed counters of one stage (or of the source or the sink) at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Items received.
+    pub items_in: u64,
+    /// Items emitted (a flat-map emits more than it receives).
+    pub items_out: u64,
+    /// Items received that produced no output (filtered out, or a flat-map with no children).
+    pub filtered: u64,
+    /// Items that failed (error or panic) after all their tries.
+    pub failed: u64,
+    /// Extra tries under a retry policy.
+    pub retries: u64,
+    /// Items dropped unfinished by a cancel.
+    pub cancelled: u64,
+    /// Batches received.
+    pub batches: u64,
+    /// Time spent working, summed over workers.
+    pub busy: Duration,
+    /// Time spent waiting for input, summed over workers.
+    pub idle: Duration,
+    /// Time spent waiting for room downstream, summed over workers.
+    pub blocked: Duration,
+    /// Mean batches queued in the input connector, sampled at each receive, in thousandths.
+    pub queue_mean_milli: u64,
+}
+
+/// The live counters of one stage: a padded slot per worker.
+pub(crate) struct StageMetrics {
+    pub(crate) name: Arc<str>,
+    pub(crate) workers: usize,
+    /// Capacity of the stage's input connector, in batches.
+    pub(crate) queue_capacity: usize,
+    slots: Box<[CachePadded<Counters>]>,
+}
+
+impl StageMetrics {
+    pub(crate) fn new(name: Arc<str>, workers: usize, queue_capacity: usize) -> Self {
+        StageMetrics {
+            name,
+            workers,
+            queue_capacity,
+            slots: (0..workers.max(1))
+                .map(|_| CachePadded::default())
+                .collect(),
+        }
+    }
+
+    pub(crate) fn slot(&self, worker: usize) -> &Counters {
+        &self.slots[worker % self.slots.len()]
+    }
+
+    pub(crate) fn tally(&self) -> Tally {
+        let mut t = Tally::default();
+        let (mut busy, mut idle, mut blocked, mut qsum, mut qn) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        for s in self.slots.iter() {
+            t.items_in += s.items_in.load(Relaxed);
+            t.items_out += s.items_out.load(Relaxed);
+            t.filtered += s.filtered.load(Relaxed);
+            t.failed += s.failed.load(Relaxed);
+            t.retries += s.retries.load(Relaxed);
+            t.cancelled += s.cancelled.load(Relaxed);
+            t.batches += s.batches.load(Relaxed);
+            busy += s.busy_ns.load(Relaxed);
+            idle += s.idle_ns.load(Relaxed);
+            blocked += s.blocked_ns.load(Relaxed);
+            qsum += s.queue_len_sum.load(Relaxed);
+            qn += s.queue_samples.load(Relaxed);
+        }
+        t.busy = Duration::from_nanos(busy);
+        t.idle = Duration::from_nanos(idle);
+        t.blocked = Duration::from_nanos(blocked);
+        t.queue_mean_milli = (qsum * 1000).checked_div(qn).unwrap_or(0);
+        t
+    }
+}
+
+/// A histogram of latencies with buckets a quarter-octave wide (about ±9% precision).
+#[derive(Clone, Debug)]
+pub(crate) struct LatencyHistogram {
+    buckets: Vec<u64>,
+    count: u64,
+    max_ns: u64,
+}
+
+const SUB_BUCKETS: u32 = 4;
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            buckets: vec![0; (64 * SUB_BUCKETS) as usize],
+            count: 0,
+            max_ns: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    fn bucket_of(ns: u64) -> usize {
+        if ns < 2 {
+            return ns as usize;
+        }
+        let octave = 63 - ns.leading_zeros();
+        let sub = if octave >= 2 {
+            ((ns >> (octave - 2)) & 0b11) as u32
+        } else {
+            0
+        };
+        (octave * SUB_BUCKETS + sub) as usize
+    }
+
+    fn lower_bound(bucket: usize) -> u64 {
+        let octave = bucket as u32 / SUB_BUCKETS;
+        let sub = bucket as u64 % SUB_BUCKETS as u64;
+        if octave < 2 {
+            return 1u64 << octave;
+        }
+        (1u64 << octave) + sub * (1u64 << (octave - 2))
+    }
+
+    pub(crate) fn record(&mut self, d: Duration, weight: u64) {
+        let ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.buckets[Self::bucket_of(ns)] += weight;
+        self.count += weight;
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    /// The latency below which a fraction `q` of the samples fall.
+    pub(crate) fn quantile(&self, q: f64) -> Duration {
+        if self.count == 0 {
+            return Duration::ZERO;
+        }
+        let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return Duration::from_nanos(Self::lower_bound(i).min(self.max_ns));
+            }
+        }
+        Duration::from_nanos(self.max_ns)
+    }
+
+    pub(crate) fn max(&self) -> Duration {
+        Duration::from_nanos(self.max_ns)
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_a_quarter_octave() {
+        let mut h = LatencyHistogram::default();
+        for us in 1..=1000u64 {
+            h.record(Duration::from_micros(us), 1);
+        }
+        let p50 = h.quantile(0.5).as_micros() as f64;
+        let p99 = h.quantile(0.99).as_micros() as f64;
+        assert!((p50 - 500.0).abs() / 500.0 < 0.2, "p50 = {p50}");
+        assert!((p99 - 990.0).abs() / 990.0 < 0.2, "p99 = {p99}");
+        assert_eq!(h.max(), Duration::from_micros(1000));
+        assert_eq!(h.count(), 1000);
+    }
+
+    #[test]
+    fn stage_tally_sums_worker_slots() {
+        let m = StageMetrics::new("s".into(), 3, 4);
+        for w in 0..3 {
+            let c = m.slot(w);
+            c.add(&c.items_in, 10);
+            c.add(&c.items_out, 9);
+            c.add(&c.filtered, 1);
+        }
+        let t = m.tally();
+        assert_eq!((t.items_in, t.items_out, t.filtered), (30, 27, 3));
+    }
+}

@@ -1,0 +1,403 @@
+//! Building a pipeline: a source, a chain of stages, a sink.
+//!
+//! [`Pipeline::source`] (an iterator) or [`Pipeline::submitter`] (items pushed while it runs)
+//! starts a [`PipelineBuilder<T>`], where `T` is the type of the items at its open end.
+//! Each [`stage`](PipelineBuilder::stage) turns a `PipelineBuilder<T>` into a
+//! `PipelineBuilder<U>`, so stage types are checked at compile time. A sink closes it:
+//! [`for_each`](PipelineBuilder::for_each), [`fold`](PipelineBuilder::fold) and
+//! [`collect`](PipelineBuilder::collect) give a [`Pipeline<R>`] to [`run`](Pipeline::run) or
+//! [`spawn`](Pipeline::spawn); [`outputs`](PipelineBuilder::outputs) and
+//! [`respond`](PipelineBuilder::respond) start it at once and hand back its outputs.
+//!
+//! Nothing can follow a sink: a sink consumes the builder.
+//!
+//! ```compile_fail
+//! use millrace::Pipeline;
+//! let p = Pipeline::source(0..10u32).collect();
+//! let p = p.map("late", |x: u32| x); // no stage after the sink
+//! ```
+//!
+//! Settings that make no sense (zero workers, zero capacity, a repeated stage name) are
+//! reported as a [`BuildError`] when the pipeline is started, before any thread runs.
+
+mod launch;
+mod running;
+pub(crate) mod sink;
+pub(crate) mod source;
+
+use std::fmt;
+
+use crate::connector::Inlet;
+use crate::error::{BoxError, BuildError};
+use crate::policy::ErrorPolicy;
+use crate::response::{Hook, Responses};
+use crate::stage::Stage;
+
+use launch::{stage_parts, Launch, Settings, StagePlan};
+pub use running::{Finished, Handle, Outputs, Running};
+use sink::{run_serve_sink, run_sink, SinkFn};
+use source::Source;
+pub use source::Submitter;
+
+/// What starting a builder yields: the launch, the open end's inlet, a serving pipeline's
+/// responses.
+type Launched<T, O> = (Launch, Inlet<T>, Option<Responses<O>>);
+
+type Chain<T> = Box<dyn FnOnce(&mut Launch) -> Inlet<T> + Send>;
+
+/// A pipeline ready to start; `R` is what its sink returns.
+///
+/// Made by closing a [`PipelineBuilder`] with a sink. See the [crate docs](crate) for a
+/// whole example.
+#[must_use = "a pipeline does nothing until it is run or spawned"]
+pub struct Pipeline<R> {
+    start: Box<dyn FnOnce() -> Result<Running<R>, BuildError> + Send>,
+}
+
+impl<R> fmt::Debug for Pipeline<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+impl Pipeline<()> {
+    /// Starts a pipeline whose items come from `items`, read on a thread of its own. Item
+    /// ids count from 0 in iteration order.
+    pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+    {
+        let iter: Box<dyn Iterator<Item = I::Item> + Send> = Box::new(items.into_iter());
+        PipelineBuilder::new(Box::new(move |launch: &mut Launch| {
+            launch.start_source(Source::Iter(iter))
+        }))
+    }
+
+    /// Starts a pipeline whose items are submitted while it runs, through the returned
+    /// [`Submitter`] (cloneable, usable from any thread). `capacity` items can wait to be
+    /// admitted before `submit` waits. Input ends when every submitter is dropped.
+    pub fn submitter<T: Send + 'static>(capacity: usize) -> (Submitter<T>, PipelineBuilder<T>) {
+        let (submitter, rx) = Submitter::new(capacity);
+        let shared = submitter.downgrade();
+        let builder = PipelineBuilder::new(Box::new(move |launch: &mut Launch| {
+            launch.start_source(Source::Submitted(rx, shared))
+        }));
+        (submitter, builder)
+    }
+}
+
+impl<R: Send + 'static> Pipeline<R> {
+    /// Starts the pipeline's threads and returns a handle to it.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the pipeline's settings cannot work; nothing was started then.
+    pub fn spawn(self) -> Result<Running<R>, BuildError> {
+        (self.start)()
+    }
+
+    /// Runs the pipeline to the end on the calling thread's behalf: starts it, waits until
+    /// the source is exhausted and everything in flight has drained, and returns the sink's
+    /// value with the run's [`Report`](crate::Report).
+    ///
+    /// # Errors
+    ///
+    /// A [`RunError`](crate::RunError) if the pipeline could not be built, an item failed
+    /// under [`ErrorPolicy::Stop`], or the source or sink panicked. It carries the report.
+    pub fn run(self) -> Result<Finished<R>, crate::RunError> {
+        self.spawn()?.join()
+    }
+}
+
+/// A pipeline being described: a source and the stages so far, with items of type `T` at
+/// its open end.
+#[must_use = "a pipeline builder does nothing until a sink closes it and it is run"]
+pub struct PipelineBuilder<T> {
+    settings: Settings,
+    plan: Vec<StagePlan>,
+    hooks: Vec<Option<Hook>>,
+    error: Option<BuildError>,
+    chain: Chain<T>,
+}
+
+impl<T> fmt::Debug for PipelineBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field("settings", &self.settings)
+            .field("stages", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    fn new(chain: Chain<T>) -> Self {
+        PipelineBuilder {
+            settings: Settings::default(),
+            plan: Vec::new(),
+            hooks: Vec::new(),
+            error: None,
+            chain,
+        }
+    }
+
+    fn check(&mut self, plan: &StagePlan) {
+        if self.error.is_some() {
+            return;
+        }
+        let zero = |setting: Option<usize>| setting == Some(0);
+        self.error = if plan.name.is_empty() {
+            Some(BuildError::empty_name(self.plan.len() + 1))
+        } else if zero(plan.workers) {
+            Some(BuildError::zero(&plan.name, "workers"))
+        } else if zero(plan.capacity) {
+            Some(BuildError::zero(&plan.name, "capacity"))
+        } else if zero(plan.batch) {
+            Some(BuildError::zero(&plan.name, "batch"))
+        } else if self.plan.iter().any(|p| p.name == plan.name) {
+            Some(BuildError::duplicate_name(&plan.name))
+        } else {
+            None
+        };
+    }
+
+    /// Appends a stage.
+    pub fn stage<U: Send + 'static>(mut self, stage: Stage<T, U>) -> PipelineBuilder<U> {
+        let (plan, hook, dead_letter, launcher) = stage_parts(stage);
+        self.check(&plan);
+        let index = self.plan.len();
+        self.plan.push(plan);
+        self.hooks.push(hook);
+        let prev = self.chain;
+        PipelineBuilder {
+            settings: self.settings,
+            plan: self.plan,
+            hooks: self.hooks,
+            error: self.error,
+            chain: Box::new(move |launch: &mut Launch| {
+                let inlet = prev(launch);
+                launch.start_stage(index, launcher, dead_letter, inlet)
+            }),
+        }
+    }
+
+    /// Appends a [`Stage::map`] with default settings.
+    pub fn map<U, F>(self, name: &str, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.stage(Stage::map(name, f))
+    }
+
+    /// Appends a [`Stage::filter`] with default settings.
+    pub fn filter<F>(self, name: &str, keep: F) -> PipelineBuilder<T>
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        self.stage(Stage::filter(name, keep))
+    }
+
+    /// Appends a [`Stage::flat_map`] with default settings.
+    pub fn flat_map<U, I, F>(self, name: &str, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        I: IntoIterator<Item = U> + 'static,
+        F: Fn(T) -> I + Send + Sync + 'static,
+    {
+        self.stage(Stage::flat_map(name, f))
+    }
+
+    /// Appends a [`Stage::try_map`] with default settings.
+    pub fn try_map<U, E, F>(self, name: &str, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        E: Into<BoxError> + 'static,
+        F: Fn(&T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        self.stage(Stage::try_map(name, f))
+    }
+
+    /// Sets the number of workers of stages that do not set their own (default 1).
+    pub fn default_workers(mut self, workers: usize) -> Self {
+        if workers == 0 && self.error.is_none() {
+            self.error = Some(BuildError::zero("(pipeline default)", "workers"));
+        }
+        self.settings.workers = workers;
+        self
+    }
+
+    /// Sets the input capacity, in items, of stages that do not set their own, and of the
+    /// sink (default 4096).
+    pub fn default_capacity(mut self, items: usize) -> Self {
+        if items == 0 && self.error.is_none() {
+            self.error = Some(BuildError::zero("(pipeline default)", "capacity"));
+        }
+        self.settings.capacity = items;
+        self
+    }
+
+    /// Sets the batch size of stages that do not set their own, and of the sink (default 256).
+    pub fn default_batch(mut self, items: usize) -> Self {
+        if items == 0 && self.error.is_none() {
+            self.error = Some(BuildError::zero("(pipeline default)", "batch"));
+        }
+        self.settings.batch = items;
+        self
+    }
+
+    /// Sets the error policy of stages that do not set their own (default
+    /// [`ErrorPolicy::Skip`]).
+    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
+        self.settings.policy = policy;
+        self
+    }
+
+    /// Bounds every reorder buffer to `batches` batches (default: twice what the connectors
+    /// and workers before the ordered stage can hold, at least 64). Any value of at least 1
+    /// is safe; small ones cost throughput when batch times vary.
+    pub fn reorder_window(mut self, batches: usize) -> Self {
+        if batches == 0 && self.error.is_none() {
+            self.error = Some(BuildError::zero("(pipeline)", "reorder window"));
+        }
+        self.settings.reorder_window = Some(batches);
+        self
+    }
+
+    /// Bounds the items admitted whose response has not yet reached the origin, when the
+    /// response path is on (default 65,536). This is what bounds every response queue.
+    pub fn max_in_flight(mut self, items: usize) -> Self {
+        if items == 0 && self.error.is_none() {
+            self.error = Some(BuildError::zero("(pipeline)", "max in flight"));
+        }
+        self.settings.max_in_flight = items;
+        self
+    }
+
+    fn launch<O: Send + 'static>(self, serve: bool) -> Result<Launched<T, O>, BuildError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let (mut launch, responses) = Launch::new(self.settings, &self.plan, self.hooks, serve);
+        let inlet = (self.chain)(&mut launch);
+        Ok((launch, inlet, responses))
+    }
+
+    fn with_sink<R: Send + 'static>(self, sink: SinkFn<T, R>) -> Pipeline<R> {
+        Pipeline {
+            start: Box::new(move || {
+                let (launch, inlet, _) = self.launch::<()>(false)?;
+                let ctx = launch.sink_ctx();
+                let sink = std::thread::Builder::new()
+                    .name("millrace-sink".into())
+                    .spawn(move || run_sink(inlet, sink, ctx))
+                    .expect("the OS refused to start the sink thread");
+                Ok(Running::new(launch.control, launch.threads, sink))
+            }),
+        }
+    }
+
+    /// Closes the pipeline with a closure called on each output, on the sink's thread. A
+    /// panic in it fails that item only.
+    pub fn for_each<F>(self, f: F) -> Pipeline<()>
+    where
+        F: FnMut(T) + Send + 'static,
+    {
+        self.with_sink(SinkFn::Each(Box::new(f), Box::new(|| ())))
+    }
+
+    /// Closes the pipeline with a fold over its outputs, like [`Iterator::fold`]; the run
+    /// returns the final value. A panic in `f` fails the run (the accumulator is lost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::Pipeline;
+    ///
+    /// let sum = Pipeline::source(1..=100u64)
+    ///     .map("double", |x| 2 * x)
+    ///     .fold(0, |acc, x| acc + x)
+    ///     .run()?
+    ///     .output;
+    /// assert_eq!(sum, 10_100);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn fold<A, F>(self, init: A, f: F) -> Pipeline<A>
+    where
+        A: Send + 'static,
+        F: FnMut(A, T) -> A + Send + 'static,
+    {
+        self.with_sink(SinkFn::Fold(Box::new(f), init))
+    }
+
+    /// Closes the pipeline by collecting its outputs into a `Vec`, in arrival order (input
+    /// order when the last stage is [ordered](Stage::ordered)).
+    pub fn collect(self) -> Pipeline<Vec<T>> {
+        self.fold(Vec::new(), |mut v, x| {
+            v.push(x);
+            v
+        })
+    }
+
+    /// Starts the pipeline and hands its outputs to the calling thread as an iterator.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the pipeline's settings cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let mut outputs = Pipeline::source(0..1000u32)
+    ///     .stage(Stage::map("inc", |x: u32| x + 1).workers(2).ordered())
+    ///     .outputs()?;
+    /// assert_eq!(outputs.next(), Some(1));
+    /// let report = outputs.finish()?; // the rest is cancelled
+    /// assert_eq!(report.delivered(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn outputs(self) -> Result<Outputs<T>, BuildError> {
+        let (launch, inlet, _) = self.launch::<()>(false)?;
+        let ctx = launch.sink_ctx();
+        Ok(Outputs::new(launch.control, launch.threads, inlet, ctx))
+    }
+
+    /// Starts the pipeline as a service: each item's [`Outcome`](crate::Outcome) (its
+    /// output, or why there is none) travels back up the response path to the caller,
+    /// tagged with the item's id.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the pipeline's settings cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Outcome, Pipeline};
+    ///
+    /// let (running, responses) = Pipeline::source(0..5u64).map("square", |x| x * x).respond()?;
+    /// let mut got: Vec<(u64, u64)> = responses
+    ///     .map(|(id, outcome)| (id.0, outcome.output().unwrap()))
+    ///     .collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![(0, 0), (1, 1), (2, 4), (3, 9), (4, 16)]);
+    /// running.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn respond(self) -> Result<(Running<()>, Responses<T>), BuildError> {
+        let (launch, inlet, responses) = self.launch::<T>(true)?;
+        let responses = responses.expect("a serving launch makes the responses");
+        let ctx = launch.sink_ctx();
+        let sink = std::thread::Builder::new()
+            .name("millrace-sink".into())
+            .spawn(move || run_serve_sink(inlet, ctx))
+            .expect("the OS refused to start the sink thread");
+        Ok((
+            Running::new(launch.control, launch.threads, sink),
+            responses,
+        ))
+    }
+}

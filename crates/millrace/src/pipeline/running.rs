@@ -1,0 +1,302 @@
+//! A started pipeline: [`Running`] to wait for it, [`Handle`] to steer it from anywhere,
+//! [`Outputs`] when the calling thread is the sink, and [`Finished`] once it is done.
+
+use std::fmt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::connector::{Inlet, Poll};
+use crate::control::{Control, EndState};
+use crate::error::{RunError, RunErrorKind};
+use crate::item::{Batch, Ids};
+use crate::report::Report;
+use crate::stage::worker::drop_unfinished;
+use crate::sync::lock;
+
+use super::sink::SinkCtx;
+
+/// What a completed run hands back: the sink's value and the report.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Finished<R> {
+    /// What the sink returned (`()` for `for_each`).
+    pub output: R,
+    /// Counts, timings and the bottleneck of the run.
+    pub report: Report,
+}
+
+/// A cloneable remote control of a running pipeline: stop it, cancel it, or look at it.
+#[derive(Clone)]
+pub struct Handle {
+    control: Arc<Control>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// Asks for a graceful stop: the source takes no more input, everything already
+    /// accepted finishes, then the run ends. Returns at once.
+    pub fn stop(&self) {
+        self.control.stop();
+    }
+
+    /// Cancels the run: items in flight are dropped, not finished, and the report lists
+    /// them by id as unfinished. Returns at once.
+    pub fn cancel(&self) {
+        self.control.cancel();
+    }
+
+    /// Whether a stop (or cancel) was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.control.stopping()
+    }
+
+    /// A report of the run so far (its end state is [`EndState::Running`]).
+    pub fn snapshot(&self) -> Report {
+        Report::build(&self.control, EndState::Running)
+    }
+}
+
+/// A started pipeline. Dropping it detaches the run (it goes on to the end).
+#[must_use = "a running pipeline should be joined to learn how it ended"]
+pub struct Running<R> {
+    handle: Handle,
+    threads: Vec<JoinHandle<()>>,
+    sink: JoinHandle<Option<R>>,
+}
+
+impl<R> fmt::Debug for Running<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("threads", &(self.threads.len() + 1))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the run ended, from its control state.
+fn end_state(control: &Control) -> EndState {
+    if lock(&control.first_error).is_some() {
+        EndState::Failed
+    } else if control.cancelled() {
+        EndState::Cancelled
+    } else if control.stopping() {
+        EndState::Stopped
+    } else {
+        EndState::Completed
+    }
+}
+
+/// Waits for `threads`, then turns the run's state into its result.
+fn finish<R>(
+    control: &Control,
+    threads: Vec<JoinHandle<()>>,
+    output: Option<R>,
+) -> Result<Finished<R>, RunError> {
+    for t in threads {
+        // Our threads catch every panic of user code; a panic here is a bug in millrace.
+        if let Err(payload) = t.join() {
+            std::panic::resume_unwind(payload);
+        }
+    }
+    let report = Report::build(control, end_state(control));
+    let first = lock(&control.first_error).take();
+    match (first, output) {
+        (None, Some(output)) => Ok(Finished { output, report }),
+        (Some(kind), _) => Err(RunError::new(kind, Some(report))),
+        (None, None) => Err(RunError::new(
+            RunErrorKind::SinkPanicked("the sink ended without a value".into()),
+            Some(report),
+        )),
+    }
+}
+
+impl<R> Running<R> {
+    pub(crate) fn new(
+        control: Arc<Control>,
+        threads: Vec<JoinHandle<()>>,
+        sink: JoinHandle<Option<R>>,
+    ) -> Self {
+        Running {
+            handle: Handle { control },
+            threads,
+            sink,
+        }
+    }
+
+    /// A cloneable handle to stop, cancel or look at the run from other threads.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Asks for a graceful stop (see [`Handle::stop`]).
+    pub fn stop(&self) {
+        self.handle.stop();
+    }
+
+    /// Cancels the run (see [`Handle::cancel`]).
+    pub fn cancel(&self) {
+        self.handle.cancel();
+    }
+
+    /// Whether every thread of the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.sink.is_finished() && self.threads.iter().all(JoinHandle::is_finished)
+    }
+
+    /// Waits for the run to end and returns the sink's value with the report.
+    ///
+    /// # Errors
+    ///
+    /// A [`RunError`], with the report, if an item failed under the stop policy or the
+    /// source or sink panicked.
+    pub fn join(self) -> Result<Finished<R>, RunError> {
+        let output = match self.sink.join() {
+            Ok(output) => output,
+            Err(payload) => std::panic::resume_unwind(payload),
+        };
+        finish(&self.handle.control, self.threads, output)
+    }
+}
+
+/// The outputs of a pipeline, consumed on the calling thread: an iterator that is also the
+/// run's handle.
+///
+/// Dropping it before the end cancels the rest of the run; [`finish`](Outputs::finish) does
+/// the same and returns the report.
+pub struct Outputs<T> {
+    handle: Handle,
+    threads: Vec<JoinHandle<()>>,
+    inlet: Option<Inlet<T>>,
+    ctx: SinkCtx,
+    current: std::vec::IntoIter<T>,
+    /// Ids of the current batch, and how many of its items the caller has taken.
+    current_ids: Ids,
+    taken: usize,
+}
+
+impl<T> fmt::Debug for Outputs<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outputs").finish_non_exhaustive()
+    }
+}
+
+impl<T> Outputs<T> {
+    pub(crate) fn new(
+        control: Arc<Control>,
+        threads: Vec<JoinHandle<()>>,
+        inlet: Inlet<T>,
+        ctx: SinkCtx,
+    ) -> Self {
+        Outputs {
+            handle: Handle { control },
+            threads,
+            inlet: Some(inlet),
+            ctx,
+            current: Vec::new().into_iter(),
+            current_ids: Ids::default(),
+            taken: 0,
+        }
+    }
+
+    /// A cloneable handle to stop, cancel or look at the run.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Ends the run and returns its report. Outputs not yet taken are cancelled (listed
+    /// as unfinished), unless the iterator was already exhausted.
+    ///
+    /// # Errors
+    ///
+    /// A [`RunError`] if an item failed under the stop policy or the source panicked.
+    pub fn finish(mut self) -> Result<Report, RunError> {
+        self.close();
+        let threads = std::mem::take(&mut self.threads);
+        finish(&self.handle.control, threads, Some(())).map(|f| f.report)
+    }
+
+    /// Settles the current batch: what the caller took was delivered, the rest is not.
+    fn settle(&mut self) {
+        let mut ids = std::mem::take(&mut self.current_ids);
+        let rest = ids.split_off(self.taken.min(ids.len()));
+        self.taken = 0;
+        self.current = Vec::new().into_iter();
+        self.ctx.delivered(ids, None);
+        if rest.len() > 0 {
+            let counters = self.ctx.metrics.slot(0);
+            drop_unfinished(
+                &self.handle.control,
+                self.ctx.events.as_ref(),
+                rest,
+                counters,
+            );
+        }
+    }
+
+    fn close(&mut self) {
+        let Some(inlet) = self.inlet.take() else {
+            return;
+        };
+        let untaken = self.current.len() > 0;
+        self.settle();
+        let counters = self.ctx.metrics.slot(0);
+        match inlet.poll() {
+            Poll::Closed if !untaken => return,
+            Poll::Closed | Poll::Empty => self.handle.control.cancel(),
+            Poll::Ready(batch) => {
+                self.handle.control.cancel();
+                counters.add(&counters.items_in, batch.len() as u64);
+                drop_unfinished(
+                    &self.handle.control,
+                    self.ctx.events.as_ref(),
+                    batch.ids,
+                    counters,
+                );
+            }
+        }
+        while let Some(batch) = self.ctx.next_batch(&inlet) {
+            drop_unfinished(
+                &self.handle.control,
+                self.ctx.events.as_ref(),
+                batch.ids,
+                counters,
+            );
+        }
+    }
+}
+
+impl<T> Iterator for Outputs<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        loop {
+            if let Some(item) = self.current.next() {
+                self.taken += 1;
+                return Some(item);
+            }
+            let inlet = self.inlet.as_ref()?;
+            let batch = self.ctx.next_batch(inlet);
+            self.settle();
+            match batch {
+                Some(Batch { ids, items, .. }) => {
+                    self.current_ids = ids;
+                    self.current = items.into_iter();
+                }
+                None => {
+                    self.inlet = None;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Outputs<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

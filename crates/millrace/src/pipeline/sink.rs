@@ -1,0 +1,163 @@
+//! The sink: the end of a pipeline, where outputs are consumed.
+//!
+//! A sink is a closure ([`for_each`](crate::PipelineBuilder::for_each)), a fold that returns
+//! a value ([`fold`](crate::PipelineBuilder::fold), [`collect`](crate::PipelineBuilder::collect)),
+//! an iterator on the calling thread ([`outputs`](crate::PipelineBuilder::outputs)), or the
+//! response path back to the submitter ([`respond`](crate::PipelineBuilder::respond)). The
+//! first three run on one sink thread; all take whole batches off the last connector.
+//!
+//! The sink also samples latency: per batch, the age of its oldest item.
+//!
+//! A `for_each` closure that panics fails that item only. A `fold` that panics has lost its
+//! accumulator, so the run fails and is cancelled.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::connector::{Inlet, Poll};
+use crate::control::Control;
+use crate::error::{panic_message, ItemError, ItemErrorKind, RunErrorKind};
+use crate::item::{Batch, Ids};
+use crate::metrics::{Counters, StageMetrics};
+use crate::response::{ResponseBatch, Status, Upstream};
+use crate::stage::worker::drop_unfinished;
+use crate::sync::lock;
+
+/// The name errors and reports give the sink.
+pub(crate) const SINK: &str = "sink";
+
+/// What a sink thread does with items.
+pub(crate) enum SinkFn<T, R> {
+    /// Consume each item; a panic fails that item.
+    Each(Box<dyn FnMut(T) + Send>, Box<dyn FnOnce() -> R + Send>),
+    /// Fold items into a value; a panic is fatal.
+    Fold(Box<dyn FnMut(R, T) -> R + Send>, R),
+}
+
+pub(crate) struct SinkCtx {
+    pub(crate) control: Arc<Control>,
+    pub(crate) metrics: Arc<StageMetrics>,
+    pub(crate) events: Option<Upstream>,
+}
+
+impl SinkCtx {
+    fn counters(&self) -> &Counters {
+        self.metrics.slot(0)
+    }
+
+    /// Takes the next batch, accounting for the wait; `None` at the end of input. Batches
+    /// that arrive after a cancel are dropped as unfinished.
+    pub(crate) fn next_batch<T>(&self, inlet: &Inlet<T>) -> Option<Batch<T>> {
+        let counters = self.counters();
+        loop {
+            let (batch, waited) = match inlet.poll() {
+                Poll::Ready(batch) => (batch, Duration::ZERO),
+                Poll::Closed => return None,
+                Poll::Empty => inlet.recv()?,
+            };
+            counters.add_time(&counters.idle_ns, waited);
+            counters.add(&counters.queue_len_sum, inlet.len() as u64);
+            counters.add(&counters.queue_samples, 1);
+            counters.add(&counters.batches, 1);
+            counters.add(&counters.items_in, batch.len() as u64);
+            if self.control.cancelled() {
+                drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
+                continue;
+            }
+            lock(&self.control.latency).record(batch.born.elapsed(), batch.len() as u64);
+            return Some(batch);
+        }
+    }
+
+    /// Counts a batch's items as delivered and answers them upstream.
+    pub(crate) fn delivered(&self, ids: Ids, outputs: Option<Box<dyn std::any::Any + Send>>) {
+        let counters = self.counters();
+        counters.add(&counters.items_out, ids.len() as u64);
+        if let Some(events) = &self.events {
+            events.send(ResponseBatch::Delivered { ids, outputs });
+        }
+    }
+}
+
+pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) -> Option<R> {
+    match sink {
+        SinkFn::Each(mut each, finish) => {
+            while let Some(batch) = ctx.next_batch(&inlet) {
+                let start = Instant::now();
+                let delivered = consume_each(&ctx, batch, &mut each);
+                let counters = ctx.counters();
+                counters.add_time(&counters.busy_ns, start.elapsed());
+                ctx.delivered(delivered, None);
+            }
+            Some(finish())
+        }
+        SinkFn::Fold(mut fold, init) => {
+            let mut acc = Some(init);
+            while let Some(batch) = ctx.next_batch(&inlet) {
+                let start = Instant::now();
+                let Batch { ids, items, .. } = batch;
+                let folded = catch_unwind(AssertUnwindSafe(|| {
+                    let mut value = acc.take()?;
+                    for item in items {
+                        value = fold(value, item);
+                    }
+                    Some(value)
+                }));
+                let counters = ctx.counters();
+                counters.add_time(&counters.busy_ns, start.elapsed());
+                match folded {
+                    Ok(value) => acc = value,
+                    Err(payload) => {
+                        let message = panic_message(&*payload);
+                        ctx.control.fail_hard(RunErrorKind::SinkPanicked(message));
+                        return None;
+                    }
+                }
+                ctx.delivered(ids, None);
+            }
+            acc
+        }
+    }
+}
+
+/// Feeds a batch to a `for_each` closure, item by item, resuming after a panic. Returns
+/// the ids of the items it consumed without panicking.
+fn consume_each<T>(ctx: &SinkCtx, batch: Batch<T>, each: &mut Box<dyn FnMut(T) + Send>) -> Ids {
+    let Batch { ids, items, .. } = batch;
+    let mut items = items.into_iter();
+    let mut next = 0usize;
+    let mut delivered = Ids::default();
+    loop {
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            for item in items.by_ref() {
+                next += 1;
+                each(item);
+                delivered.push(ids.get(next - 1));
+            }
+        }));
+        match run {
+            Ok(()) => return delivered,
+            Err(payload) => {
+                let id = ids.get(next - 1);
+                let kind = ItemErrorKind::Panicked(panic_message(&*payload));
+                let error = ItemError::new(id, Arc::from(SINK), 1, kind);
+                ctx.control.log_error(&error);
+                let counters = ctx.counters();
+                counters.add(&counters.failed, 1);
+                if let Some(events) = &ctx.events {
+                    events.send(ResponseBatch::Ended(vec![(id, Status::Failed(error))]));
+                }
+            }
+        }
+    }
+}
+
+/// The sink of a serving pipeline: outputs go back to the submitter with their ids.
+pub(crate) fn run_serve_sink<T: Send + 'static>(inlet: Inlet<T>, ctx: SinkCtx) -> Option<()> {
+    while let Some(batch) = ctx.next_batch(&inlet) {
+        let Batch { ids, items, .. } = batch;
+        ctx.delivered(ids, Some(Box::new(items)));
+    }
+    Some(())
+}

@@ -1,0 +1,314 @@
+//! The source: the one thread that admits items into a pipeline, numbers them and batches them.
+//!
+//! Items come from an iterator read on this thread ([`Pipeline::source`](crate::Pipeline::source))
+//! or from [`Submitter`]s on any thread ([`Pipeline::submitter`](crate::Pipeline::submitter)).
+//! Either way the source gives each item its [`ItemId`], cuts batches of the first stage's
+//! batch size, numbers them for ordered stages, and admits each batch through the first
+//! ordered stage's reorder window and, when the response path is on, the in-flight window.
+//!
+//! # Flushing
+//!
+//! Submitted items are batched only while more are already waiting: when the queue of
+//! submitted items runs dry, the partial batch goes out at once, so a lone item is not held
+//! back waiting for company. An iterator source fills whole batches (its `next` is the wait).
+//!
+//! # Stopping
+//!
+//! On a graceful stop an iterator source stops calling `next`; a submitter source stops
+//! accepting (later submits hand the item back in a [`SubmitError`]) and admits everything
+//! already accepted. A submit racing the stop either fails or is admitted, never lost.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+
+use crate::connector::Outlet;
+use crate::control::Control;
+use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
+use crate::item::{Batch, Ids, ItemId};
+use crate::metrics::{Counters, StageMetrics};
+use crate::response::Upstream;
+use crate::stage::worker::drop_unfinished;
+use crate::sync::{lock, Mutex};
+use crate::window::Window;
+
+/// How often a waiting submitter source looks for a stop request.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+pub(crate) enum Source<S> {
+    Iter(Box<dyn Iterator<Item = S> + Send>),
+    Submitted(Receiver<(ItemId, S)>, Weak<SubmitShared<S>>),
+}
+
+/// The in-flight window and the count of extra responses flat-maps created.
+#[derive(Clone)]
+pub(crate) struct Credits {
+    pub(crate) window: Arc<Window>,
+    pub(crate) expanded: Arc<AtomicU64>,
+}
+
+pub(crate) struct SourceCtx {
+    pub(crate) control: Arc<Control>,
+    pub(crate) metrics: Arc<StageMetrics>,
+    pub(crate) batch: usize,
+    pub(crate) gate: Option<Arc<Window>>,
+    pub(crate) credits: Option<Credits>,
+    pub(crate) events: Option<Upstream>,
+}
+
+impl SourceCtx {
+    /// Admits a batch whose last item is the `admitted`-th item overall.
+    fn admit(&self, seq: u64, admitted: u64) -> bool {
+        if let Some(credits) = &self.credits {
+            let position = admitted - 1 + credits.expanded.load(Ordering::Acquire);
+            if !credits.window.admit(position) {
+                return false;
+            }
+        }
+        match &self.gate {
+            Some(gate) => gate.admit(seq),
+            None => true,
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        self.metrics.slot(0)
+    }
+
+    /// Admits and sends one batch. Returns `false` when the pipeline no longer takes input.
+    fn ship<S>(&self, outlet: &Outlet<S>, batch: Batch<S>, admitted: u64) -> bool {
+        let counters = self.counters();
+        let n = batch.len() as u64;
+        counters.add(&counters.items_in, n);
+        counters.add(&counters.batches, 1);
+        let start = Instant::now();
+        if self.control.cancelled() || !self.admit(batch.seq, admitted) {
+            drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
+            return false;
+        }
+        let admit_wait = start.elapsed();
+        match outlet.send(batch) {
+            Ok(waited) => {
+                counters.add(&counters.items_out, n);
+                counters.add_time(&counters.blocked_ns, admit_wait + waited);
+                true
+            }
+            Err(batch) => {
+                drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
+                false
+            }
+        }
+    }
+}
+
+pub(crate) fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, outlet: Outlet<S>) {
+    match source {
+        Source::Iter(iter) => run_iter(iter, &ctx, &outlet),
+        Source::Submitted(rx, shared) => run_submitted(rx, shared, &ctx, &outlet),
+    }
+}
+
+fn run_iter<S>(mut iter: Box<dyn Iterator<Item = S> + Send>, ctx: &SourceCtx, outlet: &Outlet<S>) {
+    let mut next_id = 0u64;
+    let mut seq = 0u64;
+    while !ctx.control.stopping() {
+        let start = Instant::now();
+        let mut items = Vec::with_capacity(ctx.batch);
+        let filled = catch_unwind(AssertUnwindSafe(|| {
+            while items.len() < ctx.batch {
+                match iter.next() {
+                    Some(item) => items.push(item),
+                    None => return false,
+                }
+            }
+            true
+        }));
+        let more = match filled {
+            Ok(more) => more,
+            Err(payload) => {
+                ctx.control
+                    .fail(RunErrorKind::SourcePanicked(panic_message(&*payload)));
+                false
+            }
+        };
+        let counters = ctx.counters();
+        counters.add_time(&counters.busy_ns, start.elapsed());
+        if items.is_empty() {
+            break;
+        }
+        let len = items.len();
+        let batch = Batch {
+            seq,
+            born: start,
+            ids: Ids::Range {
+                start: next_id,
+                len,
+            },
+            items,
+        };
+        next_id += len as u64;
+        seq += 1;
+        if !ctx.ship(outlet, batch, next_id) || !more {
+            break;
+        }
+    }
+}
+
+fn run_submitted<S>(
+    rx: Receiver<(ItemId, S)>,
+    shared: Weak<SubmitShared<S>>,
+    ctx: &SourceCtx,
+    outlet: &Outlet<S>,
+) {
+    let counters = ctx.counters();
+    let mut closed = false;
+    let mut admitted = 0u64;
+    let mut seq = 0u64;
+    let mut open = true;
+    loop {
+        if !closed && ctx.control.stopping() {
+            // Stop accepting; what is queued, or being sent right now, still drains below.
+            if let Some(shared) = shared.upgrade() {
+                lock(&shared.sender).take();
+            }
+            closed = true;
+        }
+        let first = match rx.try_recv() {
+            Ok(item) => item,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let waiting = Instant::now();
+                let got = rx.recv_timeout(STOP_POLL);
+                counters.add_time(&counters.idle_ns, waiting.elapsed());
+                match got {
+                    Ok(item) => item,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        };
+        let start = Instant::now();
+        let mut batch = Batch::new(seq, start, ctx.batch);
+        batch.push(first.0, first.1);
+        while batch.len() < ctx.batch {
+            match rx.try_recv() {
+                Ok((id, item)) => batch.push(id, item),
+                Err(_) => break,
+            }
+        }
+        counters.add_time(&counters.busy_ns, start.elapsed());
+        admitted += batch.len() as u64;
+        seq += 1;
+        if !open {
+            counters.add(&counters.items_in, batch.len() as u64);
+            drop_unfinished(&ctx.control, ctx.events.as_ref(), batch.ids, counters);
+        } else if !ctx.ship(outlet, batch, admitted) {
+            open = false;
+        }
+        if !open && !closed {
+            ctx.control.stop();
+        }
+    }
+}
+
+/// What the submitters of one pipeline share.
+pub(crate) struct SubmitShared<T> {
+    sender: Mutex<Option<Sender<(ItemId, T)>>>,
+    next_id: AtomicU64,
+}
+
+/// A handle that submits items to a running pipeline, from any thread.
+///
+/// Cloning makes another handle to the same pipeline. The pipeline's input ends when every
+/// submitter has been dropped (or when the pipeline is stopped).
+///
+/// # Examples
+///
+/// ```
+/// use millrace::Pipeline;
+///
+/// let (submitter, pipeline) = Pipeline::submitter::<u64>(64);
+/// let running = pipeline.map("triple", |x| 3 * x).collect().spawn()?;
+/// for x in 0..10 {
+///     submitter.submit(x).unwrap();
+/// }
+/// drop(submitter); // no more input
+/// let mut out = running.join()?.output;
+/// out.sort();
+/// assert_eq!(out, (0..10).map(|x| 3 * x).collect::<Vec<_>>());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Submitter<T> {
+    shared: Arc<SubmitShared<T>>,
+}
+
+impl<T> Clone for Submitter<T> {
+    fn clone(&self) -> Self {
+        Submitter {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Submitter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitter")
+            .field("submitted", &self.shared.next_id.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Submitter<T> {
+    pub(crate) fn new(capacity: usize) -> (Self, Receiver<(ItemId, T)>) {
+        let (tx, rx) = bounded(capacity.max(1));
+        let shared = Arc::new(SubmitShared {
+            sender: Mutex::new(Some(tx)),
+            next_id: AtomicU64::new(0),
+        });
+        (Submitter { shared }, rx)
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<SubmitShared<T>> {
+        Arc::downgrade(&self.shared)
+    }
+
+    fn sender(&self) -> Option<Sender<(ItemId, T)>> {
+        lock(&self.shared.sender).clone()
+    }
+
+    /// Submits `item`, waiting while the pipeline's input is full. Returns the item's id.
+    ///
+    /// # Errors
+    ///
+    /// [`SubmitError`] with the item, if the pipeline was stopped or has ended.
+    pub fn submit(&self, item: T) -> Result<ItemId, SubmitError<T>> {
+        let Some(tx) = self.sender() else {
+            return Err(SubmitError(item));
+        };
+        let id = ItemId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        tx.send((id, item))
+            .map(|()| id)
+            .map_err(|e| SubmitError(e.into_inner().1))
+    }
+
+    /// Submits `item` only if the pipeline's input has room now.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySubmitError::Full`] if the input is full, [`TrySubmitError::Stopped`] if the
+    /// pipeline was stopped or has ended; either hands the item back.
+    pub fn try_submit(&self, item: T) -> Result<ItemId, TrySubmitError<T>> {
+        let Some(tx) = self.sender() else {
+            return Err(TrySubmitError::Stopped(item));
+        };
+        let id = ItemId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        match tx.try_send((id, item)) {
+            Ok(()) => Ok(id),
+            Err(TrySendError::Full((_, item))) => Err(TrySubmitError::Full(item)),
+            Err(TrySendError::Disconnected((_, item))) => Err(TrySubmitError::Stopped(item)),
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The report of a run: per-stage accounting, totals, latency, and the bottleneck named.
+//!
+//! # Accounting
+//!
+//! Every item a stage receives ends there in exactly one way: passed on (one or more
+//! outputs), filtered, failed, or cancelled. So for every stage
+//! `items_in = passed + filtered + failed + cancelled`, and without flat-maps the whole
+//! pipeline balances: `source items = delivered + filtered + failed + cancelled`
+//! ([`Report::is_balanced`]).
+//!
+//! # The bottleneck
+//!
+//! Each worker's time splits into busy, idle (waiting for input) and blocked (waiting for
+//! room downstream). The stage whose workers are busiest is the one holding the pipeline
+//! back; its input queue runs full and its output queue empty. When no stage is busy for
+//! more than half the run and the first stage mostly waits, the source is the bottleneck.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::control::{Control, EndState};
+use crate::error::ItemError;
+use crate::item::ItemId;
+use crate::metrics::{StageMetrics, Tally};
+use crate::sync::lock;
+
+/// One stage's (or the source's, or the sink's) part of a [`Report`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StageReport {
+    /// The stage's name (`source` and `sink` for the ends).
+    pub name: String,
+    /// Its workers.
+    pub workers: usize,
+    /// Capacity of its input connector, in batches (0 for the source).
+    pub queue_capacity: usize,
+    /// Its counters.
+    pub tally: Tally,
+    /// Share of the run's wall time its workers spent busy, idle and blocked (0 to 1).
+    pub busy: f64,
+    /// See [`busy`](StageReport::busy).
+    pub idle: f64,
+    /// See [`busy`](StageReport::busy).
+    pub blocked: f64,
+    /// Mean fill of its input connector (0 to 1), sampled at each receive.
+    pub queue_fill: f64,
+}
+
+impl StageReport {
+    fn new(m: &StageMetrics, wall: Duration) -> Self {
+        let tally = m.tally();
+        let worker_time = wall.as_secs_f64() * m.workers.max(1) as f64;
+        let share = |d: Duration| {
+            if worker_time > 0.0 {
+                (d.as_secs_f64() / worker_time).min(1.0)
+            } else {
+                0.0
+            }
+        };
+        let queue_fill = if m.queue_capacity > 0 {
+            (tally.queue_mean_milli as f64 / 1000.0 / m.queue_capacity as f64).min(1.0)
+        } else {
+            0.0
+        };
+        StageReport {
+            name: m.name.to_string(),
+            workers: m.workers,
+            queue_capacity: m.queue_capacity,
+            busy: share(tally.busy),
+            idle: share(tally.idle),
+            blocked: share(tally.blocked),
+            queue_fill,
+            tally,
+        }
+    }
+
+    /// Items that left the stage with at least one output.
+    pub fn passed(&self) -> u64 {
+        let t = &self.tally;
+        t.items_in - t.filtered.min(t.items_in) - t.failed - t.cancelled
+    }
+}
+
+/// Latency from entering the pipeline to reaching the sink, sampled per batch (each
+/// batch's oldest item), weighted by items.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Latency {
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest seen.
+    pub max: Duration,
+    /// Items the samples cover.
+    pub samples: u64,
+}
+
+/// The stage that holds the pipeline back, and why we think so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Bottleneck {
+    /// The stage's name (`source` or `sink` for the ends).
+    pub stage: String,
+    /// Evidence, e.g. `square: 97% busy, input queue full (95%), output queue empty (2%)`.
+    pub reason: String,
+}
+
+/// What a run did: counts, time, latency, errors and the bottleneck.
+#[derive(Clone, Debug)]
+pub struct Report {
+    end: EndState,
+    wall: Duration,
+    source: StageReport,
+    stages: Vec<StageReport>,
+    sink: StageReport,
+    latency: Latency,
+    errors: Vec<ItemError>,
+    errors_total: u64,
+    unfinished: Vec<ItemId>,
+    hook_panics: Vec<String>,
+    bottleneck: Option<Bottleneck>,
+}
+
+fn describe_fill(fill: f64) -> &'static str {
+    if fill >= 0.75 {
+        "full"
+    } else if fill <= 0.25 {
+        "empty"
+    } else {
+        "half full"
+    }
+}
+
+fn pct(x: f64) -> u32 {
+    (x * 100.0).round() as u32
+}
+
+impl Report {
+    pub(crate) fn build(control: &Control, end: EndState) -> Report {
+        let wall = control.started.elapsed();
+        let source = StageReport::new(&control.source, wall);
+        let stages: Vec<StageReport> = control
+            .stages
+            .iter()
+            .map(|m| StageReport::new(m, wall))
+            .collect();
+        let sink = StageReport::new(&control.sink, wall);
+        let latency = {
+            let h = lock(&control.latency);
+            Latency {
+                p50: h.quantile(0.5),
+                p90: h.quantile(0.9),
+                p99: h.quantile(0.99),
+                max: h.max(),
+                samples: h.count(),
+            }
+        };
+        let (errors, errors_total) = {
+            let log = lock(&control.errors);
+            (log.sample.clone(), log.total)
+        };
+        let mut unfinished = lock(&control.unfinished).clone();
+        unfinished.sort_unstable();
+        let bottleneck = find_bottleneck(&source, &stages, &sink);
+        Report {
+            end,
+            wall,
+            source,
+            stages,
+            sink,
+            latency,
+            errors,
+            errors_total,
+            unfinished,
+            hook_panics: lock(&control.hook_panics).clone(),
+            bottleneck,
+        }
+    }
+
+    /// How the run ended.
+    pub fn end(&self) -> EndState {
+        self.end
+    }
+
+    /// Wall time from start to the report.
+    pub fn wall(&self) -> Duration {
+        self.wall
+    }
+
+    /// The stages, in pipeline order.
+    pub fn stages(&self) -> &[StageReport] {
+        &self.stages
+    }
+
+    /// The stage named `name`.
+    pub fn stage(&self, name: &str) -> Option<&StageReport> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The source's part (its `blocked` share is time waiting for room or a window).
+    pub fn source(&self) -> &StageReport {
+        &self.source
+    }
+
+    /// The sink's part.
+    pub fn sink(&self) -> &StageReport {
+        &self.sink
+    }
+
+    /// Items the source admitted.
+    pub fn items_in(&self) -> u64 {
+        self.source.tally.items_in
+    }
+
+    /// Items that reached the sink (taken by the caller, for [`Outputs`](crate::Outputs)).
+    pub fn delivered(&self) -> u64 {
+        self.sink.tally.items_out
+    }
+
+    /// Items filtered out, over all stages.
+    pub fn filtered(&self) -> u64 {
+        self.stages.iter().map(|s| s.tally.filtered).sum()
+    }
+
+    /// Items that failed, over all stages and the sink.
+    pub fn failed(&self) -> u64 {
+        self.stages.iter().map(|s| s.tally.failed).sum::<u64>() + self.sink.tally.failed
+    }
+
+    /// Items dropped unfinished by a cancel, anywhere.
+    pub fn cancelled(&self) -> u64 {
+        self.source.tally.cancelled
+            + self.stages.iter().map(|s| s.tally.cancelled).sum::<u64>()
+            + self.sink.tally.cancelled
+    }
+
+    /// Whether every admitted item is accounted for exactly once: delivered, filtered,
+    /// failed or cancelled. Holds for every finished run of a pipeline without flat-maps.
+    pub fn is_balanced(&self) -> bool {
+        self.items_in() == self.delivered() + self.filtered() + self.failed() + self.cancelled()
+    }
+
+    /// Items delivered per second of wall time.
+    pub fn throughput(&self) -> f64 {
+        let secs = self.wall.as_secs_f64();
+        if secs > 0.0 {
+            self.delivered() as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Sampled latency from admission to the sink.
+    pub fn latency(&self) -> &Latency {
+        &self.latency
+    }
+
+    /// The first item errors in full (up to 100), in the order they happened.
+    pub fn errors(&self) -> &[ItemError] {
+        &self.errors
+    }
+
+    /// How many item errors there were in all.
+    pub fn errors_total(&self) -> u64 {
+        self.errors_total
+    }
+
+    /// Ids of items a cancel dropped before they finished, sorted.
+    pub fn unfinished(&self) -> &[ItemId] {
+        &self.unfinished
+    }
+
+    /// Panics caught in response hooks and dead-letter handlers.
+    pub fn hook_panics(&self) -> &[String] {
+        &self.hook_panics
+    }
+
+    /// The stage holding the pipeline back, if the run did enough to tell.
+    pub fn bottleneck(&self) -> Option<&Bottleneck> {
+        self.bottleneck.as_ref()
+    }
+}
+
+fn find_bottleneck(
+    source: &StageReport,
+    stages: &[StageReport],
+    sink: &StageReport,
+) -> Option<Bottleneck> {
+    if source.tally.items_in == 0 {
+        return None;
+    }
+    // The queue after stage i is the input of stage i + 1, or the sink's.
+    let fills: Vec<f64> = stages
+        .iter()
+        .map(|s| s.queue_fill)
+        .chain([sink.queue_fill])
+        .collect();
+    let busiest = stages
+        .iter()
+        .enumerate()
+        .chain([(stages.len(), sink)])
+        .max_by(|a, b| a.1.busy.total_cmp(&b.1.busy))?;
+    let (index, stage) = busiest;
+    let first_idle = stages.first().map_or(sink.idle, |s| s.idle);
+    if stage.busy < 0.5 && first_idle > 0.5 {
+        return Some(Bottleneck {
+            stage: source.name.clone(),
+            reason: format!(
+                "source: {}% busy; the stages wait for input (`{}` idle {}% of the time)",
+                pct(source.busy),
+                stages
+                    .first()
+                    .map_or(sink.name.as_str(), |s| s.name.as_str()),
+                pct(first_idle)
+            ),
+        });
+    }
+    let input = fills[index];
+    let mut reason = format!(
+        "{}: {}% busy, input queue {} ({}%)",
+        stage.name,
+        pct(stage.busy),
+        describe_fill(input),
+        pct(input)
+    );
+    if let Some(&output) = fills.get(index + 1) {
+        reason.push_str(&format!(
+            ", output queue {} ({}%)",
+            describe_fill(output),
+            pct(output)
+        ));
+    }
+    Some(Bottleneck {
+        stage: stage.name.clone(),
+        reason,
+    })
+}
+
+fn fmt_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fmt_rate(per_sec: f64) -> String {
+    if per_sec >= 1e9 {
+        format!("{:.2} G", per_sec / 1e9)
+    } else if per_sec >= 1e6 {
+        format!("{:.2} M", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.2} k", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.1} ")
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = match self.end {
+            EndState::Running => "running",
+            EndState::Completed => "completed",
+            EndState::Stopped => "stopped",
+            EndState::Cancelled => "cancelled",
+            EndState::Failed => "failed",
+        };
+        writeln!(
+            f,
+            "{end} in {:.3} s: {} in, {} delivered, {} filtered, {} failed, {} cancelled ({}items/s)",
+            self.wall.as_secs_f64(),
+            fmt_count(self.items_in()),
+            fmt_count(self.delivered()),
+            fmt_count(self.filtered()),
+            fmt_count(self.failed()),
+            fmt_count(self.cancelled()),
+            fmt_rate(self.throughput()),
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>6}",
+            "stage", "workers", "items in", "items out", "busy", "idle", "blocked", "queue"
+        )?;
+        for s in std::iter::once(&self.source)
+            .chain(&self.stages)
+            .chain(std::iter::once(&self.sink))
+        {
+            let queue = if s.queue_capacity > 0 {
+                format!("{}%", pct(s.queue_fill))
+            } else {
+                "-".into()
+            };
+            writeln!(
+                f,
+                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>6}",
+                s.name,
+                s.workers,
+                fmt_count(s.tally.items_in),
+                fmt_count(s.tally.items_out),
+                pct(s.busy),
+                pct(s.idle),
+                pct(s.blocked),
+                queue
+            )?;
+        }
+        if self.latency.samples > 0 {
+            writeln!(
+                f,
+                "latency: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+                self.latency.p50, self.latency.p90, self.latency.p99, self.latency.max
+            )?;
+        }
+        if let Some(b) = &self.bottleneck {
+            writeln!(f, "bottleneck: {}", b.reason)?;
+        }
+        for e in &self.errors {
+            writeln!(f, "error: {e}")?;
+        }
+        if self.errors_total > self.errors.len() as u64 {
+            writeln!(
+                f,
+                "… and {} more errors",
+                self.errors_total - self.errors.len() as u64
+            )?;
+        }
+        if !self.unfinished.is_empty() {
+            writeln!(f, "unfinished: {} items", self.unfinished.len())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(name: &str, busy: f64, idle: f64, fill: f64) -> StageReport {
+        StageReport {
+            name: name.into(),
+            workers: 1,
+            queue_capacity: 4,
+            tally: Tally {
+                items_in: 100,
+                ..Tally::default()
+            },
+            busy,
+            idle,
+            blocked: 1.0 - busy - idle,
+            queue_fill: fill,
+        }
+    }
+
+    #[test]
+    fn the_busiest_stage_is_the_bottleneck_with_its_queues_described() {
+        let source = stage("source", 0.1, 0.0, 0.0);
+        let stages = vec![
+            stage("wrap", 0.1, 0.1, 0.9),
+            stage("square", 0.97, 0.0, 0.95),
+            stage("scale", 0.2, 0.8, 0.02),
+        ];
+        let sink = stage("sink", 0.1, 0.9, 0.0);
+        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        assert_eq!(b.stage, "square");
+        assert_eq!(
+            b.reason,
+            "square: 97% busy, input queue full (95%), output queue empty (2%)"
+        );
+    }
+
+    #[test]
+    fn idle_stages_point_at_the_source() {
+        let source = stage("source", 0.99, 0.0, 0.0);
+        let stages = vec![stage("a", 0.1, 0.9, 0.0)];
+        let sink = stage("sink", 0.05, 0.95, 0.0);
+        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        assert_eq!(b.stage, "source");
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1_000), "1,000");
+        assert_eq!(fmt_count(10_000_000), "10,000,000");
+    }
+}

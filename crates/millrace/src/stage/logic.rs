@@ -1,0 +1,133 @@
+//! The forms a stage's work can take, each a [`Logic`]: what one worker does with one item.
+//!
+//! 1. [`MapLogic`]: one in, one out (`map`), optionally with per-worker state (`map_with`).
+//! 2. [`FilterLogic`]: one in, zero or one out.
+//! 3. [`FlatMapLogic`]: one in, any number out.
+//! 4. [`TryLogic`]: fallible forms (`try_map`, `try_flat_map`). They *borrow* the item, so it
+//!    is still there to retry or to hand to the dead letters when they fail.
+//!
+//! The worker loop is generic over the logic, so each form compiles to a tight loop with the
+//! user's closure inlined; nothing here is dynamically dispatched per item.
+
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use crate::error::{panic_message, BoxError, ItemErrorKind};
+
+/// What became of one item in one stage.
+pub(crate) enum Step<T> {
+    /// It produced this many outputs (pushed onto the output vector).
+    Emitted(usize),
+    /// It produced nothing.
+    Filtered,
+    /// It failed; the item comes back when the form only borrowed it.
+    Failed(Option<T>, ItemErrorKind),
+}
+
+/// One worker's processing of single items.
+pub(crate) trait Logic<T, U>: Send + 'static {
+    /// Processes `item`, pushing its outputs onto `out`.
+    fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T>;
+}
+
+pub(crate) struct MapLogic<F, S> {
+    pub(crate) f: Arc<F>,
+    pub(crate) state: S,
+}
+
+impl<T, U, S, F> Logic<T, U> for MapLogic<F, S>
+where
+    F: Fn(&mut S, T) -> U + Send + Sync + 'static,
+    S: Send + 'static,
+{
+    #[inline]
+    fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
+        out.push((self.f)(&mut self.state, item));
+        Step::Emitted(1)
+    }
+}
+
+pub(crate) struct FilterLogic<F> {
+    pub(crate) f: Arc<F>,
+}
+
+impl<T, F> Logic<T, T> for FilterLogic<F>
+where
+    F: Fn(&T) -> bool + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    #[inline]
+    fn call(&mut self, item: T, out: &mut Vec<T>) -> Step<T> {
+        if (self.f)(&item) {
+            out.push(item);
+            Step::Emitted(1)
+        } else {
+            Step::Filtered
+        }
+    }
+}
+
+pub(crate) struct FlatMapLogic<F, I> {
+    pub(crate) f: Arc<F>,
+    pub(crate) _iter: PhantomData<fn() -> I>,
+}
+
+impl<T, U, I, F> Logic<T, U> for FlatMapLogic<F, I>
+where
+    F: Fn(T) -> I + Send + Sync + 'static,
+    I: IntoIterator<Item = U> + 'static,
+{
+    #[inline]
+    fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
+        let before = out.len();
+        out.extend((self.f)(item));
+        match out.len() - before {
+            0 => Step::Filtered,
+            n => Step::Emitted(n),
+        }
+    }
+}
+
+/// A fallible form: `f` borrows the item and returns its outputs or an error.
+pub(crate) struct TryLogic<F, I, E> {
+    pub(crate) f: Arc<F>,
+    pub(crate) _types: PhantomData<fn() -> (I, E)>,
+}
+
+impl<T, U, I, E, F> Logic<T, U> for TryLogic<F, I, E>
+where
+    F: Fn(&T) -> Result<I, E> + Send + Sync + 'static,
+    I: IntoIterator<Item = U> + 'static,
+    E: Into<BoxError> + 'static,
+    T: Send + 'static,
+{
+    fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
+        let before = out.len();
+        // Catch panics here, not in the worker, so the borrowed item survives them.
+        let result = catch_unwind(AssertUnwindSafe(|| match (self.f)(&item) {
+            Ok(outputs) => {
+                out.extend(outputs);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }));
+        match result {
+            Ok(Ok(())) => match out.len() - before {
+                0 => Step::Filtered,
+                n => Step::Emitted(n),
+            },
+            Ok(Err(e)) => {
+                out.truncate(before);
+                Step::Failed(Some(item), ItemErrorKind::Failed(Arc::from(e.into())))
+            }
+            Err(payload) => {
+                out.truncate(before);
+                Step::Failed(
+                    Some(item),
+                    ItemErrorKind::Panicked(panic_message(&*payload)),
+                )
+            }
+        }
+    }
+}

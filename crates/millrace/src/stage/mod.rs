@@ -1,0 +1,326 @@
+//! Stages: the work a pipeline does, and how each stage is scaled and configured on its own.
+//!
+//! A [`Stage<T, U>`] turns items of type `T` into items of type `U`. Its form says how many
+//! outputs an input makes:
+//!
+//! | constructor | form | closure |
+//! |---|---|---|
+//! | [`Stage::map`] | 1 → 1 | `Fn(T) -> U` |
+//! | [`Stage::map_with`] | 1 → 1, per-worker state | `Fn() -> S`, `Fn(&mut S, T) -> U` |
+//! | [`Stage::filter`] | 1 → 0/1 | `Fn(&T) -> bool` |
+//! | [`Stage::flat_map`] | 1 → any | `Fn(T) -> impl IntoIterator<Item = U>` |
+//! | [`Stage::try_map`] | 1 → 1 or error | `Fn(&T) -> Result<U, E>` |
+//! | [`Stage::try_flat_map`] | 1 → any or error | `Fn(&T) -> Result<impl IntoIterator<Item = U>, E>` |
+//!
+//! and its settings how it runs: [`workers`](Stage::workers) (threads), input
+//! [`capacity`](Stage::capacity) and [`batch`](Stage::batch) size,
+//! [`ordered`](Stage::ordered) output, an [error policy](Stage::on_error) with
+//! [dead letters](Stage::dead_letter), and a [response hook](Stage::on_response).
+//! Settings left unset take the pipeline's defaults.
+//!
+//! Items are moved into the closure, never cloned. The fallible forms borrow the item
+//! instead, so that a failed item can be retried and handed to the dead letters whole.
+
+pub(crate) mod logic;
+pub(crate) mod worker;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::connector::{Inlet, Outlet};
+use crate::error::{BoxError, ItemError};
+use crate::item::ItemId;
+use crate::policy::ErrorPolicy;
+use crate::response::{Hook, Status};
+use logic::{FilterLogic, FlatMapLogic, Logic, MapLogic, TryLogic};
+use worker::{run_worker, DeadLetterFn, StageCtx};
+
+/// An item that failed for good, with its error: what a stage's dead-letter handler gets.
+#[derive(Debug)]
+pub struct DeadLetter<T> {
+    /// The item's id.
+    pub id: ItemId,
+    /// Why it failed.
+    pub error: ItemError,
+    /// The item itself, where the stage still had it: fallible forms borrow their items, so
+    /// they always do; an infallible form that panicked consumed it.
+    pub item: Option<T>,
+}
+
+/// Starts a stage's workers: given the stage's shared context, its worker count, its inlet and
+/// its outlet, spawns the threads (each running the worker loop for this stage's logic).
+pub(crate) type Launcher<T, U> =
+    Box<dyn FnOnce(Arc<StageCtx<T, U>>, usize, Inlet<T>, Outlet<U>) -> Vec<JoinHandle<()>> + Send>;
+
+/// One stage of a pipeline: a named piece of work from `T` to `U`, with its own workers.
+///
+/// # Examples
+///
+/// ```
+/// use millrace::{Pipeline, Stage};
+///
+/// let squares = Pipeline::source(1..=4u64)
+///     .stage(Stage::map("square", |x: u64| x * x).workers(2).ordered())
+///     .collect()
+///     .run()?
+///     .output;
+/// assert_eq!(squares, vec![1, 4, 9, 16]);
+/// # Ok::<(), millrace::RunError>(())
+/// ```
+#[must_use = "a stage does nothing until it is added to a pipeline"]
+pub struct Stage<T, U> {
+    pub(crate) name: Arc<str>,
+    pub(crate) workers: Option<usize>,
+    pub(crate) capacity: Option<usize>,
+    pub(crate) batch: Option<usize>,
+    pub(crate) ordered: bool,
+    pub(crate) policy: Option<ErrorPolicy>,
+    pub(crate) dead_letter: Option<DeadLetterFn<T>>,
+    pub(crate) hook: Option<Hook>,
+    pub(crate) launch: Launcher<T, U>,
+}
+
+impl<T, U> fmt::Debug for Stage<T, U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stage")
+            .field("name", &self.name)
+            .field("workers", &self.workers)
+            .field("capacity", &self.capacity)
+            .field("batch", &self.batch)
+            .field("ordered", &self.ordered)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
+    fn from_logic<L, M>(name: &str, make: M) -> Self
+    where
+        L: Logic<T, U>,
+        M: Fn() -> L + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
+        let launch: Launcher<T, U> = Box::new(move |ctx, workers, inlet, outlet| {
+            (0..workers)
+                .map(|index| {
+                    let (ctx, make) = (Arc::clone(&ctx), Arc::clone(&make));
+                    let (inlet, outlet) = (inlet.clone(), outlet.clone());
+                    std::thread::Builder::new()
+                        .name(format!("millrace-{}-{index}", ctx.name))
+                        .spawn(move || run_worker(ctx, index, make, inlet, outlet))
+                        .expect("the OS refused to start a worker thread")
+                })
+                .collect()
+        });
+        Stage {
+            name: Arc::from(name),
+            workers: None,
+            capacity: None,
+            batch: None,
+            ordered: false,
+            policy: None,
+            dead_letter: None,
+            hook: None,
+            launch,
+        }
+    }
+
+    /// A stage that maps each item to one output.
+    pub fn map<F>(name: &str, f: F) -> Self
+    where
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        let f = Arc::new(move |_: &mut (), item: T| f(item));
+        Self::from_logic(name, move || MapLogic {
+            f: Arc::clone(&f),
+            state: (),
+        })
+    }
+
+    /// A map whose workers each own a state built by `init`: a buffer, a compressor
+    /// context, a connection. The stage needs no lock. A worker whose closure panics gets a
+    /// fresh state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// // Each worker formats into its own reusable buffer.
+    /// let lines = Pipeline::source(0..3u32)
+    ///     .stage(Stage::map_with("format", String::new, |buf: &mut String, x: u32| {
+    ///         buf.clear();
+    ///         buf.push_str(&format!("item {x}"));
+    ///         buf.len()
+    ///     }).ordered())
+    ///     .collect()
+    ///     .run()?
+    ///     .output;
+    /// assert_eq!(lines, vec![6, 6, 6]);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn map_with<S, I, F>(name: &str, init: I, f: F) -> Self
+    where
+        S: Send + 'static,
+        I: Fn() -> S + Send + Sync + 'static,
+        F: Fn(&mut S, T) -> U + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        Self::from_logic(name, move || MapLogic {
+            f: Arc::clone(&f),
+            state: init(),
+        })
+    }
+
+    /// A stage that maps each item to any number of outputs; the outputs take the place of
+    /// their input, in order. An item with no outputs counts as filtered.
+    pub fn flat_map<I, F>(name: &str, f: F) -> Self
+    where
+        I: IntoIterator<Item = U> + 'static,
+        F: Fn(T) -> I + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        Self::from_logic(name, move || FlatMapLogic {
+            f: Arc::clone(&f),
+            _iter: PhantomData,
+        })
+    }
+
+    /// A fallible map: an error fails the item under the stage's error policy. The closure
+    /// borrows the item, so a retry tries the same item again and a dead letter gets it back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let finished = Pipeline::source(vec!["1", "two", "3"])
+    ///     .stage(Stage::try_map("parse", |s: &&str| s.parse::<u64>()).ordered())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(finished.output, vec![1, 3]);
+    /// assert_eq!(finished.report.failed(), 1);
+    /// assert_eq!(finished.report.errors()[0].to_string(),
+    ///            "stage `parse` failed on item #1: invalid digit found in string");
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn try_map<E, F>(name: &str, f: F) -> Self
+    where
+        E: Into<BoxError> + 'static,
+        F: Fn(&T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        Self::try_flat_map(name, move |item: &T| f(item).map(std::iter::once))
+    }
+
+    /// A fallible flat-map: like [`try_map`](Stage::try_map), with any number of outputs.
+    pub fn try_flat_map<I, E, F>(name: &str, f: F) -> Self
+    where
+        I: IntoIterator<Item = U> + 'static,
+        E: Into<BoxError> + 'static,
+        F: Fn(&T) -> Result<I, E> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        Self::from_logic(name, move || TryLogic {
+            f: Arc::clone(&f),
+            _types: PhantomData,
+        })
+    }
+}
+
+impl<T: Send + 'static> Stage<T, T> {
+    /// A stage that keeps the items for which `keep` returns `true`.
+    pub fn filter<F>(name: &str, keep: F) -> Self
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let f = Arc::new(keep);
+        Self::from_logic(name, move || FilterLogic { f: Arc::clone(&f) })
+    }
+}
+
+impl<T, U> Stage<T, U> {
+    /// The stage's name, as reports and errors show it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the stage on `workers` threads (at least 1; default: the pipeline's default).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Sets how many items the stage's input connector holds before senders wait (at least
+    /// 1; rounded up to whole batches).
+    pub fn capacity(mut self, items: usize) -> Self {
+        self.capacity = Some(items);
+        self
+    }
+
+    /// Sets the most items in one batch on the stage's input connector (at least 1). Larger
+    /// batches cost less per item; a worker still sends a partial batch as soon as it would
+    /// otherwise wait, so light traffic is not delayed.
+    pub fn batch(mut self, items: usize) -> Self {
+        self.batch = Some(items);
+        self
+    }
+
+    /// Makes the stage emit its outputs in input order, however many workers it has. Order
+    /// is restored by a reorder buffer bounded by the pipeline's
+    /// [`reorder_window`](crate::PipelineBuilder::reorder_window).
+    pub fn ordered(mut self) -> Self {
+        self.ordered = true;
+        self
+    }
+
+    /// Sets what the stage does with a failed item (default: the pipeline's policy).
+    pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Hands every item that fails for good in this stage to `handler`, with its error.
+    /// The handler runs on the worker that failed the item.
+    pub fn dead_letter<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(DeadLetter<T>) + Send + Sync + 'static,
+    {
+        self.dead_letter = Some(Arc::new(handler));
+        self
+    }
+
+    /// Receives, on this stage's own response channel, what became of every item the stage
+    /// sent on: delivered to the sink, filtered or failed further down, or cancelled. The
+    /// hook runs on a relay thread of the stage's own, once per item (once per flat-map
+    /// child), in no particular order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+    /// use millrace::{Pipeline, Stage, Status};
+    ///
+    /// let delivered = Arc::new(AtomicU64::new(0));
+    /// let seen = Arc::clone(&delivered);
+    /// Pipeline::source(0..100u64)
+    ///     .stage(Stage::map("wrap", |x: u64| x).on_response(move |_id, status| {
+    ///         if matches!(status, Status::Delivered) {
+    ///             seen.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     }))
+    ///     .filter("even", |x| x % 2 == 0)
+    ///     .for_each(|_| {})
+    ///     .run()?;
+    /// assert_eq!(delivered.load(Ordering::Relaxed), 50);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn on_response<F>(mut self, hook: F) -> Self
+    where
+        F: FnMut(ItemId, &Status) + Send + 'static,
+    {
+        self.hook = Some(Box::new(hook));
+        self
+    }
+}

@@ -1,0 +1,37 @@
+//! The synchronisation primitives the protocols are built on, routed through one place.
+//!
+//! Under `cfg(loom)` every mutex, condition variable and atomic used by the hand-off
+//! protocols ([`crate::window`], [`crate::reorder`]) comes from [loom], so the model checks in
+//! `loom_*.rs` explore every interleaving of the real code; otherwise they are `std`'s.
+//! This is the shim habit of tokio's `crate::loom`.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Locks `mutex`, recovering the guard if a panicking thread poisoned it.
+///
+/// Every critical section in millrace leaves its state consistent before it can
+/// panic (user code never runs under our locks), so poison carries no information.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Waits on `condvar`, recovering the guard from poison like [`lock`].
+pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    match condvar.wait(guard) {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

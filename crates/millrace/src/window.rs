@@ -1,0 +1,148 @@
+//! A sliding window over a sequence: the one blocking primitive of millrace's protocols.
+//!
+//! A [`Window`] lets a single admitter take positions `0, 1, 2, …` while a releaser, further
+//! down the pipeline, advances the window's front as it finishes them. Position `p` may be
+//! taken while `p < front + limit`, so at most `limit` positions are ever taken and not yet
+//! released. Two things use it:
+//!
+//! * **Reorder windows.** An ordered stage restores input order with a reorder buffer (see
+//!   [`crate::reorder`]). The producer that numbers batches for it (the source, or the ordered
+//!   stage before it) admits each batch's sequence number through the window, and the ordered
+//!   stage advances the front as it emits batches in order. However slow one batch is, the
+//!   reorder buffer never holds more than `limit` batches.
+//! * **In-flight credits.** When the response path is on, the source admits each item through
+//!   the window and the origin (whoever finally consumes responses) advances it as responses
+//!   arrive, so every response queue is bounded by `limit`.
+//!
+//! # Why it cannot deadlock
+//!
+//! Only the admitter ever waits, and it waits only for positions it has *already* handed
+//! downstream to be released. Those positions are past it: the stages between it and the
+//! releaser never wait on the admitter, so they finish them, and the releaser advances the
+//! front. The admitter never holds a partial batch while it waits (it admits complete
+//! batches), so nothing it holds is needed for that progress. [`Window::close`] wakes the
+//! admitter for good when a pipeline is cancelled.
+//!
+//! The hand-off (check, wait, advance, notify) is model-checked with loom in
+//! `loom_window.rs`.
+
+use crate::sync::{lock, wait, AtomicU64, Condvar, Mutex, Ordering};
+
+pub(crate) struct Window {
+    limit: u64,
+    front: AtomicU64,
+    state: Mutex<WaitState>,
+    wakeup: Condvar,
+}
+
+#[derive(Default)]
+struct WaitState {
+    waiting: bool,
+    closed: bool,
+}
+
+impl Window {
+    /// A window of `limit` positions (at least 1).
+    pub(crate) fn new(limit: u64) -> Self {
+        Window {
+            limit: limit.max(1),
+            front: AtomicU64::new(0),
+            state: Mutex::new(WaitState::default()),
+            wakeup: Condvar::new(),
+        }
+    }
+
+    fn open_for(&self, position: u64) -> bool {
+        position
+            < self
+                .front
+                .load(Ordering::Acquire)
+                .saturating_add(self.limit)
+    }
+
+    /// Waits until `position` is inside the window. Returns `false` if the window was closed.
+    pub(crate) fn admit(&self, position: u64) -> bool {
+        if self.open_for(position) {
+            return true;
+        }
+        let mut state = lock(&self.state);
+        loop {
+            if state.closed {
+                return false;
+            }
+            if self.open_for(position) {
+                state.waiting = false;
+                return true;
+            }
+            state.waiting = true;
+            state = wait(&self.wakeup, state);
+        }
+    }
+
+    /// Moves the front on by `released` positions, waking the admitter if it waits.
+    pub(crate) fn advance(&self, released: u64) {
+        if released == 0 {
+            return;
+        }
+        self.front.fetch_add(released, Ordering::AcqRel);
+        let mut state = lock(&self.state);
+        if state.waiting {
+            state.waiting = false;
+            self.wakeup.notify_all();
+        }
+    }
+
+    /// Opens the window for good: every `admit`, now and later, returns `false` at once.
+    pub(crate) fn close(&self) {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        state.waiting = false;
+        self.wakeup.notify_all();
+    }
+
+    /// How many positions have been released.
+    #[cfg(any(test, loom))]
+    pub(crate) fn front(&self) -> u64 {
+        self.front.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    #[test]
+    fn admits_up_to_the_limit_without_waiting() {
+        let w = Window::new(3);
+        assert!(w.admit(0));
+        assert!(w.admit(2));
+        assert_eq!(w.front(), 0);
+    }
+
+    #[test]
+    fn admitter_waits_until_the_front_advances() {
+        let w = Arc::new(Window::new(2));
+        let w2 = Arc::clone(&w);
+        let admitter = thread::spawn(move || w2.admit(5));
+        thread::sleep(Duration::from_millis(20));
+        assert!(
+            !admitter.is_finished(),
+            "position 5 must wait while front + limit = 2"
+        );
+        w.advance(4);
+        assert!(admitter.join().unwrap());
+    }
+
+    #[test]
+    fn close_releases_a_waiting_admitter() {
+        let w = Arc::new(Window::new(1));
+        let w2 = Arc::clone(&w);
+        let admitter = thread::spawn(move || w2.admit(10));
+        thread::sleep(Duration::from_millis(20));
+        w.close();
+        assert!(!admitter.join().unwrap());
+    }
+}
