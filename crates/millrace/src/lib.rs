@@ -89,3 +89,8 @@ pub use policy::{ErrorPolicy, Retry};
 pub use report::{Bottleneck, Latency, Report, StageReport};
 pub use response::{Outcome, Responses, Status};
 pub use stage::{DeadLetter, Stage};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
