@@ -25,8 +25,9 @@ use crate::metrics::StageMetrics;
 use crate::policy::ErrorPolicy;
 use crate::reorder::Reorder;
 use crate::response::{relay, Hook, ResponseBatch, Responses, Upstream};
-use crate::stage::worker::{DeadLetterFn, EmitMode, OrderedEmit, StageCtx};
-use crate::stage::{Launcher, Stage};
+use crate::stage::process::{DeadLetterFn, MakeProcess, StageCtx};
+use crate::stage::worker::{run_worker, EmitMode, Emitter, InletPull, MakePull, OrderedEmit, Then};
+use crate::stage::Stage;
 use crate::window::Window;
 
 use super::sink::{SinkCtx, SINK};
@@ -41,6 +42,7 @@ pub(crate) struct Settings {
     pub(crate) policy: ErrorPolicy,
     pub(crate) reorder_window: Option<usize>,
     pub(crate) max_in_flight: usize,
+    pub(crate) fuse: bool,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             policy: ErrorPolicy::Skip,
             reorder_window: None,
             max_in_flight: 1 << 16,
+            fuse: false,
         }
     }
 }
@@ -69,6 +72,8 @@ pub(crate) struct StagePlan {
 
 /// One stage's settings, defaults applied.
 struct Resolved {
+    /// Runs on the previous stage's workers (no connector of its own).
+    fused: bool,
     workers: usize,
     batch: usize,
     queue: usize,
@@ -102,19 +107,29 @@ impl Launch {
         hooks: Vec<Option<Hook>>,
         serve: bool,
     ) -> (Self, Option<Responses<O>>) {
-        let resolved: Vec<Resolved> = plan
-            .iter()
-            .map(|p| {
-                let batch = p.batch.unwrap_or(settings.batch);
-                Resolved {
-                    workers: p.workers.unwrap_or(settings.workers),
-                    batch,
-                    queue: batches(p.capacity.unwrap_or(settings.capacity), batch),
-                    ordered: p.ordered,
-                    policy: p.policy.unwrap_or(settings.policy),
-                }
-            })
-            .collect();
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
+        for p in plan {
+            let batch = p.batch.unwrap_or(settings.batch);
+            let workers = p.workers.unwrap_or(settings.workers);
+            // Fuse with the stage before when the pipeline asks, the worker counts match,
+            // and that stage's output need not pass through a reorder buffer first.
+            let fused = settings.fuse
+                && resolved
+                    .last()
+                    .is_some_and(|prev: &Resolved| prev.workers == workers && !prev.ordered);
+            resolved.push(Resolved {
+                fused,
+                workers,
+                batch,
+                queue: if fused {
+                    0
+                } else {
+                    batches(p.capacity.unwrap_or(settings.capacity), batch)
+                },
+                ordered: p.ordered,
+                policy: p.policy.unwrap_or(settings.policy),
+            });
+        }
         let source = Arc::new(StageMetrics::new(Arc::from("source"), 1, 0));
         let stages = plan
             .iter()
@@ -234,7 +249,7 @@ impl Launch {
         }
     }
 
-    pub(crate) fn start_source<S: Send + 'static>(&mut self, source: Source<S>) -> Inlet<S> {
+    pub(crate) fn start_source<S: Send + 'static>(&mut self, source: Source<S>) -> Open<S> {
         let (batch, queue) = self.connector_into(0);
         let (outlet, inlet) = connector(queue);
         let ctx = SourceCtx {
@@ -250,49 +265,118 @@ impl Launch {
             .spawn(move || run_source(source, ctx, outlet))
             .expect("the OS refused to start the source thread");
         self.threads.push(handle);
-        inlet
+        Open::Connected(inlet)
     }
 
-    pub(crate) fn start_stage<T: Send + 'static, U: Send + 'static>(
-        &mut self,
-        index: usize,
-        launch: Launcher<T, U>,
-        dead_letter: Option<DeadLetterFn<T>>,
-        inlet: Inlet<T>,
-    ) -> Inlet<U> {
-        let (out_batch, out_queue) = self.connector_into(index + 1);
-        let (outlet, next_inlet) = connector(out_queue);
-        let r = &self.resolved[index];
-        let emit = if r.ordered {
+    /// How the segment ending with stage `last` hands its output on.
+    fn emit_mode<U>(&self, last: usize) -> EmitMode<U> {
+        if self.resolved[last].ordered {
             EmitMode::Ordered(Box::new(OrderedEmit {
                 reorder: Reorder::new(),
-                region: self.windows[index]
+                region: self.windows[last]
                     .clone()
                     .expect("every ordered stage has a window"),
-                next_gate: self.next_gate(Some(index)),
+                next_gate: self.next_gate(Some(last)),
                 next_seq: AtomicU64::new(0),
             }))
-        } else if self.has_ordered_after(index) {
+        } else if self.has_ordered_after(last) {
             EmitMode::Preserve
         } else {
             EmitMode::Free
+        }
+    }
+
+    /// Ends an open segment at the connector into stage `next` (or the sink): starts the
+    /// segment's workers, each running its pull chain into a shared emitter.
+    pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
+        let Open::Pending {
+            make_pull,
+            workers,
+            last,
+        } = open
+        else {
+            let Open::Connected(inlet) = open else {
+                unreachable!()
+            };
+            return inlet;
         };
+        let (out_batch, out_queue) = self.connector_into(next);
+        let (outlet, inlet) = connector(out_queue);
+        let metrics = Arc::clone(&self.control.stages[last]);
+        let emitter = Arc::new(Emitter {
+            mode: self.emit_mode(last),
+            out_batch,
+            metrics: Arc::clone(&metrics),
+            events: self.route_before(last),
+            control: Arc::clone(&self.control),
+            alive: AtomicUsize::new(workers),
+        });
+        for worker in 0..workers {
+            let (input, emitter, outlet) =
+                (make_pull(worker), Arc::clone(&emitter), outlet.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("millrace-{}-{worker}", metrics.name))
+                .spawn(move || run_worker(input, emitter, worker, outlet))
+                .expect("the OS refused to start a worker thread");
+            self.threads.push(handle);
+        }
+        inlet
+    }
+
+    /// Adds stage `index` to the open end: onto the open segment if the stage is fused with
+    /// the one before, else as a new segment reading from a connector.
+    pub(crate) fn start_stage<T: Send + 'static, U: Send + 'static>(
+        &mut self,
+        index: usize,
+        make_process: MakeProcess<T, U>,
+        dead_letter: Option<DeadLetterFn<T>>,
+        open: Open<T>,
+    ) -> Open<U> {
+        let r = &self.resolved[index];
+        let (workers, policy, fused) = (r.workers, r.policy, r.fused);
         let metrics = Arc::clone(&self.control.stages[index]);
+        let events = self.route_before(index);
         let ctx = Arc::new(StageCtx {
             name: Arc::clone(&metrics.name),
-            metrics,
-            policy: r.policy,
+            metrics: Arc::clone(&metrics),
+            policy,
             dead_letter,
-            out_batch,
-            emit,
-            events: self.route_before(index),
+            events: events.clone(),
             expanded: self.credits.as_ref().map(|c| Arc::clone(&c.expanded)),
             control: Arc::clone(&self.control),
-            alive: AtomicUsize::new(r.workers),
         });
-        let handles = launch(ctx, r.workers, inlet, outlet);
-        self.threads.extend(handles);
-        next_inlet
+        let input: MakePull<T> = match open {
+            Open::Pending { make_pull, .. } if fused => make_pull,
+            open => {
+                let inlet = self.connect(open, index);
+                let control = Arc::clone(&self.control);
+                Arc::new(move |worker| {
+                    Box::new(InletPull {
+                        inlet: inlet.clone(),
+                        metrics: Arc::clone(&metrics),
+                        worker,
+                        events: events.clone(),
+                        control: Arc::clone(&control),
+                    })
+                })
+            }
+        };
+        let make_pull: MakePull<U> = Arc::new(move |worker| {
+            Box::new(Then {
+                inner: input(worker),
+                stage: make_process(&ctx, worker),
+            })
+        });
+        Open::Pending {
+            make_pull,
+            workers,
+            last: index,
+        }
+    }
+
+    /// The index the sink's connector counts as (one past the last stage).
+    pub(crate) fn sink_index(&self) -> usize {
+        self.resolved.len()
     }
 
     pub(crate) fn sink_ctx(&self) -> SinkCtx {
@@ -304,6 +388,20 @@ impl Launch {
     }
 }
 
+/// The open end of a pipeline being launched.
+pub(crate) enum Open<T> {
+    /// Items arrive on this connector.
+    Connected(Inlet<T>),
+    /// A segment of stages whose workers start once it is known where its output goes
+    /// (and whether the next stage joins it).
+    Pending {
+        make_pull: MakePull<T>,
+        workers: usize,
+        /// The segment's last stage.
+        last: usize,
+    },
+}
+
 /// The pieces of a [`Stage`] the launch needs, apart from its settings and hook.
 pub(crate) fn stage_parts<T, U>(
     stage: Stage<T, U>,
@@ -311,7 +409,7 @@ pub(crate) fn stage_parts<T, U>(
     StagePlan,
     Option<Hook>,
     Option<DeadLetterFn<T>>,
-    Launcher<T, U>,
+    MakeProcess<T, U>,
 ) {
     let plan = StagePlan {
         name: stage.name,
@@ -321,5 +419,5 @@ pub(crate) fn stage_parts<T, U>(
         ordered: stage.ordered,
         policy: stage.policy,
     };
-    (plan, stage.hook, stage.dead_letter, stage.launch)
+    (plan, stage.hook, stage.dead_letter, stage.make_process)
 }

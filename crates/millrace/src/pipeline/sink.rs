@@ -27,12 +27,18 @@ use crate::sync::lock;
 /// The name errors and reports give the sink.
 pub(crate) const SINK: &str = "sink";
 
-/// What a sink thread does with items.
+/// Consumes a batch item by item; returns the ids of the items consumed without a panic.
+pub(crate) type EachFn<T> = Box<dyn FnMut(&SinkCtx, Batch<T>) -> Ids + Send>;
+/// Folds a batch's items into the accumulator.
+pub(crate) type FoldFn<T, R> = Box<dyn FnMut(R, Vec<T>) -> R + Send>;
+
+/// What a sink thread does with items. The closures take whole batches and are built where
+/// the user's closure type is known, so the per-item loop has no dynamic call.
 pub(crate) enum SinkFn<T, R> {
     /// Consume each item; a panic fails that item.
-    Each(Box<dyn FnMut(T) + Send>, Box<dyn FnOnce() -> R + Send>),
+    Each(EachFn<T>, Box<dyn FnOnce() -> R + Send>),
     /// Fold items into a value; a panic is fatal.
-    Fold(Box<dyn FnMut(R, T) -> R + Send>, R),
+    Fold(FoldFn<T, R>, R),
 }
 
 pub(crate) struct SinkCtx {
@@ -85,7 +91,7 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
         SinkFn::Each(mut each, finish) => {
             while let Some(batch) = ctx.next_batch(&inlet) {
                 let start = Instant::now();
-                let delivered = consume_each(&ctx, batch, &mut each);
+                let delivered = each(&ctx, batch);
                 let counters = ctx.counters();
                 counters.add_time(&counters.busy_ns, start.elapsed());
                 ctx.delivered(delivered, None);
@@ -97,13 +103,7 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
             while let Some(batch) = ctx.next_batch(&inlet) {
                 let start = Instant::now();
                 let Batch { ids, items, .. } = batch;
-                let folded = catch_unwind(AssertUnwindSafe(|| {
-                    let mut value = acc.take()?;
-                    for item in items {
-                        value = fold(value, item);
-                    }
-                    Some(value)
-                }));
+                let folded = catch_unwind(AssertUnwindSafe(|| Some(fold(acc.take()?, items))));
                 let counters = ctx.counters();
                 counters.add_time(&counters.busy_ns, start.elapsed());
                 match folded {
@@ -123,7 +123,7 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
 
 /// Feeds a batch to a `for_each` closure, item by item, resuming after a panic. Returns
 /// the ids of the items it consumed without panicking.
-fn consume_each<T>(ctx: &SinkCtx, batch: Batch<T>, each: &mut Box<dyn FnMut(T) + Send>) -> Ids {
+pub(crate) fn consume_each<T, F: FnMut(T)>(ctx: &SinkCtx, batch: Batch<T>, each: &mut F) -> Ids {
     let Batch { ids, items, .. } = batch;
     let mut items = items.into_iter();
     let mut next = 0usize;

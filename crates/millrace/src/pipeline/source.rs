@@ -38,8 +38,12 @@ use crate::window::Window;
 /// How often a waiting submitter source looks for a stop request.
 const STOP_POLL: Duration = Duration::from_millis(20);
 
+/// Runs an iterator source to its end; monomorphised for the iterator's type, so filling a
+/// batch is a tight loop with no dynamic call per item.
+pub(crate) type IterSource<S> = Box<dyn FnOnce(&SourceCtx, &Outlet<S>) + Send>;
+
 pub(crate) enum Source<S> {
-    Iter(Box<dyn Iterator<Item = S> + Send>),
+    Iter(IterSource<S>),
     Submitted(Receiver<(ItemId, S)>, Weak<SubmitShared<S>>),
 }
 
@@ -106,25 +110,20 @@ impl SourceCtx {
 
 pub(crate) fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, outlet: Outlet<S>) {
     match source {
-        Source::Iter(iter) => run_iter(iter, &ctx, &outlet),
+        Source::Iter(run) => run(&ctx, &outlet),
         Source::Submitted(rx, shared) => run_submitted(rx, shared, &ctx, &outlet),
     }
 }
 
-fn run_iter<S>(mut iter: Box<dyn Iterator<Item = S> + Send>, ctx: &SourceCtx, outlet: &Outlet<S>) {
+pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, outlet: &Outlet<S>) {
     let mut next_id = 0u64;
     let mut seq = 0u64;
     while !ctx.control.stopping() {
         let start = Instant::now();
         let mut items = Vec::with_capacity(ctx.batch);
         let filled = catch_unwind(AssertUnwindSafe(|| {
-            while items.len() < ctx.batch {
-                match iter.next() {
-                    Some(item) => items.push(item),
-                    None => return false,
-                }
-            }
-            true
+            items.extend(iter.by_ref().take(ctx.batch));
+            items.len() == ctx.batch
         }));
         let more = match filled {
             Ok(more) => more,

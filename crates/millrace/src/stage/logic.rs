@@ -27,8 +27,23 @@ pub(crate) enum Step<T> {
 
 /// One worker's processing of single items.
 pub(crate) trait Logic<T, U>: Send + 'static {
+    /// Whether every call emits exactly one output and never fails without panicking (a
+    /// map). The worker then keeps the batch's ids as they are instead of rebuilding them.
+    const ONE_TO_ONE: bool = false;
+
     /// Processes `item`, pushing its outputs onto `out`.
     fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T>;
+
+    /// Maps `item` to its one output; called instead of [`call`](Logic::call) when
+    /// [`ONE_TO_ONE`](Logic::ONE_TO_ONE) holds, so a batch maps in one `extend`.
+    fn map_one(&mut self, item: T) -> U {
+        let mut out = Vec::with_capacity(1);
+        self.call(item, &mut out);
+        match out.pop() {
+            Some(u) => u,
+            None => unreachable!("a one-to-one form emitted nothing"),
+        }
+    }
 }
 
 pub(crate) struct MapLogic<F, S> {
@@ -41,10 +56,17 @@ where
     F: Fn(&mut S, T) -> U + Send + Sync + 'static,
     S: Send + 'static,
 {
+    const ONE_TO_ONE: bool = true;
+
     #[inline]
     fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
         out.push((self.f)(&mut self.state, item));
         Step::Emitted(1)
+    }
+
+    #[inline]
+    fn map_one(&mut self, item: T) -> U {
+        (self.f)(&mut self.state, item)
     }
 }
 

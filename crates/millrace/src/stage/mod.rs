@@ -22,20 +22,19 @@
 //! instead, so that a failed item can be retried and handed to the dead letters whole.
 
 pub(crate) mod logic;
+pub(crate) mod process;
 pub(crate) mod worker;
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crate::connector::{Inlet, Outlet};
 use crate::error::{BoxError, ItemError};
 use crate::item::ItemId;
 use crate::policy::ErrorPolicy;
 use crate::response::{Hook, Status};
 use logic::{FilterLogic, FlatMapLogic, Logic, MapLogic, TryLogic};
-use worker::{run_worker, DeadLetterFn, StageCtx};
+use process::{DeadLetterFn, MakeProcess, StageWorker};
 
 /// An item that failed for good, with its error: what a stage's dead-letter handler gets.
 #[derive(Debug)]
@@ -48,11 +47,6 @@ pub struct DeadLetter<T> {
     /// they always do; an infallible form that panicked consumed it.
     pub item: Option<T>,
 }
-
-/// Starts a stage's workers: given the stage's shared context, its worker count, its inlet and
-/// its outlet, spawns the threads (each running the worker loop for this stage's logic).
-pub(crate) type Launcher<T, U> =
-    Box<dyn FnOnce(Arc<StageCtx<T, U>>, usize, Inlet<T>, Outlet<U>) -> Vec<JoinHandle<()>> + Send>;
 
 /// One stage of a pipeline: a named piece of work from `T` to `U`, with its own workers.
 ///
@@ -79,7 +73,7 @@ pub struct Stage<T, U> {
     pub(crate) policy: Option<ErrorPolicy>,
     pub(crate) dead_letter: Option<DeadLetterFn<T>>,
     pub(crate) hook: Option<Hook>,
-    pub(crate) launch: Launcher<T, U>,
+    pub(crate) make_process: MakeProcess<T, U>,
 }
 
 impl<T, U> fmt::Debug for Stage<T, U> {
@@ -102,17 +96,13 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         M: Fn() -> L + Send + Sync + 'static,
     {
         let make = Arc::new(make);
-        let launch: Launcher<T, U> = Box::new(move |ctx, workers, inlet, outlet| {
-            (0..workers)
-                .map(|index| {
-                    let (ctx, make) = (Arc::clone(&ctx), Arc::clone(&make));
-                    let (inlet, outlet) = (inlet.clone(), outlet.clone());
-                    std::thread::Builder::new()
-                        .name(format!("millrace-{}-{index}", ctx.name))
-                        .spawn(move || run_worker(ctx, index, make, inlet, outlet))
-                        .expect("the OS refused to start a worker thread")
-                })
-                .collect()
+        let make_process: MakeProcess<T, U> = Box::new(move |ctx, worker| {
+            Box::new(StageWorker {
+                ctx: Arc::clone(ctx),
+                worker,
+                logic: make(),
+                make: Arc::clone(&make),
+            })
         });
         Stage {
             name: Arc::from(name),
@@ -123,7 +113,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             policy: None,
             dead_letter: None,
             hook: None,
-            launch,
+            make_process,
         }
     }
 

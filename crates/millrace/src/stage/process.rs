@@ -1,0 +1,263 @@
+//! Processing one batch in one stage: the per-item loop, panics, retries and failures.
+//!
+//! [`StageCtx::process`] runs a stage's [`Logic`] over a batch inside one `catch_unwind` that
+//! resumes after the item that panicked, so a panic fails that item only and costs nothing
+//! otherwise. A map (one output per input) keeps the batch's ids as they are; other forms
+//! rebuild them as they emit. Failures are logged, dead-lettered, answered on the response
+//! path and, under [`ErrorPolicy::Stop`], stop the pipeline.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::control::Control;
+use crate::error::{panic_message, ItemError, ItemErrorKind, RunErrorKind};
+use crate::item::{Batch, Ids, ItemId};
+use crate::metrics::{Counters, StageMetrics};
+use crate::policy::ErrorPolicy;
+use crate::response::{ResponseBatch, Status, Upstream};
+use crate::stage::logic::{Logic, Step};
+use crate::stage::DeadLetter;
+
+pub(crate) type DeadLetterFn<T> = Arc<dyn Fn(DeadLetter<T>) + Send + Sync>;
+
+/// Everything the workers of one stage share for processing.
+pub(crate) struct StageCtx<T> {
+    pub(crate) name: Arc<str>,
+    pub(crate) metrics: Arc<StageMetrics>,
+    pub(crate) policy: ErrorPolicy,
+    pub(crate) dead_letter: Option<DeadLetterFn<T>>,
+    /// Where responses for items that end in this stage go; `None` when the path is off.
+    pub(crate) events: Option<Upstream>,
+    /// Extra responses created by flat-maps, for the in-flight window's accounting.
+    pub(crate) expanded: Option<Arc<AtomicU64>>,
+    pub(crate) control: Arc<Control>,
+}
+
+/// One batch step of a segment's pipeline of stages: one worker's processing of one stage.
+pub(crate) trait Process<T, U>: Send {
+    fn process(&mut self, batch: Batch<T>) -> Batch<U>;
+}
+
+/// Makes a worker's [`Process`] for a stage, given the stage's context and the worker index.
+pub(crate) type MakeProcess<T, U> =
+    Box<dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn Process<T, U>> + Send + Sync>;
+
+/// A worker's processing of one stage with logic `L`, rebuilt by `make` after a panic.
+pub(crate) struct StageWorker<T, L, M> {
+    pub(crate) ctx: Arc<StageCtx<T>>,
+    pub(crate) worker: usize,
+    pub(crate) logic: L,
+    pub(crate) make: Arc<M>,
+}
+
+impl<T, U, L, M> Process<T, U> for StageWorker<T, L, M>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    L: Logic<T, U>,
+    M: Fn() -> L + Send + Sync + 'static,
+{
+    fn process(&mut self, batch: Batch<T>) -> Batch<U> {
+        let counters = self.ctx.metrics.slot(self.worker);
+        counters.add(&counters.batches, 1);
+        counters.add(&counters.items_in, batch.len() as u64);
+        let start = Instant::now();
+        let out = self
+            .ctx
+            .process(batch, &mut self.logic, &*self.make, counters);
+        counters.add_time(&counters.busy_ns, start.elapsed());
+        out
+    }
+}
+
+/// Per-batch tallies, added to the worker's counter slot once per batch.
+#[derive(Default)]
+struct Tally {
+    out: u64,
+    filtered: u64,
+    failed: u64,
+    retries: u64,
+    expanded: u64,
+}
+
+impl<T: Send + 'static> StageCtx<T> {
+    pub(crate) fn process<U, L, M>(
+        &self,
+        batch: Batch<T>,
+        logic: &mut L,
+        make: &M,
+        counters: &Counters,
+    ) -> Batch<U>
+    where
+        L: Logic<T, U>,
+        M: Fn() -> L,
+    {
+        let Batch {
+            seq,
+            born,
+            ids,
+            items,
+        } = batch;
+        let mut out = Batch::new(seq, born, items.len());
+        let mut tally = Tally::default();
+        let mut events = Vec::new();
+        let total = items.len();
+        let mut items = items.into_iter();
+        let mut next = 0usize;
+        // Positions (in the input) of items that panicked in a one-to-one stage.
+        let mut panicked = Vec::new();
+        loop {
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                if L::ONE_TO_ONE {
+                    // A map: outputs line up with inputs, so ids need no bookkeeping, and
+                    // the batch maps in one `extend` the compiler can unroll.
+                    out.items
+                        .extend(items.by_ref().map(|item| logic.map_one(item)));
+                    next = total;
+                } else {
+                    for item in items.by_ref() {
+                        let id = ids.get(next);
+                        next += 1;
+                        self.handle(id, item, logic, &mut out, &mut tally, &mut events);
+                    }
+                }
+            }));
+            match run {
+                Ok(()) => break,
+                Err(payload) => {
+                    if L::ONE_TO_ONE {
+                        // The item that panicked was the last one taken from `items`.
+                        next = total - items.len();
+                    }
+                    let id = ids.get(next - 1);
+                    if L::ONE_TO_ONE {
+                        // `next - 1` items went in before this one, less those that panicked.
+                        out.items.truncate(next - 1 - panicked.len());
+                        panicked.push(next - 1);
+                    } else {
+                        // Outputs pushed by the item that panicked have no ids yet.
+                        out.items.truncate(out.ids.len());
+                    }
+                    let kind = ItemErrorKind::Panicked(panic_message(&*payload));
+                    tally.failed += 1;
+                    self.fail(id, None, 1, kind, &mut events);
+                    *logic = make();
+                }
+            }
+        }
+        if L::ONE_TO_ONE {
+            tally.out = out.items.len() as u64;
+            out.ids = if panicked.is_empty() {
+                ids
+            } else {
+                let mut kept = Ids::default();
+                let mut skip = panicked.iter().peekable();
+                for (i, id) in ids.iter().enumerate() {
+                    if skip.peek() == Some(&&i) {
+                        skip.next();
+                    } else {
+                        kept.push(id);
+                    }
+                }
+                kept
+            };
+        }
+        counters.add(&counters.items_out, tally.out);
+        counters.add(&counters.filtered, tally.filtered);
+        counters.add(&counters.failed, tally.failed);
+        counters.add(&counters.retries, tally.retries);
+        if let Some(expanded) = &self.expanded {
+            if tally.expanded > 0 {
+                expanded.fetch_add(tally.expanded, Ordering::AcqRel);
+            }
+        }
+        if let Some(events_to) = &self.events {
+            events_to.send(ResponseBatch::Ended(events));
+        }
+        out
+    }
+
+    #[inline]
+    fn handle<U, L: Logic<T, U>>(
+        &self,
+        id: ItemId,
+        item: T,
+        logic: &mut L,
+        out: &mut Batch<U>,
+        tally: &mut Tally,
+        events: &mut Vec<(ItemId, Status)>,
+    ) {
+        let mut item = item;
+        let mut attempt = 1;
+        loop {
+            match logic.call(item, &mut out.items) {
+                Step::Emitted(n) => {
+                    for _ in 0..n {
+                        out.ids.push(id);
+                    }
+                    tally.out += n as u64;
+                    tally.expanded += n as u64 - 1;
+                    return;
+                }
+                Step::Filtered => {
+                    tally.filtered += 1;
+                    if self.events.is_some() {
+                        let stage = Arc::clone(&self.name);
+                        events.push((id, Status::Filtered { stage }));
+                    }
+                    return;
+                }
+                Step::Failed(Some(back), _)
+                    if attempt < self.policy.attempts() && !self.control.cancelled() =>
+                {
+                    attempt += 1;
+                    tally.retries += 1;
+                    if let ErrorPolicy::Retry(retry) = &self.policy {
+                        std::thread::sleep(retry.delay_before(attempt));
+                    }
+                    item = back;
+                }
+                Step::Failed(back, kind) => {
+                    tally.failed += 1;
+                    self.fail(id, back, attempt, kind, events);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An item failed for good: log it, dead-letter it, respond, and stop if the policy says.
+    fn fail(
+        &self,
+        id: ItemId,
+        item: Option<T>,
+        attempts: u32,
+        kind: ItemErrorKind,
+        events: &mut Vec<(ItemId, Status)>,
+    ) {
+        let error = ItemError::new(id, Arc::clone(&self.name), attempts, kind);
+        self.control.log_error(&error);
+        if let Some(dead_letter) = &self.dead_letter {
+            let letter = DeadLetter {
+                id,
+                error: error.clone(),
+                item,
+            };
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| dead_letter(letter))) {
+                self.control.hook_panicked(format!(
+                    "dead-letter handler of stage `{}` panicked: {}",
+                    self.name,
+                    panic_message(&*payload)
+                ));
+            }
+        }
+        if self.policy.stops() {
+            self.control.fail(RunErrorKind::Item(error.clone()));
+        }
+        if self.events.is_some() {
+            events.push((id, Status::Failed(error)));
+        }
+    }
+}
