@@ -1,1 +1,71 @@
-fn main() {}
+//! `millrace-bench`: runs the benchmark matrix of issue 3 and prints its tables.
+//!
+//! See `--help`, the [`millrace_bench`] crate docs and `BENCHMARKS.md`.
+
+use std::process::ExitCode;
+
+use millrace_bench::cli::{self, Command, Options};
+use millrace_bench::{machine, matrix, rss, table, targets};
+
+fn run_matrix(options: &Options) -> ExitCode {
+    let result = matrix::run(options);
+    let heading = |title: &str| {
+        if options.markdown {
+            format!("\n### {title}\n\n")
+        } else {
+            format!("\n{title}\n\n")
+        }
+    };
+    println!("command: {}", options.command_line());
+    println!("machine: {}", machine::describe());
+    if options.quick {
+        println!("QUICK run (N / 1000): checksums only, the figures mean nothing");
+    }
+    print!("{}", heading("Throughput (median of the runs)"));
+    print!("{}", table::throughput(&result).render(options.markdown));
+    if !result.rss.is_empty() {
+        print!("{}", heading("Peak memory (one run per child process)"));
+        print!("{}", table::peak_memory(&result).render(options.markdown));
+    }
+    print!("{}", heading("Targets of issue 3"));
+    print!(
+        "{}",
+        table::targets(&targets::evaluate(&result)).render(options.markdown)
+    );
+    if result.errors.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("\nTHE BENCHMARK FAILED: {} error(s)", result.errors.len());
+    for error in &result.errors {
+        eprintln!("  error: {error}");
+    }
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    match cli::parse(std::env::args().skip(1)) {
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Child {
+            workload,
+            implementation,
+            n,
+        }) => match rss::child_report(workload, &implementation, n) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(Command::Matrix(options)) => run_matrix(&options),
+    }
+}

@@ -1,0 +1,24 @@
+//! The machine the figures were measured on: core count and CPU model.
+
+/// Cores available to this process (`std::thread::available_parallelism`, 1 if unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The CPU model from `/proc/cpuinfo`, where the OS has one.
+pub fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, model)| model.trim().to_owned())
+}
+
+/// One line describing the machine.
+pub fn describe() -> String {
+    format!(
+        "{} cores available, CPU: {}",
+        cores(),
+        cpu_model().unwrap_or_else(|| "unknown".to_owned())
+    )
+}

@@ -1,0 +1,285 @@
+//! The matrix: every selected workload through every implementation, timed in one process
+//! run, then peak memory in child processes, with every checksum checked against the
+//! sequential loop's.
+//!
+//! Progress goes to stderr so that stdout holds only the tables. A failed implementation or
+//! a checksum mismatch does not stop the matrix: it is collected in
+//! [`MatrixResult::errors`], and the binary exits nonzero after printing what it has.
+
+use std::time::Instant;
+
+use crate::cli::Options;
+use crate::error::Error;
+use crate::machine;
+use crate::measure::{measure, Measurement};
+use crate::rss::{measure_in_child, ChildRun};
+use crate::workloads::{w5_large, Implementation, Workload};
+
+/// One implementation's measurement.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// How the workload ran.
+    pub implementation: Implementation,
+    /// Its timed runs.
+    pub measurement: Measurement,
+}
+
+/// One workload's rows.
+#[derive(Clone, Debug)]
+pub struct WorkloadResult {
+    /// The workload.
+    pub workload: Workload,
+    /// Items per run.
+    pub n: u64,
+    /// Every implementation that ran, baselines first.
+    pub rows: Vec<Row>,
+}
+
+impl WorkloadResult {
+    /// The rate of the first row of the named implementation (`sequential`, `rayon`,
+    /// `crossbeam`).
+    pub fn rate_of(&self, name: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|row| row.implementation.name() == name)
+            .map(|row| row.measurement.rate())
+    }
+
+    /// The fastest millrace row.
+    pub fn best_millrace(&self) -> Option<&Row> {
+        self.rows
+            .iter()
+            .filter(|row| matches!(row.implementation, Implementation::Millrace(_)))
+            .max_by(|a, b| a.measurement.rate().total_cmp(&b.measurement.rate()))
+    }
+
+    /// The ideal rate on `cores` cores: cores × the sequential loop's rate (W2 and W4 only).
+    pub fn ideal(&self, cores: usize) -> Option<f64> {
+        if !self.workload.has_ideal() {
+            return None;
+        }
+        self.rate_of("sequential").map(|rate| rate * cores as f64)
+    }
+}
+
+/// One peak-memory figure.
+#[derive(Clone, Debug)]
+pub struct RssRow {
+    /// The workload.
+    pub workload: Workload,
+    /// The implementation's name.
+    pub implementation: &'static str,
+    /// How it was configured, for the table.
+    pub setup: String,
+    /// Items.
+    pub n: u64,
+    /// What the child reported.
+    pub run: ChildRun,
+    /// The most 1 MiB buffers the settings allow in flight (W5).
+    pub in_flight: Option<usize>,
+}
+
+/// Everything one matrix run measured.
+#[derive(Debug, Default)]
+pub struct MatrixResult {
+    /// Cores available.
+    pub cores: usize,
+    /// The workloads run, in order (pending ones with no rows).
+    pub workloads: Vec<WorkloadResult>,
+    /// Peak-memory figures.
+    pub rss: Vec<RssRow>,
+    /// Failures and checksum mismatches: any makes the run fail.
+    pub errors: Vec<Error>,
+}
+
+impl MatrixResult {
+    /// The result for `workload`, if it ran.
+    pub fn workload(&self, workload: Workload) -> Option<&WorkloadResult> {
+        self.workloads.iter().find(|w| w.workload == workload)
+    }
+
+    /// The peak-memory figure of `implementation` on `workload` at `n` items.
+    pub fn rss_of(&self, workload: Workload, implementation: &str, n: u64) -> Option<&RssRow> {
+        self.rss
+            .iter()
+            .find(|r| r.workload == workload && r.implementation == implementation && r.n == n)
+    }
+}
+
+/// The peak-memory runs: (workload, implementation, multiple of N). Each N is also run
+/// sequentially, for the floor of a process's own memory and the reference checksum.
+const RSS_PLAN: [(Workload, &str, u64); 9] = [
+    (Workload::W1Seed, "sequential", 1),
+    (Workload::W1Seed, "millrace", 1),
+    (Workload::W1Seed, "sequential", 10),
+    (Workload::W1Seed, "millrace", 10),
+    (Workload::W5Large, "sequential", 1),
+    (Workload::W5Large, "crossbeam", 1),
+    (Workload::W5Large, "millrace", 1),
+    (Workload::W5Large, "sequential", 2),
+    (Workload::W5Large, "millrace", 2),
+];
+
+/// How the table describes an implementation's setup: threads, settings.
+pub fn setup(workload: Workload, implementation: &Implementation) -> String {
+    match implementation {
+        Implementation::Sequential => "1 thread".to_owned(),
+        Implementation::Rayon => format!("rayon pool, {} threads", machine::cores()),
+        Implementation::Crossbeam => format!(
+            "{} threads (source, 1 per stage, sink), 1 item/msg, cap {}",
+            workload.stages() + 2,
+            workload.channel_capacity()
+        ),
+        Implementation::Millrace(config) => {
+            format!("{config} ({} threads)", config.threads())
+        }
+    }
+}
+
+fn run_workload(options: &Options, workload: Workload, errors: &mut Vec<Error>) -> WorkloadResult {
+    let n = options.n(workload);
+    let mut rows: Vec<Row> = Vec::new();
+    for implementation in workload.implementations() {
+        let label = format!("{workload} · {}", setup(workload, &implementation));
+        eprint!("  {label} … ");
+        let start = Instant::now();
+        let measured = measure(
+            workload.code(),
+            implementation.name(),
+            options.runs,
+            n,
+            || workload.run(&implementation, n),
+        );
+        match measured {
+            Ok(measurement) => {
+                eprintln!(
+                    "{:.2} M items/s ({:.1} s)",
+                    measurement.rate() / 1e6,
+                    start.elapsed().as_secs_f64()
+                );
+                rows.push(Row {
+                    implementation,
+                    measurement,
+                });
+            }
+            Err(e) => {
+                eprintln!("FAILED: {e}");
+                errors.push(e);
+            }
+        }
+    }
+    check_checksums(workload, n, &rows, errors);
+    WorkloadResult { workload, n, rows }
+}
+
+fn check_checksums(workload: Workload, n: u64, rows: &[Row], errors: &mut Vec<Error>) {
+    let Some(sequential) = rows
+        .iter()
+        .find(|row| row.implementation == Implementation::Sequential)
+    else {
+        return;
+    };
+    let expected = sequential.measurement.checksum;
+    if let Some(reference) = workload.reference_checksum(n) {
+        if reference != expected {
+            errors.push(Error::Checksum {
+                workload: workload.code(),
+                implementation: "sequential (vs bench-workloads.md)".into(),
+                expected: reference,
+                got: expected,
+            });
+        }
+    }
+    for row in rows {
+        if row.measurement.checksum != expected {
+            errors.push(Error::Checksum {
+                workload: workload.code(),
+                implementation: format!(
+                    "{} ({})",
+                    row.implementation.name(),
+                    setup(workload, &row.implementation)
+                ),
+                expected,
+                got: row.measurement.checksum,
+            });
+        }
+    }
+}
+
+fn run_rss(options: &Options, result: &mut MatrixResult) {
+    for (workload, name, multiple) in RSS_PLAN {
+        if !options.only.contains(&workload) {
+            continue;
+        }
+        let n = options.n(workload) * multiple;
+        let Some(implementation) = Implementation::parse(workload, name) else {
+            continue;
+        };
+        eprint!("  peak memory: {workload} · {name} at n = {n} … ");
+        let run = match measure_in_child(workload, name, n) {
+            Ok(run) => run,
+            Err(e) => {
+                eprintln!("FAILED: {e}");
+                result.errors.push(e);
+                continue;
+            }
+        };
+        eprintln!("{:.1} MiB", run.peak_mib());
+        if let Some(reference) = result.rss_of(workload, "sequential", n) {
+            if reference.run.checksum != run.checksum {
+                result.errors.push(Error::Checksum {
+                    workload: workload.code(),
+                    implementation: format!("{name} in the peak-memory child at n = {n}"),
+                    expected: reference.run.checksum,
+                    got: run.checksum,
+                });
+            }
+        }
+        let in_flight = match (workload, &implementation) {
+            (Workload::W5Large, Implementation::Millrace(config)) => {
+                Some(w5_large::millrace_in_flight(config))
+            }
+            (Workload::W5Large, Implementation::Crossbeam) => Some(w5_large::channel_in_flight()),
+            (Workload::W5Large, _) => Some(1),
+            _ => None,
+        };
+        result.rss.push(RssRow {
+            workload,
+            implementation: implementation.name(),
+            setup: setup(workload, &implementation),
+            n,
+            run,
+            in_flight,
+        });
+    }
+}
+
+/// Runs the matrix the options select.
+pub fn run(options: &Options) -> MatrixResult {
+    let mut result = MatrixResult {
+        cores: machine::cores(),
+        ..MatrixResult::default()
+    };
+    for &workload in &options.only {
+        if let Some(reason) = workload.pending() {
+            eprintln!("{workload}: {reason}");
+            result.workloads.push(WorkloadResult {
+                workload,
+                n: options.n(workload),
+                rows: Vec::new(),
+            });
+            continue;
+        }
+        eprintln!(
+            "{workload}: n = {}, {} runs each",
+            options.n(workload),
+            options.runs
+        );
+        let measured = run_workload(options, workload, &mut result.errors);
+        result.workloads.push(measured);
+    }
+    if options.rss {
+        run_rss(options, &mut result);
+    }
+    result
+}

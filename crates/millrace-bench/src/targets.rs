@@ -1,0 +1,215 @@
+//! The targets of issue 3, judged from one matrix run: met or missed, and by how much.
+//!
+//! | workload | target | judged as |
+//! |---|---|---|
+//! | W1 | ≥ 20× the crossbeam pipeline | best millrace rate / crossbeam rate |
+//! | W2 | ≥ 0.95 of ideal | best millrace rate of the sweep / (cores × sequential rate) |
+//! | W4 | ≥ 0.93 of ideal | as W2 |
+//! | W5 | no copy; RSS ≈ in flight × 1 MiB, whatever N | millrace peak above the sequential run's ≤ 1.25 × the in-flight bound, and peak at 2·N ≤ 1.1 × peak at N |
+//! | W6 | ≤ 3 ns per item per hop | median time / (N × 10 hops) |
+//! | memory | W1 peak RSS at 10·N within 10% of N | peak(10·N) / peak(N) ≤ 1.1 |
+
+use crate::matrix::MatrixResult;
+use crate::workloads::{w6_hops, Workload};
+
+/// One target's verdict.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// What the target is about, e.g. `W1 seed`.
+    pub subject: String,
+    /// The target as issue 3 states it.
+    pub target: &'static str,
+    /// What was measured.
+    pub measured: String,
+    /// Met, missed, or `None` when this run did not measure it.
+    pub met: Option<bool>,
+}
+
+impl Verdict {
+    /// `met`, `MISSED` or `not measured`.
+    pub fn status(&self) -> &'static str {
+        match self.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        }
+    }
+}
+
+fn not_measured(subject: &str, target: &'static str) -> Verdict {
+    Verdict {
+        subject: subject.to_owned(),
+        target,
+        measured: "—".to_owned(),
+        met: None,
+    }
+}
+
+/// `value` against a floor: met, or short by how much.
+fn at_least(value: f64, floor: f64, unit: &str) -> (String, bool) {
+    if value >= floor {
+        (format!("{value:.2}{unit}"), true)
+    } else {
+        let short = 100.0 * (1.0 - value / floor);
+        (format!("{value:.2}{unit} ({short:.0}% short)"), false)
+    }
+}
+
+fn w1(result: &MatrixResult) -> Verdict {
+    const TARGET: &str = "≥ 20× the 1-item-per-message crossbeam pipeline";
+    let subject = "W1 seed";
+    let Some(w) = result.workload(Workload::W1Seed) else {
+        return not_measured(subject, TARGET);
+    };
+    match (w.best_millrace(), w.rate_of("crossbeam")) {
+        (Some(best), Some(crossbeam)) => {
+            let (measured, met) = at_least(best.measurement.rate() / crossbeam, 20.0, "×");
+            Verdict {
+                subject: subject.to_owned(),
+                target: TARGET,
+                measured: format!(
+                    "{measured}: {:.1} vs {:.1} M items/s",
+                    best.measurement.rate() / 1e6,
+                    crossbeam / 1e6
+                ),
+                met: Some(met),
+            }
+        }
+        _ => not_measured(subject, TARGET),
+    }
+}
+
+fn of_ideal(
+    result: &MatrixResult,
+    workload: Workload,
+    floor: f64,
+    target: &'static str,
+) -> Verdict {
+    let subject = workload.to_string();
+    let Some(w) = result.workload(workload) else {
+        return not_measured(&subject, target);
+    };
+    match (w.best_millrace(), w.ideal(result.cores)) {
+        (Some(best), Some(ideal)) => {
+            let (measured, met) = at_least(best.measurement.rate() / ideal, floor, " of ideal");
+            let config = match &best.implementation {
+                crate::Implementation::Millrace(config) => config.to_string(),
+                other => other.name().to_owned(),
+            };
+            Verdict {
+                subject,
+                target,
+                measured: format!("{measured}, best of the sweep: {config}"),
+                met: Some(met),
+            }
+        }
+        _ => not_measured(&subject, target),
+    }
+}
+
+fn w5(result: &MatrixResult) -> Verdict {
+    const TARGET: &str = "no copy: peak RSS ≈ in-flight × 1 MiB, independent of N";
+    let subject = "W5 large";
+    let Some(w) = result.workload(Workload::W5Large) else {
+        return not_measured(subject, TARGET);
+    };
+    let n = w.n;
+    let rows = (
+        result.rss_of(Workload::W5Large, "millrace", n),
+        result.rss_of(Workload::W5Large, "millrace", 2 * n),
+        result.rss_of(Workload::W5Large, "sequential", n),
+    );
+    let (Some(at_n), Some(at_2n), Some(floor)) = rows else {
+        return not_measured(subject, TARGET);
+    };
+    let bound = at_n.in_flight.unwrap_or(0) as f64;
+    let above = at_n.run.peak_mib() - floor.run.peak_mib();
+    let growth = at_2n.run.peak_mib() / at_n.run.peak_mib();
+    let speed = match (w.best_millrace(), w.rate_of("sequential")) {
+        (Some(best), Some(seq)) => format!(
+            "; {:.2}× the plain loop's rate",
+            best.measurement.rate() / seq
+        ),
+        _ => String::new(),
+    };
+    Verdict {
+        subject: subject.to_owned(),
+        target: TARGET,
+        measured: format!(
+            "{above:.1} MiB above the sequential run's peak for an in-flight bound of {bound:.0} MiB; \
+             peak at 2·N / at N = {growth:.2}{speed}"
+        ),
+        met: Some(above <= 1.25 * bound && growth <= 1.1),
+    }
+}
+
+fn w6(result: &MatrixResult) -> Verdict {
+    const TARGET: &str = "≤ 3 ns per item per hop";
+    let subject = "W6 hops";
+    let best = result
+        .workload(Workload::W6Hops)
+        .and_then(|w| w.best_millrace());
+    let Some(best) = best else {
+        return not_measured(subject, TARGET);
+    };
+    let per_hop = best.measurement.ns_per_item() / w6_hops::HOPS as f64;
+    let measured = if per_hop <= 3.0 {
+        format!("{per_hop:.2} ns")
+    } else {
+        format!("{per_hop:.2} ns ({:.1}× the target)", per_hop / 3.0)
+    };
+    Verdict {
+        subject: subject.to_owned(),
+        target: TARGET,
+        measured,
+        met: Some(per_hop <= 3.0),
+    }
+}
+
+fn memory(result: &MatrixResult) -> Verdict {
+    const TARGET: &str = "W1 peak RSS at 10·N within 10% of N";
+    let subject = "memory";
+    let Some(w) = result.workload(Workload::W1Seed) else {
+        return not_measured(subject, TARGET);
+    };
+    let (Some(at_n), Some(at_10n)) = (
+        result.rss_of(Workload::W1Seed, "millrace", w.n),
+        result.rss_of(Workload::W1Seed, "millrace", 10 * w.n),
+    ) else {
+        return not_measured(subject, TARGET);
+    };
+    let ratio = at_10n.run.peak_mib() / at_n.run.peak_mib();
+    Verdict {
+        subject: subject.to_owned(),
+        target: TARGET,
+        measured: format!(
+            "{:.1} MiB at 10·N vs {:.1} MiB at N ({:+.1}%)",
+            at_10n.run.peak_mib(),
+            at_n.run.peak_mib(),
+            100.0 * (ratio - 1.0)
+        ),
+        met: Some(ratio <= 1.1),
+    }
+}
+
+/// Every target of issue 3, judged from `result`.
+pub fn evaluate(result: &MatrixResult) -> Vec<Verdict> {
+    vec![
+        w1(result),
+        of_ideal(
+            result,
+            Workload::W2Imbalanced,
+            0.95,
+            "≥ 0.95 of ideal (cores × sequential)",
+        ),
+        of_ideal(
+            result,
+            Workload::W4Ordered,
+            0.93,
+            "≥ 0.93 of ideal (cores × sequential)",
+        ),
+        w5(result),
+        w6(result),
+        memory(result),
+    ]
+}
