@@ -52,6 +52,10 @@ enum BuildErrorKind {
     DuplicateName {
         stage: String,
     },
+    AsyncOnly {
+        stage: String,
+        setting: &'static str,
+    },
 }
 
 impl BuildError {
@@ -70,6 +74,15 @@ impl BuildError {
         }
     }
 
+    pub(crate) fn async_only(stage: &str, setting: &'static str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::AsyncOnly {
+                stage: stage.to_owned(),
+                setting,
+            },
+        }
+    }
+
     pub(crate) fn duplicate_name(stage: &str) -> Self {
         BuildError {
             kind: BuildErrorKind::DuplicateName {
@@ -81,9 +94,9 @@ impl BuildError {
     /// The name of the stage the error is about, if it is about one.
     pub fn stage(&self) -> Option<&str> {
         match &self.kind {
-            BuildErrorKind::Zero { stage, .. } | BuildErrorKind::DuplicateName { stage } => {
-                Some(stage)
-            }
+            BuildErrorKind::Zero { stage, .. }
+            | BuildErrorKind::DuplicateName { stage }
+            | BuildErrorKind::AsyncOnly { stage, .. } => Some(stage),
             BuildErrorKind::EmptyName { .. } => None,
         }
     }
@@ -98,6 +111,10 @@ impl fmt::Display for BuildError {
             BuildErrorKind::EmptyName { position } => {
                 write!(f, "stage {position} (counting from 1) has an empty name")
             }
+            BuildErrorKind::AsyncOnly { stage, setting } => write!(
+                f,
+                "stage `{stage}`: {setting} applies to async stages only (sync stages scale with workers)"
+            ),
             BuildErrorKind::DuplicateName { stage } => write!(
                 f,
                 "two stages are named `{stage}`; names must be unique so reports can tell them apart"
@@ -115,6 +132,8 @@ pub enum ItemErrorKind {
     Failed(Arc<dyn StdError + Send + Sync + 'static>),
     /// The stage panicked; the panic message, if it was a string.
     Panicked(String),
+    /// An async stage's item took longer than the stage's timeout; its future was dropped.
+    TimedOut(std::time::Duration),
 }
 
 /// One item failed in one stage.
@@ -173,6 +192,7 @@ impl fmt::Display for ItemError {
         match &self.kind {
             ItemErrorKind::Failed(e) => write!(f, ": {e}"),
             ItemErrorKind::Panicked(msg) => write!(f, ": panicked: {msg}"),
+            ItemErrorKind::TimedOut(limit) => write!(f, ": timed out after {limit:?}"),
         }
     }
 }
@@ -181,7 +201,7 @@ impl StdError for ItemError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.kind {
             ItemErrorKind::Failed(e) => Some(&**e as &(dyn StdError + 'static)),
-            ItemErrorKind::Panicked(_) => None,
+            ItemErrorKind::Panicked(_) | ItemErrorKind::TimedOut(_) => None,
         }
     }
 }

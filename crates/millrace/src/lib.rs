@@ -50,11 +50,22 @@
 //! * **Accounting**: per stage, items in/out/filtered/failed and each worker's time split
 //!   into busy, idle and blocked; the [`Report`] names the bottleneck and why.
 //!
+//! ## Async stages
+//!
+//! With the `async` feature, a stage can be an async function
+//! ([`Stage::map_async`], [`Stage::try_map_async`]) with up to
+//! [`concurrency`](Stage::concurrency) items in flight at once on a tokio runtime: thousands
+//! of I/O waits on three threads, with the same ordering, error policies, per-item
+//! [`timeout`](Stage::timeout), accounting and shutdown as sync stages. CPU stages keep their
+//! own threads, so neither kind can starve the other. The runtime is the pipeline's own
+//! (current-thread), or one handed in with [`PipelineBuilder::runtime`].
+//!
 //! See `ARCHITECTURE.md` for how an item and its response travel through the modules, and
 //! `src/protocols.md` for the hand-off, ordering, response and shutdown protocols and why
 //! they cannot deadlock.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod connector;
 mod control;

@@ -33,6 +33,10 @@ pub(crate) struct Counters {
     pub(crate) blocked_ns: AtomicU64,
     pub(crate) queue_len_sum: AtomicU64,
     pub(crate) queue_samples: AtomicU64,
+    /// Async stages: items whose future is running now (a gauge), and time they spent
+    /// waiting (alive but not being polled).
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) waiting_ns: AtomicU64,
 }
 
 impl Counters {
@@ -75,6 +79,10 @@ pub struct Tally {
     pub blocked: Duration,
     /// Mean batches queued in the input connector, sampled at each receive, in thousandths.
     pub queue_mean_milli: u64,
+    /// Async stages: items in flight at the moment of the tally.
+    pub in_flight: u64,
+    /// Async stages: time items spent waiting (alive, not being polled), summed over items.
+    pub waiting: Duration,
 }
 
 /// The live counters of one stage: a padded slot per worker.
@@ -105,6 +113,7 @@ impl StageMetrics {
     pub(crate) fn tally(&self) -> Tally {
         let mut t = Tally::default();
         let (mut busy, mut idle, mut blocked, mut qsum, mut qn) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut waiting = 0u64;
         for s in self.slots.iter() {
             t.items_in += s.items_in.load(Relaxed);
             t.items_out += s.items_out.load(Relaxed);
@@ -118,7 +127,10 @@ impl StageMetrics {
             blocked += s.blocked_ns.load(Relaxed);
             qsum += s.queue_len_sum.load(Relaxed);
             qn += s.queue_samples.load(Relaxed);
+            t.in_flight += s.in_flight.load(Relaxed);
+            waiting += s.waiting_ns.load(Relaxed);
         }
+        t.waiting = Duration::from_nanos(waiting);
         t.busy = Duration::from_nanos(busy);
         t.idle = Duration::from_nanos(idle);
         t.blocked = Duration::from_nanos(blocked);

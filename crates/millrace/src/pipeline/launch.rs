@@ -25,9 +25,9 @@ use crate::metrics::StageMetrics;
 use crate::policy::ErrorPolicy;
 use crate::reorder::Reorder;
 use crate::response::{relay, Hook, ResponseBatch, Responses, Upstream};
-use crate::stage::process::{DeadLetterFn, MakeProcess, StageCtx};
+use crate::stage::process::{DeadLetterFn, StageCtx};
 use crate::stage::worker::{run_worker, EmitMode, Emitter, InletPull, MakePull, OrderedEmit, Then};
-use crate::stage::Stage;
+use crate::stage::{Body, Stage};
 use crate::window::Window;
 
 use super::sink::{SinkCtx, SINK};
@@ -43,6 +43,8 @@ pub(crate) struct Settings {
     pub(crate) reorder_window: Option<usize>,
     pub(crate) max_in_flight: usize,
     pub(crate) fuse: bool,
+    #[cfg(feature = "async")]
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for Settings {
@@ -55,6 +57,8 @@ impl Default for Settings {
             reorder_window: None,
             max_in_flight: 1 << 16,
             fuse: false,
+            #[cfg(feature = "async")]
+            runtime: None,
         }
     }
 }
@@ -68,7 +72,15 @@ pub(crate) struct StagePlan {
     pub(crate) batch: Option<usize>,
     pub(crate) ordered: bool,
     pub(crate) policy: Option<ErrorPolicy>,
+    /// Runs on a runtime rather than on workers.
+    pub(crate) asynchronous: bool,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) timeout: Option<std::time::Duration>,
 }
+
+/// Default concurrency of async stages.
+#[cfg(feature = "async")]
+const DEFAULT_CONCURRENCY: usize = 64;
 
 /// One stage's settings, defaults applied.
 struct Resolved {
@@ -84,6 +96,10 @@ struct Resolved {
 pub(crate) struct Launch {
     settings: Settings,
     resolved: Vec<Resolved>,
+    #[cfg(feature = "async")]
+    concurrency: Vec<usize>,
+    #[cfg(feature = "async")]
+    timeouts: Vec<Option<std::time::Duration>>,
     pub(crate) control: Arc<Control>,
     /// The reorder window of each ordered stage.
     windows: Vec<Option<Arc<Window>>>,
@@ -114,9 +130,15 @@ impl Launch {
             // Fuse with the stage before when the pipeline asks, the worker counts match,
             // and that stage's output need not pass through a reorder buffer first.
             let fused = settings.fuse
+                && !p.asynchronous
+                && plan
+                    .get(resolved.len().wrapping_sub(1))
+                    .is_some_and(|prev| !prev.asynchronous)
                 && resolved
                     .last()
                     .is_some_and(|prev: &Resolved| prev.workers == workers && !prev.ordered);
+            // An async stage runs on one driver (and two pump) threads.
+            let workers = if p.asynchronous { 1 } else { workers };
             resolved.push(Resolved {
                 fused,
                 workers,
@@ -181,6 +203,13 @@ impl Launch {
         };
 
         let mut launch = Launch {
+            #[cfg(feature = "async")]
+            concurrency: plan
+                .iter()
+                .map(|p| p.concurrency.unwrap_or(DEFAULT_CONCURRENCY))
+                .collect(),
+            #[cfg(feature = "async")]
+            timeouts: plan.iter().map(|p| p.timeout).collect(),
             settings,
             resolved,
             control,
@@ -328,7 +357,7 @@ impl Launch {
     pub(crate) fn start_stage<T: Send + 'static, U: Send + 'static>(
         &mut self,
         index: usize,
-        make_process: MakeProcess<T, U>,
+        body: Body<T, U>,
         dead_letter: Option<DeadLetterFn<T>>,
         open: Open<T>,
     ) -> Open<U> {
@@ -345,6 +374,11 @@ impl Launch {
             expanded: self.credits.as_ref().map(|c| Arc::clone(&c.expanded)),
             control: Arc::clone(&self.control),
         });
+        let make_process = match body {
+            Body::Sync(make_process) => make_process,
+            #[cfg(feature = "async")]
+            Body::Async(launch) => return self.start_async(index, launch, ctx, open),
+        };
         let input: MakePull<T> = match open {
             Open::Pending { make_pull, .. } if fused => make_pull,
             open => {
@@ -372,6 +406,48 @@ impl Launch {
             workers,
             last: index,
         }
+    }
+
+    /// Starts an async stage as a segment of its own (see `stage::asynchronous`).
+    #[cfg(feature = "async")]
+    fn start_async<T: Send + 'static, U: Send + 'static>(
+        &mut self,
+        index: usize,
+        launch: crate::stage::asynchronous::AsyncLaunch<T, U>,
+        ctx: Arc<StageCtx<T>>,
+        open: Open<T>,
+    ) -> Open<U> {
+        let inlet = self.connect(open, index);
+        let (out_batch, out_queue) = self.connector_into(index + 1);
+        let (outlet, next_inlet) = connector(out_queue);
+        let metrics = Arc::clone(&self.control.stages[index]);
+        let emitter = Arc::new(Emitter {
+            mode: self.emit_mode(index),
+            out_batch,
+            metrics: Arc::clone(&metrics),
+            events: self.route_before(index),
+            control: Arc::clone(&self.control),
+            alive: AtomicUsize::new(1),
+        });
+        let intake = InletPull {
+            inlet,
+            metrics,
+            worker: 0,
+            events: self.route_before(index),
+            control: Arc::clone(&self.control),
+        };
+        let segment = crate::stage::asynchronous::AsyncSegment {
+            ctx,
+            concurrency: self.concurrency[index],
+            timeout: self.timeouts[index],
+            batch: self.resolved[index].batch,
+            intake,
+            emitter,
+            outlet,
+            runtime: self.settings.runtime.clone(),
+        };
+        self.threads.extend(launch(segment));
+        Open::Connected(next_inlet)
     }
 
     /// The index the sink's connector counts as (one past the last stage).
@@ -405,19 +481,17 @@ pub(crate) enum Open<T> {
 /// The pieces of a [`Stage`] the launch needs, apart from its settings and hook.
 pub(crate) fn stage_parts<T, U>(
     stage: Stage<T, U>,
-) -> (
-    StagePlan,
-    Option<Hook>,
-    Option<DeadLetterFn<T>>,
-    MakeProcess<T, U>,
-) {
+) -> (StagePlan, Option<Hook>, Option<DeadLetterFn<T>>, Body<T, U>) {
     let plan = StagePlan {
+        asynchronous: !matches!(stage.body, Body::Sync(_)),
         name: stage.name,
         workers: stage.workers,
         capacity: stage.capacity,
         batch: stage.batch,
         ordered: stage.ordered,
         policy: stage.policy,
+        concurrency: stage.concurrency,
+        timeout: stage.timeout,
     };
-    (plan, stage.hook, stage.dead_letter, stage.make_process)
+    (plan, stage.hook, stage.dead_letter, stage.body)
 }

@@ -157,6 +157,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             Some(BuildError::zero(&plan.name, "capacity"))
         } else if zero(plan.batch) {
             Some(BuildError::zero(&plan.name, "batch"))
+        } else if zero(plan.concurrency) {
+            Some(BuildError::zero(&plan.name, "concurrency"))
+        } else if !plan.asynchronous && plan.concurrency.is_some() {
+            Some(BuildError::async_only(&plan.name, "concurrency"))
+        } else if !plan.asynchronous && plan.timeout.is_some() {
+            Some(BuildError::async_only(&plan.name, "a timeout"))
         } else if self.plan.iter().any(|p| p.name == plan.name) {
             Some(BuildError::duplicate_name(&plan.name))
         } else {
@@ -166,7 +172,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Appends a stage.
     pub fn stage<U: Send + 'static>(mut self, stage: Stage<T, U>) -> PipelineBuilder<U> {
-        let (plan, hook, dead_letter, make_process) = stage_parts(stage);
+        let (plan, hook, dead_letter, body) = stage_parts(stage);
         self.check(&plan);
         let index = self.plan.len();
         self.plan.push(plan);
@@ -179,7 +185,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             error: self.error,
             chain: Box::new(move |launch: &mut Launch| {
                 let open = prev(launch);
-                launch.start_stage(index, make_process, dead_letter, open)
+                launch.start_stage(index, body, dead_letter, open)
             }),
         }
     }
@@ -285,6 +291,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// its own counts and busy time in the report; fused stages show no queue of their own.
     pub fn fuse(mut self) -> Self {
         self.settings.fuse = true;
+        self
+    }
+
+    /// Runs async stages on this runtime instead of a current-thread runtime of their own.
+    #[cfg(feature = "async")]
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.settings.runtime = Some(handle);
         self
     }
 

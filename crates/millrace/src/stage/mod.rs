@@ -21,6 +21,8 @@
 //! Items are moved into the closure, never cloned. The fallible forms borrow the item
 //! instead, so that a failed item can be retried and handed to the dead letters whole.
 
+#[cfg(feature = "async")]
+pub(crate) mod asynchronous;
 pub(crate) mod logic;
 pub(crate) mod process;
 pub(crate) mod worker;
@@ -73,7 +75,16 @@ pub struct Stage<T, U> {
     pub(crate) policy: Option<ErrorPolicy>,
     pub(crate) dead_letter: Option<DeadLetterFn<T>>,
     pub(crate) hook: Option<Hook>,
-    pub(crate) make_process: MakeProcess<T, U>,
+    pub(crate) body: Body<T, U>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) timeout: Option<std::time::Duration>,
+}
+
+/// What runs a stage: sync workers, or (with the `async` feature) a runtime.
+pub(crate) enum Body<T, U> {
+    Sync(MakeProcess<T, U>),
+    #[cfg(feature = "async")]
+    Async(asynchronous::AsyncLaunch<T, U>),
 }
 
 impl<T, U> fmt::Debug for Stage<T, U> {
@@ -113,7 +124,9 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             policy: None,
             dead_letter: None,
             hook: None,
-            make_process,
+            body: Body::Sync(make_process),
+            concurrency: None,
+            timeout: None,
         }
     }
 
@@ -219,6 +232,78 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
     }
 }
 
+#[cfg(feature = "async")]
+impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
+    fn from_async(name: &str, launch: asynchronous::AsyncLaunch<T, U>) -> Self {
+        let mut stage = Self::map(name, |_: T| -> U {
+            unreachable!("an async stage's sync body never runs")
+        });
+        stage.body = Body::Async(launch);
+        stage
+    }
+
+    /// An async stage: `f` returns a future for each item, and up to
+    /// [`concurrency`](Stage::concurrency) of them run at once on a tokio runtime (see the
+    /// `async` feature's [module docs](crate#async-stages)). A panic or a
+    /// [`timeout`](Stage::timeout) fails the item; the item is consumed, so it cannot be
+    /// retried; use [`try_map_async`](Stage::try_map_async) for that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// // 1,000 waits of 10 ms, 500 at a time: about 20 ms, on three threads.
+    /// let finished = Pipeline::source(0..1_000u64)
+    ///     .stage(Stage::map_async("fetch", |x: u64| async move {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///         x * 2
+    ///     }).concurrency(500).ordered())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(finished.output, (0..1_000).map(|x| x * 2).collect::<Vec<_>>());
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn map_async<F, Fut>(name: &str, f: F) -> Self
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = U> + Send + 'static,
+    {
+        Self::from_async(name, asynchronous::launcher(asynchronous::ByValue(f)))
+    }
+
+    /// A fallible async stage: `f` borrows the item to start each try and returns a future
+    /// of the result, so a failed item can be retried under
+    /// [`ErrorPolicy::Retry`](crate::ErrorPolicy::Retry) and handed whole to the dead
+    /// letters. The future must not borrow the item: copy what it needs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let finished = Pipeline::source(vec!["1", "x", "3"])
+    ///     .stage(Stage::try_map_async("parse", |s: &&str| {
+    ///         let s = s.to_string();
+    ///         async move { s.parse::<u32>() }
+    ///     }).ordered())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(finished.output, vec![1, 3]);
+    /// assert_eq!(finished.report.failed(), 1);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn try_map_async<E, F, Fut>(name: &str, f: F) -> Self
+    where
+        E: Into<BoxError> + 'static,
+        F: Fn(&T) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<U, E>> + Send + 'static,
+    {
+        Self::from_async(name, asynchronous::launcher(asynchronous::ByRef(f)))
+    }
+}
+
 impl<T: Send + 'static> Stage<T, T> {
     /// A stage that keeps the items for which `keep` returns `true`.
     pub fn filter<F>(name: &str, keep: F) -> Self
@@ -262,6 +347,20 @@ impl<T, U> Stage<T, U> {
     /// [`reorder_window`](crate::PipelineBuilder::reorder_window).
     pub fn ordered(mut self) -> Self {
         self.ordered = true;
+        self
+    }
+
+    /// Async stages: how many items may be in flight at once (default 64). Sync stages
+    /// scale with [`workers`](Stage::workers) instead; setting this on one is a build error.
+    pub fn concurrency(mut self, items: usize) -> Self {
+        self.concurrency = Some(items);
+        self
+    }
+
+    /// Async stages: fail an item whose future takes longer than `limit`, dropping the
+    /// future. Setting this on a sync stage is a build error.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 

@@ -229,7 +229,7 @@ impl<T: Send + 'static> StageCtx<T> {
     }
 
     /// An item failed for good: log it, dead-letter it, respond, and stop if the policy says.
-    fn fail(
+    pub(crate) fn fail(
         &self,
         id: ItemId,
         item: Option<T>,

@@ -1,0 +1,432 @@
+//! Async stages: I/O-bound work with thousands of items in flight on a handful of threads.
+//!
+//! A stage written as an async function ([`Stage::map_async`](crate::Stage::map_async),
+//! [`Stage::try_map_async`](crate::Stage::try_map_async)) runs up to `concurrency` items at
+//! once on a tokio runtime, so a stage that waits on the network needs no thread per wait.
+//!
+//! # Threads
+//!
+//! An async stage uses three OS threads whatever its concurrency:
+//!
+//! 1. an **intake** thread takes batches off the stage's connector (accounting idle time
+//!    and dropping batches after a cancel, like any worker) and hands them to the runtime;
+//! 2. the **driver** thread runs the stage's future with `block_on`: on a current-thread
+//!    runtime the pipeline owns, or on a runtime handle the user passed
+//!    ([`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime));
+//! 3. an **output** thread runs the ordinary [emitter](super::worker) loop, so batching,
+//!    flushing, ordering and backpressure downstream work exactly as for sync stages.
+//!
+//! CPU stages keep their own threads: a heavy CPU stage cannot starve the runtime, and an
+//! async stage cannot block a CPU worker.
+//!
+//! # Semantics
+//!
+//! Each input batch becomes one output batch with the same sequence number, items in input
+//! order, so [`ordered`](crate::Stage::ordered) async stages keep input order (Akka's
+//! `mapAsync`); unordered ones let later batches overtake slow ones (`mapAsyncUnordered`).
+//! A semaphore of `concurrency` permits bounds the items in flight. An item that exceeds the
+//! stage's [`timeout`](crate::Stage::timeout) fails with
+//! [`ItemErrorKind::TimedOut`](crate::ItemErrorKind::TimedOut) and its future is dropped;
+//! a panic inside a future fails that item. `try_map_async` borrows the item to start each
+//! try, so it can retry and dead-letter it whole. A cancel drops every future in flight and
+//! reports its item unfinished.
+//!
+//! # Accounting
+//!
+//! Busy time is the time spent polling the stage's futures; *waiting* is the rest of each
+//! item's life in the stage; `in_flight` counts items whose future is alive.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll as TaskPoll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use futures_util::future::{join_all, select, Either};
+use futures_util::stream::{self, StreamExt};
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::connector::{Outlet, Poll};
+use crate::error::{panic_message, BoxError, ItemErrorKind};
+use crate::item::Batch;
+use crate::item::Ids;
+use crate::metrics::Counters;
+use crate::policy::ErrorPolicy;
+use crate::response::ResponseBatch;
+
+use super::process::StageCtx;
+use super::worker::{drop_unfinished, run_worker, Emitter, InletPull, Pull};
+
+/// How often the driver looks for a cancel.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+
+/// What an async stage calls for each try of an item.
+pub(crate) trait AsyncCall<T, U>: Send + Sync + 'static {
+    /// Whether a try consumes the item (no retry, no dead letter with the item).
+    const CONSUMES: bool;
+    /// Starts a try. `item` is taken when [`CONSUMES`](AsyncCall::CONSUMES), else borrowed.
+    fn start(
+        &self,
+        item: &mut Option<T>,
+    ) -> impl Future<Output = Result<U, BoxError>> + Send + 'static;
+}
+
+/// `map_async`: `Fn(T) -> impl Future<Output = U>`.
+pub(crate) struct ByValue<F>(pub(crate) F);
+
+impl<T, U, F, Fut> AsyncCall<T, U> for ByValue<F>
+where
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = U> + Send + 'static,
+    T: Send + 'static,
+    U: Send + 'static,
+{
+    const CONSUMES: bool = true;
+
+    fn start(
+        &self,
+        item: &mut Option<T>,
+    ) -> impl Future<Output = Result<U, BoxError>> + Send + 'static {
+        let fut = item.take().map(&self.0);
+        async move {
+            match fut {
+                Some(fut) => Ok(fut.await),
+                None => Err("the item was already consumed by an earlier try".into()),
+            }
+        }
+    }
+}
+
+/// `try_map_async`: `Fn(&T) -> impl Future<Output = Result<U, E>>`.
+pub(crate) struct ByRef<F>(pub(crate) F);
+
+impl<T, U, E, F, Fut> AsyncCall<T, U> for ByRef<F>
+where
+    F: Fn(&T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<U, E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+    T: Send + 'static,
+    U: Send + 'static,
+{
+    const CONSUMES: bool = false;
+
+    fn start(
+        &self,
+        item: &mut Option<T>,
+    ) -> impl Future<Output = Result<U, BoxError>> + Send + 'static {
+        let fut = item.as_ref().map(&self.0);
+        async move {
+            match fut {
+                Some(fut) => fut.await.map_err(Into::into),
+                None => Err("the item is gone".into()),
+            }
+        }
+    }
+}
+
+/// Everything an async stage's threads need.
+pub(crate) struct AsyncSegment<T, U> {
+    pub(crate) ctx: Arc<StageCtx<T>>,
+    pub(crate) concurrency: usize,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) batch: usize,
+    pub(crate) intake: InletPull<T>,
+    pub(crate) emitter: Arc<Emitter<U>>,
+    pub(crate) outlet: Outlet<U>,
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Starts an async stage's runtime.
+pub(crate) type AsyncLaunch<T, U> =
+    Box<dyn FnOnce(AsyncSegment<T, U>) -> Vec<JoinHandle<()>> + Send>;
+
+/// Makes the launcher of an async stage calling `call`.
+pub(crate) fn launcher<T, U, C>(call: C) -> AsyncLaunch<T, U>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    C: AsyncCall<T, U>,
+{
+    Box::new(move |segment| start(segment, Arc::new(call)))
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .expect("the OS refused to start an async stage thread")
+}
+
+fn start<T, U, C>(segment: AsyncSegment<T, U>, call: Arc<C>) -> Vec<JoinHandle<()>>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    C: AsyncCall<T, U>,
+{
+    let AsyncSegment {
+        ctx,
+        concurrency,
+        timeout,
+        batch,
+        mut intake,
+        emitter,
+        outlet,
+        runtime,
+    } = segment;
+    let name = Arc::clone(&ctx.name);
+    // Enough batches in flight to keep `concurrency` items busy, and no more.
+    let batches_in_flight = concurrency.div_ceil(batch.max(1)) + 1;
+    let (to_driver, from_intake) = mpsc::channel::<Batch<T>>(1);
+    let (to_output, from_driver) = mpsc::channel::<Batch<U>>(batches_in_flight);
+
+    let intake_thread = spawn(format!("millrace-{name}-intake"), move || {
+        while let Some(batch) = intake.recv() {
+            if to_driver.blocking_send(batch).is_err() {
+                break;
+            }
+        }
+    });
+
+    let driver_ctx = Arc::clone(&ctx);
+    let driver_thread = spawn(format!("millrace-{name}-driver"), move || {
+        let driver = drive(
+            driver_ctx,
+            call,
+            concurrency,
+            timeout,
+            batches_in_flight,
+            from_intake,
+            to_output,
+        );
+        match runtime {
+            Some(handle) => handle.block_on(driver),
+            None => match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(driver),
+                Err(e) => panic!("cannot start the async stage's runtime: {e}"),
+            },
+        }
+    });
+
+    let output_thread = spawn(format!("millrace-{name}-output"), move || {
+        run_worker(Box::new(FromDriver(from_driver)), emitter, 0, outlet);
+    });
+    vec![intake_thread, driver_thread, output_thread]
+}
+
+/// The output thread's input: batches the driver finished.
+struct FromDriver<U>(mpsc::Receiver<Batch<U>>);
+
+impl<U: Send> Pull<U> for FromDriver<U> {
+    fn poll(&mut self) -> Poll<U> {
+        match self.0.try_recv() {
+            Ok(batch) => Poll::Ready(batch),
+            Err(mpsc::error::TryRecvError::Empty) => Poll::Empty,
+            Err(mpsc::error::TryRecvError::Disconnected) => Poll::Closed,
+        }
+    }
+
+    fn recv(&mut self) -> Option<Batch<U>> {
+        self.0.blocking_recv()
+    }
+}
+
+async fn drive<T, U, C>(
+    ctx: Arc<StageCtx<T>>,
+    call: Arc<C>,
+    concurrency: usize,
+    timeout: Option<Duration>,
+    batches_in_flight: usize,
+    from_intake: mpsc::Receiver<Batch<T>>,
+    to_output: mpsc::Sender<Batch<U>>,
+) where
+    T: Send + 'static,
+    U: Send + 'static,
+    C: AsyncCall<T, U>,
+{
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let watcher = {
+        let control = Arc::clone(&ctx.control);
+        async move {
+            while !control.cancelled() {
+                tokio::time::sleep(CANCEL_POLL).await;
+            }
+            let _ = cancel_tx.send(true);
+        }
+    };
+    let batches = stream::unfold(from_intake, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    });
+    let work = batches
+        .map(|batch| run_batch(&ctx, &call, &permits, timeout, cancel_rx.clone(), batch))
+        .buffer_unordered(batches_in_flight)
+        .for_each(|out| {
+            let to_output = to_output.clone();
+            async move {
+                // The output thread is gone only after a cancel; the batch is dropped then.
+                let _ = to_output.send(out).await;
+            }
+        });
+    let work = pin!(work);
+    let watcher = pin!(watcher);
+    // After a cancel, the work goes on until every item in flight has seen it and been
+    // reported unfinished; the watcher never ends otherwise.
+    if let Either::Right(((), work)) = select(work, watcher).await {
+        work.await;
+    }
+}
+
+/// How one item ended in the stage.
+enum ItemEnd<T, U> {
+    Done(U),
+    Failed(Option<T>, u32, ItemErrorKind),
+    Cancelled,
+}
+
+async fn run_batch<T, U, C>(
+    ctx: &Arc<StageCtx<T>>,
+    call: &Arc<C>,
+    permits: &Arc<Semaphore>,
+    timeout: Option<Duration>,
+    cancel: watch::Receiver<bool>,
+    batch: Batch<T>,
+) -> Batch<U>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    C: AsyncCall<T, U>,
+{
+    let counters = ctx.metrics.slot(0);
+    counters.add(&counters.batches, 1);
+    counters.add(&counters.items_in, batch.len() as u64);
+    let Batch {
+        seq,
+        born,
+        ids,
+        items,
+    } = batch;
+    let tries = items.into_iter().zip(ids.iter()).map(|(item, id)| {
+        let cancel = cancel.clone();
+        async move {
+            // Permits are never closed, so acquiring fails only if the semaphore is gone.
+            let Ok(_permit) = permits.acquire().await else {
+                return (id, ItemEnd::Cancelled);
+            };
+            (
+                id,
+                run_item(ctx, &**call, timeout, cancel, item, counters).await,
+            )
+        }
+    });
+    let ends = join_all(tries).await;
+    let mut out = Batch::new(seq, born, ends.len());
+    let mut events = Vec::new();
+    let mut cancelled = Vec::new();
+    let mut failed = 0u64;
+    for (id, end) in ends {
+        match end {
+            ItemEnd::Done(u) => out.push(id, u),
+            ItemEnd::Failed(item, attempts, kind) => {
+                failed += 1;
+                ctx.fail(id, item, attempts, kind, &mut events);
+            }
+            ItemEnd::Cancelled => cancelled.push(id),
+        }
+    }
+    counters.add(&counters.items_out, out.len() as u64);
+    counters.add(&counters.failed, failed);
+    if !cancelled.is_empty() {
+        let mut ids = Ids::default();
+        cancelled.into_iter().for_each(|id| ids.push(id));
+        drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, counters);
+    }
+    if let Some(to) = &ctx.events {
+        to.send(ResponseBatch::Ended(events));
+    }
+    out
+}
+
+async fn run_item<T, U, C>(
+    ctx: &StageCtx<T>,
+    call: &C,
+    timeout: Option<Duration>,
+    mut cancel: watch::Receiver<bool>,
+    item: T,
+    counters: &Counters,
+) -> ItemEnd<T, U>
+where
+    T: Send + 'static,
+    U: Send + 'static,
+    C: AsyncCall<T, U>,
+{
+    let attempts = if C::CONSUMES {
+        1
+    } else {
+        ctx.policy.attempts()
+    };
+    let mut slot = Some(item);
+    let mut attempt = 1;
+    counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    let mut busy = Duration::ZERO;
+    let end = loop {
+        let attempt_fut = Timed {
+            inner: AssertUnwindSafe(Box::pin(call.start(&mut slot))).catch_unwind(),
+            busy: &mut busy,
+        };
+        let limited = async {
+            match timeout {
+                Some(limit) => match tokio::time::timeout(limit, attempt_fut).await {
+                    Ok(done) => Ok(done),
+                    Err(_) => Err(limit),
+                },
+                None => Ok(attempt_fut.await),
+            }
+        };
+        let cancelled = cancel.wait_for(|c| *c);
+        let kind = match select(pin!(limited), pin!(cancelled)).await {
+            Either::Right(_) => break ItemEnd::Cancelled,
+            Either::Left((Ok(Ok(Ok(u))), _)) => break ItemEnd::Done(u),
+            Either::Left((Ok(Ok(Err(e))), _)) => ItemErrorKind::Failed(Arc::from(e)),
+            Either::Left((Ok(Err(panic)), _)) => ItemErrorKind::Panicked(panic_message(&*panic)),
+            Either::Left((Err(limit), _)) => ItemErrorKind::TimedOut(limit),
+        };
+        if slot.is_some() && attempt < attempts && !ctx.control.cancelled() {
+            attempt += 1;
+            counters.add(&counters.retries, 1);
+            if let ErrorPolicy::Retry(retry) = &ctx.policy {
+                tokio::time::sleep(retry.delay_before(attempt)).await;
+            }
+            continue;
+        }
+        break ItemEnd::Failed(slot.take(), attempt, kind);
+    };
+    counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    counters.add_time(&counters.busy_ns, busy);
+    counters.add_time(&counters.waiting_ns, started.elapsed().saturating_sub(busy));
+    end
+}
+
+/// A future that adds the time spent polling it to `busy`.
+struct Timed<'a, F> {
+    inner: F,
+    busy: &'a mut Duration,
+}
+
+impl<F: Future + Unpin> Future for Timed<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> TaskPoll<F::Output> {
+        let start = Instant::now();
+        let polled = std::pin::Pin::new(&mut self.inner).poll(cx);
+        *self.busy += start.elapsed();
+        polled
+    }
+}
