@@ -1,4 +1,4 @@
-//! The machine the figures were measured on: core count and CPU model.
+//! The machine the figures were measured on: core count, CPU model, and how busy it was.
 
 /// Cores available to this process (`std::thread::available_parallelism`, 1 if unknown).
 pub fn cores() -> usize {
@@ -17,8 +17,16 @@ pub fn cpu_model() -> Option<String> {
 /// One line describing the machine.
 pub fn describe() -> String {
     format!(
-        "{} cores available, CPU: {}",
+        "{} cores available, CPU: {}, 1-minute load average: {}",
         cores(),
-        cpu_model().unwrap_or_else(|| "unknown".to_owned())
+        cpu_model().unwrap_or_else(|| "unknown".to_owned()),
+        load_average().map_or_else(|| "unknown".to_owned(), |load| format!("{load:.2}"))
     )
+}
+
+/// The 1-minute load average from `/proc/loadavg`, where the OS has one: on a shared
+/// machine, other work running beside the benchmark shows here.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }

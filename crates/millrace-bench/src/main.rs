@@ -8,6 +8,7 @@ use millrace_bench::cli::{self, Command, Options};
 use millrace_bench::{machine, matrix, rss, table, targets};
 
 fn run_matrix(options: &Options) -> ExitCode {
+    let machine = machine::describe();
     let result = matrix::run(options);
     let heading = |title: &str| {
         if options.markdown {
@@ -17,7 +18,7 @@ fn run_matrix(options: &Options) -> ExitCode {
         }
     };
     println!("command: {}", options.command_line());
-    println!("machine: {}", machine::describe());
+    println!("machine (before the run): {machine}");
     if options.quick {
         println!("QUICK run (N / 1000): checksums only, the figures mean nothing");
     }

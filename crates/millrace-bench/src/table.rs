@@ -111,7 +111,9 @@ pub fn rate(items_per_sec: f64) -> String {
 
 /// A ratio, with enough digits to read small ones.
 pub fn ratio(value: f64) -> String {
-    if value >= 10.0 {
+    if value >= 1000.0 {
+        format!("{value:.1e}×")
+    } else if value >= 10.0 {
         format!("{value:.1}×")
     } else if value >= 0.01 {
         format!("{value:.2}×")

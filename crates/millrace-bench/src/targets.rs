@@ -6,11 +6,11 @@
 //! | W2 | ≥ 0.95 of ideal | best millrace rate of the sweep / (cores × sequential rate) |
 //! | W4 | ≥ 0.93 of ideal | as W2 |
 //! | W5 | no copy; RSS ≈ in flight × 1 MiB, whatever N | millrace peak above the sequential run's ≤ 1.25 × the in-flight bound, and peak at 2·N ≤ 1.1 × peak at N |
-//! | W6 | ≤ 3 ns per item per hop | median time / (N × 10 hops) |
+//! | W6 | ≤ 3 ns per item per hop | median time / (N × 10 hops), best configuration (fused or not) |
 //! | memory | W1 peak RSS at 10·N within 10% of N | peak(10·N) / peak(N) ≤ 1.1 |
 
-use crate::matrix::MatrixResult;
-use crate::workloads::{w6_hops, Workload};
+use crate::matrix::{MatrixResult, Row};
+use crate::workloads::{w6_hops, Implementation, Workload};
 
 /// One target's verdict.
 #[derive(Clone, Debug)]
@@ -33,6 +33,14 @@ impl Verdict {
             Some(false) => "MISSED",
             None => "not measured",
         }
+    }
+}
+
+/// How a row was configured, for the verdict's text.
+fn config_of(row: &Row) -> String {
+    match &row.implementation {
+        Implementation::Millrace(config) => config.to_string(),
+        other => other.name().to_owned(),
     }
 }
 
@@ -68,9 +76,10 @@ fn w1(result: &MatrixResult) -> Verdict {
                 subject: subject.to_owned(),
                 target: TARGET,
                 measured: format!(
-                    "{measured}: {:.1} vs {:.1} M items/s",
+                    "{measured}: {:.1} vs {:.1} M items/s ({})",
                     best.measurement.rate() / 1e6,
-                    crossbeam / 1e6
+                    crossbeam / 1e6,
+                    config_of(best)
                 ),
                 met: Some(met),
             }
@@ -92,10 +101,7 @@ fn of_ideal(
     match (w.best_millrace(), w.ideal(result.cores)) {
         (Some(best), Some(ideal)) => {
             let (measured, met) = at_least(best.measurement.rate() / ideal, floor, " of ideal");
-            let config = match &best.implementation {
-                crate::Implementation::Millrace(config) => config.to_string(),
-                other => other.name().to_owned(),
-            };
+            let config = config_of(best);
             Verdict {
                 subject,
                 target,
@@ -146,23 +152,37 @@ fn w5(result: &MatrixResult) -> Verdict {
 fn w6(result: &MatrixResult) -> Verdict {
     const TARGET: &str = "≤ 3 ns per item per hop";
     let subject = "W6 hops";
-    let best = result
-        .workload(Workload::W6Hops)
-        .and_then(|w| w.best_millrace());
-    let Some(best) = best else {
+    let Some(w) = result.workload(Workload::W6Hops) else {
         return not_measured(subject, TARGET);
     };
-    let per_hop = best.measurement.ns_per_item() / w6_hops::HOPS as f64;
-    let measured = if per_hop <= 3.0 {
-        format!("{per_hop:.2} ns")
-    } else {
-        format!("{per_hop:.2} ns ({:.1}× the target)", per_hop / 3.0)
+    let per_hop = |row: &Row| row.measurement.ns_per_item() / w6_hops::HOPS as f64;
+    let Some(best) = w.best_millrace() else {
+        return not_measured(subject, TARGET);
     };
+    let best_ns = per_hop(best);
+    let mut measured = if best_ns <= 3.0 {
+        format!("{best_ns:.2} ns ({})", config_of(best))
+    } else {
+        format!(
+            "{best_ns:.2} ns, {:.1}× the target ({})",
+            best_ns / 3.0,
+            config_of(best)
+        )
+    };
+    let unfused = w
+        .rows
+        .iter()
+        .filter(|row| matches!(&row.implementation, Implementation::Millrace(c) if !c.fuse))
+        .map(per_hop)
+        .min_by(f64::total_cmp);
+    if let Some(unfused) = unfused {
+        measured.push_str(&format!("; without fusion {unfused:.2} ns"));
+    }
     Verdict {
         subject: subject.to_owned(),
         target: TARGET,
         measured,
-        met: Some(per_hop <= 3.0),
+        met: Some(best_ns <= 3.0),
     }
 }
 

@@ -262,6 +262,9 @@ pub struct MillraceConfig {
     pub batch: usize,
     /// Every connector's capacity in items, or `None` for millrace's default (4096).
     pub capacity: Option<usize>,
+    /// Whether adjacent stages of equal worker counts share workers
+    /// ([`PipelineBuilder::fuse`]).
+    pub fuse: bool,
 }
 
 impl MillraceConfig {
@@ -271,7 +274,14 @@ impl MillraceConfig {
             workers: workers.to_vec(),
             batch,
             capacity: None,
+            fuse: false,
         }
+    }
+
+    /// With adjacent stages of equal worker counts fused.
+    pub fn fused(mut self) -> Self {
+        self.fuse = true;
+        self
     }
 
     /// With every connector holding `items`.
@@ -286,6 +296,7 @@ impl MillraceConfig {
         let builder = builder
             .default_batch(self.batch)
             .on_error(ErrorPolicy::Stop);
+        let builder = if self.fuse { builder.fuse() } else { builder };
         match self.capacity {
             Some(items) => builder.default_capacity(items),
             None => builder,
@@ -298,9 +309,18 @@ impl MillraceConfig {
         stage.workers(workers).batch(self.batch)
     }
 
-    /// Threads the run uses: every worker, plus the source and the sink.
+    /// Threads the run uses: every worker, plus the source and the sink. Fused runs of
+    /// adjacent stages with equal worker counts share their workers (assuming no ordered
+    /// stage ends a run early).
     pub fn threads(&self) -> usize {
-        self.workers.iter().sum::<usize>() + 2
+        let workers: usize = if self.fuse {
+            let mut runs = self.workers.clone();
+            runs.dedup();
+            runs.iter().sum()
+        } else {
+            self.workers.iter().sum()
+        };
+        workers + 2
     }
 }
 
@@ -310,6 +330,9 @@ impl fmt::Display for MillraceConfig {
         write!(f, "workers {} · batch {}", workers.join(","), self.batch)?;
         if let Some(items) = self.capacity {
             write!(f, " · capacity {items}")?;
+        }
+        if self.fuse {
+            write!(f, " · fused")?;
         }
         Ok(())
     }

@@ -50,6 +50,13 @@ pub fn configs() -> Vec<MillraceConfig> {
     vec![
         MillraceConfig::new(&[1, 1, 1], 1024),
         MillraceConfig::new(&[1, 1, 1], 4096).with_capacity(16_384),
+        MillraceConfig::new(&[1, 1, 1], 1024).fused(),
+        MillraceConfig::new(&[1, 1, 1], 4096)
+            .with_capacity(16_384)
+            .fused(),
+        MillraceConfig::new(&[2, 2, 2], 4096)
+            .with_capacity(16_384)
+            .fused(),
     ]
 }
 

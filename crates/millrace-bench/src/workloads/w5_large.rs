@@ -54,7 +54,11 @@ pub fn chain(x: u64) -> u64 {
 
 /// The millrace configurations measured (the first is the primary one).
 pub fn configs() -> Vec<MillraceConfig> {
-    vec![MillraceConfig::new(&[1, 2, 1], 1).with_capacity(2)]
+    vec![
+        MillraceConfig::new(&[2, 2, 1], 1).with_capacity(2),
+        MillraceConfig::new(&[1, 2, 1], 1).with_capacity(2),
+        MillraceConfig::new(&[1, 2, 1], 1).with_capacity(4),
+    ]
 }
 
 /// The most buffers a millrace run under `config` can hold at once: each worker of the three

@@ -30,7 +30,17 @@ pub fn add(sum: u64, y: u64) -> u64 {
 
 /// The millrace configurations measured (the first is the primary one).
 pub fn configs() -> Vec<MillraceConfig> {
-    vec![MillraceConfig::new(&[1; HOPS], 1024)]
+    vec![
+        MillraceConfig::new(&[1; HOPS], 1024),
+        MillraceConfig::new(&[1; HOPS], 4096).with_capacity(16_384),
+        MillraceConfig::new(&[1; HOPS], 1024).fused(),
+        MillraceConfig::new(&[1; HOPS], 4096)
+            .with_capacity(16_384)
+            .fused(),
+        MillraceConfig::new(&[2; HOPS], 4096)
+            .with_capacity(16_384)
+            .fused(),
+    ]
 }
 
 /// One fused loop.

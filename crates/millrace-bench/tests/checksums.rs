@@ -1,0 +1,174 @@
+//! Every implementation computes the workload the document defines: at a tiny N each one's
+//! checksum equals the sequential loop's, and the sequential loops reproduce the reference
+//! checksums of `shared/bench-workloads.md` at the full N where that is cheap.
+//!
+//! No test here asserts anything about time. Each run sits behind a timeout guard, so a
+//! pipeline that hangs fails its test instead of stalling the suite.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use millrace::{Pipeline, Stage};
+use millrace_bench::workloads::{w4_ordered, w5_large};
+use millrace_bench::{Error, Implementation, Workload};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a thread of its own; panics if it takes longer than [`TIMEOUT`].
+fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {TIMEOUT:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+fn run(workload: Workload, implementation: Implementation, n: u64) -> u64 {
+    let what = format!("{workload} {implementation:?} at n = {n}");
+    let result = guarded(&what, move || workload.run(&implementation, n));
+    result.unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
+/// Every implementation (every millrace configuration of the sweep included) against the
+/// sequential loop at `n` items.
+fn all_agree(workload: Workload, n: u64) {
+    let expected = run(workload, Implementation::Sequential, n);
+    let implementations = workload.implementations();
+    assert!(
+        implementations.len() >= 4,
+        "{workload} lacks implementations"
+    );
+    for implementation in implementations {
+        let label = format!("{implementation:?}");
+        assert_eq!(
+            run(workload, implementation, n),
+            expected,
+            "{workload}: {label} disagrees with the sequential loop at n = {n}"
+        );
+    }
+}
+
+#[test]
+fn w1_seed_every_implementation_matches_the_sequential_loop() {
+    all_agree(Workload::W1Seed, 10_007);
+}
+
+#[test]
+fn w2_imbalanced_every_implementation_matches_the_sequential_loop() {
+    all_agree(Workload::W2Imbalanced, 1_001);
+}
+
+#[test]
+fn w4_ordered_every_implementation_matches_the_sequential_loop() {
+    all_agree(Workload::W4Ordered, 1_001);
+}
+
+#[test]
+fn w5_large_every_implementation_matches_the_sequential_loop() {
+    all_agree(Workload::W5Large, 7);
+}
+
+#[test]
+fn w6_hops_every_implementation_matches_the_sequential_loop() {
+    all_agree(Workload::W6Hops, 10_007);
+}
+
+#[test]
+fn w3_io_is_reported_pending_instead_of_run() {
+    assert!(Workload::W3Io.implementations().is_empty());
+    match Workload::W3Io.run(&Implementation::Sequential, 10) {
+        Err(Error::Pending { workload: "W3", .. }) => {}
+        other => panic!("expected W3 to be pending, got {other:?}"),
+    }
+}
+
+fn reproduces_reference(workload: Workload, n: u64) {
+    let reference = workload
+        .reference_checksum(n)
+        .unwrap_or_else(|| panic!("no reference checksum for {workload} at {n}"));
+    assert_eq!(run(workload, Implementation::Sequential, n), reference);
+}
+
+#[test]
+fn w1_sequential_reproduces_the_reference_checksums_at_10m_and_20m() {
+    reproduces_reference(Workload::W1Seed, 10_000_000);
+    reproduces_reference(Workload::W1Seed, 20_000_000);
+}
+
+#[test]
+fn w2_sequential_reproduces_the_reference_checksum_at_1m() {
+    reproduces_reference(Workload::W2Imbalanced, 1_000_000);
+}
+
+#[test]
+fn w4_sequential_reproduces_the_reference_checksum_at_1m() {
+    reproduces_reference(Workload::W4Ordered, 1_000_000);
+}
+
+#[test]
+fn w6_sequential_reproduces_the_reference_checksum_at_5m() {
+    reproduces_reference(Workload::W6Hops, 5_000_000);
+}
+
+#[test]
+fn the_ordered_checksum_changes_when_two_items_swap() {
+    let in_order = [1u64, 2, 3].into_iter().fold(0, w4_ordered::hash);
+    let swapped = [2u64, 1, 3].into_iter().fold(0, w4_ordered::hash);
+    assert_ne!(in_order, swapped);
+}
+
+#[test]
+fn large_buffers_are_moved_through_millrace_not_copied() {
+    // Each buffer carries the address of its heap block from the stage that built it; the
+    // last stage finds the same block, so no stage copied it.
+    let moved = guarded("the W5 pointer check", || {
+        Pipeline::source(0..16u64)
+            .stage(
+                Stage::map("build", |x| {
+                    let buffer = w5_large::build(x);
+                    let address = buffer.as_ptr() as usize;
+                    (buffer, address)
+                })
+                .batch(1)
+                .capacity(2),
+            )
+            .stage(
+                Stage::map("hash", |(buffer, address): (Vec<u8>, usize)| {
+                    let (buffer, h) = w5_large::hash(buffer);
+                    (buffer, h, address)
+                })
+                .workers(2)
+                .batch(1)
+                .capacity(2),
+            )
+            .stage(
+                Stage::map("check", |(buffer, _h, address): (Vec<u8>, u64, usize)| {
+                    buffer.as_ptr() as usize == address && buffer.len() == w5_large::ITEM_BYTES
+                })
+                .batch(1)
+                .capacity(2),
+            )
+            .fold(0usize, |moved, same| moved + usize::from(same))
+            .run()
+            .map(|finished| finished.output)
+    });
+    assert_eq!(
+        moved.ok(),
+        Some(16),
+        "every buffer must reach the end in place"
+    );
+}
+
+#[test]
+fn the_w5_in_flight_bound_counts_every_worker_and_both_buffer_connectors() {
+    let config = &Workload::W5Large.millrace_configs()[0];
+    let workers: usize = config.workers.iter().sum();
+    let capacity = config.capacity.unwrap_or(4096);
+    assert_eq!(config.batch, 1);
+    assert_eq!(w5_large::millrace_in_flight(config), workers + 2 * capacity);
+}
