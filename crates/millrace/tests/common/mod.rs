@@ -1,0 +1,73 @@
+//! Helpers shared by the behaviour tests: a timeout around anything that could hang, and a
+//! panic hook that keeps the panics the tests inject on purpose out of the output.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+/// The prefix of every panic message a test injects on purpose.
+pub const INJECTED: &str = "injected";
+
+/// Runs `f` on a thread of its own and returns its result; panics if it has not finished
+/// within `secs` seconds (a hang), and passes on its panic if it panicked.
+pub fn within<T, F>(secs: u64, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    quiet_injected_panics();
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("test-body".into())
+        .spawn(move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+        })
+        .expect("spawn the test body");
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => resume_unwind(payload),
+        Err(_) => panic!("timed out: the test body did not finish within {secs} s (a hang?)"),
+    }
+}
+
+/// Waits until `cond` holds, checking every millisecond; panics after `secs` seconds.
+pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Installs (once per test binary) a panic hook that stays silent for panics whose message
+/// starts with [`INJECTED`] and reports every other panic as usual.
+pub fn quiet_injected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            if msg.is_some_and(|m| m.starts_with(INJECTED)) {
+                return;
+            }
+            default(info);
+        }));
+    });
+}
+
+/// The wrapping sum of 3·x² for x < n, by the closed form n(n-1)(2n-1)/2.
+pub fn closed_form_sum(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let n = u128::from(n);
+    // (n-1)·n·(2n-1) is divisible by 6, so 3·that/6 = that/2; mod 2^64 at the end.
+    ((n - 1) * n * (2 * n - 1) / 2) as u64
+}
