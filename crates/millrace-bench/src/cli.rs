@@ -26,12 +26,19 @@ OPTIONS:
     --no-rss          skip the peak-memory measurements (child processes)
     -h, --help        print this help
 
+ONE RUN (for peak memory, or under a profiler):
+    --child W --n N --impl IMPL
+                      run workload W once over N items with IMPL (sequential, rayon,
+                      crossbeam, millrace, or millrace:K for the K-th configuration of the
+                      sweep, in the table's order) and print its checksum and peak RSS
+
 EXAMPLES:
     millrace-bench                      the whole matrix at the standard N
     millrace-bench --quick              what CI runs: every workload at N / 1000
     millrace-bench --only W1,W6 --runs 5
     millrace-bench --only W2 --scale 0.1
     millrace-bench --markdown > table.md
+    valgrind --tool=callgrind millrace-bench --child W6 --n 1000000 --impl millrace:4
 ";
 
 /// What the command line asks for.
@@ -221,7 +228,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Error> 
     let name = child_impl.unwrap_or_else(|| "millrace".to_owned());
     let implementation = Implementation::parse(workload, &name).ok_or_else(|| {
         usage(format!(
-            "no implementation `{name}` for {workload}: expected sequential, rayon, crossbeam or millrace"
+            "no implementation `{name}` for {workload}: expected sequential, rayon, crossbeam, millrace or millrace:K (K from 1 to {})",
+            workload.millrace_configs().len()
         ))
     })?;
     Ok(Command::Child {
@@ -304,5 +312,10 @@ mod tests {
         );
         assert!(message("--child W1 --impl fast").contains("no implementation `fast`"));
         assert!(message("--n 5").contains("go with --child"));
+        assert!(message("--child W1 --impl millrace:0").contains("K from 1 to"));
+        assert!(matches!(
+            parse_str("--child W1 --impl millrace:2"),
+            Ok(Command::Child { implementation: Implementation::Millrace(c), .. }) if c.batch == 4096
+        ));
     }
 }

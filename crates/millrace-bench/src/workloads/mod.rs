@@ -236,19 +236,23 @@ impl Implementation {
         }
     }
 
-    /// The implementation named `text` for `workload` (`millrace` is its primary
-    /// configuration).
+    /// The implementation named `text` for `workload`: `sequential`, `rayon`, `crossbeam`,
+    /// `millrace` (its primary configuration) or `millrace:K` (the K-th configuration of its
+    /// sweep, from 1).
     pub fn parse(workload: Workload, text: &str) -> Option<Implementation> {
+        let config = |k: usize| {
+            let index = k.checked_sub(1)?;
+            workload.millrace_configs().into_iter().nth(index)
+        };
         match text {
             "sequential" => Some(Implementation::Sequential),
             "rayon" => Some(Implementation::Rayon),
             "crossbeam" => Some(Implementation::Crossbeam),
-            "millrace" => workload
-                .millrace_configs()
-                .into_iter()
-                .next()
-                .map(Implementation::Millrace),
-            _ => None,
+            "millrace" => config(1).map(Implementation::Millrace),
+            _ => {
+                let k = text.strip_prefix("millrace:")?.parse().ok()?;
+                config(k).map(Implementation::Millrace)
+            }
         }
     }
 }
