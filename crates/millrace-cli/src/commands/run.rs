@@ -1,0 +1,152 @@
+//! `millrace run [FILE]`: run a pipeline file, or the built-in seed pipeline.
+//!
+//! The order of things: load and check the file (exit 2 on a bad one), open inputs and
+//! outputs (exit 1 if one cannot be), start the run, supervise it (Ctrl-C, live view),
+//! then print the sink's result on stdout, the report on stderr, write the JSON report if
+//! asked, and exit with the outcome's code.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::build::build;
+use crate::cli::RunArgs;
+use crate::config;
+use crate::live::LiveView;
+use crate::report_json;
+use crate::report_text;
+use crate::seed;
+use crate::signals::Interrupts;
+use crate::summary::{SinkSide, Summary};
+use crate::supervise::{supervise, Watch};
+
+use super::{fail, EXIT_CONFIG, EXIT_FAILED};
+
+/// Runs `millrace run`; returns the exit code.
+pub fn run(args: &RunArgs) -> u8 {
+    match &args.file {
+        None => run_seed(args),
+        Some(file) => run_file(file, args),
+    }
+}
+
+fn live_view(args: &RunArgs, title: &str, writes_stdout: bool) -> Option<LiveView> {
+    let wanted = !args.quiet && !args.no_live && std::io::stderr().is_terminal();
+    let clash = writes_stdout && std::io::stdout().is_terminal();
+    (wanted && !clash).then(|| LiveView::new(title))
+}
+
+/// Prints the report and writes the JSON one; returns the exit code.
+fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
+    if !args.quiet {
+        eprint!("{}", report_text::render(summary));
+    } else if let Some(e) = &summary.error {
+        eprintln!("millrace: {}: {e}", summary.outcome.as_str());
+    }
+    let mut code = summary.outcome.exit_code();
+    if let Some(path) = json_path {
+        if let Err(e) = report_json::write(summary, path) {
+            eprintln!("millrace: {e}");
+            code = code.max(EXIT_FAILED);
+        }
+    }
+    code
+}
+
+fn run_seed(args: &RunArgs) -> u8 {
+    if !args.set.is_empty() {
+        return fail(
+            EXIT_CONFIG,
+            "--set needs a pipeline file (the built-in seed pipeline takes --n)",
+        );
+    }
+    let n = args.n.unwrap_or(seed::DEFAULT_N);
+    let running = match seed::pipeline(n).spawn() {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+    };
+    let interrupts = Interrupts::install();
+    let watch = Watch {
+        live: live_view(args, "seed", false),
+        stop: None,
+        interrupts: &interrupts,
+    };
+    let (ended, interruption) = supervise(running, watch);
+    let kinds = vec![None; 5];
+    let (mut summary, sum) = match Summary::new("seed (built-in)", None, kinds, ended, interruption)
+    {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    if let Some(sum) = sum {
+        println!("seed pipeline: sum of 3·x² for x < {n} = {sum}");
+        summary.sink.result = Some(crate::kinds::SinkResult {
+            lines: Vec::new(),
+            json: serde_json::json!({ "sum": sum, "n": n }),
+        });
+    }
+    finish(&summary, args, args.report.as_deref())
+}
+
+fn run_file(file: &Path, args: &RunArgs) -> u8 {
+    if args.n.is_some() {
+        return fail(
+            EXIT_CONFIG,
+            "--n is for the built-in seed pipeline; with a file use --set source.end=N",
+        );
+    }
+    let spec = match config::load(file, &args.set) {
+        Ok(spec) => spec,
+        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+    };
+    let built = match build(&spec) {
+        Ok(b) => b,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    let running = match built.pipeline.spawn() {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+    };
+    let interrupts = Interrupts::install();
+    let writes_stdout = spec.sink.part.kind.name == "stdout";
+    let watch = Watch {
+        live: live_view(args, &spec.name, writes_stdout),
+        stop: Some(&built.stop),
+        interrupts: &interrupts,
+    };
+    let (ended, interruption) = supervise(running, watch);
+    let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
+        .chain(spec.stages.iter().map(|s| s.part.kind.name))
+        .chain(std::iter::once(spec.sink.part.kind.name))
+        .map(|k| Some(k.to_owned()))
+        .collect();
+    let (summary, runner) =
+        match Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption) {
+            Ok(s) => s,
+            Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+        };
+    let sink = match runner {
+        Some(runner) => {
+            let outcome = runner.finish();
+            SinkSide {
+                result: outcome.result.ok(),
+                rejected: outcome.rejected,
+                errors: outcome.errors,
+                fatal: outcome.fatal,
+                closed: outcome.closed,
+            }
+        }
+        None => SinkSide::default(),
+    };
+    if let Some(result) = &sink.result {
+        for line in &result.lines {
+            println!("{line}");
+        }
+    }
+    let (files, dl_error) = built.dead_letters.finish();
+    let summary = summary
+        .with_sink(sink)
+        .with_source(built.source_log.error(), built.source_log.skipped())
+        .with_dead_letters(files, dl_error);
+    let json_path = args.report.as_deref().or(spec.report.as_deref());
+    finish(&summary, args, json_path)
+}

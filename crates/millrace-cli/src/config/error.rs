@@ -1,0 +1,226 @@
+//! Config errors: where (file, line, column), what is wrong, and what was probably meant.
+//!
+//! Every error the loader reports is a [`ConfigError`] at a [`Loc`]: a place in the file,
+//! a `--set` override, or the file as a whole. Its message says what is wrong in the
+//! user's words (the key, the expected type, the value found); for a misspelt key or kind,
+//! [`did_you_mean`] adds the closest known name. Printed, an error shows the offending line
+//! with a caret under the key or value:
+//!
+//! ```text
+//! error: examples/bad.toml:7:1: unknown key `wokers` in [[stage]] `square`
+//!   |
+//! 7 | wokers = 4
+//!   | ^^^^^^
+//!   = help: did you mean `workers`?
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a config value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Loc {
+    /// A place in the pipeline file: 1-based line and column (in characters), and the width
+    /// of what is there (for the caret).
+    File {
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1, in characters.
+        col: usize,
+        /// Characters to underline (at least 1).
+        width: usize,
+    },
+    /// A `--set` override on the command line (its text).
+    Override(Arc<str>),
+    /// The file as a whole (something missing from it).
+    Whole,
+}
+
+/// Maps byte offsets of a text to lines and columns.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+    text: Arc<str>,
+}
+
+impl LineIndex {
+    /// Indexes `text`.
+    pub fn new(text: Arc<str>) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts, text }
+    }
+
+    /// The location of the byte range `span` (clamped to the text).
+    pub fn loc(&self, span: std::ops::Range<usize>) -> Loc {
+        let start = span.start.min(self.text.len());
+        let end = span.end.clamp(start, self.text.len());
+        let line = self.starts.partition_point(|&s| s <= start).max(1);
+        let line_start = self.starts.get(line - 1).copied().unwrap_or(0);
+        let prefix = self.text.get(line_start..start).unwrap_or("");
+        let within = self.text.get(start..end).unwrap_or("");
+        let within = within.split('\n').next().unwrap_or("");
+        Loc::File {
+            line,
+            col: prefix.chars().count() + 1,
+            width: within.chars().count().max(1),
+        }
+    }
+
+    /// The text of line `line` (1-based), without its line break.
+    pub fn line_text(&self, line: usize) -> Option<&str> {
+        let start = *self.starts.get(line.checked_sub(1)?)?;
+        let end = self
+            .starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next.saturating_sub(1));
+        self.text
+            .get(start..end.max(start))
+            .map(|l| l.trim_end_matches('\r'))
+    }
+}
+
+/// A pipeline file that cannot run as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    file: Option<String>,
+    loc: Loc,
+    message: String,
+    help: Option<String>,
+    excerpt: Option<String>,
+}
+
+impl ConfigError {
+    /// An error at `loc`.
+    pub fn new(loc: Loc, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            loc,
+            message: message.into(),
+            help: None,
+            excerpt: None,
+        }
+    }
+
+    /// Adds a hint (shown as `help: …`).
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds a hint if there is one.
+    pub fn maybe_help(self, help: Option<String>) -> Self {
+        match help {
+            Some(h) => self.help(h),
+            None => self,
+        }
+    }
+
+    /// Names the file the error is in and quotes the offending line from `index`.
+    pub fn in_file(mut self, file: &str, index: Option<&LineIndex>) -> Self {
+        self.file = Some(file.to_owned());
+        if let (Loc::File { line, .. }, Some(index)) = (&self.loc, index) {
+            self.excerpt = index.line_text(*line).map(str::to_owned);
+        }
+        self
+    }
+
+    /// Where the error is.
+    pub fn loc(&self) -> &Loc {
+        &self.loc
+    }
+
+    /// What is wrong, without the location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The hint, if any.
+    pub fn hint(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.as_deref().unwrap_or("<pipeline>");
+        match &self.loc {
+            Loc::File { line, col, .. } => write!(f, "{file}:{line}:{col}: ")?,
+            Loc::Override(text) => write!(f, "--set {text}: ")?,
+            Loc::Whole => write!(f, "{file}: ")?,
+        }
+        f.write_str(&self.message)?;
+        if let (Loc::File { line, col, width }, Some(text)) = (&self.loc, &self.excerpt) {
+            let gutter = " ".repeat(line.to_string().len());
+            write!(
+                f,
+                "\n{gutter} |\n{line} | {text}\n{gutter} | {}{}",
+                " ".repeat(col.saturating_sub(1)),
+                "^".repeat(*width)
+            )?;
+        }
+        if let Some(help) = &self.help {
+            write!(f, "\n  = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The known name closest to `input`, phrased as a hint, if one is close enough to be what
+/// was meant.
+pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let input_lower = input.to_lowercase();
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(&input_lower, &k.to_lowercase()), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_map_to_lines_and_columns() {
+        let idx = LineIndex::new(Arc::from("a = 1\nwokers = 4\n"));
+        assert_eq!(
+            idx.loc(6..12),
+            Loc::File {
+                line: 2,
+                col: 1,
+                width: 6
+            }
+        );
+        assert_eq!(idx.line_text(2), Some("wokers = 4"));
+        assert_eq!(idx.line_text(9), None);
+        // Out-of-range spans are clamped, never a panic.
+        let _ = idx.loc(100..200);
+    }
+
+    #[test]
+    fn near_misses_get_a_suggestion() {
+        let known = ["workers", "capacity", "batch"];
+        assert_eq!(
+            did_you_mean("wokers", known).as_deref(),
+            Some("did you mean `workers`?")
+        );
+        assert_eq!(did_you_mean("zzz", known), None);
+    }
+
+    #[test]
+    fn errors_quote_the_line_with_a_caret() {
+        let idx = LineIndex::new(Arc::from("[[stage]]\nwokers = 4\n"));
+        let err = ConfigError::new(idx.loc(10..16), "unknown key `wokers`")
+            .help("did you mean `workers`?")
+            .in_file("p.toml", Some(&idx));
+        assert_eq!(
+            err.to_string(),
+            "p.toml:2:1: unknown key `wokers`\n  |\n2 | wokers = 4\n  | ^^^^^^\n  = help: did you mean `workers`?"
+        );
+    }
+}

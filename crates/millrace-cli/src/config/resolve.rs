@@ -1,0 +1,517 @@
+//! From the config tree to a [`PipelineSpec`]: every key known, every value checked,
+//! defaults applied.
+//!
+//! Each table is read through a [`Keys`] reader that marks the keys it takes; whatever is
+//! left at the end is an unknown key, reported with the closest known one. The first error
+//! found is returned (errors come in file order within a table).
+
+use std::path::PathBuf;
+
+use super::error::{did_you_mean, ConfigError, Loc};
+use super::node::{parse_override_value, Entry, Node, NodeKind};
+use super::params::{self, Default, ParamSpec, ParamType, ParamValue, Params, PathBase};
+use super::schema::{
+    Part, PipelineSpec, Policy, SinkSpec, StageSpec, DEFAULT_BATCH, DEFAULT_CAPACITY,
+    DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, DEFAULT_WORKERS,
+};
+use crate::kinds::{self, Role};
+
+/// Settings a stage (and `[pipeline]`, as defaults) may set.
+const STAGE_SETTINGS: &[&str] = &[
+    "workers",
+    "capacity",
+    "batch",
+    "on_error",
+    "retry_attempts",
+    "retry_backoff_ms",
+    "retry_then",
+    "dead_letter",
+];
+
+/// Reads one table; [`Keys::check_unknown`] rejects keys it does not know.
+struct Keys<'a> {
+    entries: &'a [Entry],
+    what: String,
+}
+
+impl<'a> Keys<'a> {
+    fn new(node: &'a Node, what: &str) -> Result<Self, ConfigError> {
+        let entries = node.entries().ok_or_else(|| {
+            ConfigError::new(
+                node.loc.clone(),
+                format!("{what} must be a table, found {}", node.describe()),
+            )
+        })?;
+        Ok(Keys {
+            entries,
+            what: what.to_owned(),
+        })
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Node> {
+        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
+    }
+
+    /// Fails on the first key (in file order) that is not in `known`.
+    fn check_unknown(&self, known: &[&str]) -> Result<(), ConfigError> {
+        match self
+            .entries
+            .iter()
+            .find(|e| !known.contains(&e.key.as_str()))
+        {
+            None => Ok(()),
+            Some(entry) => Err(ConfigError::new(
+                entry.key_loc.clone(),
+                format!("unknown key `{}` in {}", entry.key, self.what),
+            )
+            .help(
+                did_you_mean(&entry.key, known.iter().copied()).unwrap_or_else(|| {
+                    format!("the keys {} takes are: {}", self.what, known.join(", "))
+                }),
+            )),
+        }
+    }
+}
+
+fn int_setting(
+    keys: &Keys<'_>,
+    name: &'static str,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, ConfigError> {
+    let Some(node) = keys.get(name) else {
+        return Ok(None);
+    };
+    let spec = ParamSpec {
+        name,
+        ty: ParamType::Int { min, max },
+        default: Default::Optional,
+        doc: "",
+    };
+    match params::check(&spec, node, &no_paths())? {
+        ParamValue::Int(i) => Ok(Some(i)),
+        _ => Ok(None),
+    }
+}
+
+fn text_setting(
+    keys: &Keys<'_>,
+    name: &'static str,
+    ty: ParamType,
+    base: &PathBase,
+) -> Result<Option<(ParamValue, Loc)>, ConfigError> {
+    let Some(node) = keys.get(name) else {
+        return Ok(None);
+    };
+    let spec = ParamSpec {
+        name,
+        ty,
+        default: Default::Optional,
+        doc: "",
+    };
+    Ok(Some((params::check(&spec, node, base)?, node.loc.clone())))
+}
+
+fn no_paths() -> PathBase {
+    PathBase {
+        file_dir: PathBuf::new(),
+    }
+}
+
+/// The stage settings read from one table: each `None` when not given.
+#[derive(Clone, Debug, Default)]
+struct Settings {
+    workers: Option<usize>,
+    capacity: Option<usize>,
+    batch: Option<usize>,
+    on_error: Option<(String, Loc)>,
+    attempts: Option<(u32, Loc)>,
+    backoff_ms: Option<(u64, Loc)>,
+    then_stop: Option<(bool, Loc)>,
+    dead_letter: Option<PathBuf>,
+}
+
+fn read_settings(keys: &Keys<'_>, base: &PathBase) -> Result<Settings, ConfigError> {
+    let size = |i: Option<i64>| i.and_then(|i| usize::try_from(i).ok());
+    let mut s = Settings {
+        workers: size(int_setting(keys, "workers", 1, 1024)?),
+        capacity: size(int_setting(keys, "capacity", 1, 1 << 24)?),
+        batch: size(int_setting(keys, "batch", 1, 1 << 16)?),
+        ..Settings::default()
+    };
+    if let Some((ParamValue::Text(p), loc)) = text_setting(
+        keys,
+        "on_error",
+        ParamType::Choice(&["skip", "retry", "stop"]),
+        base,
+    )? {
+        s.on_error = Some((p, loc));
+    }
+    if let Some(node) = keys.get("retry_attempts") {
+        let attempts = int_setting_node(node, "retry_attempts", 1, 1000)?;
+        s.attempts = Some((u32::try_from(attempts).unwrap_or(1), node.loc.clone()));
+    }
+    if let Some(node) = keys.get("retry_backoff_ms") {
+        let ms = int_setting_node(node, "retry_backoff_ms", 0, 60_000)?;
+        s.backoff_ms = Some((u64::try_from(ms).unwrap_or(0), node.loc.clone()));
+    }
+    if let Some((ParamValue::Text(t), loc)) = text_setting(
+        keys,
+        "retry_then",
+        ParamType::Choice(&["skip", "stop"]),
+        base,
+    )? {
+        s.then_stop = Some((t == "stop", loc));
+    }
+    if let Some((ParamValue::Path(_, p), _)) =
+        text_setting(keys, "dead_letter", ParamType::Path, base)?
+    {
+        s.dead_letter = Some(p);
+    }
+    Ok(s)
+}
+
+fn int_setting_node(
+    node: &Node,
+    name: &'static str,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let spec = ParamSpec {
+        name,
+        ty: ParamType::Int { min, max },
+        default: Default::Optional,
+        doc: "",
+    };
+    match params::check(&spec, node, &no_paths())? {
+        ParamValue::Int(i) => Ok(i),
+        _ => Ok(min),
+    }
+}
+
+/// The policy `own` settings give, inheriting from `inherited` (the pipeline's).
+fn policy(own: &Settings, inherited: &Settings) -> Result<Policy, ConfigError> {
+    let on_error = own
+        .on_error
+        .as_ref()
+        .or(inherited.on_error.as_ref())
+        .map_or("skip", |(p, _)| p.as_str());
+    let retry_key = [
+        own.attempts.as_ref().map(|(_, l)| ("retry_attempts", l)),
+        own.backoff_ms
+            .as_ref()
+            .map(|(_, l)| ("retry_backoff_ms", l)),
+        own.then_stop.as_ref().map(|(_, l)| ("retry_then", l)),
+    ]
+    .into_iter()
+    .flatten()
+    .next();
+    match on_error {
+        "retry" => Ok(Policy::Retry {
+            attempts: own
+                .attempts
+                .clone()
+                .or(inherited.attempts.clone())
+                .map_or(DEFAULT_RETRY_ATTEMPTS, |(a, _)| a),
+            backoff_ms: own
+                .backoff_ms
+                .clone()
+                .or(inherited.backoff_ms.clone())
+                .map_or(DEFAULT_RETRY_BACKOFF_MS, |(b, _)| b),
+            then_stop: own
+                .then_stop
+                .clone()
+                .or(inherited.then_stop.clone())
+                .is_some_and(|(t, _)| t),
+        }),
+        other => {
+            if let Some((key, loc)) = retry_key {
+                return Err(ConfigError::new(
+                    loc.clone(),
+                    format!("`{key}` has no effect: the error policy here is `{other}`"),
+                )
+                .help("set on_error = \"retry\" to retry failed items"));
+            }
+            Ok(if other == "stop" {
+                Policy::Stop
+            } else {
+                Policy::Skip
+            })
+        }
+    }
+}
+
+/// Reads the `kind` of a source, stage or sink table and its parameters.
+fn part(
+    keys: &Keys<'_>,
+    node: &Node,
+    role: Role,
+    fixed: &[&str],
+    base: &PathBase,
+) -> Result<Part, ConfigError> {
+    let what = keys.what.clone();
+    let kind_node = keys.get("kind").ok_or_else(|| {
+        ConfigError::new(node.loc.clone(), format!("{what} has no `kind`")).help(format!(
+            "add kind = \"…\"; the {role} kinds are: {}",
+            kinds::names(role).collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let NodeKind::Str(name) = &kind_node.kind else {
+        return Err(ConfigError::new(
+            kind_node.loc.clone(),
+            format!("`kind` must be a string, found {}", kind_node.describe()),
+        ));
+    };
+    let kind = match kinds::find(name) {
+        Some(k) if k.role == role => k,
+        other => {
+            let known: Vec<&str> = kinds::names(role).collect();
+            let help = match other {
+                Some(k) => format!(
+                    "`{name}` is a {} kind; the {role} kinds are: {}",
+                    k.role,
+                    known.join(", ")
+                ),
+                None => did_you_mean(name, known.iter().copied())
+                    .unwrap_or_else(|| format!("the {role} kinds are: {}", known.join(", "))),
+            };
+            return Err(ConfigError::new(
+                kind_node.loc.clone(),
+                format!("unknown {role} kind `{name}`"),
+            )
+            .help(help));
+        }
+    };
+    keys.check_unknown(&known_keys(fixed, kind))?;
+    let mut params = Params::default();
+    for spec in kind.params {
+        match (keys.get(spec.name), spec.default) {
+            (Some(value), _) => params.push(
+                spec.name,
+                params::check(spec, value, base)?,
+                value.loc.clone(),
+            ),
+            (None, Default::Required) => {
+                return Err(ConfigError::new(
+                    node.loc.clone(),
+                    format!("{what} (kind `{}`) needs `{}`", kind.name, spec.name),
+                )
+                .help(format!("`{}`: {} ({})", spec.name, spec.doc, spec.ty)))
+            }
+            (None, Default::Optional) => {}
+            (None, Default::Value(text)) => {
+                let value = parse_override_value(text, &Loc::Whole);
+                params.push(spec.name, params::check(spec, &value, base)?, Loc::Whole);
+            }
+        }
+    }
+    if let Some(validate) = kind.validate {
+        validate(&params)?;
+    }
+    Ok(Part {
+        kind,
+        params,
+        loc: node.loc.clone(),
+    })
+}
+
+fn known_keys<'k>(fixed: &[&'k str], kind: &'k kinds::KindSpec) -> Vec<&'k str> {
+    fixed
+        .iter()
+        .copied()
+        .chain(kind.params.iter().map(|p| p.name))
+        .collect()
+}
+
+/// Keys every stage table may have besides its kind's parameters.
+fn stage_keys() -> Vec<&'static str> {
+    let mut fixed = vec!["kind", "name", "ordered"];
+    fixed.extend_from_slice(STAGE_SETTINGS);
+    fixed
+}
+
+/// Resolves the whole tree.
+///
+/// # Errors
+///
+/// The first [`ConfigError`] found.
+pub fn resolve(
+    root: &Node,
+    base: &PathBase,
+    file_stem: &str,
+    file: &str,
+) -> Result<PipelineSpec, ConfigError> {
+    let top = Keys::new(root, "the pipeline file")?;
+    top.check_unknown(&["pipeline", "source", "stage", "sink"])?;
+    let (mut name, mut report, mut defaults) = (file_stem.to_owned(), None, Settings::default());
+    if let Some(node) = top.get("pipeline") {
+        let keys = Keys::new(node, "[pipeline]")?;
+        let mut known = vec!["name", "report"];
+        known.extend_from_slice(STAGE_SETTINGS);
+        keys.check_unknown(&known)?;
+        if let Some((ParamValue::Text(n), _)) = text_setting(&keys, "name", ParamType::Text, base)?
+        {
+            name = n;
+        }
+        if let Some((ParamValue::Path(_, p), _)) =
+            text_setting(&keys, "report", ParamType::Path, base)?
+        {
+            report = Some(p);
+        }
+        defaults = read_settings(&keys, base)?;
+        // The pipeline's own policy settings must hang together.
+        policy(&defaults, &Settings::default())?;
+    }
+
+    let source_node = top.get("source").ok_or_else(|| {
+        ConfigError::new(Loc::Whole, "the pipeline has no [source]")
+            .help("add a [source] table, e.g. [source] kind = \"range\" end = 1000")
+    })?;
+    let keys = Keys::new(source_node, "[source]")?;
+    let source = part(&keys, source_node, Role::Source, &["kind"], base)?;
+
+    let mut stages: Vec<StageSpec> = Vec::new();
+    if let Some(node) = top.get("stage") {
+        let NodeKind::Array(items) = &node.kind else {
+            return Err(ConfigError::new(
+                node.loc.clone(),
+                format!(
+                    "`stage` must be an array of tables, found {}",
+                    node.describe()
+                ),
+            )
+            .help("write each stage as a [[stage]] table"));
+        };
+        for (i, item) in items.iter().enumerate() {
+            stages.push(stage(item, i + 1, &stages, &defaults, base)?);
+        }
+    }
+
+    let sink_node = top.get("sink").ok_or_else(|| {
+        ConfigError::new(Loc::Whole, "the pipeline has no [sink]")
+            .help("add a [sink] table, e.g. [sink] kind = \"count\"")
+    })?;
+    let keys = Keys::new(sink_node, "[sink]")?;
+    let sink_part = part(
+        &keys,
+        sink_node,
+        Role::Sink,
+        &["kind", "on_error", "dead_letter"],
+        base,
+    )?;
+    let own = read_sink_settings(&keys, base)?;
+    let sink_policy = match own.on_error.as_ref().map(|(p, _)| p.as_str()) {
+        Some("stop") => Policy::Stop,
+        Some(_) => Policy::Skip,
+        None if policy(&defaults, &Settings::default())?.stops() => Policy::Stop,
+        None => Policy::Skip,
+    };
+    let sink = SinkSpec {
+        part: sink_part,
+        policy: sink_policy,
+        dead_letter: own.dead_letter.or(defaults.dead_letter.clone()),
+    };
+
+    Ok(PipelineSpec {
+        name,
+        file: file.to_owned(),
+        batch: defaults.batch.unwrap_or(DEFAULT_BATCH),
+        capacity: defaults.capacity.unwrap_or(DEFAULT_CAPACITY),
+        report,
+        source,
+        stages,
+        sink,
+    })
+}
+
+fn read_sink_settings(keys: &Keys<'_>, base: &PathBase) -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    if let Some((ParamValue::Text(p), loc)) =
+        text_setting(keys, "on_error", ParamType::Choice(&["skip", "stop"]), base)?
+    {
+        s.on_error = Some((p, loc));
+    }
+    if let Some((ParamValue::Path(_, p), _)) =
+        text_setting(keys, "dead_letter", ParamType::Path, base)?
+    {
+        s.dead_letter = Some(p);
+    }
+    Ok(s)
+}
+
+fn stage(
+    node: &Node,
+    position: usize,
+    before: &[StageSpec],
+    defaults: &Settings,
+    base: &PathBase,
+) -> Result<StageSpec, ConfigError> {
+    let mut keys = Keys::new(node, &format!("[[stage]] #{position}"))?;
+    let part = part(&keys, node, Role::Transform, &stage_keys(), base)?;
+    let taken = |n: &str| before.iter().any(|s| s.name == n);
+    let name = match keys.get("name") {
+        Some(Node {
+            kind: NodeKind::Str(n),
+            loc,
+        }) => {
+            if n.is_empty() || n == "source" || n == "sink" || taken(n) {
+                let why = if n.is_empty() {
+                    "a stage name cannot be empty".to_owned()
+                } else if taken(n) {
+                    format!("two stages are named `{n}`; names must be unique")
+                } else {
+                    format!("`{n}` is reserved for the report's {n} row")
+                };
+                return Err(ConfigError::new(loc.clone(), why));
+            }
+            n.clone()
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                other.loc.clone(),
+                format!("`name` must be a string, found {}", other.describe()),
+            ))
+        }
+        None => {
+            let kind = part.kind.name;
+            let mut n = kind.to_owned();
+            let mut k = 2;
+            while taken(&n) {
+                n = format!("{kind}-{k}");
+                k += 1;
+            }
+            n
+        }
+    };
+    keys.what = format!("[[stage]] #{position} `{name}`");
+    let ordered = match keys.get("ordered") {
+        None => false,
+        Some(Node {
+            kind: NodeKind::Bool(b),
+            ..
+        }) => *b,
+        Some(other) => {
+            return Err(ConfigError::new(
+                other.loc.clone(),
+                format!(
+                    "`ordered` must be true or false, found {}",
+                    other.describe()
+                ),
+            ))
+        }
+    };
+    let own = read_settings(&keys, base)?;
+    Ok(StageSpec {
+        name,
+        workers: own.workers.or(defaults.workers).unwrap_or(DEFAULT_WORKERS),
+        capacity: own
+            .capacity
+            .or(defaults.capacity)
+            .unwrap_or(DEFAULT_CAPACITY),
+        batch: own.batch.or(defaults.batch).unwrap_or(DEFAULT_BATCH),
+        ordered,
+        policy: policy(&own, defaults)?,
+        dead_letter: own.dead_letter.clone().or(defaults.dead_letter.clone()),
+        part,
+    })
+}

@@ -1,0 +1,182 @@
+//! The resolved pipeline: what a pipeline file means once defaults are applied and every
+//! value checked.
+//!
+//! # The file format
+//!
+//! ```toml
+//! [pipeline]              # optional: name and defaults for every stage
+//! name = "seed"
+//! workers = 1             # default workers per stage
+//! capacity = 4096         # default input capacity, in items
+//! batch = 1024            # default batch size
+//! on_error = "skip"       # skip | retry | stop
+//! retry_attempts = 3      # with on_error = "retry": tries in all,
+//! retry_backoff_ms = 10   #   the first pause (doubling),
+//! retry_then = "skip"     #   and what to do when they are used up (skip | stop)
+//! dead_letter = "failed.jsonl"   # failed items, one JSON line each
+//! report = "report.json"  # write the JSON report here (as --report does)
+//!
+//! [source]
+//! kind = "range"
+//! end = 10_000_000
+//!
+//! [[stage]]               # any number, in order
+//! kind = "square"
+//! name = "square"         # default: the kind (square, square-2, … when repeated)
+//! workers = 2             # and capacity, batch, on_error, retry_*, dead_letter
+//! ordered = true          # emit in input order
+//!
+//! [sink]
+//! kind = "sum"            # and on_error (skip | stop), dead_letter
+//! ```
+//!
+//! Each kind adds its own parameters to its table (`millrace stages` lists them). Unknown
+//! keys are errors. Relative paths are relative to the pipeline file's directory.
+
+use std::path::PathBuf;
+
+use crate::config::error::Loc;
+use crate::config::params::Params;
+use crate::kinds::KindSpec;
+
+/// Workers per stage when neither the stage nor `[pipeline]` says.
+pub const DEFAULT_WORKERS: usize = 1;
+/// Input capacity, in items, when neither the stage nor `[pipeline]` says.
+pub const DEFAULT_CAPACITY: usize = 4096;
+/// Batch size when neither the stage nor `[pipeline]` says.
+pub const DEFAULT_BATCH: usize = 256;
+/// Tries in all under `on_error = "retry"` when `retry_attempts` is not given.
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 3;
+/// First pause under `on_error = "retry"` when `retry_backoff_ms` is not given.
+pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 10;
+
+/// What a stage (or the sink) does with an item that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Report it and go on.
+    Skip,
+    /// Try again, then skip or stop.
+    Retry {
+        /// Tries in all.
+        attempts: u32,
+        /// Pause before the second try, in milliseconds; doubled after each.
+        backoff_ms: u64,
+        /// Stop (rather than skip) once the tries are used up.
+        then_stop: bool,
+    },
+    /// Stop the pipeline gracefully; the run fails.
+    Stop,
+}
+
+impl Policy {
+    /// Whether a failure (after any retries) stops the run.
+    pub fn stops(&self) -> bool {
+        matches!(
+            self,
+            Policy::Stop
+                | Policy::Retry {
+                    then_stop: true,
+                    ..
+                }
+        )
+    }
+
+    /// The policy as the engine takes it.
+    pub fn to_engine(self) -> millrace::ErrorPolicy {
+        match self {
+            Policy::Skip => millrace::ErrorPolicy::Skip,
+            Policy::Stop => millrace::ErrorPolicy::Stop,
+            Policy::Retry {
+                attempts,
+                backoff_ms,
+                then_stop,
+            } => {
+                let retry = millrace::Retry::new(attempts)
+                    .backoff(std::time::Duration::from_millis(backoff_ms));
+                millrace::ErrorPolicy::Retry(if then_stop { retry.then_stop() } else { retry })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Policy::Skip => f.write_str("skip"),
+            Policy::Stop => f.write_str("stop"),
+            Policy::Retry {
+                attempts,
+                backoff_ms,
+                then_stop,
+            } => write!(
+                f,
+                "retry {attempts} tries from {backoff_ms} ms, then {}",
+                if *then_stop { "stop" } else { "skip" }
+            ),
+        }
+    }
+}
+
+/// A source, stage or sink's kind with its checked parameters.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// The kind.
+    pub kind: &'static KindSpec,
+    /// Its parameters, defaults filled in.
+    pub params: Params,
+    /// Where its table starts.
+    pub loc: Loc,
+}
+
+/// A stage, with its settings resolved.
+#[derive(Clone, Debug)]
+pub struct StageSpec {
+    /// Its name (unique in the pipeline).
+    pub name: String,
+    /// Its kind and parameters.
+    pub part: Part,
+    /// Worker threads.
+    pub workers: usize,
+    /// Input capacity in items.
+    pub capacity: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Whether it emits in input order.
+    pub ordered: bool,
+    /// What it does with failed items.
+    pub policy: Policy,
+    /// Where its failed items go, if anywhere.
+    pub dead_letter: Option<PathBuf>,
+}
+
+/// The sink, with its settings resolved.
+#[derive(Clone, Debug)]
+pub struct SinkSpec {
+    /// Its kind and parameters.
+    pub part: Part,
+    /// What it does with items it cannot take: skip or stop.
+    pub policy: Policy,
+    /// Where items it cannot take go, if anywhere.
+    pub dead_letter: Option<PathBuf>,
+}
+
+/// A whole pipeline, ready to build.
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    /// Its name (`[pipeline] name`, or the file's stem).
+    pub name: String,
+    /// The file it was read from, as given.
+    pub file: String,
+    /// The batch size of the sink's input (the pipeline default).
+    pub batch: usize,
+    /// The capacity of the sink's input (the pipeline default).
+    pub capacity: usize,
+    /// Where to write the JSON report, if the file asks for one.
+    pub report: Option<PathBuf>,
+    /// The source.
+    pub source: Part,
+    /// The stages, in order.
+    pub stages: Vec<StageSpec>,
+    /// The sink.
+    pub sink: SinkSpec,
+}

@@ -1,0 +1,205 @@
+//! Transform kinds on bytes: `hash` (BLAKE3), `compress` (zstd) and `chunk` (FastCDC
+//! content-defined chunking).
+//!
+//! Bytes are reference-counted ([`Bytes`]): `chunk` slices its input without copying, and
+//! a stage that borrows a record and hands on a changed copy copies pointers only.
+//!
+//! # Per-worker state
+//!
+//! `compress` keeps one zstd compression context per worker thread, built on the worker's
+//! first item and reused for every later one, so no context is shared and no lock is
+//! taken. (The engine's `Stage::map_with` gives per-worker state to infallible maps only;
+//! `compress` must be able to fail an item whose value is not bytes, so it is a
+//! `try_map` whose context lives in a thread-local of the worker.)
+
+use std::cell::RefCell;
+
+use bytes::Bytes;
+use millrace::Stage;
+
+use super::{field_param, into_param, slot, Builder, KindSpec, Role};
+use crate::config::error::ConfigError;
+use crate::config::params::{Default, ParamSpec, ParamType, Params};
+use crate::value::{hex, Fault, Item, Record, Value};
+
+/// The bytes transform kinds.
+pub static KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: "hash",
+        role: Role::Transform,
+        summary: "the BLAKE3 hash of bytes (or of text's UTF-8), as 64 hex digits",
+        takes: "bytes or text",
+        gives: "text (records keep their data and gain `hash`)",
+        params: &[field_param("\"data\""), into_param("\"hash\"")],
+        example: "[[stage]]\nkind = \"hash\"\nworkers = 2",
+        validate: None,
+        build: Builder::Transform(hash),
+    },
+    KindSpec {
+        name: "compress",
+        role: Role::Transform,
+        summary: "zstd-compresses bytes, one compression context per worker",
+        takes: "bytes or text",
+        gives: "bytes",
+        params: &[
+            ParamSpec {
+                name: "level",
+                ty: ParamType::Int { min: -7, max: 22 },
+                default: Default::Value("3"),
+                doc: "the zstd level (negative: faster, 22: smallest)",
+            },
+            field_param("\"data\""),
+            into_param("\"data\""),
+        ],
+        example: "[[stage]]\nkind = \"compress\"\nlevel = 3\nworkers = 2",
+        validate: None,
+        build: Builder::Transform(compress),
+    },
+    KindSpec {
+        name: "chunk",
+        role: Role::Transform,
+        summary: "cuts bytes into content-defined chunks (FastCDC 2020)",
+        takes: "bytes or text",
+        gives: "records {…, offset: number, length: number, data: bytes}, one per chunk",
+        params: &[
+            ParamSpec {
+                name: "min_size",
+                ty: ParamType::Size {
+                    min: fastcdc::v2020::MINIMUM_MIN as u64,
+                    max: fastcdc::v2020::MINIMUM_MAX as u64,
+                },
+                default: Default::Value("\"16KiB\""),
+                doc: "the smallest chunk (but the last)",
+            },
+            ParamSpec {
+                name: "avg_size",
+                ty: ParamType::Size {
+                    min: fastcdc::v2020::AVERAGE_MIN as u64,
+                    max: fastcdc::v2020::AVERAGE_MAX as u64,
+                },
+                default: Default::Value("\"64KiB\""),
+                doc: "the chunk size aimed at",
+            },
+            ParamSpec {
+                name: "max_size",
+                ty: ParamType::Size {
+                    min: fastcdc::v2020::MAXIMUM_MIN as u64,
+                    max: fastcdc::v2020::MAXIMUM_MAX as u64,
+                },
+                default: Default::Value("\"256KiB\""),
+                doc: "the largest chunk",
+            },
+            field_param("\"data\""),
+        ],
+        example: "[[stage]]\nkind = \"chunk\"\navg_size = \"8KiB\"\nmin_size = \"2KiB\"\nmax_size = \"64KiB\"",
+        validate: Some(validate_chunk),
+        build: Builder::Transform(chunk),
+    },
+];
+
+fn hash(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    Stage::try_map(name, move |item: &Item| {
+        let data = slot.bytes(&item.value)?;
+        let digest = blake3::hash(&data);
+        Ok::<_, Fault>(item.with(slot.write(&item.value, Value::text(&hex(digest.as_bytes())))))
+    })
+}
+
+thread_local! {
+    /// This worker's zstd context and the level it was made for.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Compresses `data` with this thread's context for `level`, making it on first use.
+fn compress_here(level: i32, data: &[u8]) -> Result<Vec<u8>, Fault> {
+    COMPRESSOR.with(|cell| {
+        let mut ctx = cell
+            .try_borrow_mut()
+            .map_err(|_| Fault::Other("zstd context busy".into()))?;
+        let fresh = match ctx.take() {
+            Some((l, c)) if l == level => c,
+            _ => zstd::bulk::Compressor::new(level)
+                .map_err(|e| Fault::Other(format!("zstd: cannot make a context: {e}")))?,
+        };
+        let (_, compressor) = ctx.insert((level, fresh));
+        compressor
+            .compress(data)
+            .map_err(|e| Fault::Other(format!("zstd: {e}")))
+    })
+}
+
+fn compress(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    let level = i32::try_from(params.int("level")).unwrap_or(3);
+    Stage::try_map(name, move |item: &Item| {
+        let data = slot.bytes(&item.value)?;
+        let packed = compress_here(level, &data)?;
+        Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Bytes(Bytes::from(packed)))))
+    })
+}
+
+fn validate_chunk(params: &Params) -> Result<(), ConfigError> {
+    let (min, avg, max) = (
+        params.uint("min_size"),
+        params.uint("avg_size"),
+        params.uint("max_size"),
+    );
+    if min > avg {
+        return Err(ConfigError::new(
+            params.loc("min_size"),
+            format!("`min_size` ({min}) must not exceed `avg_size` ({avg})"),
+        ));
+    }
+    if avg > max {
+        return Err(ConfigError::new(
+            params.loc("max_size"),
+            format!("`max_size` ({max}) must be at least `avg_size` ({avg})"),
+        ));
+    }
+    Ok(())
+}
+
+fn chunk(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    let size = |p: &str| u32::try_from(params.uint(p)).unwrap_or(u32::MAX);
+    let (min, avg, max) = (size("min_size"), size("avg_size"), size("max_size"));
+    Stage::try_flat_map(name, move |item: &Item| {
+        let data = slot.bytes(&item.value)?;
+        let parent = match &item.value {
+            Value::Record(r) => r.clone(),
+            _ => Record::new(),
+        };
+        let chunks: Vec<Item> = fastcdc::v2020::FastCDC::new(&data, min, avg, max)
+            .map(|c| {
+                let end = (c.offset + c.length).min(data.len());
+                let piece = data.slice(c.offset.min(end)..end);
+                item.with(Value::Record(
+                    parent
+                        .clone()
+                        .with("offset", Value::Number(c.offset as u64))
+                        .with("length", Value::Number(piece.len() as u64))
+                        .with(slot.field(), Value::Bytes(piece)),
+                ))
+            })
+            .collect();
+        Ok::<_, Fault>(chunks)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_round_trips_through_the_worker_context() {
+        let data = b"millrace ".repeat(1000);
+        let packed = compress_here(3, &data).unwrap();
+        assert!(packed.len() < data.len() / 10);
+        assert_eq!(zstd::bulk::decompress(&packed, data.len()).unwrap(), data);
+        // A second call reuses the context; another level makes a new one.
+        assert_eq!(compress_here(3, &data).unwrap(), packed);
+        assert!(compress_here(19, &data).is_ok());
+    }
+}

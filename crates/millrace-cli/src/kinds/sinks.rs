@@ -1,0 +1,340 @@
+//! Sink kinds: `sum`, `count`, `stdout`, `file`, `null`.
+//!
+//! A [`Sink`] takes the pipeline's outputs one at a time on the engine's sink thread and,
+//! at the end, gives a [`SinkResult`]: the lines it prints on stdout (`sum: …`) and the same
+//! as JSON for the report. An item it cannot handle is a [`SinkFault::Item`], which fails
+//! that item under the sink's error policy; an output that cannot be written is
+//! [`SinkFault::Fatal`] and ends the run; a closed stdout (`| head`) ends it quietly.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use super::{field_param, Builder, KindSpec, Role};
+use crate::config::params::{Default, ParamSpec, ParamType, Params};
+use crate::value::{Fault, Item, Slot, Value};
+
+/// What went wrong with one output.
+#[derive(Debug)]
+pub enum SinkFault {
+    /// The item cannot be taken (its type, a missing field): fail it.
+    Item(Fault),
+    /// The output cannot be written: end the run with this error.
+    Fatal(String),
+    /// The reader went away (a closed pipe): end the run quietly.
+    Closed,
+}
+
+impl From<Fault> for SinkFault {
+    fn from(f: Fault) -> Self {
+        SinkFault::Item(f)
+    }
+}
+
+impl From<io::Error> for SinkFault {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            SinkFault::Closed
+        } else {
+            SinkFault::Fatal(e.to_string())
+        }
+    }
+}
+
+/// What a sink gives at the end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkResult {
+    /// Lines to print on stdout after the run (`sum: 42`).
+    pub lines: Vec<String>,
+    /// The same, for the JSON report (`{"sum": 42}`), or `null`.
+    pub json: serde_json::Value,
+}
+
+/// A sink: takes outputs on the sink thread, then finishes.
+pub trait Sink: Send {
+    /// Takes one output.
+    ///
+    /// # Errors
+    ///
+    /// A [`SinkFault`] for an item it cannot take or an output it cannot write.
+    fn accept(&mut self, item: &Item) -> Result<(), SinkFault>;
+
+    /// Flushes and gives the result.
+    ///
+    /// # Errors
+    ///
+    /// The error of a final flush.
+    fn finish(self: Box<Self>) -> Result<SinkResult, String>;
+}
+
+const FORMAT_TEXT: ParamSpec = ParamSpec {
+    name: "format",
+    ty: ParamType::Choice(&["text", "json"]),
+    default: Default::Value("\"text\""),
+    doc: "text: numbers, text as is, bytes in hex, records as JSON; json: every value as JSON",
+};
+
+const PRINT_FIELD: ParamSpec = ParamSpec {
+    name: "field",
+    ty: ParamType::Text,
+    default: Default::Optional,
+    doc: "print only this field of records",
+};
+
+/// The sink kinds.
+pub static KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: "sum",
+        role: Role::Sink,
+        summary: "the wrapping sum of the numbers; prints `sum: N`",
+        takes: "number",
+        gives: "stdout: sum: N",
+        params: &[field_param("\"value\"")],
+        example: "[sink]\nkind = \"sum\"",
+        validate: None,
+        build: Builder::Sink(open_sum),
+    },
+    KindSpec {
+        name: "count",
+        role: Role::Sink,
+        summary: "counts the items, and totals record fields; prints `count: N`",
+        takes: "anything (records, for `fields`)",
+        gives: "stdout: count: N, then `field: total` per field",
+        params: &[ParamSpec {
+            name: "fields",
+            ty: ParamType::Fields,
+            default: Default::Value("[]"),
+            doc: "record fields to total: numbers summed, text and bytes by length",
+        }],
+        example: "[sink]\nkind = \"count\"\nfields = [\"length\", \"data\"]",
+        validate: None,
+        build: Builder::Sink(open_count),
+    },
+    KindSpec {
+        name: "stdout",
+        role: Role::Sink,
+        summary: "prints a line per item on stdout",
+        takes: "anything",
+        gives: "stdout: one line per item",
+        params: &[PRINT_FIELD, FORMAT_TEXT],
+        example: "[sink]\nkind = \"stdout\"\nfield = \"text\"",
+        validate: None,
+        build: Builder::Sink(open_stdout),
+    },
+    KindSpec {
+        name: "file",
+        role: Role::Sink,
+        summary: "writes items to a file: a line each, or their raw bytes",
+        takes: "anything (lines); bytes or text (bytes)",
+        gives: "the file",
+        params: &[
+            ParamSpec {
+                name: "path",
+                ty: ParamType::Path,
+                default: Default::Required,
+                doc: "the file to write (created or truncated)",
+            },
+            ParamSpec {
+                name: "format",
+                ty: ParamType::Choice(&["lines", "json", "bytes"]),
+                default: Default::Value("\"lines\""),
+                doc: "lines: as stdout prints them; json: JSON lines; bytes: raw bytes",
+            },
+            PRINT_FIELD,
+        ],
+        example: "[sink]\nkind = \"file\"\npath = \"out.txt\"",
+        validate: None,
+        build: Builder::Sink(open_file),
+    },
+    KindSpec {
+        name: "null",
+        role: Role::Sink,
+        summary: "drops every item (for measuring the stages alone)",
+        takes: "anything",
+        gives: "nothing",
+        params: &[],
+        example: "[sink]\nkind = \"null\"",
+        validate: None,
+        build: Builder::Sink(open_null),
+    },
+];
+
+struct Sum {
+    slot: Slot,
+    sum: u64,
+}
+
+impl Sink for Sum {
+    fn accept(&mut self, item: &Item) -> Result<(), SinkFault> {
+        self.sum = self.sum.wrapping_add(self.slot.number(&item.value)?);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<SinkResult, String> {
+        Ok(SinkResult {
+            lines: vec![format!("sum: {}", self.sum)],
+            json: serde_json::json!({ "sum": self.sum }),
+        })
+    }
+}
+
+fn open_sum(params: &Params) -> Result<Box<dyn Sink>, String> {
+    let field = params.text("field").unwrap_or("value");
+    Ok(Box::new(Sum {
+        slot: Slot::new(field, field),
+        sum: 0,
+    }))
+}
+
+struct Count {
+    count: u64,
+    fields: Vec<(Slot, u64)>,
+}
+
+impl Sink for Count {
+    fn accept(&mut self, item: &Item) -> Result<(), SinkFault> {
+        let mut adds = Vec::with_capacity(self.fields.len());
+        for (slot, _) in &self.fields {
+            if !matches!(item.value, Value::Record(_)) {
+                return Err(SinkFault::Item(Fault::Type {
+                    expected: "a record (to total its fields)",
+                    actual: item.value.type_of(),
+                    field: None,
+                }));
+            }
+            adds.push(match slot.read(&item.value)? {
+                Value::Number(n) => *n,
+                other => other.byte_len(),
+            });
+        }
+        for ((_, total), add) in self.fields.iter_mut().zip(adds) {
+            *total = total.wrapping_add(add);
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<SinkResult, String> {
+        let mut lines = vec![format!("count: {}", self.count)];
+        let mut totals = serde_json::Map::new();
+        for (slot, total) in &self.fields {
+            lines.push(format!("{}: {total}", slot.field()));
+            totals.insert(slot.field().to_owned(), (*total).into());
+        }
+        Ok(SinkResult {
+            lines,
+            json: serde_json::json!({ "count": self.count, "fields": totals }),
+        })
+    }
+}
+
+fn open_count(params: &Params) -> Result<Box<dyn Sink>, String> {
+    Ok(Box::new(Count {
+        count: 0,
+        fields: params
+            .list("fields")
+            .iter()
+            .map(|f| (Slot::new(f, f), 0))
+            .collect(),
+    }))
+}
+
+/// How a line-writing sink renders an item.
+struct Render {
+    field: Option<Slot>,
+    json: bool,
+}
+
+impl Render {
+    fn new(params: &Params, json_format: &str) -> Self {
+        Render {
+            field: params.text("field").map(|f| Slot::new(f, f)),
+            json: params.text("format") == Some(json_format),
+        }
+    }
+
+    fn write(&self, out: &mut impl Write, item: &Item) -> Result<(), SinkFault> {
+        let value = match &self.field {
+            Some(slot) => slot.read(&item.value)?,
+            None => &item.value,
+        };
+        if self.json {
+            writeln!(out, "{}", value.to_json())?;
+        } else {
+            writeln!(out, "{value}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Lines<W: Write + Send> {
+    out: W,
+    render: Render,
+    raw_bytes: bool,
+}
+
+impl<W: Write + Send> Sink for Lines<W> {
+    fn accept(&mut self, item: &Item) -> Result<(), SinkFault> {
+        if !self.raw_bytes {
+            return self.render.write(&mut self.out, item);
+        }
+        let value = match &self.render.field {
+            Some(slot) => slot.read(&item.value)?,
+            None => &item.value,
+        };
+        match value {
+            Value::Bytes(b) => self.out.write_all(b)?,
+            Value::Text(t) => self.out.write_all(t.as_bytes())?,
+            other => {
+                return Err(SinkFault::Item(Fault::Type {
+                    expected: "bytes or text",
+                    actual: other.type_of(),
+                    field: None,
+                }))
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<SinkResult, String> {
+        match self.out.flush() {
+            Ok(()) => Ok(SinkResult::default()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(SinkResult::default()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn open_stdout(params: &Params) -> Result<Box<dyn Sink>, String> {
+    Ok(Box::new(Lines {
+        out: BufWriter::with_capacity(1 << 16, io::stdout()),
+        render: Render::new(params, "json"),
+        raw_bytes: false,
+    }))
+}
+
+fn open_file(params: &Params) -> Result<Box<dyn Sink>, String> {
+    let path = params.path("path").unwrap_or(Path::new("-"));
+    let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    Ok(Box::new(Lines {
+        out: BufWriter::with_capacity(1 << 16, file),
+        render: Render::new(params, "json"),
+        raw_bytes: params.text("format") == Some("bytes"),
+    }))
+}
+
+struct Null;
+
+impl Sink for Null {
+    fn accept(&mut self, _item: &Item) -> Result<(), SinkFault> {
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<SinkResult, String> {
+        Ok(SinkResult::default())
+    }
+}
+
+fn open_null(_params: &Params) -> Result<Box<dyn Sink>, String> {
+    Ok(Box::new(Null))
+}

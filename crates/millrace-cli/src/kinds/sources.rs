@@ -1,0 +1,324 @@
+//! Source kinds: `range` (numbers), `lines` (a file or stdin, line by line) and `files`
+//! (a directory walk).
+//!
+//! A source is an iterator read on the pipeline's source thread. Opening it (the file, the
+//! directory) happens before the run starts, so a missing input fails the command at once.
+//! What goes wrong later (a read error halfway through a file) ends the iteration and is
+//! recorded in the [`SourceLog`], which makes the run fail; files the walk skips (too
+//! large, unreadable) are only counted there.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::{Builder, KindSpec, Role, SourceIter};
+use crate::config::params::{Default, ParamSpec, ParamType, Params};
+use crate::value::{Record, Value};
+
+/// What a source met besides its items: the error that ended it early, and what it skipped.
+#[derive(Debug, Default)]
+pub struct SourceLog {
+    error: Mutex<Option<String>>,
+    skipped: AtomicU64,
+    first_skip: Mutex<Option<String>>,
+}
+
+impl SourceLog {
+    /// Records the error that ends the source (the first one is kept).
+    pub fn fail(&self, message: String) {
+        if let Ok(mut e) = self.error.lock() {
+            e.get_or_insert(message);
+        }
+    }
+
+    /// Records a skipped input and why.
+    pub fn skip(&self, why: String) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_skip.lock() {
+            first.get_or_insert(why);
+        }
+    }
+
+    /// The error that ended the source early, if any.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// How many inputs were skipped, and the first reason.
+    pub fn skipped(&self) -> (u64, Option<String>) {
+        let first = self.first_skip.lock().ok().and_then(|f| f.clone());
+        (self.skipped.load(Ordering::Relaxed), first)
+    }
+}
+
+const NON_NEGATIVE: ParamType = ParamType::Int {
+    min: 0,
+    max: i64::MAX,
+};
+
+/// The source kinds.
+pub static KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: "range",
+        role: Role::Source,
+        summary: "the numbers start, start + step, … below end",
+        takes: "nothing",
+        gives: "number",
+        params: &[
+            ParamSpec {
+                name: "start",
+                ty: NON_NEGATIVE,
+                default: Default::Value("0"),
+                doc: "the first number",
+            },
+            ParamSpec {
+                name: "end",
+                ty: NON_NEGATIVE,
+                default: Default::Required,
+                doc: "the end (exclusive)",
+            },
+            ParamSpec {
+                name: "step",
+                ty: ParamType::Int {
+                    min: 1,
+                    max: i64::MAX,
+                },
+                default: Default::Value("1"),
+                doc: "the distance between numbers",
+            },
+        ],
+        example: "[source]\nkind = \"range\"\nend = 10_000_000",
+        validate: None,
+        build: Builder::Source(open_range),
+    },
+    KindSpec {
+        name: "lines",
+        role: Role::Source,
+        summary: "a text file (or stdin) line by line, with line numbers",
+        takes: "nothing",
+        gives: "record {line: number, text: text}",
+        params: &[ParamSpec {
+            name: "path",
+            ty: ParamType::Path,
+            default: Default::Value("\"-\""),
+            doc: "the file to read; \"-\" reads stdin",
+        }],
+        example: "[source]\nkind = \"lines\"\npath = \"data/app.log\"",
+        validate: None,
+        build: Builder::Source(open_lines),
+    },
+    KindSpec {
+        name: "files",
+        role: Role::Source,
+        summary: "every regular file under a directory (sorted walk, links not followed)",
+        takes: "nothing",
+        gives: "record {path: text, size: number, data: bytes}",
+        params: &[
+            ParamSpec {
+                name: "dir",
+                ty: ParamType::Path,
+                default: Default::Required,
+                doc: "the directory to walk",
+            },
+            ParamSpec {
+                name: "max_size",
+                ty: ParamType::Size {
+                    min: 0,
+                    max: 1 << 32,
+                },
+                default: Default::Value("\"16MiB\""),
+                doc: "larger files are skipped (and counted)",
+            },
+            ParamSpec {
+                name: "matching",
+                ty: ParamType::Regex,
+                default: Default::Optional,
+                doc: "only paths matching this regex",
+            },
+        ],
+        example: "[source]\nkind = \"files\"\ndir = \"../crates\"\nmax_size = \"1MiB\"\nmatching = '\\.rs$'",
+        validate: None,
+        build: Builder::Source(open_files),
+    },
+];
+
+fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<SourceIter, String> {
+    let (start, end) = (params.uint("start"), params.uint("end"));
+    let step = usize::try_from(params.uint("step").max(1)).unwrap_or(usize::MAX);
+    Ok(Box::new((start..end).step_by(step).map(Value::Number)))
+}
+
+fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<SourceIter, String> {
+    let path = params.path("path").unwrap_or(Path::new("-"));
+    let reader: Box<dyn BufRead + Send> = if path == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Box::new(BufReader::with_capacity(1 << 16, file))
+    };
+    Ok(Box::new(Lines {
+        reader,
+        line: 0,
+        log: Arc::clone(log),
+        name: path.display().to_string(),
+        done: false,
+    }))
+}
+
+/// Reads lines, numbering them from 1; invalid UTF-8 is replaced, not fatal.
+struct Lines {
+    reader: Box<dyn BufRead + Send>,
+    line: u64,
+    log: Arc<SourceLog>,
+    name: String,
+    done: bool,
+}
+
+impl Iterator for Lines {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        if self.done {
+            return None;
+        }
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(0) => {
+                self.done = true;
+                None
+            }
+            Ok(_) => {
+                self.line += 1;
+                while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                    buf.pop();
+                }
+                let text = String::from_utf8_lossy(&buf);
+                Some(Value::Record(
+                    Record::new()
+                        .with("line", Value::Number(self.line))
+                        .with("text", Value::text(&text)),
+                ))
+            }
+            Err(e) => {
+                self.done = true;
+                self.log.fail(format!(
+                    "reading {} after line {}: {e}",
+                    self.name, self.line
+                ));
+                None
+            }
+        }
+    }
+}
+
+fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<SourceIter, String> {
+    let dir = params.path("dir").unwrap_or(Path::new("."));
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let matching = match params.text("matching") {
+        Some(re) => Some(regex::Regex::new(re).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(Box::new(Walk {
+        stack: vec![dir.to_path_buf()],
+        files: Vec::new(),
+        max_size: params.uint("max_size"),
+        matching,
+        log: Arc::clone(log),
+    }))
+}
+
+/// A depth-first, sorted directory walk that reads each regular file whole.
+struct Walk {
+    /// Directories still to list (the next one last).
+    stack: Vec<PathBuf>,
+    /// Files of the directory being walked, the next one last.
+    files: Vec<PathBuf>,
+    max_size: u64,
+    matching: Option<regex::Regex>,
+    log: Arc<SourceLog>,
+}
+
+impl Walk {
+    /// Lists the next directory: its files to `files`, its subdirectories onto the stack.
+    fn descend(&mut self, dir: &Path) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.log.skip(format!("{}: {e}", dir.display())),
+        };
+        let mut dirs = Vec::new();
+        let mut files = Vec::new();
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(entry.path()),
+                Ok(t) if t.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+        dirs.sort_unstable_by(|a, b| b.cmp(a));
+        files.sort_unstable_by(|a, b| b.cmp(a));
+        self.stack.extend(dirs);
+        self.files = files;
+    }
+
+    fn read(&self, path: &Path) -> Option<Value> {
+        let shown = path.display().to_string();
+        if let Some(re) = &self.matching {
+            if !re.is_match(&shown) {
+                return None;
+            }
+        }
+        let read = File::open(path).and_then(|f| {
+            let size = f.metadata()?.len();
+            if size > self.max_size {
+                return Ok(Err(size));
+            }
+            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            f.take(self.max_size.saturating_add(1))
+                .read_to_end(&mut data)?;
+            Ok(Ok(data))
+        });
+        match read {
+            Ok(Ok(data)) if data.len() as u64 <= self.max_size => Some(Value::Record(
+                Record::new()
+                    .with("path", Value::text(&shown))
+                    .with("size", Value::Number(data.len() as u64))
+                    .with("data", Value::Bytes(Bytes::from(data))),
+            )),
+            Ok(Ok(_)) | Ok(Err(_)) => {
+                self.log.skip(format!(
+                    "{shown}: larger than max_size ({} bytes)",
+                    self.max_size
+                ));
+                None
+            }
+            Err(e) => {
+                self.log.skip(format!("{shown}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(file) = self.files.pop() {
+                if let Some(value) = self.read(&file) {
+                    return Some(value);
+                }
+                continue;
+            }
+            let dir = self.stack.pop()?;
+            self.descend(&dir);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Transform kinds on numbers and text: `square`, `scale`, `parse`, `grep`, and the two
+//! stand-ins for real work, `spin` (CPU) and `sleep` (waiting).
+//!
+//! Each reads its input through a [`Slot`](crate::value::Slot): the item itself, or the
+//! field `field` of a record, and writes its result in place (field `into` of a record).
+//! A value of the wrong type fails the item with a [`Fault`] naming the expected and the
+//! actual type; the engine adds the stage and the item's id. All but `sleep` are fallible
+//! stages (`Stage::try_map` / `try_flat_map`), so they can retry under a retry policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use millrace::Stage;
+
+use super::{field_param, into_param, slot, Builder, KindSpec, Role};
+use crate::config::params::{Default, ParamSpec, ParamType, Params};
+use crate::value::{Fault, Item, Value};
+
+/// The transform kinds on numbers and text.
+pub static KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: "square",
+        role: Role::Transform,
+        summary: "x → x² (wrapping)",
+        takes: "number",
+        gives: "number",
+        params: &[field_param("\"value\""), into_param("\"value\"")],
+        example: "[[stage]]\nkind = \"square\"\nworkers = 2",
+        validate: None,
+        build: Builder::Transform(square),
+    },
+    KindSpec {
+        name: "scale",
+        role: Role::Transform,
+        summary: "x → x · factor (wrapping)",
+        takes: "number",
+        gives: "number",
+        params: &[
+            ParamSpec {
+                name: "factor",
+                ty: ParamType::Int {
+                    min: 0,
+                    max: i64::MAX,
+                },
+                default: Default::Required,
+                doc: "the multiplier",
+            },
+            field_param("\"value\""),
+            into_param("\"value\""),
+        ],
+        example: "[[stage]]\nkind = \"scale\"\nfactor = 3",
+        validate: None,
+        build: Builder::Transform(scale),
+    },
+    KindSpec {
+        name: "parse",
+        role: Role::Transform,
+        summary: "text → number; a bad line fails with its line number",
+        takes: "text",
+        gives: "number",
+        params: &[field_param("\"text\""), into_param("\"value\"")],
+        example: "[[stage]]\nkind = \"parse\"\non_error = \"skip\"",
+        validate: None,
+        build: Builder::Transform(parse),
+    },
+    KindSpec {
+        name: "grep",
+        role: Role::Transform,
+        summary: "keeps the items whose text matches a regex",
+        takes: "text",
+        gives: "the same item (or nothing: filtered)",
+        params: &[
+            ParamSpec {
+                name: "pattern",
+                ty: ParamType::Regex,
+                default: Default::Required,
+                doc: "the regex (Rust syntax) to search for",
+            },
+            ParamSpec {
+                name: "invert",
+                ty: ParamType::Bool,
+                default: Default::Value("false"),
+                doc: "keep the items that do not match instead",
+            },
+            field_param("\"text\""),
+        ],
+        example: "[[stage]]\nkind = \"grep\"\npattern = 'ERROR|WARN'",
+        validate: None,
+        build: Builder::Transform(grep),
+    },
+    KindSpec {
+        name: "spin",
+        role: Role::Transform,
+        summary: "N units of CPU work on x (the benchmark workloads' spin)",
+        takes: "number",
+        gives: "number",
+        params: &[
+            ParamSpec {
+                name: "units",
+                ty: ParamType::Int {
+                    min: 0,
+                    max: 1_000_000,
+                },
+                default: Default::Required,
+                doc: "units of work (one unit is 200 rounds of an LCG and a shift)",
+            },
+            field_param("\"value\""),
+            into_param("\"value\""),
+        ],
+        example: "[[stage]]\nkind = \"spin\"\nunits = 4\nworkers = 4",
+        validate: None,
+        build: Builder::Transform(spin_stage),
+    },
+    KindSpec {
+        name: "sleep",
+        role: Role::Transform,
+        summary: "waits a while per item (standing in for I/O; a thread sleep for now)",
+        takes: "anything",
+        gives: "the same item",
+        params: &[ParamSpec {
+            name: "ms",
+            ty: ParamType::Millis,
+            default: Default::Required,
+            doc: "milliseconds to wait per item",
+        }],
+        example: "[[stage]]\nkind = \"sleep\"\nms = 1\nworkers = 16",
+        validate: None,
+        build: Builder::Transform(sleep),
+    },
+];
+
+fn square(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    Stage::try_map(name, move |item: &Item| {
+        let x = slot.number(&item.value)?;
+        Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Number(x.wrapping_mul(x)))))
+    })
+}
+
+fn scale(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    let factor = params.uint("factor");
+    Stage::try_map(name, move |item: &Item| {
+        let x = slot.number(&item.value)?;
+        Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Number(x.wrapping_mul(factor)))))
+    })
+}
+
+fn parse(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    Stage::try_map(name, move |item: &Item| {
+        let text = slot.text(&item.value)?;
+        match text.trim().parse::<u64>() {
+            Ok(n) => Ok(item.with(slot.write(&item.value, Value::Number(n)))),
+            Err(e) => {
+                let line = match &item.value {
+                    Value::Record(r) => match r.get("line") {
+                        Some(Value::Number(n)) => format!("line {n}: "),
+                        _ => String::new(),
+                    },
+                    _ => String::new(),
+                };
+                Err(Fault::Other(format!(
+                    "{line}cannot parse {text:?} as a number: {e}"
+                )))
+            }
+        }
+    })
+}
+
+fn grep(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    let invert = params.bool("invert");
+    // The pattern was checked when the file was loaded; an empty regex matches everything.
+    let re = params
+        .text("pattern")
+        .and_then(|p| regex::Regex::new(p).ok())
+        .map(Arc::new);
+    Stage::try_flat_map(name, move |item: &Item| {
+        let text = slot.text(&item.value)?;
+        let hit = re.as_ref().map_or(true, |re| re.is_match(text));
+        Ok::<_, Fault>((hit != invert).then(|| item.clone()))
+    })
+}
+
+/// The unit of CPU work of the benchmark workloads (`shared/bench-workloads.md`), exactly.
+pub fn spin(units: u32, x: u64) -> u64 {
+    let mut x = x;
+    for _ in 0..std::hint::black_box(units) * 200 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x ^= x >> 33;
+    }
+    x
+}
+
+fn spin_stage(name: &str, params: &Params) -> Stage<Item, Item> {
+    let slot = slot(params);
+    let units = u32::try_from(params.uint("units")).unwrap_or(u32::MAX / 200);
+    Stage::try_map(name, move |item: &Item| {
+        let x = slot.number(&item.value)?;
+        Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Number(spin(units, x)))))
+    })
+}
+
+fn sleep(name: &str, params: &Params) -> Stage<Item, Item> {
+    let delay = Duration::try_from_secs_f64(params.millis("ms") / 1000.0).unwrap_or(Duration::MAX);
+    Stage::map(name, move |item: Item| {
+        std::thread::sleep(delay);
+        item
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_matches_the_reference_checksum() {
+        // W3 `io` at N = 20,000: the sum of spin(2, x) (its sleep stage does not change x).
+        let sum = (0..20_000u64).fold(0u64, |s, x| s.wrapping_add(spin(2, x)));
+        assert_eq!(sum, 798_309_582_560_318_661);
+        assert_eq!(spin(0, 42), 42);
+    }
+}

@@ -1,0 +1,167 @@
+//! The live view: a line per stage on the terminal, redrawn from snapshots while a run goes.
+//!
+//! Each line shows, over the last interval (about 200 ms): items out per second, the share
+//! of the stage's worker time spent busy, idle (waiting for input) and blocked (waiting
+//! for room downstream), and the fill of its input queue; then its worker count. The view
+//! draws on stderr through `indicatif`, only when stderr is a terminal and `--quiet` is
+//! not given, and is cleared before the final report is printed.
+
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use millrace::{Report, StageReport};
+
+/// How often the supervisor redraws the view.
+pub const INTERVAL: Duration = Duration::from_millis(200);
+
+/// The live view of one run.
+pub struct LiveView {
+    multi: MultiProgress,
+    header: ProgressBar,
+    rows: Vec<ProgressBar>,
+    title: String,
+    last: Option<Report>,
+}
+
+fn bar() -> ProgressBar {
+    let style =
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(style);
+    pb
+}
+
+/// One stage's line, from the change between two snapshots `dt` apart.
+pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> String {
+    let secs = dt.as_secs_f64().max(1e-9);
+    let (t, p) = (
+        &now.tally,
+        before.map(|b| b.tally.clone()).unwrap_or_default(),
+    );
+    let rate = t.items_out.saturating_sub(p.items_out) as f64 / secs;
+    let worker_secs = secs * now.workers.max(1) as f64;
+    let share = |a: Duration, b: Duration| {
+        (a.saturating_sub(b).as_secs_f64() / worker_secs * 100.0).clamp(0.0, 100.0)
+    };
+    let busy = share(t.busy, p.busy);
+    let idle = share(t.idle, p.idle);
+    let blocked = share(t.blocked, p.blocked);
+    let samples = t.batches.saturating_sub(p.batches);
+    let fill = if now.queue_capacity == 0 {
+        None
+    } else if samples == 0 {
+        Some(now.queue_fill)
+    } else {
+        let sum_now = t.queue_mean_milli as f64 * t.batches as f64;
+        let sum_before = p.queue_mean_milli as f64 * p.batches as f64;
+        let mean = (sum_now - sum_before) / samples as f64 / 1000.0;
+        Some((mean / now.queue_capacity as f64).clamp(0.0, 1.0))
+    };
+    let queue = match fill {
+        None => "            -".to_owned(),
+        Some(f) => {
+            let filled = (f * 8.0).round() as usize;
+            format!(
+                "[{}{}] {:>3.0}%",
+                "#".repeat(filled),
+                " ".repeat(8 - filled.min(8)),
+                f * 100.0
+            )
+        }
+    };
+    format!(
+        "{:<16} {:>11}/s  busy {busy:>3.0}%  idle {idle:>3.0}%  blocked {blocked:>3.0}%  queue {queue}  ×{}",
+        now.name,
+        rate_text(rate),
+        now.workers
+    )
+}
+
+/// A rate with a unit prefix: `812`, `12.3 k`, `4.56 M`.
+pub fn rate_text(per_sec: f64) -> String {
+    if per_sec >= 1e9 {
+        format!("{:.2} G", per_sec / 1e9)
+    } else if per_sec >= 1e6 {
+        format!("{:.2} M", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.1} k", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.0}")
+    }
+}
+
+impl LiveView {
+    /// A view titled `title`, drawing on stderr.
+    pub fn new(title: &str) -> LiveView {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let header = multi.add(bar());
+        header.set_message(format!("{title}: starting"));
+        LiveView {
+            multi,
+            header,
+            rows: Vec::new(),
+            title: title.to_owned(),
+            last: None,
+        }
+    }
+
+    /// Redraws from a new snapshot.
+    pub fn update(&mut self, snap: &Report) {
+        let parts: Vec<&StageReport> = std::iter::once(snap.source())
+            .chain(snap.stages())
+            .chain(std::iter::once(snap.sink()))
+            .collect();
+        while self.rows.len() < parts.len() {
+            self.rows.push(self.multi.add(bar()));
+        }
+        let dt = self
+            .last
+            .as_ref()
+            .map_or(snap.wall(), |l| snap.wall().saturating_sub(l.wall()));
+        let before: Vec<&StageReport> = self.last.as_ref().map_or_else(Vec::new, |l| {
+            std::iter::once(l.source())
+                .chain(l.stages())
+                .chain(std::iter::once(l.sink()))
+                .collect()
+        });
+        for (i, (now, pb)) in parts.iter().zip(&self.rows).enumerate() {
+            pb.set_message(row(now, before.get(i).copied(), dt));
+        }
+        self.header.set_message(format!(
+            "{}: {:.1} s, {} in, {} delivered   (Ctrl-C stops, twice aborts)",
+            self.title,
+            snap.wall().as_secs_f64(),
+            snap.items_in(),
+            snap.delivered()
+        ));
+        self.last = Some(snap.clone());
+    }
+
+    /// Prints a line above the view.
+    pub fn println(&self, line: &str) {
+        if self.multi.println(line).is_err() {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Removes the view from the terminal.
+    pub fn finish(self) {
+        for pb in &self.rows {
+            pb.finish_and_clear();
+        }
+        self.header.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_get_unit_prefixes() {
+        assert_eq!(rate_text(812.0), "812");
+        assert_eq!(rate_text(12_345.0), "12.3 k");
+        assert_eq!(rate_text(4_560_000.0), "4.56 M");
+    }
+}

@@ -1,0 +1,266 @@
+//! The report as JSON (`--report FILE.json`): schema `millrace-report`, version 1.
+//!
+//! The schema is documented field by field in `REPORT_SCHEMA.md` beside this crate's
+//! `Cargo.toml`; `tests/report_json.rs` checks that a real report has every documented
+//! field. Fields are only ever added within a version; a change of meaning or a removal
+//! makes a new version.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use millrace::StageReport;
+
+use crate::summary::Summary;
+
+/// The schema's name.
+pub const SCHEMA: &str = "millrace-report";
+/// The schema's version.
+pub const VERSION: u32 = 1;
+/// How many unfinished ids are listed (the count is always complete).
+const UNFINISHED_LISTED: usize = 1000;
+
+#[derive(Serialize)]
+struct Doc<'a> {
+    schema: &'static str,
+    version: u32,
+    pipeline: Pipeline<'a>,
+    outcome: &'static str,
+    exit_code: u8,
+    error: Option<&'a str>,
+    wall_seconds: f64,
+    throughput_per_second: f64,
+    totals: Totals,
+    stages: Vec<Stage<'a>>,
+    bottleneck: Option<Bottleneck<'a>>,
+    latency_seconds: Latency,
+    errors: Errors,
+    unfinished: Unfinished,
+    source: Source<'a>,
+    result: serde_json::Value,
+    dead_letters: Vec<DeadLetters>,
+}
+
+#[derive(Serialize)]
+struct Pipeline<'a> {
+    name: &'a str,
+    file: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    items_in: u64,
+    delivered: u64,
+    filtered: u64,
+    failed: u64,
+    cancelled: u64,
+    done: u64,
+}
+
+#[derive(Serialize)]
+struct Stage<'a> {
+    name: &'a str,
+    role: &'static str,
+    kind: Option<&'a str>,
+    workers: usize,
+    queue_capacity_batches: usize,
+    items_in: u64,
+    items_out: u64,
+    filtered: u64,
+    failed: u64,
+    retries: u64,
+    cancelled: u64,
+    busy: f64,
+    idle: f64,
+    blocked: f64,
+    queue_fill: f64,
+}
+
+#[derive(Serialize)]
+struct Bottleneck<'a> {
+    stage: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    samples: u64,
+}
+
+#[derive(Serialize)]
+struct Errors {
+    total: u64,
+    sample: Vec<ErrorEntry>,
+}
+
+#[derive(Serialize)]
+struct ErrorEntry {
+    stage: String,
+    item: u64,
+    attempts: u32,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Unfinished {
+    count: usize,
+    ids: Vec<u64>,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    error: Option<&'a str>,
+    skipped: u64,
+    first_skipped: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DeadLetters {
+    path: String,
+    items: u64,
+}
+
+/// One row; `rejected` items (the sink's refusals) move from out to failed.
+fn stage<'a>(
+    s: &'a StageReport,
+    role: &'static str,
+    kind: Option<&'a str>,
+    rejected: u64,
+) -> Stage<'a> {
+    Stage {
+        name: &s.name,
+        role,
+        kind,
+        workers: s.workers,
+        queue_capacity_batches: s.queue_capacity,
+        items_in: s.tally.items_in,
+        items_out: s.tally.items_out - rejected.min(s.tally.items_out),
+        filtered: s.tally.filtered,
+        failed: s.tally.failed + rejected,
+        retries: s.tally.retries,
+        cancelled: s.tally.cancelled,
+        busy: s.busy,
+        idle: s.idle,
+        blocked: s.blocked,
+        queue_fill: s.queue_fill,
+    }
+}
+
+/// The report as a JSON value.
+pub fn to_json(s: &Summary) -> serde_json::Value {
+    let r = &s.report;
+    let t = s.totals();
+    let kind = |i: usize| s.kinds.get(i).and_then(|k| k.as_deref());
+    let mut stages = vec![stage(r.source(), "source", kind(0), 0)];
+    for (i, st) in r.stages().iter().enumerate() {
+        stages.push(stage(st, "stage", kind(i + 1), 0));
+    }
+    stages.push(stage(
+        r.sink(),
+        "sink",
+        kind(r.stages().len() + 1),
+        s.sink.rejected,
+    ));
+    let wall = r.wall().as_secs_f64();
+    let sample = r
+        .errors()
+        .iter()
+        .map(|e| ErrorEntry {
+            stage: e.stage().to_owned(),
+            item: e.id().0,
+            attempts: e.attempts(),
+            message: e.to_string(),
+        })
+        .chain(s.sink.errors.iter().map(|e| ErrorEntry {
+            stage: "sink".to_owned(),
+            item: e.item.0,
+            attempts: 1,
+            message: e.message.clone(),
+        }))
+        .collect();
+    let l = r.latency();
+    let doc = Doc {
+        schema: SCHEMA,
+        version: VERSION,
+        pipeline: Pipeline {
+            name: &s.pipeline,
+            file: s.file.as_deref(),
+        },
+        outcome: s.outcome.as_str(),
+        exit_code: s.outcome.exit_code(),
+        error: s.error.as_deref(),
+        wall_seconds: wall,
+        throughput_per_second: if wall > 0.0 {
+            t.delivered as f64 / wall
+        } else {
+            0.0
+        },
+        totals: Totals {
+            items_in: t.items_in,
+            delivered: t.delivered,
+            filtered: t.filtered,
+            failed: t.failed,
+            cancelled: t.cancelled,
+            done: t.done(),
+        },
+        stages,
+        bottleneck: r.bottleneck().map(|b| Bottleneck {
+            stage: &b.stage,
+            reason: &b.reason,
+        }),
+        latency_seconds: Latency {
+            p50: l.p50.as_secs_f64(),
+            p90: l.p90.as_secs_f64(),
+            p99: l.p99.as_secs_f64(),
+            max: l.max.as_secs_f64(),
+            samples: l.samples,
+        },
+        errors: Errors {
+            total: r.errors_total() + s.sink.rejected,
+            sample,
+        },
+        unfinished: Unfinished {
+            count: r.unfinished().len(),
+            ids: r
+                .unfinished()
+                .iter()
+                .take(UNFINISHED_LISTED)
+                .map(|id| id.0)
+                .collect(),
+        },
+        source: Source {
+            error: s.source_error.as_deref(),
+            skipped: s.skipped.0,
+            first_skipped: s.skipped.1.as_deref(),
+        },
+        result: s
+            .sink
+            .result
+            .as_ref()
+            .map_or(serde_json::Value::Null, |r| r.json.clone()),
+        dead_letters: s
+            .dead_letters
+            .iter()
+            .map(|(p, n)| DeadLetters {
+                path: p.display().to_string(),
+                items: *n,
+            })
+            .collect(),
+    };
+    serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes the report to `path`, pretty-printed.
+///
+/// # Errors
+///
+/// Why the file cannot be written.
+pub fn write(s: &Summary, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(&to_json(s)).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))
+}

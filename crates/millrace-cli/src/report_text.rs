@@ -1,0 +1,238 @@
+//! The final report as text: a headline with how the run ended, the totals, a table per
+//! stage, the bottleneck and its reason, latency, errors, and what the source skipped.
+//!
+//! ```text
+//! pipeline `seed` (examples/seed.toml): completed in 1.234 s, 8.10 M items/s
+//!   in 10,000,000 = delivered 10,000,000 + filtered 0 + failed 0 + cancelled 0
+//! stage            kind        workers      items in     items out  filtered  failed  busy  idle  blocked  queue
+//! source           range             1    10,000,000    10,000,000         -       -   61%    0%      39%      -
+//! square           square            2    10,000,000    10,000,000         0       0   97%    1%       2%    95%
+//! …
+//! bottleneck: `square` (square: 97% busy, input queue full (95%), output queue empty (2%))
+//! ```
+
+use std::fmt::Write as _;
+
+use millrace::StageReport;
+
+use crate::live::rate_text;
+use crate::summary::{Outcome, Summary};
+
+/// Groups digits by thousands: `10,000,000`.
+pub fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.0}%", (x * 100.0).clamp(0.0, 100.0))
+}
+
+fn headline(s: &Summary) -> String {
+    let r = &s.report;
+    let t = s.totals();
+    let from = s
+        .file
+        .as_deref()
+        .map_or_else(String::new, |f| format!(" ({f})"));
+    let wall = r.wall().as_secs_f64();
+    let rate = if wall > 0.0 {
+        t.delivered as f64 / wall
+    } else {
+        0.0
+    };
+    let mut line = format!("pipeline `{}`{from}: ", s.pipeline);
+    match s.outcome {
+        Outcome::Completed => {
+            let _ = write!(
+                line,
+                "completed in {wall:.3} s, {} items/s",
+                rate_text(rate)
+            );
+        }
+        Outcome::Failed => {
+            let _ = write!(line, "FAILED after {wall:.3} s");
+        }
+        Outcome::Interrupted => {
+            let _ = write!(
+                line,
+                "interrupted (Ctrl-C) after {wall:.3} s: {} items done; the source was stopped and items in flight drained",
+                count(t.done())
+            );
+        }
+        Outcome::Aborted => {
+            let _ = write!(
+                line,
+                "aborted (Ctrl-C twice) after {wall:.3} s: {} items done, {} dropped unfinished",
+                count(t.done()),
+                count(t.cancelled)
+            );
+        }
+    }
+    line
+}
+
+fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64, items_out: u64) {
+    let queue = if s.queue_capacity > 0 {
+        pct(s.queue_fill)
+    } else {
+        "-".into()
+    };
+    let _ = writeln!(
+        out,
+        "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>6}",
+        s.name,
+        kind.unwrap_or("-"),
+        s.workers,
+        count(s.tally.items_in),
+        count(items_out),
+        count(s.tally.filtered),
+        count(failed),
+        pct(s.busy),
+        pct(s.idle),
+        pct(s.blocked),
+        queue
+    );
+}
+
+/// Renders the report.
+pub fn render(s: &Summary) -> String {
+    let r = &s.report;
+    let t = s.totals();
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", headline(s));
+    if let Some(e) = &s.error {
+        let _ = writeln!(out, "  error: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "  in {} = delivered {} + filtered {} + failed {} + cancelled {}",
+        count(t.items_in),
+        count(t.delivered),
+        count(t.filtered),
+        count(t.failed),
+        count(t.cancelled)
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>6}",
+        "stage",
+        "kind",
+        "workers",
+        "items in",
+        "items out",
+        "filtered",
+        "failed",
+        "busy",
+        "idle",
+        "blocked",
+        "queue"
+    );
+    let kind = |i: usize| s.kinds.get(i).and_then(|k| k.as_deref());
+    stage_row(&mut out, r.source(), kind(0), 0, r.source().tally.items_out);
+    for (i, st) in r.stages().iter().enumerate() {
+        stage_row(
+            &mut out,
+            st,
+            kind(i + 1),
+            st.tally.failed,
+            st.tally.items_out,
+        );
+    }
+    let sink = r.sink();
+    let rejected = s.sink.rejected.min(sink.tally.items_out);
+    stage_row(
+        &mut out,
+        sink,
+        kind(r.stages().len() + 1),
+        sink.tally.failed + rejected,
+        sink.tally.items_out - rejected,
+    );
+    match r.bottleneck() {
+        Some(b) => {
+            let _ = writeln!(out, "bottleneck: `{}` ({})", b.stage, b.reason);
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "bottleneck: none named (the run did too little to tell)"
+            );
+        }
+    }
+    let l = r.latency();
+    if l.samples > 0 {
+        let _ = writeln!(
+            out,
+            "latency (source to sink): p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+            l.p50, l.p90, l.p99, l.max
+        );
+    }
+    let total_errors = r.errors_total() + s.sink.rejected;
+    if total_errors > 0 {
+        let shown: Vec<String> = r
+            .errors()
+            .iter()
+            .map(ToString::to_string)
+            .chain(s.sink.errors.iter().map(|e| e.message.clone()))
+            .take(10)
+            .collect();
+        let _ = writeln!(
+            out,
+            "errors: {} (first {} below)",
+            count(total_errors),
+            shown.len()
+        );
+        for e in shown {
+            let _ = writeln!(out, "  {e}");
+        }
+    }
+    if !r.unfinished().is_empty() {
+        let _ = writeln!(
+            out,
+            "unfinished: {} items dropped by the abort",
+            count(r.unfinished().len() as u64)
+        );
+    }
+    if let Some(e) = &s.source_error {
+        let _ = writeln!(out, "source: {e}");
+    }
+    if s.skipped.0 > 0 {
+        let _ = writeln!(
+            out,
+            "source skipped {} inputs (first: {})",
+            count(s.skipped.0),
+            s.skipped.1.as_deref().unwrap_or("?")
+        );
+    }
+    for (path, n) in &s.dead_letters {
+        let _ = writeln!(
+            out,
+            "dead letters: {} items in {}",
+            count(*n),
+            path.display()
+        );
+    }
+    if s.sink.closed {
+        let _ = writeln!(out, "stdout was closed; the run stopped early");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(10_000_000), "10,000,000");
+    }
+}

@@ -1,0 +1,171 @@
+//! The sink end of a config pipeline: a [`Sink`] under an error policy.
+//!
+//! The engine's sink is a fold; [`SinkRunner`] is its accumulator. It hands each output to
+//! the sink and deals with what the sink refuses:
+//!
+//! * an item the sink cannot take ([`SinkFault::Item`]) is failed: recorded with its id
+//!   (the engine counted it delivered; the CLI's report moves it to failed), written to the
+//!   dead letters if there are any, and, under `on_error = "stop"`, the run is asked to stop;
+//! * an output that cannot be written ([`SinkFault::Fatal`]) ends the run with an error;
+//!   later items are failed with it;
+//! * a closed stdout ([`SinkFault::Closed`]) ends the run quietly.
+//!
+//! The sink thread cannot reach the run's handle, so it raises a [`StopRequest`] that the
+//! supervisor ([`crate::supervise`]) forwards to `Handle::stop`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use millrace::ItemId;
+
+use crate::config::Policy;
+use crate::dead_letter::DeadLetterFile;
+use crate::kinds::{Sink, SinkFault, SinkResult};
+use crate::value::Item;
+
+/// How many sink errors are kept in full.
+const ERROR_SAMPLE: usize = 100;
+
+/// A flag the sink raises to ask for a graceful stop of the run.
+#[derive(Debug, Default)]
+pub struct StopRequest(AtomicBool);
+
+impl StopRequest {
+    /// Asks for a stop.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// One item the sink failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkError {
+    /// The item's id.
+    pub item: ItemId,
+    /// The whole message, naming the sink and the item.
+    pub message: String,
+}
+
+/// The sink with its policy: the fold's accumulator.
+pub struct SinkRunner {
+    sink: Box<dyn Sink>,
+    name: String,
+    policy: Policy,
+    dead_letter: Option<Arc<DeadLetterFile>>,
+    stop: Arc<StopRequest>,
+    rejected: u64,
+    errors: Vec<SinkError>,
+    fatal: Option<String>,
+    closed: bool,
+}
+
+/// What the sink end did, once the run is over.
+#[derive(Debug)]
+pub struct SinkOutcome {
+    /// The sink's result, or why it could not finish.
+    pub result: Result<SinkResult, String>,
+    /// Items the engine delivered that the sink failed.
+    pub rejected: u64,
+    /// The first errors in full.
+    pub errors: Vec<SinkError>,
+    /// The error that ended the run, if the sink ended it.
+    pub fatal: Option<String>,
+    /// Whether stdout was closed under the sink.
+    pub closed: bool,
+}
+
+impl SinkRunner {
+    /// Wraps `sink` (reported as `name`) under `policy`.
+    pub fn new(
+        sink: Box<dyn Sink>,
+        name: &str,
+        policy: Policy,
+        dead_letter: Option<Arc<DeadLetterFile>>,
+        stop: Arc<StopRequest>,
+    ) -> Self {
+        SinkRunner {
+            sink,
+            name: name.to_owned(),
+            policy,
+            dead_letter,
+            stop,
+            rejected: 0,
+            errors: Vec::new(),
+            fatal: None,
+            closed: false,
+        }
+    }
+
+    fn reject(&mut self, item: &Item, message: String) {
+        self.rejected += 1;
+        let full = format!("sink `{}` failed on item {}: {message}", self.name, item.id);
+        if let Some(dl) = &self.dead_letter {
+            dl.write(
+                &format!("sink {}", self.name),
+                item.id,
+                &full,
+                Some(&item.value),
+            );
+        }
+        if self.errors.len() < ERROR_SAMPLE {
+            self.errors.push(SinkError {
+                item: item.id,
+                message: full,
+            });
+        }
+    }
+
+    /// Takes one output.
+    pub fn take(&mut self, item: Item) {
+        if let Some(fatal) = &self.fatal {
+            let message = format!("not written: {fatal}");
+            self.reject(&item, message);
+            return;
+        }
+        if self.closed {
+            return;
+        }
+        match self.sink.accept(&item) {
+            Ok(()) => {}
+            Err(SinkFault::Item(fault)) => {
+                self.reject(&item, fault.to_string());
+                if self.policy.stops() && self.fatal.is_none() {
+                    self.fatal = self.errors.last().map(|e| e.message.clone());
+                    self.stop.raise();
+                }
+            }
+            Err(SinkFault::Fatal(e)) => {
+                let message = format!("sink `{}`: {e}", self.name);
+                self.reject(&item, e);
+                self.fatal = Some(message);
+                self.stop.raise();
+            }
+            Err(SinkFault::Closed) => {
+                self.closed = true;
+                self.stop.raise();
+            }
+        }
+    }
+
+    /// Finishes the sink (flushing it) and says what happened.
+    pub fn finish(self) -> SinkOutcome {
+        let result = self.sink.finish();
+        let fatal = match (&self.fatal, &result) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Err(e)) => Some(format!("sink `{}`: {e}", self.name)),
+            (None, Ok(_)) => None,
+        };
+        SinkOutcome {
+            result,
+            rejected: self.rejected,
+            errors: self.errors,
+            fatal,
+            closed: self.closed,
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! What a run came to: the engine's report plus what the CLI knows besides (how it ended,
+//! the sink's result and refusals, the source's errors and skips, the dead letters), with
+//! the outcome and exit code decided in one place.
+//!
+//! # Totals
+//!
+//! The engine counts an item the CLI's sink refused as delivered; [`Summary::totals`] moves
+//! it to failed, so `in = delivered + filtered + failed + cancelled` holds for the whole
+//! pipeline whenever no stage is a flat-map (`chunk` makes more items than it takes).
+//!
+//! # Exit codes
+//!
+//! 0 completed; 1 the pipeline failed (an item failed under `stop`, the source could not be
+//! read to the end, an output could not be written); 130 interrupted by Ctrl-C (stopped
+//! gracefully or aborted). Bad config or usage (2) never gets this far.
+
+use std::path::PathBuf;
+
+use millrace::{EndState, Report, RunErrorKind};
+
+use crate::kinds::SinkResult;
+use crate::sink_runner::SinkError;
+use crate::supervise::{Ended, Interruption};
+
+/// How a run ended, as the CLI tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The input was exhausted and everything drained (or stdout was closed under a
+    /// `stdout` sink).
+    Completed,
+    /// Ctrl-C: the source was stopped and items in flight drained.
+    Interrupted,
+    /// Ctrl-C twice: items in flight were dropped.
+    Aborted,
+    /// The pipeline failed.
+    Failed,
+}
+
+impl Outcome {
+    /// The word for it in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    /// The command's exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Completed => 0,
+            Outcome::Failed => 1,
+            Outcome::Interrupted | Outcome::Aborted => 130,
+        }
+    }
+}
+
+/// What the sink end reported (config pipelines; the built-in seed has a plain sum).
+#[derive(Debug, Default)]
+pub struct SinkSide {
+    /// The sink's result, if it finished.
+    pub result: Option<SinkResult>,
+    /// Items delivered by the engine that the sink failed.
+    pub rejected: u64,
+    /// The first of them.
+    pub errors: Vec<SinkError>,
+    /// The error that ended the run from the sink, if any.
+    pub fatal: Option<String>,
+    /// Whether stdout was closed.
+    pub closed: bool,
+}
+
+/// The whole account of one run.
+#[derive(Debug)]
+pub struct Summary {
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// Its file, if it came from one.
+    pub file: Option<String>,
+    /// Kinds of the source, each stage and the sink, in report order (`None`: built in).
+    pub kinds: Vec<Option<String>>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// The engine's report (a last snapshot if the run was abandoned).
+    pub report: Report,
+    /// The sink end.
+    pub sink: SinkSide,
+    /// The error that ended the source early, if any.
+    pub source_error: Option<String>,
+    /// Inputs the source skipped, and the first reason.
+    pub skipped: (u64, Option<String>),
+    /// Dead-letter files and how many items each got.
+    pub dead_letters: Vec<(PathBuf, u64)>,
+}
+
+/// Pipeline-wide counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// Items the source admitted.
+    pub items_in: u64,
+    /// Items the sink took.
+    pub delivered: u64,
+    /// Items filtered out.
+    pub filtered: u64,
+    /// Items that failed (in a stage or at the sink).
+    pub failed: u64,
+    /// Items dropped unfinished by an abort.
+    pub cancelled: u64,
+}
+
+impl Totals {
+    /// Items that finished one way or another: delivered, filtered or failed.
+    pub fn done(&self) -> u64 {
+        self.delivered + self.filtered + self.failed
+    }
+}
+
+impl Summary {
+    /// Decides the outcome of a run from how it ended and what the CLI saw.
+    ///
+    /// Returns the summary and the sink's output, if the run was joined with one.
+    ///
+    /// # Errors
+    ///
+    /// The engine's message if it refused to build the pipeline (nothing ran). The CLI
+    /// checks every setting first, so this is a gap between its checks and the engine's.
+    pub fn new<R>(
+        pipeline: &str,
+        file: Option<&str>,
+        kinds: Vec<Option<String>>,
+        ended: Ended<R>,
+        interruption: Interruption,
+    ) -> Result<(Summary, Option<R>), String> {
+        let (report, output, run_error) = match ended {
+            Ended::Joined(Ok(finished)) => (finished.report, Some(finished.output), None),
+            Ended::Joined(Err(e)) => {
+                let report = e.report().cloned();
+                let message = match e.kind() {
+                    RunErrorKind::Item(item) => item.to_string(),
+                    _ => e.to_string(),
+                };
+                match report {
+                    Some(r) => (r, None, Some(message)),
+                    None => return Err(message),
+                }
+            }
+            Ended::Abandoned(report) => (report, None, None),
+        };
+        let outcome = match (interruption, report.end()) {
+            (_, EndState::Failed) => Outcome::Failed,
+            (Interruption::Aborted, _) => Outcome::Aborted,
+            (Interruption::Stopped, _) => Outcome::Interrupted,
+            _ if run_error.is_some() => Outcome::Failed,
+            _ => Outcome::Completed,
+        };
+        Ok((
+            Summary {
+                pipeline: pipeline.to_owned(),
+                file: file.map(str::to_owned),
+                kinds,
+                outcome,
+                error: run_error,
+                report,
+                sink: SinkSide::default(),
+                source_error: None,
+                skipped: (0, None),
+                dead_letters: Vec::new(),
+            },
+            output,
+        ))
+    }
+
+    /// Adds the sink end's account; a fatal sink error fails the run.
+    pub fn with_sink(mut self, sink: SinkSide) -> Self {
+        if let Some(fatal) = &sink.fatal {
+            self.error.get_or_insert_with(|| fatal.clone());
+            if self.outcome == Outcome::Completed {
+                self.outcome = Outcome::Failed;
+            }
+        }
+        self.sink = sink;
+        self
+    }
+
+    /// Adds the source's account; a source that could not read to the end fails the run.
+    pub fn with_source(mut self, error: Option<String>, skipped: (u64, Option<String>)) -> Self {
+        if let Some(e) = &error {
+            self.error
+                .get_or_insert_with(|| format!("the source failed: {e}"));
+            if self.outcome == Outcome::Completed {
+                self.outcome = Outcome::Failed;
+            }
+        }
+        self.source_error = error;
+        self.skipped = skipped;
+        self
+    }
+
+    /// Adds the dead letters; a dead-letter file that could not be written fails the run.
+    pub fn with_dead_letters(mut self, files: Vec<(PathBuf, u64)>, error: Option<String>) -> Self {
+        if let Some(e) = error {
+            self.error.get_or_insert(format!("dead letters: {e}"));
+            if self.outcome == Outcome::Completed {
+                self.outcome = Outcome::Failed;
+            }
+        }
+        self.dead_letters = files;
+        self
+    }
+
+    /// Pipeline-wide counts, with the sink's refusals moved from delivered to failed.
+    pub fn totals(&self) -> Totals {
+        let r = &self.report;
+        let rejected = self.sink.rejected.min(r.delivered());
+        Totals {
+            items_in: r.items_in(),
+            delivered: r.delivered() - rejected,
+            filtered: r.filtered(),
+            failed: r.failed() + rejected,
+            cancelled: r.cancelled(),
+        }
+    }
+}
