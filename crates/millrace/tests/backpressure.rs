@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use millrace::{Pipeline, Stage};
+use millrace::{Pipeline, Stage, TrySubmitError};
 
 use common::{eventually, within};
 
@@ -196,4 +196,55 @@ fn max_in_flight_bounds_items_awaiting_a_response_hook() {
     );
     assert_eq!(report.delivered(), 500);
     assert!(report.is_balanced());
+}
+
+#[test]
+fn try_submit_reports_a_full_input_and_hands_the_item_back() {
+    within(30, || {
+        let (gate_tx, gate_rx) = item_gate();
+        let (submitter, builder) = Pipeline::submitter::<u64>(1);
+        let running = builder
+            .stage(
+                Stage::map("blocked", move |x: u64| {
+                    gate_rx.lock().unwrap().recv().unwrap();
+                    x
+                })
+                .capacity(1)
+                .batch(1),
+            )
+            .default_capacity(1)
+            .default_batch(1)
+            .collect()
+            .spawn()
+            .unwrap();
+        // The stage holds one item, its queue one, the source one, the submit queue one:
+        // sooner or later the input is full.
+        let mut accepted = 0u64;
+        let full = loop {
+            match submitter.try_submit(accepted) {
+                Ok(_) => accepted += 1,
+                Err(TrySubmitError::Full(item)) => break item,
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+            assert!(accepted < 100, "the input never filled up");
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert_eq!(full, accepted, "the refused item comes back");
+        for _ in 0..accepted {
+            gate_tx.send(()).unwrap();
+        }
+        drop(submitter);
+        let mut out = running.join().unwrap().output;
+        out.sort_unstable();
+        assert_eq!(out, (0..accepted).collect::<Vec<_>>());
+    });
+}
+
+/// A channel whose receiver several workers can share: each `send` lets one item through.
+fn item_gate() -> (
+    std::sync::mpsc::Sender<()>,
+    Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    (tx, Arc::new(std::sync::Mutex::new(rx)))
 }

@@ -62,6 +62,29 @@ fn a_panicking_map_fails_only_that_item_with_its_id_and_stage() {
 }
 
 #[test]
+fn a_panicking_filter_fails_only_that_item() {
+    let report = within(30, || {
+        Pipeline::source(0..10u64)
+            .stage(Stage::filter("f", |x: &u64| {
+                if *x == 3 {
+                    panic!("injected filter panic");
+                }
+                x % 2 == 0
+            }))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(
+        (report.delivered(), report.filtered(), report.failed()),
+        (5, 4, 1)
+    );
+    assert_eq!(report.errors()[0].id(), ItemId(3));
+    assert!(report.is_balanced());
+}
+
+#[test]
 fn try_map_errors_are_reported_per_item_and_the_rest_goes_on() {
     let finished = within(30, || {
         Pipeline::source(

@@ -1,0 +1,241 @@
+//! Accounting: per stage, items in, out, filtered, failed and cancelled add up; each stage's
+//! items in are what the stage before it sent; the report's totals, stage settings, time
+//! split, latency samples and end state describe the run; the bottleneck is the stage whose
+//! workers are busiest.
+
+mod common;
+
+use std::time::Duration;
+
+use millrace::{EndState, Pipeline, Stage};
+
+use common::within;
+
+#[test]
+fn per_stage_counts_follow_the_items_through_the_pipeline() {
+    let report = within(30, || {
+        Pipeline::source(0..1_000u64)
+            .stage(Stage::map("inc", |x: u64| x + 1).workers(3).batch(16))
+            .stage(
+                Stage::filter("even", |x: &u64| x % 2 == 0)
+                    .workers(2)
+                    .batch(8),
+            )
+            .stage(
+                Stage::try_map("no-sixes", |x: &u64| {
+                    if x % 6 == 0 {
+                        Err("injected")
+                    } else {
+                        Ok(*x)
+                    }
+                })
+                .workers(2),
+            )
+            .stage(
+                Stage::flat_map("twice", |x: u64| [x, x])
+                    .workers(2)
+                    .batch(5),
+            )
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    let t = |name: &str| report.stage(name).unwrap().tally.clone();
+    let (inc, even, no6, twice) = (t("inc"), t("even"), t("no-sixes"), t("twice"));
+    assert_eq!((inc.items_in, inc.items_out), (1_000, 1_000));
+    assert_eq!(
+        (even.items_in, even.items_out, even.filtered),
+        (1_000, 500, 500)
+    );
+    // Even numbers in 1..=1000 that are multiples of 6: 166.
+    assert_eq!((no6.items_in, no6.items_out, no6.failed), (500, 334, 166));
+    assert_eq!((twice.items_in, twice.items_out), (334, 668));
+    assert_eq!(report.items_in(), 1_000);
+    assert_eq!(report.source().tally.items_out, 1_000);
+    assert_eq!(report.sink().tally.items_in, 668);
+    assert_eq!(report.delivered(), 668);
+    assert_eq!(
+        (report.filtered(), report.failed(), report.cancelled()),
+        (500, 166, 0)
+    );
+    for s in report.stages() {
+        let t = &s.tally;
+        assert_eq!(
+            t.items_in,
+            s.passed() + t.filtered + t.failed + t.cancelled,
+            "{}",
+            s.name
+        );
+    }
+    assert_eq!(report.stage("twice").unwrap().passed(), 334);
+    // A flat-map multiplies items, so the pipeline-wide identity does not hold here ...
+    assert!(!report.is_balanced());
+}
+
+#[test]
+fn without_flat_maps_the_report_balances() {
+    let report = within(30, || {
+        Pipeline::source(0..2_000u64)
+            .stage(Stage::filter("thirds", |x: &u64| x % 3 != 0).workers(2))
+            .stage(
+                Stage::map("boom", |x: u64| {
+                    if x % 100 == 1 {
+                        panic!("injected");
+                    }
+                    x
+                })
+                .workers(3),
+            )
+            .collect()
+            .run()
+            .unwrap()
+            .report
+    });
+    assert!(report.is_balanced(), "{report}");
+    assert_eq!(report.filtered(), 667);
+    // x ≡ 1 (mod 100) and not a multiple of 3: 20 such x below 2000, 6 of them multiples of 3.
+    assert_eq!(report.failed(), 14);
+    assert_eq!(report.delivered(), 2_000 - 667 - 14);
+}
+
+#[test]
+fn stage_reports_carry_names_workers_and_queue_capacity_in_batches() {
+    let report = within(30, || {
+        Pipeline::source(0..10u64)
+            .default_capacity(100)
+            .default_batch(10)
+            .stage(
+                Stage::map("first", |x: u64| x)
+                    .workers(3)
+                    .capacity(64)
+                    .batch(16),
+            )
+            .stage(Stage::map("second", |x: u64| x).capacity(10).batch(3))
+            .stage(Stage::map("third", |x: u64| x))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    let names: Vec<&str> = report.stages().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["first", "second", "third"]);
+    let settings: Vec<(usize, usize)> = report
+        .stages()
+        .iter()
+        .map(|s| (s.workers, s.queue_capacity))
+        .collect();
+    // Capacity is rounded up to whole batches: 64/16 = 4, 10/3 → 4, 100/10 = 10.
+    assert_eq!(settings, [(3, 4), (1, 4), (1, 10)]);
+    assert_eq!(report.source().name, "source");
+    assert_eq!(report.sink().name, "sink");
+    assert_eq!(report.sink().queue_capacity, 10);
+}
+
+#[test]
+fn time_shares_are_fractions_and_latency_covers_every_delivered_item() {
+    let report = within(30, || {
+        Pipeline::source(0..500u64)
+            .stage(Stage::map("a", |x: u64| x).workers(2).batch(7))
+            .stage(Stage::map("b", |x: u64| x).batch(3))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    for s in report
+        .stages()
+        .iter()
+        .chain([report.source(), report.sink()])
+    {
+        for share in [s.busy, s.idle, s.blocked, s.queue_fill] {
+            assert!((0.0..=1.0).contains(&share), "{}: {share}", s.name);
+        }
+        assert!(
+            s.busy + s.idle + s.blocked <= 1.05,
+            "{}: shares overlap",
+            s.name
+        );
+    }
+    let latency = report.latency();
+    assert_eq!(latency.samples, report.delivered());
+    assert!(latency.p50 <= latency.p90 && latency.p90 <= latency.p99);
+    assert!(latency.p99 <= latency.max);
+    assert!(report.throughput() > 0.0);
+    assert!(report.wall() > Duration::ZERO);
+}
+
+#[test]
+fn the_bottleneck_is_the_stage_whose_workers_are_busiest() {
+    let report = within(60, || {
+        Pipeline::source(0..300u64)
+            .stage(Stage::map("quick", |x: u64| x).batch(4))
+            .stage(
+                Stage::map("slow", |x: u64| {
+                    std::thread::sleep(Duration::from_millis(1));
+                    x
+                })
+                .batch(4),
+            )
+            .stage(Stage::map("after", |x: u64| x).batch(4))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    let b = report
+        .bottleneck()
+        .expect("a run that did work names a bottleneck");
+    assert_eq!(b.stage, "slow", "{report}");
+    assert!(b.reason.starts_with("slow: "), "{}", b.reason);
+    let slow = report.stage("slow").unwrap();
+    assert!(report.stages().iter().all(|s| s.busy <= slow.busy));
+    let shown = report.to_string();
+    for name in [
+        "source",
+        "quick",
+        "slow",
+        "after",
+        "sink",
+        "bottleneck: slow",
+    ] {
+        assert!(shown.contains(name), "the report shows `{name}`:\n{shown}");
+    }
+}
+
+#[test]
+fn a_snapshot_mid_run_reports_a_running_pipeline() {
+    within(30, || {
+        let running = Pipeline::source(0u64..)
+            .stage(Stage::map("a", |x: u64| x).batch(4))
+            .for_each(|_| std::thread::sleep(Duration::from_micros(20)))
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        common::eventually(20, "deliveries", || handle.snapshot().delivered() > 10);
+        let snapshot = handle.snapshot();
+        assert_eq!(snapshot.end(), EndState::Running);
+        assert!(snapshot.items_in() >= snapshot.delivered());
+        handle.stop();
+        let report = running.join().unwrap().report;
+        assert_eq!(report.end(), EndState::Stopped);
+        assert!(report.delivered() >= snapshot.delivered());
+    });
+}
+
+#[test]
+fn an_empty_run_reports_zero_everywhere_and_completes() {
+    let report = within(30, || {
+        Pipeline::source(Vec::<u64>::new())
+            .stage(Stage::map("a", |x: u64| x).workers(3))
+            .collect()
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(report.end(), EndState::Completed);
+    assert_eq!((report.items_in(), report.delivered()), (0, 0));
+    assert!(report.is_balanced());
+    assert_eq!(report.latency().samples, 0);
+    assert!(report.bottleneck().is_none());
+}
