@@ -31,6 +31,25 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// A duration to three significant digits: `812 µs`, `7.34 ms`, `1.20 s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    let (value, unit) = if secs >= 1.0 {
+        (secs, "s")
+    } else if secs >= 1e-3 {
+        (secs * 1e3, "ms")
+    } else {
+        (secs * 1e6, "µs")
+    };
+    if value >= 100.0 {
+        format!("{value:.0} {unit}")
+    } else if value >= 10.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.2} {unit}")
+    }
+}
+
 fn pct(x: f64) -> String {
     format!("{:.0}%", (x * 100.0).clamp(0.0, 100.0))
 }
@@ -111,9 +130,15 @@ pub fn render(s: &Summary) -> String {
     if let Some(e) = &s.error {
         let _ = writeln!(out, "  error: {e}");
     }
+    let ends = t.done() + t.cancelled;
+    let (sign, note) = if ends == t.items_in {
+        ("=", "")
+    } else {
+        ("→", "  (a flat-map stage makes several items of one)")
+    };
     let _ = writeln!(
         out,
-        "  in {} = delivered {} + filtered {} + failed {} + cancelled {}",
+        "  in {} {sign} delivered {} + filtered {} + failed {} + cancelled {}{note}",
         count(t.items_in),
         count(t.delivered),
         count(t.filtered),
@@ -157,7 +182,7 @@ pub fn render(s: &Summary) -> String {
     );
     match r.bottleneck() {
         Some(b) => {
-            let _ = writeln!(out, "bottleneck: `{}` ({})", b.stage, b.reason);
+            let _ = writeln!(out, "bottleneck: {}", b.reason);
         }
         None => {
             let _ = writeln!(
@@ -170,8 +195,11 @@ pub fn render(s: &Summary) -> String {
     if l.samples > 0 {
         let _ = writeln!(
             out,
-            "latency (source to sink): p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
-            l.p50, l.p90, l.p99, l.max
+            "latency (source to sink): p50 {}, p90 {}, p99 {}, max {}",
+            duration(l.p50),
+            duration(l.p90),
+            duration(l.p99),
+            duration(l.max)
         );
     }
     let total_errors = r.errors_total() + s.sink.rejected;

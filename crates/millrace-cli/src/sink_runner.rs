@@ -60,6 +60,9 @@ pub struct SinkRunner {
     stop: Arc<StopRequest>,
     rejected: u64,
     errors: Vec<SinkError>,
+    /// The first item failed under `stop`: the run stops, items in flight still drain.
+    stopped_by: Option<String>,
+    /// An output that could not be written: later items are failed too.
     fatal: Option<String>,
     closed: bool,
 }
@@ -96,6 +99,7 @@ impl SinkRunner {
             stop,
             rejected: 0,
             errors: Vec::new(),
+            stopped_by: None,
             fatal: None,
             closed: false,
         }
@@ -122,9 +126,8 @@ impl SinkRunner {
 
     /// Takes one output.
     pub fn take(&mut self, item: Item) {
-        if let Some(fatal) = &self.fatal {
-            let message = format!("not written: {fatal}");
-            self.reject(&item, message);
+        if self.fatal.is_some() {
+            self.reject(&item, "not written: the output failed earlier".to_owned());
             return;
         }
         if self.closed {
@@ -134,8 +137,8 @@ impl SinkRunner {
             Ok(()) => {}
             Err(SinkFault::Item(fault)) => {
                 self.reject(&item, fault.to_string());
-                if self.policy.stops() && self.fatal.is_none() {
-                    self.fatal = self.errors.last().map(|e| e.message.clone());
+                if self.policy.stops() && self.stopped_by.is_none() {
+                    self.stopped_by = self.errors.last().map(|e| e.message.clone());
                     self.stop.raise();
                 }
             }
@@ -155,8 +158,8 @@ impl SinkRunner {
     /// Finishes the sink (flushing it) and says what happened.
     pub fn finish(self) -> SinkOutcome {
         let result = self.sink.finish();
-        let fatal = match (&self.fatal, &result) {
-            (Some(f), _) => Some(f.clone()),
+        let fatal = match (self.fatal.or(self.stopped_by), &result) {
+            (Some(f), _) => Some(f),
             (None, Err(e)) => Some(format!("sink `{}`: {e}", self.name)),
             (None, Ok(_)) => None,
         };

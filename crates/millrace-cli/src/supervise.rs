@@ -61,7 +61,6 @@ pub fn supervise<R: Send + 'static>(
         interrupts,
     } = watch;
     let handle = running.handle();
-    let baseline = interrupts.count();
     let mut interruption = Interruption::None;
     let mut forwarded = false;
     let mut abort_deadline = None;
@@ -71,7 +70,7 @@ pub fn supervise<R: Send + 'static>(
         None => eprintln!("{line}"),
     };
     while !running.is_finished() {
-        let seen = interrupts.count().saturating_sub(baseline);
+        let seen = interrupts.count();
         if seen >= 1 && interruption == Interruption::None {
             handle.stop();
             interruption = Interruption::Stopped;

@@ -16,13 +16,16 @@ use crate::report_json;
 use crate::report_text;
 use crate::seed;
 use crate::signals::Interrupts;
-use crate::summary::{SinkSide, Summary};
+use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
 
 use super::{fail, EXIT_CONFIG, EXIT_FAILED};
 
 /// Runs `millrace run`; returns the exit code.
 pub fn run(args: &RunArgs) -> u8 {
+    // Catch Ctrl-C from the start: one that comes while the file loads stops the run as
+    // soon as it starts, rather than killing the process.
+    Interrupts::install();
     match &args.file {
         None => run_seed(args),
         Some(file) => run_file(file, args),
@@ -137,16 +140,20 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         }
         None => SinkSide::default(),
     };
-    if let Some(result) = &sink.result {
-        for line in &result.lines {
-            println!("{line}");
-        }
-    }
     let (files, dl_error) = built.dead_letters.finish();
     let summary = summary
         .with_sink(sink)
         .with_source(built.source_log.error(), built.source_log.skipped())
         .with_dead_letters(files, dl_error);
+    // A failed run's partial result would pass for a real one; an interrupted run's is
+    // what was done, and the report says so.
+    if summary.outcome != Outcome::Failed {
+        if let Some(result) = &summary.sink.result {
+            for line in &result.lines {
+                println!("{line}");
+            }
+        }
+    }
     let json_path = args.report.as_deref().or(spec.report.as_deref());
     finish(&summary, args, json_path)
 }

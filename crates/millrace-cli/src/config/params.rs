@@ -229,6 +229,15 @@ fn expected(spec: &ParamSpec, what: &str, node: &Node) -> ConfigError {
     )
 }
 
+/// `an integer from 1 to 1024`, or `a non-negative integer` when unbounded above.
+fn int_range(min: i64, max: i64) -> String {
+    match (min, max) {
+        (0, i64::MAX) => "a non-negative integer".to_owned(),
+        (min, i64::MAX) => format!("an integer of at least {min}"),
+        (min, max) => format!("an integer from {min} to {max}"),
+    }
+}
+
 /// Parses a size: an integer, or digits followed by a unit (B, KB, KiB, MB, MiB, GB, GiB).
 pub fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -263,15 +272,11 @@ pub fn check(spec: &ParamSpec, node: &Node, base: &PathBase) -> Result<ParamValu
             } else {
                 Err(ConfigError::new(
                     node.loc.clone(),
-                    format!("`{}` must be between {min} and {max}, found {i}", spec.name),
+                    format!("`{}` must be {}, found {i}", spec.name, int_range(min, max)),
                 ))
             }
         }
-        (ParamType::Int { min, max }, _) => Err(expected(
-            spec,
-            &format!("an integer between {min} and {max}"),
-            node,
-        )),
+        (ParamType::Int { min, max }, _) => Err(expected(spec, &int_range(min, max), node)),
         (ParamType::Millis, NodeKind::Int(i)) if *i >= 0 => Ok(ParamValue::Millis(*i as f64)),
         (ParamType::Millis, NodeKind::Float(x)) if x.is_finite() && *x >= 0.0 => {
             Ok(ParamValue::Millis(*x))

@@ -446,7 +446,11 @@ fn stage(
     defaults: &Settings,
     base: &PathBase,
 ) -> Result<StageSpec, ConfigError> {
-    let mut keys = Keys::new(node, &format!("[[stage]] #{position}"))?;
+    let kind = match node.get("kind").map(|e| &e.value.kind) {
+        Some(NodeKind::Str(k)) => format!(" (`{k}`)"),
+        _ => String::new(),
+    };
+    let mut keys = Keys::new(node, &format!("[[stage]] #{position}{kind}"))?;
     let part = part(&keys, node, Role::Transform, &stage_keys(), base)?;
     let taken = |n: &str| before.iter().any(|s| s.name == n);
     let name = match keys.get("name") {

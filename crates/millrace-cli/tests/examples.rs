@@ -1,0 +1,186 @@
+//! Every pipeline file in `examples/` runs on small inputs and gives the right output; the
+//! built-in seed pipeline (the README's quick start) gives its reference checksum.
+
+mod common;
+
+use std::fs;
+
+use common::{example, millrace, seed_sum};
+use millrace_cli::kinds::transforms::spin;
+use predicates::prelude::*;
+
+#[test]
+fn no_arguments_runs_the_seed_pipeline_with_its_report() {
+    millrace()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "seed pipeline: sum of 3·x² for x < 10000000 = 3875670019689212736",
+        ))
+        .stderr(predicate::str::contains("bottleneck:"))
+        .stderr(predicate::str::contains("square"));
+}
+
+#[test]
+fn run_without_a_file_runs_the_seed_pipeline() {
+    millrace()
+        .args(["run", "--n", "1000", "--quiet"])
+        .assert()
+        .success()
+        .stdout(format!(
+            "seed pipeline: sum of 3·x² for x < 1000 = {}\n",
+            seed_sum(1000)
+        ))
+        .stderr("");
+}
+
+#[test]
+fn seed_example_sums_three_squares() {
+    millrace()
+        .args(["run", &example("seed.toml"), "--set", "source.end=200000"])
+        .assert()
+        .success()
+        .stdout(format!("sum: {}\n", seed_sum(200_000)))
+        .stderr(predicate::str::contains("completed"));
+}
+
+#[test]
+fn log_example_counts_error_lines() {
+    let log = fs::read_to_string(common::repo_root().join("examples/data/app.log")).unwrap();
+    let re = regex::Regex::new(r"\b(ERROR|FATAL)\b").unwrap();
+    let expected = log.lines().filter(|l| re.is_match(l)).count();
+    assert_eq!(expected, 46);
+    millrace()
+        .args(["run", &example("logs.toml"), "--quiet"])
+        .assert()
+        .success()
+        .stdout(format!("count: {expected}\n"));
+}
+
+#[test]
+fn log_example_prints_matching_lines_in_order_through_stdout() {
+    let out = millrace()
+        .args(["run", &example("logs.toml"), "--quiet"])
+        .args(["--set", "sink.kind=stdout", "--set", "sink.field=text"])
+        .args(["--set", "stage.grep.ordered=true"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 46);
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("ERROR") || l.contains("FATAL")));
+    let mut sorted = lines.clone();
+    sorted.sort_unstable(); // lines start with timestamps: input order is sorted order
+    assert_eq!(lines, sorted);
+}
+
+#[test]
+fn file_example_chunks_hashes_and_compresses_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut total = 0u64;
+    for (i, size) in [0usize, 100, 5_000, 70_000, 200_000].iter().enumerate() {
+        // Compressible but not trivial content.
+        let data: Vec<u8> = (0..*size)
+            .map(|j| b"millrace \n"[(j * 7 + i) % 10])
+            .collect();
+        total += data.len() as u64;
+        let sub = dir.path().join(format!("d{}", i % 2));
+        fs::create_dir_all(&sub).unwrap();
+        fs::write(sub.join(format!("f{i}.txt")), data).unwrap();
+    }
+    let report = dir.path().join("report.json");
+    let out = millrace()
+        .args(["run", &example("files.toml"), "--quiet"])
+        .arg("--set")
+        .arg(format!("source.dir={}", dir.path().display()))
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in {text}"))
+    };
+    // Every byte of every file is in exactly one chunk; compression shrinks them.
+    assert_eq!(field("length"), total);
+    assert!(field("data") < total / 2, "{text}");
+    // The empty file makes no chunk (filtered); the others at least one each.
+    assert!(field("count") >= 4);
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["totals"]["items_in"], 5);
+    assert_eq!(json["totals"]["filtered"], 1);
+}
+
+#[test]
+fn file_example_walks_the_repository_as_written() {
+    millrace()
+        .args(["run", &example("files.toml"), "--quiet"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::is_match(r"^count: [1-9]\d*\nlength: [1-9]\d*\ndata: [1-9]\d*\n$")
+                .unwrap(),
+        );
+}
+
+#[test]
+fn imbalanced_example_names_the_heavy_stage_as_bottleneck() {
+    let n = 20_000u64;
+    let expected = (0..n).fold(0u64, |s, x| {
+        s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    millrace()
+        .args(["run", &example("imbalanced.toml")])
+        .args(["--set", &format!("source.end={n}")])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout(format!("sum: {expected}\n"))
+        .stderr(predicate::str::contains("bottleneck: c: "));
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["bottleneck"]["stage"], "c");
+}
+
+#[test]
+fn every_example_checks_and_its_resolved_form_loads_to_the_same_pipeline() {
+    let dir = common::repo_root().join("examples");
+    let mut seen = 0;
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !matches!(path.extension(), Some(e) if e == "toml") {
+            continue;
+        }
+        seen += 1;
+        let spec = millrace_cli::config::load(&path, &[]).unwrap();
+        let resolved = millrace_cli::commands::check::to_toml(&spec);
+        let again = millrace_cli::config::load_str(&resolved, &spec.file, &dir, &[])
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: resolved form does not load: {e}\n{resolved}",
+                    path.display()
+                )
+            });
+        assert_eq!(millrace_cli::commands::check::to_toml(&again), resolved);
+        millrace()
+            .arg("check")
+            .arg(&path)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("valid"));
+    }
+    assert!(seen >= 4, "examples missing");
+}
