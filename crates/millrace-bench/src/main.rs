@@ -19,6 +19,12 @@ fn run_matrix(options: &Options) -> ExitCode {
     };
     println!("command: {}", options.command_line());
     println!("machine (before the run): {machine}");
+    if let Some(load) = machine::load_average() {
+        println!(
+            "1-minute load average after the run: {load:.2} (the benchmark's own threads add about {})",
+            machine::cores()
+        );
+    }
     if options.quick {
         println!("QUICK run (N / 1000): checksums only, the figures mean nothing");
     }
