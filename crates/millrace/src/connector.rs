@@ -65,13 +65,18 @@ pub(crate) enum Poll<T> {
 }
 
 impl<T> Outlet<T> {
-    /// Sends `batch`, waiting while the connector is full. Returns how long it waited, or the
-    /// batch if every inlet is gone.
-    pub(crate) fn send(&self, batch: Batch<T>) -> Result<Duration, Batch<T>> {
+    /// Sends `batch`, waiting while the connector is full (calling `waiting` first if it
+    /// must). Returns how long it waited, or the batch if every inlet is gone.
+    pub(crate) fn send_or_wait(
+        &self,
+        batch: Batch<T>,
+        waiting: impl FnOnce(),
+    ) -> Result<Duration, Batch<T>> {
         match self.tx.try_send(batch) {
             Ok(()) => Ok(Duration::ZERO),
             Err(TrySendError::Disconnected(batch)) => Err(batch),
             Err(TrySendError::Full(batch)) => {
+                waiting();
                 let start = Instant::now();
                 match self.tx.send(batch) {
                     Ok(()) => Ok(start.elapsed()),

@@ -61,6 +61,10 @@ pub(crate) struct Control {
     pub(crate) source: Arc<StageMetrics>,
     pub(crate) stages: Vec<Arc<StageMetrics>>,
     pub(crate) sink: Arc<StageMetrics>,
+    /// Workers started after launch (by the autoscaler), joined at the end.
+    pub(crate) extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// What the autoscaler and the wedge detector did.
+    pub(crate) scaling: Mutex<crate::autoscale::ScalingLog>,
 }
 
 impl Control {
@@ -82,7 +86,14 @@ impl Control {
             source,
             stages,
             sink,
+            extra_threads: Mutex::new(Vec::new()),
+            scaling: Mutex::new(crate::autoscale::ScalingLog::default()),
         }
+    }
+
+    /// Time since the run started, the clock of worker activity.
+    pub(crate) fn now(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     pub(crate) fn stop(&self) {

@@ -226,6 +226,9 @@ pub enum RunErrorKind {
     SourcePanicked(String),
     /// The sink panicked (a `fold` loses its accumulator when it does).
     SinkPanicked(String),
+    /// Nothing moved for the wedge timeout while items were in flight; the diagnosis says
+    /// what each stage's workers were doing. The run was cancelled.
+    Wedged(String),
 }
 
 impl RunError {
@@ -254,6 +257,7 @@ impl fmt::Display for RunError {
             RunErrorKind::Item(e) => write!(f, "pipeline stopped: {e}"),
             RunErrorKind::SourcePanicked(msg) => write!(f, "the source panicked: {msg}"),
             RunErrorKind::SinkPanicked(msg) => write!(f, "the sink panicked: {msg}"),
+            RunErrorKind::Wedged(diagnosis) => write!(f, "the pipeline is wedged: {diagnosis}"),
         }
     }
 }

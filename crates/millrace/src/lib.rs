@@ -67,6 +67,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod autoscale;
 mod connector;
 mod control;
 mod error;
@@ -88,6 +89,7 @@ mod loom_response;
 #[cfg(all(test, loom))]
 mod loom_window;
 
+pub use autoscale::{Decision, WedgePolicy};
 pub use control::EndState;
 pub use error::{
     BoxError, BuildError, ItemError, ItemErrorKind, RunError, RunErrorKind, SubmitError,

@@ -12,7 +12,7 @@
 //! (`busy_ns`, `idle_ns`, `blocked_ns`), and `queue_*` for samples of the stage's input
 //! connector taken each time a worker receives a batch.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,25 @@ pub(crate) struct Counters {
     /// waiting (alive but not being polled).
     pub(crate) in_flight: AtomicU64,
     pub(crate) waiting_ns: AtomicU64,
+    /// What the worker is doing now and since when: an [`Activity`] in the top two bits,
+    /// nanoseconds since the run started below. Read by the wedge detector.
+    pub(crate) activity: AtomicU64,
 }
+
+/// What a worker is doing, as the wedge detector sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Activity {
+    /// Not started, or between batches.
+    Between = 0,
+    /// Waiting for input.
+    Idle = 1,
+    /// Running the stage's code on a batch.
+    Busy = 2,
+    /// Waiting for room downstream.
+    Blocked = 3,
+}
+
+const SINCE_MASK: u64 = (1 << 62) - 1;
 
 impl Counters {
     #[inline]
@@ -46,6 +64,25 @@ impl Counters {
         if n != 0 {
             counter.fetch_add(n, Relaxed);
         }
+    }
+
+    /// Records that the worker started `activity` at `since` (time since the run started).
+    #[inline]
+    pub(crate) fn enter(&self, activity: Activity, since: Duration) {
+        let ns = (since.as_nanos() as u64) & SINCE_MASK;
+        self.activity.store(((activity as u64) << 62) | ns, Relaxed);
+    }
+
+    /// What the worker is doing and since when (time since the run started).
+    pub(crate) fn activity(&self) -> (Activity, Duration) {
+        let v = self.activity.load(Relaxed);
+        let activity = match v >> 62 {
+            1 => Activity::Idle,
+            2 => Activity::Busy,
+            3 => Activity::Blocked,
+            _ => Activity::Between,
+        };
+        (activity, Duration::from_nanos(v & SINCE_MASK))
     }
 
     #[inline]
@@ -88,7 +125,7 @@ pub struct Tally {
 /// The live counters of one stage: a padded slot per worker.
 pub(crate) struct StageMetrics {
     pub(crate) name: Arc<str>,
-    pub(crate) workers: usize,
+    workers: AtomicUsize,
     /// Capacity of the stage's input connector, in batches.
     pub(crate) queue_capacity: usize,
     slots: Box<[CachePadded<Counters>]>,
@@ -96,18 +133,42 @@ pub(crate) struct StageMetrics {
 
 impl StageMetrics {
     pub(crate) fn new(name: Arc<str>, workers: usize, queue_capacity: usize) -> Self {
+        Self::with_slots(name, workers, queue_capacity, workers)
+    }
+
+    /// Metrics with room for up to `slots` workers (for stages that can grow).
+    pub(crate) fn with_slots(
+        name: Arc<str>,
+        workers: usize,
+        queue_capacity: usize,
+        slots: usize,
+    ) -> Self {
         StageMetrics {
             name,
-            workers,
+            workers: AtomicUsize::new(workers),
             queue_capacity,
-            slots: (0..workers.max(1))
+            slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
         }
     }
 
+    /// The stage's workers now.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.load(Relaxed)
+    }
+
+    pub(crate) fn set_workers(&self, workers: usize) {
+        self.workers.store(workers, Relaxed);
+    }
+
     pub(crate) fn slot(&self, worker: usize) -> &Counters {
         &self.slots[worker % self.slots.len()]
+    }
+
+    /// Every worker slot (more than the workers when the stage can grow).
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &Counters> {
+        self.slots.iter().map(|s| &**s)
     }
 
     pub(crate) fn tally(&self) -> Tally {

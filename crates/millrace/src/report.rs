@@ -18,6 +18,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::autoscale::{Decision, ScalingLog};
 use crate::control::{Control, EndState};
 use crate::error::ItemError;
 use crate::item::ItemId;
@@ -49,7 +50,9 @@ pub struct StageReport {
 impl StageReport {
     fn new(m: &StageMetrics, wall: Duration) -> Self {
         let tally = m.tally();
-        let worker_time = wall.as_secs_f64() * m.workers.max(1) as f64;
+        // Shares of the time the workers were measured (worker counts can change mid-run).
+        let _ = wall;
+        let worker_time = (tally.busy + tally.idle + tally.blocked).as_secs_f64();
         let share = |d: Duration| {
             if worker_time > 0.0 {
                 (d.as_secs_f64() / worker_time).min(1.0)
@@ -64,7 +67,7 @@ impl StageReport {
         };
         StageReport {
             name: m.name.to_string(),
-            workers: m.workers,
+            workers: m.workers(),
             queue_capacity: m.queue_capacity,
             busy: share(tally.busy),
             idle: share(tally.idle),
@@ -122,6 +125,7 @@ pub struct Report {
     unfinished: Vec<ItemId>,
     hook_panics: Vec<String>,
     bottleneck: Option<Bottleneck>,
+    scaling: ScalingLog,
 }
 
 fn describe_fill(fill: f64) -> &'static str {
@@ -177,6 +181,7 @@ impl Report {
             unfinished,
             hook_panics: lock(&control.hook_panics).clone(),
             bottleneck,
+            scaling: lock(&control.scaling).clone(),
         }
     }
 
@@ -276,6 +281,27 @@ impl Report {
     /// Panics caught in response hooks and dead-letter handlers.
     pub fn hook_panics(&self) -> &[String] {
         &self.hook_panics
+    }
+
+    /// The autoscaler's decisions, each with the time since the start it was taken.
+    pub fn decisions(&self) -> impl Iterator<Item = (Duration, &Decision)> {
+        self.scaling.decisions.iter().map(|(at, d)| (*at, d))
+    }
+
+    /// The worker count of every stage over time: one entry at the start and one after
+    /// each round of decisions, with the time since the start.
+    pub fn worker_history(&self) -> &[(Duration, Vec<usize>)] {
+        &self.scaling.history
+    }
+
+    /// Wedges the detector found: when, and what every stage's workers were doing.
+    pub fn wedges(&self) -> &[(Duration, String)] {
+        &self.scaling.wedges
+    }
+
+    /// Time the controller spent measuring and deciding.
+    pub fn controller_busy(&self) -> Duration {
+        self.scaling.controller_busy
     }
 
     /// The stage holding the pipeline back, if the run did enough to tell.
@@ -419,6 +445,12 @@ impl fmt::Display for Report {
         }
         if let Some(b) = &self.bottleneck {
             writeln!(f, "bottleneck: {}", b.reason)?;
+        }
+        for (at, d) in &self.scaling.decisions {
+            writeln!(f, "at {:.1} s: {}", at.as_secs_f64(), d.reason)?;
+        }
+        for (at, w) in &self.scaling.wedges {
+            writeln!(f, "at {:.1} s: wedged: {w}", at.as_secs_f64())?;
         }
         for e in &self.errors {
             writeln!(f, "error: {e}")?;

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::unbounded;
 
+use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings, WedgePolicy};
 use crate::connector::{connector, Inlet};
 use crate::control::Control;
 use crate::metrics::StageMetrics;
@@ -26,9 +27,13 @@ use crate::policy::ErrorPolicy;
 use crate::reorder::Reorder;
 use crate::response::{relay, Hook, ResponseBatch, Responses, Upstream};
 use crate::stage::process::{DeadLetterFn, StageCtx};
-use crate::stage::worker::{run_worker, EmitMode, Emitter, InletPull, MakePull, OrderedEmit, Then};
+use crate::stage::worker::{
+    run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
+};
 use crate::stage::{Body, Stage};
+use crate::sync::Mutex;
 use crate::window::Window;
+use std::time::Duration;
 
 use super::sink::{SinkCtx, SINK};
 use super::source::{run_source, Credits, Source, SourceCtx};
@@ -43,6 +48,12 @@ pub(crate) struct Settings {
     pub(crate) reorder_window: Option<usize>,
     pub(crate) max_in_flight: usize,
     pub(crate) fuse: bool,
+    /// Every stage without a worker count of its own is autoscaled.
+    pub(crate) autoscale: bool,
+    /// Workers that may be busy at once (default: the cores).
+    pub(crate) cpu_budget: Option<usize>,
+    pub(crate) autoscale_interval: Duration,
+    pub(crate) wedge: Option<(Duration, WedgePolicy)>,
     #[cfg(feature = "async")]
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
@@ -57,6 +68,10 @@ impl Default for Settings {
             reorder_window: None,
             max_in_flight: 1 << 16,
             fuse: false,
+            autoscale: false,
+            cpu_budget: None,
+            autoscale_interval: Duration::from_millis(200),
+            wedge: None,
             #[cfg(feature = "async")]
             runtime: None,
         }
@@ -76,6 +91,8 @@ pub(crate) struct StagePlan {
     pub(crate) asynchronous: bool,
     pub(crate) concurrency: Option<usize>,
     pub(crate) timeout: Option<std::time::Duration>,
+    /// Autoscaled between these bounds (a max of 0 means the CPU budget).
+    pub(crate) auto: Option<(usize, usize)>,
 }
 
 /// Default concurrency of async stages.
@@ -86,6 +103,8 @@ const DEFAULT_CONCURRENCY: usize = 64;
 struct Resolved {
     /// Runs on the previous stage's workers (no connector of its own).
     fused: bool,
+    /// Autoscaled between these bounds.
+    auto: Option<(usize, usize)>,
     workers: usize,
     batch: usize,
     queue: usize,
@@ -108,6 +127,14 @@ pub(crate) struct Launch {
     origin: Option<Upstream>,
     credits: Option<Credits>,
     pub(crate) threads: Vec<JoinHandle<()>>,
+    /// The stages the controller sizes, as their segments start.
+    autos: Vec<AutoStage>,
+    budget: usize,
+}
+
+/// The cores this process may use.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn batches(items: usize, batch: usize) -> usize {
@@ -123,14 +150,29 @@ impl Launch {
         hooks: Vec<Option<Hook>>,
         serve: bool,
     ) -> (Self, Option<Responses<O>>) {
+        let budget = settings.cpu_budget.unwrap_or_else(cores);
         let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
         for p in plan {
             let batch = p.batch.unwrap_or(settings.batch);
-            let workers = p.workers.unwrap_or(settings.workers);
+            let auto = match p.auto {
+                _ if p.asynchronous => None,
+                Some((min, max)) => Some((min.max(1), if max == 0 { budget } else { max })),
+                None if settings.autoscale && p.workers.is_none() => Some((1, budget)),
+                None => None,
+            }
+            .map(|(min, max)| (min, max.max(min)));
+            let workers = match auto {
+                Some((min, _)) => min,
+                None => p.workers.unwrap_or(settings.workers),
+            };
             // Fuse with the stage before when the pipeline asks, the worker counts match,
             // and that stage's output need not pass through a reorder buffer first.
             let fused = settings.fuse
                 && !p.asynchronous
+                && auto.is_none()
+                && resolved
+                    .last()
+                    .is_some_and(|prev: &Resolved| prev.auto.is_none())
                 && plan
                     .get(resolved.len().wrapping_sub(1))
                     .is_some_and(|prev| !prev.asynchronous)
@@ -141,6 +183,7 @@ impl Launch {
             let workers = if p.asynchronous { 1 } else { workers };
             resolved.push(Resolved {
                 fused,
+                auto,
                 workers,
                 batch,
                 queue: if fused {
@@ -156,7 +199,15 @@ impl Launch {
         let stages = plan
             .iter()
             .zip(&resolved)
-            .map(|(p, r)| Arc::new(StageMetrics::new(Arc::clone(&p.name), r.workers, r.queue)))
+            .map(|(p, r)| {
+                let slots = r.auto.map_or(r.workers, |(_, max)| max);
+                Arc::new(StageMetrics::with_slots(
+                    Arc::clone(&p.name),
+                    r.workers,
+                    r.queue,
+                    slots,
+                ))
+            })
             .collect();
         let sink_queue = batches(settings.capacity, settings.batch);
         let sink = Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue));
@@ -218,6 +269,8 @@ impl Launch {
             origin,
             credits,
             threads: Vec::new(),
+            autos: Vec::new(),
+            budget,
         };
         // Relays, upstream first, so each can be handed the route above it.
         for (index, hook) in hooks.into_iter().enumerate() {
@@ -332,6 +385,14 @@ impl Launch {
         let (out_batch, out_queue) = self.connector_into(next);
         let (outlet, inlet) = connector(out_queue);
         let metrics = Arc::clone(&self.control.stages[last]);
+        let auto = self.resolved[last].auto;
+        let growth = auto.map(|_| Growth {
+            make_pull: Arc::clone(&make_pull),
+            outlet: Mutex::new(Some(outlet.clone())),
+            target: AtomicUsize::new(workers),
+            next_worker: AtomicUsize::new(workers),
+            control: Arc::clone(&self.control),
+        });
         let emitter = Arc::new(Emitter {
             mode: self.emit_mode(last),
             out_batch,
@@ -339,6 +400,7 @@ impl Launch {
             events: self.route_before(last),
             control: Arc::clone(&self.control),
             alive: AtomicUsize::new(workers),
+            growth,
         });
         for worker in 0..workers {
             let (input, emitter, outlet) =
@@ -348,6 +410,14 @@ impl Launch {
                 .spawn(move || run_worker(input, emitter, worker, outlet))
                 .expect("the OS refused to start a worker thread");
             self.threads.push(handle);
+        }
+        if let Some((min, max)) = auto {
+            self.autos.push(AutoStage {
+                index: last,
+                min,
+                max,
+                scaler: Arc::new(SegmentScaler(emitter)),
+            });
         }
         inlet
     }
@@ -428,6 +498,7 @@ impl Launch {
             events: self.route_before(index),
             control: Arc::clone(&self.control),
             alive: AtomicUsize::new(1),
+            growth: None,
         });
         let intake = InletPull {
             inlet,
@@ -448,6 +519,26 @@ impl Launch {
         };
         self.threads.extend(launch(segment));
         Open::Connected(next_inlet)
+    }
+
+    /// Starts the controller if any stage is autoscaled or a wedge timeout is set. Returns
+    /// its thread and the sender whose drop stops it.
+    pub(crate) fn start_controller(&mut self) -> Option<Controller> {
+        if self.autos.is_empty() && self.settings.wedge.is_none() {
+            return None;
+        }
+        let (done_tx, done_rx) = crossbeam_channel::bounded(0);
+        let settings = ControllerSettings {
+            interval: self.settings.autoscale_interval,
+            budget: self.budget,
+            wedge: self.settings.wedge,
+        };
+        let autos = std::mem::take(&mut self.autos);
+        let thread = spawn_controller(Arc::clone(&self.control), autos, settings, done_rx);
+        Some(Controller {
+            done: done_tx,
+            thread,
+        })
     }
 
     /// The index the sink's connector counts as (one past the last stage).
@@ -492,6 +583,13 @@ pub(crate) fn stage_parts<T, U>(
         policy: stage.policy,
         concurrency: stage.concurrency,
         timeout: stage.timeout,
+        auto: stage.auto,
     };
     (plan, stage.hook, stage.dead_letter, stage.body)
+}
+
+/// A running controller: dropping `done` stops it.
+pub(crate) struct Controller {
+    pub(crate) done: crossbeam_channel::Sender<()>,
+    pub(crate) thread: JoinHandle<()>,
 }

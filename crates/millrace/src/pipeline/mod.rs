@@ -294,6 +294,58 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Autoscales every stage that sets no worker count of its own (see
+    /// [`Stage::auto_workers`]), within the [CPU budget](PipelineBuilder::cpu_budget).
+    pub fn autoscale(mut self) -> Self {
+        self.settings.autoscale = true;
+        self
+    }
+
+    /// Sets how many workers of autoscaled stages may be busy at once (default: the number
+    /// of cores). Async stages' waiting does not count.
+    pub fn cpu_budget(mut self, workers: usize) -> Self {
+        if workers == 0 && self.error.is_none() {
+            self.error = Some(BuildError::zero("(pipeline)", "cpu budget"));
+        }
+        self.settings.cpu_budget = Some(workers);
+        self
+    }
+
+    /// Sets how often the autoscaler measures and decides (default 200 ms).
+    pub fn autoscale_interval(mut self, interval: std::time::Duration) -> Self {
+        self.settings.autoscale_interval = interval.max(std::time::Duration::from_millis(1));
+        self
+    }
+
+    /// Watches for a wedge: if no item moves for `after` while items are in flight, the
+    /// report gets a diagnosis of what every stage's workers are doing (stuck in user code,
+    /// waiting on an empty queue, blocked on a full one) and, under
+    /// [`WedgePolicy::Fail`](crate::WedgePolicy::Fail), the run fails with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::{Pipeline, RunErrorKind, Stage, WedgePolicy};
+    ///
+    /// let err = Pipeline::source(0..10u64)
+    ///     .stage(Stage::map("stuck", |x: u64| {
+    ///         if x == 3 { std::thread::sleep(Duration::from_millis(1500)); }
+    ///         x
+    ///     }))
+    ///     .wedge_timeout(Duration::from_millis(300), WedgePolicy::Fail)
+    ///     .autoscale_interval(Duration::from_millis(50))
+    ///     .default_batch(1)
+    ///     .for_each(|_| {})
+    ///     .run()
+    ///     .unwrap_err();
+    /// assert!(matches!(err.kind(), RunErrorKind::Wedged(d) if d.contains("`stuck`: worker 0 stuck in the stage's code")));
+    /// ```
+    pub fn wedge_timeout(mut self, after: std::time::Duration, policy: crate::WedgePolicy) -> Self {
+        self.settings.wedge = Some((after, policy));
+        self
+    }
+
     /// Runs async stages on this runtime instead of a current-thread runtime of their own.
     #[cfg(feature = "async")]
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
@@ -315,13 +367,19 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     fn with_sink<R: Send + 'static>(self, sink: SinkFn<T, R>) -> Pipeline<R> {
         Pipeline {
             start: Box::new(move || {
-                let (launch, inlet, _) = self.launch::<()>(false)?;
+                let (mut launch, inlet, _) = self.launch::<()>(false)?;
                 let ctx = launch.sink_ctx();
+                let controller = launch.start_controller();
                 let sink = std::thread::Builder::new()
                     .name("millrace-sink".into())
                     .spawn(move || run_sink(inlet, sink, ctx))
                     .expect("the OS refused to start the sink thread");
-                Ok(Running::new(launch.control, launch.threads, sink))
+                Ok(Running::new(
+                    launch.control,
+                    launch.threads,
+                    sink,
+                    controller,
+                ))
             }),
         }
     }
@@ -396,9 +454,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn outputs(self) -> Result<Outputs<T>, BuildError> {
-        let (launch, inlet, _) = self.launch::<()>(false)?;
+        let (mut launch, inlet, _) = self.launch::<()>(false)?;
         let ctx = launch.sink_ctx();
-        Ok(Outputs::new(launch.control, launch.threads, inlet, ctx))
+        let controller = launch.start_controller();
+        Ok(Outputs::new(
+            launch.control,
+            launch.threads,
+            inlet,
+            ctx,
+            controller,
+        ))
     }
 
     /// Starts the pipeline as a service: each item's [`Outcome`](crate::Outcome) (its
@@ -424,15 +489,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn respond(self) -> Result<(Running<()>, Responses<T>), BuildError> {
-        let (launch, inlet, responses) = self.launch::<T>(true)?;
+        let (mut launch, inlet, responses) = self.launch::<T>(true)?;
         let responses = responses.expect("a serving launch makes the responses");
         let ctx = launch.sink_ctx();
+        let controller = launch.start_controller();
         let sink = std::thread::Builder::new()
             .name("millrace-sink".into())
             .spawn(move || run_serve_sink(inlet, ctx))
             .expect("the OS refused to start the sink thread");
         Ok((
-            Running::new(launch.control, launch.threads, sink),
+            Running::new(launch.control, launch.threads, sink, controller),
             responses,
         ))
     }

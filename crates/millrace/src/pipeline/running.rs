@@ -13,6 +13,7 @@ use crate::report::Report;
 use crate::stage::worker::drop_unfinished;
 use crate::sync::lock;
 
+use super::launch::Controller;
 use super::sink::SinkCtx;
 
 /// What a completed run hands back: the sink's value and the report.
@@ -67,6 +68,7 @@ pub struct Running<R> {
     handle: Handle,
     threads: Vec<JoinHandle<()>>,
     sink: JoinHandle<Option<R>>,
+    controller: Option<Controller>,
 }
 
 impl<R> fmt::Debug for Running<R> {
@@ -94,14 +96,23 @@ fn end_state(control: &Control) -> EndState {
 fn finish<R>(
     control: &Control,
     threads: Vec<JoinHandle<()>>,
+    controller: Option<Controller>,
     output: Option<R>,
 ) -> Result<Finished<R>, RunError> {
-    for t in threads {
-        // Our threads catch every panic of user code; a panic here is a bug in millrace.
+    // Our threads catch every panic of user code; a panic here is a bug in millrace.
+    let join = |t: JoinHandle<()>| {
         if let Err(payload) = t.join() {
             std::panic::resume_unwind(payload);
         }
+    };
+    threads.into_iter().for_each(join);
+    if let Some(Controller { done, thread }) = controller {
+        drop(done);
+        join(thread);
     }
+    // Workers the autoscaler started; none can start now the controller has stopped.
+    let extra = std::mem::take(&mut *lock(&control.extra_threads));
+    extra.into_iter().for_each(join);
     let report = Report::build(control, end_state(control));
     let first = lock(&control.first_error).take();
     match (first, output) {
@@ -119,11 +130,13 @@ impl<R> Running<R> {
         control: Arc<Control>,
         threads: Vec<JoinHandle<()>>,
         sink: JoinHandle<Option<R>>,
+        controller: Option<Controller>,
     ) -> Self {
         Running {
             handle: Handle { control },
             threads,
             sink,
+            controller,
         }
     }
 
@@ -158,7 +171,7 @@ impl<R> Running<R> {
             Ok(output) => output,
             Err(payload) => std::panic::resume_unwind(payload),
         };
-        finish(&self.handle.control, self.threads, output)
+        finish(&self.handle.control, self.threads, self.controller, output)
     }
 }
 
@@ -170,6 +183,7 @@ impl<R> Running<R> {
 pub struct Outputs<T> {
     handle: Handle,
     threads: Vec<JoinHandle<()>>,
+    controller: Option<Controller>,
     inlet: Option<Inlet<T>>,
     ctx: SinkCtx,
     current: std::vec::IntoIter<T>,
@@ -190,10 +204,12 @@ impl<T> Outputs<T> {
         threads: Vec<JoinHandle<()>>,
         inlet: Inlet<T>,
         ctx: SinkCtx,
+        controller: Option<Controller>,
     ) -> Self {
         Outputs {
             handle: Handle { control },
             threads,
+            controller,
             inlet: Some(inlet),
             ctx,
             current: Vec::new().into_iter(),
@@ -216,7 +232,8 @@ impl<T> Outputs<T> {
     pub fn finish(mut self) -> Result<Report, RunError> {
         self.close();
         let threads = std::mem::take(&mut self.threads);
-        finish(&self.handle.control, threads, Some(())).map(|f| f.report)
+        let controller = self.controller.take();
+        finish(&self.handle.control, threads, controller, Some(())).map(|f| f.report)
     }
 
     /// Settles the current batch: what the caller took was delivered, the rest is not.

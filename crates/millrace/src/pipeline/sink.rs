@@ -19,7 +19,7 @@ use crate::connector::{Inlet, Poll};
 use crate::control::Control;
 use crate::error::{panic_message, ItemError, ItemErrorKind, RunErrorKind};
 use crate::item::{Batch, Ids};
-use crate::metrics::{Counters, StageMetrics};
+use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::response::{ResponseBatch, Status, Upstream};
 use crate::stage::worker::drop_unfinished;
 use crate::sync::lock;
@@ -60,8 +60,12 @@ impl SinkCtx {
             let (batch, waited) = match inlet.poll() {
                 Poll::Ready(batch) => (batch, Duration::ZERO),
                 Poll::Closed => return None,
-                Poll::Empty => inlet.recv()?,
+                Poll::Empty => {
+                    counters.enter(Activity::Idle, self.control.now());
+                    inlet.recv()?
+                }
             };
+            counters.enter(Activity::Busy, self.control.now());
             counters.add_time(&counters.idle_ns, waited);
             counters.add(&counters.queue_len_sum, inlet.len() as u64);
             counters.add(&counters.queue_samples, 1);

@@ -29,7 +29,7 @@ use crate::connector::Outlet;
 use crate::control::Control;
 use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
 use crate::item::{Batch, Ids, ItemId};
-use crate::metrics::{Counters, StageMetrics};
+use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::response::Upstream;
 use crate::stage::worker::drop_unfinished;
 use crate::sync::{lock, Mutex};
@@ -94,8 +94,10 @@ impl SourceCtx {
             return false;
         }
         let admit_wait = start.elapsed();
-        match outlet.send(batch) {
+        let waiting = || counters.enter(Activity::Blocked, self.control.now());
+        match outlet.send_or_wait(batch, waiting) {
             Ok(waited) => {
+                counters.enter(Activity::Between, self.control.now());
                 counters.add(&counters.items_out, n);
                 counters.add_time(&counters.blocked_ns, admit_wait + waited);
                 true

@@ -78,6 +78,7 @@ pub struct Stage<T, U> {
     pub(crate) body: Body<T, U>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) auto: Option<(usize, usize)>,
 }
 
 /// What runs a stage: sync workers, or (with the `async` feature) a runtime.
@@ -127,6 +128,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             body: Body::Sync(make_process),
             concurrency: None,
             timeout: None,
+            auto: None,
         }
     }
 
@@ -324,6 +326,30 @@ impl<T, U> Stage<T, U> {
     /// Runs the stage on `workers` threads (at least 1; default: the pipeline's default).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
+        self
+    }
+
+    /// Lets the pipeline choose the stage's workers while it runs, between `min` and `max`
+    /// (`max` 0: the CPU budget). The controller gives each autoscaled stage a share of the
+    /// [CPU budget](crate::PipelineBuilder::cpu_budget) that follows its share of the cost
+    /// per item, moving one worker at a time with hysteresis; every decision is in the
+    /// report. Overrides [`workers`](Stage::workers).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let finished = Pipeline::source(0..10_000u64)
+    ///     .stage(Stage::map("cheap", |x: u64| x + 1).auto_workers(1, 0))
+    ///     .stage(Stage::map("dear", |x: u64| (0..200).fold(x, |a, i| a ^ (a << 1) ^ i)).auto_workers(1, 4))
+    ///     .fold(0u64, |n, _| n + 1)
+    ///     .run()?;
+    /// assert_eq!(finished.output, 10_000);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn auto_workers(mut self, min: usize, max: usize) -> Self {
+        self.auto = Some((min, max));
         self
     }
 

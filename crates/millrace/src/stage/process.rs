@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::control::Control;
 use crate::error::{panic_message, ItemError, ItemErrorKind, RunErrorKind};
 use crate::item::{Batch, Ids, ItemId};
-use crate::metrics::{Counters, StageMetrics};
+use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
 use crate::response::{ResponseBatch, Status, Upstream};
 use crate::stage::logic::{Logic, Step};
@@ -64,10 +64,13 @@ where
         counters.add(&counters.batches, 1);
         counters.add(&counters.items_in, batch.len() as u64);
         let start = Instant::now();
+        counters.enter(Activity::Busy, start - self.ctx.control.started);
         let out = self
             .ctx
             .process(batch, &mut self.logic, &*self.make, counters);
-        counters.add_time(&counters.busy_ns, start.elapsed());
+        let end = Instant::now();
+        counters.add_time(&counters.busy_ns, end - start);
+        counters.enter(Activity::Between, end - self.ctx.control.started);
         out
     }
 }

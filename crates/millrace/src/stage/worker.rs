@@ -21,12 +21,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::autoscale::Scalable;
 use crate::connector::{Inlet, Outlet, Poll};
 use crate::control::Control;
 use crate::item::{Batch, Ids};
-use crate::metrics::{Counters, StageMetrics};
+use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::reorder::Reorder;
 use crate::response::{ResponseBatch, Status, Upstream};
+use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
 use super::process::Process;
@@ -63,6 +65,19 @@ pub(crate) struct Emitter<U> {
     pub(crate) control: Arc<Control>,
     /// Workers still running; the last one out cleans up the reorder buffer.
     pub(crate) alive: AtomicUsize,
+    /// For a stage the autoscaler sizes: how to start more workers, and the target count.
+    pub(crate) growth: Option<Growth<U>>,
+}
+
+/// What an autoscaled segment needs to start workers while it runs.
+pub(crate) struct Growth<U> {
+    pub(crate) make_pull: MakePull<U>,
+    /// An outlet to clone for new workers; dropped when the last worker exits, so the
+    /// connector downstream still sees the end of input.
+    pub(crate) outlet: Mutex<Option<Outlet<U>>>,
+    pub(crate) target: AtomicUsize,
+    pub(crate) next_worker: AtomicUsize,
+    pub(crate) control: Arc<Control>,
 }
 
 /// The input side of one worker: batches, ready for the next stage.
@@ -117,7 +132,10 @@ impl<T: Send> Pull<T> for InletPull<T> {
 
     fn recv(&mut self) -> Option<Batch<T>> {
         loop {
+            let counters = self.metrics.slot(self.worker);
+            counters.enter(Activity::Idle, self.control.now());
             let (batch, waited) = self.inlet.recv()?;
+            counters.enter(Activity::Between, self.control.now());
             if let Some(batch) = self.accept(batch, waited) {
                 return Some(batch);
             }
@@ -145,7 +163,8 @@ impl<T, U> Pull<U> for Then<T, U> {
     }
 }
 
-/// One worker of a segment: pull processed batches, emit them, until input ends.
+/// One worker of a segment: pull processed batches, emit them, until input ends (or, in an
+/// autoscaled stage, until the worker is one too many).
 pub(crate) fn run_worker<U: Send + 'static>(
     mut input: Box<dyn Pull<U>>,
     emitter: Arc<Emitter<U>>,
@@ -154,24 +173,30 @@ pub(crate) fn run_worker<U: Send + 'static>(
 ) {
     let counters = emitter.metrics.slot(worker);
     let mut pending: Option<Batch<U>> = None;
-    loop {
+    let retired = loop {
+        if emitter.retire_one() {
+            break true;
+        }
         let out = match input.poll() {
             Poll::Ready(batch) => batch,
-            Poll::Closed => break,
+            Poll::Closed => break false,
             Poll::Empty => {
                 if let Some(partial) = pending.take() {
                     emitter.send(&outlet, partial, counters);
                 }
                 match input.recv() {
                     Some(batch) => batch,
-                    None => break,
+                    None => break false,
                 }
             }
         };
         emitter.emit(out, &mut pending, &outlet, counters);
-    }
+    };
     if let Some(partial) = pending.take() {
         emitter.send(&outlet, partial, counters);
+    }
+    if retired {
+        return;
     }
     if emitter.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
         // The last worker out: after a cancel, batches may wait behind a gap forever.
@@ -185,10 +210,75 @@ pub(crate) fn run_worker<U: Send + 'static>(
                 );
             }
         }
+        if let Some(growth) = &emitter.growth {
+            lock(&growth.outlet).take();
+        }
+    }
+}
+
+/// Starts one more worker of an autoscaled segment, if the segment still runs.
+fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
+    let Some(growth) = &emitter.growth else {
+        return;
+    };
+    let outlet = lock(&growth.outlet);
+    let Some(outlet) = outlet.as_ref() else {
+        return;
+    };
+    let worker = growth.next_worker.fetch_add(1, Ordering::Relaxed);
+    emitter.alive.fetch_add(1, Ordering::AcqRel);
+    let (input, emitter2, outlet) = (
+        (growth.make_pull)(worker),
+        Arc::clone(emitter),
+        outlet.clone(),
+    );
+    let handle = std::thread::Builder::new()
+        .name(format!("millrace-{}-{worker}", emitter.metrics.name))
+        .spawn(move || run_worker(input, emitter2, worker, outlet))
+        .expect("the OS refused to start a worker thread");
+    lock(&growth.control.extra_threads).push(handle);
+}
+
+/// The autoscaler's handle on a segment.
+pub(crate) struct SegmentScaler<U>(pub(crate) Arc<Emitter<U>>);
+
+impl<U: Send + 'static> Scalable for SegmentScaler<U> {
+    fn resize(&self, workers: usize) {
+        let Some(growth) = &self.0.growth else {
+            return;
+        };
+        growth.target.store(workers.max(1), Ordering::Release);
+        while self.0.alive.load(Ordering::Acquire) < workers {
+            let before = self.0.alive.load(Ordering::Acquire);
+            grow(&self.0);
+            if self.0.alive.load(Ordering::Acquire) == before {
+                return; // the segment has ended
+            }
+        }
     }
 }
 
 impl<U: Send + 'static> Emitter<U> {
+    /// In an autoscaled segment with more workers than its target, lets the calling worker
+    /// retire (and counts it out). Never retires the last worker.
+    fn retire_one(&self) -> bool {
+        let Some(growth) = &self.growth else {
+            return false;
+        };
+        let target = growth.target.load(Ordering::Acquire).max(1);
+        let mut alive = self.alive.load(Ordering::Acquire);
+        while alive > target {
+            match self
+                .alive
+                .compare_exchange(alive, alive - 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => alive = now,
+            }
+        }
+        false
+    }
+
     /// Hands one processed batch on, per the emit mode.
     fn emit(
         &self,
@@ -243,8 +333,14 @@ impl<U: Send + 'static> Emitter<U> {
         if batch.is_empty() && !matches!(self.mode, EmitMode::Preserve) {
             return;
         }
-        match outlet.send(batch) {
-            Ok(waited) => counters.add_time(&counters.blocked_ns, waited),
+        let waiting = || counters.enter(Activity::Blocked, self.control.now());
+        match outlet.send_or_wait(batch, waiting) {
+            Ok(waited) => {
+                if !waited.is_zero() {
+                    counters.enter(Activity::Between, self.control.now());
+                }
+                counters.add_time(&counters.blocked_ns, waited)
+            }
             Err(batch) => drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters),
         }
     }

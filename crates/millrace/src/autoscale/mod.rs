@@ -1,0 +1,289 @@
+//! Autoscaling and the wedge detector: a controller thread that watches a running pipeline.
+//!
+//! # Autoscaling
+//!
+//! Stages marked [`auto_workers`](crate::Stage::auto_workers) (or every stage, with
+//! [`PipelineBuilder::autoscale`](crate::PipelineBuilder::autoscale)) have their worker
+//! counts set while the pipeline runs. Every tick (200 ms by default) the controller samples
+//! each stage's counters, feeds the [`policy`] (each stage's share of the workers follows
+//! its share of the CPU cost per item, within the CPU budget, with hysteresis), and applies
+//! its decisions:
+//!
+//! * **Adding** a worker starts a thread on the stage's shared inlet: no pause.
+//! * **Removing** one lowers the stage's target; the first worker to finish its current
+//!   batch above the target flushes its output and exits. No item is lost or duplicated,
+//!   and ordering is unaffected (order is restored by sequence number, not by worker).
+//!
+//! Every decision and the worker counts over time go into the report.
+//!
+//! # Wedge detection
+//!
+//! With [`PipelineBuilder::wedge_timeout`](crate::PipelineBuilder::wedge_timeout), the
+//! controller also notices when nothing has moved for that long while items are in flight,
+//! and writes a diagnosis: for each stage, what each worker is doing and since when (stuck
+//! in user code, waiting for input on an empty queue, blocked on a full one). By policy it
+//! keeps waiting or fails the run with that diagnosis.
+
+pub(crate) mod policy;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::control::Control;
+use crate::error::RunErrorKind;
+use crate::metrics::{Activity, StageMetrics, Tally};
+use crate::sync::lock;
+pub use policy::Decision;
+use policy::{Policy, StageSample};
+
+/// What to do when the pipeline is wedged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WedgePolicy {
+    /// Record the diagnosis in the report and keep waiting.
+    Report,
+    /// Fail the run with the diagnosis ([`RunErrorKind::Wedged`]) and cancel it.
+    Fail,
+}
+
+/// A stage whose worker count the controller can change.
+pub(crate) trait Scalable: Send + Sync {
+    /// Sets the stage's target worker count (starting workers at once, retiring lazily).
+    fn resize(&self, workers: usize);
+}
+
+/// What the controller records: decisions, worker counts over time, wedges, its own cost.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ScalingLog {
+    pub(crate) decisions: Vec<(Duration, Decision)>,
+    pub(crate) history: Vec<(Duration, Vec<usize>)>,
+    pub(crate) wedges: Vec<(Duration, String)>,
+    pub(crate) controller_busy: Duration,
+}
+
+/// One auto stage as the controller sees it.
+pub(crate) struct AutoStage {
+    pub(crate) index: usize,
+    pub(crate) min: usize,
+    pub(crate) max: usize,
+    pub(crate) scaler: Arc<dyn Scalable>,
+}
+
+pub(crate) struct ControllerSettings {
+    pub(crate) interval: Duration,
+    pub(crate) budget: usize,
+    pub(crate) wedge: Option<(Duration, WedgePolicy)>,
+}
+
+/// Starts the controller thread; it ends when `done` disconnects.
+pub(crate) fn spawn_controller(
+    control: Arc<Control>,
+    autos: Vec<AutoStage>,
+    settings: ControllerSettings,
+    done: Receiver<()>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("millrace-controller".into())
+        .spawn(move || Controller::new(control, autos, settings).run(&done))
+        .expect("the OS refused to start the controller thread")
+}
+
+struct Controller {
+    control: Arc<Control>,
+    autos: Vec<AutoStage>,
+    settings: ControllerSettings,
+    policy: Policy,
+    last: Vec<Tally>,
+    progress: u64,
+    last_progress: Instant,
+    wedged: bool,
+}
+
+impl Controller {
+    fn new(control: Arc<Control>, autos: Vec<AutoStage>, settings: ControllerSettings) -> Self {
+        let stages = control.stages.len();
+        let policy = Policy::new(stages, settings.budget);
+        let last = control.stages.iter().map(|m| m.tally()).collect();
+        Controller {
+            control,
+            autos,
+            settings,
+            policy,
+            last,
+            progress: 0,
+            last_progress: Instant::now(),
+            wedged: false,
+        }
+    }
+
+    fn run(mut self, done: &Receiver<()>) {
+        let workers = self.workers();
+        lock(&self.control.scaling)
+            .history
+            .push((self.control.now(), workers));
+        loop {
+            match done.recv_timeout(self.settings.interval) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            let start = Instant::now();
+            if !self.autos.is_empty() {
+                self.scale();
+            }
+            if let Some((after, policy)) = self.settings.wedge {
+                self.watch(after, policy);
+            }
+            lock(&self.control.scaling).controller_busy += start.elapsed();
+        }
+    }
+
+    fn workers(&self) -> Vec<usize> {
+        self.control.stages.iter().map(|m| m.workers()).collect()
+    }
+
+    fn scale(&mut self) {
+        let now: Vec<Tally> = self.control.stages.iter().map(|m| m.tally()).collect();
+        let samples: Vec<StageSample> = now
+            .iter()
+            .zip(&self.last)
+            .zip(&self.control.stages)
+            .enumerate()
+            .map(|(i, ((t, before), m))| sample(i, t, before, m, &self.autos))
+            .collect();
+        self.last = now;
+        let decisions = self.policy.tick(&samples);
+        if decisions.is_empty() {
+            return;
+        }
+        for d in &decisions {
+            if let Some(auto) = self.autos.iter().find(|a| a.index == d.stage) {
+                auto.scaler.resize(d.to);
+                self.control.stages[d.stage].set_workers(d.to);
+            }
+        }
+        let at = self.control.now();
+        let workers = self.workers();
+        let mut log = lock(&self.control.scaling);
+        log.decisions.extend(decisions.into_iter().map(|d| (at, d)));
+        log.history.push((at, workers));
+    }
+
+    fn watch(&mut self, after: Duration, policy: WedgePolicy) {
+        let c = &self.control;
+        let progress = c.source.tally().items_out
+            + c.sink.tally().items_in
+            + c.stages.iter().map(|m| m.tally().items_in).sum::<u64>();
+        if progress != self.progress {
+            self.progress = progress;
+            self.last_progress = Instant::now();
+            self.wedged = false;
+            return;
+        }
+        let stalled = self.last_progress.elapsed();
+        if self.wedged || stalled < after || !in_flight(c) {
+            return;
+        }
+        self.wedged = true;
+        let diagnosis = diagnose(c, stalled);
+        lock(&c.scaling).wedges.push((c.now(), diagnosis.clone()));
+        if policy == WedgePolicy::Fail {
+            c.fail_hard(RunErrorKind::Wedged(diagnosis));
+        }
+    }
+}
+
+fn sample(
+    index: usize,
+    now: &Tally,
+    before: &Tally,
+    metrics: &StageMetrics,
+    autos: &[AutoStage],
+) -> StageSample {
+    let auto = autos.iter().find(|a| a.index == index);
+    let busy = now.busy.saturating_sub(before.busy);
+    let idle = now.idle.saturating_sub(before.idle);
+    let blocked = now.blocked.saturating_sub(before.blocked);
+    let total = (busy + idle + blocked).as_secs_f64();
+    let queue_fill = if metrics.queue_capacity > 0 {
+        now.queue_mean_milli as f64 / 1000.0 / metrics.queue_capacity as f64
+    } else {
+        0.0
+    };
+    StageSample {
+        name: metrics.name.to_string(),
+        auto: auto.is_some(),
+        workers: metrics.workers(),
+        min: auto.map_or(1, |a| a.min),
+        max: auto.map_or(usize::MAX, |a| a.max),
+        items: now.items_in - before.items_in,
+        busy_ns: busy.as_nanos() as u64,
+        busy_share: if total > 0.0 {
+            busy.as_secs_f64() / total
+        } else {
+            0.0
+        },
+        queue_fill: queue_fill.min(1.0),
+    }
+}
+
+/// Whether items were admitted that have not yet ended somewhere.
+fn in_flight(c: &Control) -> bool {
+    let ended: u64 = c
+        .stages
+        .iter()
+        .map(|m| {
+            let t = m.tally();
+            t.filtered + t.failed + t.cancelled
+        })
+        .sum::<u64>()
+        + c.sink.tally().items_in;
+    c.source.tally().items_out > ended
+}
+
+/// What every worker is doing, and since when: the wedge diagnosis.
+pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
+    let now = c.now();
+    let mut out = format!(
+        "no item has moved for {:.1} s while items are in flight;",
+        stalled.as_secs_f64()
+    );
+    let parts = std::iter::once(&c.source)
+        .chain(&c.stages)
+        .chain(std::iter::once(&c.sink));
+    for m in parts {
+        let queue = if m.queue_capacity > 0 {
+            let t = m.tally();
+            format!(
+                " (input queue {:.0}% full)",
+                (t.queue_mean_milli as f64 / 10.0 / m.queue_capacity as f64).min(100.0)
+            )
+        } else {
+            String::new()
+        };
+        let mut states = Vec::new();
+        for (w, slot) in m.slots().enumerate().take(m.workers().max(1)) {
+            let (activity, since) = slot.activity();
+            let for_how_long = now.saturating_sub(since).as_secs_f64();
+            let what = match activity {
+                Activity::Busy => {
+                    format!("worker {w} stuck in the stage's code for {for_how_long:.1} s")
+                }
+                Activity::Blocked => {
+                    format!("worker {w} blocked on a full output queue for {for_how_long:.1} s")
+                }
+                Activity::Idle => format!("worker {w} waiting for input for {for_how_long:.1} s"),
+                Activity::Between => continue,
+            };
+            states.push(what);
+        }
+        if states.is_empty() {
+            continue;
+        }
+        let _ = write!(out, " `{}`: {}{queue};", m.name, states.join(", "));
+    }
+    out.pop();
+    out
+}

@@ -1,0 +1,326 @@
+//! The autoscaling policy: from measured stage costs to worker counts, as a pure function.
+//!
+//! # Rule
+//!
+//! Each stage's *cost* is the CPU time it spends per item (busy time ÷ items), the median of
+//! the last few ticks so that one noisy tick changes nothing. A stage with `w` workers can
+//! pass `w / cost` items per second; the whole pipeline can never pass more than
+//! `budget / Σ cost`, where the budget is how many workers may be busy at once (by default
+//! the number of cores). Starting from each stage's minimum, the policy gives one more
+//! worker at a time to the stage with the least capacity (the bottleneck), as long as that
+//! capacity is clearly (10%) below the CPU bound and the stage is below its maximum:
+//!
+//! ```text
+//! W2 (costs 1, 1, 4, 1) on 2 cores: bound 2/7; c has 1/4 < 0.9 × 2/7, so c gets a second
+//! worker; then every stage passes at least 2/7: workers 1, 1, 2, 1.
+//! ```
+//!
+//! A pipeline with more stages than cores still gets its heavy stage widened, while its
+//! light stages keep the one worker each needs.
+//!
+//! # Hysteresis
+//!
+//! A stage moves one worker per tick towards its target, and only once the target has said
+//! the same for [`Policy::patience`] ticks in a row: together with the median, a noisy
+//! measurement cannot make it oscillate, and a real change of cost is followed within a
+//! few ticks.
+//!
+//! This module is pure (no clocks, no threads), so its decisions are tested on simulated
+//! measurements.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+/// What the controller measured of one stage over the last tick.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageSample {
+    /// The stage's name.
+    pub name: String,
+    /// Whether the controller may change its workers.
+    pub auto: bool,
+    /// Its workers now.
+    pub workers: usize,
+    /// Bounds on its workers.
+    pub min: usize,
+    /// See [`min`](StageSample::min).
+    pub max: usize,
+    /// Items it took in during the tick.
+    pub items: u64,
+    /// Busy time of its workers during the tick, in nanoseconds.
+    pub busy_ns: u64,
+    /// Share of its workers' time spent busy during the tick (0 to 1).
+    pub busy_share: f64,
+    /// Mean fill of its input queue (0 to 1).
+    pub queue_fill: f64,
+}
+
+/// One change of a stage's worker count, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The stage's position in the pipeline.
+    pub stage: usize,
+    /// Its name.
+    pub name: String,
+    /// Workers before.
+    pub from: usize,
+    /// Workers after.
+    pub to: usize,
+    /// The evidence, e.g. `+1 worker to c: 57% of the chain's cost, 98% busy, input queue full (92%)`.
+    pub reason: String,
+}
+
+/// The controller's memory between ticks.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Workers that may be busy at once.
+    pub budget: usize,
+    /// Ticks a target must hold before a stage moves.
+    pub patience: u32,
+    /// How far below the CPU bound a bottleneck must be to get another worker (0 to 1).
+    pub tolerance: f64,
+    /// Recent costs (ns per item) of each stage, newest last.
+    recent: Vec<VecDeque<f64>>,
+    streak: Vec<(usize, u32)>,
+}
+
+/// Ticks of cost history the median is taken over.
+const HISTORY: usize = 5;
+
+fn describe_fill(fill: f64) -> &'static str {
+    if fill >= 0.75 {
+        "full"
+    } else if fill <= 0.25 {
+        "empty"
+    } else {
+        "half full"
+    }
+}
+
+impl Policy {
+    /// A policy for `stages` stages within `budget` busy workers.
+    pub fn new(stages: usize, budget: usize) -> Self {
+        Policy {
+            budget: budget.max(1),
+            patience: 2,
+            tolerance: 0.1,
+            recent: vec![VecDeque::new(); stages],
+            streak: vec![(0, 0); stages],
+        }
+    }
+
+    /// A stage's cost: the median of its recent costs, if it has any.
+    fn cost(&self, stage: usize) -> Option<f64> {
+        let recent = self.recent.get(stage)?;
+        if recent.is_empty() {
+            return None;
+        }
+        let mut sorted: Vec<f64> = recent.iter().copied().collect();
+        sorted.sort_by(f64::total_cmp);
+        Some(sorted[sorted.len() / 2])
+    }
+
+    /// The worker counts the measured costs call for (before hysteresis).
+    pub fn targets(&self, samples: &[StageSample]) -> Vec<usize> {
+        let costs: Vec<Option<f64>> = (0..samples.len()).map(|i| self.cost(i)).collect();
+        let mut workers: Vec<usize> = samples
+            .iter()
+            .map(|s| if s.auto { s.min.max(1) } else { s.workers })
+            .collect();
+        if costs.iter().any(Option::is_none) {
+            // Until every stage has been measured, keep what there is.
+            return samples.iter().map(|s| s.workers).collect();
+        }
+        let costs: Vec<f64> = costs.into_iter().flatten().map(|c| c.max(1e-3)).collect();
+        let bound = self.budget as f64 / costs.iter().sum::<f64>();
+        loop {
+            let (b, capacity) = workers
+                .iter()
+                .zip(&costs)
+                .map(|(&w, &c)| w as f64 / c)
+                .enumerate()
+                .min_by(|x, y| x.1.total_cmp(&y.1))
+                .expect("a pipeline has stages");
+            let s = &samples[b];
+            if !s.auto || workers[b] >= s.max || capacity >= (1.0 - self.tolerance) * bound {
+                return workers;
+            }
+            workers[b] += 1;
+        }
+    }
+
+    /// Takes one tick's samples and returns the changes to make now.
+    pub fn tick(&mut self, samples: &[StageSample]) -> Vec<Decision> {
+        for (i, s) in samples.iter().enumerate() {
+            if let (true, Some(recent)) = (s.items > 0, self.recent.get_mut(i)) {
+                if recent.len() == HISTORY {
+                    recent.pop_front();
+                }
+                recent.push_back(s.busy_ns as f64 / s.items as f64);
+            }
+        }
+        let targets = self.targets(samples);
+        let total_cost: f64 = (0..samples.len()).filter_map(|i| self.cost(i)).sum();
+        let mut decisions = Vec::new();
+        for (i, (s, &target)) in samples.iter().zip(&targets).enumerate() {
+            if !s.auto || i >= self.streak.len() {
+                continue;
+            }
+            let streak = &mut self.streak[i];
+            if target == s.workers {
+                *streak = (target, 0);
+                continue;
+            }
+            if streak.0 == target {
+                streak.1 += 1;
+            } else {
+                *streak = (target, 1);
+            }
+            if streak.1 < self.patience {
+                continue;
+            }
+            let to = if target > s.workers {
+                s.workers + 1
+            } else {
+                s.workers - 1
+            };
+            streak.1 = 0;
+            let share = match (self.cost(i), total_cost > 0.0) {
+                (Some(c), true) => c / total_cost,
+                _ => 0.0,
+            };
+            let mut reason = if to > s.workers {
+                format!("+1 worker to {}", s.name)
+            } else {
+                format!("-1 worker from {}", s.name)
+            };
+            let _ = write!(
+                reason,
+                ": {:.0}% of the chain's cost, {:.0}% busy, input queue {} ({:.0}%)",
+                share * 100.0,
+                s.busy_share * 100.0,
+                describe_fill(s.queue_fill),
+                s.queue_fill * 100.0
+            );
+            decisions.push(Decision {
+                stage: i,
+                name: s.name.clone(),
+                from: s.workers,
+                to,
+                reason,
+            });
+        }
+        decisions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str, workers: usize, items: u64, ns_per_item: u64) -> StageSample {
+        StageSample {
+            name: name.into(),
+            auto: true,
+            workers,
+            min: 1,
+            max: 16,
+            items,
+            busy_ns: items * ns_per_item,
+            busy_share: 0.9,
+            queue_fill: 0.9,
+        }
+    }
+
+    /// W2's costs: spin 1, 1, 4, 1.
+    fn w2(workers: [usize; 4]) -> Vec<StageSample> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .zip(workers)
+            .zip([1, 1, 4, 1])
+            .map(|((name, w), cost)| sample(name, w, 1000, cost * 1000))
+            .collect()
+    }
+
+    #[test]
+    fn targets_follow_each_stages_share_of_the_cost() {
+        let mut p = Policy::new(4, 2);
+        p.tick(&w2([1, 1, 1, 1]));
+        assert_eq!(p.targets(&w2([1, 1, 1, 1])), vec![1, 1, 2, 1]);
+        let mut p = Policy::new(4, 7);
+        p.tick(&w2([1, 1, 1, 1]));
+        assert_eq!(p.targets(&w2([1, 1, 1, 1])), vec![1, 1, 4, 1]);
+    }
+
+    #[test]
+    fn a_stage_moves_one_worker_at_a_time_after_the_target_holds() {
+        let mut p = Policy::new(4, 7);
+        assert!(p.tick(&w2([1, 1, 1, 1])).is_empty(), "first sighting: wait");
+        let d = p.tick(&w2([1, 1, 1, 1]));
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].name.as_str(), d[0].from, d[0].to), ("c", 1, 2));
+        assert!(
+            d[0].reason
+                .starts_with("+1 worker to c: 57% of the chain's cost, 90% busy, input queue full"),
+            "{}",
+            d[0].reason
+        );
+        assert!(p.tick(&w2([1, 1, 2, 1])).is_empty());
+        assert_eq!(p.tick(&w2([1, 1, 2, 1]))[0].to, 3);
+    }
+
+    #[test]
+    fn noise_that_does_not_persist_changes_nothing() {
+        let mut p = Policy::new(2, 2);
+        let steady = |w: [usize; 2], c: [u64; 2]| {
+            vec![sample("x", w[0], 1000, c[0]), sample("y", w[1], 1000, c[1])]
+        };
+        for _ in 0..5 {
+            assert!(p.tick(&steady([1, 1], [1000, 1000])).is_empty());
+        }
+        // One outlier tick, then back to equal costs: no move.
+        assert!(p.tick(&steady([1, 1], [1000, 9000])).is_empty());
+        for _ in 0..5 {
+            assert!(p.tick(&steady([1, 1], [1000, 1000])).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_change_of_cost_mid_run_is_followed() {
+        let mut p = Policy::new(2, 4);
+        let mut workers = [1usize, 1];
+        let run = |p: &mut Policy, workers: &mut [usize; 2], cost: [u64; 2], ticks: usize| {
+            for _ in 0..ticks {
+                let s = vec![
+                    sample("x", workers[0], 1000, cost[0]),
+                    sample("y", workers[1], 1000, cost[1]),
+                ];
+                for d in p.tick(&s) {
+                    workers[d.stage] = d.to;
+                }
+            }
+        };
+        run(&mut p, &mut workers, [3000, 1000], 20);
+        assert_eq!(workers, [3, 1]);
+        run(&mut p, &mut workers, [1000, 3000], 20);
+        assert_eq!(workers, [1, 3]);
+    }
+
+    #[test]
+    fn bounds_and_fixed_stages_are_respected() {
+        let mut p = Policy::new(2, 8);
+        let mut s = vec![sample("x", 1, 1000, 7000), sample("y", 1, 1000, 1000)];
+        s[0].max = 2;
+        s[1].auto = false;
+        p.tick(&s);
+        assert_eq!(p.targets(&s), vec![2, 1]);
+    }
+
+    #[test]
+    fn stages_without_items_keep_their_workers() {
+        let mut p = Policy::new(2, 4);
+        let s = vec![sample("x", 2, 0, 0), sample("y", 1, 0, 0)];
+        for _ in 0..4 {
+            assert!(p.tick(&s).is_empty());
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Autoscaling and the wedge detector, on real pipelines: worker counts follow the cost of
+//! each stage, resizing loses and duplicates nothing and keeps order, and a wedge is named.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, within};
+use millrace::{EndState, Pipeline, RunErrorKind, Stage, WedgePolicy};
+use proptest::prelude::*;
+
+/// `units` of the benchmark workloads' CPU work.
+fn spin(units: u32, x: u64) -> u64 {
+    let mut x = x;
+    for _ in 0..std::hint::black_box(units) * 200 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x ^= x >> 33;
+    }
+    x
+}
+
+#[test]
+fn the_heavy_stage_of_w2_gets_the_extra_worker() {
+    within(120, || {
+        let n = 60_000u64;
+        let finished = Pipeline::source(0..n)
+            .autoscale()
+            .cpu_budget(2)
+            .autoscale_interval(Duration::from_millis(50))
+            .default_batch(64)
+            .map("a", |x| spin(1, x))
+            .map("b", |x| spin(1, x))
+            .map("c", |x| spin(4, x))
+            .map("d", |x| spin(1, x))
+            .fold(0u64, |s, x| s.wrapping_add(x))
+            .run()
+            .unwrap();
+        let expected = (0..n).fold(0u64, |s, x| {
+            s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
+        });
+        assert_eq!(finished.output, expected);
+        let report = &finished.report;
+        let (_, last) = report.worker_history().last().unwrap();
+        assert_eq!(
+            last,
+            &vec![1, 1, 2, 1],
+            "history: {:?}",
+            report.worker_history()
+        );
+        let (_, first) = report.decisions().next().expect("a decision was taken");
+        assert_eq!((first.name.as_str(), first.from, first.to), ("c", 1, 2));
+        assert!(
+            first.reason.starts_with("+1 worker to c: "),
+            "{}",
+            first.reason
+        );
+        assert!(report.is_balanced());
+        // The controller costs well under 1% of the run.
+        assert!(
+            report.controller_busy() < report.wall() / 100,
+            "{:?}",
+            report.controller_busy()
+        );
+    });
+}
+
+#[test]
+fn workers_follow_a_change_of_cost_mid_run() {
+    within(120, || {
+        let n = 40_000u64;
+        let half = n / 2;
+        let finished = Pipeline::source(0..n)
+            .autoscale()
+            .cpu_budget(3)
+            .autoscale_interval(Duration::from_millis(40))
+            .default_batch(32)
+            .map("x", move |v| spin(if v < half { 6 } else { 1 }, v))
+            .map("y", move |v| v.wrapping_add(spin(1, 0)))
+            .map("z", move |v| spin(if v < half { 1 } else { 6 }, v))
+            .fold(0u64, |n, _| n + 1)
+            .run()
+            .unwrap();
+        assert_eq!(finished.output, n);
+        let widened: Vec<&str> = finished
+            .report
+            .decisions()
+            .filter(|(_, d)| d.to > d.from)
+            .map(|(_, d)| d.name.as_str())
+            .collect();
+        assert!(widened.contains(&"x"), "decisions: {widened:?}");
+        assert!(widened.contains(&"z"), "decisions: {widened:?}");
+    });
+}
+
+#[test]
+fn a_stage_blocked_forever_is_named_by_the_wedge_detector() {
+    within(60, || {
+        let release = Arc::new(AtomicBool::new(false));
+        let gate = Arc::clone(&release);
+        let running = Pipeline::source(0..100u64)
+            .default_batch(4)
+            .map("fine", |x| x + 1)
+            .map("stuck", move |x| {
+                if x == 10 {
+                    while !gate.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                x
+            })
+            .wedge_timeout(Duration::from_millis(200), WedgePolicy::Fail)
+            .autoscale_interval(Duration::from_millis(20))
+            .for_each(|_| {})
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        eventually(20, "the wedge to be reported", || {
+            !handle.snapshot().wedges().is_empty()
+        });
+        release.store(true, Ordering::Release);
+        let err = running.join().unwrap_err();
+        let RunErrorKind::Wedged(diagnosis) = err.kind() else {
+            panic!("expected a wedge, got {err}");
+        };
+        assert!(
+            diagnosis.contains("`stuck`: worker 0 stuck in the stage's code for"),
+            "{diagnosis}"
+        );
+        assert!(
+            diagnosis.contains("`sink`: worker 0 waiting for input"),
+            "{diagnosis}"
+        );
+        let report = err.report().unwrap();
+        assert_eq!(report.end(), EndState::Failed);
+        assert!(report.is_balanced());
+    });
+}
+
+#[test]
+fn a_wedge_under_the_report_policy_is_recorded_and_the_run_completes() {
+    within(60, || {
+        let finished = Pipeline::source(0..20u64)
+            .default_batch(1)
+            .map("slow-once", |x| {
+                if x == 5 {
+                    std::thread::sleep(Duration::from_millis(600));
+                }
+                x
+            })
+            .wedge_timeout(Duration::from_millis(150), WedgePolicy::Report)
+            .autoscale_interval(Duration::from_millis(20))
+            .collect()
+            .run()
+            .unwrap();
+        assert_eq!(finished.output.len(), 20);
+        let wedges = finished.report.wedges();
+        assert_eq!(wedges.len(), 1, "{wedges:?}");
+        assert!(wedges[0]
+            .1
+            .contains("`slow-once`: worker 0 stuck in the stage's code"));
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// Workers come and go while items flow: the output is the reference's, in order where
+    /// the last stage is ordered, and every item is accounted for once.
+    #[test]
+    fn resizing_under_load_keeps_the_core_invariants(
+        n in 1u64..3_000,
+        costs in proptest::collection::vec(0u32..4, 1..4),
+        budget in 1usize..5,
+        batch in 1usize..16,
+        ordered in any::<bool>(),
+        filter_mod in 2u64..7,
+    ) {
+        let stages = costs.len();
+        let finished = within(120, {
+            let costs = costs.clone();
+            move || {
+                let mut p = Pipeline::source(0..n)
+                    .autoscale()
+                    .cpu_budget(budget)
+                    .autoscale_interval(Duration::from_millis(5))
+                    .default_batch(batch)
+                    .filter("keep", move |x| x % filter_mod != 0);
+                for (i, &c) in costs.iter().enumerate() {
+                    let stage = Stage::map(&format!("s{i}"), move |x: u64| {
+                        spin(c, 0);
+                        x + 1
+                    });
+                    let stage = if ordered && i == costs.len() - 1 { stage.ordered() } else { stage };
+                    p = p.stage(stage);
+                }
+                p.collect().run().unwrap()
+            }
+        });
+        let mut expected: Vec<u64> = (0..n).filter(|x| x % filter_mod != 0).map(|x| x + stages as u64).collect();
+        let mut got = finished.output.clone();
+        if !ordered {
+            got.sort_unstable();
+            expected.sort_unstable();
+        }
+        prop_assert_eq!(got, expected);
+        prop_assert!(finished.report.is_balanced());
+    }
+}
