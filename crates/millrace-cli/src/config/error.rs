@@ -173,12 +173,19 @@ impl std::error::Error for ConfigError {}
 /// was meant.
 pub fn did_you_mean<'a>(input: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let input_lower = input.to_lowercase();
+    // Close enough: a few edits away (transpositions count as one), or a shared prefix
+    // and most letters (Jaro-Winkler), which catches longer misspellings.
+    let max_edits = (input.chars().count() / 3).max(1);
     known
         .into_iter()
-        .map(|k| (strsim::jaro_winkler(&input_lower, &k.to_lowercase()), k))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!("did you mean `{k}`?"))
+        .filter_map(|k| {
+            let k_lower = k.to_lowercase();
+            let edits = strsim::osa_distance(&input_lower, &k_lower);
+            let similarity = strsim::jaro_winkler(&input_lower, &k_lower);
+            (edits <= max_edits || similarity >= 0.85).then_some((edits, -similarity, k))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, k)| format!("did you mean `{k}`?"))
 }
 
 #[cfg(test)]
@@ -210,6 +217,10 @@ mod tests {
             Some("did you mean `workers`?")
         );
         assert_eq!(did_you_mean("zzz", known), None);
+        assert_eq!(
+            did_you_mean("edn", ["start", "end", "step"]).as_deref(),
+            Some("did you mean `end`?")
+        );
     }
 
     #[test]

@@ -1,0 +1,282 @@
+//! Each class of mistake in a pipeline file or on the command line: its exit code (2 for
+//! bad config or usage, 1 for a pipeline that fails) and a message that says where (file,
+//! line, column), what is wrong, and what was probably meant.
+
+mod common;
+
+use common::{millrace, pipeline_file};
+use predicates::prelude::*;
+
+/// Runs `millrace check` on `text`; expects exit 2 and every one of `wanted` in stderr.
+fn rejects(text: &str, wanted: &[&str]) {
+    let (dir, path) = pipeline_file(text);
+    let assert = millrace()
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stdout("");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    let shown = path.display().to_string();
+    for w in wanted {
+        let w = w.replace("FILE", &shown);
+        assert!(stderr.contains(&w), "missing {w:?} in:\n{stderr}");
+    }
+    drop(dir);
+}
+
+const SOURCE: &str = "[source]\nkind = \"range\"\nend = 10\n";
+const SINK: &str = "\n[sink]\nkind = \"sum\"\n";
+
+#[test]
+fn misspelt_stage_key_is_located_with_a_suggestion() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nwokers = 4\n{SINK}"),
+        &[
+            "FILE:7:1: unknown key `wokers` in [[stage]] #1 (`square`)",
+            "7 | wokers = 4",
+            "  | ^^^^^^",
+            "help: did you mean `workers`?",
+        ],
+    );
+}
+
+#[test]
+fn misspelt_kind_parameter_is_an_unknown_key() {
+    rejects(
+        "[source]\nkind = \"range\"\nedn = 10\n[sink]\nkind = \"sum\"\n",
+        &[
+            "FILE:3:1: unknown key `edn` in [source]",
+            "did you mean `end`?",
+        ],
+    );
+}
+
+#[test]
+fn misspelt_table_is_an_unknown_key() {
+    rejects(
+        &format!("{SOURCE}\n[[stages]]\nkind = \"square\"\n{SINK}"),
+        &["FILE:5:3: unknown key `stages`", "did you mean `stage`?"],
+    );
+}
+
+#[test]
+fn misspelt_kind_gets_a_suggestion() {
+    rejects(
+        "[source]\nkind = \"rnage\"\nend = 10\n[sink]\nkind = \"sum\"\n",
+        &[
+            "FILE:2:8: unknown source kind `rnage`",
+            "did you mean `range`?",
+        ],
+    );
+}
+
+#[test]
+fn kind_in_the_wrong_place_says_what_it_is() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"count\"\n{SINK}"),
+        &[
+            "FILE:6:8: unknown transform kind `count`",
+            "`count` is a sink kind",
+        ],
+    );
+}
+
+#[test]
+fn wrong_value_type_names_expected_and_found() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nworkers = \"four\"\n{SINK}"),
+        &["FILE:7:11: `workers` must be an integer from 1 to 1024, found a string \"four\""],
+    );
+}
+
+#[test]
+fn value_out_of_range_is_rejected() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"square\"\ncapacity = 0\n{SINK}"),
+        &["FILE:7:12: `capacity` must be an integer from 1 to 16777216, found 0"],
+    );
+}
+
+#[test]
+fn missing_required_parameter_is_named() {
+    rejects(
+        "[source]\nkind = \"range\"\n[sink]\nkind = \"sum\"\n",
+        &["FILE:1:1: [source] (kind `range`) needs `end`"],
+    );
+}
+
+#[test]
+fn missing_source_or_sink_is_an_error() {
+    rejects(
+        "[sink]\nkind = \"sum\"\n",
+        &["FILE: the pipeline has no [source]"],
+    );
+    rejects(SOURCE, &["FILE: the pipeline has no [sink]"]);
+}
+
+#[test]
+fn invalid_toml_is_located() {
+    rejects("[source\nkind = \"range\"\n", &["FILE:1:8: invalid TOML"]);
+}
+
+#[test]
+fn invalid_regex_is_located() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"grep\"\npattern = \"(unclosed\"\n{SINK}"),
+        &["FILE:7:11: `pattern` is not a valid regex"],
+    );
+}
+
+#[test]
+fn misspelt_choice_gets_a_suggestion() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"square\"\non_error = \"skp\"\n{SINK}"),
+        &[
+            "FILE:7:12: `on_error` must be one of skip, retry, stop, found \"skp\"",
+            "did you mean `skip`?",
+        ],
+    );
+}
+
+#[test]
+fn retry_settings_without_retry_policy_are_rejected() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nretry_attempts = 5\n{SINK}"),
+        &["FILE:7:18: `retry_attempts` has no effect: the error policy here is `skip`"],
+    );
+}
+
+#[test]
+fn inconsistent_parameters_are_rejected() {
+    rejects(
+        &format!(
+            "{SOURCE}\n[[stage]]\nkind = \"chunk\"\nmin_size = \"64KiB\"\navg_size = \"8KiB\"\n{SINK}"
+        ),
+        &["FILE:7:12: `min_size` (65536) must not exceed `avg_size` (8192)"],
+    );
+}
+
+#[test]
+fn duplicate_stage_names_are_rejected() {
+    rejects(
+        &format!(
+            "{SOURCE}\n[[stage]]\nkind = \"square\"\nname = \"s\"\n[[stage]]\nkind = \"square\"\nname = \"s\"\n{SINK}"
+        ),
+        &["FILE:10:8: two stages are named `s`"],
+    );
+}
+
+#[test]
+fn unreadable_pipeline_file_is_a_usage_error() {
+    millrace()
+        .args(["run", "no/such/pipeline.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no/such/pipeline.toml: cannot read the pipeline file",
+        ));
+}
+
+#[test]
+fn bad_override_points_at_the_set_option() {
+    let (_dir, path) = pipeline_file(&format!("{SOURCE}\n[[stage]]\nkind = \"square\"\n{SINK}"));
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .args(["--set", "stage.square.workers=many"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--set stage.square.workers=many: `workers` must be an integer",
+        ));
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .args(["--set", "stage.sqare.workers=2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no stage is named `sqare`"))
+        .stderr(predicate::str::contains("did you mean `square`?"));
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .args(["--set", "workers"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected KEY=VALUE"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    millrace()
+        .args(["run", "--bogus"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unexpected argument '--bogus'"));
+    millrace()
+        .args(["check"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("FILE"));
+    millrace()
+        .args(["stages", "gerp"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("did you mean `grep`?"));
+    millrace()
+        .args(["run", "--set", "source.end=1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--set needs a pipeline file"));
+}
+
+#[test]
+fn missing_input_fails_the_pipeline_with_exit_1() {
+    let (_dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"missing.log\"\n[sink]\nkind = \"count\"\n",
+    );
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("cannot open"))
+        .stderr(predicate::str::contains("missing.log"));
+}
+
+#[test]
+fn item_failing_under_stop_fails_the_pipeline_with_exit_1() {
+    let (dir, path) = pipeline_file(
+        "[pipeline]\non_error = \"stop\"\n[source]\nkind = \"lines\"\npath = \"nums.txt\"\n\
+         [[stage]]\nkind = \"parse\"\n[sink]\nkind = \"sum\"\n",
+    );
+    std::fs::write(dir.path().join("nums.txt"), "1\n2\nthree\n4\n").unwrap();
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("FAILED"))
+        .stderr(predicate::str::contains(
+            "stage `parse` failed on item #2: line 3: cannot parse \"three\" as a number",
+        ));
+}
+
+#[test]
+fn help_is_everywhere_with_examples() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["check", "--help"],
+        vec!["stages", "--help"],
+    ] {
+        millrace()
+            .args(&args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Examples:"));
+    }
+}
