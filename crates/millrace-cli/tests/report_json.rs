@@ -1,0 +1,134 @@
+//! `--report FILE.json`: the report follows its documented schema (REPORT_SCHEMA.md):
+//! every documented field is there, and every field there is documented.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{millrace, pipeline_file};
+
+/// The field paths the schema document lists (`stages[].name`, `totals.done`, …).
+fn documented_fields() -> BTreeSet<String> {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("REPORT_SCHEMA.md"),
+    )
+    .expect("REPORT_SCHEMA.md");
+    let mut fields = BTreeSet::new();
+    for line in doc.lines() {
+        let Some(first) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let cell = first.split(" |").next().unwrap_or("");
+        let mut prefix = String::new();
+        for name in cell.split(", ") {
+            let name = name.trim_matches('`');
+            let full = if let Some(rest) = name.strip_prefix('.') {
+                format!("{prefix}.{rest}")
+            } else {
+                prefix = name
+                    .rsplit_once('.')
+                    .map_or(String::new(), |(p, _)| p.to_owned());
+                name.to_owned()
+            };
+            fields.insert(full);
+        }
+    }
+    fields
+}
+
+/// Every leaf path of `value` (arrays as `[]`; the elements of `stages` and
+/// `errors.sample` are walked, other arrays are leaves).
+fn leaf_paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) if prefix != "result" => {
+            for (k, v) in map {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_paths(v, &path, out);
+            }
+        }
+        serde_json::Value::Array(items) if prefix == "stages" || prefix == "errors.sample" => {
+            out.insert(prefix.to_owned());
+            for item in items {
+                leaf_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_owned());
+        }
+    }
+}
+
+#[test]
+fn report_has_every_documented_field_and_nothing_undocumented() {
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"nums.txt\"\n\
+         [[stage]]\nkind = \"parse\"\ndead_letter = \"dead.jsonl\"\n\
+         [[stage]]\nkind = \"square\"\n[sink]\nkind = \"sum\"\n",
+    );
+    std::fs::write(dir.path().join("nums.txt"), "1\n2\nthree\n4\n").unwrap();
+    let report = dir.path().join("report.json");
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout("sum: 21\n");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["schema"], "millrace-report");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["outcome"], "completed");
+    assert_eq!(json["result"]["sum"], 21);
+    assert_eq!(json["totals"]["failed"], 1);
+    assert_eq!(json["errors"]["sample"][0]["item"], 2);
+    assert_eq!(json["errors"]["sample"][0]["stage"], "parse");
+    assert_eq!(json["dead_letters"][0]["items"], 1);
+    let stage_names: Vec<&str> = json["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(stage_names, ["source", "parse", "square", "sink"]);
+
+    let mut present = BTreeSet::new();
+    leaf_paths(&json, "", &mut present);
+    let documented = documented_fields();
+    let undocumented: Vec<&String> = present.difference(&documented).collect();
+    // A documented object (`bottleneck`) is present when its fields are.
+    let missing: Vec<&String> = documented
+        .difference(&present)
+        .filter(|d| !present.iter().any(|p| p.starts_with(&format!("{d}."))))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "not in REPORT_SCHEMA.md: {undocumented:?}"
+    );
+    assert!(missing.is_empty(), "documented but absent: {missing:?}");
+}
+
+#[test]
+fn pipeline_file_can_ask_for_the_report() {
+    let (dir, path) = pipeline_file(
+        "[pipeline]\nreport = \"out/report.json\"\n\
+         [source]\nkind = \"range\"\nend = 100\n[sink]\nkind = \"count\"\n",
+    );
+    std::fs::create_dir(dir.path().join("out")).unwrap();
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .arg("--quiet")
+        .assert()
+        .success()
+        .stdout("count: 100\n");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["result"]["count"], 100);
+    assert_eq!(json["totals"]["done"], 100);
+}
