@@ -238,6 +238,13 @@ impl<T: Send + 'static> Iterator for Responses<T> {
     }
 }
 
+impl<T> Drop for Responses<T> {
+    /// Nobody will take responses any more: the source must not wait for their credits.
+    fn drop(&mut self) {
+        self.credits.close();
+    }
+}
+
 impl<T> fmt::Debug for Responses<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Responses")

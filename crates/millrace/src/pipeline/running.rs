@@ -254,7 +254,15 @@ impl<T> Outputs<T> {
         }
     }
 
+    /// Ends the caller's part: the rest of the outputs is dropped as unfinished (after a
+    /// cancel, unless the outputs were exhausted), and the sink's end of the response path
+    /// closes so that relays can finish.
     fn close(&mut self) {
+        self.drain_rest();
+        self.ctx.events = None;
+    }
+
+    fn drain_rest(&mut self) {
         let Some(inlet) = self.inlet.take() else {
             return;
         };

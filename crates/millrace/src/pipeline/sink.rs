@@ -115,6 +115,10 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
                     Err(payload) => {
                         let message = panic_message(&*payload);
                         ctx.control.fail_hard(RunErrorKind::SinkPanicked(message));
+                        // The accumulator is lost, and with it this batch: unfinished, like
+                        // everything still on its way (drained as unfinished here).
+                        drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, ctx.counters());
+                        while ctx.next_batch(&inlet).is_some() {}
                         return None;
                     }
                 }

@@ -64,10 +64,12 @@ pub(crate) struct SourceCtx {
 }
 
 impl SourceCtx {
-    /// Admits a batch whose last item is the `admitted`-th item overall.
-    fn admit(&self, seq: u64, admitted: u64) -> bool {
+    /// Admits a batch whose first item is the `first`-th item overall (counting from 0). A
+    /// batch goes in whole once its first item fits the in-flight window, so the window can
+    /// be exceeded by less than one batch, and a window smaller than a batch still moves.
+    fn admit(&self, seq: u64, first: u64) -> bool {
         if let Some(credits) = &self.credits {
-            let position = admitted - 1 + credits.expanded.load(Ordering::Acquire);
+            let position = first + credits.expanded.load(Ordering::Acquire);
             if !credits.window.admit(position) {
                 return false;
             }
@@ -82,14 +84,15 @@ impl SourceCtx {
         self.metrics.slot(0)
     }
 
-    /// Admits and sends one batch. Returns `false` when the pipeline no longer takes input.
-    fn ship<S>(&self, outlet: &Outlet<S>, batch: Batch<S>, admitted: u64) -> bool {
+    /// Admits and sends one batch, whose first item is the `first`-th overall. Returns
+    /// `false` when the pipeline no longer takes input.
+    fn ship<S>(&self, outlet: &Outlet<S>, batch: Batch<S>, first: u64) -> bool {
         let counters = self.counters();
         let n = batch.len() as u64;
         counters.add(&counters.items_in, n);
         counters.add(&counters.batches, 1);
         let start = Instant::now();
-        if self.control.cancelled() || !self.admit(batch.seq, admitted) {
+        if self.control.cancelled() || !self.admit(batch.seq, first) {
             drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
             return false;
         }
@@ -141,6 +144,7 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
             break;
         }
         let len = items.len();
+        let first = next_id;
         let batch = Batch {
             seq,
             born: start,
@@ -152,7 +156,7 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
         };
         next_id += len as u64;
         seq += 1;
-        if !ctx.ship(outlet, batch, next_id) || !more {
+        if !ctx.ship(outlet, batch, first) || !more {
             break;
         }
     }
@@ -201,12 +205,13 @@ fn run_submitted<S>(
             }
         }
         counters.add_time(&counters.busy_ns, start.elapsed());
+        let first = admitted;
         admitted += batch.len() as u64;
         seq += 1;
         if !open {
             counters.add(&counters.items_in, batch.len() as u64);
             drop_unfinished(&ctx.control, ctx.events.as_ref(), batch.ids, counters);
-        } else if !ctx.ship(outlet, batch, admitted) {
+        } else if !ctx.ship(outlet, batch, first) {
             open = false;
         }
         if !open && !closed {
