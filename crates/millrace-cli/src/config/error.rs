@@ -82,8 +82,13 @@ impl LineIndex {
 }
 
 /// A pipeline file that cannot run as written.
+///
+/// Opaque and one pointer wide, so `Result<_, ConfigError>` stays small.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<Inner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inner {
     file: Option<String>,
     loc: Loc,
     message: String,
@@ -94,18 +99,18 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at `loc`.
     pub fn new(loc: Loc, message: impl Into<String>) -> Self {
-        ConfigError {
+        ConfigError(Box::new(Inner {
             file: None,
             loc,
             message: message.into(),
             help: None,
             excerpt: None,
-        }
+        }))
     }
 
     /// Adds a hint (shown as `help: …`).
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.0.help = Some(help.into());
         self
     }
 
@@ -119,39 +124,41 @@ impl ConfigError {
 
     /// Names the file the error is in and quotes the offending line from `index`.
     pub fn in_file(mut self, file: &str, index: Option<&LineIndex>) -> Self {
-        self.file = Some(file.to_owned());
-        if let (Loc::File { line, .. }, Some(index)) = (&self.loc, index) {
-            self.excerpt = index.line_text(*line).map(str::to_owned);
+        let inner = &mut *self.0;
+        inner.file = Some(file.to_owned());
+        if let (Loc::File { line, .. }, Some(index)) = (&inner.loc, index) {
+            inner.excerpt = index.line_text(*line).map(str::to_owned);
         }
         self
     }
 
     /// Where the error is.
     pub fn loc(&self) -> &Loc {
-        &self.loc
+        &self.0.loc
     }
 
     /// What is wrong, without the location.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The hint, if any.
     pub fn hint(&self) -> Option<&str> {
-        self.help.as_deref()
+        self.0.help.as_deref()
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let file = self.file.as_deref().unwrap_or("<pipeline>");
-        match &self.loc {
+        let this = &*self.0;
+        let file = this.file.as_deref().unwrap_or("<pipeline>");
+        match &this.loc {
             Loc::File { line, col, .. } => write!(f, "{file}:{line}:{col}: ")?,
             Loc::Override(text) => write!(f, "--set {text}: ")?,
             Loc::Whole => write!(f, "{file}: ")?,
         }
-        f.write_str(&self.message)?;
-        if let (Loc::File { line, col, width }, Some(text)) = (&self.loc, &self.excerpt) {
+        f.write_str(&this.message)?;
+        if let (Loc::File { line, col, width }, Some(text)) = (&this.loc, &this.excerpt) {
             let gutter = " ".repeat(line.to_string().len());
             write!(
                 f,
@@ -160,7 +167,7 @@ impl fmt::Display for ConfigError {
                 "^".repeat(*width)
             )?;
         }
-        if let Some(help) = &self.help {
+        if let Some(help) = &this.help {
             write!(f, "\n  = help: {help}")?;
         }
         Ok(())

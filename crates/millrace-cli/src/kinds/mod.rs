@@ -51,6 +51,9 @@ impl fmt::Display for Role {
 /// An opened source: its values, read on the source's thread.
 pub type SourceIter = Box<dyn Iterator<Item = Value> + Send>;
 
+/// A check of a kind's parameters taken together (e.g. `min_size <= avg_size`).
+pub type Validate = fn(&Params) -> Result<(), ConfigError>;
+
 /// How a kind is built, by role.
 #[derive(Clone, Copy)]
 pub enum Builder {
@@ -80,7 +83,7 @@ pub struct KindSpec {
     /// A TOML example.
     pub example: &'static str,
     /// Checks that involve more than one parameter.
-    pub validate: Option<fn(&Params) -> Result<(), ConfigError>>,
+    pub validate: Option<Validate>,
     /// How it is built.
     pub build: Builder,
 }
