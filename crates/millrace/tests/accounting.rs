@@ -133,6 +133,22 @@ fn stage_reports_carry_names_workers_and_queue_capacity_in_batches() {
 }
 
 #[test]
+fn pipeline_default_workers_apply_to_stages_without_their_own() {
+    let report = within(30, || {
+        Pipeline::source(0..10u64)
+            .default_workers(3)
+            .map("default", |x| x)
+            .stage(Stage::map("own", |x: u64| x).workers(2))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(report.stage("default").unwrap().workers, 3);
+    assert_eq!(report.stage("own").unwrap().workers, 2);
+}
+
+#[test]
 fn time_shares_are_fractions_and_latency_covers_every_delivered_item() {
     let report = within(30, || {
         Pipeline::source(0..500u64)

@@ -52,7 +52,11 @@ fn ten_thousand_waits_run_concurrently_on_a_few_threads() {
         assert_eq!(finished.output, 10_000);
         // 10,000 waits of 200 ms one after another would take 2,000 s; all at once, well
         // under the test's timeout, on the stage's three threads (intake, driver, output).
-        assert_eq!(peak.load(Ordering::Relaxed), 3, "threads of the async stage");
+        assert_eq!(
+            peak.load(Ordering::Relaxed),
+            3,
+            "threads of the async stage"
+        );
         let stage = finished.report.stage("w10k").unwrap();
         assert_eq!(stage.tally.items_in, 10_000);
         assert_eq!(

@@ -364,3 +364,48 @@ fn a_finished_run_reports_finished_before_it_is_joined() {
         assert_eq!(running.join().unwrap().output.len(), 100);
     });
 }
+
+#[test]
+fn a_dropped_running_pipeline_goes_on_to_the_end() {
+    within(30, || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let running = Pipeline::source(0..500u64)
+            .stage(Stage::map("a", |x: u64| x).workers(2))
+            .for_each(move |x| tx.send(x).unwrap())
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        drop(running);
+        // The channel closes when the sink, done with every item, drops its closure.
+        let mut got: Vec<u64> = rx.iter().collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..500).collect::<Vec<_>>());
+        // Steering a finished run is harmless.
+        handle.stop();
+        handle.cancel();
+        assert!(handle.snapshot().is_balanced());
+    });
+}
+
+#[test]
+fn a_pipeline_without_stages_passes_its_input_through_every_kind_of_sink() {
+    within(30, || {
+        let collected = Pipeline::source(0..1_000u64).collect().run().unwrap();
+        assert_eq!(collected.output, (0..1_000).collect::<Vec<_>>());
+        assert!(collected.report.is_balanced());
+
+        let taken: Vec<u64> = Pipeline::source(0..1_000u64).outputs().unwrap().collect();
+        assert_eq!(taken, (0..1_000).collect::<Vec<_>>());
+
+        let (running, responses) = Pipeline::source(0..1_000u64)
+            .max_in_flight(300)
+            .respond()
+            .unwrap();
+        let mut answered: Vec<(u64, u64)> = responses
+            .map(|(id, outcome)| (id.0, outcome.output().unwrap()))
+            .collect();
+        answered.sort_unstable();
+        assert_eq!(answered, (0..1_000).map(|x| (x, x)).collect::<Vec<_>>());
+        running.join().unwrap();
+    });
+}
