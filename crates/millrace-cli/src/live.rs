@@ -146,11 +146,11 @@ impl LiveView {
 
     /// Removes the view from the terminal.
     pub fn finish(self) {
+        let _ = self.multi.clear();
+        self.header.finish_and_clear();
         for pb in &self.rows {
             pb.finish_and_clear();
         }
-        self.header.finish_and_clear();
-        let _ = self.multi.clear();
     }
 }
 

@@ -49,13 +49,14 @@ pub enum ParamType {
 impl fmt::Display for ParamType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ParamType::Int { min, max: i64::MAX } => write!(f, "integer ≥ {min}"),
             ParamType::Int { min, max } => write!(f, "integer {min}..={max}"),
             ParamType::Millis => f.write_str("milliseconds"),
             ParamType::Bool => f.write_str("boolean"),
             ParamType::Text => f.write_str("string"),
             ParamType::Path => f.write_str("path"),
             ParamType::Regex => f.write_str("regex"),
-            ParamType::Size { .. } => f.write_str("size"),
+            ParamType::Size { min, max } => write!(f, "size {min}..={max} bytes"),
             ParamType::Choice(options) => write!(f, "one of {}", options.join(" | ")),
             ParamType::Fields => f.write_str("list of field names"),
         }
