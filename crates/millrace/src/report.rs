@@ -50,9 +50,11 @@ pub struct StageReport {
 impl StageReport {
     fn new(m: &StageMetrics, wall: Duration) -> Self {
         let tally = m.tally();
-        // Shares of the time the workers were measured (worker counts can change mid-run).
-        let _ = wall;
-        let worker_time = (tally.busy + tally.idle + tally.blocked).as_secs_f64();
+        // Shares of the workers' time: the run's wall time per worker, or the time measured
+        // if that is more (an autoscaled stage had more workers for a while). A worker that
+        // ran out of input early still counts the rest of the run, so it is not "busy".
+        let measured = (tally.busy + tally.idle + tally.blocked).as_secs_f64();
+        let worker_time = measured.max(wall.as_secs_f64() * m.workers().max(1) as f64);
         let share = |d: Duration| {
             if worker_time > 0.0 {
                 (d.as_secs_f64() / worker_time).min(1.0)

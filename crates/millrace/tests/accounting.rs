@@ -232,7 +232,6 @@ fn the_bottleneck_is_the_stage_whose_workers_are_busiest() {
 }
 
 #[test]
-#[ignore = "bug: a stage whose input ended early reports 100% busy (shares are of measured time only) and is named the bottleneck"]
 fn a_stage_that_finished_its_input_early_is_not_reported_busy() {
     let report = slow_in_the_middle("quick");
     let quick = report.stage("quick").unwrap();

@@ -37,10 +37,15 @@ fn ten_thousand_waits_run_concurrently_on_a_few_threads() {
                 Stage::map_async("w10k", move |x: u64| {
                     let seen = Arc::clone(&seen);
                     async move {
+                        // Counted before and after the wait: the intake thread ends once
+                        // the input is read, so the stage's threads are never more than 3.
                         if x % 500 == 0 {
                             seen.fetch_max(threads_named("millrace-w10k"), Ordering::Relaxed);
                         }
                         tokio::time::sleep(Duration::from_millis(200)).await;
+                        if x % 500 == 0 {
+                            seen.fetch_max(threads_named("millrace-w10k"), Ordering::Relaxed);
+                        }
                         x
                     }
                 })
@@ -52,10 +57,10 @@ fn ten_thousand_waits_run_concurrently_on_a_few_threads() {
         assert_eq!(finished.output, 10_000);
         // 10,000 waits of 200 ms one after another would take 2,000 s; all at once, well
         // under the test's timeout, on the stage's three threads (intake, driver, output).
-        assert_eq!(
-            peak.load(Ordering::Relaxed),
-            3,
-            "threads of the async stage"
+        let peak = peak.load(Ordering::Relaxed);
+        assert!(
+            (2..=3).contains(&peak),
+            "threads of the async stage: {peak}"
         );
         let stage = finished.report.stage("w10k").unwrap();
         assert_eq!(stage.tally.items_in, 10_000);

@@ -328,7 +328,6 @@ fn a_panicking_hook_is_reported_and_responses_still_reach_the_origin() {
 }
 
 #[test]
-#[ignore = "bug: max_in_flight below the first stage's batch size hangs (a whole batch never fits the window)"]
 fn max_in_flight_below_the_batch_size_completes() {
     let answered = within(10, || {
         let (running, responses) = Pipeline::source(0..10u64)
@@ -344,7 +343,6 @@ fn max_in_flight_below_the_batch_size_completes() {
 }
 
 #[test]
-#[ignore = "bug: Outputs::finish hangs when a stage has a response hook (the sink's response sender outlives the relay join)"]
 fn outputs_finish_returns_with_a_response_hook() {
     let report = within(10, || {
         let mut outputs = Pipeline::source(0..10u64)
@@ -358,7 +356,6 @@ fn outputs_finish_returns_with_a_response_hook() {
 }
 
 #[test]
-#[ignore = "bug: dropping Responses before the end hangs join (the source waits forever for credits; stop does not wake it)"]
 fn dropping_the_responses_early_does_not_hang_the_run() {
     let report = within(10, || {
         let (running, responses) = Pipeline::source(0..1_000u64)

@@ -398,7 +398,11 @@ where
             Either::Left((Ok(Err(panic)), _)) => ItemErrorKind::Panicked(panic_message(&*panic)),
             Either::Left((Err(limit), _)) => ItemErrorKind::TimedOut(limit),
         };
-        if slot.is_some() && attempt < attempts && !ctx.control.cancelled() {
+        if slot.is_some() && attempt < attempts && ctx.control.cancelled() {
+            // A cancel between two tries: the item is unfinished, not failed.
+            break ItemEnd::Cancelled;
+        }
+        if slot.is_some() && attempt < attempts {
             attempt += 1;
             counters.add(&counters.retries, 1);
             if let ErrorPolicy::Retry(retry) = &ctx.policy {

@@ -79,6 +79,7 @@ where
 #[derive(Default)]
 struct Tally {
     out: u64,
+    cancelled: u64,
     filtered: u64,
     failed: u64,
     retries: u64,
@@ -171,6 +172,7 @@ impl<T: Send + 'static> StageCtx<T> {
         counters.add(&counters.filtered, tally.filtered);
         counters.add(&counters.failed, tally.failed);
         counters.add(&counters.retries, tally.retries);
+        counters.add(&counters.cancelled, tally.cancelled);
         if let Some(expanded) = &self.expanded {
             if tally.expanded > 0 {
                 expanded.fetch_add(tally.expanded, Ordering::AcqRel);
@@ -212,9 +214,18 @@ impl<T: Send + 'static> StageCtx<T> {
                     }
                     return;
                 }
-                Step::Failed(Some(back), _)
-                    if attempt < self.policy.attempts() && !self.control.cancelled() =>
+                Step::Failed(Some(_), _)
+                    if attempt < self.policy.attempts() && self.control.cancelled() =>
                 {
+                    // A cancel between two tries: the item is unfinished, not failed.
+                    tally.cancelled += 1;
+                    self.control.record_unfinished([id]);
+                    if self.events.is_some() {
+                        events.push((id, Status::Cancelled));
+                    }
+                    return;
+                }
+                Step::Failed(Some(back), _) if attempt < self.policy.attempts() => {
                     attempt += 1;
                     tally.retries += 1;
                     if let ErrorPolicy::Retry(retry) = &self.policy {
