@@ -67,7 +67,8 @@ impl SinkCtx {
             };
             counters.enter(Activity::Busy, self.control.now());
             counters.add_time(&counters.idle_ns, waited);
-            counters.add(&counters.queue_len_sum, inlet.len() as u64);
+            // The queue as the batch found it: what is left, plus the batch itself.
+            counters.add(&counters.queue_len_sum, inlet.len() as u64 + 1);
             counters.add(&counters.queue_samples, 1);
             counters.add(&counters.batches, 1);
             counters.add(&counters.items_in, batch.len() as u64);

@@ -111,15 +111,20 @@ where
     }
 }
 
-/// A fallible form: `f` borrows the item and returns its outputs or an error.
-pub(crate) struct TryLogic<F, I, E> {
+/// A fallible form: `f` borrows the item (and the worker's state) and returns its outputs
+/// or an error. The state is rebuilt by `init` after a panic.
+pub(crate) struct TryLogic<F, S, N, I, E> {
     pub(crate) f: Arc<F>,
+    pub(crate) state: S,
+    pub(crate) init: Arc<N>,
     pub(crate) _types: PhantomData<fn() -> (I, E)>,
 }
 
-impl<T, U, I, E, F> Logic<T, U> for TryLogic<F, I, E>
+impl<T, U, S, N, I, E, F> Logic<T, U> for TryLogic<F, S, N, I, E>
 where
-    F: Fn(&T) -> Result<I, E> + Send + Sync + 'static,
+    F: Fn(&mut S, &T) -> Result<I, E> + Send + Sync + 'static,
+    S: Send + 'static,
+    N: Fn() -> S + Send + Sync + 'static,
     I: IntoIterator<Item = U> + 'static,
     E: Into<BoxError> + 'static,
     T: Send + 'static,
@@ -127,7 +132,8 @@ where
     fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
         let before = out.len();
         // Catch panics here, not in the worker, so the borrowed item survives them.
-        let result = catch_unwind(AssertUnwindSafe(|| match (self.f)(&item) {
+        let state = &mut self.state;
+        let result = catch_unwind(AssertUnwindSafe(|| match (self.f)(state, &item) {
             Ok(outputs) => {
                 out.extend(outputs);
                 Ok(())
@@ -145,6 +151,7 @@ where
             }
             Err(payload) => {
                 out.truncate(before);
+                self.state = (self.init)();
                 Step::Failed(
                     Some(item),
                     ItemErrorKind::Panicked(panic_message(&*payload)),

@@ -11,6 +11,9 @@
 //! | [`Stage::flat_map`] | 1 → any | `Fn(T) -> impl IntoIterator<Item = U>` |
 //! | [`Stage::try_map`] | 1 → 1 or error | `Fn(&T) -> Result<U, E>` |
 //! | [`Stage::try_flat_map`] | 1 → any or error | `Fn(&T) -> Result<impl IntoIterator<Item = U>, E>` |
+//! | [`Stage::try_map_with`] | 1 → 1 or error, per-worker state | `Fn() -> S`, `Fn(&mut S, &T) -> Result<U, E>` |
+//! | [`Stage::map_async`] | 1 → 1, async (feature `async`) | `Fn(T) -> impl Future<Output = U>` |
+//! | [`Stage::try_map_async`] | 1 → 1 or error, async | `Fn(&T) -> impl Future<Output = Result<U, E>>` |
 //!
 //! and its settings how it runs: [`workers`](Stage::workers) (threads), input
 //! [`capacity`](Stage::capacity) and [`batch`](Stage::batch) size,
@@ -226,9 +229,56 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         E: Into<BoxError> + 'static,
         F: Fn(&T) -> Result<I, E> + Send + Sync + 'static,
     {
-        let f = Arc::new(f);
+        Self::try_flat_map_with(name, || (), move |_: &mut (), item: &T| f(item))
+    }
+
+    /// A fallible map whose workers each own a state built by `init` (a compressor context,
+    /// a connection): like [`try_map`](Stage::try_map) and [`map_with`](Stage::map_with) at
+    /// once. The state is rebuilt after a panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// // Each worker keeps its own scratch buffer; odd lengths are refused.
+    /// let finished = Pipeline::source(vec!["ab", "abc", "abcd"])
+    ///     .stage(Stage::try_map_with("even", Vec::new, |buf: &mut Vec<u8>, s: &&str| {
+    ///         buf.clear();
+    ///         buf.extend_from_slice(s.as_bytes());
+    ///         if buf.len() % 2 == 0 { Ok(buf.len()) } else { Err("odd length") }
+    ///     }).ordered())
+    ///     .collect()
+    ///     .run()?;
+    /// assert_eq!(finished.output, vec![2, 4]);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn try_map_with<S, N, E, F>(name: &str, init: N, f: F) -> Self
+    where
+        S: Send + 'static,
+        N: Fn() -> S + Send + Sync + 'static,
+        E: Into<BoxError> + 'static,
+        F: Fn(&mut S, &T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        Self::try_flat_map_with(name, init, move |state: &mut S, item: &T| {
+            f(state, item).map(std::iter::once)
+        })
+    }
+
+    /// The most general fallible form: per-worker state, any number of outputs.
+    pub fn try_flat_map_with<S, N, I, E, F>(name: &str, init: N, f: F) -> Self
+    where
+        S: Send + 'static,
+        N: Fn() -> S + Send + Sync + 'static,
+        I: IntoIterator<Item = U> + 'static,
+        E: Into<BoxError> + 'static,
+        F: Fn(&mut S, &T) -> Result<I, E> + Send + Sync + 'static,
+    {
+        let (f, init) = (Arc::new(f), Arc::new(init));
         Self::from_logic(name, move || TryLogic {
             f: Arc::clone(&f),
+            state: init(),
+            init: Arc::clone(&init),
             _types: PhantomData,
         })
     }

@@ -106,7 +106,8 @@ impl<T: Send> InletPull<T> {
     fn accept(&self, batch: Batch<T>, waited: Duration) -> Option<Batch<T>> {
         let counters = self.metrics.slot(self.worker);
         counters.add_time(&counters.idle_ns, waited);
-        counters.add(&counters.queue_len_sum, self.inlet.len() as u64);
+        // The queue as the batch found it: what is left, plus the batch itself.
+        counters.add(&counters.queue_len_sum, self.inlet.len() as u64 + 1);
         counters.add(&counters.queue_samples, 1);
         if self.control.cancelled() {
             counters.add(&counters.items_in, batch.len() as u64);
