@@ -83,6 +83,8 @@ mod sync;
 mod window;
 
 #[cfg(all(test, loom))]
+mod loom_crew;
+#[cfg(all(test, loom))]
 mod loom_reorder;
 #[cfg(all(test, loom))]
 mod loom_response;

@@ -26,6 +26,7 @@ use crate::metrics::StageMetrics;
 use crate::policy::ErrorPolicy;
 use crate::reorder::Reorder;
 use crate::response::{relay, Hook, ResponseBatch, Responses, Upstream};
+use crate::stage::crew::Crew;
 use crate::stage::process::{DeadLetterFn, StageCtx};
 use crate::stage::worker::{
     run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
@@ -389,7 +390,6 @@ impl Launch {
         let growth = auto.map(|_| Growth {
             make_pull: Arc::clone(&make_pull),
             outlet: Mutex::new(Some(outlet.clone())),
-            target: AtomicUsize::new(workers),
             next_worker: AtomicUsize::new(workers),
             control: Arc::clone(&self.control),
         });
@@ -399,7 +399,7 @@ impl Launch {
             metrics: Arc::clone(&metrics),
             events: self.route_before(last),
             control: Arc::clone(&self.control),
-            alive: AtomicUsize::new(workers),
+            crew: Crew::new(workers, auto.is_some()),
             growth,
         });
         for worker in 0..workers {
@@ -497,7 +497,7 @@ impl Launch {
             metrics: Arc::clone(&metrics),
             events: self.route_before(index),
             control: Arc::clone(&self.control),
-            alive: AtomicUsize::new(1),
+            crew: Crew::new(1, false),
             growth: None,
         });
         let intake = InletPull {

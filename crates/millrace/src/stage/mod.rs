@@ -26,6 +26,7 @@
 
 #[cfg(feature = "async")]
 pub(crate) mod asynchronous;
+pub(crate) mod crew;
 pub(crate) mod logic;
 pub(crate) mod process;
 pub(crate) mod worker;

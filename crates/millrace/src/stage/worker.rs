@@ -31,6 +31,7 @@ use crate::response::{ResponseBatch, Status, Upstream};
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
+use super::crew::Crew;
 use super::process::Process;
 
 /// How a segment hands its output on.
@@ -63,8 +64,8 @@ pub(crate) struct Emitter<U> {
     pub(crate) metrics: Arc<StageMetrics>,
     pub(crate) events: Option<Upstream>,
     pub(crate) control: Arc<Control>,
-    /// Workers still running; the last one out cleans up the reorder buffer.
-    pub(crate) alive: AtomicUsize,
+    /// The segment's live workers; the last one out cleans up.
+    pub(crate) crew: Crew,
     /// For a stage the autoscaler sizes: how to start more workers, and the target count.
     pub(crate) growth: Option<Growth<U>>,
 }
@@ -75,7 +76,6 @@ pub(crate) struct Growth<U> {
     /// An outlet to clone for new workers; dropped when the last worker exits, so the
     /// connector downstream still sees the end of input.
     pub(crate) outlet: Mutex<Option<Outlet<U>>>,
-    pub(crate) target: AtomicUsize,
     pub(crate) next_worker: AtomicUsize,
     pub(crate) control: Arc<Control>,
 }
@@ -175,7 +175,7 @@ pub(crate) fn run_worker<U: Send + 'static>(
     let counters = emitter.metrics.slot(worker);
     let mut pending: Option<Batch<U>> = None;
     let retired = loop {
-        if emitter.retire_one() {
+        if emitter.growth.is_some() && emitter.crew.retire_one() {
             break true;
         }
         let out = match input.poll() {
@@ -199,7 +199,7 @@ pub(crate) fn run_worker<U: Send + 'static>(
     if retired {
         return;
     }
-    if emitter.alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+    if emitter.crew.leave() {
         // The last worker out: after a cancel, batches may wait behind a gap forever.
         if let EmitMode::Ordered(ordered) = &emitter.mode {
             for batch in ordered.reorder.drain() {
@@ -227,7 +227,7 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
         return;
     };
     let worker = growth.next_worker.fetch_add(1, Ordering::Relaxed);
-    emitter.alive.fetch_add(1, Ordering::AcqRel);
+    emitter.crew.join();
     let (input, emitter2, outlet) = (
         (growth.make_pull)(worker),
         Arc::clone(emitter),
@@ -245,14 +245,14 @@ pub(crate) struct SegmentScaler<U>(pub(crate) Arc<Emitter<U>>);
 
 impl<U: Send + 'static> Scalable for SegmentScaler<U> {
     fn resize(&self, workers: usize) {
-        let Some(growth) = &self.0.growth else {
+        if self.0.growth.is_none() {
             return;
-        };
-        growth.target.store(workers.max(1), Ordering::Release);
-        while self.0.alive.load(Ordering::Acquire) < workers {
-            let before = self.0.alive.load(Ordering::Acquire);
+        }
+        self.0.crew.set_target(workers);
+        while self.0.crew.alive() < workers {
+            let before = self.0.crew.alive();
             grow(&self.0);
-            if self.0.alive.load(Ordering::Acquire) == before {
+            if self.0.crew.alive() == before {
                 return; // the segment has ended
             }
         }
@@ -260,26 +260,6 @@ impl<U: Send + 'static> Scalable for SegmentScaler<U> {
 }
 
 impl<U: Send + 'static> Emitter<U> {
-    /// In an autoscaled segment with more workers than its target, lets the calling worker
-    /// retire (and counts it out). Never retires the last worker.
-    fn retire_one(&self) -> bool {
-        let Some(growth) = &self.growth else {
-            return false;
-        };
-        let target = growth.target.load(Ordering::Acquire).max(1);
-        let mut alive = self.alive.load(Ordering::Acquire);
-        while alive > target {
-            match self
-                .alive
-                .compare_exchange(alive, alive - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return true,
-                Err(now) => alive = now,
-            }
-        }
-        false
-    }
-
     /// Hands one processed batch on, per the emit mode.
     fn emit(
         &self,

@@ -1,0 +1,74 @@
+//! Model checks (loom) of the crew protocol of autoscaled segments (`stage/crew.rs`): workers
+//! retiring while the target drops never retire the last worker, exactly the surplus
+//! retires, and the end of input is always noticed by a last worker, even when a worker is
+//! added while the others leave.
+
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+
+use crate::stage::crew::Crew;
+
+#[test]
+fn loom_crew_retires_the_surplus_and_never_the_last_worker() {
+    loom::model(|| {
+        let crew = Arc::new(Crew::new(3, true));
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let crew = Arc::clone(&crew);
+                thread::spawn(move || {
+                    // One batch boundary, then the end of input.
+                    if crew.retire_one() {
+                        return (true, false);
+                    }
+                    (false, crew.leave())
+                })
+            })
+            .collect();
+        crew.set_target(1);
+        let ends: Vec<(bool, bool)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        let retired = ends.iter().filter(|(r, _)| *r).count();
+        let last = ends.iter().filter(|(_, l)| *l).count();
+        assert!(retired <= 2, "the last worker never retires");
+        assert_eq!(last, 1, "exactly one worker is the last out");
+        assert_eq!(crew.alive(), 0);
+    });
+}
+
+#[test]
+fn loom_crew_end_of_input_is_seen_even_when_a_worker_joins_late() {
+    loom::model(|| {
+        let crew = Arc::new(Crew::new(1, true));
+        // The segment's spare outlet: present while the segment runs.
+        let outlet = Arc::new(Mutex::new(Some(())));
+        let leave = |crew: &Crew, outlet: &Mutex<Option<()>>| {
+            if crew.leave() {
+                outlet.lock().unwrap().take();
+            }
+        };
+        let first = {
+            let (crew, outlet) = (Arc::clone(&crew), Arc::clone(&outlet));
+            thread::spawn(move || leave(&crew, &outlet))
+        };
+        // The controller grows the segment: only while the outlet is still there.
+        let grown = {
+            let guard = outlet.lock().unwrap();
+            if guard.is_some() {
+                crew.join();
+                drop(guard);
+                let (crew, outlet) = (Arc::clone(&crew), Arc::clone(&outlet));
+                Some(thread::spawn(move || leave(&crew, &outlet)))
+            } else {
+                None
+            }
+        };
+        first.join().unwrap();
+        if let Some(g) = grown {
+            g.join().unwrap();
+        }
+        assert_eq!(crew.alive(), 0);
+        assert!(
+            outlet.lock().unwrap().is_none(),
+            "the end of input reached downstream"
+        );
+    });
+}
