@@ -1,18 +1,26 @@
 //! From a [`PipelineSpec`] to an engine pipeline ready to spawn.
 //!
 //! Opens the source (a missing input fails here, before any thread starts), makes each
-//! stage from its kind with its settings (workers, capacity, batch, order, error policy,
-//! dead letters), and closes the pipeline with a fold whose accumulator is the
-//! [`SinkRunner`]. Items carry their engine id ([`Item`]): the source numbers them from 0
-//! in iteration order, exactly as the engine does.
+//! stage from its kind with its settings (workers fixed or autoscaled, capacity, batch,
+//! order, error policy, dead letters), applies the pipeline's autoscaling and wedge
+//! settings, and closes the pipeline with a fold whose accumulator is the [`SinkRunner`].
+//! Items carry their engine id ([`Item`]): the source numbers them from 0 in iteration
+//! order, exactly as the engine does.
+//!
+//! # Runtimes
+//!
+//! Async stages run on the engine's own runtime, which has timers but no I/O. A pipeline
+//! with a kind that does network I/O (`http`) gets a runtime of the CLI's instead: tokio
+//! with I/O and one worker thread (which drives the sockets and timers; each async stage's
+//! futures are still polled on its own driver thread). [`Built`] keeps it alive for the run.
 
 use std::sync::Arc;
 
-use millrace::{DeadLetter, ItemId, Pipeline};
+use millrace::{DeadLetter, ItemId, Pipeline, WedgePolicy};
 
-use crate::config::PipelineSpec;
+use crate::config::{PipelineSpec, Workers};
 use crate::dead_letter::DeadLetters;
-use crate::kinds::{Builder, SourceLog};
+use crate::kinds::{Builder, Exec, SourceLog};
 use crate::sink_runner::{SinkRunner, StopRequest};
 use crate::value::Item;
 
@@ -26,6 +34,18 @@ pub struct Built {
     pub dead_letters: DeadLetters,
     /// Raised by the sink when the run must stop.
     pub stop: Arc<StopRequest>,
+    /// The runtime that I/O stages run on, if any: dropped after the run.
+    pub runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// The runtime for stages that do network I/O.
+fn io_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("millrace-io")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
 }
 
 /// Builds `spec`.
@@ -47,6 +67,29 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
     let mut builder = Pipeline::source(items)
         .default_capacity(spec.capacity)
         .default_batch(spec.batch);
+    let scaling = &spec.scaling;
+    if let Some(budget) = scaling.cpu_budget {
+        builder = builder.cpu_budget(budget);
+    }
+    if let Some(interval) = scaling.interval {
+        builder = builder.autoscale_interval(interval);
+    }
+    if let Some(wedge) = scaling.wedge {
+        let policy = if wedge.fail {
+            WedgePolicy::Fail
+        } else {
+            WedgePolicy::Report
+        };
+        builder = builder.wedge_timeout(wedge.after, policy);
+    }
+    let needs_io = spec
+        .stages
+        .iter()
+        .any(|s| s.part.kind.exec == Exec::Async { io: true });
+    let runtime = if needs_io { Some(io_runtime()?) } else { None };
+    if let Some(rt) = &runtime {
+        builder = builder.runtime(rt.handle().clone());
+    }
     for stage_spec in &spec.stages {
         let Builder::Transform(make) = stage_spec.part.kind.build else {
             return Err(format!(
@@ -54,8 +97,13 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
                 stage_spec.part.kind.name
             ));
         };
-        let mut stage = make(&stage_spec.name, &stage_spec.part.params)
-            .workers(stage_spec.workers)
+        let stage = make(&stage_spec.name, &stage_spec.part.params);
+        let stage = match stage_spec.workers {
+            Workers::Fixed(n) => stage.workers(n),
+            Workers::Auto { min, max } => stage.auto_workers(min, max.unwrap_or(0)),
+            Workers::Async => stage,
+        };
+        let mut stage = stage
             .capacity(stage_spec.capacity)
             .batch(stage_spec.batch)
             .on_error(stage_spec.policy.to_engine());
@@ -102,5 +150,6 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
         source_log,
         dead_letters,
         stop,
+        runtime,
     })
 }

@@ -86,7 +86,9 @@ fn kind_in_the_wrong_place_says_what_it_is() {
 fn wrong_value_type_names_expected_and_found() {
     rejects(
         &format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nworkers = \"four\"\n{SINK}"),
-        &["FILE:7:11: `workers` must be an integer from 1 to 1024, found a string \"four\""],
+        &[
+            "FILE:7:11: `workers` must be a number from 1 to 1024, \"auto\", or { min = N, max = N }, found \"four\"",
+        ],
     );
 }
 
@@ -188,7 +190,7 @@ fn bad_override_points_at_the_set_option() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "--set stage.square.workers=many: `workers` must be an integer",
+            "--set stage.square.workers=many: `workers` must be a number from 1 to 1024",
         ));
     millrace()
         .arg("run")

@@ -28,8 +28,8 @@ fn listing_names_every_kind_with_parameters_and_an_example() {
         assert = assert.stdout(predicate::str::contains(word));
     }
     let expected = [
-        "range", "lines", "files", "square", "scale", "parse", "grep", "spin", "sleep", "hash",
-        "compress", "chunk", "sum", "count", "stdout", "file", "null",
+        "range", "lines", "files", "square", "scale", "parse", "grep", "spin", "sleep", "http",
+        "hash", "compress", "chunk", "sum", "count", "stdout", "file", "null",
     ];
     let names: Vec<&str> = kinds::all().map(|k| k.name).collect();
     assert_eq!(names, expected);

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::cli::CheckArgs;
+use crate::config::duration;
 use crate::config::params::Params;
-use crate::config::{self, PipelineSpec, Policy};
+use crate::config::{self, PipelineSpec, Policy, Scaling, Workers};
 
 use super::{fail, EXIT_CONFIG, EXIT_OK};
 
@@ -45,6 +46,38 @@ fn dead_letter(out: &mut String, path: Option<&Path>) {
     }
 }
 
+/// The autoscaling and wedge settings, as `[pipeline]` keys.
+fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
+    match s.cpu_budget {
+        Some(n) => {
+            let _ = writeln!(out, "cpu_budget = {n}");
+        }
+        None if any_auto => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let _ = writeln!(
+                out,
+                "# cpu_budget: not set, so the number of cores ({cores} here)"
+            );
+        }
+        None => {}
+    }
+    match s.interval {
+        Some(d) => {
+            let _ = writeln!(out, "autoscale_interval = {}", quote(&duration::format(d)));
+        }
+        None if any_auto => out.push_str("autoscale_interval = \"200ms\"\n"),
+        None => {}
+    }
+    if let Some(w) = s.wedge {
+        let policy = if w.fail { "fail" } else { "report" };
+        let _ = writeln!(
+            out,
+            "wedge_timeout = {}\nwedge_policy = \"{policy}\"",
+            quote(&duration::format(w.after))
+        );
+    }
+}
+
 /// The resolved pipeline as TOML.
 pub fn to_toml(spec: &PipelineSpec) -> String {
     let mut out = String::new();
@@ -53,18 +86,27 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
     if let Some(r) = &spec.report {
         let _ = writeln!(out, "report = {}", quote(&r.display().to_string()));
     }
+    let any_auto = spec.stages.iter().any(|s| s.workers.is_auto());
+    scaling(&mut out, &spec.scaling, any_auto);
     let _ = writeln!(out, "\n[source]\nkind = {}", quote(spec.source.kind.name));
     params(&mut out, &spec.source.params);
     for s in &spec.stages {
         let _ = writeln!(
             out,
-            "\n[[stage]]\nname = {}\nkind = {}\nworkers = {}\ncapacity = {}\nbatch = {}\nordered = {}",
+            "\n[[stage]]\nname = {}\nkind = {}",
             quote(&s.name),
-            quote(s.part.kind.name),
-            s.workers,
-            s.capacity,
-            s.batch,
-            s.ordered
+            quote(s.part.kind.name)
+        );
+        match s.workers {
+            Workers::Async => out.push_str("# async: scaled by `concurrency`, not workers\n"),
+            w => {
+                let _ = writeln!(out, "workers = {w}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "capacity = {}\nbatch = {}\nordered = {}",
+            s.capacity, s.batch, s.ordered
         );
         policy(&mut out, s.policy);
         dead_letter(&mut out, s.dead_letter.as_deref());

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::cli::StagesArgs;
 use crate::config::error::did_you_mean;
 use crate::config::params::Default;
-use crate::kinds::{self, KindSpec, Role};
+use crate::kinds::{self, Exec, KindSpec, Role};
 
 use super::{fail, EXIT_CONFIG, EXIT_OK};
 
@@ -16,6 +16,12 @@ pub fn describe(kind: &KindSpec) -> String {
     let _ = writeln!(out, "{} ({}): {}", kind.name, kind.role, kind.summary);
     let _ = writeln!(out, "  takes: {}", kind.takes);
     let _ = writeln!(out, "  gives: {}", kind.gives);
+    if let Exec::Async { .. } = kind.exec {
+        let _ = writeln!(
+            out,
+            "  runs: async: `concurrency` items in flight on a few threads (takes no `workers`)"
+        );
+    }
     if kind.params.is_empty() {
         let _ = writeln!(out, "  parameters: none");
     } else {
@@ -58,10 +64,13 @@ pub fn listing() -> String {
         }
     }
     out.push_str(
-        "EVERY STAGE also takes: name, workers, capacity, batch, ordered, on_error (skip | retry | stop),\n\
-         retry_attempts, retry_backoff_ms, retry_then (skip | stop), dead_letter (a JSON-lines file);\n\
-         [pipeline] sets their defaults, and name and report. A record's field is read with `field`\n\
-         and the result written to `into` where a kind has them.\n",
+        "EVERY STAGE also takes: name, workers (a number, \"auto\" or { min = 1, max = 4 }; not async\n\
+         kinds), capacity, batch, ordered, on_error (skip | retry | stop), retry_attempts,\n\
+         retry_backoff_ms, retry_then (skip | stop), dead_letter (a JSON-lines file); [pipeline] sets\n\
+         their defaults, and name, report, autoscale (true: workers = \"auto\" for every stage without\n\
+         workers), cpu_budget, autoscale_interval (\"200ms\"), wedge_timeout (\"5s\") and wedge_policy\n\
+         (report | fail). A record's field is read with `field` and the result written to `into` where\n\
+         a kind has them.\n",
     );
     out
 }

@@ -14,18 +14,20 @@
 //! input makes the loader panic; `tests/config_fuzz.rs` feeds it arbitrary text and
 //! mutations of the examples to keep it so.
 
+pub mod duration;
 pub mod error;
 pub mod node;
 pub mod overrides;
 pub mod params;
 pub mod resolve;
+pub mod scaling;
 pub mod schema;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{ConfigError, Loc};
-pub use schema::{PipelineSpec, Policy, SinkSpec, StageSpec};
+pub use schema::{PipelineSpec, Policy, Scaling, SinkSpec, StageSpec, Wedge, Workers};
 
 use error::LineIndex;
 use params::PathBase;

@@ -24,6 +24,8 @@ pub enum ParamType {
     },
     /// A non-negative number of milliseconds (integer or float).
     Millis,
+    /// A positive duration with a unit: `"250ms"`, `"2s"` (see [`super::duration`]).
+    Duration,
     /// `true` or `false`.
     Bool,
     /// Any string.
@@ -52,6 +54,7 @@ impl fmt::Display for ParamType {
             ParamType::Int { min, max: i64::MAX } => write!(f, "integer ≥ {min}"),
             ParamType::Int { min, max } => write!(f, "integer {min}..={max}"),
             ParamType::Millis => f.write_str("milliseconds"),
+            ParamType::Duration => f.write_str("duration"),
             ParamType::Bool => f.write_str("boolean"),
             ParamType::Text => f.write_str("string"),
             ParamType::Path => f.write_str("path"),
@@ -94,6 +97,8 @@ pub enum ParamValue {
     Int(i64),
     /// [`ParamType::Millis`].
     Millis(f64),
+    /// [`ParamType::Duration`].
+    Duration(std::time::Duration),
     /// [`ParamType::Bool`].
     Bool(bool),
     /// [`ParamType::Text`], [`ParamType::Regex`] and [`ParamType::Choice`].
@@ -110,6 +115,7 @@ impl fmt::Display for ParamValue {
         match self {
             ParamValue::Int(i) => write!(f, "{i}"),
             ParamValue::Millis(x) => write!(f, "{x}"),
+            ParamValue::Duration(d) => write!(f, "\"{}\"", super::duration::format(*d)),
             ParamValue::Bool(b) => write!(f, "{b}"),
             ParamValue::Text(s) | ParamValue::Path(s, _) => write!(f, "{s:?}"),
             ParamValue::List(items) => {
@@ -171,6 +177,14 @@ impl Params {
         match self.get(name) {
             Some(ParamValue::Millis(x)) => *x,
             _ => 0.0,
+        }
+    }
+
+    /// A duration parameter, if given.
+    pub fn duration(&self, name: &str) -> Option<std::time::Duration> {
+        match self.get(name) {
+            Some(ParamValue::Duration(d)) => Some(*d),
+            _ => None,
         }
     }
 
@@ -260,6 +274,30 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// Checks that `node` is a positive duration written with a unit (`"250ms"`, `"2s"`).
+///
+/// # Errors
+///
+/// A [`ConfigError`] at the node: not a string, not a duration, or zero.
+pub fn check_duration(name: &str, node: &Node) -> Result<std::time::Duration, ConfigError> {
+    let wrong = |why: String| {
+        ConfigError::new(
+            node.loc.clone(),
+            format!("`{name}` must be a duration like \"250ms\" or \"2s\", {why}"),
+        )
+    };
+    match &node.kind {
+        NodeKind::Str(s) => match super::duration::parse(s) {
+            Ok(d) if d.is_zero() => Err(wrong("not zero".into())),
+            Ok(d) => Ok(d),
+            Err(e) => Err(wrong(format!("found {s:?}: {e}"))),
+        },
+        NodeKind::Int(i) => Err(wrong(format!("found {}", node.describe()))
+            .help(format!("write the unit: \"{i}ms\" or \"{i}s\""))),
+        _ => Err(wrong(format!("found {}", node.describe()))),
+    }
+}
+
 /// Checks `node` against `spec` and returns the value.
 ///
 /// # Errors
@@ -287,6 +325,7 @@ pub fn check(spec: &ParamSpec, node: &Node, base: &PathBase) -> Result<ParamValu
             "a non-negative number of milliseconds",
             node,
         )),
+        (ParamType::Duration, _) => check_duration(spec.name, node).map(ParamValue::Duration),
         (ParamType::Bool, NodeKind::Bool(b)) => Ok(ParamValue::Bool(*b)),
         (ParamType::Bool, _) => Err(expected(spec, "true or false", node)),
         (ParamType::Text, NodeKind::Str(s)) => Ok(ParamValue::Text(s.clone())),

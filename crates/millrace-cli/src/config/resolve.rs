@@ -10,11 +10,12 @@ use std::path::PathBuf;
 use super::error::{did_you_mean, ConfigError, Loc};
 use super::node::{parse_override_value, Entry, Node, NodeKind};
 use super::params::{self, Default, ParamSpec, ParamType, ParamValue, Params, PathBase};
+use super::scaling;
 use super::schema::{
-    Part, PipelineSpec, Policy, SinkSpec, StageSpec, DEFAULT_BATCH, DEFAULT_CAPACITY,
+    Part, PipelineSpec, Policy, SinkSpec, StageSpec, Workers, DEFAULT_BATCH, DEFAULT_CAPACITY,
     DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, DEFAULT_WORKERS,
 };
-use crate::kinds::{self, Role};
+use crate::kinds::{self, Exec, Role};
 
 /// Settings a stage (and `[pipeline]`, as defaults) may set.
 const STAGE_SETTINGS: &[&str] = &[
@@ -121,7 +122,7 @@ fn no_paths() -> PathBase {
 /// The stage settings read from one table: each `None` when not given.
 #[derive(Clone, Debug, Default)]
 struct Settings {
-    workers: Option<usize>,
+    workers: Option<(Workers, Loc)>,
     capacity: Option<usize>,
     batch: Option<usize>,
     on_error: Option<(String, Loc)>,
@@ -134,7 +135,10 @@ struct Settings {
 fn read_settings(keys: &Keys<'_>, base: &PathBase) -> Result<Settings, ConfigError> {
     let size = |i: Option<i64>| i.and_then(|i| usize::try_from(i).ok());
     let mut s = Settings {
-        workers: size(int_setting(keys, "workers", 1, 1024)?),
+        workers: keys
+            .get("workers")
+            .map(|n| scaling::workers(n).map(|w| (w, n.loc.clone())))
+            .transpose()?,
         capacity: size(int_setting(keys, "capacity", 1, 1 << 24)?),
         batch: size(int_setting(keys, "batch", 1, 1 << 16)?),
         ..Settings::default()
@@ -344,11 +348,15 @@ pub fn resolve(
     let top = Keys::new(root, "the pipeline file")?;
     top.check_unknown(&["pipeline", "source", "stage", "sink"])?;
     let (mut name, mut report, mut defaults) = (file_stem.to_owned(), None, Settings::default());
+    let mut scaling = super::schema::Scaling::default();
     if let Some(node) = top.get("pipeline") {
         let keys = Keys::new(node, "[pipeline]")?;
         let mut known = vec!["name", "report"];
         known.extend_from_slice(STAGE_SETTINGS);
+        known.extend_from_slice(scaling::PIPELINE_KEYS);
         keys.check_unknown(&known)?;
+        let (autoscale, settings) = scaling::pipeline(|k| keys.get(k))?;
+        scaling = settings;
         if let Some((ParamValue::Text(n), _)) = text_setting(&keys, "name", ParamType::Text, base)?
         {
             name = n;
@@ -359,6 +367,16 @@ pub fn resolve(
             report = Some(p);
         }
         defaults = read_settings(&keys, base)?;
+        if let (true, Some((Workers::Fixed(n), loc))) = (autoscale, &defaults.workers) {
+            return Err(ConfigError::new(
+                loc.clone(),
+                format!("`workers = {n}` and `autoscale = true` in [pipeline] disagree"),
+            )
+            .help("drop one: autoscale = true gives every stage without workers = \"auto\""));
+        }
+        if autoscale && defaults.workers.is_none() {
+            defaults.workers = Some((Workers::Auto { min: 1, max: None }, Loc::Whole));
+        }
         // The pipeline's own policy settings must hang together.
         policy(&defaults, &Settings::default())?;
     }
@@ -418,6 +436,7 @@ pub fn resolve(
         batch: defaults.batch.unwrap_or(DEFAULT_BATCH),
         capacity: defaults.capacity.unwrap_or(DEFAULT_CAPACITY),
         report,
+        scaling,
         source,
         stages,
         sink,
@@ -505,9 +524,27 @@ fn stage(
         }
     };
     let own = read_settings(&keys, base)?;
+    let workers = match (part.kind.exec, &own.workers) {
+        (Exec::Threads, _) => own
+            .workers
+            .as_ref()
+            .or(defaults.workers.as_ref())
+            .map_or(Workers::Fixed(DEFAULT_WORKERS), |(w, _)| *w),
+        (Exec::Async { .. }, None) => Workers::Async,
+        (Exec::Async { .. }, Some((_, loc))) => {
+            return Err(ConfigError::new(
+                loc.clone(),
+                format!(
+                    "`workers` does not apply to `{name}`: `{}` is an async stage",
+                    part.kind.name
+                ),
+            )
+            .help("set `concurrency` (items in flight at once) instead"))
+        }
+    };
     Ok(StageSpec {
         name,
-        workers: own.workers.or(defaults.workers).unwrap_or(DEFAULT_WORKERS),
+        workers,
         capacity: own
             .capacity
             .or(defaults.capacity)

@@ -15,6 +15,11 @@
 //! retry_then = "skip"     #   and what to do when they are used up (skip | stop)
 //! dead_letter = "failed.jsonl"   # failed items, one JSON line each
 //! report = "report.json"  # write the JSON report here (as --report does)
+//! autoscale = true        # every stage without `workers` gets workers = "auto"
+//! cpu_budget = 2          # workers of autoscaled stages busy at once (default: cores)
+//! autoscale_interval = "200ms"   # how often the autoscaler measures and decides
+//! wedge_timeout = "5s"    # nothing moved this long with items in flight: a wedge
+//! wedge_policy = "report" # report | fail
 //!
 //! [source]
 //! kind = "range"
@@ -23,7 +28,8 @@
 //! [[stage]]               # any number, in order
 //! kind = "square"
 //! name = "square"         # default: the kind (square, square-2, … when repeated)
-//! workers = 2             # and capacity, batch, on_error, retry_*, dead_letter
+//! workers = 2             # or "auto", or { min = 1, max = 4 }; and capacity, batch,
+//!                         # on_error, retry_*, dead_letter
 //! ordered = true          # emit in input order
 //!
 //! [sink]
@@ -31,9 +37,12 @@
 //! ```
 //!
 //! Each kind adds its own parameters to its table (`millrace stages` lists them). Unknown
-//! keys are errors. Relative paths are relative to the pipeline file's directory.
+//! keys are errors. Relative paths are relative to the pipeline file's directory. Async
+//! kinds (`sleep`, `http`) take `concurrency` (items in flight) instead of `workers`.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config::error::Loc;
 use crate::config::params::Params;
@@ -49,6 +58,66 @@ pub const DEFAULT_BATCH: usize = 256;
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 3;
 /// First pause under `on_error = "retry"` when `retry_backoff_ms` is not given.
 pub const DEFAULT_RETRY_BACKOFF_MS: u64 = 10;
+
+/// How a stage's workers are set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    /// This many worker threads, all run long.
+    Fixed(usize),
+    /// Chosen while the pipeline runs, between `min` and `max` (`None`: the CPU budget).
+    Auto {
+        /// Fewest workers.
+        min: usize,
+        /// Most workers; `None`: as many as the CPU budget.
+        max: Option<usize>,
+    },
+    /// An async stage: one driver thread, and `concurrency` items in flight.
+    Async,
+}
+
+impl Workers {
+    /// Whether the autoscaler sets them.
+    pub fn is_auto(self) -> bool {
+        matches!(self, Workers::Auto { .. })
+    }
+}
+
+/// The value as a pipeline file writes it: `2`, `"auto"`, `{ min = 1, max = 4 }`; an
+/// async stage's as `"async"` (which no file can set).
+impl fmt::Display for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workers::Fixed(n) => write!(f, "{n}"),
+            Workers::Auto { min: 1, max: None } => f.write_str("\"auto\""),
+            Workers::Auto { min, max: None } => write!(f, "{{ min = {min} }}"),
+            Workers::Auto {
+                min,
+                max: Some(max),
+            } => write!(f, "{{ min = {min}, max = {max} }}"),
+            Workers::Async => f.write_str("\"async\""),
+        }
+    }
+}
+
+/// A wedge watch: how long nothing may move while items are in flight, and what then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wedge {
+    /// How long.
+    pub after: Duration,
+    /// Fail the run (rather than only report the wedge).
+    pub fail: bool,
+}
+
+/// The pipeline-wide autoscaling and wedge settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scaling {
+    /// Workers of autoscaled stages that may be busy at once; `None`: the cores.
+    pub cpu_budget: Option<usize>,
+    /// How often the autoscaler decides; `None`: the engine's default (200 ms).
+    pub interval: Option<Duration>,
+    /// The wedge watch, if any.
+    pub wedge: Option<Wedge>,
+}
 
 /// What a stage (or the sink) does with an item that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,8 +204,8 @@ pub struct StageSpec {
     pub name: String,
     /// Its kind and parameters.
     pub part: Part,
-    /// Worker threads.
-    pub workers: usize,
+    /// Its workers: fixed, autoscaled, or async.
+    pub workers: Workers,
     /// Input capacity in items.
     pub capacity: usize,
     /// Batch size.
@@ -173,6 +242,8 @@ pub struct PipelineSpec {
     pub capacity: usize,
     /// Where to write the JSON report, if the file asks for one.
     pub report: Option<PathBuf>,
+    /// Autoscaling and wedge settings.
+    pub scaling: Scaling,
     /// The source.
     pub source: Part,
     /// The stages, in order.

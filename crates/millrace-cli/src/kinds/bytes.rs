@@ -6,18 +6,15 @@
 //!
 //! # Per-worker state
 //!
-//! `compress` keeps one zstd compression context per worker thread, built on the worker's
-//! first item and reused for every later one, so no context is shared and no lock is
-//! taken. (The engine's `Stage::map_with` gives per-worker state to infallible maps only;
-//! `compress` must be able to fail an item whose value is not bytes, so it is a
-//! `try_map` whose context lives in a thread-local of the worker.)
-
-use std::cell::RefCell;
+//! `compress` keeps one zstd compression context per worker (`Stage::try_map_with`), made
+//! on the worker's first item and reused for every later one, so no context is shared and
+//! no lock is taken. A worker added by the autoscaler starts with none of its own; a
+//! context that cannot be made fails the item at hand, and the next item tries again.
 
 use bytes::Bytes;
 use millrace::Stage;
 
-use super::{field_param, into_param, slot, Builder, KindSpec, Role};
+use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
 use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{hex, Fault, Item, Record, Value};
@@ -33,6 +30,7 @@ pub static KINDS: &[KindSpec] = &[
         params: &[field_param("\"data\""), into_param("\"hash\"")],
         example: "[[stage]]\nkind = \"hash\"\nworkers = 2",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(hash),
     },
     KindSpec {
@@ -53,6 +51,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[[stage]]\nkind = \"compress\"\nlevel = 3\nworkers = 2",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(compress),
     },
     KindSpec {
@@ -93,6 +92,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[[stage]]\nkind = \"chunk\"\navg_size = \"8KiB\"\nmin_size = \"2KiB\"\nmax_size = \"64KiB\"",
         validate: Some(validate_chunk),
+        exec: Exec::Threads,
         build: Builder::Transform(chunk),
     },
 ];
@@ -106,38 +106,38 @@ fn hash(name: &str, params: &Params) -> Stage<Item, Item> {
     })
 }
 
-thread_local! {
-    /// This worker's zstd context and the level it was made for.
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-        const { RefCell::new(None) };
-}
+/// One worker's zstd context, made on first use.
+#[derive(Default)]
+struct Context(Option<zstd::bulk::Compressor<'static>>);
 
-/// Compresses `data` with this thread's context for `level`, making it on first use.
-fn compress_here(level: i32, data: &[u8]) -> Result<Vec<u8>, Fault> {
-    COMPRESSOR.with(|cell| {
-        let mut ctx = cell
-            .try_borrow_mut()
-            .map_err(|_| Fault::Other("zstd context busy".into()))?;
-        let fresh = match ctx.take() {
-            Some((l, c)) if l == level => c,
-            _ => zstd::bulk::Compressor::new(level)
-                .map_err(|e| Fault::Other(format!("zstd: cannot make a context: {e}")))?,
+impl Context {
+    /// Compresses `data` at `level`, making the context first if need be.
+    fn compress(&mut self, level: i32, data: &[u8]) -> Result<Vec<u8>, Fault> {
+        let compressor = match &mut self.0 {
+            Some(c) => c,
+            empty => empty.insert(
+                zstd::bulk::Compressor::new(level)
+                    .map_err(|e| Fault::Other(format!("zstd: cannot make a context: {e}")))?,
+            ),
         };
-        let (_, compressor) = ctx.insert((level, fresh));
         compressor
             .compress(data)
             .map_err(|e| Fault::Other(format!("zstd: {e}")))
-    })
+    }
 }
 
 fn compress(name: &str, params: &Params) -> Stage<Item, Item> {
     let slot = slot(params);
     let level = i32::try_from(params.int("level")).unwrap_or(3);
-    Stage::try_map(name, move |item: &Item| {
-        let data = slot.bytes(&item.value)?;
-        let packed = compress_here(level, &data)?;
-        Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Bytes(Bytes::from(packed)))))
-    })
+    Stage::try_map_with(
+        name,
+        Context::default,
+        move |ctx: &mut Context, item: &Item| {
+            let data = slot.bytes(&item.value)?;
+            let packed = ctx.compress(level, &data)?;
+            Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Bytes(Bytes::from(packed)))))
+        },
+    )
 }
 
 fn validate_chunk(params: &Params) -> Result<(), ConfigError> {
@@ -195,11 +195,12 @@ mod tests {
     #[test]
     fn compression_round_trips_through_the_worker_context() {
         let data = b"millrace ".repeat(1000);
-        let packed = compress_here(3, &data).unwrap();
+        let mut ctx = Context::default();
+        let packed = ctx.compress(3, &data).unwrap();
         assert!(packed.len() < data.len() / 10);
         assert_eq!(zstd::bulk::decompress(&packed, data.len()).unwrap(), data);
-        // A second call reuses the context; another level makes a new one.
-        assert_eq!(compress_here(3, &data).unwrap(), packed);
-        assert!(compress_here(19, &data).is_ok());
+        // A second call reuses the context.
+        assert!(ctx.0.is_some());
+        assert_eq!(ctx.compress(3, &data).unwrap(), packed);
     }
 }

@@ -6,14 +6,21 @@
 //! read these declarations.
 //!
 //! 1. [`sources`]: `range`, `lines`, `files`;
-//! 2. [`transforms`]: `square`, `scale`, `parse`, `grep`, `spin`, `sleep`;
-//! 3. [`bytes`]: `hash`, `compress`, `chunk`;
-//! 4. [`sinks`]: `sum`, `count`, `stdout`, `file`, `null`.
+//! 2. [`transforms`]: `square`, `scale`, `parse`, `grep`, `spin`;
+//! 3. [`waiting`]: the async kinds, `sleep` and `http` ([`http`] does the requests);
+//! 4. [`bytes`]: `hash`, `compress`, `chunk`;
+//! 5. [`sinks`]: `sum`, `count`, `stdout`, `file`, `null`.
+//!
+//! A kind runs on worker threads or, if it waits rather than computes, as an async stage
+//! ([`Exec`]): many items in flight on one runtime, set with `concurrency` rather than
+//! `workers`.
 
 pub mod bytes;
+pub mod http;
 pub mod sinks;
 pub mod sources;
 pub mod transforms;
+pub mod waiting;
 
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +53,19 @@ impl fmt::Display for Role {
             Role::Sink => "sink",
         })
     }
+}
+
+/// How a kind's stage runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exec {
+    /// On worker threads (`workers`: a number, or autoscaled).
+    Threads,
+    /// As an async stage: `concurrency` items in flight on a tokio runtime. `io`: it needs
+    /// a runtime with I/O (the CLI then hands the pipeline one of its own).
+    Async {
+        /// Whether it does network I/O.
+        io: bool,
+    },
 }
 
 /// An opened source: its values, read on the source's thread.
@@ -84,6 +104,8 @@ pub struct KindSpec {
     pub example: &'static str,
     /// Checks that involve more than one parameter.
     pub validate: Option<Validate>,
+    /// How its stage runs (sources and sinks: [`Exec::Threads`]).
+    pub exec: Exec,
     /// How it is built.
     pub build: Builder,
 }
@@ -102,6 +124,7 @@ pub fn all() -> impl Iterator<Item = &'static KindSpec> {
     sources::KINDS
         .iter()
         .chain(transforms::KINDS)
+        .chain(waiting::KINDS)
         .chain(bytes::KINDS)
         .chain(sinks::KINDS)
 }

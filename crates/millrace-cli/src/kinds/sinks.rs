@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use super::{field_param, Builder, KindSpec, Role};
+use super::{field_param, Builder, Exec, KindSpec, Role};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Fault, Item, Slot, Value};
 
@@ -92,6 +92,7 @@ pub static KINDS: &[KindSpec] = &[
         params: &[field_param("\"value\"")],
         example: "[sink]\nkind = \"sum\"",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Sink(open_sum),
     },
     KindSpec {
@@ -108,6 +109,7 @@ pub static KINDS: &[KindSpec] = &[
         }],
         example: "[sink]\nkind = \"count\"\nfields = [\"length\", \"data\"]",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Sink(open_count),
     },
     KindSpec {
@@ -119,6 +121,7 @@ pub static KINDS: &[KindSpec] = &[
         params: &[PRINT_FIELD, FORMAT_TEXT],
         example: "[sink]\nkind = \"stdout\"\nfield = \"text\"",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Sink(open_stdout),
     },
     KindSpec {
@@ -144,6 +147,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[sink]\nkind = \"file\"\npath = \"out.txt\"",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Sink(open_file),
     },
     KindSpec {
@@ -155,6 +159,7 @@ pub static KINDS: &[KindSpec] = &[
         params: &[],
         example: "[sink]\nkind = \"null\"",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Sink(open_null),
     },
 ];

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::{Builder, KindSpec, Role, SourceIter};
+use super::{Builder, Exec, KindSpec, Role, SourceIter};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Record, Value};
 
@@ -93,6 +93,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[source]\nkind = \"range\"\nend = 10_000_000",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Source(open_range),
     },
     KindSpec {
@@ -109,6 +110,7 @@ pub static KINDS: &[KindSpec] = &[
         }],
         example: "[source]\nkind = \"lines\"\npath = \"data/app.log\"",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Source(open_lines),
     },
     KindSpec {
@@ -142,6 +144,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[source]\nkind = \"files\"\ndir = \"../crates\"\nmax_size = \"1MiB\"\nmatching = '\\.rs$'",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Source(open_files),
     },
 ];

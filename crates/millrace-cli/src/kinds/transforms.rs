@@ -1,18 +1,18 @@
-//! Transform kinds on numbers and text: `square`, `scale`, `parse`, `grep`, and the two
-//! stand-ins for real work, `spin` (CPU) and `sleep` (waiting).
+//! Transform kinds on numbers and text: `square`, `scale`, `parse`, `grep`, and the
+//! stand-in for CPU work, `spin` (its counterpart for waiting, `sleep`, is async: see
+//! [`super::waiting`]).
 //!
 //! Each reads its input through a [`Slot`](crate::value::Slot): the item itself, or the
 //! field `field` of a record, and writes its result in place (field `into` of a record).
 //! A value of the wrong type fails the item with a [`Fault`] naming the expected and the
-//! actual type; the engine adds the stage and the item's id. All but `sleep` are fallible
-//! stages (`Stage::try_map` / `try_flat_map`), so they can retry under a retry policy.
+//! actual type; the engine adds the stage and the item's id. All are fallible stages
+//! (`Stage::try_map` / `try_flat_map`), so they can retry under a retry policy.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use millrace::Stage;
 
-use super::{field_param, into_param, slot, Builder, KindSpec, Role};
+use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Fault, Item, Value};
 
@@ -27,6 +27,7 @@ pub static KINDS: &[KindSpec] = &[
         params: &[field_param("\"value\""), into_param("\"value\"")],
         example: "[[stage]]\nkind = \"square\"\nworkers = 2",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(square),
     },
     KindSpec {
@@ -50,6 +51,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[[stage]]\nkind = \"scale\"\nfactor = 3",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(scale),
     },
     KindSpec {
@@ -61,6 +63,7 @@ pub static KINDS: &[KindSpec] = &[
         params: &[field_param("\"text\""), into_param("\"value\"")],
         example: "[[stage]]\nkind = \"parse\"\non_error = \"skip\"",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(parse),
     },
     KindSpec {
@@ -86,6 +89,7 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[[stage]]\nkind = \"grep\"\npattern = 'ERROR|WARN'",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(grep),
     },
     KindSpec {
@@ -109,23 +113,8 @@ pub static KINDS: &[KindSpec] = &[
         ],
         example: "[[stage]]\nkind = \"spin\"\nunits = 4\nworkers = 4",
         validate: None,
+        exec: Exec::Threads,
         build: Builder::Transform(spin_stage),
-    },
-    KindSpec {
-        name: "sleep",
-        role: Role::Transform,
-        summary: "waits a while per item (standing in for I/O; a thread sleep for now)",
-        takes: "anything",
-        gives: "the same item",
-        params: &[ParamSpec {
-            name: "ms",
-            ty: ParamType::Millis,
-            default: Default::Required,
-            doc: "milliseconds to wait per item",
-        }],
-        example: "[[stage]]\nkind = \"sleep\"\nms = 1\nworkers = 16",
-        validate: None,
-        build: Builder::Transform(sleep),
     },
 ];
 
@@ -201,14 +190,6 @@ fn spin_stage(name: &str, params: &Params) -> Stage<Item, Item> {
     Stage::try_map(name, move |item: &Item| {
         let x = slot.number(&item.value)?;
         Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Number(spin(units, x)))))
-    })
-}
-
-fn sleep(name: &str, params: &Params) -> Stage<Item, Item> {
-    let delay = Duration::try_from_secs_f64(params.millis("ms") / 1000.0).unwrap_or(Duration::MAX);
-    Stage::map(name, move |item: Item| {
-        std::thread::sleep(delay);
-        item
     })
 }
 
