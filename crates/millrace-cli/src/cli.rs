@@ -1,5 +1,5 @@
-//! The command line: `millrace [run [FILE]] | check FILE | stages [KIND]`, with `--help`
-//! and examples on every command.
+//! The command line: `millrace [run [FILE]] | check FILE | stages [KIND] | tune FILE`, with
+//! `--help` and examples on every command.
 //!
 //! Usage errors (an unknown flag, a missing argument) exit with code 2, as bad config does.
 
@@ -15,6 +15,7 @@ Examples:
   millrace check examples/files.toml        validate a file and print it with every default filled in
   millrace stages                           list the built-in stage kinds
   millrace stages grep                      one kind's parameters and an example
+  millrace tune examples/imbalanced.toml    find each stage's worker count by autoscaling
 
 Exit codes: 0 success; 1 the pipeline failed; 2 bad config or usage; 130 interrupted (Ctrl-C).";
 
@@ -38,6 +39,16 @@ Examples:
 
 Prints the resolved pipeline as TOML, with every default written out, and exits 0; a bad
 file prints FILE:LINE:COLUMN, what is wrong and a hint, and exits 2.";
+
+const TUNE_EXAMPLES: &str = "\
+Examples:
+  millrace tune examples/imbalanced.toml
+  millrace tune examples/imbalanced.toml --seconds 3 --set pipeline.cpu_budget=2
+
+Runs the pipeline with every stage on workers = \"auto\" for --seconds (or until the input
+ends), then prints the worker counts the autoscaler settled on as [[stage]] snippets to paste
+into the file, and each decision it took with its reason. Ctrl-C ends the run early and
+still prints what it found.";
 
 const STAGES_EXAMPLES: &str = "\
 Examples:
@@ -65,6 +76,9 @@ pub enum Command {
     /// List the built-in stage kinds, with their parameters and an example each.
     #[command(after_help = STAGES_EXAMPLES)]
     Stages(StagesArgs),
+    /// Run a pipeline with autoscaling for a while and print the worker counts it settled on.
+    #[command(after_help = TUNE_EXAMPLES)]
+    Tune(TuneArgs),
 }
 
 /// `millrace run`.
@@ -78,7 +92,7 @@ pub struct RunArgs {
     /// No live view, even on a terminal (the report is still printed).
     #[arg(long)]
     pub no_live: bool,
-    /// Also write the report as JSON (schema: REPORT_SCHEMA.md, version 1).
+    /// Also write the report as JSON (schema: REPORT_SCHEMA.md, version 2).
     #[arg(long, value_name = "FILE.json")]
     pub report: Option<PathBuf>,
     /// Override a setting of the file, e.g. `source.end=1000`, `stage.grep.workers=4`.
@@ -97,6 +111,22 @@ pub struct CheckArgs {
     /// Override a setting of the file before checking it.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// `millrace tune`.
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// The pipeline file (TOML).
+    pub file: PathBuf,
+    /// How long to run, at most (the run ends earlier if the input does).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::commands::tune::DEFAULT_SECONDS)]
+    pub seconds: f64,
+    /// Override a setting of the file, e.g. `pipeline.cpu_budget=2`, `source.end=1000000`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// No live view, even on a terminal.
+    #[arg(long)]
+    pub no_live: bool,
 }
 
 /// `millrace stages`.

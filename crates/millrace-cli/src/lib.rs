@@ -4,7 +4,7 @@
 //! The binary (`src/main.rs`) only calls [`main_with_args`]; the modules are public so
 //! the integration tests (the loader fuzz test in particular) can reach them.
 //!
-//! * [`cli`] — the command line; [`commands`] — `run`, `check`, `stages`.
+//! * [`cli`] — the command line; [`commands`] — `run`, `check`, `stages`, `tune`.
 //! * [`config`] — loading and checking pipeline files into a [`config::PipelineSpec`].
 //! * [`value`] — the dynamic values items carry; [`kinds`] — the built-in stage kinds.
 //! * [`build`] — spec to engine pipeline; [`sink_runner`] and [`dead_letter`] — the sink
@@ -58,5 +58,6 @@ where
         Some(Command::Run(args)) => commands::run::run(&args),
         Some(Command::Check(args)) => commands::check::run(&args),
         Some(Command::Stages(args)) => commands::stages::run(&args),
+        Some(Command::Tune(args)) => commands::tune::run(&args),
     }
 }

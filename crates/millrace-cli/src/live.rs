@@ -2,9 +2,11 @@
 //!
 //! Each line shows, over the last interval (about 200 ms): items out per second, the share
 //! of the stage's worker time spent busy, idle (waiting for input) and blocked (waiting
-//! for room downstream), and the fill of its input queue; then its worker count. The view
-//! draws on stderr through `indicatif`, only when stderr is a terminal and `--quiet` is
-//! not given, and is cleared before the final report is printed.
+//! for room downstream), and the fill of its input queue; then its worker count as it is
+//! now (autoscaled stages change it), and for an async stage the items in flight. Each
+//! decision of the autoscaler and each wedge the detector finds is printed above the view
+//! as it happens. The view draws on stderr through `indicatif`, only when stderr is a
+//! terminal and `--quiet` is not given, and is cleared before the final report is printed.
 
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ pub struct LiveView {
     rows: Vec<ProgressBar>,
     title: String,
     last: Option<Report>,
+    decisions_shown: usize,
+    wedges_shown: usize,
 }
 
 fn bar() -> ProgressBar {
@@ -69,8 +73,13 @@ pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> Str
             )
         }
     };
+    let in_flight = if t.in_flight > 0 || !t.waiting.is_zero() {
+        format!("  in flight {}", t.in_flight)
+    } else {
+        String::new()
+    };
     format!(
-        "{:<16} {:>11}/s  busy {busy:>3.0}%  idle {idle:>3.0}%  blocked {blocked:>3.0}%  queue {queue}  ×{}",
+        "{:<16} {:>11}/s  busy {busy:>3.0}%  idle {idle:>3.0}%  blocked {blocked:>3.0}%  queue {queue}  ×{}{in_flight}",
         now.name,
         rate_text(rate),
         now.workers
@@ -102,11 +111,29 @@ impl LiveView {
             rows: Vec::new(),
             title: title.to_owned(),
             last: None,
+            decisions_shown: 0,
+            wedges_shown: 0,
         }
     }
 
-    /// Redraws from a new snapshot.
+    /// Redraws from a new snapshot, first printing decisions and wedges not yet shown.
     pub fn update(&mut self, snap: &Report) {
+        let new: Vec<String> = snap
+            .decisions()
+            .skip(self.decisions_shown)
+            .map(|(at, d)| format!("millrace: at {:.1} s: {}", at.as_secs_f64(), d.reason))
+            .collect();
+        self.decisions_shown += new.len();
+        for line in new {
+            self.println(&line);
+        }
+        for (at, wedge) in snap.wedges().iter().skip(self.wedges_shown) {
+            self.println(&format!(
+                "millrace: at {:.1} s: wedged: {wedge}",
+                at.as_secs_f64()
+            ));
+        }
+        self.wedges_shown = snap.wedges().len();
         let parts: Vec<&StageReport> = std::iter::once(snap.source())
             .chain(snap.stages())
             .chain(std::iter::once(snap.sink()))

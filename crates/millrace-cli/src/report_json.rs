@@ -1,4 +1,6 @@
-//! The report as JSON (`--report FILE.json`): schema `millrace-report`, version 1.
+//! The report as JSON (`--report FILE.json`): schema `millrace-report`, version 2 (which
+//! added the autoscaler's decisions, the worker counts over time, wedges, and async
+//! stages' in-flight counts).
 //!
 //! The schema is documented field by field in `REPORT_SCHEMA.md` beside this crate's
 //! `Cargo.toml`; `tests/report_json.rs` checks that a real report has every documented
@@ -16,7 +18,7 @@ use crate::summary::Summary;
 /// The schema's name.
 pub const SCHEMA: &str = "millrace-report";
 /// The schema's version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// How many unfinished ids are listed (the count is always complete).
 const UNFINISHED_LISTED: usize = 1000;
 
@@ -39,6 +41,31 @@ struct Doc<'a> {
     source: Source<'a>,
     result: serde_json::Value,
     dead_letters: Vec<DeadLetters>,
+    decisions: Vec<DecisionEntry>,
+    worker_history: Vec<WorkersAt>,
+    wedges: Vec<WedgeEntry>,
+    controller_busy_seconds: f64,
+}
+
+#[derive(Serialize)]
+struct DecisionEntry {
+    at_seconds: f64,
+    stage: String,
+    from: usize,
+    to: usize,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct WorkersAt {
+    at_seconds: f64,
+    workers: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct WedgeEntry {
+    at_seconds: f64,
+    diagnosis: String,
 }
 
 #[derive(Serialize)]
@@ -74,6 +101,8 @@ struct Stage<'a> {
     idle: f64,
     blocked: f64,
     queue_fill: f64,
+    in_flight: u64,
+    waiting_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -147,6 +176,8 @@ fn stage<'a>(
         idle: s.idle,
         blocked: s.blocked,
         queue_fill: s.queue_fill,
+        in_flight: s.tally.in_flight,
+        waiting_seconds: s.tally.waiting.as_secs_f64(),
     }
 }
 
@@ -250,6 +281,38 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
                 items: *n,
             })
             .collect(),
+        decisions: r
+            .decisions()
+            .map(|(at, d)| DecisionEntry {
+                at_seconds: at.as_secs_f64(),
+                stage: d.name.clone(),
+                from: d.from,
+                to: d.to,
+                reason: d.reason.clone(),
+            })
+            .collect(),
+        worker_history: r
+            .worker_history()
+            .iter()
+            .map(|(at, counts)| WorkersAt {
+                at_seconds: at.as_secs_f64(),
+                workers: r
+                    .stages()
+                    .iter()
+                    .zip(counts)
+                    .map(|(st, n)| (st.name.clone(), serde_json::Value::from(*n)))
+                    .collect(),
+            })
+            .collect(),
+        wedges: r
+            .wedges()
+            .iter()
+            .map(|(at, w)| WedgeEntry {
+                at_seconds: at.as_secs_f64(),
+                diagnosis: w.clone(),
+            })
+            .collect(),
+        controller_busy_seconds: r.controller_busy().as_secs_f64(),
     };
     serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
 }

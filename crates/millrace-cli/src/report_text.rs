@@ -1,5 +1,6 @@
 //! The final report as text: a headline with how the run ended, the totals, a table per
-//! stage, the bottleneck and its reason, latency, errors, and what the source skipped.
+//! stage, the bottleneck and its reason, latency, the autoscaler's decisions and any
+//! wedge, errors, and what the source skipped.
 //!
 //! ```text
 //! pipeline `seed` (examples/seed.toml): completed in 1.234 s, 8.10 M items/s
@@ -9,6 +10,8 @@
 //! square           square            2    10,000,000    10,000,000         0       0   97%    1%       2%    95%
 //! …
 //! bottleneck: `square` (square: 97% busy, input queue full (95%), output queue empty (2%))
+//! autoscaling: 1 decision (controller: 0.4 ms of CPU)
+//!   at 0.2 s: +1 worker to c: 57% of the chain's cost, 100% busy, input queue full (95%)
 //! ```
 
 use std::fmt::Write as _;
@@ -121,6 +124,36 @@ fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64,
     );
 }
 
+/// Decisions listed in full before the rest is summed up (the JSON report has them all).
+const DECISIONS_LISTED: usize = 20;
+
+/// The autoscaler's decisions and the wedges the detector found.
+fn scaling(out: &mut String, r: &millrace::Report) {
+    let decisions: Vec<_> = r.decisions().collect();
+    if !decisions.is_empty() {
+        let _ = writeln!(
+            out,
+            "autoscaling: {} decision{} (controller: {} of CPU)",
+            decisions.len(),
+            if decisions.len() == 1 { "" } else { "s" },
+            duration(r.controller_busy())
+        );
+        for (at, d) in decisions.iter().take(DECISIONS_LISTED) {
+            let _ = writeln!(out, "  at {:.1} s: {}", at.as_secs_f64(), d.reason);
+        }
+        if decisions.len() > DECISIONS_LISTED {
+            let _ = writeln!(
+                out,
+                "  … and {} more (all in the JSON report)",
+                decisions.len() - DECISIONS_LISTED
+            );
+        }
+    }
+    for (at, wedge) in r.wedges() {
+        let _ = writeln!(out, "wedged at {:.1} s: {wedge}", at.as_secs_f64());
+    }
+}
+
 /// Renders the report.
 pub fn render(s: &Summary) -> String {
     let r = &s.report;
@@ -202,6 +235,7 @@ pub fn render(s: &Summary) -> String {
             duration(l.max)
         );
     }
+    scaling(&mut out, r);
     let total_errors = r.errors_total() + s.sink.rejected;
     if total_errors > 0 {
         let shown: Vec<String> = r
@@ -224,8 +258,13 @@ pub fn render(s: &Summary) -> String {
     if !r.unfinished().is_empty() {
         let _ = writeln!(
             out,
-            "unfinished: {} items dropped by the abort",
-            count(r.unfinished().len() as u64)
+            "unfinished: {} items dropped by {}",
+            count(r.unfinished().len() as u64),
+            if s.outcome == Outcome::Aborted {
+                "the abort"
+            } else {
+                "the cancel that ended the run"
+            }
         );
     }
     if let Some(e) = &s.source_error {

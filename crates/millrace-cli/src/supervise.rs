@@ -6,7 +6,8 @@
 //!   in flight drain, the sink finishes; the second cancels (`Handle::cancel`), and if the
 //!   run has not ended a second after that (a worker deep in a long item), the supervisor
 //!   gives up on it and returns a snapshot instead ([`Ended::Abandoned`]);
-//! * a [`StopRequest`] raised by the sink becomes a graceful stop;
+//! * a [`StopRequest`] raised by the sink becomes a graceful stop, and so does reaching
+//!   the [`Watch::deadline`] (`millrace tune` runs for a set time);
 //! * every [`live::INTERVAL`] the live view, if any, is redrawn from `Handle::snapshot`.
 
 use std::time::{Duration, Instant};
@@ -45,6 +46,8 @@ pub struct Watch<'a> {
     pub stop: Option<&'a StopRequest>,
     /// The interrupt counter.
     pub interrupts: &'a Interrupts,
+    /// Stop the run gracefully at this time, if it is still going.
+    pub deadline: Option<Instant>,
 }
 
 const POLL: Duration = Duration::from_millis(20);
@@ -59,6 +62,7 @@ pub fn supervise<R: Send + 'static>(
         mut live,
         stop,
         interrupts,
+        deadline,
     } = watch;
     let handle = running.handle();
     let mut interruption = Interruption::None;
@@ -82,11 +86,11 @@ pub fn supervise<R: Send + 'static>(
             abort_deadline = Some(Instant::now() + ABORT_GRACE);
             say(&live, "millrace: aborting: items in flight are dropped");
         }
-        if let Some(stop) = stop {
-            if stop.is_raised() && !forwarded {
-                handle.stop();
-                forwarded = true;
-            }
+        let requested = stop.is_some_and(StopRequest::is_raised);
+        let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+        if (requested || timed_out) && !forwarded {
+            handle.stop();
+            forwarded = true;
         }
         if abort_deadline.is_some_and(|d| Instant::now() >= d) {
             if let Some(view) = live.take() {

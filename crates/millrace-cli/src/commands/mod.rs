@@ -1,4 +1,4 @@
-//! The subcommands, one module each: [`run`], [`check`], [`stages`].
+//! The subcommands, one module each: [`run`], [`check`], [`stages`], [`tune`].
 //!
 //! Each returns the process's exit code: [`EXIT_OK`], [`EXIT_FAILED`] (the pipeline
 //! failed), [`EXIT_CONFIG`] (bad config or usage), or 130 after Ctrl-C. Messages go to
@@ -7,6 +7,7 @@
 pub mod check;
 pub mod run;
 pub mod stages;
+pub mod tune;
 
 /// Success.
 pub const EXIT_OK: u8 = 0;

@@ -32,8 +32,10 @@ pub fn run(args: &RunArgs) -> u8 {
     }
 }
 
-fn live_view(args: &RunArgs, title: &str, writes_stdout: bool) -> Option<LiveView> {
-    let wanted = !args.quiet && !args.no_live && std::io::stderr().is_terminal();
+/// The live view, if one is wanted (not `off`) and stderr is a terminal, and the sink does
+/// not write to the same terminal.
+pub(super) fn live_view(off: bool, title: &str, writes_stdout: bool) -> Option<LiveView> {
+    let wanted = !off && std::io::stderr().is_terminal();
     let clash = writes_stdout && std::io::stdout().is_terminal();
     (wanted && !clash).then(|| LiveView::new(title))
 }
@@ -69,9 +71,10 @@ fn run_seed(args: &RunArgs) -> u8 {
     };
     let interrupts = Interrupts::install();
     let watch = Watch {
-        live: live_view(args, "seed", false),
+        live: live_view(args.quiet || args.no_live, "seed", false),
         stop: None,
         interrupts: &interrupts,
+        deadline: None,
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = vec![None; 5];
@@ -112,9 +115,10 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     let interrupts = Interrupts::install();
     let writes_stdout = spec.sink.part.kind.name == "stdout";
     let watch = Watch {
-        live: live_view(args, &spec.name, writes_stdout),
+        live: live_view(args.quiet || args.no_live, &spec.name, writes_stdout),
         stop: Some(&built.stop),
         interrupts: &interrupts,
+        deadline: None,
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)

@@ -1,0 +1,199 @@
+//! `millrace tune FILE`: run a pipeline for a while with every stage autoscaled, then print
+//! the worker counts the autoscaler settled on as TOML ready to paste into the file, and the
+//! decisions that led there with their reasons.
+//!
+//! Every stage with a fixed worker count is set to `workers = "auto"` (stages with bounds
+//! keep them; async stages scale by `concurrency` and are left alone). The run stops
+//! gracefully after `--seconds`, or earlier when the input ends. A `stdout` sink is swapped
+//! for `null`, so the items do not mix with the answer. The answer goes to stdout; the live
+//! view and messages to stderr.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use millrace::{EndState, Report};
+
+use crate::build::build;
+use crate::cli::TuneArgs;
+use crate::config::params::Params;
+use crate::config::{self, PipelineSpec, Workers};
+use crate::kinds;
+use crate::live::rate_text;
+use crate::report_text::count;
+use crate::signals::Interrupts;
+use crate::summary::{Outcome, Summary};
+use crate::supervise::{supervise, Watch};
+
+use super::run::live_view;
+use super::{fail, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+
+/// How long `tune` runs when `--seconds` is not given.
+pub const DEFAULT_SECONDS: f64 = 10.0;
+
+/// Puts every thread stage on auto and swaps a `stdout` sink for `null`; returns what it
+/// changed, for the user.
+pub fn prepare(spec: &mut PipelineSpec) -> Vec<String> {
+    let mut notes = Vec::new();
+    for stage in &mut spec.stages {
+        if let Workers::Fixed(_) = stage.workers {
+            stage.workers = Workers::Auto { min: 1, max: None };
+        }
+    }
+    if spec.sink.part.kind.name == "stdout" {
+        if let Some(null) = kinds::find("null") {
+            spec.sink.part.kind = null;
+            spec.sink.part.params = Params::default();
+            notes.push("the `stdout` sink is replaced by `null` while tuning".to_owned());
+        }
+    }
+    notes
+}
+
+/// How the run ended, in words.
+fn ending(report: &Report, outcome: Outcome, limit: Duration) -> String {
+    match (outcome, report.end()) {
+        (Outcome::Interrupted | Outcome::Aborted, _) => "interrupted (Ctrl-C)".to_owned(),
+        (Outcome::Failed, _) => "FAILED".to_owned(),
+        (_, EndState::Stopped) => format!("stopped at the time limit ({} s)", limit.as_secs_f64()),
+        _ => "the input ended".to_owned(),
+    }
+}
+
+/// The answer: the settled worker counts as `[[stage]]` snippets, then the decisions.
+pub fn render(spec: &PipelineSpec, summary: &Summary, limit: Duration) -> String {
+    let r = &summary.report;
+    let wall = r.wall().as_secs_f64();
+    let rate = if wall > 0.0 {
+        r.delivered() as f64 / wall
+    } else {
+        0.0
+    };
+    let budget = spec.scaling.cpu_budget.map_or_else(
+        || {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            format!("{cores} (the cores)")
+        },
+        |b| b.to_string(),
+    );
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# millrace tune {}: {wall:.1} s with every stage autoscaled, cpu budget {budget};",
+        spec.file
+    );
+    let _ = writeln!(
+        out,
+        "# {}; {} items delivered ({} items/s).",
+        ending(r, summary.outcome, limit),
+        count(r.delivered()),
+        rate_text(rate)
+    );
+    if let Some(e) = &summary.error {
+        let _ = writeln!(out, "# error: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "# The worker counts it settled on, to paste over each stage's `workers`:"
+    );
+    for (spec_stage, stage) in spec.stages.iter().zip(r.stages()) {
+        if spec_stage.workers == Workers::Async {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "\n[[stage]]\nname = {}\nworkers = {}",
+            serde_json::Value::from(spec_stage.name.as_str()),
+            stage.workers
+        );
+    }
+    let asyncs: Vec<&str> = spec
+        .stages
+        .iter()
+        .filter(|s| s.workers == Workers::Async)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !asyncs.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n# async stages scale by `concurrency`, not workers: {}",
+            asyncs.join(", ")
+        );
+    }
+    let decisions: Vec<String> = r
+        .decisions()
+        .map(|(at, d)| format!("#   {:.1} s: {}", at.as_secs_f64(), d.reason))
+        .collect();
+    if decisions.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n# No decisions: the first counts held (or the run was too short to tell)."
+        );
+    } else {
+        let _ = writeln!(out, "\n# Decisions (seconds since the start):");
+        for d in decisions {
+            let _ = writeln!(out, "{d}");
+        }
+    }
+    for (at, wedge) in r.wedges() {
+        let _ = writeln!(out, "# wedged at {:.1} s: {wedge}", at.as_secs_f64());
+    }
+    out
+}
+
+/// Runs `millrace tune`; returns the exit code.
+pub fn run(args: &TuneArgs) -> u8 {
+    Interrupts::install();
+    let limit = match Duration::try_from_secs_f64(args.seconds) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            return fail(
+                EXIT_CONFIG,
+                &format!("--seconds must be a positive number, got {}", args.seconds),
+            )
+        }
+    };
+    let mut spec = match config::load(&args.file, &args.set) {
+        Ok(spec) => spec,
+        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+    };
+    for note in prepare(&mut spec) {
+        eprintln!("millrace: {note}");
+    }
+    let built = match build(&spec) {
+        Ok(b) => b,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    let running = match built.pipeline.spawn() {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+    };
+    let interrupts = Interrupts::install();
+    let watch = Watch {
+        live: live_view(args.no_live, &spec.name, false),
+        stop: Some(&built.stop),
+        interrupts: &interrupts,
+        deadline: Some(Instant::now() + limit),
+    };
+    let (ended, interruption) = supervise(running, watch);
+    let (summary, runner) = match Summary::new(
+        &spec.name,
+        Some(&spec.file),
+        Vec::new(),
+        ended,
+        interruption,
+    ) {
+        Ok(s) => s,
+        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+    };
+    // Flush what the sink and the dead letters wrote; their results are not the answer.
+    if let Some(runner) = runner {
+        let _ = runner.finish();
+    }
+    let _ = built.dead_letters.finish();
+    print!("{}", render(&spec, &summary, limit));
+    match summary.outcome {
+        Outcome::Failed => EXIT_FAILED,
+        Outcome::Completed => EXIT_OK,
+        other => other.exit_code(),
+    }
+}
