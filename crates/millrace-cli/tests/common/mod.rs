@@ -1,6 +1,9 @@
-//! Helpers shared by the CLI tests: the binary with a timeout, and the examples folder.
+//! Helpers shared by the CLI tests: the binary with a timeout, the examples folder, and a
+//! local HTTP server ([`http`]).
 
 #![allow(dead_code)]
+
+pub mod http;
 
 use std::path::PathBuf;
 use std::time::Duration;
