@@ -1,5 +1,6 @@
-//! Every pipeline file in `examples/` runs on small inputs and gives the right output; the
-//! built-in seed pipeline (the README's quick start) gives its reference checksum.
+//! Every pipeline file in `examples/` runs on small inputs and gives the right output (a
+//! new example without a test here fails [`every_example_has_a_test`]); the built-in seed
+//! pipeline (the README's quick start) gives its reference checksum.
 
 mod common;
 
@@ -182,5 +183,85 @@ fn every_example_checks_and_its_resolved_form_loads_to_the_same_pipeline() {
             .success()
             .stdout(predicate::str::contains("valid"));
     }
-    assert!(seen >= 4, "examples missing");
+    assert!(seen >= 6, "examples missing");
+}
+
+/// The examples this file runs; keep in step with `examples/`.
+const TESTED: &[&str] = &[
+    "autoscale.toml",
+    "files.toml",
+    "imbalanced.toml",
+    "io.toml",
+    "logs.toml",
+    "seed.toml",
+];
+
+#[test]
+fn every_example_has_a_test() {
+    let mut found: Vec<String> = fs::read_dir(common::repo_root().join("examples"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, TESTED,
+        "add a test for the new example to tests/examples.rs"
+    );
+}
+
+#[test]
+fn autoscale_example_sums_and_only_ever_widens_the_heavy_stage() {
+    let n = 60_000u64;
+    let expected = (0..n).fold(0u64, |s, x| {
+        s.wrapping_add(spin(1, spin(6, spin(1, spin(1, x)))))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    millrace()
+        .args(["run", &example("autoscale.toml")])
+        .args(["--set", &format!("source.end={n}")])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout(format!("sum: {expected}\n"));
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    // The controller ran from the start, every stage on one worker.
+    let first = &json["worker_history"][0]["workers"];
+    for stage in ["a", "b", "c", "d"] {
+        assert_eq!(first[stage], 1, "{json}");
+    }
+    // Whatever it decided (timing decides when), it only ever gave `c` more, up to its max.
+    for d in json["decisions"].as_array().unwrap() {
+        assert_eq!(d["stage"], "c", "{d}");
+        assert!(d["to"].as_u64().unwrap() > d["from"].as_u64().unwrap());
+        assert!(d["to"].as_u64().unwrap() <= 4);
+    }
+    assert!(json["wedges"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn io_example_waits_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    millrace()
+        .args(["run", &example("io.toml")])
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .success()
+        .stdout("count: 20000\n");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    // 20,000 waits of 50 ms, 1,000 at a time: about 1 s (one at a time: 1,000 s).
+    let wall = json["wall_seconds"].as_f64().unwrap();
+    assert!((0.9..15.0).contains(&wall), "wall {wall} s");
+    assert_eq!(json["totals"]["delivered"], 20_000);
+    let sleep = &json["stages"][1];
+    assert_eq!(sleep["name"], "sleep");
+    assert!(
+        sleep["waiting_seconds"].as_f64().unwrap() > 100.0,
+        "{sleep}"
+    );
 }

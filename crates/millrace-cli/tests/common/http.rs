@@ -123,8 +123,7 @@ pub fn serve(max_requests: usize, life: Duration, answer: Answer) -> Server {
             paths.push(path);
         }
         // Held connections close here, unanswered.
-        while !held.is_empty() && Instant::now() < deadline && !stopping.load(Ordering::Relaxed)
-        {
+        while !held.is_empty() && Instant::now() < deadline && !stopping.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
         paths
