@@ -24,10 +24,13 @@ Examples:
   millrace run                              the built-in seed pipeline over 10,000,000 numbers
   millrace run --n 1000                     the seed pipeline over 1,000 numbers
   millrace run examples/imbalanced.toml     see which stage holds a pipeline back
+  millrace run examples/autoscale.toml      let the autoscaler find each stage's workers
+  millrace run examples/io.toml             20,000 waits, 1,000 in flight, about 1 s
   millrace run examples/logs.toml --set stage.grep.pattern=WARN
   millrace run examples/files.toml --report report.json --quiet
 
-On a terminal a live view shows each stage's items/s, busy/idle/blocked share and queue fill.
+On a terminal a live view shows each stage's items/s, busy/idle/blocked share, queue fill
+and workers, and the autoscaler's decisions as they happen.
 Ctrl-C stops gracefully (the source stops, items in flight drain, the sink flushes) and the
 report says how many items were done; a second Ctrl-C aborts at once.
 Data (sink output) goes to stdout; the report and messages go to stderr.";

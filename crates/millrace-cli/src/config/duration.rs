@@ -2,7 +2,7 @@
 //!
 //! A duration is a string of one or more parts, each a number (decimals allowed) and a
 //! unit: `ns`, `us` (or `µs`), `ms`, `s`, `m` (or `min`), `h`. A bare number is refused,
-//! since nobody can tell whether `250` meant milliseconds or seconds. [`format`] writes a
+//! since nobody can tell whether `250` meant milliseconds or seconds. [`format()`] writes a
 //! duration back in the largest unit that keeps it exact, so `millrace check` prints what
 //! the loader reads back unchanged.
 

@@ -1,7 +1,7 @@
 //! From the config tree to a [`PipelineSpec`]: every key known, every value checked,
 //! defaults applied.
 //!
-//! Each table is read through a [`Keys`] reader that marks the keys it takes; whatever is
+//! Each table is read through a `Keys` reader that marks the keys it takes; whatever is
 //! left at the end is an unknown key, reported with the closest known one. The first error
 //! found is returned (errors come in file order within a table).
 
