@@ -62,7 +62,7 @@ impl WorkloadResult {
     }
 }
 
-/// One peak-memory figure.
+/// One peak-memory figure: the median of one or more child runs.
 #[derive(Clone, Debug)]
 pub struct RssRow {
     /// The workload.
@@ -73,8 +73,10 @@ pub struct RssRow {
     pub setup: String,
     /// Items.
     pub n: u64,
-    /// What the child reported.
-    pub run: ChildRun,
+    /// Each child run's peak resident set, in KiB, sorted.
+    pub peaks_kib: Vec<u64>,
+    /// The checksum the children reported.
+    pub checksum: u64,
     /// The most 1 MiB buffers the settings allow in flight (W5).
     pub in_flight: Option<usize>,
 }
@@ -92,6 +94,15 @@ pub struct MatrixResult {
     pub errors: Vec<Error>,
 }
 
+impl RssRow {
+    /// The median peak in MiB.
+    pub fn peak_mib(&self) -> f64 {
+        self.peaks_kib
+            .get(self.peaks_kib.len() / 2)
+            .map_or(0.0, |&kib| kib as f64 / 1024.0)
+    }
+}
+
 impl MatrixResult {
     /// The result for `workload`, if it ran.
     pub fn workload(&self, workload: Workload) -> Option<&WorkloadResult> {
@@ -106,18 +117,49 @@ impl MatrixResult {
     }
 }
 
-/// The peak-memory runs: (workload, implementation, multiple of N). Each N is also run
-/// sequentially, for the floor of a process's own memory and the reference checksum.
-const RSS_PLAN: [(Workload, &str, u64); 9] = [
-    (Workload::W1Seed, "sequential", 1),
-    (Workload::W1Seed, "millrace", 1),
-    (Workload::W1Seed, "sequential", 10),
-    (Workload::W1Seed, "millrace", 10),
-    (Workload::W5Large, "sequential", 1),
-    (Workload::W5Large, "crossbeam", 1),
-    (Workload::W5Large, "millrace", 1),
-    (Workload::W5Large, "sequential", 2),
-    (Workload::W5Large, "millrace", 2),
+/// One line of the peak-memory plan.
+struct RssPlan {
+    workload: Workload,
+    implementation: &'static str,
+    /// The run's N as a multiple of the workload's.
+    multiple: u64,
+    /// Child runs; the table shows the median peak and the range.
+    repeats: usize,
+}
+
+const fn plan(
+    workload: Workload,
+    implementation: &'static str,
+    multiple: u64,
+    repeats: usize,
+) -> RssPlan {
+    RssPlan {
+        workload,
+        implementation,
+        multiple,
+        repeats,
+    }
+}
+
+/// The W5 run that shows the peak does not grow with N, as a multiple of N.
+pub const W5_LONG_RUN: u64 = 4;
+
+/// The W1 run that shows the peak does not grow with N, as a multiple of N.
+pub const W1_LONG_RUN: u64 = 10;
+
+/// The peak-memory runs. Each N is also run sequentially, for the floor of a process's own
+/// memory and the reference checksum. Peaks of one configuration vary by a few MiB from run
+/// to run (where the allocator happens to place freed buffers), hence the repeats.
+const RSS_PLAN: [RssPlan; 9] = [
+    plan(Workload::W1Seed, "sequential", 1, 1),
+    plan(Workload::W1Seed, "millrace", 1, 3),
+    plan(Workload::W1Seed, "sequential", W1_LONG_RUN, 1),
+    plan(Workload::W1Seed, "millrace", W1_LONG_RUN, 3),
+    plan(Workload::W5Large, "sequential", 1, 1),
+    plan(Workload::W5Large, "crossbeam", 1, 3),
+    plan(Workload::W5Large, "millrace", 1, 3),
+    plan(Workload::W5Large, "sequential", W5_LONG_RUN, 1),
+    plan(Workload::W5Large, "millrace", W5_LONG_RUN, 3),
 ];
 
 /// How the table describes an implementation's setup: threads, settings.
@@ -206,32 +248,70 @@ fn check_checksums(workload: Workload, n: u64, rows: &[Row], errors: &mut Vec<Er
     }
 }
 
+/// Runs one line of the plan: `repeats` children, every checksum checked.
+fn run_children(
+    workload: Workload,
+    name: &str,
+    n: u64,
+    repeats: usize,
+    errors: &mut Vec<Error>,
+) -> Option<(u64, Vec<u64>)> {
+    let mut runs: Vec<ChildRun> = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        match measure_in_child(workload, name, n) {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                eprintln!("FAILED: {e}");
+                errors.push(e);
+                return None;
+            }
+        }
+    }
+    let checksum = runs.first()?.checksum;
+    if let Some(other) = runs.iter().find(|run| run.checksum != checksum) {
+        errors.push(Error::Checksum {
+            workload: workload.code(),
+            implementation: format!("{name} in a peak-memory child at n = {n}"),
+            expected: checksum,
+            got: other.checksum,
+        });
+    }
+    let mut peaks: Vec<u64> = runs.iter().map(|run| run.peak_kib).collect();
+    peaks.sort_unstable();
+    Some((checksum, peaks))
+}
+
 fn run_rss(options: &Options, result: &mut MatrixResult) {
-    for (workload, name, multiple) in RSS_PLAN {
+    for line in RSS_PLAN {
+        let (workload, name) = (line.workload, line.implementation);
         if !options.only.contains(&workload) {
             continue;
         }
-        let n = options.n(workload) * multiple;
+        let n = options.n(workload) * line.multiple;
         let Some(implementation) = Implementation::parse(workload, name) else {
             continue;
         };
-        eprint!("  peak memory: {workload} · {name} at n = {n} … ");
-        let run = match measure_in_child(workload, name, n) {
-            Ok(run) => run,
-            Err(e) => {
-                eprintln!("FAILED: {e}");
-                result.errors.push(e);
-                continue;
-            }
+        eprint!(
+            "  peak memory: {workload} · {name} at n = {n} × {} … ",
+            line.repeats
+        );
+        let Some((checksum, peaks_kib)) =
+            run_children(workload, name, n, line.repeats, &mut result.errors)
+        else {
+            continue;
         };
-        eprintln!("{:.1} MiB", run.peak_mib());
+        let mib: Vec<String> = peaks_kib
+            .iter()
+            .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
+            .collect();
+        eprintln!("{} MiB", mib.join(", "));
         if let Some(reference) = result.rss_of(workload, "sequential", n) {
-            if reference.run.checksum != run.checksum {
+            if reference.checksum != checksum {
                 result.errors.push(Error::Checksum {
                     workload: workload.code(),
                     implementation: format!("{name} in the peak-memory child at n = {n}"),
-                    expected: reference.run.checksum,
-                    got: run.checksum,
+                    expected: reference.checksum,
+                    got: checksum,
                 });
             }
         }
@@ -248,7 +328,8 @@ fn run_rss(options: &Options, result: &mut MatrixResult) {
             implementation: implementation.name(),
             setup: setup(workload, &implementation),
             n,
-            run,
+            peaks_kib,
+            checksum,
             in_flight,
         });
     }

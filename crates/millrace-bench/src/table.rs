@@ -194,7 +194,9 @@ pub fn peak_memory(result: &MatrixResult) -> Table {
         "implementation",
         "settings",
         ">N",
-        ">peak RSS (MiB)",
+        ">runs",
+        ">peak RSS, median (MiB)",
+        ">range (MiB)",
         ">in-flight bound (MiB)",
     ]);
     for r in &result.rss {
@@ -203,7 +205,14 @@ pub fn peak_memory(result: &MatrixResult) -> Table {
             r.implementation.to_owned(),
             r.setup.clone(),
             grouped(r.n),
-            format!("{:.1}", r.run.peak_mib()),
+            r.peaks_kib.len().to_string(),
+            format!("{:.1}", r.peak_mib()),
+            match (r.peaks_kib.first(), r.peaks_kib.last()) {
+                (Some(lo), Some(hi)) if lo != hi => {
+                    format!("{:.1}–{:.1}", *lo as f64 / 1024.0, *hi as f64 / 1024.0)
+                }
+                _ => String::new(),
+            },
             r.in_flight.map_or(String::new(), |items| items.to_string()),
         ]);
     }

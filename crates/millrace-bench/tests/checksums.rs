@@ -9,8 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use millrace::{Pipeline, Stage};
-use millrace_bench::workloads::{w4_ordered, w5_large};
+use millrace_bench::workloads::w4_ordered;
 use millrace_bench::{Error, Implementation, Workload};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -120,55 +119,4 @@ fn the_ordered_checksum_changes_when_two_items_swap() {
     let in_order = [1u64, 2, 3].into_iter().fold(0, w4_ordered::hash);
     let swapped = [2u64, 1, 3].into_iter().fold(0, w4_ordered::hash);
     assert_ne!(in_order, swapped);
-}
-
-#[test]
-fn large_buffers_are_moved_through_millrace_not_copied() {
-    // Each buffer carries the address of its heap block from the stage that built it; the
-    // last stage finds the same block, so no stage copied it.
-    let moved = guarded("the W5 pointer check", || {
-        Pipeline::source(0..16u64)
-            .stage(
-                Stage::map("build", |x| {
-                    let buffer = w5_large::build(x);
-                    let address = buffer.as_ptr() as usize;
-                    (buffer, address)
-                })
-                .batch(1)
-                .capacity(2),
-            )
-            .stage(
-                Stage::map("hash", |(buffer, address): (Vec<u8>, usize)| {
-                    let (buffer, h) = w5_large::hash(buffer);
-                    (buffer, h, address)
-                })
-                .workers(2)
-                .batch(1)
-                .capacity(2),
-            )
-            .stage(
-                Stage::map("check", |(buffer, _h, address): (Vec<u8>, u64, usize)| {
-                    buffer.as_ptr() as usize == address && buffer.len() == w5_large::ITEM_BYTES
-                })
-                .batch(1)
-                .capacity(2),
-            )
-            .fold(0usize, |moved, same| moved + usize::from(same))
-            .run()
-            .map(|finished| finished.output)
-    });
-    assert_eq!(
-        moved.ok(),
-        Some(16),
-        "every buffer must reach the end in place"
-    );
-}
-
-#[test]
-fn the_w5_in_flight_bound_counts_every_worker_and_both_buffer_connectors() {
-    let config = &Workload::W5Large.millrace_configs()[0];
-    let workers: usize = config.workers.iter().sum();
-    let capacity = config.capacity.unwrap_or(4096);
-    assert_eq!(config.batch, 1);
-    assert_eq!(w5_large::millrace_in_flight(config), workers + 2 * capacity);
 }
