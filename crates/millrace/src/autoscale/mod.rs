@@ -279,6 +279,10 @@ pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
             };
             states.push(what);
         }
+        let in_flight = m.tally().in_flight;
+        if in_flight > 0 {
+            states.push(format!("{in_flight} items in flight in its futures"));
+        }
         if states.is_empty() {
             continue;
         }

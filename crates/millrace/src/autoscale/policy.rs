@@ -8,10 +8,10 @@
 //! `budget / Σ cost`, where the budget is how many workers may be busy at once (by default
 //! the number of cores). Starting from each stage's minimum, the policy gives one more
 //! worker at a time to the stage with the least capacity (the bottleneck), as long as that
-//! capacity is clearly (10%) below the CPU bound and the stage is below its maximum:
+//! capacity is clearly (5%) below the CPU bound and the stage is below its maximum:
 //!
 //! ```text
-//! W2 (costs 1, 1, 4, 1) on 2 cores: bound 2/7; c has 1/4 < 0.9 × 2/7, so c gets a second
+//! W2 (costs 1, 1, 4, 1) on 2 cores: bound 2/7; c has 1/4 < 0.95 × 2/7, so c gets a second
 //! worker; then every stage passes at least 2/7: workers 1, 1, 2, 1.
 //! ```
 //!
@@ -102,7 +102,7 @@ impl Policy {
         Policy {
             budget: budget.max(1),
             patience: 2,
-            tolerance: 0.1,
+            tolerance: 0.05,
             recent: vec![VecDeque::new(); stages],
             streak: vec![(0, 0); stages],
         }

@@ -346,7 +346,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Runs async stages on this runtime instead of a current-thread runtime of their own.
+    /// Runs async stages on this runtime instead of a current-thread runtime of their own
+    /// (which has timers and network I/O). Each async stage's driver thread calls
+    /// `handle.block_on`, so the stage's futures run on that thread, with the runtime's
+    /// drivers; pass a multi-thread runtime's handle when its I/O should be shared.
     #[cfg(feature = "async")]
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
         self.settings.runtime = Some(handle);

@@ -11,7 +11,8 @@
 //! 1. an **intake** thread takes batches off the stage's connector (accounting idle time
 //!    and dropping batches after a cancel, like any worker) and hands them to the runtime;
 //! 2. the **driver** thread runs the stage's future with `block_on`: on a current-thread
-//!    runtime the pipeline owns, or on a runtime handle the user passed
+//!    runtime the pipeline owns (timers and network I/O enabled), or on a runtime handle
+//!    the user passed
 //!    ([`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime));
 //! 3. an **output** thread runs the ordinary [emitter](super::worker) loop, so batching,
 //!    flushing, ordering and backpressure downstream work exactly as for sync stages.
@@ -205,7 +206,7 @@ where
         match runtime {
             Some(handle) => handle.block_on(driver),
             None => match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
+                .enable_all()
                 .build()
             {
                 Ok(rt) => rt.block_on(driver),
