@@ -3,7 +3,10 @@
 //! Parsing never panics on what the user typed: every mistake is an [`Error::Usage`] that
 //! says what was wrong and what to write instead.
 
+use std::time::Duration;
+
 use crate::error::Error;
+use crate::measure::Runs;
 use crate::workloads::{Implementation, Workload};
 
 /// The help text.
@@ -19,6 +22,8 @@ USAGE:
 
 OPTIONS:
     --runs N          timed runs per implementation; the table shows the median [default: 3]
+    --min-time SECS   repeat short runs until they take SECS together (at most 100 runs)
+                      [default: 1; 0 with --quick]
     --quick           tiny inputs (N / 1000) for CI: checks checksums, not speed
     --only LIST       only these workloads, by code or name: W1,W4 or seed,ordered
     --scale FACTOR    multiply every workload's N by FACTOR (e.g. 0.1)
@@ -62,8 +67,10 @@ pub enum Command {
 /// Settings of a matrix run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
-    /// Timed runs per implementation.
+    /// Timed runs per implementation (at least).
     pub runs: usize,
+    /// Short runs are repeated until they take this many seconds together.
+    pub min_time: f64,
     /// Tiny inputs.
     pub quick: bool,
     /// The workloads to run, in order.
@@ -80,6 +87,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             runs: 3,
+            min_time: DEFAULT_MIN_TIME,
             quick: false,
             only: Workload::ALL.to_vec(),
             scale: 1.0,
@@ -88,6 +96,9 @@ impl Default for Options {
         }
     }
 }
+
+/// The default of `--min-time`, in seconds.
+pub const DEFAULT_MIN_TIME: f64 = 1.0;
 
 /// The divisor `--quick` applies to every N.
 pub const QUICK_DIVISOR: f64 = 1000.0;
@@ -100,11 +111,23 @@ impl Options {
         (n.round() as u64).max(1)
     }
 
+    /// How many runs to make of each implementation.
+    pub fn runs(&self) -> Runs {
+        let min_time = if self.quick { 0.0 } else { self.min_time };
+        Runs {
+            at_least: self.runs,
+            min_time: Duration::from_secs_f64(min_time),
+        }
+    }
+
     /// The command that reproduces a run under these options.
     pub fn command_line(&self) -> String {
         let mut line = String::from("cargo run --release -p millrace-bench --");
         if self.runs != 3 {
             line.push_str(&format!(" --runs {}", self.runs));
+        }
+        if self.min_time != DEFAULT_MIN_TIME {
+            line.push_str(&format!(" --min-time {}", self.min_time));
         }
         if self.quick {
             line.push_str(" --quick");
@@ -176,6 +199,17 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Error> 
                     _ => {
                         return Err(usage(format!(
                             "--runs expects a positive integer, got `{text}`"
+                        )))
+                    }
+                };
+            }
+            "--min-time" => {
+                let text = value("seconds, e.g. --min-time 1")?;
+                options.min_time = match text.parse::<f64>() {
+                    Ok(secs) if (0.0..=3600.0).contains(&secs) => secs,
+                    _ => {
+                        return Err(usage(format!(
+                            "--min-time expects seconds between 0 and 3600, got `{text}`"
                         )))
                     }
                 };
@@ -295,6 +329,7 @@ mod tests {
         assert!(message("--runs zero").contains("`zero`"));
         assert!(message("--runs 0").contains("positive"));
         assert!(message("--scale -1").contains("`-1`"));
+        assert!(message("--min-time soon").contains("`soon`"));
         assert!(message("--only W9").contains("unknown workload `W9`"));
         assert!(message("--frobnicate").contains("unknown argument `--frobnicate`"));
         assert!(message("--runs").contains("needs a value"));

@@ -12,7 +12,7 @@ use crate::cli::Options;
 use crate::error::Error;
 use crate::machine;
 use crate::measure::{measure, Measurement};
-use crate::rss::{measure_in_child, ChildRun};
+use crate::rss::{measure_in_child, Allocator, ChildRun};
 use crate::workloads::{w5_large, Implementation, Workload};
 
 /// One implementation's measurement.
@@ -73,6 +73,8 @@ pub struct RssRow {
     pub setup: String,
     /// Items.
     pub n: u64,
+    /// How the children's allocator was set up.
+    pub allocator: Allocator,
     /// Each child run's peak resident set, in KiB, sorted.
     pub peaks_kib: Vec<u64>,
     /// The checksum the children reported.
@@ -110,10 +112,19 @@ impl MatrixResult {
     }
 
     /// The peak-memory figure of `implementation` on `workload` at `n` items.
-    pub fn rss_of(&self, workload: Workload, implementation: &str, n: u64) -> Option<&RssRow> {
-        self.rss
-            .iter()
-            .find(|r| r.workload == workload && r.implementation == implementation && r.n == n)
+    pub fn rss_of(
+        &self,
+        workload: Workload,
+        implementation: &str,
+        n: u64,
+        allocator: Allocator,
+    ) -> Option<&RssRow> {
+        self.rss.iter().find(|r| {
+            r.workload == workload
+                && r.implementation == implementation
+                && r.n == n
+                && r.allocator == allocator
+        })
     }
 }
 
@@ -125,6 +136,7 @@ struct RssPlan {
     multiple: u64,
     /// Child runs; the table shows the median peak and the range.
     repeats: usize,
+    allocator: Allocator,
 }
 
 const fn plan(
@@ -138,6 +150,16 @@ const fn plan(
         implementation,
         multiple,
         repeats,
+        allocator: Allocator::Default,
+    }
+}
+
+impl RssPlan {
+    const fn returning_freed(self) -> RssPlan {
+        RssPlan {
+            allocator: Allocator::ReturnsFreed,
+            ..self
+        }
     }
 }
 
@@ -147,10 +169,12 @@ pub const W5_LONG_RUN: u64 = 4;
 /// The W1 run that shows the peak does not grow with N, as a multiple of N.
 pub const W1_LONG_RUN: u64 = 10;
 
-/// The peak-memory runs. Each N is also run sequentially, for the floor of a process's own
-/// memory and the reference checksum. Peaks of one configuration vary by a few MiB from run
-/// to run (where the allocator happens to place freed buffers), hence the repeats.
-const RSS_PLAN: [RssPlan; 9] = [
+/// The peak-memory runs. Each N (and allocator setting) is also run sequentially, for the
+/// floor of a process's own memory and the reference checksum. With the default allocator,
+/// peaks of one configuration vary by a few MiB from run to run (where the allocator happens
+/// to keep freed buffers), hence the repeats; W5 is run again with an allocator that returns
+/// freed buffers, whose peak follows the live buffers.
+const RSS_PLAN: [RssPlan; 11] = [
     plan(Workload::W1Seed, "sequential", 1, 1),
     plan(Workload::W1Seed, "millrace", 1, 3),
     plan(Workload::W1Seed, "sequential", W1_LONG_RUN, 1),
@@ -160,6 +184,8 @@ const RSS_PLAN: [RssPlan; 9] = [
     plan(Workload::W5Large, "millrace", 1, 3),
     plan(Workload::W5Large, "sequential", W5_LONG_RUN, 1),
     plan(Workload::W5Large, "millrace", W5_LONG_RUN, 3),
+    plan(Workload::W5Large, "sequential", 1, 1).returning_freed(),
+    plan(Workload::W5Large, "millrace", 1, 3).returning_freed(),
 ];
 
 /// How the table describes an implementation's setup: threads, settings.
@@ -188,15 +214,16 @@ fn run_workload(options: &Options, workload: Workload, errors: &mut Vec<Error>) 
         let measured = measure(
             workload.code(),
             implementation.name(),
-            options.runs,
+            options.runs(),
             n,
             || workload.run(&implementation, n),
         );
         match measured {
             Ok(measurement) => {
                 eprintln!(
-                    "{:.2} M items/s ({:.1} s)",
+                    "{:.2} M items/s ({} runs, {:.1} s)",
                     measurement.rate() / 1e6,
+                    measurement.times.len(),
                     start.elapsed().as_secs_f64()
                 );
                 rows.push(Row {
@@ -254,11 +281,12 @@ fn run_children(
     name: &str,
     n: u64,
     repeats: usize,
+    allocator: Allocator,
     errors: &mut Vec<Error>,
 ) -> Option<(u64, Vec<u64>)> {
     let mut runs: Vec<ChildRun> = Vec::with_capacity(repeats);
     for _ in 0..repeats {
-        match measure_in_child(workload, name, n) {
+        match measure_in_child(workload, name, n, allocator) {
             Ok(run) => runs.push(run),
             Err(e) => {
                 eprintln!("FAILED: {e}");
@@ -292,12 +320,18 @@ fn run_rss(options: &Options, result: &mut MatrixResult) {
             continue;
         };
         eprint!(
-            "  peak memory: {workload} · {name} at n = {n} × {} … ",
-            line.repeats
+            "  peak memory: {workload} · {name} at n = {n} × {} (allocator: {}) … ",
+            line.repeats,
+            line.allocator.label()
         );
-        let Some((checksum, peaks_kib)) =
-            run_children(workload, name, n, line.repeats, &mut result.errors)
-        else {
+        let Some((checksum, peaks_kib)) = run_children(
+            workload,
+            name,
+            n,
+            line.repeats,
+            line.allocator,
+            &mut result.errors,
+        ) else {
             continue;
         };
         let mib: Vec<String> = peaks_kib
@@ -305,7 +339,7 @@ fn run_rss(options: &Options, result: &mut MatrixResult) {
             .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
             .collect();
         eprintln!("{} MiB", mib.join(", "));
-        if let Some(reference) = result.rss_of(workload, "sequential", n) {
+        if let Some(reference) = result.rss_of(workload, "sequential", n, line.allocator) {
             if reference.checksum != checksum {
                 result.errors.push(Error::Checksum {
                     workload: workload.code(),
@@ -328,6 +362,7 @@ fn run_rss(options: &Options, result: &mut MatrixResult) {
             implementation: implementation.name(),
             setup: setup(workload, &implementation),
             n,
+            allocator: line.allocator,
             peaks_kib,
             checksum,
             in_flight,
@@ -352,7 +387,7 @@ pub fn run(options: &Options) -> MatrixResult {
             continue;
         }
         eprintln!(
-            "{workload}: n = {}, {} runs each",
+            "{workload}: n = {}, at least {} runs each",
             options.n(workload),
             options.runs
         );

@@ -55,7 +55,20 @@ impl Measurement {
     }
 }
 
-/// Runs `f` (which processes `n` items and returns their checksum) `runs` times.
+/// The most runs [`measure`] makes to fill its minimum time.
+pub const MAX_RUNS: usize = 100;
+
+/// How many runs to make of one implementation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Runs {
+    /// At least this many runs.
+    pub at_least: usize,
+    /// And more (up to [`MAX_RUNS`]) until the runs took this long together: a run of a
+    /// few milliseconds is at the mercy of one time slice, so short runs are repeated.
+    pub min_time: Duration,
+}
+
+/// Runs `f` (which processes `n` items and returns their checksum) as often as `runs` says.
 ///
 /// # Errors
 ///
@@ -63,13 +76,17 @@ impl Measurement {
 pub fn measure(
     workload: &'static str,
     implementation: &str,
-    runs: usize,
+    runs: Runs,
     n: u64,
     mut f: impl FnMut() -> Result<u64, Error>,
 ) -> Result<Measurement, Error> {
-    let mut times = Vec::with_capacity(runs);
+    let mut times: Vec<Duration> = Vec::with_capacity(runs.at_least);
     let mut checksum = None;
-    for _ in 0..runs.max(1) {
+    let more = |times: &Vec<Duration>| {
+        times.len() < runs.at_least.max(1)
+            || (times.len() < MAX_RUNS && times.iter().sum::<Duration>() < runs.min_time)
+    };
+    while more(&times) {
         let start = Instant::now();
         let got = f()?;
         times.push(start.elapsed());
@@ -118,9 +135,28 @@ mod tests {
     }
 
     #[test]
+    fn short_runs_are_repeated_until_the_minimum_time_is_filled() {
+        let runs = Runs {
+            at_least: 3,
+            min_time: Duration::from_millis(20),
+        };
+        let m = measure("W1", "short", runs, 10, || {
+            std::thread::sleep(Duration::from_millis(2));
+            Ok(7)
+        });
+        let m = m.unwrap_or_else(|e| panic!("{e}"));
+        assert!(m.times.len() >= 9, "only {} runs", m.times.len());
+        assert!(m.times.len() <= MAX_RUNS);
+    }
+
+    #[test]
     fn runs_that_disagree_are_a_checksum_error() {
         let mut next = 0;
-        let result = measure("W1", "flaky", 3, 10, || {
+        let runs = Runs {
+            at_least: 3,
+            min_time: Duration::ZERO,
+        };
+        let result = measure("W1", "flaky", runs, 10, || {
             next += 1;
             Ok(next)
         });

@@ -10,6 +10,36 @@ use std::process::Command;
 use crate::error::Error;
 use crate::workloads::{Implementation, Workload};
 
+/// How a child's allocator is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// The system allocator as it comes.
+    Default,
+    /// glibc told to give every block over 128 KiB a mapping of its own and to unmap it when
+    /// freed (`MALLOC_MMAP_THRESHOLD_=131072`, which also stops the threshold from rising),
+    /// so that the resident set follows the live buffers rather than what the allocator's
+    /// per-thread arenas keep for reuse. Other allocators ignore the variable.
+    ReturnsFreed,
+}
+
+impl Allocator {
+    /// The environment variable that sets it up, if any.
+    fn env(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Allocator::Default => None,
+            Allocator::ReturnsFreed => Some(("MALLOC_MMAP_THRESHOLD_", "131072")),
+        }
+    }
+
+    /// How the tables name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Allocator::Default => "default",
+            Allocator::ReturnsFreed => "MALLOC_MMAP_THRESHOLD_=131072",
+        }
+    }
+}
+
 /// What a child run reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChildRun {
@@ -60,7 +90,8 @@ fn field(stdout: &str, name: &str) -> Option<u64> {
 }
 
 /// The parent's side: runs `n` items of `workload` through the implementation named
-/// `implementation` (`sequential`, `crossbeam`, `millrace`, …) in a child process.
+/// `implementation` (`sequential`, `crossbeam`, `millrace`, …) in a child process whose
+/// allocator is set up as `allocator` says.
 ///
 /// # Errors
 ///
@@ -69,12 +100,18 @@ pub fn measure_in_child(
     workload: Workload,
     implementation: &str,
     n: u64,
+    allocator: Allocator,
 ) -> Result<ChildRun, Error> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Child(format!("cannot find this program's path: {e}")))?;
-    let output = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    command
         .args(["--child", workload.code(), "--n", &n.to_string()])
-        .args(["--impl", implementation])
+        .args(["--impl", implementation]);
+    if let Some((name, value)) = allocator.env() {
+        command.env(name, value);
+    }
+    let output = command
         .output()
         .map_err(|e| Error::Child(format!("cannot start {}: {e}", exe.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
