@@ -31,7 +31,10 @@ fn run_matrix(options: &Options) -> ExitCode {
     print!("{}", heading("Throughput (median of the runs)"));
     print!("{}", table::throughput(&result).render(options.markdown));
     if !result.rss.is_empty() {
-        print!("{}", heading("Peak memory (median of child processes, one run each)"));
+        print!(
+            "{}",
+            heading("Peak memory (median of child processes, one run each)")
+        );
         print!("{}", table::peak_memory(&result).render(options.markdown));
     }
     print!("{}", heading("Targets of issue 3"));
