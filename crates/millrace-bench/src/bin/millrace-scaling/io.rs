@@ -1,0 +1,204 @@
+//! W3 `io`: stage 1 waits 1 ms per item on a timer (a stand-in for a network call), stage 2
+//! computes `spin(2, x)`; the sink sums. N = 20,000.
+//!
+//! Measured in one run: millrace (an async stage at concurrency 1000, then a CPU stage), a
+//! hand-written tokio pipeline (`buffer_unordered(1000)` on a multi-thread runtime), and rayon,
+//! which can only block its threads (measured on fewer items: at 1 ms a wait per thread it
+//! would take seconds). The ideal is concurrency ÷ the measured duration of one timer wait
+//! (tokio rounds 1 ms up), capped by the CPU bound of stage 2.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use millrace::{Pipeline, Stage};
+use millrace_bench::work::spin;
+use rayon::prelude::*;
+
+use crate::{median_of, Options};
+
+const N: u64 = 20_000;
+const CONCURRENCY: usize = 1_000;
+const WAIT: Duration = Duration::from_millis(1);
+const REFERENCE: u64 = 798_309_582_560_318_661;
+
+fn stage2(x: u64) -> u64 {
+    spin(2, x)
+}
+
+/// The checksum without the waits (they do not change it).
+fn checksum(n: u64) -> u64 {
+    (0..n).map(stage2).fold(0, u64::wrapping_add)
+}
+
+/// The median duration of one 1 ms tokio timer wait, measured back to back.
+fn timer_wait() -> Duration {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return WAIT,
+    };
+    let mut waits: Vec<Duration> = rt.block_on(async {
+        let mut waits = Vec::new();
+        for _ in 0..200 {
+            let start = Instant::now();
+            tokio::time::sleep(WAIT).await;
+            waits.push(start.elapsed());
+        }
+        waits
+    });
+    waits.sort();
+    waits[waits.len() / 2]
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux; names are cut to 15 bytes).
+fn threads_named(prefix: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+fn millrace(n: u64, cores: usize) -> Result<(Duration, u64, usize), String> {
+    let start = Instant::now();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&peak);
+    let finished = Pipeline::source(0..n)
+        .default_batch(64)
+        .stage(
+            Stage::map_async("w3wait", move |x: u64| {
+                let seen = std::sync::Arc::clone(&seen);
+                async move {
+                    tokio::time::sleep(WAIT).await;
+                    if x % 1000 == 0 {
+                        let threads = threads_named("millrace-w3wait");
+                        seen.fetch_max(threads, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    x
+                }
+            })
+            .concurrency(CONCURRENCY),
+        )
+        .stage(Stage::map("spin", stage2).workers(cores))
+        .fold(0u64, u64::wrapping_add)
+        .run()
+        .map_err(|e| e.to_string())?;
+    Ok((
+        start.elapsed(),
+        finished.output,
+        peak.load(std::sync::atomic::Ordering::Relaxed),
+    ))
+}
+
+fn tokio_pipeline(n: u64, cores: usize) -> Result<(Duration, u64), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let sum = rt.block_on(async {
+        stream::iter(0..n)
+            .map(|x| async move {
+                tokio::time::sleep(WAIT).await;
+                x
+            })
+            .buffer_unordered(CONCURRENCY)
+            .fold(0u64, |sum, x| async move { sum.wrapping_add(stage2(x)) })
+            .await
+    });
+    Ok((start.elapsed(), sum))
+}
+
+fn rayon(n: u64) -> (Duration, u64) {
+    let start = Instant::now();
+    let sum = (0..n)
+        .into_par_iter()
+        .map(|x| {
+            std::thread::sleep(WAIT);
+            stage2(x)
+        })
+        .reduce(|| 0, u64::wrapping_add);
+    (start.elapsed(), sum)
+}
+
+pub(crate) fn run(options: &Options) -> Result<(), String> {
+    let cores = millrace_bench::machine::cores();
+    let n = if options.quick { 2_000 } else { N };
+    let n_rayon = if options.quick { 100 } else { 2_000 };
+    let expected = checksum(n);
+    if n == N && expected != REFERENCE {
+        return Err(format!(
+            "checksum {expected} differs from the reference {REFERENCE}"
+        ));
+    }
+    let wait = timer_wait();
+    let cpu_bound = {
+        let start = Instant::now();
+        let c = checksum(n);
+        std::hint::black_box(c);
+        cores as f64 * n as f64 / start.elapsed().as_secs_f64()
+    };
+    let ideal = (CONCURRENCY as f64 / wait.as_secs_f64()).min(cpu_bound);
+
+    let mut threads = 0;
+    let (m_time, m_sum) = median_of(options.runs, || match millrace(n, cores) {
+        Ok((t, s, th)) => {
+            threads = threads.max(th);
+            (t, Ok(s))
+        }
+        Err(e) => (Duration::ZERO, Err(e)),
+    })?;
+    let m_sum = m_sum?;
+    let (t_time, t_sum) = median_of(options.runs, || match tokio_pipeline(n, cores) {
+        Ok((t, s)) => (t, Ok(s)),
+        Err(e) => (Duration::ZERO, Err(e)),
+    })?;
+    let t_sum = t_sum?;
+    let (r_time, r_sum) = median_of(options.runs, || rayon(n_rayon))?;
+    for (name, got, want) in [
+        ("millrace", m_sum, expected),
+        ("tokio", t_sum, expected),
+        ("rayon", r_sum, checksum(n_rayon)),
+    ] {
+        if got != want {
+            return Err(format!("{name}: checksum {got}, expected {want}"));
+        }
+    }
+    let rate = |items: u64, t: Duration| items as f64 / t.as_secs_f64();
+    let (m_rate, t_rate, r_rate) = (rate(n, m_time), rate(n, t_time), rate(n_rayon, r_time));
+    println!();
+    println!(
+        "## W3 io — N = {n}, concurrency {CONCURRENCY}, {} run(s), median",
+        options.runs
+    );
+    println!();
+    println!("one timer wait of 1 ms measured at {:.3} ms; ideal = min({CONCURRENCY} / wait, CPU bound {:.0}/s) = {:.0} items/s", wait.as_secs_f64() * 1e3, cpu_bound, ideal);
+    println!();
+    println!("| implementation | items/s | × ideal | × tokio | × rayon | notes |");
+    println!("|---|---:|---:|---:|---:|---|");
+    println!(
+        "| millrace (map_async, concurrency {CONCURRENCY}; spin on {cores} workers) | {m_rate:.0} | {:.3} | {:.2} | {:.1} | async stage used {threads} OS threads (at most 3) |",
+        m_rate / ideal,
+        m_rate / t_rate,
+        m_rate / r_rate
+    );
+    println!(
+        "| tokio (buffer_unordered({CONCURRENCY}), {cores} worker threads) | {t_rate:.0} | {:.3} | 1.00 | {:.1} | hand-written |",
+        t_rate / ideal,
+        t_rate / r_rate
+    );
+    println!(
+        "| rayon (blocking sleep, {cores} threads; N = {n_rayon}) | {r_rate:.0} | {:.4} | {:.4} | 1.0 | blocks a thread per wait |",
+        r_rate / ideal,
+        r_rate / t_rate
+    );
+    if threads > 3 {
+        return Err(format!("the async stage used {threads} threads"));
+    }
+    Ok(())
+}
