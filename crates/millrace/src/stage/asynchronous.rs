@@ -179,8 +179,10 @@ where
         runtime,
     } = segment;
     let name = Arc::clone(&ctx.name);
-    // Enough batches in flight to keep `concurrency` items busy, and no more.
-    let batches_in_flight = concurrency.div_ceil(batch.max(1)) + 1;
+    // Twice the batches needed to hold `concurrency` items: the semaphore is the limit, and
+    // items of the next batches wait for permits, so the permits never sit idle while a
+    // batch waits for its slowest item.
+    let batches_in_flight = 2 * concurrency.div_ceil(batch.max(1)) + 1;
     let (to_driver, from_intake) = mpsc::channel::<Batch<T>>(1);
     let (to_output, from_driver) = mpsc::channel::<Batch<U>>(batches_in_flight);
 
@@ -313,20 +315,28 @@ where
         ids,
         items,
     } = batch;
-    let tries = items.into_iter().zip(ids.iter()).map(|(item, id)| {
-        let cancel = cancel.clone();
-        async move {
+    let all_ids = ids.clone();
+    let tries = items
+        .into_iter()
+        .zip(ids.iter())
+        .map(|(item, id)| async move {
             // Permits are never closed, so acquiring fails only if the semaphore is gone.
             let Ok(_permit) = permits.acquire().await else {
                 return (id, ItemEnd::Cancelled);
             };
-            (
-                id,
-                run_item(ctx, &**call, timeout, cancel, item, counters).await,
-            )
+            (id, run_item(ctx, &**call, timeout, item, counters).await)
+        });
+    // One watch on the cancel signal per batch, not per item: a cancel drops the batch's
+    // futures together, and every item of it is unfinished.
+    let mut cancel = cancel;
+    let cancelled = cancel.wait_for(|c| *c);
+    let ends = match select(pin!(join_all(tries)), pin!(cancelled)).await {
+        Either::Left((ends, _)) => ends,
+        Either::Right(_) => {
+            drop_unfinished(&ctx.control, ctx.events.as_ref(), all_ids, counters);
+            return Batch::new(seq, born, 0);
         }
-    });
-    let ends = join_all(tries).await;
+    };
     let mut out = Batch::new(seq, born, ends.len());
     let mut events = Vec::new();
     let mut cancelled = Vec::new();
@@ -358,7 +368,6 @@ async fn run_item<T, U, C>(
     ctx: &StageCtx<T>,
     call: &C,
     timeout: Option<Duration>,
-    mut cancel: watch::Receiver<bool>,
     item: T,
     counters: &Counters,
 ) -> ItemEnd<T, U>
@@ -374,30 +383,26 @@ where
     };
     let mut slot = Some(item);
     let mut attempt = 1;
-    counters.in_flight.fetch_add(1, Ordering::Relaxed);
-    let started = Instant::now();
-    let mut busy = Duration::ZERO;
+    // Counts the item in flight until this future ends or is dropped (by a cancel).
+    let mut life = InFlight::new(counters);
     let end = loop {
+        let started = pin!(AssertUnwindSafe(call.start(&mut slot)).catch_unwind());
         let attempt_fut = Timed {
-            inner: AssertUnwindSafe(Box::pin(call.start(&mut slot))).catch_unwind(),
-            busy: &mut busy,
+            inner: started,
+            busy: &mut life.busy,
         };
-        let limited = async {
-            match timeout {
-                Some(limit) => match tokio::time::timeout(limit, attempt_fut).await {
-                    Ok(done) => Ok(done),
-                    Err(_) => Err(limit),
-                },
-                None => Ok(attempt_fut.await),
-            }
-        };
-        let cancelled = cancel.wait_for(|c| *c);
-        let kind = match select(pin!(limited), pin!(cancelled)).await {
-            Either::Right(_) => break ItemEnd::Cancelled,
-            Either::Left((Ok(Ok(Ok(u))), _)) => break ItemEnd::Done(u),
-            Either::Left((Ok(Ok(Err(e))), _)) => ItemErrorKind::Failed(Arc::from(e)),
-            Either::Left((Ok(Err(panic)), _)) => ItemErrorKind::Panicked(panic_message(&*panic)),
-            Either::Left((Err(limit), _)) => ItemErrorKind::TimedOut(limit),
+        let kind = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, attempt_fut).await {
+                Ok(Ok(Ok(u))) => break ItemEnd::Done(u),
+                Ok(Ok(Err(e))) => ItemErrorKind::Failed(Arc::from(e)),
+                Ok(Err(panic)) => ItemErrorKind::Panicked(panic_message(&*panic)),
+                Err(_) => ItemErrorKind::TimedOut(limit),
+            },
+            None => match attempt_fut.await {
+                Ok(Ok(u)) => break ItemEnd::Done(u),
+                Ok(Err(e)) => ItemErrorKind::Failed(Arc::from(e)),
+                Err(panic) => ItemErrorKind::Panicked(panic_message(&*panic)),
+            },
         };
         if slot.is_some() && attempt < attempts && ctx.control.cancelled() {
             // A cancel between two tries: the item is unfinished, not failed.
@@ -413,10 +418,39 @@ where
         }
         break ItemEnd::Failed(slot.take(), attempt, kind);
     };
-    counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-    counters.add_time(&counters.busy_ns, busy);
-    counters.add_time(&counters.waiting_ns, started.elapsed().saturating_sub(busy));
+    drop(life);
     end
+}
+
+/// An item alive in an async stage: counted in flight, and its busy and waiting time added
+/// to the stage's counters when it ends, however it ends.
+struct InFlight<'a> {
+    counters: &'a Counters,
+    started: Instant,
+    busy: Duration,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(counters: &'a Counters) -> Self {
+        counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            counters,
+            started: Instant::now(),
+            busy: Duration::ZERO,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let c = self.counters;
+        c.in_flight.fetch_sub(1, Ordering::Relaxed);
+        c.add_time(&c.busy_ns, self.busy);
+        c.add_time(
+            &c.waiting_ns,
+            self.started.elapsed().saturating_sub(self.busy),
+        );
+    }
 }
 
 /// A future that adds the time spent polling it to `busy`.
@@ -425,12 +459,12 @@ struct Timed<'a, F> {
     busy: &'a mut Duration,
 }
 
-impl<F: Future + Unpin> Future for Timed<'_, F> {
+impl<F: Future> Future for Timed<'_, std::pin::Pin<&mut F>> {
     type Output = F::Output;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> TaskPoll<F::Output> {
         let start = Instant::now();
-        let polled = std::pin::Pin::new(&mut self.inner).poll(cx);
+        let polled = self.inner.as_mut().poll(cx);
         *self.busy += start.elapsed();
         polled
     }

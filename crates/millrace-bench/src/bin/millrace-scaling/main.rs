@@ -19,12 +19,15 @@ pub(crate) struct Options {
     pub(crate) quick: bool,
     /// Timed runs per measurement (the median is reported).
     pub(crate) runs: usize,
+    /// Only this part: `w3` or `auto`.
+    pub(crate) only: Option<String>,
 }
 
 fn parse() -> Result<Options, String> {
     let mut options = Options {
         quick: false,
         runs: 3,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -38,12 +41,20 @@ fn parse() -> Result<Options, String> {
                     .filter(|&n: &usize| n > 0)
                     .ok_or(format!("--runs: `{value}` is not a positive number"))?;
             }
+            "--only" => {
+                let part = args.next().ok_or("--only needs `w3` or `auto`")?;
+                if part != "w3" && part != "auto" {
+                    return Err(format!("--only: `{part}` is neither `w3` nor `auto`"));
+                }
+                options.only = Some(part);
+            }
             "--help" | "-h" => {
                 println!(
                     "millrace-scaling: W3 (async stages) and autoscaling benchmarks\n\n\
-                     usage: millrace-scaling [--quick] [--runs N]\n\n\
+                     usage: millrace-scaling [--quick] [--runs N] [--only w3|auto]\n\n\
                      --quick   tiny sizes, one run: checks checksums (used by CI)\n\
-                     --runs N  timed runs per measurement, median reported (default 3)"
+                     --runs N  timed runs per measurement, median reported (default 3)\n\
+                     --only P  only W3 (`w3`) or only the autoscaling workloads (`auto`)"
                 );
                 std::process::exit(0);
             }
@@ -84,11 +95,14 @@ fn main() -> ExitCode {
     };
     println!("machine: {}", millrace_bench::machine::describe());
     let mut failed = false;
-    for (name, result) in [
-        ("W3", io::run(&options)),
-        ("autoscaling", auto::run(&options)),
-    ] {
-        if let Err(e) = result {
+    let wanted = |part: &str| options.only.as_deref().is_none_or(|only| only == part);
+    let parts: [(&str, &str, fn(&Options) -> Result<(), String>); 2] =
+        [("w3", "W3", io::run), ("auto", "autoscaling", auto::run)];
+    for (part, name, run) in parts {
+        if !wanted(part) {
+            continue;
+        }
+        if let Err(e) = run(&options) {
             eprintln!("millrace-scaling: {name}: {e}");
             failed = true;
         }
