@@ -4,7 +4,7 @@
 //!
 //! Stages marked [`auto_workers`](crate::Stage::auto_workers) (or every stage, with
 //! [`PipelineBuilder::autoscale`](crate::PipelineBuilder::autoscale)) have their worker
-//! counts set while the pipeline runs. Every tick (200 ms by default) the controller samples
+//! counts set while the pipeline runs. Every tick (100 ms by default) the controller samples
 //! each stage's counters, feeds the [`policy`] (each stage's share of the workers follows
 //! its share of the CPU cost per item, within the CPU budget, with hysteresis), and applies
 //! its decisions:

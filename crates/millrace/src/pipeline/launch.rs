@@ -71,7 +71,7 @@ impl Default for Settings {
             fuse: false,
             autoscale: false,
             cpu_budget: None,
-            autoscale_interval: Duration::from_millis(200),
+            autoscale_interval: Duration::from_millis(100),
             wedge: None,
             #[cfg(feature = "async")]
             runtime: None,

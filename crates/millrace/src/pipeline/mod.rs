@@ -311,7 +311,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Sets how often the autoscaler measures and decides (default 200 ms).
+    /// Sets how often the autoscaler measures and decides (default 100 ms).
     pub fn autoscale_interval(mut self, interval: std::time::Duration) -> Self {
         self.settings.autoscale_interval = interval.max(std::time::Duration::from_millis(1));
         self
