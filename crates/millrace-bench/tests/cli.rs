@@ -47,7 +47,7 @@ fn the_quick_matrix_runs_every_workload_with_agreeing_checksums() {
             );
         }
     }
-    assert!(stdout.contains("pending async stages (issue 5)"));
+    assert!(stdout.contains("measured by the millrace-scaling binary"));
     assert!(stdout.contains("peak RSS"));
     assert!(!stderr.contains("MISMATCH"));
 }
