@@ -130,7 +130,8 @@ pub struct Report {
     scaling: ScalingLog,
 }
 
-fn describe_fill(fill: f64) -> &'static str {
+/// How full a queue is, in a word: `full` (≥ 75%), `empty` (≤ 25%) or `half full`.
+pub(crate) fn describe_fill(fill: f64) -> &'static str {
     if fill >= 0.75 {
         "full"
     } else if fill <= 0.25 {

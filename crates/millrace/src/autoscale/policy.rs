@@ -32,6 +32,8 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
+use crate::report::describe_fill;
+
 /// What the controller measured of one stage over the last tick.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StageSample {
@@ -89,15 +91,6 @@ pub struct Policy {
 /// Ticks of cost history the median is taken over.
 const HISTORY: usize = 3;
 
-fn describe_fill(fill: f64) -> &'static str {
-    if fill >= 0.75 {
-        "full"
-    } else if fill <= 0.25 {
-        "empty"
-    } else {
-        "half full"
-    }
-}
 
 impl Policy {
     /// A policy for `stages` stages within `budget` busy workers.
