@@ -91,7 +91,6 @@ pub struct Policy {
 /// Ticks of cost history the median is taken over.
 const HISTORY: usize = 3;
 
-
 impl Policy {
     /// A policy for `stages` stages within `budget` busy workers.
     pub fn new(stages: usize, budget: usize) -> Self {
