@@ -95,7 +95,9 @@ impl Workload {
     /// Why the workload cannot run yet, if it cannot.
     pub fn pending(self) -> Option<&'static str> {
         match self {
-            Workload::W3Io => Some("measured by the millrace-scaling binary (async stages need tokio)"),
+            Workload::W3Io => {
+                Some("measured by the millrace-scaling binary (async stages need tokio)")
+            }
             _ => None,
         }
     }
