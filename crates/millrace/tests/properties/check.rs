@@ -1,0 +1,314 @@
+//! Checking: compares an observed run with the sequential reference, and runs and checks
+//! the cancel property (every admitted item accounted for once).
+
+use std::collections::BTreeMap;
+
+use millrace::Pipeline;
+
+use crate::model::{build_stage, name, Case, Item, SinkMode};
+use crate::reference::{reference, Counts, Kind};
+use crate::run::{outcome_kind, Observed, Shared};
+
+pub(crate) fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+pub(crate) fn check(case: &Case, o: &Observed) {
+    let report = &o.report;
+    assert_eq!(
+        o.other_error, None,
+        "the run failed unexpectedly:\n{report}"
+    );
+    let admitted = report.items_in() as usize;
+    assert!(admitted <= case.input.len());
+    if let Some(ok) = o.submitted_ok {
+        assert_eq!(admitted as u64, ok, "every accepted submit is admitted");
+    }
+    if !o.stop_called && !case.any_stop_policy() {
+        assert_eq!(admitted, case.input.len(), "an unstopped run admits all");
+    }
+    let r = reference(case, admitted);
+
+    // Nothing lost, nothing cancelled.
+    assert_eq!(report.cancelled(), 0, "nothing is cancelled:\n{report}");
+    assert!(report.unfinished().is_empty());
+    if !case.expands() {
+        assert!(report.is_balanced(), "the report balances:\n{report}");
+    }
+
+    // Outputs: the same sequence when the last stage is ordered, else the same multiset.
+    if case.last_ordered() && case.sink != SinkMode::Respond {
+        assert_eq!(o.outputs, r.outputs, "ordered outputs follow input order");
+    } else {
+        assert_eq!(sorted(o.outputs.clone()), sorted(r.outputs.clone()));
+    }
+
+    // Per-stage accounting.
+    assert_eq!(report.source().tally.items_out, admitted as u64);
+    assert_eq!(report.stages().len(), case.stages.len());
+    for (i, (s, want)) in report.stages().iter().zip(&r.stages).enumerate() {
+        assert_eq!(s.name, name(i));
+        let t = &s.tally;
+        let got = Counts {
+            items_in: t.items_in,
+            items_out: t.items_out,
+            filtered: t.filtered,
+            failed: t.failed,
+            retries: t.retries,
+        };
+        assert_eq!(&got, want, "stage {i} counts:\n{report}");
+        assert_eq!(t.cancelled, 0);
+        assert_eq!(
+            t.items_in,
+            s.passed() + t.filtered + t.failed + t.cancelled,
+            "stage {i}: in = passed + filtered + failed + cancelled"
+        );
+        if !case.stages[i].op.expands() {
+            assert_eq!(
+                s.passed(),
+                t.items_out,
+                "stage {i}: 1→1 forms pass what they emit"
+            );
+        }
+    }
+    assert_eq!(report.delivered(), r.outputs.len() as u64);
+    assert_eq!(report.sink().tally.items_in, r.outputs.len() as u64);
+    assert_eq!(
+        report.filtered(),
+        r.stages.iter().map(|c| c.filtered).sum::<u64>()
+    );
+    assert_eq!(report.failed(), r.failures.len() as u64);
+    assert_eq!(report.errors_total(), r.failures.len() as u64);
+
+    // Errors name the item and the stage.
+    let want_errors = sorted(
+        r.failures
+            .iter()
+            .map(|&(id, s, attempts, panicked, _)| (id, name(s), attempts, panicked))
+            .collect(),
+    );
+    let got_errors = sorted(
+        report
+            .errors()
+            .iter()
+            .map(|e| (e.id().0, e.stage().to_owned(), e.attempts(), e.is_panic()))
+            .collect::<Vec<_>>(),
+    );
+    if want_errors.len() <= 100 {
+        assert_eq!(got_errors, want_errors, "item errors");
+    } else {
+        assert_eq!(
+            got_errors.len(),
+            100,
+            "the report keeps the first 100 errors"
+        );
+    }
+
+    // How the run ended.
+    let stopping_failures: Vec<(u64, String)> = r
+        .failures
+        .iter()
+        .filter(|f| case.policy(f.1).stops())
+        .map(|f| (f.0, name(f.1)))
+        .collect();
+    match &o.stopped_by {
+        Some(first) => assert!(
+            stopping_failures.contains(first),
+            "the run stopped on {first:?}, not a failure under a stopping policy"
+        ),
+        None => assert!(
+            stopping_failures.is_empty(),
+            "a failure under a stopping policy must end the run with it: {stopping_failures:?}"
+        ),
+    }
+    let end = report.end();
+    if o.stopped_by.is_some() {
+        assert_eq!(end, millrace::EndState::Failed);
+    } else if o.stop_called {
+        assert_eq!(end, millrace::EndState::Stopped);
+    } else {
+        assert_eq!(end, millrace::EndState::Completed);
+    }
+
+    // Dead letters: every failure of a stage with a handler, with the item where kept.
+    for (i, spec) in case.stages.iter().enumerate() {
+        if !spec.dead_letter {
+            continue;
+        }
+        let want = sorted(
+            r.failures
+                .iter()
+                .filter(|f| f.1 == i)
+                .map(|f| (f.0, name(i), f.4))
+                .collect(),
+        );
+        let got = sorted(
+            o.dead
+                .iter()
+                .filter(|d| d.1 == name(i))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(got, want, "dead letters of stage {i}");
+    }
+    assert!(report.hook_panics().is_empty());
+
+    // Response hooks: a hooked stage sees every terminal event after it, exactly once.
+    for (h, spec) in case.stages.iter().enumerate() {
+        if !spec.hook {
+            continue;
+        }
+        let want = sorted(
+            r.ends
+                .iter()
+                .filter(|e| e.1 > h)
+                .map(|e| (e.0, e.2.clone()))
+                .collect(),
+        );
+        let got = sorted(
+            o.hooks
+                .iter()
+                .filter(|x| x.0 == h)
+                .map(|x| (x.1, x.2.clone()))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(got, want, "statuses seen by the hook of stage {h}");
+    }
+
+    // The origin of a serving pipeline gets every outcome, with the outputs, by id.
+    if let Some(got) = &o.responses {
+        let want = sorted(
+            r.ends
+                .iter()
+                .map(|e| (e.0, e.2.clone(), e.3.clone()))
+                .collect(),
+        );
+        assert_eq!(sorted(got.clone()), want, "outcomes at the origin");
+        if !case.expands() {
+            let mut per_id: BTreeMap<u64, usize> = BTreeMap::new();
+            for (id, _, _) in got {
+                *per_id.entry(*id).or_default() += 1;
+            }
+            assert_eq!(per_id.len(), admitted, "every admitted id is answered");
+            assert!(per_id.values().all(|&n| n == 1), "each id exactly once");
+        }
+    }
+}
+
+/// Runs `case`, cancelling once `cancel_after` outputs or responses came out, and checks
+/// that every admitted item is accounted for once: finished as the reference says, or
+/// listed as unfinished.
+pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
+    let items: Vec<Item> = case
+        .input
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| Item {
+            origin: i as u64,
+            key: i as u64,
+            value,
+        })
+        .collect();
+    let obs = Shared::default();
+    let mut builder = Pipeline::source(items);
+    if let Some(w) = case.reorder_window {
+        builder = builder.reorder_window(w);
+    }
+    if let Some(m) = case.max_in_flight {
+        builder = builder.max_in_flight(m);
+    }
+    for (i, spec) in case.stages.iter().enumerate() {
+        builder = builder.stage(build_stage(i, spec, case, &obs));
+    }
+    let full = reference(case, case.input.len());
+    match case.sink {
+        SinkMode::Respond => {
+            let (running, rx) = builder.respond().expect("a valid pipeline builds");
+            if cancel_after == 0 {
+                running.cancel();
+            }
+            let mut got = Vec::new();
+            for (id, outcome) in rx {
+                got.push((id.0, outcome_kind(outcome)));
+                if got.len() == cancel_after {
+                    running.cancel();
+                }
+            }
+            let report = running
+                .join()
+                .expect("a cancelled run is not an error")
+                .report;
+            let admitted = report.items_in();
+            assert!(report.is_balanced(), "a cancelled run balances:\n{report}");
+            assert_eq!(report.cancelled(), report.unfinished().len() as u64);
+            let mut ids: Vec<u64> = got.iter().map(|g| g.0).collect();
+            ids.sort_unstable();
+            assert_eq!(
+                ids,
+                (0..admitted).collect::<Vec<_>>(),
+                "each admitted id once"
+            );
+            let mut cancelled: Vec<u64> = got
+                .iter()
+                .filter(|g| g.1 .0 == Kind::Cancelled)
+                .map(|g| g.0)
+                .collect();
+            cancelled.sort_unstable();
+            let unfinished: Vec<u64> = report.unfinished().iter().map(|id| id.0).collect();
+            assert_eq!(
+                cancelled, unfinished,
+                "cancelled outcomes are the unfinished ids"
+            );
+            for (id, (kind, item)) in &got {
+                if *kind == Kind::Cancelled {
+                    continue;
+                }
+                let want = full
+                    .ends
+                    .iter()
+                    .find(|e| e.0 == *id)
+                    .expect("every id has one fate");
+                if retries_cut_short(case, kind) {
+                    // A cancel stops retries: the item fails on the try it was on.
+                    continue;
+                }
+                assert_eq!((kind, item), (&want.2, &want.3), "outcome of item {id}");
+            }
+        }
+        _ => {
+            let mut out = builder.outputs().expect("a valid pipeline builds");
+            let taken: Vec<Item> = out.by_ref().take(cancel_after).collect();
+            let report = out.finish().expect("a cancelled run is not an error");
+            assert!(report.is_balanced(), "a cancelled run balances:\n{report}");
+            assert_eq!(report.cancelled(), report.unfinished().len() as u64);
+            assert_eq!(report.delivered(), taken.len() as u64);
+            let mut pool = sorted(full.outputs.clone());
+            for item in &taken {
+                let at = pool
+                    .binary_search(item)
+                    .expect("every output is a reference output");
+                pool.remove(at);
+            }
+            if case.last_ordered() {
+                assert_eq!(
+                    taken[..],
+                    full.outputs[..taken.len()],
+                    "ordered outputs are a prefix"
+                );
+            }
+        }
+    }
+}
+
+/// Whether `kind` is a failure in a retrying stage with fewer tries than its policy
+/// allows: what a cancel makes of an item that was between two tries.
+pub(crate) fn retries_cut_short(case: &Case, kind: &Kind) -> bool {
+    let Kind::Failed(stage, attempts, _) = kind else {
+        return false;
+    };
+    let index = (0..case.stages.len())
+        .find(|&i| name(i) == *stage)
+        .expect("a failure names a stage of the pipeline");
+    case.stages[index].op.fallible() && *attempts < case.policy(index).attempts()
+}

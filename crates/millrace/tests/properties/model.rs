@@ -1,0 +1,382 @@
+//! The case model: what a random pipeline is (items, stage ops, error policies, stage
+//! specs, source and sink modes, the whole case), and the stage functions shared by the
+//! real pipeline (`build_stage`) and the sequential reference (`step`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use millrace::{ErrorPolicy, Retry, Stage, Status};
+
+use crate::common::INJECTED;
+use crate::reference::Kind;
+use crate::run::Shared;
+
+/// The item type every random stage maps to itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Item {
+    /// The id of the input item it came from.
+    pub(crate) origin: u64,
+    /// Unique among the items entering any one stage (flat-map children get `key·4 + j`).
+    pub(crate) key: u64,
+    pub(crate) value: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    Map {
+        mul: u64,
+        add: u64,
+    },
+    Filter {
+        m: u64,
+        r: u64,
+    },
+    FlatMap {
+        fan: u64,
+    },
+    TryMap {
+        m: u64,
+        r: u64,
+    },
+    TryFlat {
+        m: u64,
+        r: u64,
+        fan: u64,
+    },
+    PanicMap {
+        m: u64,
+        r: u64,
+    },
+    /// A flat-map whose iterator panics after yielding its children, for bad items.
+    PanicFlat {
+        m: u64,
+        r: u64,
+        fan: u64,
+    },
+    TryPanic {
+        m: u64,
+        r: u64,
+    },
+    /// A `try_map` that fails the first `k` tries of every item.
+    Flaky {
+        k: u32,
+    },
+}
+
+impl Op {
+    /// Whether the stage borrows its items (so it can retry and dead letters get the item).
+    pub(crate) fn fallible(&self) -> bool {
+        matches!(
+            self,
+            Op::TryMap { .. } | Op::TryFlat { .. } | Op::TryPanic { .. } | Op::Flaky { .. }
+        )
+    }
+
+    pub(crate) fn expands(&self) -> bool {
+        matches!(
+            self,
+            Op::FlatMap { .. } | Op::TryFlat { .. } | Op::PanicFlat { .. }
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Policy {
+    Skip,
+    Retry(u32),
+    Stop,
+    RetryThenStop(u32),
+}
+
+impl Policy {
+    pub(crate) fn to_policy(self) -> ErrorPolicy {
+        let retry = |n| Retry::new(n).backoff(std::time::Duration::ZERO);
+        match self {
+            Policy::Skip => ErrorPolicy::Skip,
+            Policy::Retry(n) => ErrorPolicy::Retry(retry(n)),
+            Policy::Stop => ErrorPolicy::Stop,
+            Policy::RetryThenStop(n) => ErrorPolicy::Retry(retry(n).then_stop()),
+        }
+    }
+
+    pub(crate) fn attempts(self) -> u32 {
+        match self {
+            Policy::Retry(n) | Policy::RetryThenStop(n) => n.max(1),
+            Policy::Skip | Policy::Stop => 1,
+        }
+    }
+
+    pub(crate) fn stops(self) -> bool {
+        matches!(self, Policy::Stop | Policy::RetryThenStop(_))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct StageSpec {
+    pub(crate) op: Op,
+    pub(crate) workers: usize,
+    pub(crate) capacity: usize,
+    pub(crate) batch: usize,
+    pub(crate) ordered: bool,
+    pub(crate) policy: Option<Policy>,
+    pub(crate) hook: bool,
+    pub(crate) dead_letter: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceMode {
+    Iter,
+    /// Items pushed by a thread through a `Submitter` of this capacity.
+    Submitter(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SinkMode {
+    /// `outputs()`, consumed on the test thread.
+    Outputs,
+    /// `for_each` pushing into a vector.
+    ForEach,
+    /// `respond()`: outcomes back to the test thread.
+    Respond,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Case {
+    pub(crate) input: Vec<u64>,
+    pub(crate) stages: Vec<StageSpec>,
+    pub(crate) default_policy: Policy,
+    pub(crate) source: SourceMode,
+    pub(crate) sink: SinkMode,
+    /// Ask for a graceful stop once this many outputs (or responses) came out.
+    pub(crate) stop_after: Option<usize>,
+    pub(crate) reorder_window: Option<usize>,
+    pub(crate) max_in_flight: Option<usize>,
+    pub(crate) sink_capacity: Option<usize>,
+    pub(crate) sink_batch: Option<usize>,
+}
+
+impl Case {
+    pub(crate) fn policy(&self, stage: usize) -> Policy {
+        self.stages[stage].policy.unwrap_or(self.default_policy)
+    }
+
+    pub(crate) fn any_stop_policy(&self) -> bool {
+        (0..self.stages.len()).any(|i| self.policy(i).stops())
+    }
+
+    pub(crate) fn expands(&self) -> bool {
+        self.stages.iter().any(|s| s.op.expands())
+    }
+
+    pub(crate) fn last_ordered(&self) -> bool {
+        self.stages.last().is_some_and(|s| s.ordered)
+    }
+}
+
+pub(crate) fn name(stage: usize) -> String {
+    format!("s{stage}")
+}
+
+// ---------------------------------------------------------------------------------------
+// The stage functions, shared by the pipeline and the reference.
+
+/// What one try of one stage does with one item.
+pub(crate) enum Step {
+    Out(Vec<Item>),
+    Filtered,
+    Error,
+    Panic,
+}
+
+pub(crate) fn child(item: &Item, j: u64) -> Item {
+    Item {
+        origin: item.origin,
+        key: item.key * 4 + j,
+        value: item.value.wrapping_add(7 * j + 1),
+    }
+}
+
+pub(crate) fn children(item: &Item, fan: u64) -> Vec<Item> {
+    (0..item.value % (fan + 1))
+        .map(|j| child(item, j))
+        .collect()
+}
+
+pub(crate) fn mapped(item: &Item, mul: u64, add: u64) -> Item {
+    Item {
+        value: item.value.wrapping_mul(mul).wrapping_add(add),
+        ..item.clone()
+    }
+}
+
+pub(crate) fn bumped(item: &Item) -> Item {
+    Item {
+        value: item.value + 1,
+        ..item.clone()
+    }
+}
+
+/// The reference's view of try number `attempt` of `op` on `item`.
+pub(crate) fn step(op: &Op, item: &Item, attempt: u32) -> Step {
+    let bad = |m: u64, r: u64| item.value % m == r;
+    match *op {
+        Op::Map { mul, add } => Step::Out(vec![mapped(item, mul, add)]),
+        Op::Filter { m, r } => {
+            if bad(m, r) {
+                Step::Filtered
+            } else {
+                Step::Out(vec![item.clone()])
+            }
+        }
+        Op::FlatMap { fan } => Step::Out(children(item, fan)),
+        Op::TryMap { m, r } => {
+            if bad(m, r) {
+                Step::Error
+            } else {
+                Step::Out(vec![bumped(item)])
+            }
+        }
+        Op::TryFlat { m, r, fan } => {
+            if bad(m, r) {
+                Step::Error
+            } else {
+                Step::Out(children(item, fan))
+            }
+        }
+        Op::PanicMap { m, r } | Op::TryPanic { m, r } => {
+            if bad(m, r) {
+                Step::Panic
+            } else {
+                Step::Out(vec![bumped(item)])
+            }
+        }
+        Op::PanicFlat { m, r, fan } => {
+            if bad(m, r) {
+                Step::Panic
+            } else {
+                Step::Out(children(item, fan))
+            }
+        }
+        Op::Flaky { k } => {
+            if attempt <= k {
+                Step::Error
+            } else {
+                Step::Out(vec![bumped(item)])
+            }
+        }
+    }
+}
+
+pub(crate) fn injected_panic(stage: &str, item: &Item) -> ! {
+    panic!("{INJECTED} panic in {stage} on value {}", item.value)
+}
+
+/// The real stage for a spec.
+pub(crate) fn build_stage(
+    index: usize,
+    spec: &StageSpec,
+    case: &Case,
+    obs: &Shared,
+) -> Stage<Item, Item> {
+    let stage_name = name(index);
+    let n = stage_name.clone();
+    let mut stage = match spec.op.clone() {
+        Op::Map { mul, add } => Stage::map(&stage_name, move |it: Item| mapped(&it, mul, add)),
+        Op::Filter { m, r } => Stage::filter(&stage_name, move |it: &Item| it.value % m != r),
+        Op::FlatMap { fan } => Stage::flat_map(&stage_name, move |it: Item| children(&it, fan)),
+        Op::TryMap { m, r } => Stage::try_map(&stage_name, move |it: &Item| {
+            if it.value % m == r {
+                Err(format!("{INJECTED} error on value {}", it.value))
+            } else {
+                Ok(bumped(it))
+            }
+        }),
+        Op::TryFlat { m, r, fan } => Stage::try_flat_map(&stage_name, move |it: &Item| {
+            if it.value % m == r {
+                Err(format!("{INJECTED} error on value {}", it.value))
+            } else {
+                Ok(children(it, fan))
+            }
+        }),
+        Op::PanicMap { m, r } => Stage::map(&stage_name, move |it: Item| {
+            if it.value % m == r {
+                injected_panic(&n, &it)
+            }
+            bumped(&it)
+        }),
+        Op::PanicFlat { m, r, fan } => Stage::flat_map(&stage_name, move |it: Item| {
+            let kids = children(&it, fan);
+            let count = kids.len();
+            let bad = it.value % m == r;
+            let n = n.clone();
+            // Lazy: the panic comes after the children were yielded.
+            kids.into_iter()
+                .map(Some)
+                .chain(std::iter::once(None))
+                .enumerate()
+                .filter_map(move |(j, kid)| {
+                    if j == count && bad {
+                        injected_panic(&n, &it)
+                    }
+                    kid
+                })
+        }),
+        Op::TryPanic { m, r } => Stage::try_map(&stage_name, move |it: &Item| {
+            if it.value % m == r {
+                injected_panic(&n, it)
+            }
+            Ok::<_, String>(bumped(it))
+        }),
+        Op::Flaky { k } => {
+            let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+            let op = Op::Flaky { k };
+            Stage::try_map(&stage_name, move |it: &Item| {
+                let attempt = {
+                    let mut tries = tries.lock().unwrap();
+                    let t = tries.entry(it.key).or_insert(0);
+                    *t += 1;
+                    *t
+                };
+                match step(&op, it, attempt) {
+                    Step::Out(mut v) => Ok(v.remove(0)),
+                    _ => Err(format!("{INJECTED} flaky failure, try {attempt}")),
+                }
+            })
+        }
+    };
+    stage = stage
+        .workers(spec.workers)
+        .capacity(spec.capacity)
+        .batch(spec.batch);
+    if spec.ordered {
+        stage = stage.ordered();
+    }
+    if let Some(p) = spec.policy {
+        stage = stage.on_error(p.to_policy());
+    }
+    if spec.hook {
+        let seen = Arc::clone(&obs.hooks);
+        stage = stage.on_response(move |id, status| {
+            let kind = match status {
+                Status::Delivered => Kind::Delivered,
+                Status::Filtered { stage } => Kind::Filtered(stage.to_string()),
+                Status::Failed(e) => Kind::Failed(e.stage().to_owned(), e.attempts(), e.is_panic()),
+                Status::Cancelled => Kind::Cancelled,
+                other => panic!("unknown status {other:?}"),
+            };
+            seen.lock().unwrap().push((index, id.0, kind));
+        });
+    }
+    if spec.dead_letter {
+        let dead = Arc::clone(&obs.dead);
+        stage = stage.dead_letter(move |letter| {
+            dead.lock().unwrap().push((
+                letter.id.0,
+                letter.error.stage().to_owned(),
+                letter.item.map(|it| it.key),
+            ));
+        });
+    }
+    let _ = case;
+    stage
+}

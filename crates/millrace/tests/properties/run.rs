@@ -1,0 +1,202 @@
+//! Running a case: builds the real pipeline for a case, drives its source and sink, and
+//! records what came out and what the hooks and dead-letter handlers saw.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use millrace::{Handle, ItemId, Outcome, Pipeline, PipelineBuilder, Report, RunErrorKind};
+
+use crate::model::{build_stage, Case, Item, SinkMode, SourceMode};
+use crate::reference::Kind;
+
+/// A status a hook saw: the hooked stage's index, the item id, what became of it.
+pub(crate) type HookSeen = (usize, u64, Kind);
+/// A dead letter: the item id, the stage, the key of the item if the letter had it.
+pub(crate) type DeadSeen = (u64, String, Option<u64>);
+
+/// What hooks and dead-letter handlers saw, filled from the pipeline's threads.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) hooks: Arc<Mutex<Vec<HookSeen>>>,
+    pub(crate) dead: Arc<Mutex<Vec<DeadSeen>>>,
+}
+
+pub(crate) struct Observed {
+    pub(crate) outputs: Vec<Item>,
+    pub(crate) responses: Option<Vec<(u64, Kind, Option<Item>)>>,
+    pub(crate) report: Report,
+    /// The item error the run ended with, if it did.
+    pub(crate) stopped_by: Option<(u64, String)>,
+    pub(crate) other_error: Option<String>,
+    pub(crate) stop_called: bool,
+    pub(crate) submitted_ok: Option<u64>,
+    pub(crate) hooks: Vec<HookSeen>,
+    pub(crate) dead: Vec<DeadSeen>,
+}
+
+pub(crate) fn outcome_kind(outcome: Outcome<Item>) -> (Kind, Option<Item>) {
+    match outcome {
+        Outcome::Output(item) => (Kind::Delivered, Some(item)),
+        Outcome::Filtered { stage } => (Kind::Filtered(stage.to_string()), None),
+        Outcome::Failed(e) => (
+            Kind::Failed(e.stage().to_owned(), e.attempts(), e.is_panic()),
+            None,
+        ),
+        Outcome::Cancelled => (Kind::Cancelled, None),
+        other => panic!("unknown outcome {other:?}"),
+    }
+}
+
+pub(crate) fn run_case(case: &Case) -> Observed {
+    let obs = Shared::default();
+    let items: Vec<Item> = case
+        .input
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| Item {
+            origin: i as u64,
+            key: i as u64,
+            value,
+        })
+        .collect();
+
+    let mut submit_thread = None;
+    let mut builder: PipelineBuilder<Item> = match case.source {
+        SourceMode::Iter => Pipeline::source(items),
+        SourceMode::Submitter(cap) => {
+            let (submitter, builder) = Pipeline::submitter::<Item>(cap);
+            submit_thread = Some(std::thread::spawn(move || {
+                let mut ok = 0u64;
+                for item in items {
+                    let expected = item.clone();
+                    match submitter.submit(item) {
+                        Ok(id) => {
+                            assert_eq!(id, ItemId(ok), "submit ids count from 0");
+                            ok += 1;
+                        }
+                        Err(e) => {
+                            assert_eq!(e.into_inner(), expected, "a refused item comes back");
+                            break;
+                        }
+                    }
+                }
+                ok
+            }));
+            builder
+        }
+    };
+    builder = builder.on_error(case.default_policy.to_policy());
+    if let Some(w) = case.reorder_window {
+        builder = builder.reorder_window(w);
+    }
+    if let Some(m) = case.max_in_flight {
+        builder = builder.max_in_flight(m);
+    }
+    if let Some(c) = case.sink_capacity {
+        builder = builder.default_capacity(c);
+    }
+    if let Some(b) = case.sink_batch {
+        builder = builder.default_batch(b);
+    }
+    for (i, spec) in case.stages.iter().enumerate() {
+        builder = builder.stage(build_stage(i, spec, case, &obs));
+    }
+
+    let mut stop_called = false;
+    let mut outputs = Vec::new();
+    let mut responses = None;
+    let result = match case.sink {
+        SinkMode::Outputs => {
+            let mut out = builder.outputs().expect("a valid pipeline builds");
+            let handle = out.handle();
+            if case.stop_after == Some(0) {
+                handle.stop();
+                stop_called = true;
+            }
+            for item in out.by_ref() {
+                outputs.push(item);
+                if case.stop_after == Some(outputs.len()) {
+                    handle.stop();
+                    stop_called = true;
+                }
+            }
+            out.finish()
+        }
+        SinkMode::ForEach => {
+            let cell: Arc<OnceLock<Handle>> = Arc::default();
+            let called = Arc::new(AtomicBool::new(false));
+            let got: Arc<Mutex<Vec<Item>>> = Arc::default();
+            let (c, g, k) = (Arc::clone(&called), Arc::clone(&got), case.stop_after);
+            let h = Arc::clone(&cell);
+            let running = builder
+                .for_each(move |item| {
+                    let mut got = g.lock().unwrap();
+                    got.push(item);
+                    if k.is_some_and(|k| got.len() >= k) {
+                        if let Some(handle) = h.get() {
+                            handle.stop();
+                            c.store(true, Ordering::SeqCst);
+                        }
+                    }
+                })
+                .spawn()
+                .expect("a valid pipeline builds");
+            cell.set(running.handle()).unwrap();
+            if case.stop_after == Some(0) {
+                running.stop();
+                called.store(true, Ordering::SeqCst);
+            }
+            let result = running.join().map(|f| f.report);
+            stop_called = called.load(Ordering::SeqCst);
+            outputs = std::mem::take(&mut *got.lock().unwrap());
+            result
+        }
+        SinkMode::Respond => {
+            let (running, rx) = builder.respond().expect("a valid pipeline builds");
+            if case.stop_after == Some(0) {
+                running.stop();
+                stop_called = true;
+            }
+            let mut got = Vec::new();
+            for (id, outcome) in rx {
+                let (kind, item) = outcome_kind(outcome);
+                if let Some(item) = &item {
+                    outputs.push(item.clone());
+                }
+                got.push((id.0, kind, item));
+                if case.stop_after == Some(got.len()) {
+                    running.stop();
+                    stop_called = true;
+                }
+            }
+            responses = Some(got);
+            running.join().map(|f| f.report)
+        }
+    };
+    let submitted_ok = submit_thread.map(|t| t.join().expect("the submitting thread"));
+    let (report, stopped_by, other_error) = match result {
+        Ok(report) => (report, None, None),
+        Err(e) => {
+            let report = e.report().expect("a run error carries its report").clone();
+            match e.kind() {
+                RunErrorKind::Item(item) => {
+                    (report, Some((item.id().0, item.stage().to_owned())), None)
+                }
+                other => (report, None, Some(format!("{other:?}"))),
+            }
+        }
+    };
+    let hooks = std::mem::take(&mut *obs.hooks.lock().unwrap());
+    let dead = std::mem::take(&mut *obs.dead.lock().unwrap());
+    Observed {
+        outputs,
+        responses,
+        report,
+        stopped_by,
+        other_error,
+        stop_called,
+        submitted_ok,
+        hooks,
+        dead,
+    }
+}
