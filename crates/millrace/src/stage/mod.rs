@@ -120,6 +120,11 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
                 make: Arc::clone(&make),
             })
         });
+        Self::with_body(name, Body::Sync(make_process))
+    }
+
+    /// A stage running `body`, with every setting left to the pipeline's defaults.
+    fn with_body(name: &str, body: Body<T, U>) -> Self {
         Stage {
             name: Arc::from(name),
             workers: None,
@@ -129,7 +134,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             policy: None,
             dead_letter: None,
             hook: None,
-            body: Body::Sync(make_process),
+            body,
             concurrency: None,
             timeout: None,
             auto: None,
@@ -287,14 +292,6 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
 
 #[cfg(feature = "async")]
 impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
-    fn from_async(name: &str, launch: asynchronous::AsyncLaunch<T, U>) -> Self {
-        let mut stage = Self::map(name, |_: T| -> U {
-            unreachable!("an async stage's sync body never runs")
-        });
-        stage.body = Body::Async(launch);
-        stage
-    }
-
     /// An async stage: `f` returns a future for each item, and up to
     /// [`concurrency`](Stage::concurrency) of them run at once on a tokio runtime (see the
     /// `async` feature's [module docs](crate#async-stages)). A panic or a
@@ -323,7 +320,10 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = U> + Send + 'static,
     {
-        Self::from_async(name, asynchronous::launcher(asynchronous::ByValue(f)))
+        Self::with_body(
+            name,
+            Body::Async(asynchronous::launcher(asynchronous::ByValue(f))),
+        )
     }
 
     /// A fallible async stage: `f` borrows the item to start each try and returns a future
@@ -353,7 +353,10 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         F: Fn(&T) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<U, E>> + Send + 'static,
     {
-        Self::from_async(name, asynchronous::launcher(asynchronous::ByRef(f)))
+        Self::with_body(
+            name,
+            Body::Async(asynchronous::launcher(asynchronous::ByRef(f))),
+        )
     }
 }
 
