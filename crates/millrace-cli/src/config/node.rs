@@ -51,6 +51,22 @@ pub struct Entry {
 }
 
 impl Node {
+    /// The boolean setting `name` read from `node` (`false` when absent); anything but
+    /// `true` or `false` is an error at the value.
+    pub fn flag(node: Option<&Node>, name: &str) -> Result<bool, ConfigError> {
+        match node {
+            None => Ok(false),
+            Some(Node {
+                kind: NodeKind::Bool(b),
+                ..
+            }) => Ok(*b),
+            Some(other) => Err(ConfigError::new(
+                other.loc.clone(),
+                format!("`{name}` must be true or false, found {}", other.describe()),
+            )),
+        }
+    }
+
     /// What the value is, for messages: `a string "four"`, `an integer 4`, `a table`.
     pub fn describe(&self) -> String {
         match &self.kind {

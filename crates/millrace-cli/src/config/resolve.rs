@@ -507,22 +507,7 @@ fn stage(
         }
     };
     keys.what = format!("[[stage]] #{position} `{name}`");
-    let ordered = match keys.get("ordered") {
-        None => false,
-        Some(Node {
-            kind: NodeKind::Bool(b),
-            ..
-        }) => *b,
-        Some(other) => {
-            return Err(ConfigError::new(
-                other.loc.clone(),
-                format!(
-                    "`ordered` must be true or false, found {}",
-                    other.describe()
-                ),
-            ))
-        }
-    };
+    let ordered = Node::flag(keys.get("ordered"), "ordered")?;
     let own = read_settings(&keys, base)?;
     let workers = match (part.kind.exec, &own.workers) {
         (Exec::Threads, _) => own

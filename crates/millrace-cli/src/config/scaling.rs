@@ -118,22 +118,7 @@ pub fn workers(node: &Node) -> Result<Workers, ConfigError> {
 pub fn pipeline<'a>(
     get: impl Fn(&str) -> Option<&'a Node>,
 ) -> Result<(bool, Scaling), ConfigError> {
-    let autoscale = match get("autoscale") {
-        None => false,
-        Some(Node {
-            kind: NodeKind::Bool(b),
-            ..
-        }) => *b,
-        Some(other) => {
-            return Err(ConfigError::new(
-                other.loc.clone(),
-                format!(
-                    "`autoscale` must be true or false, found {}",
-                    other.describe()
-                ),
-            ))
-        }
-    };
+    let autoscale = Node::flag(get("autoscale"), "autoscale")?;
     let cpu_budget = get("cpu_budget")
         .map(|n| worker_count(n, "cpu_budget"))
         .transpose()?;
