@@ -8,7 +8,6 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use crate::build::build;
 use crate::cli::RunArgs;
 use crate::config;
 use crate::live::LiveView;
@@ -19,7 +18,7 @@ use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
 
-use super::{fail, EXIT_CONFIG, EXIT_FAILED};
+use super::{fail, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
 
 /// Runs `millrace run`; returns the exit code.
 pub fn run(args: &RunArgs) -> u8 {
@@ -104,33 +103,22 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         Ok(spec) => spec,
         Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
     };
-    let built = match build(&spec) {
-        Ok(b) => b,
-        Err(e) => return fail(EXIT_FAILED, &e),
-    };
-    let running = match built.pipeline.spawn() {
-        Ok(r) => r,
-        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
-    };
-    let interrupts = Interrupts::install();
     let writes_stdout = spec.sink.part.kind.name == "stdout";
-    let watch = Watch {
-        live: live_view(args.quiet || args.no_live, &spec.name, writes_stdout),
-        stop: Some(&built.stop),
-        interrupts: &interrupts,
-        deadline: None,
-    };
-    let (ended, interruption) = supervise(running, watch);
+    let live = live_view(args.quiet || args.no_live, &spec.name, writes_stdout);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
         .chain(spec.stages.iter().map(|s| s.part.kind.name))
         .chain(std::iter::once(spec.sink.part.kind.name))
         .map(|k| Some(k.to_owned()))
         .collect();
-    let (summary, runner) =
-        match Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption) {
-            Ok(s) => s,
-            Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
-        };
+    let Supervised {
+        source_log,
+        dead_letters,
+        summary,
+        runner,
+    } = match run_supervised(&spec, kinds, live, None) {
+        Ok(run) => run,
+        Err(code) => return code,
+    };
     let sink = match runner {
         Some(runner) => {
             let outcome = runner.finish();
@@ -144,10 +132,10 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         }
         None => SinkSide::default(),
     };
-    let (files, dl_error) = built.dead_letters.finish();
+    let (files, dl_error) = dead_letters.finish();
     let summary = summary
         .with_sink(sink)
-        .with_source(built.source_log.error(), built.source_log.skipped())
+        .with_source(source_log.error(), source_log.skipped())
         .with_dead_letters(files, dl_error);
     // A failed run's partial result would pass for a real one; an interrupted run's is
     // what was done, and the report says so.

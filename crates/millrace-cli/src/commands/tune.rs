@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use millrace::{EndState, Report};
 
-use crate::build::build;
 use crate::cli::TuneArgs;
 use crate::config::params::Params;
 use crate::config::{self, PipelineSpec, Workers};
@@ -22,10 +21,9 @@ use crate::live::rate_text;
 use crate::report_text::count;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, Summary};
-use crate::supervise::{supervise, Watch};
 
 use super::run::live_view;
-use super::{fail, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use super::{fail, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
 
 /// How long `tune` runs when `--seconds` is not given.
 pub const DEFAULT_SECONDS: f64 = 10.0;
@@ -159,37 +157,22 @@ pub fn run(args: &TuneArgs) -> u8 {
     for note in prepare(&mut spec) {
         eprintln!("millrace: {note}");
     }
-    let built = match build(&spec) {
-        Ok(b) => b,
-        Err(e) => return fail(EXIT_FAILED, &e),
-    };
-    let running = match built.pipeline.spawn() {
-        Ok(r) => r,
-        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
-    };
-    let interrupts = Interrupts::install();
-    let watch = Watch {
-        live: live_view(args.no_live, &spec.name, false),
-        stop: Some(&built.stop),
-        interrupts: &interrupts,
-        deadline: Some(Instant::now() + limit),
-    };
-    let (ended, interruption) = supervise(running, watch);
-    let (summary, runner) = match Summary::new(
-        &spec.name,
-        Some(&spec.file),
-        Vec::new(),
-        ended,
-        interruption,
-    ) {
-        Ok(s) => s,
-        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+    let live = live_view(args.no_live, &spec.name, false);
+    let deadline = Some(Instant::now() + limit);
+    let Supervised {
+        dead_letters,
+        summary,
+        runner,
+        ..
+    } = match run_supervised(&spec, Vec::new(), live, deadline) {
+        Ok(run) => run,
+        Err(code) => return code,
     };
     // Flush what the sink and the dead letters wrote; their results are not the answer.
     if let Some(runner) = runner {
         let _ = runner.finish();
     }
-    let _ = built.dead_letters.finish();
+    let _ = dead_letters.finish();
     print!("{}", render(&spec, &summary, limit));
     match summary.outcome {
         Outcome::Failed => EXIT_FAILED,
