@@ -128,6 +128,8 @@ pub(crate) struct StageMetrics {
     workers: AtomicUsize,
     /// Capacity of the stage's input connector, in batches.
     pub(crate) queue_capacity: usize,
+    /// Runs on the previous stage's workers (no connector of its own).
+    pub(crate) fused: bool,
     slots: Box<[CachePadded<Counters>]>,
 }
 
@@ -147,10 +149,17 @@ impl StageMetrics {
             name,
             workers: AtomicUsize::new(workers),
             queue_capacity,
+            fused: false,
             slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
         }
+    }
+
+    /// Marks the stage as running on the previous stage's workers.
+    pub(crate) fn fused(mut self, fused: bool) -> Self {
+        self.fused = fused;
+        self
     }
 
     /// The stage's workers now.

@@ -33,8 +33,12 @@ pub struct StageReport {
     pub name: String,
     /// Its workers.
     pub workers: usize,
-    /// Capacity of its input connector, in batches (0 for the source).
+    /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
     pub queue_capacity: usize,
+    /// Whether it ran fused with the stage before: on that stage's workers, taking its
+    /// output directly rather than through a connector (see
+    /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
+    pub fused: bool,
     /// Its counters.
     pub tally: Tally,
     /// Share of the run's wall time its workers spent busy, idle and blocked (0 to 1).
@@ -71,6 +75,7 @@ impl StageReport {
             name: m.name.to_string(),
             workers: m.workers(),
             queue_capacity: m.queue_capacity,
+            fused: m.fused,
             busy: share(tally.busy),
             idle: share(tally.idle),
             blocked: share(tally.blocked),
@@ -481,6 +486,7 @@ mod tests {
             name: name.into(),
             workers: 1,
             queue_capacity: 4,
+            fused: false,
             tally: Tally {
                 items_in: 100,
                 ..Tally::default()

@@ -29,6 +29,7 @@ fn the_heavy_stage_of_w2_gets_the_extra_worker() {
         let n = 60_000u64;
         let finished = Pipeline::source(0..n)
             .autoscale()
+            .fuse_auto(false)
             .cpu_budget(2)
             .autoscale_interval(Duration::from_millis(50))
             .default_batch(64)
@@ -77,6 +78,7 @@ fn workers_follow_a_change_of_cost_mid_run() {
         let half = n / 2;
         let finished = Pipeline::source(0..n)
             .autoscale()
+            .fuse_auto(false)
             .cpu_budget(3)
             .autoscale_interval(Duration::from_millis(40))
             .default_batch(32)
@@ -95,6 +97,71 @@ fn workers_follow_a_change_of_cost_mid_run() {
             .collect();
         assert!(widened.contains(&"x"), "decisions: {widened:?}");
         assert!(widened.contains(&"z"), "decisions: {widened:?}");
+    });
+}
+
+#[test]
+fn adjacent_auto_stages_run_fused_on_the_whole_budget_from_the_start() {
+    within(120, || {
+        let n = 20_000u64;
+        let finished = Pipeline::source(0..n)
+            .autoscale()
+            .cpu_budget(2)
+            .autoscale_interval(Duration::from_millis(20))
+            .default_batch(64)
+            .map("a", |x| spin(1, x))
+            .map("b", |x| spin(1, x))
+            .map("c", |x| spin(4, x))
+            .map("d", |x| spin(1, x))
+            .fold(0u64, |s, x| s.wrapping_add(x))
+            .run()
+            .unwrap();
+        let expected = (0..n).fold(0u64, |s, x| {
+            s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
+        });
+        assert_eq!(finished.output, expected);
+        let report = &finished.report;
+        let fused: Vec<bool> = report.stages().iter().map(|s| s.fused).collect();
+        assert_eq!(fused, [false, true, true, true]);
+        // One segment: it starts on the whole budget, and every stage shows its count.
+        let (_, first) = &report.worker_history()[0];
+        assert_eq!(first, &[2, 2, 2, 2]);
+        for (_, workers) in report.worker_history() {
+            assert!(workers.iter().all(|&w| w == workers[0]), "{workers:?}");
+        }
+        for (_, d) in report.decisions() {
+            assert_eq!((d.stage, d.name.as_str()), (0, "a+b+c+d"), "{d:?}");
+        }
+        // Every stage keeps its own busy time; the heavy one shows it.
+        let busy: Vec<f64> = report.stages().iter().map(|s| s.busy).collect();
+        assert!(busy[2] > busy[0] && busy[2] > busy[3], "{busy:?}");
+        assert!(report.is_balanced());
+    });
+}
+
+#[test]
+fn auto_stages_with_different_bounds_or_an_ordered_stage_between_stay_apart() {
+    within(60, || {
+        let finished = Pipeline::source(0..5_000u64)
+            .autoscale()
+            .cpu_budget(4)
+            .map("a", |x| x + 1)
+            .stage(Stage::map("b", |x: u64| x * 2).ordered())
+            .map("c", |x| x + 3)
+            .stage(Stage::map("d", |x: u64| x).auto_workers(1, 1))
+            .stage(Stage::map("e", |x: u64| x).workers(1))
+            .collect()
+            .run()
+            .unwrap();
+        let expected: Vec<u64> = (0..5_000u64).map(|x| (x + 1) * 2 + 3).collect();
+        assert_eq!(finished.output, expected);
+        let fused: Vec<bool> = finished.report.stages().iter().map(|s| s.fused).collect();
+        // b joins a; c starts anew after the ordered b; d's bounds differ; e is fixed.
+        assert_eq!(fused, [false, true, false, false, false]);
+        // The budget left by e (1 worker) is shared by the three auto segments: 1 each,
+        // d capped at its max.
+        let (_, first) = &finished.report.worker_history()[0];
+        assert_eq!(first, &[1, 1, 1, 1, 1]);
     });
 }
 
@@ -170,23 +237,29 @@ fn a_wedge_under_the_report_policy_is_recorded_and_the_run_completes() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
-    /// Workers come and go while items flow: the output is the reference's, in order where
-    /// the last stage is ordered, and every item is accounted for once.
+    /// Workers come and go while items flow, in separate and in fused segments (an ordered
+    /// stage splits a fused run in two, which the controller then sizes against each
+    /// other): the output is the reference's, in order where the last stage is ordered, and
+    /// every item is accounted for once.
     #[test]
     fn resizing_under_load_keeps_the_core_invariants(
         n in 1u64..3_000,
         costs in proptest::collection::vec(0u32..4, 1..4),
         budget in 1usize..5,
         batch in 1usize..16,
-        ordered in any::<bool>(),
+        ordered_at in proptest::option::of(0usize..3),
+        fuse in any::<bool>(),
         filter_mod in 2u64..7,
     ) {
         let stages = costs.len();
+        let ordered_at = ordered_at.map(|i| i.min(stages - 1));
+        let in_order = ordered_at == Some(stages - 1);
         let finished = within(120, {
             let costs = costs.clone();
             move || {
                 let mut p = Pipeline::source(0..n)
                     .autoscale()
+                    .fuse_auto(fuse)
                     .cpu_budget(budget)
                     .autoscale_interval(Duration::from_millis(5))
                     .default_batch(batch)
@@ -196,7 +269,7 @@ proptest! {
                         spin(c, 0);
                         x + 1
                     });
-                    let stage = if ordered && i == costs.len() - 1 { stage.ordered() } else { stage };
+                    let stage = if ordered_at == Some(i) { stage.ordered() } else { stage };
                     p = p.stage(stage);
                 }
                 p.collect().run().unwrap()
@@ -204,7 +277,7 @@ proptest! {
         });
         let mut expected: Vec<u64> = (0..n).filter(|x| x % filter_mod != 0).map(|x| x + stages as u64).collect();
         let mut got = finished.output.clone();
-        if !ordered {
+        if !in_order {
             got.sort_unstable();
             expected.sort_unstable();
         }

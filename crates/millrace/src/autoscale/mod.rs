@@ -27,6 +27,7 @@
 pub(crate) mod policy;
 
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -64,9 +65,10 @@ pub(crate) struct ScalingLog {
     pub(crate) controller_busy: Duration,
 }
 
-/// One auto stage as the controller sees it.
+/// One autoscaled segment as the controller sees it.
 pub(crate) struct AutoStage {
-    pub(crate) index: usize,
+    /// The stages of its segment: several when fused, sharing its workers.
+    pub(crate) stages: Range<usize>,
     pub(crate) min: usize,
     pub(crate) max: usize,
     pub(crate) scaler: Arc<dyn Scalable>,
@@ -76,6 +78,8 @@ pub(crate) struct ControllerSettings {
     pub(crate) interval: Duration,
     pub(crate) budget: usize,
     pub(crate) wedge: Option<(Duration, WedgePolicy)>,
+    /// Every segment's stages, in order: the units the policy sizes.
+    pub(crate) segments: Vec<Range<usize>>,
 }
 
 /// Starts the controller thread; it ends when `done` disconnects.
@@ -104,8 +108,7 @@ struct Controller {
 
 impl Controller {
     fn new(control: Arc<Control>, autos: Vec<AutoStage>, settings: ControllerSettings) -> Self {
-        let stages = control.stages.len();
-        let policy = Policy::new(stages, settings.budget);
+        let policy = Policy::new(settings.segments.len(), settings.budget);
         let last = control.stages.iter().map(|m| m.tally()).collect();
         Controller {
             control,
@@ -146,23 +149,35 @@ impl Controller {
 
     fn scale(&mut self) {
         let now: Vec<Tally> = self.control.stages.iter().map(|m| m.tally()).collect();
-        let samples: Vec<StageSample> = now
+        let samples: Vec<StageSample> = self
+            .settings
+            .segments
             .iter()
-            .zip(&self.last)
-            .zip(&self.control.stages)
-            .enumerate()
-            .map(|(i, ((t, before), m))| sample(i, t, before, m, &self.autos))
+            .map(|segment| {
+                let auto = self.autos.iter().find(|a| a.stages == *segment);
+                segment_sample(
+                    &self.control.stages[segment.clone()],
+                    &now[segment.clone()],
+                    &self.last[segment.clone()],
+                    auto,
+                )
+            })
             .collect();
         self.last = now;
-        let decisions = self.policy.tick(&samples);
+        let mut decisions = self.policy.tick(&samples);
         if decisions.is_empty() {
             return;
         }
-        for d in &decisions {
-            if let Some(auto) = self.autos.iter().find(|a| a.index == d.stage) {
+        for d in &mut decisions {
+            // The policy counts segments; the report names the segment's first stage.
+            let segment = self.settings.segments[d.stage].clone();
+            if let Some(auto) = self.autos.iter().find(|a| a.stages == segment) {
                 auto.scaler.resize(d.to);
-                self.control.stages[d.stage].set_workers(d.to);
+                for metrics in &self.control.stages[segment.clone()] {
+                    metrics.set_workers(d.to);
+                }
             }
+            d.stage = segment.start;
         }
         let at = self.control.now();
         let workers = self.workers();
@@ -195,30 +210,36 @@ impl Controller {
     }
 }
 
-fn sample(
-    index: usize,
-    now: &Tally,
-    before: &Tally,
-    metrics: &StageMetrics,
-    autos: &[AutoStage],
+/// What one segment did over the last tick, from its stages' counters now and before: its
+/// items are what its first stage took in, its busy time is all its stages' together.
+fn segment_sample(
+    metrics: &[Arc<StageMetrics>],
+    now: &[Tally],
+    before: &[Tally],
+    auto: Option<&AutoStage>,
 ) -> StageSample {
-    let auto = autos.iter().find(|a| a.index == index);
-    let busy = now.busy.saturating_sub(before.busy);
-    let idle = now.idle.saturating_sub(before.idle);
-    let blocked = now.blocked.saturating_sub(before.blocked);
-    let total = (busy + idle + blocked).as_secs_f64();
-    let queue_fill = if metrics.queue_capacity > 0 {
-        now.queue_mean_milli as f64 / 1000.0 / metrics.queue_capacity as f64
+    let delta = |time: fn(&Tally) -> Duration| -> Duration {
+        now.iter()
+            .zip(before)
+            .map(|(now, before)| time(now).saturating_sub(time(before)))
+            .sum()
+    };
+    let busy = delta(|t| t.busy);
+    let total = (busy + delta(|t| t.idle) + delta(|t| t.blocked)).as_secs_f64();
+    let first = &metrics[0];
+    let queue_fill = if first.queue_capacity > 0 {
+        now[0].queue_mean_milli as f64 / 1000.0 / first.queue_capacity as f64
     } else {
         0.0
     };
+    let name: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
     StageSample {
-        name: metrics.name.to_string(),
+        name: name.join("+"),
         auto: auto.is_some(),
-        workers: metrics.workers(),
+        workers: first.workers(),
         min: auto.map_or(1, |a| a.min),
         max: auto.map_or(usize::MAX, |a| a.max),
-        items: now.items_in - before.items_in,
+        items: now[0].items_in - before[0].items_in,
         busy_ns: busy.as_nanos() as u64,
         busy_share: if total > 0.0 {
             busy.as_secs_f64() / total

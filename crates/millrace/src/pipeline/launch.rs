@@ -13,6 +13,7 @@
 //! * **Response routes.** An item that ends in stage `k` is answered to the nearest stage
 //!   before `k` with a hook, else to the origin. Each hooked stage gets a relay thread.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -48,7 +49,10 @@ pub(crate) struct Settings {
     pub(crate) policy: ErrorPolicy,
     pub(crate) reorder_window: Option<usize>,
     pub(crate) max_in_flight: usize,
+    /// Fuse adjacent fixed stages with equal worker counts.
     pub(crate) fuse: bool,
+    /// Fuse adjacent autoscaled stages with equal bounds (on by default).
+    pub(crate) fuse_auto: bool,
     /// Every stage without a worker count of its own is autoscaled.
     pub(crate) autoscale: bool,
     /// Workers that may be busy at once (default: the cores).
@@ -69,6 +73,7 @@ impl Default for Settings {
             reorder_window: None,
             max_in_flight: 1 << 16,
             fuse: false,
+            fuse_auto: true,
             autoscale: false,
             cpu_budget: None,
             autoscale_interval: Duration::from_millis(100),
@@ -131,6 +136,8 @@ pub(crate) struct Launch {
     /// The stages the controller sizes, as their segments start.
     autos: Vec<AutoStage>,
     budget: usize,
+    /// The stages of each segment (stages that share workers), in order.
+    segments: Vec<Range<usize>>,
 }
 
 /// The cores this process may use.
@@ -140,6 +147,47 @@ fn cores() -> usize {
 
 fn batches(items: usize, batch: usize) -> usize {
     items.div_ceil(batch).max(1)
+}
+
+/// The stages of each segment: a stage starts a new one unless it is fused with the one
+/// before.
+fn segments(resolved: &[Resolved]) -> Vec<Range<usize>> {
+    let mut segments: Vec<Range<usize>> = Vec::new();
+    for (i, r) in resolved.iter().enumerate() {
+        match segments.last_mut() {
+            Some(last) if r.fused => last.end = i + 1,
+            _ => segments.push(i..i + 1),
+        }
+    }
+    segments
+}
+
+/// Starts each autoscaled segment at an even share of the CPU budget left over by the
+/// fixed ones, within its bounds: a pipeline fused into one segment starts on every core
+/// at once, while four separate stages on two cores start at one worker each. The
+/// controller corrects the shares once it has measured the stages' costs.
+fn start_autoscaled_at_an_even_share(
+    resolved: &mut [Resolved],
+    segments: &[Range<usize>],
+    plan: &[StagePlan],
+    budget: usize,
+) {
+    let (mut fixed, mut autos) = (0, 0);
+    for segment in segments {
+        match resolved[segment.start].auto {
+            Some(_) => autos += 1,
+            None if !plan[segment.start].asynchronous => fixed += resolved[segment.start].workers,
+            None => {}
+        }
+    }
+    let share = budget.saturating_sub(fixed) / autos.max(1);
+    for segment in segments {
+        if let Some((min, max)) = resolved[segment.start].auto {
+            for r in &mut resolved[segment.clone()] {
+                r.workers = share.clamp(min, max);
+            }
+        }
+    }
 }
 
 impl Launch {
@@ -166,20 +214,18 @@ impl Launch {
                 Some((min, _)) => min,
                 None => p.workers.unwrap_or(settings.workers),
             };
-            // Fuse with the stage before when the pipeline asks, the worker counts match,
-            // and that stage's output need not pass through a reorder buffer first.
-            let fused = settings.fuse
-                && !p.asynchronous
-                && auto.is_none()
-                && resolved
-                    .last()
-                    .is_some_and(|prev: &Resolved| prev.auto.is_none())
-                && plan
-                    .get(resolved.len().wrapping_sub(1))
-                    .is_some_and(|prev| !prev.asynchronous)
-                && resolved
-                    .last()
-                    .is_some_and(|prev: &Resolved| prev.workers == workers && !prev.ordered);
+            // Fuse with the stage before when both run on threads, that stage's output need
+            // not pass through a reorder buffer first, and the pipeline asks: fixed stages
+            // with equal worker counts under `fuse()`, autoscaled ones with equal bounds
+            // unless `fuse_auto(false)`.
+            let prev = resolved.last().filter(|prev| {
+                !prev.ordered && !plan[resolved.len() - 1].asynchronous && !p.asynchronous
+            });
+            let fused = prev.is_some_and(|prev| match (auto, prev.auto) {
+                (None, None) => settings.fuse && prev.workers == workers,
+                (Some(bounds), Some(prev_bounds)) => settings.fuse_auto && bounds == prev_bounds,
+                _ => false,
+            });
             // An async stage runs on one driver (and two pump) threads.
             let workers = if p.asynchronous { 1 } else { workers };
             resolved.push(Resolved {
@@ -196,18 +242,18 @@ impl Launch {
                 policy: p.policy.unwrap_or(settings.policy),
             });
         }
+        let segments = segments(&resolved);
+        start_autoscaled_at_an_even_share(&mut resolved, &segments, plan, budget);
         let source = Arc::new(StageMetrics::new(Arc::from("source"), 1, 0));
         let stages = plan
             .iter()
             .zip(&resolved)
             .map(|(p, r)| {
                 let slots = r.auto.map_or(r.workers, |(_, max)| max);
-                Arc::new(StageMetrics::with_slots(
-                    Arc::clone(&p.name),
-                    r.workers,
-                    r.queue,
-                    slots,
-                ))
+                Arc::new(
+                    StageMetrics::with_slots(Arc::clone(&p.name), r.workers, r.queue, slots)
+                        .fused(r.fused),
+                )
             })
             .collect();
         let sink_queue = batches(settings.capacity, settings.batch);
@@ -272,6 +318,7 @@ impl Launch {
             threads: Vec::new(),
             autos: Vec::new(),
             budget,
+            segments,
         };
         // Relays, upstream first, so each can be handed the route above it.
         for (index, hook) in hooks.into_iter().enumerate() {
@@ -412,8 +459,14 @@ impl Launch {
             self.threads.push(handle);
         }
         if let Some((min, max)) = auto {
+            let stages = self
+                .segments
+                .iter()
+                .find(|segment| segment.contains(&last))
+                .cloned()
+                .unwrap_or(last..last + 1);
             self.autos.push(AutoStage {
-                index: last,
+                stages,
                 min,
                 max,
                 scaler: Arc::new(SegmentScaler(emitter)),
@@ -532,6 +585,7 @@ impl Launch {
             interval: self.settings.autoscale_interval,
             budget: self.budget,
             wedge: self.settings.wedge,
+            segments: self.segments.clone(),
         };
         let autos = std::mem::take(&mut self.autos);
         let thread = spawn_controller(Arc::clone(&self.control), autos, settings, done_rx);

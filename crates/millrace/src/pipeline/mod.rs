@@ -287,15 +287,57 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// through all of them in turn, with no connector between them. This saves a hop and a
     /// thread hand-off per stage, so it pays for cheap stages and for pipelines with more
     /// stages than cores; it costs pipelining when fused stages are heavy, since they then
-    /// take turns on the same threads. An ordered stage ends a fused run. Each stage keeps
-    /// its own counts and busy time in the report; fused stages show no queue of their own.
+    /// take turns on the same threads. An ordered stage ends a fused run, and async stages
+    /// are never fused. Each stage keeps its own counts and busy time in the report
+    /// ([`StageReport::fused`](crate::StageReport::fused)); fused stages show no queue of
+    /// their own.
+    ///
+    /// This is for stages with fixed worker counts; autoscaled stages are fused by default
+    /// (see [`fuse_auto`](PipelineBuilder::fuse_auto)).
     pub fn fuse(mut self) -> Self {
         self.settings.fuse = true;
         self
     }
 
+    /// Whether adjacent autoscaled stages with the same bounds share workers, as
+    /// [`fuse`](PipelineBuilder::fuse) does for fixed ones (default: they do).
+    ///
+    /// Fused, the controller sizes the run of stages as one: every worker takes a batch
+    /// through all of them, so the stages are balanced by construction and no item waits
+    /// in a queue between them. For CPU-bound stages this is the fastest layout (on two
+    /// cores W2 runs 3–7% faster fused than with its best separate worker counts; see
+    /// `BENCHMARKS.md`). Keep them apart (`fuse_auto(false)`) when a stage blocks a thread
+    /// (a synchronous wait), so that its wait does not hold up the other stages' work, or
+    /// to see each stage's worker count chosen on its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::Pipeline;
+    ///
+    /// let finished = Pipeline::source(0..1000u64)
+    ///     .autoscale()
+    ///     .cpu_budget(2)
+    ///     .map("square", |x| x * x)
+    ///     .map("triple", |x| 3 * x)
+    ///     .fold(0u64, |sum, y| sum + y)
+    ///     .run()?;
+    /// let stages = finished.report.stages();
+    /// // One segment of two workers runs both stages.
+    /// assert!(stages[1].fused);
+    /// assert_eq!((stages[0].workers, stages[1].workers), (2, 2));
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn fuse_auto(mut self, fuse: bool) -> Self {
+        self.settings.fuse_auto = fuse;
+        self
+    }
+
     /// Autoscales every stage that sets no worker count of its own (see
     /// [`Stage::auto_workers`]), within the [CPU budget](PipelineBuilder::cpu_budget).
+    /// Adjacent autoscaled stages run fused unless
+    /// [`fuse_auto(false)`](PipelineBuilder::fuse_auto); each segment starts at an even
+    /// share of the budget and the controller moves workers to the bottleneck from there.
     pub fn autoscale(mut self) -> Self {
         self.settings.autoscale = true;
         self

@@ -31,16 +31,24 @@ impl Costs {
 /// How the pipeline's workers are set.
 #[derive(Clone, Debug)]
 enum Setup {
+    /// Every stage on auto: fused into one autoscaled segment (the default).
     Auto,
+    /// Every stage on auto, each on its own workers (`fuse_auto(false)`).
+    AutoApart,
     Fixed([usize; 4]),
     /// Every stage on all cores, fused into one segment.
     Fused,
 }
 
 impl Setup {
+    fn is_auto(&self) -> bool {
+        matches!(self, Setup::Auto | Setup::AutoApart)
+    }
+
     fn label(&self, cores: usize) -> String {
         match self {
             Setup::Auto => format!("auto (cpu budget {cores})"),
+            Setup::AutoApart => format!("auto, stages apart (cpu budget {cores})"),
             Setup::Fixed(w) => format!("workers {},{},{},{}", w[0], w[1], w[2], w[3]),
             Setup::Fused => format!("fused, {cores} workers"),
         }
@@ -66,7 +74,7 @@ fn pipeline(
             (x, spin(costs.units(i, x, n), v))
         });
         let s = match setup {
-            Setup::Auto => s,
+            Setup::Auto | Setup::AutoApart => s,
             Setup::Fixed(w) => s.workers(w[i]),
             Setup::Fused => s.workers(cores),
         };
@@ -81,6 +89,11 @@ fn pipeline(
     p = match setup {
         Setup::Auto => p
             .autoscale()
+            .cpu_budget(cores)
+            .autoscale_interval(Duration::from_millis(100)),
+        Setup::AutoApart => p
+            .autoscale()
+            .fuse_auto(false)
             .cpu_budget(cores)
             .autoscale_interval(Duration::from_millis(100)),
         Setup::Fused => p.fuse(),
@@ -121,24 +134,33 @@ fn sequential(costs: Costs, n: u64, ordered: bool) -> (Duration, u64) {
     (start.elapsed(), h)
 }
 
-/// The median run of `setup`, with its report.
-fn measure(
+/// The median run of each setup, with its report. The setups take turns run by run, so a
+/// change of the machine's load falls on all of them alike.
+fn measure_all(
     options: &Options,
     costs: Costs,
-    setup: &Setup,
+    setups: &[Setup],
     n: u64,
     ordered: bool,
     cores: usize,
-) -> Result<Run, String> {
-    let mut runs = Vec::new();
+) -> Result<Vec<Run>, String> {
+    let mut runs: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
     for _ in 0..options.runs {
-        runs.push(pipeline(costs, setup, n, ordered, cores)?);
+        for (setup, runs) in setups.iter().zip(&mut runs) {
+            runs.push(pipeline(costs, setup, n, ordered, cores)?);
+        }
     }
-    if runs.iter().any(|r| r.checksum != runs[0].checksum) {
-        return Err(format!("{setup:?}: runs disagree"));
-    }
-    runs.sort_by_key(|r| r.time);
-    Ok(runs.swap_remove(runs.len() / 2))
+    setups
+        .iter()
+        .zip(runs)
+        .map(|(setup, mut runs)| {
+            if runs.iter().any(|r| r.checksum != runs[0].checksum) {
+                return Err(format!("{setup:?}: runs disagree"));
+            }
+            runs.sort_by_key(|r| r.time);
+            Ok(runs.swap_remove(runs.len() / 2))
+        })
+        .collect()
 }
 
 fn workers_over_time(report: &Report) -> String {
@@ -172,6 +194,7 @@ fn workload(
     let ideal = seq_rate * cores as f64;
     let setups = [
         Setup::Auto,
+        Setup::AutoApart,
         Setup::Fixed([1, 1, 2, 1]),
         Setup::Fixed([1, 1, 1, 1]),
         Setup::Fixed([2, 2, 2, 2]),
@@ -185,8 +208,10 @@ fn workload(
     );
     println!("|---|---:|---:|---:|---:|---|");
     let mut rows = Vec::new();
-    for setup in &setups {
-        let run = measure(options, costs, setup, n, ordered, cores)?;
+    for (setup, run) in setups
+        .iter()
+        .zip(measure_all(options, costs, &setups, n, ordered, cores)?)
+    {
         if run.checksum != expected {
             return Err(format!(
                 "{}: checksum {} != sequential {expected}",
@@ -198,14 +223,14 @@ fn workload(
     }
     let best_fixed = rows
         .iter()
-        .filter(|(s, _)| !matches!(s, Setup::Auto))
+        .filter(|(s, _)| !s.is_auto())
         .map(|(_, r)| n as f64 / r.time.as_secs_f64())
         .fold(0.0, f64::max);
     for (setup, run) in &rows {
         let rate = n as f64 / run.time.as_secs_f64();
         let controller =
             run.report.controller_busy().as_secs_f64() / (run.time.as_secs_f64() * cores as f64);
-        let history = if matches!(setup, Setup::Auto) {
+        let history = if setup.is_auto() {
             workers_over_time(&run.report)
         } else {
             String::new()
@@ -215,16 +240,21 @@ fn workload(
             setup.label(cores),
             rate / ideal,
             rate / best_fixed,
-            if matches!(setup, Setup::Auto) {
+            if setup.is_auto() {
                 format!("{:.3}%", controller * 100.0)
             } else {
                 "-".into()
             },
         );
     }
-    if let Some((_, auto)) = rows.iter().find(|(s, _)| matches!(s, Setup::Auto)) {
-        for (at, d) in auto.report.decisions() {
-            println!("- at {:.2} s: {}", at.as_secs_f64(), d.reason);
+    for (setup, run) in rows.iter().filter(|(s, _)| s.is_auto()) {
+        for (at, d) in run.report.decisions() {
+            println!(
+                "- {}, at {:.2} s: {}",
+                setup.label(cores),
+                at.as_secs_f64(),
+                d.reason
+            );
         }
     }
     Ok(())
