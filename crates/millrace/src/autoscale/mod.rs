@@ -4,10 +4,14 @@
 //!
 //! Stages marked [`auto_workers`](crate::Stage::auto_workers) (or every stage, with
 //! [`PipelineBuilder::autoscale`](crate::PipelineBuilder::autoscale)) have their worker
-//! counts set while the pipeline runs. Every tick (100 ms by default) the controller samples
-//! each stage's counters, feeds the [`policy`] (each stage's share of the workers follows
-//! its share of the CPU cost per item, within the CPU budget, with hysteresis), and applies
-//! its decisions:
+//! counts set while the pipeline runs. The unit it sizes is the *segment*: adjacent auto
+//! stages with equal bounds share workers unless
+//! [`fuse_auto(false)`](crate::PipelineBuilder::fuse_auto), and each auto segment starts at
+//! an even share of the CPU budget. Every tick (100 ms by default) the controller samples
+//! each stage's counters, sums them per segment (items in at its first stage, busy time of
+//! all its stages), feeds the [`policy`] (each segment's share of the workers follows its
+//! share of the CPU cost per item, within the CPU budget, with hysteresis), and applies its
+//! decisions:
 //!
 //! * **Adding** a worker starts a thread on the stage's shared inlet: no pause.
 //! * **Removing** one lowers the stage's target; the first worker to finish its current

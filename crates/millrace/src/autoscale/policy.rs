@@ -26,6 +26,9 @@
 //! measurement cannot make it oscillate, and a real change of cost is followed within about
 //! three ticks.
 //!
+//! The controller feeds it one sample per *segment* (a fused run of stages counts as one
+//! stage whose cost is the sum of theirs), so "stage" below means a segment.
+//!
 //! This module is pure (no clocks, no threads), so its decisions are tested on simulated
 //! measurements.
 
