@@ -2,7 +2,7 @@
 //!
 //! Opens the source (a missing input fails here, before any thread starts), makes each
 //! stage from its kind with its settings (workers fixed or autoscaled, capacity, batch,
-//! order, error policy, dead letters), applies the pipeline's autoscaling and wedge
+//! order, error policy, dead letters), applies the pipeline's autoscaling, fusion and wedge
 //! settings, and closes the pipeline with a fold whose accumulator is the [`SinkRunner`].
 //! Items carry their engine id ([`Item`]): the source numbers them from 0 in iteration
 //! order, exactly as the engine does.
@@ -74,6 +74,10 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
     if let Some(interval) = scaling.interval {
         builder = builder.autoscale_interval(interval);
     }
+    if scaling.fuse {
+        builder = builder.fuse();
+    }
+    builder = builder.fuse_auto(scaling.fuse_auto);
     if let Some(wedge) = scaling.wedge {
         let policy = if wedge.fail {
             WedgePolicy::Fail

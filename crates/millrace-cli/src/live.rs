@@ -2,8 +2,9 @@
 //!
 //! Each line shows, over the last interval (about 200 ms): items out per second, the share
 //! of the stage's worker time spent busy, idle (waiting for input) and blocked (waiting
-//! for room downstream), and the fill of its input queue; then its worker count as it is
-//! now (autoscaled stages change it), and for an async stage the items in flight. Each
+//! for room downstream), and the fill of its input queue (`(fused)` for a stage that runs
+//! on the previous stage's workers, with no queue of its own); then its worker count as it
+//! is now (autoscaled stages change it), and for an async stage the items in flight. Each
 //! decision of the autoscaler and each wedge the detector finds is printed above the view
 //! as it happens. The view draws on stderr through `indicatif`, only when stderr is a
 //! terminal and `--quiet` is not given, and is cleared before the final report is printed.
@@ -62,7 +63,9 @@ pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> Str
         Some((mean / now.queue_capacity as f64).clamp(0.0, 1.0))
     };
     let queue = match fill {
-        None => "            -".to_owned(),
+        // As wide as a bar (`[####    ]  50%`), so that the columns after it line up.
+        None if now.fused => format!("{:<15}", "(fused)"),
+        None => format!("{:>15}", "-"),
         Some(f) => {
             let filled = (f * 8.0).round() as usize;
             format!(
@@ -184,6 +187,28 @@ impl LiveView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fused_stage_shows_no_queue() {
+        // Two stages with one worker each, fused: `b` runs on `a`'s worker.
+        let finished = millrace::Pipeline::source(0..1000u64)
+            .fuse()
+            .map("a", |x| x + 1)
+            .map("b", |x| x * 2)
+            .fold(0u64, |sum, x| sum + x)
+            .run()
+            .expect("the run");
+        let stages = finished.report.stages();
+        assert!(!stages[0].fused && stages[1].fused);
+        let a = row(&stages[0], None, Duration::from_millis(200));
+        let b = row(&stages[1], None, Duration::from_millis(200));
+        assert!(a.contains("queue ["), "{a}");
+        assert!(b.contains("queue (fused)"), "{b}");
+        // The columns after the queue stay aligned, for the source's `-` too.
+        let source = row(finished.report.source(), None, Duration::from_millis(200));
+        assert_eq!(a.find('×'), b.find('×'), "{a}\n{b}");
+        assert_eq!(a.find('×'), source.find('×'), "{a}\n{source}");
+    }
 
     #[test]
     fn rates_get_unit_prefixes() {

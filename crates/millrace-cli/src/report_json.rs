@@ -1,6 +1,6 @@
 //! The report as JSON (`--report FILE.json`): schema `millrace-report`, version 2 (which
 //! added the autoscaler's decisions, the worker counts over time, wedges, and async
-//! stages' in-flight counts).
+//! stages' in-flight counts; later, within version 2, whether each stage ran fused).
 //!
 //! The schema is documented field by field in `REPORT_SCHEMA.md` beside this crate's
 //! `Cargo.toml`; `tests/report_json.rs` checks that a real report has every documented
@@ -91,6 +91,7 @@ struct Stage<'a> {
     kind: Option<&'a str>,
     workers: usize,
     queue_capacity_batches: usize,
+    fused: bool,
     items_in: u64,
     items_out: u64,
     filtered: u64,
@@ -166,6 +167,7 @@ fn stage<'a>(
         kind,
         workers: s.workers,
         queue_capacity_batches: s.queue_capacity,
+        fused: s.fused,
         items_in: s.tally.items_in,
         items_out: s.tally.items_out - rejected.min(s.tally.items_out),
         filtered: s.tally.filtered,

@@ -1,6 +1,7 @@
 //! The final report as text: a headline with how the run ended, the totals, a table per
 //! stage, the bottleneck and its reason, latency, the autoscaler's decisions and any
-//! wedge, errors, and what the source skipped.
+//! wedge, errors, and what the source skipped. A stage that ran fused with the one before
+//! (on its workers, with no queue between them) shows `fused` in the queue column.
 //!
 //! ```text
 //! pipeline `seed` (examples/seed.toml): completed in 1.234 s, 8.10 M items/s
@@ -102,7 +103,10 @@ fn headline(s: &Summary) -> String {
 }
 
 fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64, items_out: u64) {
-    let queue = if s.queue_capacity > 0 {
+    // A fused stage has no queue: it runs on the previous stage's workers.
+    let queue = if s.fused {
+        "fused".into()
+    } else if s.queue_capacity > 0 {
         pct(s.queue_fill)
     } else {
         "-".into()

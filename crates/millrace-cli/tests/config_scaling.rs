@@ -111,6 +111,42 @@ fn wedge_and_interval_settings_reach_the_spec() {
 }
 
 #[test]
+fn fuse_settings_reach_the_spec_with_their_defaults() {
+    let spec = load(&format!("{SOURCE}{THREE}{SINK}"), &[]).unwrap();
+    assert!(!spec.scaling.fuse, "fuse is off by default");
+    assert!(spec.scaling.fuse_auto, "fuse_auto is on by default");
+    let spec = load(
+        &format!("[pipeline]\nfuse = true\nfuse_auto = false\n{SOURCE}{THREE}{SINK}"),
+        &[],
+    )
+    .unwrap();
+    assert!(spec.scaling.fuse);
+    assert!(!spec.scaling.fuse_auto);
+    // Written out, they read back the same.
+    let spec = load(
+        &format!("[pipeline]\nfuse = false\nfuse_auto = true\n{SOURCE}{THREE}{SINK}"),
+        &[],
+    )
+    .unwrap();
+    assert!(!spec.scaling.fuse);
+    assert!(spec.scaling.fuse_auto);
+    // --set turns them around, with or without a [pipeline] table in the file.
+    let spec = load(
+        &format!("{SOURCE}{THREE}{SINK}"),
+        &["pipeline.fuse=true", "pipeline.fuse_auto=false"],
+    )
+    .unwrap();
+    assert!(spec.scaling.fuse);
+    assert!(!spec.scaling.fuse_auto);
+    let spec = load(
+        &format!("[pipeline]\nfuse = true\n{SOURCE}{THREE}{SINK}"),
+        &["pipeline.fuse=false"],
+    )
+    .unwrap();
+    assert!(!spec.scaling.fuse);
+}
+
+#[test]
 fn overrides_set_workers_and_pipeline_settings() {
     let text = format!("{SOURCE}{THREE}{SINK}");
     let spec = load(
@@ -156,7 +192,8 @@ fn check_prints_the_settings_resolved() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "cpu_budget = 2\nautoscale_interval = \"200ms\"\nwedge_timeout = \"5s\"\nwedge_policy = \"fail\"\n",
+            "cpu_budget = 2\nautoscale_interval = \"200ms\"\nwedge_timeout = \"5s\"\nwedge_policy = \"fail\"\n\
+             fuse = false\nfuse_auto = true\n",
         ))
         .stdout(predicate::str::contains(
             "name = \"a\"\nkind = \"square\"\nworkers = \"auto\"\n",
@@ -169,6 +206,31 @@ fn check_prints_the_settings_resolved() {
         ))
         .stdout(predicate::str::contains(
             "concurrency = 64\ntimeout = \"2s\"\n",
+        ));
+}
+
+#[test]
+fn check_prints_the_fuse_settings() {
+    // Without autoscaled stages `fuse_auto` has nothing to do and is left out, unless off.
+    let (_dir, path) = pipeline_file(&format!(
+        "[pipeline]\nfuse = true\n{SOURCE}[[stage]]\nkind = \"square\"\nworkers = 2\n{SINK}"
+    ));
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\nfuse = true\n"))
+        .stdout(predicate::str::contains("fuse_auto").not());
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "pipeline.fuse_auto=false"])
+        .args(["--set", "pipeline.fuse=false"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\nfuse = false\nfuse_auto = false\n",
         ));
 }
 
@@ -218,6 +280,28 @@ fn mistakes_in_pipeline_settings_are_located_with_a_hint() {
     rejects(
         &with("autoscale = \"yes\""),
         &["`autoscale` must be true or false, found a string \"yes\""],
+    );
+    rejects(
+        &with("fuse = \"yes\""),
+        &["p.toml:2:8: `fuse` must be true or false, found a string \"yes\""],
+    );
+    rejects(
+        &with("fuse_auto = 1"),
+        &["p.toml:2:13: `fuse_auto` must be true or false, found an integer 1"],
+    );
+    rejects(
+        &with("fuze = true"),
+        &[
+            "p.toml:2:1: unknown key `fuze` in [pipeline]",
+            "did you mean `fuse`?",
+        ],
+    );
+    rejects(
+        &with("fuse_autos = false"),
+        &[
+            "p.toml:2:1: unknown key `fuse_autos` in [pipeline]",
+            "did you mean `fuse_auto`?",
+        ],
     );
     rejects(
         &with("cpu_budget = 0"),

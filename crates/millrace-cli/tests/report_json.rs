@@ -153,10 +153,11 @@ fn report_has_every_documented_field_and_nothing_undocumented() {
     assert!(missing.is_empty(), "documented but absent: {missing:?}");
 }
 
-/// Ten items that wait a minute each, an autoscaled stage, and a wedge watch that fails the
-/// run after 300 ms without progress: the run ends at once, failed, with the diagnosis.
+/// Ten items that wait a minute each, an autoscaled stage (on a budget of 2), and a wedge
+/// watch that fails the run after 300 ms without progress: the run ends at once, failed,
+/// with the diagnosis.
 const WEDGED: &str = "[pipeline]\nwedge_timeout = \"300ms\"\nwedge_policy = \"fail\"\n\
-     autoscale_interval = \"50ms\"\n\
+     autoscale_interval = \"50ms\"\ncpu_budget = 2\n\
      [source]\nkind = \"range\"\nend = 10\n\
      [[stage]]\nkind = \"square\"\nworkers = \"auto\"\n\
      [[stage]]\nkind = \"sleep\"\nms = 60000\n[sink]\nkind = \"count\"\n";
@@ -186,8 +187,10 @@ fn a_wedge_fails_the_run_and_is_in_the_report() {
         wedge["diagnosis"].as_str().unwrap().contains("`sleep`"),
         "{wedge}"
     );
-    // The controller ran, so the worker counts over time start with the first ones.
-    assert_eq!(json["worker_history"][0]["workers"]["square"], 1);
+    // The controller ran, so the worker counts over time start with the first ones: the
+    // only autoscaled stage starts at an even share of the budget, all of it (async stages
+    // take none).
+    assert_eq!(json["worker_history"][0]["workers"]["square"], 2);
     assert_eq!(json["worker_history"][0]["workers"]["sleep"], 1);
     assert_eq!(json["totals"]["cancelled"], 10);
 }

@@ -1,6 +1,8 @@
 //! `millrace tune`: runs a pipeline with every stage autoscaled, stops at the time limit or
 //! when the input ends, and prints the worker counts it settled on as `[[stage]]` snippets
-//! that load, with its decisions. Shapes are asserted, not timings.
+//! that load, with its decisions; when stages ran fused (`fuse_auto`, the default), also
+//! `fuse = true` for `[pipeline]`, which reproduces the layout. Shapes are asserted, not
+//! timings.
 
 mod common;
 
@@ -24,19 +26,21 @@ fn settled(stdout: &str) -> BTreeMap<String, usize> {
     out
 }
 
-/// Tunes the imbalanced example (W2: spin 1, 1, 4, 1) on an endless input for 2 s.
-fn tune_imbalanced(budget: usize) -> String {
+/// Tunes the imbalanced example (W2: spin 1, 1, 4, 1) on an endless input for `seconds`,
+/// with each stage sized on its own (`fuse_auto = false`) unless `fused`.
+fn tune_imbalanced_for(budget: usize, fused: bool, seconds: &str) -> String {
     let out = millrace()
         .args([
             "tune",
             &example("imbalanced.toml"),
             "--seconds",
-            "2",
+            seconds,
             "--no-live",
         ])
         .args(["--set", "source.end=1000000000000"])
         .args(["--set", &format!("pipeline.cpu_budget={budget}")])
         .args(["--set", "pipeline.autoscale_interval=50ms"])
+        .args(["--set", &format!("pipeline.fuse_auto={fused}")])
         .assert()
         .success()
         .stdout(predicate::str::contains("stopped at the time limit"))
@@ -44,6 +48,12 @@ fn tune_imbalanced(budget: usize) -> String {
         .stdout
         .clone();
     String::from_utf8(out).expect("UTF-8")
+}
+
+/// Tunes the imbalanced example for 2 s with its stages kept apart, so that each gets a
+/// count of its own (fused, they would share one).
+fn tune_imbalanced(budget: usize) -> String {
+    tune_imbalanced_for(budget, false, "2")
 }
 
 fn assert_c_is_widest(stdout: &str) {
@@ -57,6 +67,9 @@ fn assert_c_is_widest(stdout: &str) {
     assert!(c >= 2, "c was not widened:\n{stdout}");
     assert!(counts.values().all(|&w| w <= c), "{stdout}");
     assert!(stdout.contains("+1 worker to c: "), "{stdout}");
+    // Nothing ran fused, so there is no [pipeline] setting to paste.
+    assert!(!stdout.contains("fuse = "), "{stdout}");
+    assert!(!stdout.contains("[pipeline]"), "{stdout}");
 }
 
 #[test]
@@ -140,4 +153,122 @@ fn tune_rejects_bad_files_and_times() {
         .stderr(predicate::str::contains(
             "--seconds must be a positive number",
         ));
+}
+
+/// The stages' `fused` flags and worker counts in a JSON report.
+fn layout(report: &serde_json::Value) -> Vec<(String, bool, u64)> {
+    report["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("a name").to_owned(),
+                s["fused"].as_bool().expect("fused"),
+                s["workers"].as_u64().expect("workers"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fused_stages_come_with_fuse_true_and_the_snippets_reproduce_the_layout() {
+    // Every stage of W2 on "auto" with the same bounds: one fused segment of 2 workers.
+    let stdout = tune_imbalanced_for(2, true, "1");
+    assert!(
+        stdout.contains("# Fused: a+b+c+d ran on shared workers"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--set pipeline.fuse_auto=false"),
+        "the note says how to size them apart:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("\n[pipeline]\n# a+b+c+d shared workers while tuning\nfuse = true\n"),
+        "{stdout}"
+    );
+    let counts = settled(&stdout);
+    assert_eq!(counts.len(), 4, "{stdout}");
+    assert!(counts.values().all(|&w| w == 2), "{stdout}");
+
+    // Pasted in (the counts, and fuse = true), the file runs in the same layout.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let report = dir.path().join("report.json");
+    let mut run = millrace();
+    run.args(["run", &example("imbalanced.toml"), "--quiet"])
+        .arg("--report")
+        .arg(&report)
+        .args(["--set", "source.end=20000"])
+        .args(["--set", "pipeline.fuse=true"]);
+    for (name, w) in &counts {
+        run.args(["--set", &format!("stage.{name}.workers={w}")]);
+    }
+    run.assert().success();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("the report")).expect("JSON");
+    let ran = layout(&json);
+    let fused: Vec<(&str, bool)> = ran.iter().map(|(n, f, _)| (n.as_str(), *f)).collect();
+    assert_eq!(
+        fused,
+        [
+            ("source", false),
+            ("a", false),
+            ("b", true),
+            ("c", true),
+            ("d", true),
+            ("sink", false)
+        ]
+    );
+    assert!(ran[1..5].iter().all(|(_, _, w)| *w == 2), "{ran:?}");
+}
+
+/// Tunes the imbalanced example on 2,000 items with `sets`, and returns the answer.
+fn tune_short(sets: &[&str]) -> String {
+    let mut cmd = millrace();
+    cmd.args(["tune", &example("imbalanced.toml"), "--no-live"])
+        .args(["--set", "source.end=2000"]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("UTF-8")
+}
+
+#[test]
+fn the_answer_notes_neighbours_that_ran_apart_but_fuse_true_would_join() {
+    // a and b on "auto" (1 to 2), c and d on 1 to 3: two fused segments, each starting at
+    // one worker of the budget of 2; the controller never ticks before the input ends.
+    let stdout = tune_short(&[
+        "pipeline.cpu_budget=2",
+        "pipeline.autoscale_interval=10s",
+        "stage.c.workers={min=1,max=3}",
+        "stage.d.workers={min=1,max=3}",
+    ]);
+    assert!(
+        stdout.contains(
+            "\n[pipeline]\n# a+b, c+d shared workers while tuning\nfuse = true\n\
+             # note: b+c ran apart, but with equal counts fuse = true fuses them too\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_file_that_fuses_gets_fuse_false_when_the_tuned_stages_ran_apart() {
+    // The file fuses its fixed stages; tuned apart on a budget of 1, every stage settles
+    // on one worker, which `fuse = true` would fuse.
+    let stdout = tune_short(&[
+        "pipeline.fuse=true",
+        "pipeline.fuse_auto=false",
+        "pipeline.cpu_budget=1",
+    ]);
+    assert!(!stdout.contains("# Fused:"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "\n[pipeline]\n# the stages ran apart; with these counts fuse = true would fuse \
+             a+b, b+c, c+d\nfuse = false\n"
+        ),
+        "{stdout}"
+    );
+    assert!(settled(&stdout).values().all(|&w| w == 1), "{stdout}");
 }

@@ -46,7 +46,8 @@ fn dead_letter(out: &mut String, path: Option<&Path>) {
     }
 }
 
-/// The autoscaling and wedge settings, as `[pipeline]` keys.
+/// The autoscaling, wedge and fusion settings, as `[pipeline]` keys. `fuse` is always
+/// written; `fuse_auto` when a stage is autoscaled or it is off.
 fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
     match s.cpu_budget {
         Some(n) => {
@@ -75,6 +76,10 @@ fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
             "wedge_timeout = {}\nwedge_policy = \"{policy}\"",
             quote(&duration::format(w.after))
         );
+    }
+    let _ = writeln!(out, "fuse = {}", s.fuse);
+    if any_auto || !s.fuse_auto {
+        let _ = writeln!(out, "fuse_auto = {}", s.fuse_auto);
     }
 }
 

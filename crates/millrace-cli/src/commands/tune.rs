@@ -2,6 +2,11 @@
 //! the worker counts the autoscaler settled on as TOML ready to paste into the file, and the
 //! decisions that led there with their reasons.
 //!
+//! Adjacent autoscaled stages with the same bounds run fused under `fuse_auto` (the
+//! default): one segment of shared workers, sized as a unit, so they settle on one count.
+//! When that happened the answer says so and adds `fuse = true` for `[pipeline]`, so that
+//! the fixed counts pasted in run in the same layout.
+//!
 //! Every stage with a fixed worker count is set to `workers = "auto"` (stages with bounds
 //! keep them; async stages scale by `concurrency` and are left alone). The run stops
 //! gracefully after `--seconds`, or earlier when the input ends. A `stdout` sink is swapped
@@ -11,7 +16,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use millrace::{EndState, Report};
+use millrace::{EndState, Report, StageReport};
 
 use crate::cli::TuneArgs;
 use crate::config::params::Params;
@@ -57,7 +62,40 @@ fn ending(report: &Report, outcome: Outcome, limit: Duration) -> String {
     }
 }
 
-/// The answer: the settled worker counts as `[[stage]]` snippets, then the decisions.
+/// The runs of stages that shared workers, as `a+b+c`: a stage and the stages fused after
+/// it.
+fn fused_runs(stages: &[StageReport]) -> Vec<String> {
+    let mut runs: Vec<Vec<&str>> = Vec::new();
+    for stage in stages {
+        match runs.last_mut() {
+            Some(run) if stage.fused => run.push(&stage.name),
+            _ => runs.push(vec![&stage.name]),
+        }
+    }
+    runs.into_iter()
+        .filter(|run| run.len() > 1)
+        .map(|run| run.join("+"))
+        .collect()
+}
+
+/// Neighbours that ran apart but that `fuse = true` would fuse once their settled counts
+/// are fixed ones (as `b+c`): both on threads, equal counts, the first not ordered.
+fn joined_by_fuse(spec: &PipelineSpec, stages: &[StageReport]) -> Vec<String> {
+    spec.stages
+        .windows(2)
+        .zip(stages.windows(2))
+        .filter(|(specs, ran)| {
+            !ran[1].fused
+                && !specs[0].ordered
+                && specs.iter().all(|s| s.workers != Workers::Async)
+                && ran[0].workers == ran[1].workers
+        })
+        .map(|(_, ran)| format!("{}+{}", ran[0].name, ran[1].name))
+        .collect()
+}
+
+/// The answer: the settled worker counts as `[[stage]]` snippets (and `fuse = true` for
+/// `[pipeline]` when stages ran fused), then the decisions.
 pub fn render(spec: &PipelineSpec, summary: &Summary, limit: Duration) -> String {
     let r = &summary.report;
     let wall = r.wall().as_secs_f64();
@@ -89,10 +127,66 @@ pub fn render(spec: &PipelineSpec, summary: &Summary, limit: Duration) -> String
     if let Some(e) = &summary.error {
         let _ = writeln!(out, "# error: {e}");
     }
+    let runs = fused_runs(r.stages());
+    let joins = joined_by_fuse(spec, r.stages());
+    if !runs.is_empty() {
+        let (which, verb) = match runs.as_slice() {
+            [one] => (one.clone(), "ran"),
+            [first @ .., last] => (format!("{} and {last}", first.join(", ")), "each ran"),
+            [] => (String::new(), "ran"),
+        };
+        let _ = writeln!(
+            out,
+            "# Fused: {which} {verb} on shared workers, sized as one (autoscaled neighbours\n\
+             # with the same bounds do, under fuse_auto); to size each stage on its own, tune\n\
+             # again with --set pipeline.fuse_auto=false."
+        );
+    }
+    // What `[pipeline] fuse` must say for the counts, fixed, to run in this layout: on when
+    // stages ran fused; off when the file turns it on but it would fuse stages that ran
+    // apart; otherwise whatever the file says does.
+    let fuse = if !runs.is_empty() {
+        Some(true)
+    } else if spec.scaling.fuse && !joins.is_empty() {
+        Some(false)
+    } else {
+        None
+    };
     let _ = writeln!(
         out,
-        "# The worker counts it settled on, to paste over each stage's `workers`:"
+        "# The worker counts it settled on, to paste over each stage's `workers`{}",
+        match fuse {
+            Some(true) =>
+                ", and the\n# [pipeline] setting that keeps the fused stages on shared workers:",
+            Some(false) => ", and the\n# [pipeline] setting that keeps the stages apart:",
+            None => ":",
+        }
     );
+    match fuse {
+        Some(true) => {
+            let _ = writeln!(
+                out,
+                "\n[pipeline]\n# {} shared workers while tuning\nfuse = true",
+                runs.join(", ")
+            );
+            if !joins.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "# note: {} ran apart, but with equal counts fuse = true fuses them too",
+                    joins.join(", ")
+                );
+            }
+        }
+        Some(false) => {
+            let _ = writeln!(
+                out,
+                "\n[pipeline]\n# the stages ran apart; with these counts fuse = true would fuse {}\n\
+                 fuse = false",
+                joins.join(", ")
+            );
+        }
+        None => {}
+    }
     for (spec_stage, stage) in spec.stages.iter().zip(r.stages()) {
         if spec_stage.workers == Workers::Async {
             continue;

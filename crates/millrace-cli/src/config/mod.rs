@@ -6,9 +6,9 @@
 //!    and column;
 //! 2. [`overrides`]: `--set KEY=VALUE` options edit the tree;
 //! 3. [`resolve`]: every table is read against what it may hold ([`schema`] for the
-//!    pipeline's own settings, [`scaling`] for `workers` and the autoscaling and wedge
-//!    settings, each kind's [`params`] for its parameters, [`duration`] for durations);
-//!    unknown keys, wrong types and values out of range are errors;
+//!    pipeline's own settings, [`scaling`] for `workers` and the autoscaling, fusion and
+//!    wedge settings, each kind's [`params`] for its parameters, [`duration`] for
+//!    durations); unknown keys, wrong types and values out of range are errors;
 //! 4. the result is a [`PipelineSpec`] with every default applied.
 //!
 //! Errors are [`ConfigError`]s ([`error`]), located and with a hint where one helps. No

@@ -1,6 +1,6 @@
-//! The autoscaling and wedge settings of a pipeline file: `workers` as a number, `"auto"` or
-//! `{ min, max }`, and `[pipeline]`'s `autoscale`, `cpu_budget`, `autoscale_interval`,
-//! `wedge_timeout` and `wedge_policy`.
+//! The autoscaling, fusion and wedge settings of a pipeline file: `workers` as a number,
+//! `"auto"` or `{ min, max }`, and `[pipeline]`'s `autoscale`, `cpu_budget`,
+//! `autoscale_interval`, `wedge_timeout`, `wedge_policy`, `fuse` and `fuse_auto`.
 //!
 //! ```toml
 //! [pipeline]
@@ -9,6 +9,10 @@
 //! autoscale_interval = "200ms"
 //! wedge_timeout = "5s"        # report a wedge after 5 s without progress
 //! wedge_policy = "fail"       # … and fail the run (default: "report")
+//! fuse = true                 # adjacent stages with equal fixed worker counts share
+//!                             # workers (default: false)
+//! fuse_auto = false           # keep adjacent autoscaled stages apart (default: true,
+//!                             # those with the same bounds share workers, sized as one)
 //!
 //! [[stage]]
 //! kind = "spin"
@@ -26,13 +30,15 @@ use super::schema::{Scaling, Wedge, Workers};
 /// Most workers a stage may have (or a CPU budget may allow).
 pub const MAX_WORKERS: usize = 1024;
 
-/// The keys only `[pipeline]` takes, for autoscaling and wedges.
+/// The keys only `[pipeline]` takes, for autoscaling, wedges and fusion.
 pub const PIPELINE_KEYS: &[&str] = &[
     "autoscale",
     "cpu_budget",
     "autoscale_interval",
     "wedge_timeout",
     "wedge_policy",
+    "fuse",
+    "fuse_auto",
 ];
 
 const WORKERS_FORMS: &str = "a number from 1 to 1024, \"auto\", or { min = N, max = N }";
@@ -109,7 +115,7 @@ pub fn workers(node: &Node) -> Result<Workers, ConfigError> {
 }
 
 /// `[pipeline]`'s scaling keys, read through `get`: whether `autoscale = true`, and the
-/// rest.
+/// rest (`fuse` defaults to false, `fuse_auto` to true).
 ///
 /// # Errors
 ///
@@ -119,6 +125,11 @@ pub fn pipeline<'a>(
     get: impl Fn(&str) -> Option<&'a Node>,
 ) -> Result<(bool, Scaling), ConfigError> {
     let autoscale = Node::flag(get("autoscale"), "autoscale")?;
+    let fuse = Node::flag(get("fuse"), "fuse")?;
+    let fuse_auto = match get("fuse_auto") {
+        None => true,
+        node => Node::flag(node, "fuse_auto")?,
+    };
     let cpu_budget = get("cpu_budget")
         .map(|n| worker_count(n, "cpu_budget"))
         .transpose()?;
@@ -174,6 +185,8 @@ pub fn pipeline<'a>(
             cpu_budget,
             interval,
             wedge: after.map(|after| Wedge { after, fail }),
+            fuse,
+            fuse_auto,
         },
     ))
 }

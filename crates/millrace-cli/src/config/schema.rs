@@ -20,6 +20,8 @@
 //! autoscale_interval = "200ms"   # how often the autoscaler measures and decides
 //! wedge_timeout = "5s"    # nothing moved this long with items in flight: a wedge
 //! wedge_policy = "report" # report | fail
+//! fuse = false            # adjacent stages with equal fixed workers share them
+//! fuse_auto = true        # adjacent autoscaled stages with the same bounds share them
 //!
 //! [source]
 //! kind = "range"
@@ -108,8 +110,8 @@ pub struct Wedge {
     pub fail: bool,
 }
 
-/// The pipeline-wide autoscaling and wedge settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The pipeline-wide autoscaling, fusion and wedge settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scaling {
     /// Workers of autoscaled stages that may be busy at once; `None`: the cores.
     pub cpu_budget: Option<usize>,
@@ -117,6 +119,24 @@ pub struct Scaling {
     pub interval: Option<Duration>,
     /// The wedge watch, if any.
     pub wedge: Option<Wedge>,
+    /// Adjacent stages with equal fixed worker counts share workers (`fuse = true`;
+    /// default false).
+    pub fuse: bool,
+    /// Adjacent autoscaled stages with the same bounds share workers, sized as one
+    /// (`fuse_auto`; default true).
+    pub fuse_auto: bool,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling {
+            cpu_budget: None,
+            interval: None,
+            wedge: None,
+            fuse: false,
+            fuse_auto: true,
+        }
+    }
 }
 
 /// What a stage (or the sink) does with an item that failed.
