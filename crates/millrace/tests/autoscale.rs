@@ -166,6 +166,35 @@ fn auto_stages_with_different_bounds_or_an_ordered_stage_between_stay_apart() {
 }
 
 #[test]
+fn an_autoscaled_run_with_a_response_hook_ends() {
+    // The controller holds each auto segment to resize it; it must not keep the hooked
+    // stage's relay open (and the run from ending) once the segment's workers are gone.
+    for fuse in [true, false] {
+        within(30, move || {
+            let answered = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let seen = Arc::clone(&answered);
+            let finished = Pipeline::source(0..2_000u64)
+                .autoscale()
+                .fuse_auto(fuse)
+                .cpu_budget(2)
+                .autoscale_interval(Duration::from_millis(5))
+                .map("a", |x| x + 1)
+                .stage(
+                    Stage::map("hooked", |x: u64| x * 2).on_response(move |_, _| {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }),
+                )
+                .map("c", |x| x + 3)
+                .fold(0u64, |n, _| n + 1)
+                .run()
+                .unwrap();
+            assert_eq!(finished.output, 2_000);
+            assert_eq!(answered.load(Ordering::Relaxed), 2_000);
+        });
+    }
+}
+
+#[test]
 fn a_stage_blocked_forever_is_named_by_the_wedge_detector() {
     within(60, || {
         let release = Arc::new(AtomicBool::new(false));

@@ -4,7 +4,8 @@
 //! ordered or not, and each stage one of: a map, a filter, a flat-map, a `try_map` or
 //! `try_flat_map` that returns errors, a map or flat-map that panics, a `try_map` that panics,
 //! or a flaky `try_map` that fails the first k tries of each item; its error policy skips,
-//! retries, or stops. Whether an item fails is a function of its value (and, for the flaky
+//! retries, or stops. The stages run on their own workers, fused (`fuse()` with equal worker
+//! counts), or autoscaled (fused by default, resized while items flow). Whether an item fails is a function of its value (and, for the flaky
 //! stage, of its try), so a sequential reference that applies the same stage functions in
 //! order predicts every output, every failure and every count.
 //!

@@ -469,7 +469,7 @@ impl Launch {
                 stages,
                 min,
                 max,
-                scaler: Arc::new(SegmentScaler(emitter)),
+                scaler: Arc::new(SegmentScaler(Arc::downgrade(&emitter))),
             });
         }
         inlet

@@ -18,7 +18,7 @@
 //!    waiting for room is the last stage's *blocked* time.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::autoscale::Scalable;
@@ -240,19 +240,25 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
     lock(&growth.control.extra_threads).push(handle);
 }
 
-/// The autoscaler's handle on a segment.
-pub(crate) struct SegmentScaler<U>(pub(crate) Arc<Emitter<U>>);
+/// The autoscaler's handle on a segment. Weak: the segment's workers own its emitter, so
+/// when the last one exits, the emitter and everything it holds (the pull-chain factory,
+/// senders to response relays) go with it, even while the controller still runs. A strong
+/// handle kept a hooked stage's relay open and the run from ending.
+pub(crate) struct SegmentScaler<U>(pub(crate) Weak<Emitter<U>>);
 
 impl<U: Send + 'static> Scalable for SegmentScaler<U> {
     fn resize(&self, workers: usize) {
-        if self.0.growth.is_none() {
+        let Some(emitter) = self.0.upgrade() else {
+            return; // the segment has ended
+        };
+        if emitter.growth.is_none() {
             return;
         }
-        self.0.crew.set_target(workers);
-        while self.0.crew.alive() < workers {
-            let before = self.0.crew.alive();
-            grow(&self.0);
-            if self.0.crew.alive() == before {
+        emitter.crew.set_target(workers);
+        while emitter.crew.alive() < workers {
+            let before = emitter.crew.alive();
+            grow(&emitter);
+            if emitter.crew.alive() == before {
                 return; // the segment has ended
             }
         }

@@ -123,6 +123,19 @@ pub(crate) struct StageSpec {
     pub(crate) dead_letter: bool,
 }
 
+/// How the stages get their workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Each stage on its own workers.
+    Separate,
+    /// `fuse()`, every stage with the first one's worker count: stages share workers, runs
+    /// broken only after ordered stages.
+    Fused,
+    /// `autoscale()` within this CPU budget: adjacent stages fused (the default), resized
+    /// while items flow.
+    Auto(usize),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SourceMode {
     Iter,
@@ -153,6 +166,7 @@ pub(crate) struct Case {
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) sink_capacity: Option<usize>,
     pub(crate) sink_batch: Option<usize>,
+    pub(crate) layout: Layout,
 }
 
 impl Case {
@@ -344,10 +358,10 @@ pub(crate) fn build_stage(
             })
         }
     };
-    stage = stage
-        .workers(spec.workers)
-        .capacity(spec.capacity)
-        .batch(spec.batch);
+    if !matches!(case.layout, Layout::Auto(_)) {
+        stage = stage.workers(spec.workers);
+    }
+    stage = stage.capacity(spec.capacity).batch(spec.batch);
     if spec.ordered {
         stage = stage.ordered();
     }

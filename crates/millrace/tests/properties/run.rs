@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use millrace::{Handle, ItemId, Outcome, Pipeline, PipelineBuilder, Report, RunErrorKind};
 
-use crate::model::{build_stage, Case, Item, SinkMode, SourceMode};
+use crate::model::{build_stage, Case, Item, Layout, SinkMode, SourceMode};
 use crate::reference::Kind;
 
 /// A status a hook saw: the hooked stage's index, the item id, what became of it.
@@ -98,6 +98,14 @@ pub(crate) fn run_case(case: &Case) -> Observed {
     if let Some(b) = case.sink_batch {
         builder = builder.default_batch(b);
     }
+    builder = match case.layout {
+        Layout::Separate => builder,
+        Layout::Fused => builder.fuse(),
+        Layout::Auto(budget) => builder
+            .autoscale()
+            .cpu_budget(budget)
+            .autoscale_interval(std::time::Duration::from_millis(5)),
+    };
     for (i, spec) in case.stages.iter().enumerate() {
         builder = builder.stage(build_stage(i, spec, case, &obs));
     }

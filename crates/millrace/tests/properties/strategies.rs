@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::model::{Case, Op, Policy, SinkMode, SourceMode, StageSpec};
+use crate::model::{Case, Layout, Op, Policy, SinkMode, SourceMode, StageSpec};
 
 pub(crate) fn op() -> impl Strategy<Value = Op> {
     // Items go bad (filtered, failed) when `value % m == r`: filters drop 1 in 2–6,
@@ -80,6 +80,11 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
             prop::option::weighted(0.3, 0..64usize),
             prop::option::weighted(0.3, 1..=64usize),
             prop::option::weighted(0.3, 1..=256usize),
+            prop_oneof![
+                3 => Just(Layout::Separate),
+                1 => Just(Layout::Fused),
+                1 => (1..=4usize).prop_map(Layout::Auto),
+            ],
         )
             .prop_map(
                 move |(
@@ -92,7 +97,15 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
                     extra,
                     cap,
                     batch,
+                    layout,
                 )| {
+                    let mut stages = stages;
+                    if layout == Layout::Fused {
+                        let workers = stages[0].workers;
+                        for spec in &mut stages {
+                            spec.workers = workers;
+                        }
+                    }
                     // The in-flight limit is kept at least the first stage's batch: a smaller
                     // one hangs (see `max_in_flight_below_the_batch_size_completes`).
                     let max_in_flight = extra.map(|e| stages[0].batch + e);
@@ -107,6 +120,7 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
                         max_in_flight,
                         sink_capacity: cap,
                         sink_batch: batch,
+                        layout,
                     }
                 },
             )
