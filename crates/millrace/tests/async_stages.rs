@@ -392,7 +392,7 @@ fn reference(x: u64, fail_mod: u64, panic_mod: u64) -> Option<u64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(common::hang_safe_config(24))]
 
     /// Random async stages (delays, errors, panics) between sync stages: nothing lost or
     /// duplicated, order kept when the last stage is ordered, the accounting balances.

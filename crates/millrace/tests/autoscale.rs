@@ -264,7 +264,7 @@ fn a_wedge_under_the_report_policy_is_recorded_and_the_run_completes() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(12))]
+    #![proptest_config(common::hang_safe_config(12))]
 
     /// Workers come and go while items flow, in separate and in fused segments (an ordered
     /// stage splits a fused run in two, which the controller then sizes against each

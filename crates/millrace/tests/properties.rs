@@ -41,13 +41,14 @@ use strategies::{cancel_case, case};
 /// How long one random pipeline may take before the test calls it a hang.
 const CASE_TIMEOUT_S: u64 = 60;
 
-/// Failing cases are saved beside the crate's sources, in `proptest-regressions/`.
+/// Failing cases are saved beside the crate's sources, in `proptest-regressions/`;
+/// shrinking is bounded in time (see [`common::hang_safe_config`]).
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "proptest-regressions/properties.txt",
         ))),
-        ..ProptestConfig::with_cases(cases)
+        ..common::hang_safe_config(cases)
     }
 }
 

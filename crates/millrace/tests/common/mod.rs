@@ -71,3 +71,13 @@ pub fn closed_form_sum(n: u64) -> u64 {
     // (n-1)·n·(2n-1) is divisible by 6, so 3·that/6 = that/2; mod 2^64 at the end.
     ((n - 1) * n * (2 * n - 1) / 2) as u64
 }
+
+/// Property-test settings for tests whose cases run under [`within`]: `cases` cases, and
+/// shrinking bounded to three minutes. When a case hangs, every smaller case that still
+/// hangs costs a whole timeout, so unbounded shrinking would hold CI for hours.
+pub fn hang_safe_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        max_shrink_time: 3 * 60 * 1000,
+        ..proptest::test_runner::Config::with_cases(cases)
+    }
+}
