@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, within};
-use millrace::{EndState, Pipeline, RunErrorKind, Stage, WedgePolicy};
+use millrace::{EndState, Pipeline, Report, RunErrorKind, Stage, WedgePolicy};
 use proptest::prelude::*;
 
 /// `units` of the benchmark workloads' CPU work.
@@ -23,28 +23,33 @@ fn spin(units: u32, x: u64) -> u64 {
     x
 }
 
+/// Runs W2 (costs 1, 1, 4, 1) on `n` items, every stage autoscaled within 2 workers, checks
+/// its checksum against a sequential loop, and returns the report.
+fn autoscaled_w2(n: u64, fuse_auto: bool, interval: Duration) -> Report {
+    let finished = Pipeline::source(0..n)
+        .autoscale()
+        .fuse_auto(fuse_auto)
+        .cpu_budget(2)
+        .autoscale_interval(interval)
+        .default_batch(64)
+        .map("a", |x| spin(1, x))
+        .map("b", |x| spin(1, x))
+        .map("c", |x| spin(4, x))
+        .map("d", |x| spin(1, x))
+        .fold(0u64, |s, x| s.wrapping_add(x))
+        .run()
+        .unwrap();
+    let expected = (0..n).fold(0u64, |s, x| {
+        s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
+    });
+    assert_eq!(finished.output, expected);
+    finished.report
+}
+
 #[test]
 fn the_heavy_stage_of_w2_gets_the_extra_worker() {
     within(120, || {
-        let n = 60_000u64;
-        let finished = Pipeline::source(0..n)
-            .autoscale()
-            .fuse_auto(false)
-            .cpu_budget(2)
-            .autoscale_interval(Duration::from_millis(50))
-            .default_batch(64)
-            .map("a", |x| spin(1, x))
-            .map("b", |x| spin(1, x))
-            .map("c", |x| spin(4, x))
-            .map("d", |x| spin(1, x))
-            .fold(0u64, |s, x| s.wrapping_add(x))
-            .run()
-            .unwrap();
-        let expected = (0..n).fold(0u64, |s, x| {
-            s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
-        });
-        assert_eq!(finished.output, expected);
-        let report = &finished.report;
+        let report = &autoscaled_w2(60_000, false, Duration::from_millis(50));
         // On a quiet machine the workers settle at 1, 1, 2, 1; other tests running beside
         // this one add noise to the measured costs, so pin down the shape, not the numbers:
         // the heavy stage was widened first and ends up the widest.
@@ -103,24 +108,7 @@ fn workers_follow_a_change_of_cost_mid_run() {
 #[test]
 fn adjacent_auto_stages_run_fused_on_the_whole_budget_from_the_start() {
     within(120, || {
-        let n = 20_000u64;
-        let finished = Pipeline::source(0..n)
-            .autoscale()
-            .cpu_budget(2)
-            .autoscale_interval(Duration::from_millis(20))
-            .default_batch(64)
-            .map("a", |x| spin(1, x))
-            .map("b", |x| spin(1, x))
-            .map("c", |x| spin(4, x))
-            .map("d", |x| spin(1, x))
-            .fold(0u64, |s, x| s.wrapping_add(x))
-            .run()
-            .unwrap();
-        let expected = (0..n).fold(0u64, |s, x| {
-            s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
-        });
-        assert_eq!(finished.output, expected);
-        let report = &finished.report;
+        let report = &autoscaled_w2(20_000, true, Duration::from_millis(20));
         let fused: Vec<bool> = report.stages().iter().map(|s| s.fused).collect();
         assert_eq!(fused, [false, true, true, true]);
         // One segment: it starts on the whole budget, and every stage shows its count.
