@@ -207,10 +207,17 @@ impl StdError for ItemError {
 }
 
 /// A run that did not complete.
+///
+/// It keeps what the run had done: the [report](RunError::report) and, where the sink got
+/// that far, the sink's value over the items delivered before the stop
+/// ([`take_output`](RunError::take_output)), so nothing already delivered is lost.
 #[derive(Debug)]
 pub struct RunError {
     pub(crate) kind: RunErrorKind,
     pub(crate) report: Option<Box<Report>>,
+    /// The sink's value, type-erased (the error is not generic over the pipeline's output).
+    /// In a mutex only so that the error stays `Sync` for any `Send` output.
+    output: std::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// What stopped a run.
@@ -236,6 +243,55 @@ impl RunError {
         RunError {
             kind,
             report: report.map(Box::new),
+            output: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Keeps the sink's value of a run that stopped.
+    pub(crate) fn with_output<R: Send + 'static>(self, output: Option<R>) -> Self {
+        let output = output.map(|o| Box::new(o) as Box<dyn std::any::Any + Send>);
+        RunError {
+            output: std::sync::Mutex::new(output),
+            ..self
+        }
+    }
+
+    /// Takes the sink's value as far as the run got: for [`fold`](crate::PipelineBuilder::fold)
+    /// the accumulator over the items delivered before the stop, for
+    /// [`collect`](crate::PipelineBuilder::collect) those items. `R` is the pipeline's output
+    /// type; the value is there once, for a run that stopped after its sink ran (an item error
+    /// under [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop), a panicking source, a wedge).
+    /// `None` for build errors, when the sink itself panicked (its value is gone), for a
+    /// different `R`, and on a second call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{ErrorPolicy, Pipeline, Stage};
+    ///
+    /// let mut err = Pipeline::source(0..1000u64)
+    ///     .stage(
+    ///         Stage::try_map("check", |&x: &u64| if x == 500 { Err("bad item") } else { Ok(x) })
+    ///             .on_error(ErrorPolicy::Stop),
+    ///     )
+    ///     .fold(0u64, |count, _| count + 1)
+    ///     .run()
+    ///     .unwrap_err();
+    /// let delivered = err.report().unwrap().sink().tally.items_in;
+    /// // The count over everything delivered before the stop is still there.
+    /// assert_eq!(err.take_output::<u64>(), Some(delivered));
+    /// ```
+    pub fn take_output<R: 'static>(&mut self) -> Option<R> {
+        let slot = self
+            .output
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.take()?.downcast::<R>() {
+            Ok(output) => Some(*output),
+            Err(other) => {
+                *slot = Some(other);
+                None
+            }
         }
     }
 

@@ -214,6 +214,69 @@ fn stop_policy_returns_the_first_error_and_drains_what_was_admitted() {
 }
 
 #[test]
+fn a_stopped_fold_or_collect_keeps_its_value_over_what_was_delivered() {
+    let check = |x: &u64| {
+        if *x == 700 {
+            Err("injected: 700 is bad")
+        } else {
+            Ok(*x * 2)
+        }
+    };
+    let mut err = within(30, move || {
+        Pipeline::source(0..100_000u64)
+            .on_error(ErrorPolicy::Stop)
+            .stage(Stage::try_map("check", check).batch(16))
+            .fold((0u64, 0u64), |(n, sum), y| (n + 1, sum + y))
+            .run()
+            .unwrap_err()
+    });
+    let delivered = err.report().unwrap().delivered();
+    assert_eq!(err.take_output::<u32>(), None, "another type gets nothing");
+    let (n, sum) = err.take_output::<(u64, u64)>().expect("the fold's value");
+    assert_eq!(n, delivered);
+    assert!(
+        n >= 700,
+        "everything before the bad item was admitted and delivered"
+    );
+    assert!(sum >= (0..700u64).map(|x| x * 2).sum::<u64>());
+    assert_eq!(err.take_output::<(u64, u64)>(), None, "taken once");
+
+    let mut err = within(30, move || {
+        Pipeline::source(0..100_000u64)
+            .on_error(ErrorPolicy::Stop)
+            .stage(Stage::try_map("check", check).batch(16).ordered())
+            .collect()
+            .run()
+            .unwrap_err()
+    });
+    let delivered = err.report().unwrap().delivered();
+    let items = err.take_output::<Vec<u64>>().expect("the collected items");
+    assert_eq!(items.len() as u64, delivered);
+    // Ordered: what was delivered is a prefix of the outputs, the bad item left out.
+    let expected: Vec<u64> = (0..100_000u64)
+        .filter(|&x| x != 700)
+        .map(|x| x * 2)
+        .take(items.len())
+        .collect();
+    assert_eq!(items, expected);
+}
+
+#[test]
+fn a_panicking_fold_leaves_no_value_to_take() {
+    let mut err = within(30, || {
+        Pipeline::source(0..1000u64)
+            .fold(0u64, |n, x| {
+                assert!(x != 300, "injected: fold panics");
+                n + 1
+            })
+            .run()
+            .unwrap_err()
+    });
+    assert!(matches!(err.kind(), RunErrorKind::SinkPanicked(_)));
+    assert_eq!(err.take_output::<u64>(), None);
+}
+
+#[test]
 fn a_stage_policy_overrides_the_pipeline_default() {
     let finished = within(30, || {
         Pipeline::source(0..100u64)

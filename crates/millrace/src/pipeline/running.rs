@@ -93,7 +93,7 @@ fn end_state(control: &Control) -> EndState {
 }
 
 /// Waits for `threads`, then turns the run's state into its result.
-fn finish<R>(
+fn finish<R: Send + 'static>(
     control: &Control,
     threads: Vec<JoinHandle<()>>,
     controller: Option<Controller>,
@@ -117,7 +117,7 @@ fn finish<R>(
     let first = lock(&control.first_error).take();
     match (first, output) {
         (None, Some(output)) => Ok(Finished { output, report }),
-        (Some(kind), _) => Err(RunError::new(kind, Some(report))),
+        (Some(kind), output) => Err(RunError::new(kind, Some(report)).with_output(output)),
         (None, None) => Err(RunError::new(
             RunErrorKind::SinkPanicked("the sink ended without a value".into()),
             Some(report),
@@ -166,7 +166,10 @@ impl<R> Running<R> {
     ///
     /// A [`RunError`], with the report, if an item failed under the stop policy or the
     /// source or sink panicked.
-    pub fn join(self) -> Result<Finished<R>, RunError> {
+    pub fn join(self) -> Result<Finished<R>, RunError>
+    where
+        R: Send + 'static,
+    {
         let output = match self.sink.join() {
             Ok(output) => output,
             Err(payload) => std::panic::resume_unwind(payload),
