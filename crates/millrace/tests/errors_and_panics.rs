@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use millrace::{
-    EndState, ErrorPolicy, ItemErrorKind, ItemId, Pipeline, Retry, RunErrorKind, Stage,
+    EndState, ErrorPolicy, ItemErrorKind, ItemId, Pipeline, Retry, RunErrorKind, Stage, Status,
 };
 
 use common::within;
@@ -211,6 +211,136 @@ fn stop_policy_returns_the_first_error_and_drains_what_was_admitted() {
     assert_eq!(report.delivered(), delivered.load(Ordering::SeqCst));
     assert_eq!(report.delivered() + 1, report.items_in());
     assert!(report.items_in() > 500);
+}
+
+#[test]
+fn a_failing_try_for_each_fails_that_item_only_under_skip() {
+    let (finished, written) = within(30, || {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let w = Arc::clone(&written);
+        let finished = Pipeline::source(0..1000u64)
+            .map("id", |x| x)
+            .try_for_each(move |&x| {
+                if x % 7 == 0 {
+                    return Err(format!("injected: cannot write {x}"));
+                }
+                if x % 11 == 0 {
+                    panic!("injected: sink panics on {x}");
+                }
+                w.lock().unwrap().push(x);
+                Ok(())
+            })
+            .run()
+            .unwrap();
+        let written = std::mem::take(&mut *written.lock().unwrap());
+        (finished, written)
+    });
+    let bad = |x: &u64| x % 7 == 0 || x % 11 == 0;
+    let mut written = written;
+    written.sort_unstable();
+    assert_eq!(written, (0..1000).filter(|x| !bad(x)).collect::<Vec<_>>());
+    let report = &finished.report;
+    let failed = (0..1000).filter(bad).count() as u64;
+    assert_eq!(
+        (report.delivered(), report.failed()),
+        (1000 - failed, failed)
+    );
+    assert!(report.is_balanced(), "{report}");
+    let first = &report.errors()[0];
+    assert_eq!(first.stage(), "sink");
+    assert_eq!(first.id(), ItemId(0));
+    assert!(
+        first.to_string().contains("injected: cannot write 0"),
+        "{first}"
+    );
+    assert!(report
+        .errors()
+        .iter()
+        .any(|e| e.is_panic() && e.id() == ItemId(11)));
+}
+
+#[test]
+fn a_try_for_each_retries_a_flaky_write_and_stops_when_told() {
+    // Retry: every item fails twice, then is written.
+    let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+    let t = Arc::clone(&tries);
+    let finished = within(30, move || {
+        Pipeline::source(0..200u64)
+            .on_error(ErrorPolicy::Retry(quick_retry(3)))
+            .try_for_each(move |&x| {
+                let mut tries = t.lock().unwrap();
+                let n = tries.entry(x).or_insert(0);
+                *n += 1;
+                if *n < 3 {
+                    Err("injected: not yet")
+                } else {
+                    Ok(())
+                }
+            })
+            .run()
+            .unwrap()
+    });
+    let report = &finished.report;
+    assert_eq!((report.delivered(), report.failed()), (200, 0));
+    assert_eq!(report.sink().tally.retries, 400);
+    assert!(tries.lock().unwrap().values().all(|&n| n == 3));
+
+    // Stop: the first failure ends the run with that error; what was admitted drains.
+    let err = within(30, || {
+        Pipeline::source(0..100_000u64)
+            .on_error(ErrorPolicy::Stop)
+            .map("id", |x| x)
+            .try_for_each(|&x| {
+                if x == 300 {
+                    Err("injected: disk full")
+                } else {
+                    Ok(())
+                }
+            })
+            .run()
+            .unwrap_err()
+    });
+    let RunErrorKind::Item(first) = err.kind() else {
+        panic!("expected an item error, got {err:?}");
+    };
+    assert_eq!((first.id(), first.stage()), (ItemId(300), "sink"));
+    let report = err.report().unwrap();
+    assert_eq!(report.failed(), 1);
+    assert!(report.is_balanced(), "{report}");
+    assert!(report.items_in() < 100_000, "the source stopped early");
+}
+
+#[test]
+fn a_sink_failure_is_answered_to_the_hooked_stage() {
+    let seen: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+    let s = Arc::clone(&seen);
+    let finished = within(30, move || {
+        Pipeline::source(0..50u64)
+            .stage(
+                Stage::map("entry", |x: u64| x).on_response(move |id, status| {
+                    if let Status::Failed(e) = status {
+                        s.lock().unwrap().push((id.0, e.stage().to_owned()));
+                    }
+                }),
+            )
+            .try_for_each(|&x| {
+                if x % 10 == 0 {
+                    Err("injected: refused")
+                } else {
+                    Ok(())
+                }
+            })
+            .run()
+            .unwrap()
+    });
+    assert_eq!(finished.report.failed(), 5);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    let expected: Vec<(u64, String)> = (0..50)
+        .step_by(10)
+        .map(|x| (x, "sink".to_owned()))
+        .collect();
+    assert_eq!(seen, expected);
 }
 
 #[test]

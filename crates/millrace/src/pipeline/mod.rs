@@ -35,7 +35,7 @@ use crate::stage::Stage;
 
 use launch::{stage_parts, Launch, Open, Settings, StagePlan};
 pub use running::{Finished, Handle, Outputs, Running};
-use sink::{consume_each, run_serve_sink, run_sink, SinkFn};
+use sink::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
 pub use source::Submitter;
 use source::{run_iter, Source};
 
@@ -438,6 +438,47 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let mut f = f;
         self.with_sink(SinkFn::Each(
             Box::new(move |ctx, batch| consume_each(ctx, batch, &mut f)),
+            Box::new(|| ()),
+        ))
+    }
+
+    /// Closes the pipeline with a fallible closure called on each output, on the sink's
+    /// thread: writing to a file or a socket, say. An item whose closure returns an error
+    /// (or panics) fails under the pipeline's error policy
+    /// ([`on_error`](PipelineBuilder::on_error)): skipped and reported, tried again (the
+    /// closure borrows the item, so it is still there), or stopping the run gracefully with
+    /// that error. Failed items are reported with the stage name `sink`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{ErrorPolicy, Pipeline, Retry};
+    ///
+    /// let mut written = Vec::new();
+    /// let finished = Pipeline::source(0..100u32)
+    ///     .on_error(ErrorPolicy::Retry(Retry::new(2)))
+    ///     .try_for_each(move |&x| {
+    ///         if x % 10 == 3 {
+    ///             return Err(format!("cannot write {x}"));
+    ///         }
+    ///         written.push(x);
+    ///         Ok(())
+    ///     })
+    ///     .run()?;
+    /// let report = finished.report;
+    /// assert_eq!((report.delivered(), report.failed()), (90, 10));
+    /// assert_eq!(report.errors()[0].stage(), "sink");
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn try_for_each<E, F>(self, f: F) -> Pipeline<()>
+    where
+        E: Into<BoxError> + 'static,
+        F: FnMut(&T) -> Result<(), E> + Send + 'static,
+    {
+        let mut f = f;
+        let policy = self.settings.policy;
+        self.with_sink(SinkFn::Each(
+            Box::new(move |ctx, batch| consume_each_fallible(ctx, batch, policy, &mut f)),
             Box::new(|| ()),
         ))
     }

@@ -8,8 +8,10 @@
 //!
 //! The sink also samples latency: per batch, the age of its oldest item.
 //!
-//! A `for_each` closure that panics fails that item only. A `fold` that panics has lost its
-//! accumulator, so the run fails and is cancelled.
+//! A `for_each` closure that panics fails that item only; a `try_for_each` closure that
+//! returns an error (or panics) fails that item under the pipeline's error policy (retried,
+//! skipped, or stopping the run). A `fold` that panics has lost its accumulator, so the run
+//! fails and is cancelled.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use crate::connector::{Inlet, Poll};
 use crate::control::Control;
-use crate::error::{panic_message, ItemError, ItemErrorKind, RunErrorKind};
-use crate::item::{Batch, Ids};
+use crate::error::{panic_message, BoxError, ItemError, ItemErrorKind, RunErrorKind};
+use crate::item::{Batch, Ids, ItemId};
 use crate::metrics::{Activity, Counters, StageMetrics};
+use crate::policy::ErrorPolicy;
 use crate::response::{ResponseBatch, Status, Upstream};
 use crate::stage::worker::drop_unfinished;
 use crate::sync::lock;
@@ -150,15 +153,79 @@ pub(crate) fn consume_each<T, F: FnMut(T)>(ctx: &SinkCtx, batch: Batch<T>, each:
             Err(payload) => {
                 let id = ids.get(next - 1);
                 let kind = ItemErrorKind::Panicked(panic_message(&*payload));
-                let error = ItemError::new(id, Arc::from(SINK), 1, kind);
-                ctx.control.log_error(&error);
-                let counters = ctx.counters();
-                counters.add(&counters.failed, 1);
-                if let Some(events) = &ctx.events {
-                    events.send(ResponseBatch::Ended(vec![(id, Status::Failed(error))]));
-                }
+                fail_in_sink(ctx, id, 1, kind, false);
             }
         }
+    }
+}
+
+/// Feeds a batch to a `try_for_each` closure, item by item. An item whose closure returns
+/// an error or panics is tried again as `policy` says (the closure borrows it, so it is
+/// still there), then fails; under a stopping policy the run stops after it. Returns the
+/// ids of the items consumed without failing.
+pub(crate) fn consume_each_fallible<T, E, F>(
+    ctx: &SinkCtx,
+    batch: Batch<T>,
+    policy: ErrorPolicy,
+    each: &mut F,
+) -> Ids
+where
+    E: Into<BoxError>,
+    F: FnMut(&T) -> Result<(), E>,
+{
+    let Batch { ids, items, .. } = batch;
+    let mut delivered = Ids::default();
+    for (index, item) in items.iter().enumerate() {
+        let id = ids.get(index);
+        let mut attempt = 1;
+        loop {
+            let kind = match catch_unwind(AssertUnwindSafe(|| each(item))) {
+                Ok(Ok(())) => {
+                    delivered.push(id);
+                    break;
+                }
+                Ok(Err(e)) => ItemErrorKind::Failed(Arc::from(e.into())),
+                Err(payload) => ItemErrorKind::Panicked(panic_message(&*payload)),
+            };
+            if attempt >= policy.attempts() {
+                fail_in_sink(ctx, id, attempt, kind, policy.stops());
+                break;
+            }
+            if ctx.control.cancelled() {
+                // A cancel between two tries: the item is unfinished, not failed.
+                let mut unfinished = Ids::default();
+                unfinished.push(id);
+                drop_unfinished(
+                    &ctx.control,
+                    ctx.events.as_ref(),
+                    unfinished,
+                    ctx.counters(),
+                );
+                break;
+            }
+            attempt += 1;
+            let counters = ctx.counters();
+            counters.add(&counters.retries, 1);
+            if let ErrorPolicy::Retry(retry) = &policy {
+                std::thread::sleep(retry.delay_before(attempt));
+            }
+        }
+    }
+    delivered
+}
+
+/// An item failed for good in the sink: log it, count it, answer it upstream, and stop the
+/// run if the policy says.
+fn fail_in_sink(ctx: &SinkCtx, id: ItemId, attempts: u32, kind: ItemErrorKind, stops: bool) {
+    let error = ItemError::new(id, Arc::from(SINK), attempts, kind);
+    ctx.control.log_error(&error);
+    let counters = ctx.counters();
+    counters.add(&counters.failed, 1);
+    if stops {
+        ctx.control.fail(RunErrorKind::Item(error.clone()));
+    }
+    if let Some(events) = &ctx.events {
+        events.send(ResponseBatch::Ended(vec![(id, Status::Failed(error))]));
     }
 }
 
