@@ -2,8 +2,8 @@
 //!
 //! The builder records a plan (each stage's settings) and a chain of closures, one per
 //! stage, that each launch their stage given the inlet of the stage before. [`Launch`]
-//! resolves the plan first, when every stage is known, because a stage's behaviour depends
-//! on what comes after it:
+//! resolves the plan first ([`super::plan`]: defaults, segments, autoscaled sizes), when
+//! every stage is known, because a stage's behaviour depends on what comes after it:
 //!
 //! * **Emit mode.** A stage with an ordered stage somewhere after it keeps batches whole and
 //!   numbered (see [`EmitMode`]); otherwise it re-batches freely.
@@ -20,11 +20,10 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::unbounded;
 
-use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings, WedgePolicy};
+use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings};
 use crate::connector::{connector, Inlet};
 use crate::control::Control;
 use crate::metrics::StageMetrics;
-use crate::policy::ErrorPolicy;
 use crate::reorder::Reorder;
 use crate::response::{relay, Hook, ResponseBatch, Responses, Upstream};
 use crate::stage::crew::Crew;
@@ -32,91 +31,17 @@ use crate::stage::process::{DeadLetterFn, StageCtx};
 use crate::stage::worker::{
     run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
 };
-use crate::stage::{Body, Stage};
+use crate::stage::Body;
 use crate::sync::Mutex;
 use crate::window::Window;
-use std::time::Duration;
 
+use super::plan::{batches, resolve, Resolution, Resolved, Settings, StagePlan};
 use super::sink::{SinkCtx, SINK};
 use super::source::{run_source, Credits, Source, SourceCtx};
-
-/// Pipeline-wide defaults and limits.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    pub(crate) workers: usize,
-    pub(crate) capacity: usize,
-    pub(crate) batch: usize,
-    pub(crate) policy: ErrorPolicy,
-    pub(crate) reorder_window: Option<usize>,
-    pub(crate) max_in_flight: usize,
-    /// Fuse adjacent fixed stages with equal worker counts.
-    pub(crate) fuse: bool,
-    /// Fuse adjacent autoscaled stages with equal bounds (on by default).
-    pub(crate) fuse_auto: bool,
-    /// Every stage without a worker count of its own is autoscaled.
-    pub(crate) autoscale: bool,
-    /// Workers that may be busy at once (default: the cores).
-    pub(crate) cpu_budget: Option<usize>,
-    pub(crate) autoscale_interval: Duration,
-    pub(crate) wedge: Option<(Duration, WedgePolicy)>,
-    #[cfg(feature = "async")]
-    pub(crate) runtime: Option<tokio::runtime::Handle>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            workers: 1,
-            capacity: 4096,
-            batch: 256,
-            policy: ErrorPolicy::Skip,
-            reorder_window: None,
-            max_in_flight: 1 << 16,
-            fuse: false,
-            fuse_auto: true,
-            autoscale: false,
-            cpu_budget: None,
-            autoscale_interval: Duration::from_millis(100),
-            wedge: None,
-            #[cfg(feature = "async")]
-            runtime: None,
-        }
-    }
-}
-
-/// One stage's settings as the user gave them.
-#[derive(Clone, Debug)]
-pub(crate) struct StagePlan {
-    pub(crate) name: Arc<str>,
-    pub(crate) workers: Option<usize>,
-    pub(crate) capacity: Option<usize>,
-    pub(crate) batch: Option<usize>,
-    pub(crate) ordered: bool,
-    pub(crate) policy: Option<ErrorPolicy>,
-    /// Runs on a runtime rather than on workers.
-    pub(crate) asynchronous: bool,
-    pub(crate) concurrency: Option<usize>,
-    pub(crate) timeout: Option<std::time::Duration>,
-    /// Autoscaled between these bounds (a max of 0 means the CPU budget).
-    pub(crate) auto: Option<(usize, usize)>,
-}
 
 /// Default concurrency of async stages.
 #[cfg(feature = "async")]
 const DEFAULT_CONCURRENCY: usize = 64;
-
-/// One stage's settings, defaults applied.
-struct Resolved {
-    /// Runs on the previous stage's workers (no connector of its own).
-    fused: bool,
-    /// Autoscaled between these bounds.
-    auto: Option<(usize, usize)>,
-    workers: usize,
-    batch: usize,
-    queue: usize,
-    ordered: bool,
-    policy: ErrorPolicy,
-}
 
 pub(crate) struct Launch {
     settings: Settings,
@@ -140,56 +65,6 @@ pub(crate) struct Launch {
     segments: Vec<Range<usize>>,
 }
 
-/// The cores this process may use.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn batches(items: usize, batch: usize) -> usize {
-    items.div_ceil(batch).max(1)
-}
-
-/// The stages of each segment: a stage starts a new one unless it is fused with the one
-/// before.
-fn segments(resolved: &[Resolved]) -> Vec<Range<usize>> {
-    let mut segments: Vec<Range<usize>> = Vec::new();
-    for (i, r) in resolved.iter().enumerate() {
-        match segments.last_mut() {
-            Some(last) if r.fused => last.end = i + 1,
-            _ => segments.push(i..i + 1),
-        }
-    }
-    segments
-}
-
-/// Starts each autoscaled segment at an even share of the CPU budget left over by the
-/// fixed ones, within its bounds: a pipeline fused into one segment starts on every core
-/// at once, while four separate stages on two cores start at one worker each. The
-/// controller corrects the shares once it has measured the stages' costs.
-fn start_autoscaled_at_an_even_share(
-    resolved: &mut [Resolved],
-    segments: &[Range<usize>],
-    plan: &[StagePlan],
-    budget: usize,
-) {
-    let (mut fixed, mut autos) = (0, 0);
-    for segment in segments {
-        match resolved[segment.start].auto {
-            Some(_) => autos += 1,
-            None if !plan[segment.start].asynchronous => fixed += resolved[segment.start].workers,
-            None => {}
-        }
-    }
-    let share = budget.saturating_sub(fixed) / autos.max(1);
-    for segment in segments {
-        if let Some((min, max)) = resolved[segment.start].auto {
-            for r in &mut resolved[segment.clone()] {
-                r.workers = share.clamp(min, max);
-            }
-        }
-    }
-}
-
 impl Launch {
     /// Resolves the plan and starts the response relays. `serve` makes the submitter the
     /// origin of responses; the returned [`Responses`] is theirs.
@@ -199,51 +74,11 @@ impl Launch {
         hooks: Vec<Option<Hook>>,
         serve: bool,
     ) -> (Self, Option<Responses<O>>) {
-        let budget = settings.cpu_budget.unwrap_or_else(cores);
-        let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
-        for p in plan {
-            let batch = p.batch.unwrap_or(settings.batch);
-            let auto = match p.auto {
-                _ if p.asynchronous => None,
-                Some((min, max)) => Some((min.max(1), if max == 0 { budget } else { max })),
-                None if settings.autoscale && p.workers.is_none() => Some((1, budget)),
-                None => None,
-            }
-            .map(|(min, max)| (min, max.max(min)));
-            let workers = match auto {
-                Some((min, _)) => min,
-                None => p.workers.unwrap_or(settings.workers),
-            };
-            // Fuse with the stage before when both run on threads, that stage's output need
-            // not pass through a reorder buffer first, and the pipeline asks: fixed stages
-            // with equal worker counts under `fuse()`, autoscaled ones with equal bounds
-            // unless `fuse_auto(false)`.
-            let prev = resolved.last().filter(|prev| {
-                !prev.ordered && !plan[resolved.len() - 1].asynchronous && !p.asynchronous
-            });
-            let fused = prev.is_some_and(|prev| match (auto, prev.auto) {
-                (None, None) => settings.fuse && prev.workers == workers,
-                (Some(bounds), Some(prev_bounds)) => settings.fuse_auto && bounds == prev_bounds,
-                _ => false,
-            });
-            // An async stage runs on one driver (and two pump) threads.
-            let workers = if p.asynchronous { 1 } else { workers };
-            resolved.push(Resolved {
-                fused,
-                auto,
-                workers,
-                batch,
-                queue: if fused {
-                    0
-                } else {
-                    batches(p.capacity.unwrap_or(settings.capacity), batch)
-                },
-                ordered: p.ordered,
-                policy: p.policy.unwrap_or(settings.policy),
-            });
-        }
-        let segments = segments(&resolved);
-        start_autoscaled_at_an_even_share(&mut resolved, &segments, plan, budget);
+        let Resolution {
+            resolved,
+            segments,
+            budget,
+        } = resolve(&settings, plan);
         let source = Arc::new(StageMetrics::new(Arc::from("source"), 1, 0));
         let stages = plan
             .iter()
@@ -621,25 +456,6 @@ pub(crate) enum Open<T> {
         /// The segment's last stage.
         last: usize,
     },
-}
-
-/// The pieces of a [`Stage`] the launch needs, apart from its settings and hook.
-pub(crate) fn stage_parts<T, U>(
-    stage: Stage<T, U>,
-) -> (StagePlan, Option<Hook>, Option<DeadLetterFn<T>>, Body<T, U>) {
-    let plan = StagePlan {
-        asynchronous: !matches!(stage.body, Body::Sync(_)),
-        name: stage.name,
-        workers: stage.workers,
-        capacity: stage.capacity,
-        batch: stage.batch,
-        ordered: stage.ordered,
-        policy: stage.policy,
-        concurrency: stage.concurrency,
-        timeout: stage.timeout,
-        auto: stage.auto,
-    };
-    (plan, stage.hook, stage.dead_letter, stage.body)
 }
 
 /// A running controller: dropping `done` stops it.

@@ -21,6 +21,7 @@
 //! reported as a [`BuildError`] when the pipeline is started, before any thread runs.
 
 mod launch;
+mod plan;
 mod running;
 pub(crate) mod sink;
 pub(crate) mod source;
@@ -33,7 +34,8 @@ use crate::policy::ErrorPolicy;
 use crate::response::{Hook, Responses};
 use crate::stage::Stage;
 
-use launch::{stage_parts, Launch, Open, Settings, StagePlan};
+use launch::{Launch, Open};
+use plan::{stage_parts, Settings, StagePlan};
 pub use running::{Finished, Handle, Outputs, Running};
 use sink::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
 pub use source::Submitter;
