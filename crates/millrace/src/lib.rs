@@ -44,11 +44,21 @@
 //!   would otherwise wait.
 //! * **Errors and panics** fail one item, under an [`ErrorPolicy`]: skip, retry with
 //!   backoff, or stop gracefully; failed items can go to [dead letters](Stage::dead_letter).
+//!   A sink that can fail ([`try_for_each`](PipelineBuilder::try_for_each)) follows the
+//!   same policy, and a run that stops on an error keeps the sink's value so far
+//!   ([`RunError::take_output`]).
 //! * **Shutdown**: a run ends when its input is exhausted and everything drained; a
 //!   [`Handle`] can stop it gracefully (nothing accepted is lost) or cancel it (unfinished
 //!   items are listed by id).
 //! * **Accounting**: per stage, items in/out/filtered/failed and each worker's time split
 //!   into busy, idle and blocked; the [`Report`] names the bottleneck and why.
+//! * **Fusion**: adjacent stages can share workers, with no hop between them
+//!   ([`fuse`](PipelineBuilder::fuse)).
+//! * **Autoscaling**: stages on [`auto_workers`](Stage::auto_workers) (or every stage, with
+//!   [`autoscale`](PipelineBuilder::autoscale)) get their worker counts from a controller
+//!   that measures each stage's cost while the pipeline runs, within a CPU budget; adjacent
+//!   auto stages share workers by default. A [wedge detector](PipelineBuilder::wedge_timeout)
+//!   names what every worker is doing when nothing moves.
 //!
 //! ## Async stages
 //!
