@@ -5,17 +5,25 @@
 //! `try_flat_map` that returns errors, a map or flat-map that panics, a `try_map` that panics,
 //! or a flaky `try_map` that fails the first k tries of each item; its error policy skips,
 //! retries, or stops. The stages run on their own workers, fused (`fuse()` with equal worker
-//! counts), or autoscaled (fused by default, resized while items flow). Whether an item fails is a function of its value (and, for the flaky
-//! stage, of its try), so a sequential reference that applies the same stage functions in
-//! order predicts every output, every failure and every count.
+//! counts), or autoscaled (fused by default, resized while items flow). The sink is
+//! `outputs()` read on the test thread, a `for_each`, `respond()` (outcomes back to the
+//! origin), or a `try_for_each` that fails items — returns an error or panics on bad values,
+//! or fails the first k tries of each item — under the pipeline's default error policy
+//! (skipped, retried on the borrowed item, or stopping the run). Whether an item fails is a
+//! function of its value (and, for the flaky stage or sink, of its try), so a sequential
+//! reference that applies the same stage and sink functions in order predicts every output,
+//! every failure and every count; a `try_for_each` sink is one more fallible position after
+//! the last stage, its failures reported as stage `sink`.
 //!
 //! Each run is checked against the reference applied to the items the run admitted (all of
-//! them, unless the run was stopped by the test or by a stopping error policy, which admits
-//! a prefix): the same multiset of outputs (the same sequence when the last stage is
-//! ordered), the same per-stage counts, the same errors, dead letters and response-hook
-//! statuses, nothing cancelled, and — for serving pipelines — every item's outcomes back at
-//! the origin exactly as the reference says (exactly one per id without flat-maps). Every run
-//! has a timeout, so a hang fails the test.
+//! them, unless the run was stopped by the test or by a stopping error policy — a stage's, or
+//! the default one of a `try_for_each` sink — which admits a prefix): the same multiset of
+//! outputs the sink accepted (the same sequence when the last stage is ordered), the same
+//! per-stage and sink counts (retries included), the same errors, dead letters and
+//! response-hook statuses (a sink failure is answered upstream as failed in `sink`), the run
+//! ending on a failure under a stopping policy if there was one, nothing cancelled, and — for
+//! serving pipelines — every item's outcomes back at the origin exactly as the reference says
+//! (exactly one per id without flat-maps). Every run has a timeout, so a hang fails the test.
 
 mod common;
 

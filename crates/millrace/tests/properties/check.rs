@@ -37,7 +37,9 @@ pub(crate) fn check(case: &Case, o: &Observed) {
         assert!(report.is_balanced(), "the report balances:\n{report}");
     }
 
-    // Outputs: the same sequence when the last stage is ordered, else the same multiset.
+    // Outputs (what the sink accepted: with a `try_for_each` sink, the last stage's outputs
+    // less the items it failed): the same sequence when the last stage is ordered, else the
+    // same multiset.
     if case.last_ordered() && case.sink != SinkMode::Respond {
         assert_eq!(o.outputs, r.outputs, "ordered outputs follow input order");
     } else {
@@ -72,8 +74,18 @@ pub(crate) fn check(case: &Case, o: &Observed) {
             );
         }
     }
+    // The sink: what reached it, what it accepted, failed and retried.
+    let t = &report.sink().tally;
+    let got = Counts {
+        items_in: t.items_in,
+        items_out: t.items_out,
+        filtered: t.filtered,
+        failed: t.failed,
+        retries: t.retries,
+    };
+    assert_eq!(got, r.sink, "sink counts:\n{report}");
+    assert_eq!(t.cancelled, 0);
     assert_eq!(report.delivered(), r.outputs.len() as u64);
-    assert_eq!(report.sink().tally.items_in, r.outputs.len() as u64);
     assert_eq!(
         report.filtered(),
         r.stages.iter().map(|c| c.filtered).sum::<u64>()
@@ -85,7 +97,7 @@ pub(crate) fn check(case: &Case, o: &Observed) {
     let want_errors = sorted(
         r.failures
             .iter()
-            .map(|&(id, s, attempts, panicked, _)| (id, name(s), attempts, panicked))
+            .map(|&(id, s, attempts, panicked, _)| (id, case.name_at(s), attempts, panicked))
             .collect(),
     );
     let got_errors = sorted(
@@ -105,12 +117,13 @@ pub(crate) fn check(case: &Case, o: &Observed) {
         );
     }
 
-    // How the run ended.
+    // How the run ended: with a failure under a stopping policy (in a stage, or in the
+    // sink under the default policy) if there was one.
     let stopping_failures: Vec<(u64, String)> = r
         .failures
         .iter()
-        .filter(|f| case.policy(f.1).stops())
-        .map(|f| (f.0, name(f.1)))
+        .filter(|f| case.policy_at(f.1).stops())
+        .map(|f| (f.0, case.name_at(f.1)))
         .collect();
     match &o.stopped_by {
         Some(first) => assert!(

@@ -1,6 +1,6 @@
 //! The case model: what a random pipeline is (items, stage ops, error policies, stage
-//! specs, source and sink modes, the whole case), and the stage functions shared by the
-//! real pipeline (`build_stage`) and the sequential reference (`step`).
+//! specs, source and sink modes, the whole case), and the stage and sink functions shared by
+//! the real pipeline (`build_stage`, `build_sink`) and the sequential reference (`step`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -151,6 +151,33 @@ pub(crate) enum SinkMode {
     ForEach,
     /// `respond()`: outcomes back to the test thread.
     Respond,
+    /// `try_for_each` pushing into a vector the items it does not fail, under the case's
+    /// default error policy.
+    TryForEach(SinkFault),
+}
+
+/// How a `try_for_each` sink fails items: like the fallible stage ops, as a function of the
+/// item's value (or, for the flaky sink, of the try).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SinkFault {
+    /// Returns an error when `value % m == r`.
+    Error { m: u64, r: u64 },
+    /// Panics when `value % m == r`.
+    Panic { m: u64, r: u64 },
+    /// Fails the first `k` tries of every item.
+    Flaky { k: u32 },
+}
+
+impl SinkFault {
+    /// The stage op that fails the same items on the same tries: what `step` judges the
+    /// sink's tries by (an `Out` is an accepted item).
+    pub(crate) fn op(self) -> Op {
+        match self {
+            SinkFault::Error { m, r } => Op::TryMap { m, r },
+            SinkFault::Panic { m, r } => Op::TryPanic { m, r },
+            SinkFault::Flaky { k } => Op::Flaky { k },
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -174,8 +201,37 @@ impl Case {
         self.stages[stage].policy.unwrap_or(self.default_policy)
     }
 
+    /// How the sink may fail items, for a `try_for_each` sink.
+    pub(crate) fn sink_fault(&self) -> Option<SinkFault> {
+        match self.sink {
+            SinkMode::TryForEach(fault) => Some(fault),
+            _ => None,
+        }
+    }
+
+    /// The policy at a position: a stage's, or at `stages.len()` the sink's (the default).
+    pub(crate) fn policy_at(&self, position: usize) -> Policy {
+        if position == self.stages.len() {
+            self.default_policy
+        } else {
+            self.policy(position)
+        }
+    }
+
+    /// The name errors give a position: a stage's, or at `stages.len()` `"sink"`.
+    pub(crate) fn name_at(&self, position: usize) -> String {
+        if position == self.stages.len() {
+            SINK.to_owned()
+        } else {
+            name(position)
+        }
+    }
+
+    /// Whether a failure may stop the run: in a stage under a stopping policy, or in a
+    /// `try_for_each` sink under a stopping default policy.
     pub(crate) fn any_stop_policy(&self) -> bool {
         (0..self.stages.len()).any(|i| self.policy(i).stops())
+            || (self.sink_fault().is_some() && self.default_policy.stops())
     }
 
     pub(crate) fn expands(&self) -> bool {
@@ -186,6 +242,9 @@ impl Case {
         self.stages.last().is_some_and(|s| s.ordered)
     }
 }
+
+/// The stage name the library gives failures in the sink.
+pub(crate) const SINK: &str = "sink";
 
 pub(crate) fn name(stage: usize) -> String {
     format!("s{stage}")
@@ -283,6 +342,32 @@ pub(crate) fn step(op: &Op, item: &Item, attempt: u32) -> Step {
 
 pub(crate) fn injected_panic(stage: &str, item: &Item) -> ! {
     panic!("{INJECTED} panic in {stage} on value {}", item.value)
+}
+
+/// The real `try_for_each` closure for a fault: fails (errs or panics) the items, on the
+/// tries, that `step` says `fault.op()` fails; tries are counted per item key (unique among
+/// the items reaching the sink).
+pub(crate) fn build_sink(
+    fault: SinkFault,
+) -> impl FnMut(&Item) -> Result<(), String> + Send + 'static {
+    let op = fault.op();
+    let mut tries: HashMap<u64, u32> = HashMap::new();
+    move |it: &Item| {
+        let attempt = {
+            let t = tries.entry(it.key).or_insert(0);
+            *t += 1;
+            *t
+        };
+        match step(&op, it, attempt) {
+            Step::Out(_) => Ok(()),
+            Step::Panic => injected_panic(SINK, it),
+            Step::Error => Err(format!(
+                "{INJECTED} sink failure on value {}, try {attempt}",
+                it.value
+            )),
+            Step::Filtered => unreachable!("a sink fault never filters"),
+        }
+    }
 }
 
 /// The real stage for a spec.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use millrace::{Handle, ItemId, Outcome, Pipeline, PipelineBuilder, Report, RunErrorKind};
 
-use crate::model::{build_stage, Case, Item, Layout, SinkMode, SourceMode};
+use crate::model::{build_sink, build_stage, Case, Item, Layout, SinkMode, SourceMode};
 use crate::reference::Kind;
 
 /// A status a hook saw: the hooked stage's index, the item id, what became of it.
@@ -130,25 +130,35 @@ pub(crate) fn run_case(case: &Case) -> Observed {
             }
             out.finish()
         }
-        SinkMode::ForEach => {
+        SinkMode::ForEach | SinkMode::TryForEach(_) => {
             let cell: Arc<OnceLock<Handle>> = Arc::default();
             let called = Arc::new(AtomicBool::new(false));
             let got: Arc<Mutex<Vec<Item>>> = Arc::default();
             let (c, g, k) = (Arc::clone(&called), Arc::clone(&got), case.stop_after);
             let h = Arc::clone(&cell);
-            let running = builder
-                .for_each(move |item| {
-                    let mut got = g.lock().unwrap();
-                    got.push(item);
-                    if k.is_some_and(|k| got.len() >= k) {
-                        if let Some(handle) = h.get() {
-                            handle.stop();
-                            c.store(true, Ordering::SeqCst);
-                        }
+            // Keeps an accepted item; stops the run once `stop_after` were accepted.
+            let accept = move |item: Item| {
+                let mut got = g.lock().unwrap();
+                got.push(item);
+                if k.is_some_and(|k| got.len() >= k) {
+                    if let Some(handle) = h.get() {
+                        handle.stop();
+                        c.store(true, Ordering::SeqCst);
                     }
-                })
-                .spawn()
-                .expect("a valid pipeline builds");
+                }
+            };
+            let pipeline = match case.sink_fault() {
+                Some(fault) => {
+                    let mut judge = build_sink(fault);
+                    builder.try_for_each(move |item: &Item| {
+                        judge(item)?;
+                        accept(item.clone());
+                        Ok::<(), String>(())
+                    })
+                }
+                None => builder.for_each(accept),
+            };
+            let running = pipeline.spawn().expect("a valid pipeline builds");
             cell.set(running.handle()).unwrap();
             if case.stop_after == Some(0) {
                 running.stop();

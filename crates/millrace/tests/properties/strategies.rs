@@ -3,12 +3,16 @@
 
 use proptest::prelude::*;
 
-use crate::model::{Case, Layout, Op, Policy, SinkMode, SourceMode, StageSpec};
+use crate::model::{Case, Layout, Op, Policy, SinkFault, SinkMode, SourceMode, StageSpec};
+
+/// A modulus in `lo..hi` and a residue below it: items go bad when `value % m == r`.
+fn mr(lo: u64, hi: u64) -> impl Strategy<Value = (u64, u64)> {
+    (lo..hi).prop_flat_map(|m| (Just(m), 0..m))
+}
 
 pub(crate) fn op() -> impl Strategy<Value = Op> {
     // Items go bad (filtered, failed) when `value % m == r`: filters drop 1 in 2–6,
     // failures hit 1 in 3–11, so several stages in a row still leave outputs.
-    let mr = |lo: u64, hi: u64| (lo..hi).prop_flat_map(|m| (Just(m), 0..m));
     prop_oneof![
         3 => (1..4u64, 0..9u64).prop_map(|(mul, add)| Op::Map { mul, add }),
         2 => mr(2, 7).prop_map(|(m, r)| Op::Filter { m, r }),
@@ -19,6 +23,16 @@ pub(crate) fn op() -> impl Strategy<Value = Op> {
         1 => (mr(3, 12), 1..4u64).prop_map(|((m, r), fan)| Op::PanicFlat { m, r, fan }),
         1 => mr(3, 12).prop_map(|(m, r)| Op::TryPanic { m, r }),
         1 => (0..4u32).prop_map(|k| Op::Flaky { k }),
+    ]
+}
+
+/// How a `try_for_each` sink fails items: errors or panics on 1 in 3–11, or fails the first
+/// 0–3 tries of every item.
+pub(crate) fn sink_fault() -> impl Strategy<Value = SinkFault> {
+    prop_oneof![
+        2 => mr(3, 12).prop_map(|(m, r)| SinkFault::Error { m, r }),
+        1 => mr(3, 12).prop_map(|(m, r)| SinkFault::Panic { m, r }),
+        1 => (0..4u32).prop_map(|k| SinkFault::Flaky { k }),
     ]
 }
 
@@ -58,9 +72,10 @@ pub(crate) fn stage_spec(hooks: bool) -> impl Strategy<Value = StageSpec> {
 
 pub(crate) fn case() -> impl Strategy<Value = Case> {
     let sink = prop_oneof![
-        Just(SinkMode::Outputs),
-        Just(SinkMode::ForEach),
-        Just(SinkMode::Respond)
+        2 => Just(SinkMode::Outputs),
+        2 => Just(SinkMode::ForEach),
+        2 => Just(SinkMode::Respond),
+        3 => sink_fault().prop_map(SinkMode::TryForEach),
     ];
     (sink, prop::bool::weighted(0.3)).prop_flat_map(|(sink, submitted)| {
         // Hooks are left out of `outputs()` runs: see the ignored test
@@ -69,7 +84,18 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
         (
             prop::collection::vec(0..1000u64, 0..200),
             prop::collection::vec(stage_spec(hooks), 1..=6),
-            prop_oneof![4 => Just(Policy::Skip), 1 => policy()],
+            // The default policy is also a `try_for_each` sink's: more often not Skip there.
+            if matches!(sink, SinkMode::TryForEach(_)) {
+                prop_oneof![
+                    1 => Just(Policy::Skip),
+                    2 => (1..5u32).prop_map(Policy::Retry),
+                    1 => Just(Policy::Stop),
+                    1 => (1..4u32).prop_map(Policy::RetryThenStop),
+                ]
+                .boxed()
+            } else {
+                prop_oneof![4 => Just(Policy::Skip), 1 => policy()].boxed()
+            },
             if submitted {
                 (1..32usize).prop_map(SourceMode::Submitter).boxed()
             } else {
@@ -128,7 +154,8 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
 }
 
 /// A case for the cancel property: no flat-maps (so every id has one fate), no stopping
-/// policies, a serving or an `outputs()` sink, and a cancel after `cancel_after` results.
+/// policies, a serving or an `outputs()` sink (closure sinks become serving ones), and a
+/// cancel after `cancel_after` results.
 pub(crate) fn cancel_case() -> impl Strategy<Value = (Case, usize)> {
     (case(), 0..40usize).prop_map(|(mut case, cancel_after)| {
         for spec in &mut case.stages {
@@ -142,7 +169,7 @@ pub(crate) fn cancel_case() -> impl Strategy<Value = (Case, usize)> {
         }
         case.default_policy = Policy::Skip;
         case.stop_after = None;
-        if case.sink == SinkMode::ForEach {
+        if matches!(case.sink, SinkMode::ForEach | SinkMode::TryForEach(_)) {
             case.sink = SinkMode::Respond;
         }
         (case, cancel_after)
