@@ -191,12 +191,19 @@ mod tests {
     #[test]
     fn a_fused_stage_shows_no_queue() {
         // Two stages with one worker each, fused: `b` runs on `a`'s worker.
-        let finished = millrace::Pipeline::source(0..1000u64)
+        let pipeline = millrace::Pipeline::source(0..1000u64)
             .fuse()
             .map("a", |x| x + 1)
             .map("b", |x| x * 2)
-            .fold(0u64, |sum, x| sum + x)
-            .run()
+            .fold(0u64, |sum, x| sum + x);
+        // On a thread of its own, so that a hang fails the test instead of holding it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(pipeline.run());
+        });
+        let finished = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the run ends within 30 s")
             .expect("the run");
         let stages = finished.report.stages();
         assert!(!stages[0].fused && stages[1].fused);

@@ -211,7 +211,6 @@ impl StdError for ItemError {
 /// It keeps what the run had done: the [report](RunError::report) and, where the sink got
 /// that far, the sink's value over the items delivered before the stop
 /// ([`take_output`](RunError::take_output)), so nothing already delivered is lost.
-#[derive(Debug)]
 pub struct RunError {
     pub(crate) kind: RunErrorKind,
     pub(crate) report: Option<Box<Report>>,
@@ -226,8 +225,9 @@ pub struct RunError {
 pub enum RunErrorKind {
     /// The pipeline could not be built; nothing ran.
     Build(BuildError),
-    /// An item failed in a stage whose policy is [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop);
-    /// the pipeline stopped gracefully after it.
+    /// An item failed in a stage (or in a [`try_for_each`](crate::PipelineBuilder::try_for_each)
+    /// sink) whose policy is [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop); the pipeline
+    /// stopped gracefully after it.
     Item(ItemError),
     /// The source iterator panicked; the items it had produced were drained.
     SourcePanicked(String),
@@ -277,7 +277,7 @@ impl RunError {
     ///     .fold(0u64, |count, _| count + 1)
     ///     .run()
     ///     .unwrap_err();
-    /// let delivered = err.report().unwrap().sink().tally.items_in;
+    /// let delivered = err.report().unwrap().delivered();
     /// // The count over everything delivered before the stop is still there.
     /// assert_eq!(err.take_output::<u64>(), Some(delivered));
     /// ```
@@ -303,6 +303,18 @@ impl RunError {
     /// The report of what ran before the pipeline stopped (none for build errors).
     pub fn report(&self) -> Option<&Report> {
         self.report.as_deref()
+    }
+}
+
+impl fmt::Debug for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The sink's value is type-erased: say whether there is one, not what it is.
+        let has_output = self.output.lock().map_or(true, |output| output.is_some());
+        f.debug_struct("RunError")
+            .field("kind", &self.kind)
+            .field("report", &self.report)
+            .field("has_output", &has_output)
+            .finish()
     }
 }
 

@@ -57,8 +57,9 @@
 //! * **Autoscaling**: stages on [`auto_workers`](Stage::auto_workers) (or every stage, with
 //!   [`autoscale`](PipelineBuilder::autoscale)) get their worker counts from a controller
 //!   that measures each stage's cost while the pipeline runs, within a CPU budget; adjacent
-//!   auto stages share workers by default. A [wedge detector](PipelineBuilder::wedge_timeout)
-//!   names what every worker is doing when nothing moves.
+//!   auto stages with the same bounds share workers by default. A
+//!   [wedge detector](PipelineBuilder::wedge_timeout) names what every worker is doing
+//!   when nothing moves.
 //!
 //! ## Async stages
 //!

@@ -11,8 +11,10 @@
 //! # The bottleneck
 //!
 //! Each worker's time splits into busy, idle (waiting for input) and blocked (waiting for
-//! room downstream). The stage whose workers are busiest is the one holding the pipeline
-//! back; its input queue runs full and its output queue empty. When no stage is busy for
+//! room downstream). The segment whose workers are busiest is the one holding the pipeline
+//! back; its input queue runs full and its output queue empty. A segment is one stage, or a
+//! run of fused stages judged as one (named `a+b+c`, their busy shares summed, since they
+//! share workers). When no stage is busy for
 //! more than half the run and the first stage mostly waits, the source is the bottleneck.
 
 use std::fmt;
@@ -318,6 +320,53 @@ impl Report {
     }
 }
 
+/// A part of the pipeline that has workers of its own: a segment of stages (several when
+/// fused, sharing workers) or the sink.
+struct Part {
+    name: String,
+    /// Share of the part's workers' time spent busy, summed over its stages.
+    busy: f64,
+    input_fill: f64,
+    output_fill: Option<f64>,
+}
+
+/// The segments (runs of fused stages) and the sink, each with its busy share and queues.
+fn parts(stages: &[StageReport], sink: &StageReport) -> Vec<Part> {
+    // The queue after stage i is the input of stage i + 1, or the sink's.
+    let fills: Vec<f64> = stages
+        .iter()
+        .map(|s| s.queue_fill)
+        .chain([sink.queue_fill])
+        .collect();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < stages.len() {
+        let end = (start + 1..stages.len())
+            .find(|&i| !stages[i].fused)
+            .unwrap_or(stages.len());
+        let run = &stages[start..end];
+        parts.push(Part {
+            name: run
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+            // Fused stages share workers: each one's busy share is a part of theirs.
+            busy: run.iter().map(|s| s.busy).sum::<f64>().min(1.0),
+            input_fill: fills[start],
+            output_fill: Some(fills[end]),
+        });
+        start = end;
+    }
+    parts.push(Part {
+        name: sink.name.clone(),
+        busy: sink.busy,
+        input_fill: sink.queue_fill,
+        output_fill: None,
+    });
+    parts
+}
+
 fn find_bottleneck(
     source: &StageReport,
     stages: &[StageReport],
@@ -326,20 +375,10 @@ fn find_bottleneck(
     if source.tally.items_in == 0 {
         return None;
     }
-    // The queue after stage i is the input of stage i + 1, or the sink's.
-    let fills: Vec<f64> = stages
-        .iter()
-        .map(|s| s.queue_fill)
-        .chain([sink.queue_fill])
-        .collect();
-    let busiest = stages
-        .iter()
-        .enumerate()
-        .chain([(stages.len(), sink)])
-        .max_by(|a, b| a.1.busy.total_cmp(&b.1.busy))?;
-    let (index, stage) = busiest;
+    let parts = parts(stages, sink);
+    let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
     let first_idle = stages.first().map_or(sink.idle, |s| s.idle);
-    if stage.busy < 0.5 && first_idle > 0.5 {
+    if busiest.busy < 0.5 && first_idle > 0.5 {
         return Some(Bottleneck {
             stage: source.name.clone(),
             reason: format!(
@@ -352,15 +391,14 @@ fn find_bottleneck(
             ),
         });
     }
-    let input = fills[index];
     let mut reason = format!(
         "{}: {}% busy, input queue {} ({}%)",
-        stage.name,
-        pct(stage.busy),
-        describe_fill(input),
-        pct(input)
+        busiest.name,
+        pct(busiest.busy),
+        describe_fill(busiest.input_fill),
+        pct(busiest.input_fill)
     );
-    if let Some(&output) = fills.get(index + 1) {
+    if let Some(output) = busiest.output_fill {
         reason.push_str(&format!(
             ", output queue {} ({}%)",
             describe_fill(output),
@@ -368,7 +406,7 @@ fn find_bottleneck(
         ));
     }
     Some(Bottleneck {
-        stage: stage.name.clone(),
+        stage: busiest.name.clone(),
         reason,
     })
 }
@@ -512,6 +550,30 @@ mod tests {
         assert_eq!(
             b.reason,
             "square: 97% busy, input queue full (95%), output queue empty (2%)"
+        );
+    }
+
+    #[test]
+    fn a_fused_segment_is_judged_as_one_with_the_queues_around_it() {
+        let source = stage("source", 0.1, 0.0, 0.0);
+        let fused = |name: &str, busy: f64| StageReport {
+            fused: true,
+            queue_capacity: 0,
+            ..stage(name, busy, 0.0, 0.0)
+        };
+        // a+b+c share their workers, busy 30% + 25% + 40% of their time; d alone is 60%.
+        let stages = vec![
+            stage("a", 0.3, 0.02, 0.9),
+            fused("b", 0.25),
+            fused("c", 0.4),
+            stage("d", 0.6, 0.3, 0.3),
+        ];
+        let sink = stage("sink", 0.1, 0.9, 0.01);
+        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        assert_eq!(b.stage, "a+b+c");
+        assert_eq!(
+            b.reason,
+            "a+b+c: 95% busy, input queue full (90%), output queue half full (30%)"
         );
     }
 

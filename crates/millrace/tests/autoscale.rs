@@ -117,9 +117,9 @@ fn adjacent_auto_stages_run_fused_on_the_whole_budget_from_the_start() {
         for (_, workers) in report.worker_history() {
             assert!(workers.iter().all(|&w| w == workers[0]), "{workers:?}");
         }
-        for (_, d) in report.decisions() {
-            assert_eq!((d.stage, d.name.as_str()), (0, "a+b+c+d"), "{d:?}");
-        }
+        // The one segment already has the whole budget, which is what the policy wants.
+        let decisions: Vec<_> = report.decisions().collect();
+        assert!(decisions.is_empty(), "{decisions:?}");
         // Every stage keeps its own busy time; the heavy one shows it.
         let busy: Vec<f64> = report.stages().iter().map(|s| s.busy).collect();
         assert!(busy[2] > busy[0] && busy[2] > busy[3], "{busy:?}");

@@ -275,3 +275,41 @@ fn a_panicking_fold_still_accounts_for_every_admitted_item() {
     assert!(report.is_balanced(), "{report}");
     assert_eq!(report.cancelled(), report.unfinished().len() as u64);
 }
+
+#[test]
+fn a_cancel_between_a_sink_items_tries_leaves_it_unfinished_not_failed() {
+    let report = within(30, || {
+        let tried = Arc::new(Mutex::new(0u32));
+        let t = Arc::clone(&tried);
+        let running = Pipeline::source(0..10u64)
+            .default_batch(16)
+            .on_error(ErrorPolicy::Retry(
+                Retry::new(1_000)
+                    .backoff(Duration::from_millis(2))
+                    .max_backoff(Duration::from_millis(2)),
+            ))
+            .try_for_each(move |_| {
+                *t.lock().unwrap() += 1;
+                Err("injected: the disk is gone")
+            })
+            .spawn()
+            .unwrap();
+        // Let the sink get into item 0's retries, then cancel.
+        common::eventually(10, "the sink to retry", || *tried.lock().unwrap() >= 5);
+        running.cancel();
+        let err_or_ok = running.join();
+        match err_or_ok {
+            Ok(finished) => finished.report,
+            Err(e) => e.report().expect("a report").clone(),
+        }
+    });
+    // Every item was either mid-retry or tried once after the cancel: none failed for good,
+    // all ten are unfinished, and the books balance.
+    assert_eq!(report.failed(), 0, "{report}");
+    assert_eq!(report.cancelled(), 10, "{report}");
+    let mut unfinished: Vec<u64> = report.unfinished().iter().map(|id| id.0).collect();
+    unfinished.sort_unstable();
+    assert_eq!(unfinished, (0..10).collect::<Vec<_>>());
+    assert_eq!(report.end(), EndState::Cancelled);
+    assert!(report.is_balanced(), "{report}");
+}

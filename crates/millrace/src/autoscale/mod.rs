@@ -7,11 +7,11 @@
 //! counts set while the pipeline runs. The unit it sizes is the *segment*: adjacent auto
 //! stages with equal bounds share workers unless
 //! [`fuse_auto(false)`](crate::PipelineBuilder::fuse_auto), and each auto segment starts at
-//! an even share of the CPU budget. Every tick (100 ms by default) the controller samples
-//! each stage's counters, sums them per segment (items in at its first stage, busy time of
-//! all its stages), feeds the [`policy`] (each segment's share of the workers follows its
-//! share of the CPU cost per item, within the CPU budget, with hysteresis), and applies its
-//! decisions:
+//! an even share of the CPU budget that fixed stages leave. Every tick (100 ms by default)
+//! the controller samples each stage's counters, sums them per segment (items in at its
+//! first stage, busy time of all its stages), feeds the [`policy`] (each segment's share of
+//! the workers follows its share of the CPU cost per item, within the CPU budget, with
+//! hysteresis), and applies its decisions:
 //!
 //! * **Adding** a worker starts a thread on the stage's shared inlet: no pause.
 //! * **Removing** one lowers the stage's target; the first worker to finish its current
@@ -57,7 +57,8 @@ pub enum WedgePolicy {
 /// A stage whose worker count the controller can change.
 pub(crate) trait Scalable: Send + Sync {
     /// Sets the stage's target worker count (starting workers at once, retiring lazily).
-    fn resize(&self, workers: usize);
+    /// Returns `false` if the stage has ended, so nothing changed.
+    fn resize(&self, workers: usize) -> bool;
 }
 
 /// What the controller records: decisions, worker counts over time, wedges, its own cost.
@@ -169,19 +170,24 @@ impl Controller {
             .collect();
         self.last = now;
         let mut decisions = self.policy.tick(&samples);
-        if decisions.is_empty() {
-            return;
-        }
-        for d in &mut decisions {
+        // Apply each; a segment that has ended keeps the count it ended with.
+        decisions.retain_mut(|d| {
             // The policy counts segments; the report names the segment's first stage.
             let segment = self.settings.segments[d.stage].clone();
-            if let Some(auto) = self.autos.iter().find(|a| a.stages == segment) {
-                auto.scaler.resize(d.to);
-                for metrics in &self.control.stages[segment.clone()] {
-                    metrics.set_workers(d.to);
-                }
-            }
             d.stage = segment.start;
+            let Some(auto) = self.autos.iter().find(|a| a.stages == segment) else {
+                return false;
+            };
+            if !auto.scaler.resize(d.to) {
+                return false;
+            }
+            for metrics in &self.control.stages[segment] {
+                metrics.set_workers(d.to);
+            }
+            true
+        });
+        if decisions.is_empty() {
+            return;
         }
         let at = self.control.now();
         let workers = self.workers();

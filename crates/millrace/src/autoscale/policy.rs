@@ -26,8 +26,9 @@
 //! measurement cannot make it oscillate, and a real change of cost is followed within about
 //! three ticks.
 //!
-//! The controller feeds it one sample per *segment* (a fused run of stages counts as one
-//! stage whose cost is the sum of theirs), so "stage" below means a segment.
+//! The controller feeds it one sample per *segment*: a fused run of stages counts as one
+//! stage, whose cost is the busy time of all its stages per item its first stage takes in.
+//! So "stage" below means a segment.
 //!
 //! This module is pure (no clocks, no threads), so its decisions are tested on simulated
 //! measurements.
@@ -40,7 +41,7 @@ use crate::report::describe_fill;
 /// What the controller measured of one stage over the last tick.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StageSample {
-    /// The stage's name.
+    /// The stage's (or the fused segment's `a+b+c`) name.
     pub name: String,
     /// Whether the controller may change its workers.
     pub auto: bool,
@@ -63,9 +64,9 @@ pub struct StageSample {
 /// One change of a stage's worker count, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
-    /// The stage's position in the pipeline.
+    /// The stage's position in the pipeline; for a fused segment, its first stage's.
     pub stage: usize,
-    /// Its name.
+    /// Its name; for a fused segment, its stages' names joined by `+` (`a+b+c`).
     pub name: String,
     /// Workers before.
     pub from: usize,

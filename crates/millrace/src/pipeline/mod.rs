@@ -306,11 +306,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///
     /// Fused, the controller sizes the run of stages as one: every worker takes a batch
     /// through all of them, so the stages are balanced by construction and no item waits
-    /// in a queue between them. For CPU-bound stages this is the fastest layout (on two
-    /// cores W2 runs 3–7% faster fused than with its best separate worker counts; see
-    /// `BENCHMARKS.md`). Keep them apart (`fuse_auto(false)`) when a stage blocks a thread
-    /// (a synchronous wait), so that its wait does not hold up the other stages' work, or
-    /// to see each stage's worker count chosen on its own.
+    /// in a queue between them. For CPU-bound stages this is as fast as the best hand-set
+    /// layout from the first item on (on two cores, all-auto W2 and W4 run within ±1.2% of
+    /// the best hand-set worker counts, while separate auto stages reach 0.95–0.99 of them;
+    /// see `BENCHMARKS.md`). Keep them apart (`fuse_auto(false)`) when a stage blocks a
+    /// thread (a synchronous wait), so that its wait does not hold up the other stages'
+    /// work, or to see each stage's worker count chosen on its own.
+    ///
+    /// An auto stage that sets a [batch](crate::Stage::batch) or
+    /// [capacity](crate::Stage::capacity) different from the stage before keeps its own
+    /// connector (and so its own segment).
     ///
     /// # Examples
     ///
@@ -449,7 +454,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// (or panics) fails under the pipeline's error policy
     /// ([`on_error`](PipelineBuilder::on_error)): skipped and reported, tried again (the
     /// closure borrows the item, so it is still there), or stopping the run gracefully with
-    /// that error. Failed items are reported with the stage name `sink`.
+    /// that error. Failed items are reported with the stage name `sink`. The closure runs on
+    /// the one sink thread, so a retry's backoff holds up every delivery behind it: keep
+    /// retries short here, or retry inside the closure's own client.
     ///
     /// # Examples
     ///

@@ -84,6 +84,8 @@ pub(super) struct Resolved {
     pub(super) auto: Option<(usize, usize)>,
     pub(super) workers: usize,
     pub(super) batch: usize,
+    /// Input capacity in items, as asked (a fused stage has no queue of its own).
+    pub(super) capacity: usize,
     pub(super) queue: usize,
     pub(super) ordered: bool,
     pub(super) policy: ErrorPolicy,
@@ -104,6 +106,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
     for p in plan {
         let batch = p.batch.unwrap_or(settings.batch);
+        let capacity = p.capacity.unwrap_or(settings.capacity);
         let auto = match p.auto {
             _ if p.asynchronous => None,
             Some((min, max)) => Some((min.max(1), if max == 0 { budget } else { max })),
@@ -117,14 +120,19 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
         };
         // Fuse with the stage before when both run on threads, that stage's output need
         // not pass through a reorder buffer first, and the pipeline asks: fixed stages
-        // with equal worker counts under `fuse()`, autoscaled ones with equal bounds
+        // with equal worker counts under `fuse()`; autoscaled ones with equal bounds, and
+        // equal batch and capacity (a stage that asks for a buffer of its own keeps it),
         // unless `fuse_auto(false)`.
         let prev = resolved.last().filter(|prev| {
             !prev.ordered && !plan[resolved.len() - 1].asynchronous && !p.asynchronous
         });
         let fused = prev.is_some_and(|prev| match (auto, prev.auto) {
             (None, None) => settings.fuse && prev.workers == workers,
-            (Some(bounds), Some(prev_bounds)) => settings.fuse_auto && bounds == prev_bounds,
+            (Some(bounds), Some(prev_bounds)) => {
+                settings.fuse_auto
+                    && bounds == prev_bounds
+                    && (batch, capacity) == (prev.batch, prev.capacity)
+            }
             _ => false,
         });
         // An async stage runs on one driver (and two pump) threads.
@@ -134,11 +142,8 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
             auto,
             workers,
             batch,
-            queue: if fused {
-                0
-            } else {
-                batches(p.capacity.unwrap_or(settings.capacity), batch)
-            },
+            capacity,
+            queue: if fused { 0 } else { batches(capacity, batch) },
             ordered: p.ordered,
             policy: p.policy.unwrap_or(settings.policy),
         });
@@ -290,6 +295,25 @@ mod tests {
             layout(&resolve(&apart, &plan)),
             (vec![0..1, 1..2, 2..3], vec![2, 2, 2])
         );
+    }
+
+    #[test]
+    fn an_auto_stage_with_a_batch_or_capacity_of_its_own_keeps_its_connector() {
+        let auto = Settings {
+            autoscale: true,
+            ..settings(2)
+        };
+        let mut batched = stage(None, None);
+        batched.batch = Some(16);
+        let mut buffered = stage(None, None);
+        buffered.capacity = Some(64);
+        let mut same = stage(None, None);
+        same.batch = Some(auto.batch);
+        let plan = [stage(None, None), same, buffered, batched];
+        let r = resolve(&auto, &plan);
+        // Setting the default explicitly changes nothing; a different one breaks the run.
+        assert_eq!(r.segments, [0..2, 2..3, 3..4]);
+        assert_eq!(r.resolved[2].queue, 64usize.div_ceil(auto.batch));
     }
 
     #[test]

@@ -387,7 +387,9 @@ impl<T, U> Stage<T, U> {
     /// (`max` 0: the CPU budget). The controller gives each autoscaled stage a share of the
     /// [CPU budget](crate::PipelineBuilder::cpu_budget) that follows its share of the cost
     /// per item, moving one worker at a time with hysteresis; every decision is in the
-    /// report. Overrides [`workers`](Stage::workers).
+    /// report. Adjacent auto stages with the same bounds share workers and are sized as one
+    /// (see [`fuse_auto`](crate::PipelineBuilder::fuse_auto)). Overrides
+    /// [`workers`](Stage::workers).
     ///
     /// # Examples
     ///

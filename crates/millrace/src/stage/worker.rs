@@ -247,21 +247,22 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
 pub(crate) struct SegmentScaler<U>(pub(crate) Weak<Emitter<U>>);
 
 impl<U: Send + 'static> Scalable for SegmentScaler<U> {
-    fn resize(&self, workers: usize) {
+    fn resize(&self, workers: usize) -> bool {
         let Some(emitter) = self.0.upgrade() else {
-            return; // the segment has ended
+            return false; // the segment has ended
         };
         if emitter.growth.is_none() {
-            return;
+            return false;
         }
         emitter.crew.set_target(workers);
         while emitter.crew.alive() < workers {
             let before = emitter.crew.alive();
             grow(&emitter);
             if emitter.crew.alive() == before {
-                return; // the segment has ended
+                return false; // the segment has ended
             }
         }
+        true
     }
 }
 
