@@ -114,7 +114,8 @@ pub struct Latency {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Bottleneck {
-    /// The stage's name (`source` or `sink` for the ends).
+    /// The stage's name (`source` or `sink` for the ends; `a+b+c` for stages that ran fused
+    /// on shared workers, judged as one).
     pub stage: String,
     /// Evidence, e.g. `square: 97% busy, input queue full (95%), output queue empty (2%)`.
     pub reason: String,
