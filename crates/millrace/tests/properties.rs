@@ -77,7 +77,10 @@ proptest! {
     #![proptest_config(config(48))]
 
     /// A cancel at any point answers every admitted item exactly once: with its reference
-    /// outcome, or as cancelled and listed as unfinished; the report still balances.
+    /// outcome, or as cancelled and listed as unfinished; the report still balances. With a
+    /// `try_for_each` sink (which may be retrying when the cancel lands), every accepted item
+    /// is its reference output and every other admitted one is unfinished or never meant to
+    /// be accepted. Fused and autoscaled layouts too.
     #[test]
     fn cancel_at_any_point_accounts_for_every_admitted_item((case, cancel_after) in cancel_case()) {
         let c = case.clone();

@@ -1,12 +1,14 @@
 //! Checking: compares an observed run with the sequential reference, and runs and checks
 //! the cancel property (every admitted item accounted for once).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use millrace::Pipeline;
 
-use crate::model::{build_stage, name, Case, Item, SinkMode};
+use crate::model::{build_sink, build_stage, name, Case, Item, SinkMode};
 use crate::reference::{reference, Counts, Kind};
+use crate::run::apply_layout;
 use crate::run::{outcome_kind, Observed, Shared};
 
 pub(crate) fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
@@ -224,18 +226,78 @@ pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
         })
         .collect();
     let obs = Shared::default();
-    let mut builder = Pipeline::source(items);
+    let mut builder = Pipeline::source(items).on_error(case.default_policy.to_policy());
     if let Some(w) = case.reorder_window {
         builder = builder.reorder_window(w);
     }
     if let Some(m) = case.max_in_flight {
         builder = builder.max_in_flight(m);
     }
+    builder = apply_layout(builder, case.layout);
     for (i, spec) in case.stages.iter().enumerate() {
         builder = builder.stage(build_stage(i, spec, case, &obs));
     }
     let full = reference(case, case.input.len());
     match case.sink {
+        SinkMode::TryForEach(fault) => {
+            let accepted: Arc<Mutex<Vec<Item>>> = Arc::default();
+            let kept = Arc::clone(&accepted);
+            let mut judge = build_sink(fault);
+            let running = builder
+                .try_for_each(move |it: &Item| {
+                    judge(it)?;
+                    kept.lock().unwrap().push(it.clone());
+                    Ok::<(), String>(())
+                })
+                .spawn()
+                .expect("a valid pipeline builds");
+            // Cancel once `cancel_after` items were accepted (or the run ended first).
+            while cancel_after > 0
+                && !running.is_finished()
+                && accepted.lock().unwrap().len() < cancel_after
+            {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            running.cancel();
+            let report = running
+                .join()
+                .expect("a cancelled run is not an error")
+                .report;
+            assert!(report.is_balanced(), "a cancelled run balances:\n{report}");
+            assert_eq!(report.cancelled(), report.unfinished().len() as u64);
+            let accepted = accepted.lock().unwrap().clone();
+            assert_eq!(report.delivered(), accepted.len() as u64);
+            let unfinished: BTreeSet<u64> = report.unfinished().iter().map(|id| id.0).collect();
+            let fates: BTreeMap<u64, &Kind> = full.ends.iter().map(|e| (e.0, &e.2)).collect();
+            // Each accepted item is its reference output, none is also unfinished ...
+            for item in &accepted {
+                let want = full.ends.iter().find(|e| e.0 == item.origin);
+                assert_eq!(
+                    want.map(|e| (&e.2, e.3.as_ref())),
+                    Some((&Kind::Delivered, Some(item))),
+                    "accepted item {}",
+                    item.origin
+                );
+                assert!(!unfinished.contains(&item.origin), "{} twice", item.origin);
+            }
+            // ... and every other admitted item is unfinished or one the reference says
+            // never reaches the sink's acceptance (filtered, or failed in a stage or there).
+            let accepted_ids: BTreeSet<u64> = accepted.iter().map(|it| it.origin).collect();
+            for id in 0..report.items_in() {
+                if accepted_ids.contains(&id) || unfinished.contains(&id) {
+                    continue;
+                }
+                let fate = fates.get(&id).expect("every id has one fate");
+                assert_ne!(**fate, Kind::Delivered, "item {id} was lost");
+            }
+            if case.last_ordered() {
+                assert_eq!(
+                    accepted[..],
+                    full.outputs[..accepted.len()],
+                    "ordered outputs are a prefix"
+                );
+            }
+        }
         SinkMode::Respond => {
             let (running, rx) = builder.respond().expect("a valid pipeline builds");
             if cancel_after == 0 {

@@ -47,6 +47,21 @@ pub(crate) fn outcome_kind(outcome: Outcome<Item>) -> (Kind, Option<Item>) {
     }
 }
 
+/// Sets the pipeline-wide settings a layout needs (the stages' own are set by `build_stage`).
+pub(crate) fn apply_layout(
+    builder: PipelineBuilder<Item>,
+    layout: Layout,
+) -> PipelineBuilder<Item> {
+    match layout {
+        Layout::Separate => builder,
+        Layout::Fused => builder.fuse(),
+        Layout::Auto(budget) => builder
+            .autoscale()
+            .cpu_budget(budget)
+            .autoscale_interval(std::time::Duration::from_millis(5)),
+    }
+}
+
 pub(crate) fn run_case(case: &Case) -> Observed {
     let obs = Shared::default();
     let items: Vec<Item> = case
@@ -98,14 +113,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
     if let Some(b) = case.sink_batch {
         builder = builder.default_batch(b);
     }
-    builder = match case.layout {
-        Layout::Separate => builder,
-        Layout::Fused => builder.fuse(),
-        Layout::Auto(budget) => builder
-            .autoscale()
-            .cpu_budget(budget)
-            .autoscale_interval(std::time::Duration::from_millis(5)),
-    };
+    builder = apply_layout(builder, case.layout);
     for (i, spec) in case.stages.iter().enumerate() {
         builder = builder.stage(build_stage(i, spec, case, &obs));
     }

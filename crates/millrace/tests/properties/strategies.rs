@@ -167,9 +167,15 @@ pub(crate) fn cancel_case() -> impl Strategy<Value = (Case, usize)> {
             }
             spec.hook = false;
         }
-        case.default_policy = Policy::Skip;
+        // A `try_for_each` sink keeps a retrying default policy (its retries are where a
+        // cancel can land between two tries); stopping policies give way to skipping.
+        let retries = matches!(case.sink, SinkMode::TryForEach(_))
+            && matches!(case.default_policy, Policy::Retry(_));
+        if !retries {
+            case.default_policy = Policy::Skip;
+        }
         case.stop_after = None;
-        if matches!(case.sink, SinkMode::ForEach | SinkMode::TryForEach(_)) {
+        if case.sink == SinkMode::ForEach {
             case.sink = SinkMode::Respond;
         }
         (case, cancel_after)
