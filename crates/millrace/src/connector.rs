@@ -18,15 +18,18 @@
 //! The queue itself is [`crossbeam_channel`]'s bounded array flavour. It is behind this
 //! module so that other transports (a message broker across machines) can stand in its place.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::item::Batch;
+use crate::pool::Pool;
 
 /// The sending end of a connector.
 pub(crate) struct Outlet<T> {
     tx: Sender<Batch<T>>,
+    pool: Arc<Pool<T>>,
 }
 
 // Derived Clone would require T: Clone; only the handle is cloned.
@@ -34,6 +37,7 @@ impl<T> Clone for Outlet<T> {
     fn clone(&self) -> Self {
         Outlet {
             tx: self.tx.clone(),
+            pool: Arc::clone(&self.pool),
         }
     }
 }
@@ -41,20 +45,30 @@ impl<T> Clone for Outlet<T> {
 /// The receiving end of a connector.
 pub(crate) struct Inlet<T> {
     rx: Receiver<Batch<T>>,
+    pool: Arc<Pool<T>>,
 }
 
 impl<T> Clone for Inlet<T> {
     fn clone(&self) -> Self {
         Inlet {
             rx: self.rx.clone(),
+            pool: Arc::clone(&self.pool),
         }
     }
 }
 
-/// A connector holding at most `capacity` batches.
+/// A connector holding at most `capacity` batches. Its two ends share a [`Pool`]: the
+/// consumer gives back the vectors it emptied, the producer fills them again.
 pub(crate) fn connector<T>(capacity: usize) -> (Outlet<T>, Inlet<T>) {
     let (tx, rx) = bounded(capacity.max(1));
-    (Outlet { tx }, Inlet { rx })
+    let pool = Arc::new(Pool::new());
+    (
+        Outlet {
+            tx,
+            pool: Arc::clone(&pool),
+        },
+        Inlet { rx, pool },
+    )
 }
 
 /// What a receive that must not wait found.
@@ -65,6 +79,22 @@ pub(crate) enum Poll<T> {
 }
 
 impl<T> Outlet<T> {
+    /// An empty vector for the next batch, with room for `capacity` items (recycled if the
+    /// consumer gave one back).
+    pub(crate) fn fresh(&self, capacity: usize) -> Vec<T> {
+        self.pool.take(capacity)
+    }
+
+    /// A vector the consumer gave back, if there is one.
+    pub(crate) fn recycled(&self) -> Option<Vec<T>> {
+        self.pool.take_recycled()
+    }
+
+    /// Gives back a vector this side emptied (e.g. by merging batches).
+    pub(crate) fn recycle(&self, spent: Vec<T>) {
+        self.pool.give(spent);
+    }
+
     /// Sends `batch`, waiting while the connector is full (calling `waiting` first if it
     /// must). Returns how long it waited, or the batch if every inlet is gone.
     pub(crate) fn send_or_wait(
@@ -88,6 +118,11 @@ impl<T> Outlet<T> {
 }
 
 impl<T> Inlet<T> {
+    /// Gives back the vector of a batch this side emptied, for the producer to fill again.
+    pub(crate) fn recycle(&self, spent: Vec<T>) {
+        self.pool.give(spent);
+    }
+
     /// Takes the next batch if one is queued.
     pub(crate) fn poll(&self) -> Poll<T> {
         match self.rx.try_recv() {

@@ -86,6 +86,7 @@ mod item;
 mod metrics;
 mod pipeline;
 mod policy;
+mod pool;
 mod reorder;
 mod report;
 mod response;

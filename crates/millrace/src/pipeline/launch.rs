@@ -353,12 +353,8 @@ impl Launch {
                 })
             }
         };
-        let make_pull: MakePull<U> = Arc::new(move |worker| {
-            Box::new(Then {
-                inner: input(worker),
-                stage: make_process(&ctx, worker),
-            })
-        });
+        let make_pull: MakePull<U> =
+            Arc::new(move |worker| Box::new(Then::new(input(worker), make_process(&ctx, worker))));
         Open::Pending {
             make_pull,
             workers,

@@ -30,10 +30,12 @@ use crate::sync::lock;
 /// The name errors and reports give the sink.
 pub(crate) const SINK: &str = "sink";
 
-/// Consumes a batch item by item; returns the ids of the items consumed without a panic.
-pub(crate) type EachFn<T> = Box<dyn FnMut(&SinkCtx, Batch<T>) -> Ids + Send>;
-/// Folds a batch's items into the accumulator.
-pub(crate) type FoldFn<T, R> = Box<dyn FnMut(R, Vec<T>) -> R + Send>;
+/// Consumes a batch item by item; returns the ids of the items consumed without a panic,
+/// and the batch's vector, emptied, for recycling.
+pub(crate) type EachFn<T> = Box<dyn FnMut(&SinkCtx, Batch<T>) -> (Ids, Vec<T>) + Send>;
+/// Folds a batch's items (drained from the vector, which stays for recycling) into the
+/// accumulator.
+pub(crate) type FoldFn<T, R> = Box<dyn FnMut(R, &mut Vec<T>) -> R + Send>;
 
 /// What a sink thread does with items. The closures take whole batches and are built where
 /// the user's closure type is known, so the per-item loop has no dynamic call.
@@ -99,7 +101,8 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
         SinkFn::Each(mut each, finish) => {
             while let Some(batch) = ctx.next_batch(&inlet) {
                 let start = Instant::now();
-                let delivered = each(&ctx, batch);
+                let (delivered, spent) = each(&ctx, batch);
+                inlet.recycle(spent);
                 let counters = ctx.counters();
                 counters.add_time(&counters.busy_ns, start.elapsed());
                 ctx.delivered(delivered, None);
@@ -110,8 +113,9 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
             let mut acc = Some(init);
             while let Some(batch) = ctx.next_batch(&inlet) {
                 let start = Instant::now();
-                let Batch { ids, items, .. } = batch;
-                let folded = catch_unwind(AssertUnwindSafe(|| Some(fold(acc.take()?, items))));
+                let Batch { ids, mut items, .. } = batch;
+                let folded = catch_unwind(AssertUnwindSafe(|| Some(fold(acc.take()?, &mut items))));
+                inlet.recycle(items);
                 let counters = ctx.counters();
                 counters.add_time(&counters.busy_ns, start.elapsed());
                 match folded {
@@ -135,9 +139,17 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
 
 /// Feeds a batch to a `for_each` closure, item by item, resuming after a panic. Returns
 /// the ids of the items it consumed without panicking.
-pub(crate) fn consume_each<T, F: FnMut(T)>(ctx: &SinkCtx, batch: Batch<T>, each: &mut F) -> Ids {
-    let Batch { ids, items, .. } = batch;
-    let mut items = items.into_iter();
+pub(crate) fn consume_each<T, F: FnMut(T)>(
+    ctx: &SinkCtx,
+    batch: Batch<T>,
+    each: &mut F,
+) -> (Ids, Vec<T>) {
+    let Batch {
+        ids,
+        items: mut spent,
+        ..
+    } = batch;
+    let mut items = spent.drain(..);
     let mut next = 0usize;
     let mut delivered = Ids::default();
     loop {
@@ -149,7 +161,10 @@ pub(crate) fn consume_each<T, F: FnMut(T)>(ctx: &SinkCtx, batch: Batch<T>, each:
             }
         }));
         match run {
-            Ok(()) => return delivered,
+            Ok(()) => {
+                drop(items);
+                return (delivered, spent);
+            }
             Err(payload) => {
                 let id = ids.get(next - 1);
                 let kind = ItemErrorKind::Panicked(panic_message(&*payload));
@@ -168,12 +183,12 @@ pub(crate) fn consume_each_fallible<T, E, F>(
     batch: Batch<T>,
     policy: ErrorPolicy,
     each: &mut F,
-) -> Ids
+) -> (Ids, Vec<T>)
 where
     E: Into<BoxError>,
     F: FnMut(&T) -> Result<(), E>,
 {
-    let Batch { ids, items, .. } = batch;
+    let Batch { ids, mut items, .. } = batch;
     let mut delivered = Ids::default();
     for (index, item) in items.iter().enumerate() {
         let id = ids.get(index);
@@ -211,7 +226,8 @@ where
             }
         }
     }
-    delivered
+    items.clear();
+    (delivered, items)
 }
 
 /// An item failed for good in the sink: log it, count it, answer it upstream, and stop the

@@ -125,7 +125,7 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
     let mut seq = 0u64;
     while !ctx.control.stopping() {
         let start = Instant::now();
-        let mut items = Vec::with_capacity(ctx.batch);
+        let mut items = outlet.fresh(ctx.batch);
         let filled = catch_unwind(AssertUnwindSafe(|| {
             items.extend(iter.by_ref().take(ctx.batch));
             items.len() == ctx.batch
@@ -196,7 +196,12 @@ fn run_submitted<S>(
             }
         };
         let start = Instant::now();
-        let mut batch = Batch::new(seq, start, ctx.batch);
+        let mut batch = Batch {
+            seq,
+            born: start,
+            ids: Ids::default(),
+            items: outlet.fresh(ctx.batch),
+        };
         batch.push(first.0, first.1);
         while batch.len() < ctx.batch {
             match rx.try_recv() {

@@ -238,6 +238,9 @@ impl<U: Send> Pull<U> for FromDriver<U> {
     fn recv(&mut self) -> Option<Batch<U>> {
         self.0.blocking_recv()
     }
+
+    /// The driver makes its own output vectors; spent ones are freed.
+    fn recycle(&mut self, _spent: Vec<U>) {}
 }
 
 async fn drive<T, U, C>(

@@ -37,7 +37,10 @@ pub(crate) struct StageCtx<T> {
 
 /// One batch step of a segment's pipeline of stages: one worker's processing of one stage.
 pub(crate) trait Process<T, U>: Send {
-    fn process(&mut self, batch: Batch<T>) -> Batch<U>;
+    /// Processes `batch` into an output batch whose items go into `out` (an empty vector,
+    /// recycled when one was at hand); returns it with the input's vector, emptied, for
+    /// recycling (see [`crate::pool`]).
+    fn process(&mut self, batch: Batch<T>, out: Vec<U>) -> (Batch<U>, Vec<T>);
 }
 
 /// Makes a worker's [`Process`] for a stage, given the stage's context and the worker index.
@@ -59,7 +62,7 @@ where
     L: Logic<T, U>,
     M: Fn() -> L + Send + Sync + 'static,
 {
-    fn process(&mut self, batch: Batch<T>) -> Batch<U> {
+    fn process(&mut self, batch: Batch<T>, out: Vec<U>) -> (Batch<U>, Vec<T>) {
         let counters = self.ctx.metrics.slot(self.worker);
         counters.add(&counters.batches, 1);
         counters.add(&counters.items_in, batch.len() as u64);
@@ -67,7 +70,7 @@ where
         counters.enter(Activity::Busy, start - self.ctx.control.started);
         let out = self
             .ctx
-            .process(batch, &mut self.logic, &*self.make, counters);
+            .process(batch, out, &mut self.logic, &*self.make, counters);
         let end = Instant::now();
         counters.add_time(&counters.busy_ns, end - start);
         counters.enter(Activity::Between, end - self.ctx.control.started);
@@ -90,10 +93,11 @@ impl<T: Send + 'static> StageCtx<T> {
     pub(crate) fn process<U, L, M>(
         &self,
         batch: Batch<T>,
+        out_items: Vec<U>,
         logic: &mut L,
         make: &M,
         counters: &Counters,
-    ) -> Batch<U>
+    ) -> (Batch<U>, Vec<T>)
     where
         L: Logic<T, U>,
         M: Fn() -> L,
@@ -102,13 +106,21 @@ impl<T: Send + 'static> StageCtx<T> {
             seq,
             born,
             ids,
-            items,
+            items: mut spent,
         } = batch;
-        let mut out = Batch::new(seq, born, items.len());
+        let total = spent.len();
+        let mut out = Batch {
+            seq,
+            born,
+            ids: Ids::default(),
+            items: out_items,
+        };
+        out.items.clear();
+        out.items.reserve(total);
         let mut tally = Tally::default();
         let mut events = Vec::new();
-        let total = items.len();
-        let mut items = items.into_iter();
+        // Draining keeps the input's vector, to hand back for recycling.
+        let mut items = spent.drain(..);
         let mut next = 0usize;
         // Positions (in the input) of items that panicked in a one-to-one stage.
         let mut panicked = Vec::new();
@@ -181,7 +193,8 @@ impl<T: Send + 'static> StageCtx<T> {
         if let Some(events_to) = &self.events {
             events_to.send(ResponseBatch::Ended(events));
         }
-        out
+        drop(items);
+        (out, spent)
     }
 
     #[inline]

@@ -16,6 +16,10 @@
 //! 2. Each stage processes the whole batch (see [`super::process`]), timing its *busy* time.
 //! 3. The emitter hands the output on according to the last stage's [`EmitMode`]; time
 //!    waiting for room is the last stage's *blocked* time.
+//!
+//! Batch vectors are recycled ([`crate::pool`]): each stage fills a vector the stage after
+//! it emptied (for the segment's last stage, one the next segment gave back through the
+//! connector's pool) and hands its emptied input vector back up the chain.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -86,6 +90,13 @@ pub(crate) trait Pull<T>: Send {
     fn poll(&mut self) -> Poll<T>;
     /// Waits for the next batch; `None` at the end of input.
     fn recv(&mut self) -> Option<Batch<T>>;
+    /// Takes back an emptied vector of the chain's output type, to fill with a later batch
+    /// (see [`crate::pool`]).
+    fn recycle(&mut self, spent: Vec<T>);
+    /// Whether the chain would use a vector given to [`recycle`](Pull::recycle) now.
+    fn wants_spare(&self) -> bool {
+        false
+    }
 }
 
 /// Makes worker `w`'s pull chain.
@@ -119,6 +130,10 @@ impl<T: Send> InletPull<T> {
 }
 
 impl<T: Send> Pull<T> for InletPull<T> {
+    fn recycle(&mut self, spent: Vec<T>) {
+        self.inlet.recycle(spent);
+    }
+
     fn poll(&mut self) -> Poll<T> {
         loop {
             return match self.inlet.poll() {
@@ -144,23 +159,55 @@ impl<T: Send> Pull<T> for InletPull<T> {
     }
 }
 
-/// A pull chain followed by one more stage.
+/// A pull chain followed by one more stage. The stage's input vectors, once emptied, go
+/// back up the chain (to the stage before, or to the connector's pool); its output vectors
+/// come from `spare`, which the stage after it (or, for a segment's last stage, the worker
+/// from the outgoing connector's pool) refills.
 pub(crate) struct Then<T, U> {
     pub(crate) inner: Box<dyn Pull<T>>,
     pub(crate) stage: Box<dyn Process<T, U>>,
+    pub(crate) spare: Option<Vec<U>>,
 }
 
-impl<T, U> Pull<U> for Then<T, U> {
+impl<T, U> Then<T, U> {
+    pub(crate) fn new(inner: Box<dyn Pull<T>>, stage: Box<dyn Process<T, U>>) -> Self {
+        Then {
+            inner,
+            stage,
+            spare: None,
+        }
+    }
+
+    fn run(&mut self, batch: Batch<T>) -> Batch<U> {
+        let out = self.spare.take().unwrap_or_default();
+        let (out, spent) = self.stage.process(batch, out);
+        self.inner.recycle(spent);
+        out
+    }
+}
+
+impl<T, U: Send> Pull<U> for Then<T, U> {
     fn poll(&mut self) -> Poll<U> {
         match self.inner.poll() {
-            Poll::Ready(batch) => Poll::Ready(self.stage.process(batch)),
+            Poll::Ready(batch) => Poll::Ready(self.run(batch)),
             Poll::Empty => Poll::Empty,
             Poll::Closed => Poll::Closed,
         }
     }
 
     fn recv(&mut self) -> Option<Batch<U>> {
-        self.inner.recv().map(|batch| self.stage.process(batch))
+        let batch = self.inner.recv()?;
+        Some(self.run(batch))
+    }
+
+    fn recycle(&mut self, spent: Vec<U>) {
+        if self.spare.is_none() {
+            self.spare = Some(spent);
+        }
+    }
+
+    fn wants_spare(&self) -> bool {
+        self.spare.is_none()
     }
 }
 
@@ -177,6 +224,12 @@ pub(crate) fn run_worker<U: Send + 'static>(
     let retired = loop {
         if emitter.growth.is_some() && emitter.crew.retire_one() {
             break true;
+        }
+        // The segment's last stage fills vectors the next stage has given back.
+        if input.wants_spare() {
+            if let Some(spare) = outlet.recycled() {
+                input.recycle(spare);
+            }
         }
         let out = match input.poll() {
             Poll::Ready(batch) => batch,
@@ -284,7 +337,9 @@ impl<U: Send + 'static> Emitter<U> {
                         for id in out.ids.iter() {
                             acc.ids.push(id);
                         }
-                        acc.items.extend(out.items);
+                        let mut spent = out.items;
+                        acc.items.append(&mut spent);
+                        outlet.recycle(spent);
                         acc
                     }
                 };

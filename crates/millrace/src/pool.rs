@@ -1,0 +1,100 @@
+//! Recycled batch buffers: the vectors batches are made of, handed back by the stage that
+//! emptied them to the one that fills the next.
+//!
+//! A batch's items live in a `Vec`. Without recycling, every stage allocates a fresh vector
+//! for its output batch and frees its input's, and the sink frees the last: one allocation
+//! and one free per batch per hop, the free usually on another thread than the allocation.
+//! With glibc's allocator that returns memory to the OS and faults it back in (page faults,
+//! and TLB shootdowns across cores when it unmaps): W1 (20 M cheap items, fused on 2 cores)
+//! took 0.79 s with the default allocator settings and 0.42–0.52 s with trimming off. A
+//! pool per connector (and a spare per fused hop, see `stage::worker::Then`) keeps a few
+//! emptied vectors for reuse instead.
+//!
+//! A pool is bounded twice: it keeps at most [`SLOTS`] vectors, and only vectors of at most
+//! [`MAX_BYTES`] of capacity, so the memory it holds is small and fixed whatever the input.
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+/// Vectors a pool keeps at most.
+pub(crate) const SLOTS: usize = 8;
+/// The largest capacity, in bytes, a pool keeps.
+pub(crate) const MAX_BYTES: usize = 1 << 20;
+
+/// A bounded stock of emptied vectors.
+pub(crate) struct Pool<T> {
+    tx: Sender<Vec<T>>,
+    rx: Receiver<Vec<T>>,
+}
+
+impl<T> Pool<T> {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = bounded(SLOTS);
+        Pool { tx, rx }
+    }
+
+    /// An empty vector with room for at least `capacity` items: a recycled one if the pool
+    /// has one.
+    pub(crate) fn take(&self, capacity: usize) -> Vec<T> {
+        match self.rx.try_recv() {
+            Ok(mut items) => {
+                items.reserve(capacity);
+                items
+            }
+            Err(_) => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// A recycled vector, if the pool has one.
+    pub(crate) fn take_recycled(&self) -> Option<Vec<T>> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Keeps `spent` for reuse (emptied first), unless the pool is full or the vector is too
+    /// big or holds nothing; then it is freed.
+    pub(crate) fn give(&self, mut spent: Vec<T>) {
+        let bytes = spent
+            .capacity()
+            .saturating_mul(std::mem::size_of::<T>().max(1));
+        if spent.capacity() == 0 || bytes > MAX_BYTES {
+            return;
+        }
+        spent.clear();
+        let _ = self.tx.try_send(spent);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_given_vector_comes_back_empty_with_its_capacity() {
+        let pool = Pool::new();
+        let mut v: Vec<u64> = Vec::with_capacity(100);
+        v.extend(0..50);
+        let address = v.as_ptr();
+        pool.give(v);
+        let again = pool.take(10);
+        assert!(again.is_empty());
+        assert_eq!(again.as_ptr(), address, "the same buffer");
+        assert!(again.capacity() >= 100);
+        assert!(pool.take_recycled().is_none(), "taken once");
+    }
+
+    #[test]
+    fn the_pool_keeps_a_bounded_number_of_bounded_vectors() {
+        let pool: Pool<u64> = Pool::new();
+        for _ in 0..SLOTS + 5 {
+            pool.give(Vec::with_capacity(16));
+        }
+        pool.give(Vec::with_capacity(MAX_BYTES / 8 + 1)); // too big: freed
+        pool.give(Vec::new()); // nothing to keep
+        let mut kept = 0;
+        while let Some(v) = pool.take_recycled() {
+            assert_eq!(v.capacity(), 16);
+            kept += 1;
+        }
+        assert_eq!(kept, SLOTS);
+        assert!(pool.take(32).capacity() >= 32, "empty pool: a fresh vector");
+    }
+}
