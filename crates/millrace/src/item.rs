@@ -110,6 +110,7 @@ pub(crate) struct Batch<T> {
 }
 
 impl<T> Batch<T> {
+    #[cfg(feature = "async")]
     pub(crate) fn new(seq: u64, born: Instant, capacity: usize) -> Self {
         Batch {
             seq,

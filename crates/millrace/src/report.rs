@@ -27,6 +27,12 @@ use crate::item::ItemId;
 use crate::metrics::{StageMetrics, Tally};
 use crate::sync::lock;
 
+mod bottleneck;
+
+pub(crate) use bottleneck::describe_fill;
+use bottleneck::find_bottleneck;
+pub use bottleneck::Bottleneck;
+
 /// One stage's (or the source's, or the sink's) part of a [`Report`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -110,17 +116,6 @@ pub struct Latency {
     pub samples: u64,
 }
 
-/// The stage that holds the pipeline back, and why we think so.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Bottleneck {
-    /// The stage's name (`source` or `sink` for the ends; `a+b+c` for stages that ran fused
-    /// on shared workers, judged as one).
-    pub stage: String,
-    /// Evidence, e.g. `square: 97% busy, input queue full (95%), output queue empty (2%)`.
-    pub reason: String,
-}
-
 /// What a run did: counts, time, latency, errors and the bottleneck.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -136,17 +131,6 @@ pub struct Report {
     hook_panics: Vec<String>,
     bottleneck: Option<Bottleneck>,
     scaling: ScalingLog,
-}
-
-/// How full a queue is, in a word: `full` (≥ 75%), `empty` (≤ 25%) or `half full`.
-pub(crate) fn describe_fill(fill: f64) -> &'static str {
-    if fill >= 0.75 {
-        "full"
-    } else if fill <= 0.25 {
-        "empty"
-    } else {
-        "half full"
-    }
 }
 
 fn pct(x: f64) -> u32 {
@@ -321,97 +305,6 @@ impl Report {
     }
 }
 
-/// A part of the pipeline that has workers of its own: a segment of stages (several when
-/// fused, sharing workers) or the sink.
-struct Part {
-    name: String,
-    /// Share of the part's workers' time spent busy, summed over its stages.
-    busy: f64,
-    input_fill: f64,
-    output_fill: Option<f64>,
-}
-
-/// The segments (runs of fused stages) and the sink, each with its busy share and queues.
-fn parts(stages: &[StageReport], sink: &StageReport) -> Vec<Part> {
-    // The queue after stage i is the input of stage i + 1, or the sink's.
-    let fills: Vec<f64> = stages
-        .iter()
-        .map(|s| s.queue_fill)
-        .chain([sink.queue_fill])
-        .collect();
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < stages.len() {
-        let end = (start + 1..stages.len())
-            .find(|&i| !stages[i].fused)
-            .unwrap_or(stages.len());
-        let run = &stages[start..end];
-        parts.push(Part {
-            name: run
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join("+"),
-            // Fused stages share workers: each one's busy share is a part of theirs.
-            busy: run.iter().map(|s| s.busy).sum::<f64>().min(1.0),
-            input_fill: fills[start],
-            output_fill: Some(fills[end]),
-        });
-        start = end;
-    }
-    parts.push(Part {
-        name: sink.name.clone(),
-        busy: sink.busy,
-        input_fill: sink.queue_fill,
-        output_fill: None,
-    });
-    parts
-}
-
-fn find_bottleneck(
-    source: &StageReport,
-    stages: &[StageReport],
-    sink: &StageReport,
-) -> Option<Bottleneck> {
-    if source.tally.items_in == 0 {
-        return None;
-    }
-    let parts = parts(stages, sink);
-    let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
-    let first_idle = stages.first().map_or(sink.idle, |s| s.idle);
-    if busiest.busy < 0.5 && first_idle > 0.5 {
-        return Some(Bottleneck {
-            stage: source.name.clone(),
-            reason: format!(
-                "source: {}% busy; the stages wait for input (`{}` idle {}% of the time)",
-                pct(source.busy),
-                stages
-                    .first()
-                    .map_or(sink.name.as_str(), |s| s.name.as_str()),
-                pct(first_idle)
-            ),
-        });
-    }
-    let mut reason = format!(
-        "{}: {}% busy, input queue {} ({}%)",
-        busiest.name,
-        pct(busiest.busy),
-        describe_fill(busiest.input_fill),
-        pct(busiest.input_fill)
-    );
-    if let Some(output) = busiest.output_fill {
-        reason.push_str(&format!(
-            ", output queue {} ({}%)",
-            describe_fill(output),
-            pct(output)
-        ));
-    }
-    Some(Bottleneck {
-        stage: busiest.name.clone(),
-        reason,
-    })
-}
-
 fn fmt_count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
@@ -519,73 +412,6 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stage(name: &str, busy: f64, idle: f64, fill: f64) -> StageReport {
-        StageReport {
-            name: name.into(),
-            workers: 1,
-            queue_capacity: 4,
-            fused: false,
-            tally: Tally {
-                items_in: 100,
-                ..Tally::default()
-            },
-            busy,
-            idle,
-            blocked: 1.0 - busy - idle,
-            queue_fill: fill,
-        }
-    }
-
-    #[test]
-    fn the_busiest_stage_is_the_bottleneck_with_its_queues_described() {
-        let source = stage("source", 0.1, 0.0, 0.0);
-        let stages = vec![
-            stage("wrap", 0.1, 0.1, 0.9),
-            stage("square", 0.97, 0.0, 0.95),
-            stage("scale", 0.2, 0.8, 0.02),
-        ];
-        let sink = stage("sink", 0.1, 0.9, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
-        assert_eq!(b.stage, "square");
-        assert_eq!(
-            b.reason,
-            "square: 97% busy, input queue full (95%), output queue empty (2%)"
-        );
-    }
-
-    #[test]
-    fn a_fused_segment_is_judged_as_one_with_the_queues_around_it() {
-        let source = stage("source", 0.1, 0.0, 0.0);
-        let fused = |name: &str, busy: f64| StageReport {
-            fused: true,
-            queue_capacity: 0,
-            ..stage(name, busy, 0.0, 0.0)
-        };
-        // a+b+c share their workers, busy 30% + 25% + 40% of their time; d alone is 60%.
-        let stages = vec![
-            stage("a", 0.3, 0.02, 0.9),
-            fused("b", 0.25),
-            fused("c", 0.4),
-            stage("d", 0.6, 0.3, 0.3),
-        ];
-        let sink = stage("sink", 0.1, 0.9, 0.01);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
-        assert_eq!(b.stage, "a+b+c");
-        assert_eq!(
-            b.reason,
-            "a+b+c: 95% busy, input queue full (90%), output queue half full (30%)"
-        );
-    }
-
-    #[test]
-    fn idle_stages_point_at_the_source() {
-        let source = stage("source", 0.99, 0.0, 0.0);
-        let stages = vec![stage("a", 0.1, 0.9, 0.0)];
-        let sink = stage("sink", 0.05, 0.95, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
-        assert_eq!(b.stage, "source");
-    }
 
     #[test]
     fn counts_are_grouped_by_thousands() {

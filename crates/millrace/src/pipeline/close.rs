@@ -1,0 +1,209 @@
+//! Closing a [`PipelineBuilder`]: the sinks. [`for_each`](PipelineBuilder::for_each),
+//! [`try_for_each`](PipelineBuilder::try_for_each), [`fold`](PipelineBuilder::fold) and
+//! [`collect`](PipelineBuilder::collect) give a [`Pipeline`] to run or spawn;
+//! [`outputs`](PipelineBuilder::outputs) and [`respond`](PipelineBuilder::respond) start the
+//! pipeline at once and hand back its outputs. Each resolves the plan and starts the threads
+//! through [`Launch`].
+
+use crate::error::{BoxError, BuildError};
+use crate::response::Responses;
+
+use super::launch::Launch;
+use super::running::{Outputs, Running};
+use super::sink::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
+use super::{Launched, Pipeline, PipelineBuilder};
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    fn launch<O: Send + 'static>(self, serve: bool) -> Result<Launched<T, O>, BuildError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let (mut launch, responses) = Launch::new(self.settings, &self.plan, self.hooks, serve);
+        let open = (self.chain)(&mut launch);
+        let sink = launch.sink_index();
+        let inlet = launch.connect(open, sink);
+        Ok((launch, inlet, responses))
+    }
+
+    fn with_sink<R: Send + 'static>(self, sink: SinkFn<T, R>) -> Pipeline<R> {
+        Pipeline {
+            start: Box::new(move || {
+                let (mut launch, inlet, _) = self.launch::<()>(false)?;
+                let ctx = launch.sink_ctx();
+                let controller = launch.start_controller();
+                let sink = std::thread::Builder::new()
+                    .name("millrace-sink".into())
+                    .spawn(move || run_sink(inlet, sink, ctx))
+                    .expect("the OS refused to start the sink thread");
+                Ok(Running::new(
+                    launch.control,
+                    launch.threads,
+                    sink,
+                    controller,
+                ))
+            }),
+        }
+    }
+
+    /// Closes the pipeline with a closure called on each output, on the sink's thread. A
+    /// panic in it fails that item only.
+    pub fn for_each<F>(self, f: F) -> Pipeline<()>
+    where
+        F: FnMut(T) + Send + 'static,
+    {
+        let mut f = f;
+        self.with_sink(SinkFn::Each(
+            Box::new(move |ctx, batch| consume_each(ctx, batch, &mut f)),
+            Box::new(|| ()),
+        ))
+    }
+
+    /// Closes the pipeline with a fallible closure called on each output, on the sink's
+    /// thread: writing to a file or a socket, say. An item whose closure returns an error
+    /// (or panics) fails under the pipeline's error policy
+    /// ([`on_error`](PipelineBuilder::on_error)): skipped and reported, tried again (the
+    /// closure borrows the item, so it is still there), or stopping the run gracefully with
+    /// that error. Failed items are reported with the stage name `sink`. The closure runs on
+    /// the one sink thread, so a retry's backoff holds up every delivery behind it: keep
+    /// retries short here, or retry inside the closure's own client.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{ErrorPolicy, Pipeline, Retry};
+    ///
+    /// let mut written = Vec::new();
+    /// let finished = Pipeline::source(0..100u32)
+    ///     .on_error(ErrorPolicy::Retry(Retry::new(2)))
+    ///     .try_for_each(move |&x| {
+    ///         if x % 10 == 3 {
+    ///             return Err(format!("cannot write {x}"));
+    ///         }
+    ///         written.push(x);
+    ///         Ok(())
+    ///     })
+    ///     .run()?;
+    /// let report = finished.report;
+    /// assert_eq!((report.delivered(), report.failed()), (90, 10));
+    /// assert_eq!(report.errors()[0].stage(), "sink");
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn try_for_each<E, F>(self, f: F) -> Pipeline<()>
+    where
+        E: Into<BoxError> + 'static,
+        F: FnMut(&T) -> Result<(), E> + Send + 'static,
+    {
+        let mut f = f;
+        let policy = self.settings.policy;
+        self.with_sink(SinkFn::Each(
+            Box::new(move |ctx, batch| consume_each_fallible(ctx, batch, policy, &mut f)),
+            Box::new(|| ()),
+        ))
+    }
+
+    /// Closes the pipeline with a fold over its outputs, like [`Iterator::fold`]; the run
+    /// returns the final value. A panic in `f` fails the run (the accumulator is lost).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::Pipeline;
+    ///
+    /// let sum = Pipeline::source(1..=100u64)
+    ///     .map("double", |x| 2 * x)
+    ///     .fold(0, |acc, x| acc + x)
+    ///     .run()?
+    ///     .output;
+    /// assert_eq!(sum, 10_100);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    pub fn fold<A, F>(self, init: A, f: F) -> Pipeline<A>
+    where
+        A: Send + 'static,
+        F: FnMut(A, T) -> A + Send + 'static,
+    {
+        let mut f = f;
+        self.with_sink(SinkFn::Fold(
+            Box::new(move |acc, items: &mut Vec<T>| items.drain(..).fold(acc, &mut f)),
+            init,
+        ))
+    }
+
+    /// Closes the pipeline by collecting its outputs into a `Vec`, in arrival order (input
+    /// order when the last stage is [ordered](Stage::ordered)).
+    pub fn collect(self) -> Pipeline<Vec<T>> {
+        self.fold(Vec::new(), |mut v, x| {
+            v.push(x);
+            v
+        })
+    }
+
+    /// Starts the pipeline and hands its outputs to the calling thread as an iterator.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the pipeline's settings cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let mut outputs = Pipeline::source(0..1000u32)
+    ///     .stage(Stage::map("inc", |x: u32| x + 1).workers(2).ordered())
+    ///     .outputs()?;
+    /// assert_eq!(outputs.next(), Some(1));
+    /// let report = outputs.finish()?; // the rest is cancelled
+    /// assert_eq!(report.delivered(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn outputs(self) -> Result<Outputs<T>, BuildError> {
+        let (mut launch, inlet, _) = self.launch::<()>(false)?;
+        let ctx = launch.sink_ctx();
+        let controller = launch.start_controller();
+        Ok(Outputs::new(
+            launch.control,
+            launch.threads,
+            inlet,
+            ctx,
+            controller,
+        ))
+    }
+
+    /// Starts the pipeline as a service: each item's [`Outcome`](crate::Outcome) (its
+    /// output, or why there is none) travels back up the response path to the caller,
+    /// tagged with the item's id.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the pipeline's settings cannot work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Outcome, Pipeline};
+    ///
+    /// let (running, responses) = Pipeline::source(0..5u64).map("square", |x| x * x).respond()?;
+    /// let mut got: Vec<(u64, u64)> = responses
+    ///     .map(|(id, outcome)| (id.0, outcome.output().unwrap()))
+    ///     .collect();
+    /// got.sort();
+    /// assert_eq!(got, vec![(0, 0), (1, 1), (2, 4), (3, 9), (4, 16)]);
+    /// running.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn respond(self) -> Result<(Running<()>, Responses<T>), BuildError> {
+        let (mut launch, inlet, responses) = self.launch::<T>(true)?;
+        let responses = responses.expect("a serving launch makes the responses");
+        let ctx = launch.sink_ctx();
+        let controller = launch.start_controller();
+        let sink = std::thread::Builder::new()
+            .name("millrace-sink".into())
+            .spawn(move || run_serve_sink(inlet, ctx))
+            .expect("the OS refused to start the sink thread");
+        Ok((
+            Running::new(launch.control, launch.threads, sink, controller),
+            responses,
+        ))
+    }
+}
