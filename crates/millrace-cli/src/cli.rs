@@ -73,10 +73,11 @@ pub enum Command {
     /// Run a pipeline file (with no file: the built-in seed pipeline).
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
-    /// Validate a pipeline file without running it and print the resolved pipeline.
+    /// Validate a pipeline file (settings, and the value types between stages) without
+    /// running it, and print the resolved pipeline.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
-    /// List the built-in stage kinds, with their parameters and an example each.
+    /// List the built-in stage kinds, with their types, parameters and an example each.
     #[command(after_help = STAGES_EXAMPLES)]
     Stages(StagesArgs),
     /// Run a pipeline with autoscaling for a while and print the worker counts it settled on.

@@ -19,6 +19,8 @@
 //!
 //! A kind that receives a value it cannot handle returns a [`Fault`]; the stage fails that
 //! item under its error policy, and the engine's error names the stage and the item's id.
+//! Type faults are a safety net: the loader checks the types between stages first, with
+//! each value's [`Ty`] (see [`crate::config::typecheck`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -79,6 +81,114 @@ impl fmt::Display for Type {
             Type::Bytes => "bytes",
             Type::Record => "record",
         })
+    }
+}
+
+/// The type of a value as the load-time check sees it ([`crate::config::typecheck`]): a
+/// [`Type`] with, for a record, its fields and their types in order, and [`Ty::Any`] for a
+/// value whose type cannot be known before the run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ty {
+    /// A number.
+    Number,
+    /// Text.
+    Text,
+    /// Bytes.
+    Bytes,
+    /// A record with these fields, in order.
+    Record(Vec<(String, Ty)>),
+    /// Any value: what a kind that takes anything accepts, or a type not known.
+    Any,
+}
+
+impl Ty {
+    /// The type of `value`, fields and all.
+    pub fn of(value: &Value) -> Ty {
+        match value {
+            Value::Number(_) => Ty::Number,
+            Value::Text(_) => Ty::Text,
+            Value::Bytes(_) => Ty::Bytes,
+            Value::Record(r) => {
+                Ty::Record(r.fields().map(|(n, v)| (n.to_owned(), Ty::of(v))).collect())
+            }
+        }
+    }
+
+    /// The type of field `name`, if this is a record that has it.
+    pub fn field(&self, name: &str) -> Option<&Ty> {
+        match self {
+            Ty::Record(fields) => fields.iter().find(|(n, _)| n == name).map(|(_, t)| t),
+            _ => None,
+        }
+    }
+
+    /// The record with field `name` of type `ty` (replaced if present, else appended, as
+    /// [`Record::set`] does); anything but a record is left as it is.
+    pub fn with_field(self, name: &str, ty: Ty) -> Ty {
+        match self {
+            Ty::Record(mut fields) => {
+                match fields.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, t)) => *t = ty,
+                    None => fields.push((name.to_owned(), ty)),
+                }
+                Ty::Record(fields)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether a value of this type is one of `accepts` (which may hold [`Ty::Any`]). A
+    /// value of unknown type passes: the run-time check decides.
+    pub fn is_one_of(&self, accepts: &[Ty]) -> bool {
+        *self == Ty::Any || accepts.iter().any(|a| a == self || *a == Ty::Any)
+    }
+
+    /// How messages name values of this type: `numbers`, `text`, `records with fields
+    /// line, text`.
+    pub fn plural(&self) -> String {
+        match self {
+            Ty::Number => "numbers".into(),
+            Ty::Text => "text".into(),
+            Ty::Bytes => "bytes".into(),
+            Ty::Record(fields) if fields.is_empty() => "records with no fields".into(),
+            Ty::Record(fields) => {
+                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                format!("records with fields {}", names.join(", "))
+            }
+            Ty::Any => "values of any type".into(),
+        }
+    }
+
+    /// How messages name one value of this type: `a number`, `text`, `a record`.
+    pub fn singular(&self) -> &'static str {
+        match self {
+            Ty::Number => "a number",
+            Ty::Text => "text",
+            Ty::Bytes => "bytes",
+            Ty::Record(_) => "a record",
+            Ty::Any => "anything",
+        }
+    }
+}
+
+/// `number`, `text`, `bytes`, `any`, and records with their fields:
+/// `record {line: number, text: text}`.
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ty::Number => f.write_str("number"),
+            Ty::Text => f.write_str("text"),
+            Ty::Bytes => f.write_str("bytes"),
+            Ty::Any => f.write_str("any"),
+            Ty::Record(fields) => {
+                f.write_str("record {")?;
+                for (i, (name, ty)) in fields.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{name}: {ty}")?;
+                }
+                f.write_str("}")
+            }
+        }
     }
 }
 
@@ -267,6 +377,11 @@ impl Slot {
         &self.field
     }
 
+    /// The field written in records.
+    pub fn into_field(&self) -> &str {
+        &self.into
+    }
+
     /// The value to work on: the item itself, or its record's field.
     ///
     /// # Errors
@@ -368,6 +483,29 @@ mod tests {
             slot.text(&rec).unwrap_err().to_string(),
             "expected text in field `text`, got number"
         );
+    }
+
+    #[test]
+    fn types_of_values_keep_record_fields_in_order() {
+        let rec = Value::Record(
+            Record::new()
+                .with("line", Value::Number(2))
+                .with("text", Value::text("hi")),
+        );
+        let ty = Ty::of(&rec);
+        assert_eq!(ty.to_string(), "record {line: number, text: text}");
+        assert_eq!(ty.field("text"), Some(&Ty::Text));
+        assert_eq!(
+            ty.clone().with_field("line", Ty::Text).to_string(),
+            "record {line: text, text: text}"
+        );
+        assert_eq!(
+            ty.clone().with_field("n", Ty::Number).plural(),
+            "records with fields line, text, n"
+        );
+        assert!(Ty::Text.is_one_of(&[Ty::Bytes, Ty::Text]));
+        assert!(!Ty::Number.is_one_of(&[Ty::Text]));
+        assert!(Ty::Any.is_one_of(&[Ty::Text]) && Ty::Bytes.is_one_of(&[Ty::Any]));
     }
 
     #[test]

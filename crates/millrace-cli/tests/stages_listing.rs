@@ -1,5 +1,5 @@
-//! `millrace stages` lists every built-in kind with its parameters and an example, and
-//! every example it shows is a valid pipeline fragment.
+//! `millrace stages` lists every built-in kind with its types, parameters and an example,
+//! and every example it shows is a valid pipeline fragment (after a source it can take).
 
 mod common;
 
@@ -46,17 +46,81 @@ fn one_kind_in_full() {
 }
 
 #[test]
+fn listing_shows_each_kinds_types() {
+    let out = millrace()
+        .arg("stages")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    for kind in kinds::all() {
+        let header = format!("{} ({}): ", kind.name, kind.role);
+        let at = out.find(&header).unwrap_or_else(|| panic!("no {header}"));
+        let next = out[at..].lines().nth(1).unwrap_or("");
+        assert!(next.starts_with("  types: "), "{}: {next:?}", kind.name);
+        assert!(next.contains(" → "), "{}: {next:?}", kind.name);
+    }
+    for line in [
+        "  types: nothing → record {line: number, text: text}",
+        "  types: number → number (records: `value` → `value`)",
+        "  types: text → number (records: `text` → `value`)",
+        "  types: text → the same item (records: `text`)",
+        "  types: any → the same item",
+        "  types: bytes | text → text (records: `data` → `hash`)",
+        "  types: number | text → text (records: `value` → `body`)",
+        "  types: number → nothing (records: `value`)",
+        "  types: any → nothing",
+    ] {
+        assert!(
+            out.contains(&format!("{line}\n")),
+            "missing {line:?} in:\n{out}"
+        );
+    }
+    millrace()
+        .args(["stages", "chunk"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "  types: bytes | text → record {…, offset: number, length: number, data: bytes} per chunk (records: `data`)\n",
+        ));
+}
+
+/// Whatever the kind takes: a source, and a source with a `chunk` stage (for sinks that
+/// total chunk fields).
+const UPSTREAMS: &[&str] = &[
+    "[source]\nkind = \"range\"\nend = 1\n",
+    "[source]\nkind = \"lines\"\npath = \"in.txt\"\n",
+    "[source]\nkind = \"files\"\ndir = \".\"\n",
+    "[source]\nkind = \"files\"\ndir = \".\"\n[[stage]]\nkind = \"chunk\"\n",
+];
+
+#[test]
 fn every_kind_example_loads() {
-    const SOURCE: &str = "[source]\nkind = \"range\"\nend = 1\n";
     const SINK: &str = "\n[sink]\nkind = \"null\"\n";
     for kind in kinds::all() {
-        let text = match kind.role {
-            Role::Source => format!("{}\n{SINK}", kind.example),
-            Role::Transform => format!("{SOURCE}\n{}\n{SINK}", kind.example),
-            Role::Sink => format!("{SOURCE}\n{}\n", kind.example),
+        let texts: Vec<String> = match kind.role {
+            Role::Source => vec![format!("{}\n{SINK}", kind.example)],
+            Role::Transform => UPSTREAMS
+                .iter()
+                .map(|up| format!("{up}\n{}\n{SINK}", kind.example))
+                .collect(),
+            Role::Sink => UPSTREAMS
+                .iter()
+                .map(|up| format!("{up}\n{}\n", kind.example))
+                .collect(),
         };
-        if let Err(e) = millrace_cli::config::load_str(&text, "example.toml", Path::new("."), &[]) {
-            panic!("the example of `{}` does not load: {e}\n{text}", kind.name);
-        }
+        let errors: Vec<String> = texts
+            .iter()
+            .map(|text| millrace_cli::config::load_str(text, "example.toml", Path::new("."), &[]))
+            .filter_map(Result::err)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.len() < texts.len(),
+            "the example of `{}` loads after none of the sources: {errors:#?}",
+            kind.name
+        );
     }
 }

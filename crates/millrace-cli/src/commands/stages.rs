@@ -1,11 +1,13 @@
-//! `millrace stages [KIND]`: the built-in kinds, with their parameters, types, defaults
-//! and an example each, straight from their declarations.
+//! `millrace stages [KIND]`: the built-in kinds, with their value types (input → output,
+//! for their default parameters), parameters, defaults and an example each, straight from
+//! their declarations.
 
 use std::fmt::Write as _;
 
 use crate::cli::StagesArgs;
 use crate::config::error::did_you_mean;
 use crate::config::params::Default;
+use crate::config::resolve::defaults;
 use crate::kinds::{self, Exec, KindSpec, Role};
 
 use super::{fail, EXIT_CONFIG, EXIT_OK};
@@ -14,6 +16,7 @@ use super::{fail, EXIT_CONFIG, EXIT_OK};
 pub fn describe(kind: &KindSpec) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{} ({}): {}", kind.name, kind.role, kind.summary);
+    let _ = writeln!(out, "  types: {}", (kind.types)(&defaults(kind)));
     let _ = writeln!(out, "  takes: {}", kind.takes);
     let _ = writeln!(out, "  gives: {}", kind.gives);
     if let Exec::Async { .. } = kind.exec {
@@ -70,7 +73,8 @@ pub fn listing() -> String {
          their defaults, and name, report, autoscale (true: workers = \"auto\" for every stage without\n\
          workers), cpu_budget, autoscale_interval (\"200ms\"), wedge_timeout (\"5s\") and wedge_policy\n\
          (report | fail). A record's field is read with `field` and the result written to `into` where\n\
-         a kind has them.\n",
+         a kind has them. `types` are for the defaults; each stage must take what the part before it\n\
+         emits, which `millrace check` verifies.\n",
     );
     out
 }

@@ -9,7 +9,9 @@
 //!    pipeline's own settings, [`scaling`] for `workers` and the autoscaling, fusion and
 //!    wedge settings, each kind's [`params`] for its parameters, [`duration`] for
 //!    durations); unknown keys, wrong types and values out of range are errors;
-//! 4. the result is a [`PipelineSpec`] with every default applied.
+//! 4. [`typecheck`]: each stage (and the sink) must take the values the part before it
+//!    emits;
+//! 5. the result is a [`PipelineSpec`] with every default applied.
 //!
 //! Errors are [`ConfigError`]s ([`error`]), located and with a hint where one helps. No
 //! input makes the loader panic; `tests/config_fuzz.rs` feeds it arbitrary text and
@@ -23,6 +25,7 @@ pub mod params;
 pub mod resolve;
 pub mod scaling;
 pub mod schema;
+pub mod typecheck;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -59,6 +62,31 @@ pub fn load_str(
     dir: &Path,
     overrides: &[String],
 ) -> Result<PipelineSpec, ConfigError> {
+    load_text(text, file, dir, overrides, true)
+}
+
+/// As [`load_str`], but without the check of the value types between stages: for tests of
+/// the checks each kind makes on every item at run time, which back that one up.
+///
+/// # Errors
+///
+/// A [`ConfigError`] if the text is not a valid pipeline, types aside.
+pub fn load_str_untyped(
+    text: &str,
+    file: &str,
+    dir: &Path,
+    overrides: &[String],
+) -> Result<PipelineSpec, ConfigError> {
+    load_text(text, file, dir, overrides, false)
+}
+
+fn load_text(
+    text: &str,
+    file: &str,
+    dir: &Path,
+    overrides: &[String],
+    typed: bool,
+) -> Result<PipelineSpec, ConfigError> {
     let text: Arc<str> = Arc::from(text);
     let index = LineIndex::new(Arc::clone(&text));
     let located = |e: ConfigError| e.in_file(file, Some(&index));
@@ -73,5 +101,9 @@ pub fn load_str(
     let base = PathBase {
         file_dir: dir.to_path_buf(),
     };
-    resolve::resolve(&root, &base, &stem, file).map_err(located)
+    let spec = resolve::resolve(&root, &base, &stem, file).map_err(located)?;
+    if typed {
+        typecheck::check(&spec).map_err(located)?;
+    }
+    Ok(spec)
 }

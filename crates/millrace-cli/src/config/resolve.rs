@@ -316,7 +316,23 @@ fn part(
         kind,
         params,
         loc: node.loc.clone(),
+        kind_loc: kind_node.loc.clone(),
     })
+}
+
+/// The parameters of `kind` as they are when none is given: every declared default (for
+/// `millrace stages`, which shows a kind's types for its defaults).
+pub fn defaults(kind: &kinds::KindSpec) -> Params {
+    let mut params = Params::default();
+    for spec in kind.params {
+        if let Default::Value(text) = spec.default {
+            let value = parse_override_value(text, &Loc::Whole);
+            if let Ok(v) = params::check(spec, &value, &no_paths()) {
+                params.push(spec.name, v, Loc::Whole);
+            }
+        }
+    }
+    params
 }
 
 fn known_keys<'k>(fixed: &[&'k str], kind: &'k kinds::KindSpec) -> Vec<&'k str> {

@@ -215,6 +215,8 @@ pub struct Part {
     pub params: Params,
     /// Where its table starts.
     pub loc: Loc,
+    /// Where its `kind` was written (in the table, or a `--set` override).
+    pub kind_loc: Loc,
 }
 
 /// A stage, with its settings resolved.

@@ -14,10 +14,11 @@
 use bytes::Bytes;
 use millrace::Stage;
 
+use super::types::{Input, Output, Types, BYTES_OR_TEXT};
 use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
 use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
-use crate::value::{hex, Fault, Item, Record, Value};
+use crate::value::{hex, Fault, Item, Record, Ty, Value};
 
 /// The bytes transform kinds.
 pub static KINDS: &[KindSpec] = &[
@@ -27,6 +28,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "the BLAKE3 hash of bytes (or of text's UTF-8), as 64 hex digits",
         takes: "bytes or text",
         gives: "text (records keep their data and gain `hash`)",
+        types: |p| Types::through(&slot(p), BYTES_OR_TEXT, Ty::Text),
         params: &[field_param("\"data\""), into_param("\"hash\"")],
         example: "[[stage]]\nkind = \"hash\"\nworkers = 2",
         validate: None,
@@ -39,6 +41,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "zstd-compresses bytes, one compression context per worker",
         takes: "bytes or text",
         gives: "bytes",
+        types: |p| Types::through(&slot(p), BYTES_OR_TEXT, Ty::Bytes),
         params: &[
             ParamSpec {
                 name: "level",
@@ -60,6 +63,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "cuts bytes into content-defined chunks (FastCDC 2020)",
         takes: "bytes or text",
         gives: "records {…, offset: number, length: number, data: bytes}, one per chunk",
+        types: chunk_types,
         params: &[
             ParamSpec {
                 name: "min_size",
@@ -138,6 +142,17 @@ fn compress(name: &str, params: &Params) -> Stage<Item, Item> {
             Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Bytes(Bytes::from(packed)))))
         },
     )
+}
+
+fn chunk_types(params: &Params) -> Types {
+    let field = slot(params).field().to_owned();
+    Types {
+        input: Input::Value {
+            accepts: BYTES_OR_TEXT,
+            field: Some(field.clone()),
+        },
+        output: Output::Chunks { field },
+    }
 }
 
 fn validate_chunk(params: &Params) -> Result<(), ConfigError> {

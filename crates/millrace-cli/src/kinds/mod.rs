@@ -11,6 +11,9 @@
 //! 4. [`bytes`]: `hash`, `compress`, `chunk`;
 //! 5. [`sinks`]: `sum`, `count`, `stdout`, `file`, `null`.
 //!
+//! Each also declares its value types ([`types`]): what it reads and what it gives, for its
+//! parameters. The loader checks them between neighbours before anything runs.
+//!
 //! A kind runs on worker threads or, if it waits rather than computes, as an async stage
 //! ([`Exec`]): many items in flight on one runtime, set with `concurrency` rather than
 //! `workers`.
@@ -20,6 +23,7 @@ pub mod http;
 pub mod sinks;
 pub mod sources;
 pub mod transforms;
+pub mod types;
 pub mod waiting;
 
 use std::fmt;
@@ -98,6 +102,8 @@ pub struct KindSpec {
     pub takes: &'static str,
     /// What it gives, in words.
     pub gives: &'static str,
+    /// What it reads and gives, as types, for its parameters (checked at load time).
+    pub types: fn(&Params) -> types::Types,
     /// Its parameters.
     pub params: &'static [ParamSpec],
     /// A TOML example.

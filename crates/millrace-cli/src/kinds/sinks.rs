@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use super::types::{Input, Output, Types, ANY, BYTES_OR_TEXT, NUMBER};
 use super::{field_param, Builder, Exec, KindSpec, Role};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Fault, Item, Slot, Value};
@@ -89,6 +90,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "the wrapping sum of the numbers; prints `sum: N`",
         takes: "number",
         gives: "stdout: sum: N",
+        types: |p| Types::sink(NUMBER, Some(p.text("field").unwrap_or("value"))),
         params: &[field_param("\"value\"")],
         example: "[sink]\nkind = \"sum\"",
         validate: None,
@@ -101,6 +103,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "counts the items, and totals record fields; prints `count: N`",
         takes: "anything (records, for `fields`)",
         gives: "stdout: count: N, then `field: total` per field",
+        types: count_types,
         params: &[ParamSpec {
             name: "fields",
             ty: ParamType::Fields,
@@ -118,6 +121,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "prints a line per item on stdout",
         takes: "anything",
         gives: "stdout: one line per item",
+        types: |p| Types::sink(ANY, p.text("field")),
         params: &[PRINT_FIELD, FORMAT_TEXT],
         example: "[sink]\nkind = \"stdout\"\nfield = \"text\"",
         validate: None,
@@ -130,6 +134,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "writes items to a file: a line each, or their raw bytes",
         takes: "anything (lines); bytes or text (bytes)",
         gives: "the file",
+        types: file_types,
         params: &[
             ParamSpec {
                 name: "path",
@@ -156,6 +161,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "drops every item (for measuring the stages alone)",
         takes: "anything",
         gives: "nothing",
+        types: |_| Types::sink(ANY, None),
         params: &[],
         example: "[sink]\nkind = \"null\"",
         validate: None,
@@ -163,6 +169,25 @@ pub static KINDS: &[KindSpec] = &[
         build: Builder::Sink(open_null),
     },
 ];
+
+fn count_types(params: &Params) -> Types {
+    match params.list("fields") {
+        [] => Types::sink(ANY, None),
+        fields => Types {
+            input: Input::Fields(fields.to_vec()),
+            output: Output::Nothing,
+        },
+    }
+}
+
+fn file_types(params: &Params) -> Types {
+    let accepts = if params.text("format") == Some("bytes") {
+        BYTES_OR_TEXT
+    } else {
+        ANY
+    };
+    Types::sink(accepts, params.text("field"))
+}
 
 struct Sum {
     slot: Slot,

@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::types::Types;
 use super::{Builder, Exec, KindSpec, Role, SourceIter};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
-use crate::value::{Record, Value};
+use crate::value::{Record, Ty, Value};
 
 /// What a source met besides its items: the error that ended it early, and what it skipped.
 #[derive(Debug, Default)]
@@ -68,6 +69,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "the numbers start, start + step, … below end",
         takes: "nothing",
         gives: "number",
+        types: |_| Types::source(Ty::Number),
         params: &[
             ParamSpec {
                 name: "start",
@@ -102,6 +104,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "a text file (or stdin) line by line, with line numbers",
         takes: "nothing",
         gives: "record {line: number, text: text}",
+        types: |_| Types::source(lines_type()),
         params: &[ParamSpec {
             name: "path",
             ty: ParamType::Path,
@@ -119,6 +122,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "every regular file under a directory (sorted walk, links not followed)",
         takes: "nothing",
         gives: "record {path: text, size: number, data: bytes}",
+        types: |_| Types::source(files_type()),
         params: &[
             ParamSpec {
                 name: "dir",
@@ -148,6 +152,20 @@ pub static KINDS: &[KindSpec] = &[
         build: Builder::Source(open_files),
     },
 ];
+
+/// The records `lines` gives.
+fn lines_type() -> Ty {
+    Ty::Record(vec![("line".into(), Ty::Number), ("text".into(), Ty::Text)])
+}
+
+/// The records `files` gives.
+fn files_type() -> Ty {
+    Ty::Record(vec![
+        ("path".into(), Ty::Text),
+        ("size".into(), Ty::Number),
+        ("data".into(), Ty::Bytes),
+    ])
+}
 
 fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<SourceIter, String> {
     let (start, end) = (params.uint("start"), params.uint("end"));

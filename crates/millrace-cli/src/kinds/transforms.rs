@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use millrace::Stage;
 
+use super::types::{Types, NUMBER, TEXT};
 use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
-use crate::value::{Fault, Item, Value};
+use crate::value::{Fault, Item, Ty, Value};
 
 /// The transform kinds on numbers and text.
 pub static KINDS: &[KindSpec] = &[
@@ -24,6 +25,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "x → x² (wrapping)",
         takes: "number",
         gives: "number",
+        types: |p| Types::through(&slot(p), NUMBER, Ty::Number),
         params: &[field_param("\"value\""), into_param("\"value\"")],
         example: "[[stage]]\nkind = \"square\"\nworkers = 2",
         validate: None,
@@ -36,6 +38,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "x → x · factor (wrapping)",
         takes: "number",
         gives: "number",
+        types: |p| Types::through(&slot(p), NUMBER, Ty::Number),
         params: &[
             ParamSpec {
                 name: "factor",
@@ -60,6 +63,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "text → number; a bad line fails with its line number",
         takes: "text",
         gives: "number",
+        types: |p| Types::through(&slot(p), TEXT, Ty::Number),
         params: &[field_param("\"text\""), into_param("\"value\"")],
         example: "[[stage]]\nkind = \"parse\"\non_error = \"skip\"",
         validate: None,
@@ -72,6 +76,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "keeps the items whose text matches a regex",
         takes: "text",
         gives: "the same item (or nothing: filtered)",
+        types: |p| Types::passing(TEXT, Some(slot(p).field())),
         params: &[
             ParamSpec {
                 name: "pattern",
@@ -98,6 +103,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "N units of CPU work on x (the benchmark workloads' spin)",
         takes: "number",
         gives: "number",
+        types: |p| Types::through(&slot(p), NUMBER, Ty::Number),
         params: &[
             ParamSpec {
                 name: "units",

@@ -14,10 +14,11 @@ use std::time::Duration;
 use millrace::Stage;
 
 use super::http::{self, Fetcher, Output, Template};
+use super::types::{Types, ANY, NUMBER_OR_TEXT};
 use super::{field_param, Builder, Exec, KindSpec, Role};
 use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
-use crate::value::{Fault, Item};
+use crate::value::{Fault, Item, Slot, Ty};
 
 /// Items in flight when `concurrency` is not given (the engine's default).
 pub const DEFAULT_CONCURRENCY: &str = "64";
@@ -47,6 +48,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "waits a while per item (standing in for I/O), as an async stage",
         takes: "anything",
         gives: "the same item",
+        types: |_| Types::passing(ANY, None),
         params: &[
             ParamSpec {
                 name: "ms",
@@ -68,6 +70,7 @@ pub static KINDS: &[KindSpec] = &[
         summary: "GETs a URL made from each item; a status outside 2xx fails the item",
         takes: "number or text (put in the URL's {})",
         gives: "text (the body) or number (the status); records gain `body` or `status`",
+        types: http_types,
         params: &[
             ParamSpec {
                 name: "url",
@@ -136,7 +139,8 @@ fn validate_http(params: &Params) -> Result<(), ConfigError> {
         .map_err(|e| ConfigError::new(params.loc("url"), format!("`url`: {e}")))
 }
 
-fn http_stage(name: &str, params: &Params) -> Stage<Item, Item> {
+/// What an `http` stage gives, and the slot it reads and writes through.
+fn http_output(params: &Params) -> (Output, Slot) {
     let output = match params.text("output") {
         Some("status") => Output::Status,
         _ => Output::Body,
@@ -146,7 +150,20 @@ fn http_stage(name: &str, params: &Params) -> Stage<Item, Item> {
         Output::Body => "body",
         Output::Status => "status",
     });
-    let slot = crate::value::Slot::new(field, into);
+    (output, Slot::new(field, into))
+}
+
+fn http_types(params: &Params) -> Types {
+    let (output, slot) = http_output(params);
+    let ty = match output {
+        Output::Body => Ty::Text,
+        Output::Status => Ty::Number,
+    };
+    Types::through(&slot, NUMBER_OR_TEXT, ty)
+}
+
+fn http_stage(name: &str, params: &Params) -> Stage<Item, Item> {
+    let (output, slot) = http_output(params);
     let max_body = usize::try_from(params.uint("max_body")).unwrap_or(usize::MAX);
     // The URL was checked when the file was loaded; should it still not parse, every item
     // fails with the reason.

@@ -1,0 +1,166 @@
+//! A stage (or the sink) that cannot take the values the part before it emits is a config
+//! error, found when the file is loaded: exit 2 from `check` and from `run` (which starts
+//! nothing), located at the offending `kind` (or at its `field` when that was written out
+//! and is the trouble), naming both parts and both types, with a hint.
+
+mod common;
+
+use common::{example, millrace, pipeline_file};
+
+/// `check` and `run` on `text` each exit 2 with nothing on stdout and exactly `wanted` (with
+/// FILE for the file's path) on stderr; `run` writes no report.
+fn refused(text: &str, wanted: &str) {
+    let (dir, path) = pipeline_file(text);
+    std::fs::write(dir.path().join("in.txt"), "1\n2\n").unwrap();
+    let wanted = wanted.replace("FILE", &path.display().to_string());
+    let report = dir.path().join("report.json");
+    for args in [vec!["check"], vec!["run", "--report"]] {
+        let mut cmd = millrace();
+        cmd.args(&args);
+        if args.len() > 1 {
+            cmd.arg(&report);
+        }
+        cmd.arg(&path)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(wanted.clone());
+    }
+    assert!(!report.exists(), "a refused pipeline wrote a report");
+}
+
+#[test]
+fn stage_that_cannot_take_what_the_stage_before_emits_is_located() {
+    refused(
+        "[source]\nkind = \"range\"\nend = 10\n\n\
+         [[stage]]\nname = \"sq\"\nkind = \"square\"\n\n\
+         [[stage]]\nname = \"g\"\nkind = \"grep\"\npattern = \"1\"\n\n\
+         [sink]\nkind = \"count\"\n",
+        "millrace: error: FILE:11:8: stage `g` (kind `grep`) takes text, but stage `sq` (kind `square`) before it emits numbers\n\
+         \x20  |\n\
+         11 | kind = \"grep\"\n\
+         \x20  |        ^^^^^^\n\
+         \x20 = help: no kind turns numbers into text\n",
+    );
+}
+
+#[test]
+fn stage_that_cannot_take_what_the_source_emits_is_located() {
+    refused(
+        "[source]\nkind = \"range\"\nend = 10\n\n[[stage]]\nkind = \"hash\"\n\n[sink]\nkind = \"count\"\n",
+        "millrace: error: FILE:6:8: stage `hash` takes bytes or text, but source `range` emits numbers\n\
+         \x20 |\n\
+         6 | kind = \"hash\"\n\
+         \x20 |        ^^^^^^\n\
+         \x20 = help: no kind turns numbers into bytes or text\n",
+    );
+}
+
+#[test]
+fn sink_that_cannot_take_what_the_last_stage_emits_is_located() {
+    refused(
+        "[source]\nkind = \"range\"\nend = 3\n\n\
+         [[stage]]\nkind = \"http\"\nurl = \"http://127.0.0.1:9/{}\"\n\n\
+         [sink]\nkind = \"sum\"\n",
+        "millrace: error: FILE:10:8: sink `sum` takes numbers, but stage `http` before it emits text\n\
+         \x20  |\n\
+         10 | kind = \"sum\"\n\
+         \x20  |        ^^^^^\n\
+         \x20 = help: a `parse` stage before it turns text into numbers\n",
+    );
+}
+
+#[test]
+fn sink_reading_a_field_the_records_lack_is_located() {
+    refused(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n\n\
+         [[stage]]\nkind = \"hash\"\nfield = \"text\"\n\n\
+         [sink]\nkind = \"sum\"\n",
+        "millrace: error: FILE:10:8: sink `sum` takes numbers in field `value`, but stage `hash` before it emits records with no `value` (their fields: line, text, hash)\n\
+         \x20  |\n\
+         10 | kind = \"sum\"\n\
+         \x20  |        ^^^^^\n\
+         \x20 = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
+    );
+}
+
+#[test]
+fn a_field_of_the_wrong_type_points_at_the_field() {
+    refused(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n\n\
+         [[stage]]\nkind = \"hash\"\nfield = \"text\"\n\n\
+         [sink]\nkind = \"sum\"\nfield = \"hash\"\n",
+        "millrace: error: FILE:11:9: sink `sum` takes numbers in field `hash`, but stage `hash` before it emits records whose `hash` holds text\n\
+         \x20  |\n\
+         11 | field = \"hash\"\n\
+         \x20  |         ^^^^^^\n\
+         \x20 = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
+    );
+}
+
+#[test]
+fn a_stage_reading_a_missing_field_is_pointed_to_one_that_would_do() {
+    refused(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n[[stage]]\nkind = \"hash\"\n[sink]\nkind = \"count\"\n",
+        "millrace: error: FILE:5:8: stage `hash` takes bytes or text in field `data`, but source `lines` emits records with no `data` (their fields: line, text)\n\
+         \x20 |\n\
+         5 | kind = \"hash\"\n\
+         \x20 |        ^^^^^^\n\
+         \x20 = help: to read the records' field `text` (text), set field = \"text\"\n",
+    );
+}
+
+#[test]
+fn a_misspelt_field_gets_a_suggestion() {
+    refused(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n[sink]\nkind = \"stdout\"\nfield = \"txt\"\n",
+        "millrace: error: FILE:6:9: sink `stdout` reads field `txt`, but source `lines` emits records with no `txt` (their fields: line, text)\n\
+         \x20 |\n\
+         6 | field = \"txt\"\n\
+         \x20 |         ^^^^^\n\
+         \x20 = help: did you mean `text`?\n",
+    );
+}
+
+#[test]
+fn totals_of_fields_need_records() {
+    refused(
+        "[source]\nkind = \"range\"\nend = 3\n[sink]\nkind = \"count\"\nfields = [\"length\"]\n",
+        "millrace: error: FILE:6:10: sink `count` takes records with field `length`, but source `range` emits numbers\n\
+         \x20 |\n\
+         6 | fields = [\"length\"]\n\
+         \x20 |          ^^^^^^^^^^\n\
+         \x20 = help: numbers have no fields: leave out `fields`\n",
+    );
+}
+
+#[test]
+fn a_kind_set_on_the_command_line_is_checked_too() {
+    millrace()
+        .args(["check", &example("logs.toml"), "--set", "sink.kind=sum"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            "millrace: error: --set sink.kind=sum: sink `sum` takes numbers in field `value`, but stage `grep` before it emits records with no `value` (their fields: line, text)\n\
+             \x20 = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
+        );
+}
+
+#[test]
+fn values_that_fit_load_through_records_and_fields() {
+    // lines → parse (text → value) → square (value) → sum (value): records all the way.
+    let (_dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+         [[stage]]\nkind = \"parse\"\n[[stage]]\nkind = \"square\"\n\
+         [[stage]]\nkind = \"sleep\"\nms = 0\n[sink]\nkind = \"sum\"\n",
+    );
+    std::fs::write(path.with_file_name("in.txt"), "3\n4\n").unwrap();
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .arg("--quiet")
+        .assert()
+        .success()
+        .stdout("sum: 25\n");
+}
