@@ -54,14 +54,7 @@ pub(crate) fn check(case: &Case, o: &Observed) {
     for (i, (s, want)) in report.stages().iter().zip(&r.stages).enumerate() {
         assert_eq!(s.name, name(i));
         let t = &s.tally;
-        let got = Counts {
-            items_in: t.items_in,
-            items_out: t.items_out,
-            filtered: t.filtered,
-            failed: t.failed,
-            retries: t.retries,
-        };
-        assert_eq!(&got, want, "stage {i} counts:\n{report}");
+        assert_eq!(&Counts::of(t), want, "stage {i} counts:\n{report}");
         assert_eq!(t.cancelled, 0);
         assert_eq!(
             t.items_in,
@@ -78,14 +71,7 @@ pub(crate) fn check(case: &Case, o: &Observed) {
     }
     // The sink: what reached it, what it accepted, failed and retried.
     let t = &report.sink().tally;
-    let got = Counts {
-        items_in: t.items_in,
-        items_out: t.items_out,
-        filtered: t.filtered,
-        failed: t.failed,
-        retries: t.retries,
-    };
-    assert_eq!(got, r.sink, "sink counts:\n{report}");
+    assert_eq!(Counts::of(t), r.sink, "sink counts:\n{report}");
     assert_eq!(t.cancelled, 0);
     assert_eq!(report.delivered(), r.outputs.len() as u64);
     assert_eq!(

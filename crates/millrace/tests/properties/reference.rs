@@ -24,6 +24,19 @@ pub(crate) struct Counts {
     pub(crate) retries: u64,
 }
 
+impl Counts {
+    /// The counts a run's report gives for one stage (or the sink).
+    pub(crate) fn of(t: &millrace::Tally) -> Self {
+        Counts {
+            items_in: t.items_in,
+            items_out: t.items_out,
+            filtered: t.filtered,
+            failed: t.failed,
+            retries: t.retries,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Reference {
     /// What the sink accepted: every item that came out of the last stage, less those a
