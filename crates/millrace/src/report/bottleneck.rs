@@ -112,6 +112,15 @@ pub(super) fn find_bottleneck(
             pct(output)
         ));
     }
+    if busiest.busy < 0.5 {
+        // Nothing is saturated and the input is not what is missing: the time goes to
+        // the threads waiting on one another.
+        reason.push_str(
+            "; no part is busy half the time: the threads mostly wait on one another \
+             (hand-offs, or more threads than cores), so fusing stages or larger batches \
+             may help",
+        );
+    }
     Some(Bottleneck {
         stage: busiest.name.clone(),
         reason,
@@ -178,6 +187,27 @@ mod tests {
         assert_eq!(
             b.reason,
             "a+b+c: 95% busy, input queue full (90%), output queue half full (30%)"
+        );
+    }
+
+    #[test]
+    fn a_run_where_nothing_is_saturated_says_the_threads_wait_on_one_another() {
+        let source = stage("source", 0.09, 0.0, 0.0);
+        let stages = vec![
+            stage("wrap", 0.2, 0.1, 0.7),
+            stage("square", 0.17, 0.11, 0.62),
+        ];
+        let sink = stage("sink", 0.02, 0.87, 0.56);
+        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        assert_eq!(b.stage, "wrap");
+        assert!(
+            b.reason.ends_with(
+                "; no part is busy half the time: the threads mostly wait on one another \
+                 (hand-offs, or more threads than cores), so fusing stages or larger \
+                 batches may help"
+            ),
+            "{}",
+            b.reason
         );
     }
 
