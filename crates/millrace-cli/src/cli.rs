@@ -40,8 +40,9 @@ Examples:
   millrace check examples/logs.toml
   millrace check examples/seed.toml --set stage.square.workers=4
 
-Prints the resolved pipeline as TOML, with every default written out, and exits 0; a bad
-file prints FILE:LINE:COLUMN, what is wrong and a hint, and exits 2.";
+Prints the resolved pipeline as TOML, with every default written out and a `# emits: TYPE`
+comment after the source and each stage, and exits 0; a bad file prints FILE:LINE:COLUMN,
+what is wrong and a hint, and exits 2.";
 
 const TUNE_EXAMPLES: &str = "\
 Examples:

@@ -205,7 +205,7 @@ fn check_prints_the_settings_resolved() {
             "# async: scaled by `concurrency`, not workers\n",
         ))
         .stdout(predicate::str::contains(
-            "concurrency = 64\ntimeout = \"2s\"\n",
+            "concurrency = 64\ntimeout = \"2s\"\n# emits: number\n",
         ));
 }
 

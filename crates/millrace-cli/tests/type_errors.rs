@@ -1,7 +1,8 @@
 //! A stage (or the sink) that cannot take the values the part before it emits is a config
 //! error, found when the file is loaded: exit 2 from `check` and from `run` (which starts
 //! nothing), located at the offending `kind` (or at its `field` when that was written out
-//! and is the trouble), naming both parts and both types, with a hint.
+//! and is the trouble), naming both parts and both types, with a hint. When they fit,
+//! `check` shows the type each part emits.
 
 mod common;
 
@@ -163,4 +164,38 @@ fn values_that_fit_load_through_records_and_fields() {
         .assert()
         .success()
         .stdout("sum: 25\n");
+}
+
+#[test]
+fn check_shows_what_each_part_emits() {
+    // lines → parse → square → sum: after the source and each stage, a comment with the
+    // type of the items that flow on, records' fields included; the output still loads to
+    // the same pipeline.
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+         [[stage]]\nkind = \"parse\"\n[[stage]]\nkind = \"square\"\n\
+         [sink]\nkind = \"sum\"\n",
+    );
+    std::fs::write(dir.path().join("in.txt"), "3\n4\n").unwrap();
+    let resolved = "[pipeline]\nname = \"pipeline\"\ncapacity = 4096\nbatch = 256\nfuse = false\n\
+         \n[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+         # emits: record {line: number, text: text}\n\
+         \n[[stage]]\nname = \"parse\"\nkind = \"parse\"\nworkers = 1\ncapacity = 4096\nbatch = 256\n\
+         ordered = false\non_error = \"skip\"\nfield = \"text\"\ninto = \"value\"\n\
+         # emits: record {line: number, text: text, value: number}\n\
+         \n[[stage]]\nname = \"square\"\nkind = \"square\"\nworkers = 1\ncapacity = 4096\nbatch = 256\n\
+         ordered = false\non_error = \"skip\"\nfield = \"value\"\ninto = \"value\"\n\
+         # emits: record {line: number, text: text, value: number}\n\
+         \n[sink]\nkind = \"sum\"\non_error = \"skip\"\nfield = \"value\"\n";
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(format!(
+            "# {}: valid; the resolved pipeline, every default written out:\n{resolved}",
+            path.display()
+        ));
+    let spec = millrace_cli::config::load_str(resolved, "again.toml", dir.path(), &[]).unwrap();
+    assert_eq!(millrace_cli::commands::check::to_toml(&spec), resolved);
 }

@@ -1,6 +1,7 @@
 //! `millrace check FILE`: validate a pipeline file without running it, and print the
 //! resolved pipeline as TOML with every default written out (a file that loads to the
-//! same pipeline).
+//! same pipeline), with a `# emits: TYPE` comment after the source and each stage: the
+//! type of the items that flow on, as the load-time type check works it out.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,7 +9,8 @@ use std::path::Path;
 use crate::cli::CheckArgs;
 use crate::config::duration;
 use crate::config::params::Params;
-use crate::config::{self, PipelineSpec, Policy, Scaling, Workers};
+use crate::config::{self, typecheck, PipelineSpec, Policy, Scaling, Workers};
+use crate::value::Ty;
 
 use super::{fail, EXIT_CONFIG, EXIT_OK};
 
@@ -83,8 +85,20 @@ fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
     }
 }
 
-/// The resolved pipeline as TOML.
+/// `# emits: TYPE` for the part whose items are `ty` (in [`Ty`]'s words, as the type
+/// checker's); nothing when the types are not known.
+fn emits(out: &mut String, ty: Option<&Ty>) {
+    if let Some(ty) = ty {
+        let _ = writeln!(out, "# emits: {ty}");
+    }
+}
+
+/// The resolved pipeline as TOML, with a `# emits: TYPE` comment after the source and each
+/// stage (left out for a pipeline whose types do not fit, which only an untyped load lets
+/// through).
 pub fn to_toml(spec: &PipelineSpec) -> String {
+    let emitted = typecheck::infer(spec).unwrap_or_default();
+    let mut emitted = emitted.iter();
     let mut out = String::new();
     let _ = writeln!(out, "[pipeline]\nname = {}", quote(&spec.name));
     let _ = writeln!(out, "capacity = {}\nbatch = {}", spec.capacity, spec.batch);
@@ -95,6 +109,7 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
     scaling(&mut out, &spec.scaling, any_auto);
     let _ = writeln!(out, "\n[source]\nkind = {}", quote(spec.source.kind.name));
     params(&mut out, &spec.source.params);
+    emits(&mut out, emitted.next());
     for s in &spec.stages {
         let _ = writeln!(
             out,
@@ -116,6 +131,7 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
         policy(&mut out, s.policy);
         dead_letter(&mut out, s.dead_letter.as_deref());
         params(&mut out, &s.part.params);
+        emits(&mut out, emitted.next());
     }
     let _ = writeln!(out, "\n[sink]\nkind = {}", quote(spec.sink.part.kind.name));
     policy(&mut out, spec.sink.policy);
