@@ -135,7 +135,8 @@ fn sequential(costs: Costs, n: u64, ordered: bool) -> (Duration, u64) {
 }
 
 /// The median run of each setup, with its report. The setups take turns run by run, so a
-/// change of the machine's load falls on all of them alike.
+/// change of the machine's load falls on all of them alike, and each round starts with the
+/// next setup, so none is always first (or always right after a given other).
 fn measure_all(
     options: &Options,
     costs: Costs,
@@ -145,9 +146,10 @@ fn measure_all(
     cores: usize,
 ) -> Result<Vec<Run>, String> {
     let mut runs: Vec<Vec<Run>> = setups.iter().map(|_| Vec::new()).collect();
-    for _ in 0..options.runs {
-        for (setup, runs) in setups.iter().zip(&mut runs) {
-            runs.push(pipeline(costs, setup, n, ordered, cores)?);
+    for round in 0..options.runs {
+        for turn in 0..setups.len() {
+            let i = (round + turn) % setups.len();
+            runs[i].push(pipeline(costs, &setups[i], n, ordered, cores)?);
         }
     }
     setups
