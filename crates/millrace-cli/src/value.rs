@@ -184,7 +184,17 @@ impl fmt::Display for Ty {
                 f.write_str("record {")?;
                 for (i, (name, ty)) in fields.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}{name}: {ty}")?;
+                    // A plain name as it is; anything else quoted, so that a field name
+                    // with a newline cannot end a `# emits:` comment in `check`'s output.
+                    let plain = !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                    if plain {
+                        write!(f, "{sep}{name}: {ty}")?;
+                    } else {
+                        write!(f, "{sep}{}: {ty}", serde_json::Value::from(&**name))?;
+                    }
                 }
                 f.write_str("}")
             }
@@ -506,6 +516,17 @@ mod tests {
         assert!(Ty::Text.is_one_of(&[Ty::Bytes, Ty::Text]));
         assert!(!Ty::Number.is_one_of(&[Ty::Text]));
         assert!(Ty::Any.is_one_of(&[Ty::Text]) && Ty::Bytes.is_one_of(&[Ty::Any]));
+    }
+
+    #[test]
+    fn odd_field_names_print_quoted_on_one_line() {
+        let ty = Ty::Record(Vec::new())
+            .with_field("plain_name-2", Ty::Text)
+            .with_field("two\nlines", Ty::Number);
+        assert_eq!(
+            ty.to_string(),
+            "record {plain_name-2: text, \"two\\nlines\": number}"
+        );
     }
 
     #[test]

@@ -20,6 +20,15 @@ pub(crate) const SLOTS: usize = 8;
 /// The largest capacity, in bytes, a pool keeps.
 pub(crate) const MAX_BYTES: usize = 1 << 20;
 
+/// Whether an emptied vector is worth keeping for reuse: it has room, and at most
+/// [`MAX_BYTES`] of it (a burst of a flat-map's outputs must not stay allocated).
+pub(crate) fn worth_keeping<T>(spent: &Vec<T>) -> bool {
+    let bytes = spent
+        .capacity()
+        .saturating_mul(std::mem::size_of::<T>().max(1));
+    spent.is_empty() && spent.capacity() > 0 && bytes <= MAX_BYTES
+}
+
 /// A bounded stock of emptied vectors.
 pub(crate) struct Pool<T> {
     tx: Sender<Vec<T>>,
@@ -49,17 +58,13 @@ impl<T> Pool<T> {
         self.rx.try_recv().ok()
     }
 
-    /// Keeps `spent` for reuse (emptied first), unless the pool is full or the vector is too
-    /// big or holds nothing; then it is freed.
-    pub(crate) fn give(&self, mut spent: Vec<T>) {
-        let bytes = spent
-            .capacity()
-            .saturating_mul(std::mem::size_of::<T>().max(1));
-        if spent.capacity() == 0 || bytes > MAX_BYTES {
-            return;
+    /// Keeps `spent` (emptied by its consumer) for reuse, unless the pool is full or the
+    /// vector is not [worth keeping](worth_keeping); then it is freed.
+    pub(crate) fn give(&self, spent: Vec<T>) {
+        debug_assert!(spent.is_empty(), "a recycled vector still holds items");
+        if worth_keeping(&spent) {
+            let _ = self.tx.try_send(spent);
         }
-        spent.clear();
-        let _ = self.tx.try_send(spent);
     }
 }
 
@@ -72,6 +77,7 @@ mod tests {
         let pool = Pool::new();
         let mut v: Vec<u64> = Vec::with_capacity(100);
         v.extend(0..50);
+        v.clear();
         let address = v.as_ptr();
         pool.give(v);
         let again = pool.take(10);

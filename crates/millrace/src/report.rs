@@ -60,13 +60,18 @@ pub struct StageReport {
 }
 
 impl StageReport {
-    fn new(m: &StageMetrics, wall: Duration) -> Self {
+    /// `worker_seconds`: for an autoscaled stage, its worker count integrated over the run
+    /// (see [`worker_seconds`]); otherwise the run's wall time × its workers is used.
+    fn new(m: &StageMetrics, wall: Duration, worker_seconds: Option<f64>) -> Self {
         let tally = m.tally();
-        // Shares of the workers' time: the run's wall time per worker, or the time measured
-        // if that is more (an autoscaled stage had more workers for a while). A worker that
-        // ran out of input early still counts the rest of the run, so it is not "busy".
+        // Shares of the workers' time: the time its workers existed (wall time × workers,
+        // or the integral of an autoscaled stage's count over the run), or the time
+        // measured if that is more. A worker that ran out of input early still counts the
+        // rest of the run, so it is not "busy".
         let measured = (tally.busy + tally.idle + tally.blocked).as_secs_f64();
-        let worker_time = measured.max(wall.as_secs_f64() * m.workers().max(1) as f64);
+        let existed =
+            worker_seconds.unwrap_or_else(|| wall.as_secs_f64() * m.workers().max(1) as f64);
+        let worker_time = measured.max(existed);
         let share = |d: Duration| {
             if worker_time > 0.0 {
                 (d.as_secs_f64() / worker_time).min(1.0)
@@ -137,16 +142,31 @@ fn pct(x: f64) -> u32 {
     (x * 100.0).round() as u32
 }
 
+/// Worker-seconds of stage `stage` over a run of `wall`, from the autoscaler's history of
+/// worker counts (each count holds until the next entry; the first from the start). `None`
+/// without a history.
+fn worker_seconds(history: &[(Duration, Vec<usize>)], stage: usize, wall: Duration) -> Option<f64> {
+    let first = history.first()?;
+    let mut total = first.0.as_secs_f64() * *first.1.get(stage)? as f64;
+    for (k, (at, counts)) in history.iter().enumerate() {
+        let until = history.get(k + 1).map_or(wall, |next| next.0).max(*at);
+        total += (until - *at).as_secs_f64() * *counts.get(stage)? as f64;
+    }
+    Some(total)
+}
+
 impl Report {
     pub(crate) fn build(control: &Control, end: EndState) -> Report {
         let wall = control.started.elapsed();
-        let source = StageReport::new(&control.source, wall);
+        let scaling = lock(&control.scaling).clone();
+        let source = StageReport::new(&control.source, wall, None);
         let stages: Vec<StageReport> = control
             .stages
             .iter()
-            .map(|m| StageReport::new(m, wall))
+            .enumerate()
+            .map(|(i, m)| StageReport::new(m, wall, worker_seconds(&scaling.history, i, wall)))
             .collect();
-        let sink = StageReport::new(&control.sink, wall);
+        let sink = StageReport::new(&control.sink, wall, None);
         let latency = {
             let h = lock(&control.latency);
             Latency {
@@ -176,7 +196,7 @@ impl Report {
             unfinished,
             hook_panics: lock(&control.hook_panics).clone(),
             bottleneck,
-            scaling: lock(&control.scaling).clone(),
+            scaling,
         }
     }
 
@@ -412,6 +432,16 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_autoscaled_stages_worker_time_follows_its_history() {
+        let s = Duration::from_secs;
+        // 1 worker for 2 s, then 3 until the end at 5 s: 2 + 9 = 11 worker-seconds.
+        let history = vec![(s(0), vec![1, 2]), (s(2), vec![3, 2])];
+        assert_eq!(worker_seconds(&history, 0, s(5)), Some(11.0));
+        assert_eq!(worker_seconds(&history, 1, s(5)), Some(10.0));
+        assert_eq!(worker_seconds(&[], 0, s(5)), None);
+    }
 
     #[test]
     fn counts_are_grouped_by_thousands() {

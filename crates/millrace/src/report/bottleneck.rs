@@ -112,9 +112,9 @@ pub(super) fn find_bottleneck(
             pct(output)
         ));
     }
-    if busiest.busy < 0.5 {
-        // Nothing is saturated and the input is not what is missing: the time goes to
-        // the threads waiting on one another.
+    if busiest.busy < 0.5 && busiest.input_fill < 0.75 {
+        // Nothing is saturated, nothing has a backlog in front of it, and the input is not
+        // what is missing: the time goes to the threads waiting on one another.
         reason.push_str(
             "; no part is busy half the time: the threads mostly wait on one another \
              (hand-offs, or more threads than cores), so fusing stages or larger batches \
@@ -209,6 +209,18 @@ mod tests {
             "{}",
             b.reason
         );
+    }
+
+    #[test]
+    fn a_part_with_a_backlog_is_not_called_a_hand_off_problem() {
+        // The sink limits the run at 40% busy (its overhead is outside its busy time): its
+        // queue is full, so the note about threads waiting on one another stays out.
+        let source = stage("source", 0.05, 0.0, 0.0);
+        let stages = vec![stage("a", 0.35, 0.05, 0.9)];
+        let sink = stage("sink", 0.4, 0.1, 0.95);
+        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        assert_eq!(b.stage, "sink");
+        assert!(!b.reason.contains("wait on one another"), "{}", b.reason);
     }
 
     #[test]

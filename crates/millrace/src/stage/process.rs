@@ -115,7 +115,7 @@ impl<T: Send + 'static> StageCtx<T> {
             ids: Ids::default(),
             items: out_items,
         };
-        out.items.clear();
+        debug_assert!(out.items.is_empty(), "a recycled vector still holds items");
         out.items.reserve(total);
         let mut tally = Tally::default();
         let mut events = Vec::new();

@@ -201,7 +201,8 @@ impl<T, U: Send> Pull<U> for Then<T, U> {
     }
 
     fn recycle(&mut self, spent: Vec<U>) {
-        if self.spare.is_none() {
+        debug_assert!(spent.is_empty(), "a recycled vector still holds items");
+        if self.spare.is_none() && crate::pool::worth_keeping(&spent) {
             self.spare = Some(spent);
         }
     }
