@@ -134,13 +134,15 @@ impl<T> Batch<T> {
         self.items.push(item);
     }
 
-    /// Splits off the items from `at` onwards into a batch with the same seq and birth.
-    pub(crate) fn split_off(&mut self, at: usize) -> Batch<T> {
+    /// Moves the items from `at` onwards into `rest` (an empty vector, recycled when one is
+    /// at hand), as a batch with the same seq and birth.
+    pub(crate) fn split_off_into(&mut self, at: usize, mut rest: Vec<T>) -> Batch<T> {
+        rest.extend(self.items.drain(at..));
         Batch {
             seq: self.seq,
             born: self.born,
             ids: self.ids.split_off(at),
-            items: self.items.split_off(at),
+            items: rest,
         }
     }
 }

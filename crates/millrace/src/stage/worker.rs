@@ -345,7 +345,14 @@ impl<U: Send + 'static> Emitter<U> {
                     }
                 };
                 while acc.len() >= self.out_batch {
-                    let rest = acc.split_off(self.out_batch);
+                    // The tail goes into a recycled vector (none is needed for no tail).
+                    let tail = acc.len() - self.out_batch;
+                    let room = if tail > 0 {
+                        outlet.fresh(tail)
+                    } else {
+                        Vec::new()
+                    };
+                    let rest = acc.split_off_into(self.out_batch, room);
                     self.send(outlet, acc, counters);
                     acc = rest;
                 }
