@@ -6,10 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use millrace::Pipeline;
 
-use crate::model::{build_sink, build_stage, name, Case, Item, SinkMode};
+use crate::model::{build_sink, name, Case, Item, SinkMode};
 use crate::reference::{reference, Counts, Kind};
-use crate::run::apply_layout;
-use crate::run::{outcome_kind, Observed, Shared};
+use crate::run::{configure, items, outcome_kind, Observed, Shared};
 
 pub(crate) fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
@@ -201,28 +200,8 @@ pub(crate) fn check(case: &Case, o: &Observed) {
 /// that every admitted item is accounted for once: finished as the reference says, or
 /// listed as unfinished.
 pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
-    let items: Vec<Item> = case
-        .input
-        .iter()
-        .enumerate()
-        .map(|(i, &value)| Item {
-            origin: i as u64,
-            key: i as u64,
-            value,
-        })
-        .collect();
     let obs = Shared::default();
-    let mut builder = Pipeline::source(items).on_error(case.default_policy.to_policy());
-    if let Some(w) = case.reorder_window {
-        builder = builder.reorder_window(w);
-    }
-    if let Some(m) = case.max_in_flight {
-        builder = builder.max_in_flight(m);
-    }
-    builder = apply_layout(builder, case.layout);
-    for (i, spec) in case.stages.iter().enumerate() {
-        builder = builder.stage(build_stage(i, spec, case, &obs));
-    }
+    let builder = configure(Pipeline::source(items(case)), case, &obs);
     let full = reference(case, case.input.len());
     match case.sink {
         SinkMode::TryForEach(fault) => {

@@ -47,11 +47,42 @@ pub(crate) fn outcome_kind(outcome: Outcome<Item>) -> (Kind, Option<Item>) {
     }
 }
 
-/// Sets the pipeline-wide settings a layout needs (the stages' own are set by `build_stage`).
-pub(crate) fn apply_layout(
-    builder: PipelineBuilder<Item>,
-    layout: Layout,
+/// The case's input as items, each keyed by its position.
+pub(crate) fn items(case: &Case) -> Vec<Item> {
+    case.input
+        .iter()
+        .enumerate()
+        .map(|(i, &value)| Item {
+            origin: i as u64,
+            key: i as u64,
+            value,
+        })
+        .collect()
+}
+
+/// Applies the case's pipeline settings (error policy, windows, layout) and appends its
+/// stages.
+pub(crate) fn configure(
+    mut builder: PipelineBuilder<Item>,
+    case: &Case,
+    obs: &Shared,
 ) -> PipelineBuilder<Item> {
+    builder = builder.on_error(case.default_policy.to_policy());
+    if let Some(w) = case.reorder_window {
+        builder = builder.reorder_window(w);
+    }
+    if let Some(m) = case.max_in_flight {
+        builder = builder.max_in_flight(m);
+    }
+    builder = apply_layout(builder, case.layout);
+    for (i, spec) in case.stages.iter().enumerate() {
+        builder = builder.stage(build_stage(i, spec, case, obs));
+    }
+    builder
+}
+
+/// Sets the pipeline-wide settings a layout needs (the stages' own are set by `build_stage`).
+fn apply_layout(builder: PipelineBuilder<Item>, layout: Layout) -> PipelineBuilder<Item> {
     match layout {
         Layout::Separate => builder,
         Layout::Fused => builder.fuse(),
@@ -64,16 +95,7 @@ pub(crate) fn apply_layout(
 
 pub(crate) fn run_case(case: &Case) -> Observed {
     let obs = Shared::default();
-    let items: Vec<Item> = case
-        .input
-        .iter()
-        .enumerate()
-        .map(|(i, &value)| Item {
-            origin: i as u64,
-            key: i as u64,
-            value,
-        })
-        .collect();
+    let items = items(case);
 
     let mut submit_thread = None;
     let mut builder: PipelineBuilder<Item> = match case.source {
@@ -100,23 +122,13 @@ pub(crate) fn run_case(case: &Case) -> Observed {
             builder
         }
     };
-    builder = builder.on_error(case.default_policy.to_policy());
-    if let Some(w) = case.reorder_window {
-        builder = builder.reorder_window(w);
-    }
-    if let Some(m) = case.max_in_flight {
-        builder = builder.max_in_flight(m);
-    }
     if let Some(c) = case.sink_capacity {
         builder = builder.default_capacity(c);
     }
     if let Some(b) = case.sink_batch {
         builder = builder.default_batch(b);
     }
-    builder = apply_layout(builder, case.layout);
-    for (i, spec) in case.stages.iter().enumerate() {
-        builder = builder.stage(build_stage(i, spec, case, &obs));
-    }
+    builder = configure(builder, case, &obs);
 
     let mut stop_called = false;
     let mut outputs = Vec::new();
