@@ -6,6 +6,7 @@ mod common;
 
 use std::fs;
 
+use assert_cmd::assert::Assert;
 use common::{example, millrace, seed_sum};
 use millrace_cli::kinds::transforms::spin;
 use predicates::prelude::*;
@@ -135,24 +136,43 @@ fn file_example_walks_the_repository_as_written() {
         );
 }
 
-#[test]
-fn imbalanced_example_names_the_heavy_stage_as_bottleneck() {
-    let n = 20_000u64;
-    let expected = (0..n).fold(0u64, |s, x| {
-        s.wrapping_add(spin(1, spin(4, spin(1, spin(1, x)))))
-    });
+/// The sum over x < n of x through spin stages of these units, in order.
+fn spin_chain_sum(n: u64, units: [u32; 4]) -> u64 {
+    (0..n).fold(0u64, |s, x| {
+        s.wrapping_add(units.iter().fold(x, |v, &u| spin(u, v)))
+    })
+}
+
+/// Runs example `name` with each of `sets` as `--set`, checks that it succeeds printing
+/// `stdout`, and returns the assertion (for more checks) with the JSON report it wrote.
+fn run_with_report(name: &str, sets: &[String], stdout: &str) -> (Assert, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    millrace()
-        .args(["run", &example("imbalanced.toml")])
-        .args(["--set", &format!("source.end={n}")])
+    let mut cmd = millrace();
+    cmd.args(["run", &example(name)]);
+    for set in sets {
+        cmd.args(["--set", set]);
+    }
+    let assert = cmd
         .arg("--report")
         .arg(&report)
         .assert()
         .success()
-        .stdout(format!("sum: {expected}\n"))
-        .stderr(predicate::str::contains("bottleneck: c: "));
-    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+        .stdout(stdout.to_owned());
+    let json = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    (assert, json)
+}
+
+#[test]
+fn imbalanced_example_names_the_heavy_stage_as_bottleneck() {
+    let n = 20_000u64;
+    let sum = spin_chain_sum(n, [1, 1, 4, 1]);
+    let (assert, json) = run_with_report(
+        "imbalanced.toml",
+        &[format!("source.end={n}")],
+        &format!("sum: {sum}\n"),
+    );
+    assert.stderr(predicate::str::contains("bottleneck: c: "));
     assert_eq!(json["bottleneck"]["stage"], "c");
 }
 
@@ -214,20 +234,12 @@ fn every_example_has_a_test() {
 #[test]
 fn autoscale_example_sums_and_only_ever_widens_the_heavy_stage() {
     let n = 60_000u64;
-    let expected = (0..n).fold(0u64, |s, x| {
-        s.wrapping_add(spin(1, spin(6, spin(1, spin(1, x)))))
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    millrace()
-        .args(["run", &example("autoscale.toml")])
-        .args(["--set", &format!("source.end={n}")])
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .success()
-        .stdout(format!("sum: {expected}\n"));
-    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    let sum = spin_chain_sum(n, [1, 1, 6, 1]);
+    let (_, json) = run_with_report(
+        "autoscale.toml",
+        &[format!("source.end={n}")],
+        &format!("sum: {sum}\n"),
+    );
     // The controller ran from the start, every stage on one worker.
     let first = &json["worker_history"][0]["workers"];
     for stage in ["a", "b", "c", "d"] {
@@ -244,16 +256,7 @@ fn autoscale_example_sums_and_only_ever_widens_the_heavy_stage() {
 
 #[test]
 fn io_example_waits_concurrently() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = dir.path().join("report.json");
-    millrace()
-        .args(["run", &example("io.toml")])
-        .arg("--report")
-        .arg(&report)
-        .assert()
-        .success()
-        .stdout("count: 20000\n");
-    let json: serde_json::Value = serde_json::from_slice(&fs::read(&report).unwrap()).unwrap();
+    let (_, json) = run_with_report("io.toml", &[], "count: 20000\n");
     // 20,000 waits of 50 ms, 1,000 at a time: about 1 s (one at a time: 1,000 s).
     let wall = json["wall_seconds"].as_f64().unwrap();
     assert!((0.9..15.0).contains(&wall), "wall {wall} s");
