@@ -5,27 +5,11 @@
 //! No test here asserts anything about time. Each run sits behind a timeout guard, so a
 //! pipeline that hangs fails its test instead of stalling the suite.
 
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
+mod common;
 
+use common::guarded;
 use millrace_bench::workloads::w4_ordered;
 use millrace_bench::{Error, Implementation, Workload};
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a thread of its own; panics if it takes longer than [`TIMEOUT`].
-fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {TIMEOUT:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
-    }
-}
 
 fn run(workload: Workload, implementation: Implementation, n: u64) -> u64 {
     let what = format!("{workload} {implementation:?} at n = {n}");

@@ -2,29 +2,17 @@
 //! the last stage at the address where the first stage built it (moved, never copied), and
 //! the buffers alive at once never exceed the in-flight bound the settings imply.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::guarded;
 use millrace::{Pipeline, Stage};
 use millrace_bench::workloads::w5_large;
 use millrace_bench::Workload;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a thread of its own; panics if it takes longer than [`TIMEOUT`].
-fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what} did not finish within {TIMEOUT:?}"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
-    }
-}
 
 #[test]
 fn large_buffers_are_moved_through_millrace_not_copied() {
