@@ -13,7 +13,7 @@
 //! * An item failing under [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop) records the first
 //!   such error and asks for a graceful stop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -55,7 +55,12 @@ pub(crate) struct Control {
     pub(crate) windows: Mutex<Vec<Arc<Window>>>,
     pub(crate) first_error: Mutex<Option<RunErrorKind>>,
     pub(crate) errors: Mutex<ErrorLog>,
+    /// The first [`ERROR_SAMPLE`] panics of hooks and dead-letter handlers.
     pub(crate) hook_panics: Mutex<Vec<String>>,
+    /// How many hooks and dead-letter handlers panicked in all.
+    pub(crate) hook_panic_total: AtomicU64,
+    /// Caught panics of user code print nothing (see `crate::panics`).
+    pub(crate) quiet_panics: bool,
     pub(crate) unfinished: Mutex<Vec<ItemId>>,
     pub(crate) latency: Mutex<LatencyHistogram>,
     pub(crate) source: Arc<StageMetrics>,
@@ -72,7 +77,11 @@ impl Control {
         source: Arc<StageMetrics>,
         stages: Vec<Arc<StageMetrics>>,
         sink: Arc<StageMetrics>,
+        quiet_panics: bool,
     ) -> Self {
+        if quiet_panics {
+            crate::panics::install_quiet_hook();
+        }
         Control {
             stop: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
@@ -81,6 +90,8 @@ impl Control {
             first_error: Mutex::new(None),
             errors: Mutex::new(ErrorLog::default()),
             hook_panics: Mutex::new(Vec::new()),
+            hook_panic_total: AtomicU64::new(0),
+            quiet_panics,
             unfinished: Mutex::new(Vec::new()),
             latency: Mutex::new(LatencyHistogram::default()),
             source,
@@ -153,7 +164,22 @@ impl Control {
         lock(&self.unfinished).extend(ids);
     }
 
+    /// Records a panic of a response hook or a dead-letter handler; the report keeps the
+    /// first [`ERROR_SAMPLE`] messages and counts them all.
     pub(crate) fn hook_panicked(&self, message: String) {
-        lock(&self.hook_panics).push(message);
+        self.hook_panic_total.fetch_add(1, Ordering::Relaxed);
+        let mut sample = lock(&self.hook_panics);
+        if sample.len() < ERROR_SAMPLE {
+            sample.push(message);
+        }
+    }
+
+    /// Runs user code, catching a panic (quietly unless the run shows caught panics).
+    #[inline]
+    pub(crate) fn catch<R>(
+        &self,
+        f: impl FnOnce() -> R,
+    ) -> Result<R, Box<dyn std::any::Any + Send>> {
+        crate::panics::catch(self.quiet_panics, f)
     }
 }

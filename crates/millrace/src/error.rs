@@ -56,6 +56,10 @@ enum BuildErrorKind {
         stage: String,
         setting: &'static str,
     },
+    UnknownStage {
+        stage: String,
+    },
+    CurrentThreadRuntime,
 }
 
 impl BuildError {
@@ -83,6 +87,21 @@ impl BuildError {
         }
     }
 
+    #[cfg(feature = "async")]
+    pub(crate) fn current_thread_runtime() -> Self {
+        BuildError {
+            kind: BuildErrorKind::CurrentThreadRuntime,
+        }
+    }
+
+    pub(crate) fn unknown_stage(stage: &str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::UnknownStage {
+                stage: stage.to_owned(),
+            },
+        }
+    }
+
     pub(crate) fn duplicate_name(stage: &str) -> Self {
         BuildError {
             kind: BuildErrorKind::DuplicateName {
@@ -96,8 +115,9 @@ impl BuildError {
         match &self.kind {
             BuildErrorKind::Zero { stage, .. }
             | BuildErrorKind::DuplicateName { stage }
-            | BuildErrorKind::AsyncOnly { stage, .. } => Some(stage),
-            BuildErrorKind::EmptyName { .. } => None,
+            | BuildErrorKind::AsyncOnly { stage, .. }
+            | BuildErrorKind::UnknownStage { stage } => Some(stage),
+            BuildErrorKind::EmptyName { .. } | BuildErrorKind::CurrentThreadRuntime => None,
         }
     }
 }
@@ -114,6 +134,16 @@ impl fmt::Display for BuildError {
             BuildErrorKind::AsyncOnly { stage, setting } => write!(
                 f,
                 "stage `{stage}`: {setting} applies to async stages only (sync stages scale with workers)"
+            ),
+            BuildErrorKind::CurrentThreadRuntime => write!(
+                f,
+                "the runtime handed to `runtime()` is a current-thread runtime, whose timers and I/O \
+                 run only inside its own `block_on`; pass a multi-thread runtime's handle \
+                 (`#[tokio::test(flavor = \"multi_thread\")]`, `Runtime::new()`)"
+            ),
+            BuildErrorKind::UnknownStage { stage } => write!(
+                f,
+                "no stage is named `{stage}`, so none can take the replies"
             ),
             BuildErrorKind::DuplicateName { stage } => write!(
                 f,
@@ -233,6 +263,16 @@ pub enum RunErrorKind {
     SourcePanicked(String),
     /// The sink panicked (a `fold` loses its accumulator when it does).
     SinkPanicked(String),
+    /// A stage's per-worker state could not be built: its `init`
+    /// ([`Stage::map_with`](crate::Stage::map_with), [`Stage::try_map_with`](crate::Stage::try_map_with))
+    /// panicked, before the worker's first batch or when rebuilding the state after an item
+    /// panicked. The run was cancelled; the items that worker held are unfinished.
+    InitPanicked {
+        /// The stage whose `init` panicked.
+        stage: String,
+        /// The panic message.
+        message: String,
+    },
     /// Nothing moved for the wedge timeout while items were in flight; the diagnosis says
     /// what each stage's workers were doing. The run was cancelled.
     Wedged(String),
@@ -325,6 +365,9 @@ impl fmt::Display for RunError {
             RunErrorKind::Item(e) => write!(f, "pipeline stopped: {e}"),
             RunErrorKind::SourcePanicked(msg) => write!(f, "the source panicked: {msg}"),
             RunErrorKind::SinkPanicked(msg) => write!(f, "the sink panicked: {msg}"),
+            RunErrorKind::InitPanicked { stage, message } => {
+                write!(f, "the state of stage `{stage}` could not be built: init panicked: {message}")
+            }
             RunErrorKind::Wedged(diagnosis) => write!(f, "the pipeline is wedged: {diagnosis}"),
         }
     }

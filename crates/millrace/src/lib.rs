@@ -85,6 +85,7 @@ mod error;
 mod item;
 mod metrics;
 mod pipeline;
+mod panics;
 mod policy;
 mod pool;
 mod reorder;

@@ -38,7 +38,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::error::ItemError;
+use crate::control::Control;
+use crate::error::{panic_message, ItemError, RunErrorKind};
 use crate::item::{Ids, ItemId};
 use crate::window::Window;
 
@@ -91,7 +92,9 @@ pub(crate) type Hook = Box<dyn FnMut(ItemId, &Status) + Send>;
 
 /// Responses on their way upstream, one message per batch.
 pub(crate) enum ResponseBatch {
-    /// Items that reached the sink; in a serving pipeline, with the outputs (a `Vec<O>`).
+    /// Items that reached the sink; when their values travel back (a serving pipeline, or
+    /// [`reply_to`](crate::PipelineBuilder::reply_to)), with the outputs (a `Vec<O>`) until
+    /// the stage that takes them.
     Delivered {
         ids: Ids,
         outputs: Option<Box<dyn Any + Send>>,
@@ -108,19 +111,40 @@ impl ResponseBatch {
         }
     }
 
-    fn run_hook(&self, hook: &mut Hook) {
+    /// Runs `hook` on every response of the batch, each call on its own: a panic skips
+    /// nothing else and is reported once per call.
+    fn run_hook(&self, hook: &mut Hook, control: &Control, stage: &str) {
+        let mut call = |id: ItemId, status: &Status| {
+            if let Err(payload) = control.catch(|| hook(id, status)) {
+                control.hook_panicked(format!(
+                    "response hook of stage `{stage}` panicked on item {id}: {}",
+                    panic_message(&*payload)
+                ));
+            }
+        };
         match self {
             ResponseBatch::Delivered { ids, .. } => {
                 for id in ids.iter() {
-                    hook(id, &Status::Delivered);
+                    call(id, &Status::Delivered);
                 }
             }
             ResponseBatch::Ended(events) => {
                 for (id, status) in events {
-                    hook(*id, status);
+                    call(*id, status);
                 }
             }
         }
+    }
+}
+
+/// The outcome an ended item's status stands for (`None` for a delivery, whose outcome is
+/// its value).
+fn ended_outcome<T>(status: Status) -> Option<Outcome<T>> {
+    match status {
+        Status::Delivered => None,
+        Status::Filtered { stage } => Some(Outcome::Filtered { stage }),
+        Status::Failed(e) => Some(Outcome::Failed(e)),
+        Status::Cancelled => Some(Outcome::Cancelled),
     }
 }
 
@@ -153,21 +177,114 @@ impl Upstream {
     }
 }
 
-/// Runs a stage's hook on every response that comes back to it, then passes it on.
+/// A stage that takes the pipeline's outputs back as values
+/// ([`reply_to`](crate::PipelineBuilder::reply_to)): it folds every response into an
+/// accumulator on its relay thread, and hands the accumulator over when responses end.
+pub(crate) trait TakeReplies: Send {
+    /// Takes the outputs out of `batch` and folds each of its responses in.
+    fn take(&mut self, batch: &mut ResponseBatch, control: &Control, stage: &str);
+    /// No more responses will come.
+    fn finish(self: Box<Self>);
+}
+
+/// [`TakeReplies`] for outputs of type `T` folded by `F` into an `A`, sent on `done`.
+pub(crate) struct ReplyFold<T, A, F> {
+    acc: Option<A>,
+    fold: F,
+    done: Sender<A>,
+    _outputs: PhantomData<fn(T)>,
+}
+
+impl<T, A, F> ReplyFold<T, A, F> {
+    pub(crate) fn new(init: A, fold: F, done: Sender<A>) -> Self {
+        ReplyFold {
+            acc: Some(init),
+            fold,
+            done,
+            _outputs: PhantomData,
+        }
+    }
+}
+
+impl<T, A, F> TakeReplies for ReplyFold<T, A, F>
+where
+    T: Send + 'static,
+    A: Send,
+    F: FnMut(A, ItemId, Outcome<T>) -> A + Send,
+{
+    fn take(&mut self, batch: &mut ResponseBatch, control: &Control, stage: &str) {
+        let replies: Vec<(ItemId, Outcome<T>)> = match batch {
+            ResponseBatch::Delivered { ids, outputs } => {
+                // The sink of a replying pipeline always sends its outputs, as a `Vec<T>`.
+                let values = outputs
+                    .take()
+                    .and_then(|o| o.downcast::<Vec<T>>().ok())
+                    .map(|o| *o)
+                    .unwrap_or_default();
+                debug_assert_eq!(values.len(), ids.len());
+                ids.iter()
+                    .zip(values)
+                    .map(|(id, v)| (id, Outcome::Output(v)))
+                    .collect()
+            }
+            ResponseBatch::Ended(events) => events
+                .iter()
+                .filter_map(|(id, status)| Some((*id, ended_outcome(status.clone())?)))
+                .collect(),
+        };
+        let Some(acc) = self.acc.take() else {
+            return;
+        };
+        let fold = &mut self.fold;
+        match control.catch(|| {
+            replies
+                .into_iter()
+                .fold(acc, |acc, (id, outcome)| fold(acc, id, outcome))
+        }) {
+            Ok(acc) => self.acc = Some(acc),
+            Err(payload) => control.fail_hard(RunErrorKind::SinkPanicked(format!(
+                "the replies to stage `{stage}` panicked: {}",
+                panic_message(&*payload)
+            ))),
+        }
+    }
+
+    fn finish(self: Box<Self>) {
+        if let Some(acc) = self.acc {
+            // The receiver waits on the sink thread until the run ends.
+            let _ = self.done.send(acc);
+        }
+    }
+}
+
+/// What a stage's relay thread does with the responses that come back to it.
+pub(crate) struct Listener {
+    /// The stage's status hook ([`Stage::on_response`](crate::Stage::on_response)).
+    pub(crate) hook: Option<Hook>,
+    /// The stage takes the outputs back as values.
+    pub(crate) replies: Option<Box<dyn TakeReplies>>,
+}
+
+/// Runs a stage's listener on every response that comes back to it, then passes it on.
 pub(crate) fn relay(
     inbox: Receiver<ResponseBatch>,
-    mut hook: Hook,
+    listener: Listener,
     next: Upstream,
-    on_panic: impl Fn(String),
+    control: &Control,
+    stage: &str,
 ) {
-    for batch in inbox {
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            batch.run_hook(&mut hook);
-        }));
-        if let Err(payload) = ran {
-            on_panic(crate::error::panic_message(&*payload));
+    let Listener { mut hook, mut replies } = listener;
+    for mut batch in inbox {
+        if let Some(hook) = hook.as_mut() {
+            batch.run_hook(hook, control, stage);
+        }
+        if let Some(replies) = replies.as_mut() {
+            replies.take(&mut batch, control, stage);
         }
         next.send(batch);
+    }
+    if let Some(replies) = replies {
+        replies.finish();
     }
 }
 
@@ -176,26 +293,67 @@ pub(crate) fn relay(
 /// The iterator ends when the pipeline has finished and every response has been taken.
 /// Taking responses is what lets the source admit more items (see
 /// [`PipelineBuilder::max_in_flight`](crate::PipelineBuilder::max_in_flight)), so consume
-/// them while the pipeline runs, not after joining it.
+/// them while the pipeline runs. [`Running::join`](crate::Running::join) before reading them
+/// does not hang: it keeps every response for this iterator to hand out afterwards (memory
+/// then grows with the responses not yet read).
+///
+/// Dropping it before the end stops the run: nobody will take the responses, so the
+/// source takes no more input, the items already admitted finish, and the report's end
+/// state is [`Stopped`](crate::EndState::Stopped) (with the refused items unfinished).
 pub struct Responses<T> {
     inbox: Receiver<ResponseBatch>,
     credits: Arc<Window>,
+    parked: Parked,
     ready: VecDeque<(ItemId, Outcome<T>)>,
     _outputs: PhantomData<fn() -> T>,
 }
 
-impl<T: Send + 'static> Responses<T> {
-    pub(crate) fn new(inbox: Receiver<ResponseBatch>, credits: Arc<Window>) -> Self {
-        Responses {
-            inbox,
-            credits,
-            ready: VecDeque::new(),
-            _outputs: PhantomData,
+/// Responses that [`Running::join`](crate::Running::join) took off the path (and credited)
+/// while nobody read them, kept for [`Responses`].
+pub(crate) type Parked = Arc<crate::sync::Mutex<VecDeque<ResponseBatch>>>;
+
+/// What `join` needs to keep a serving pipeline's responses moving while nobody reads them.
+pub(crate) struct ResponseDrain {
+    inbox: Receiver<ResponseBatch>,
+    credits: Arc<Window>,
+    parked: Parked,
+}
+
+impl ResponseDrain {
+    /// Takes every response until the path closes (every thread that answers has ended),
+    /// crediting each so the source can go on, and parks it for [`Responses`].
+    pub(crate) fn drain(self) {
+        for batch in self.inbox.iter() {
+            self.credits.advance(batch.len() as u64);
+            crate::sync::lock(&self.parked).push_back(batch);
         }
     }
+}
 
-    fn unpack(&mut self, batch: ResponseBatch) {
-        self.credits.advance(batch.len() as u64);
+impl<T: Send + 'static> Responses<T> {
+    pub(crate) fn new(inbox: Receiver<ResponseBatch>, credits: Arc<Window>) -> (Self, ResponseDrain) {
+        let parked = Parked::default();
+        let drain = ResponseDrain {
+            inbox: inbox.clone(),
+            credits: Arc::clone(&credits),
+            parked: Arc::clone(&parked),
+        };
+        let responses = Responses {
+            inbox,
+            credits,
+            parked,
+            ready: VecDeque::new(),
+            _outputs: PhantomData,
+        };
+        (responses, drain)
+    }
+
+    /// Unpacks a batch into ready outcomes; `credit` releases its in-flight credits (a
+    /// parked batch was credited when parked).
+    fn unpack(&mut self, batch: ResponseBatch, credit: bool) {
+        if credit {
+            self.credits.advance(batch.len() as u64);
+        }
         match batch {
             ResponseBatch::Delivered { ids, outputs } => {
                 let outputs = outputs
@@ -210,16 +368,23 @@ impl<T: Send + 'static> Responses<T> {
                 );
             }
             ResponseBatch::Ended(events) => {
-                self.ready.extend(events.into_iter().map(|(id, status)| {
-                    let outcome = match status {
-                        Status::Delivered => unreachable!("deliveries travel as Delivered batches"),
-                        Status::Filtered { stage } => Outcome::Filtered { stage },
-                        Status::Failed(e) => Outcome::Failed(e),
-                        Status::Cancelled => Outcome::Cancelled,
-                    };
-                    (id, outcome)
-                }));
+                self.ready.extend(
+                    events
+                        .into_iter()
+                        .filter_map(|(id, status)| Some((id, ended_outcome(status)?))),
+                );
             }
+        }
+    }
+
+    fn take_parked(&mut self) -> bool {
+        let parked = crate::sync::lock(&self.parked).pop_front();
+        match parked {
+            Some(batch) => {
+                self.unpack(batch, false);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -232,8 +397,18 @@ impl<T: Send + 'static> Iterator for Responses<T> {
             if let Some(r) = self.ready.pop_front() {
                 return Some(r);
             }
-            let batch = self.inbox.recv().ok()?;
-            self.unpack(batch);
+            if self.take_parked() {
+                continue;
+            }
+            match self.inbox.recv() {
+                Ok(batch) => self.unpack(batch, true),
+                // The path closed; `join` may have parked the last responses meanwhile.
+                Err(_) => {
+                    if !self.take_parked() {
+                        return None;
+                    }
+                }
+            }
         }
     }
 }

@@ -6,7 +6,8 @@
 //! through [`Launch`].
 
 use crate::error::{BoxError, BuildError};
-use crate::response::Responses;
+use crate::item::ItemId;
+use crate::response::{Outcome, ReplyFold, Responses, TakeReplies};
 
 use super::launch::Launch;
 use super::running::{Outputs, Running};
@@ -15,10 +16,19 @@ use super::{Launched, Pipeline, PipelineBuilder};
 
 impl<T: Send + 'static> PipelineBuilder<T> {
     fn launch<O: Send + 'static>(self, serve: bool) -> Result<Launched<T, O>, BuildError> {
+        self.launch_replying(serve, None)
+    }
+
+    fn launch_replying<O: Send + 'static>(
+        self,
+        serve: bool,
+        replies: Option<(usize, Box<dyn TakeReplies>)>,
+    ) -> Result<Launched<T, O>, BuildError> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let (mut launch, responses) = Launch::new(self.settings, &self.plan, self.hooks, serve);
+        let (mut launch, responses) =
+            Launch::new(self.settings, &self.plan, self.hooks, serve, replies);
         let open = (self.chain)(&mut launch);
         let sink = launch.sink_index();
         let inlet = launch.connect(open, sink);
@@ -170,6 +180,97 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         ))
     }
 
+    /// Closes the pipeline by sending every output back, as a value, to the stage named
+    /// `stage`: the blog's response channel, where a later stage returns its result to the
+    /// stage that sent the item. That stage folds the responses, one per item, into `init`
+    /// with `f`, on its own response thread; the run returns the final value.
+    ///
+    /// Each item that stage sent on is answered exactly once, with its id: its output
+    /// ([`Outcome::Output`]), or why there is none (filtered, failed with its error,
+    /// cancelled). Items that ended before reaching `stage` are not its to hear. The reply
+    /// type is the pipeline's output type, so a fold over the wrong type does not compile.
+    /// Replies travel on the unbounded response path and never wait, so replies cannot
+    /// deadlock with the items going forward whatever the capacities; the source admits at
+    /// most [`max_in_flight`](PipelineBuilder::max_in_flight) items whose reply has not
+    /// come back. A stage may have a [status hook](crate::Stage::on_response) as well; it
+    /// runs first. A flat-map between `stage` and the end answers each child on its own,
+    /// with its parent's id.
+    ///
+    /// A panic in `f` loses the accumulator: the run fails, like a panicking
+    /// [`fold`](PipelineBuilder::fold).
+    ///
+    /// # Examples
+    ///
+    /// The blog's sample: stage 1 sends x on, stage 3 answers it with 3·x², and stage 1
+    /// sums what comes back.
+    ///
+    /// ```
+    /// use millrace::{Outcome, Pipeline, Stage};
+    ///
+    /// let finished = Pipeline::source(0..1_000u64)
+    ///     .stage(Stage::map("wrap", |x: u64| x))
+    ///     .stage(Stage::map("square", |x: u64| x * x).workers(2))
+    ///     .stage(Stage::map("scale", |y: u64| 3 * y))
+    ///     .reply_to("wrap", 0u64, |sum, _id, reply| match reply {
+    ///         Outcome::Output(y) => sum + y,
+    ///         _ => sum,
+    ///     })
+    ///     .run()?;
+    /// assert_eq!(finished.output, (0..1_000u64).map(|x| 3 * x * x).sum::<u64>());
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    ///
+    /// A reply of the wrong type is a compile error:
+    ///
+    /// ```compile_fail
+    /// use millrace::{Outcome, Pipeline};
+    ///
+    /// let _ = Pipeline::source(0..10u64)
+    ///     .map("text", |x| x.to_string())
+    ///     .reply_to("text", 0u64, |sum, _id, reply: Outcome<u64>| sum);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Running it fails with a [`BuildError`] when no stage is named `stage`.
+    pub fn reply_to<A, F>(self, stage: &str, init: A, f: F) -> Pipeline<A>
+    where
+        A: Send + 'static,
+        F: FnMut(A, ItemId, Outcome<T>) -> A + Send + 'static,
+    {
+        let stage = stage.to_owned();
+        Pipeline {
+            start: Box::new(move || {
+                let Some(index) = self.plan.iter().position(|p| *p.name == *stage) else {
+                    return Err(self
+                        .error
+                        .unwrap_or_else(|| BuildError::unknown_stage(&stage)));
+                };
+                let (done, value) = crossbeam_channel::bounded(1);
+                let replies: Box<dyn TakeReplies> =
+                    Box::new(ReplyFold::<T, A, F>::new(init, f, done));
+                let (mut launch, inlet, _) = self.launch_replying::<()>(false, Some((index, replies)))?;
+                let ctx = launch.sink_ctx();
+                let controller = launch.start_controller();
+                let sink = std::thread::Builder::new()
+                    .name("millrace-sink".into())
+                    .spawn(move || {
+                        run_serve_sink(inlet, ctx);
+                        // The stage's relay hands its fold over once every response is in;
+                        // the sink's end of the response path is closed by now.
+                        value.recv().ok()
+                    })
+                    .expect("the OS refused to start the sink thread");
+                Ok(Running::new(
+                    launch.control,
+                    launch.threads,
+                    sink,
+                    controller,
+                ))
+            }),
+        }
+    }
+
     /// Starts the pipeline as a service: each item's [`Outcome`](crate::Outcome) (its
     /// output, or why there is none) travels back up the response path to the caller,
     /// tagged with the item's id.
@@ -194,7 +295,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// ```
     pub fn respond(self) -> Result<(Running<()>, Responses<T>), BuildError> {
         let (mut launch, inlet, responses) = self.launch::<T>(true)?;
-        let responses = responses.expect("a serving launch makes the responses");
+        let Some((responses, drain)) = responses else {
+            unreachable!("a serving launch makes the responses")
+        };
         let ctx = launch.sink_ctx();
         let controller = launch.start_controller();
         let sink = std::thread::Builder::new()
@@ -202,7 +305,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             .spawn(move || run_serve_sink(inlet, ctx))
             .expect("the OS refused to start the sink thread");
         Ok((
-            Running::new(launch.control, launch.threads, sink, controller),
+            Running::new(launch.control, launch.threads, sink, controller).draining(drain),
             responses,
         ))
     }

@@ -25,7 +25,7 @@ use crate::connector::{connector, Inlet};
 use crate::control::Control;
 use crate::metrics::StageMetrics;
 use crate::reorder::Reorder;
-use crate::response::{relay, Hook, ResponseBatch, Responses, Upstream};
+use crate::response::{relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream};
 use crate::stage::crew::Crew;
 use crate::stage::process::{DeadLetterFn, StageCtx};
 use crate::stage::worker::{
@@ -67,13 +67,15 @@ pub(crate) struct Launch {
 
 impl Launch {
     /// Resolves the plan and starts the response relays. `serve` makes the submitter the
-    /// origin of responses; the returned [`Responses`] is theirs.
+    /// origin of responses; the returned [`Responses`] is theirs. `replies` names the stage
+    /// that takes the outputs back as values, if one does.
     pub(crate) fn new<O: Send + 'static>(
         settings: Settings,
         plan: &[StagePlan],
         hooks: Vec<Option<Hook>>,
         serve: bool,
-    ) -> (Self, Option<Responses<O>>) {
+        replies: Option<(usize, Box<dyn TakeReplies>)>,
+    ) -> (Self, Option<(Responses<O>, ResponseDrain)>) {
         let Resolution {
             resolved,
             segments,
@@ -93,7 +95,12 @@ impl Launch {
             .collect();
         let sink_queue = batches(settings.capacity, settings.batch);
         let sink = Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue));
-        let control = Arc::new(Control::new(source, stages, sink));
+        let control = Arc::new(Control::new(
+            source,
+            stages,
+            sink,
+            !settings.show_caught_panics,
+        ));
 
         // Reorder windows: by default room for everything the region's connectors and
         // workers can hold, twice over, so the window only binds when one batch is slow.
@@ -114,14 +121,15 @@ impl Launch {
             }
         }
 
-        let path_on = serve || hooks.iter().any(Option::is_some);
+        let path_on = serve || replies.is_some() || hooks.iter().any(Option::is_some);
         let mut responses = None;
         let (origin, credits) = if path_on {
             let window = Arc::new(Window::new(settings.max_in_flight as u64));
             control.register_window(Arc::clone(&window));
             let origin = if serve {
                 let (tx, rx) = unbounded();
-                responses = Some(Responses::new(rx, Arc::clone(&window)));
+                let (r, drain) = Responses::new(rx, Arc::clone(&window));
+                responses = Some((r, drain));
                 Upstream::Submitter(tx)
             } else {
                 Upstream::Credits(Arc::clone(&window))
@@ -156,29 +164,36 @@ impl Launch {
             segments,
         };
         // Relays, upstream first, so each can be handed the route above it.
+        let mut replies = replies;
         for (index, hook) in hooks.into_iter().enumerate() {
-            let relay_tx = hook.map(|hook| {
-                let (tx, rx) = unbounded();
-                let next = launch.route_before(index);
-                let control = Arc::clone(&launch.control);
-                let name = Arc::clone(&plan[index].name);
-                let handle = std::thread::Builder::new()
-                    .name(format!("millrace-{name}-responses"))
-                    .spawn(move || {
-                        let on_panic = |msg: String| {
-                            control.hook_panicked(format!(
-                                "response hook of stage `{name}` panicked: {msg}"
-                            ))
-                        };
-                        if let Some(next) = next {
-                            relay(rx, hook, next, on_panic);
-                        }
-                    })
-                    .expect("the OS refused to start a relay thread");
-                launch.threads.push(handle);
-                tx
-            });
-            launch.relays.push(relay_tx);
+            let listener = Listener {
+                hook,
+                replies: match replies.take() {
+                    Some((at, r)) if at == index => Some(r),
+                    other => {
+                        replies = other;
+                        None
+                    }
+                },
+            };
+            if listener.hook.is_none() && listener.replies.is_none() {
+                launch.relays.push(None);
+                continue;
+            }
+            let (tx, rx) = unbounded();
+            let next = launch.route_before(index);
+            let control = Arc::clone(&launch.control);
+            let name = Arc::clone(&plan[index].name);
+            let handle = std::thread::Builder::new()
+                .name(format!("millrace-{name}-responses"))
+                .spawn(move || {
+                    if let Some(next) = next {
+                        relay(rx, listener, next, &control, &name);
+                    }
+                })
+                .expect("the OS refused to start a relay thread");
+            launch.threads.push(handle);
+            launch.relays.push(Some(tx));
         }
         (launch, responses)
     }

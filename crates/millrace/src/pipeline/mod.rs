@@ -32,7 +32,7 @@ use std::fmt;
 use crate::connector::Inlet;
 use crate::error::{BoxError, BuildError};
 use crate::policy::ErrorPolicy;
-use crate::response::{Hook, Responses};
+use crate::response::{Hook, ResponseDrain, Responses};
 use crate::stage::Stage;
 
 use launch::{Launch, Open};
@@ -43,7 +43,7 @@ use source::{run_iter, Source};
 
 /// What starting a builder yields: the launch, the open end's inlet, a serving pipeline's
 /// responses.
-type Launched<T, O> = (Launch, Inlet<T>, Option<Responses<O>>);
+type Launched<T, O> = (Launch, Inlet<T>, Option<(Responses<O>, ResponseDrain)>);
 
 type Chain<T> = Box<dyn FnOnce(&mut Launch) -> Open<T> + Send>;
 
@@ -395,12 +395,40 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Whether panics that millrace catches in user code (stages, sinks, hooks, dead-letter
+    /// handlers) also go through the process's panic hook, which prints them to stderr.
+    ///
+    /// By default they do not: a caught panic fails one item, and is counted and shown in
+    /// the [`Report`](crate::Report) ([`errors`](crate::Report::errors),
+    /// [`hook_panics`](crate::Report::hook_panics)); printing thousands of them (with
+    /// backtraces under `RUST_BACKTRACE=1`) only slows the run down. Turn this on to see
+    /// each one as it happens while debugging, or set the environment variable
+    /// `MILLRACE_SHOW_PANICS=1`, which changes the default. Panics outside millrace's
+    /// catches, in your own threads, always reach your hook.
+    ///
+    /// millrace installs its quiet hook once per process, in front of whatever hook was
+    /// set before the first pipeline ran; a hook you set later replaces it.
+    pub fn show_caught_panics(mut self, show: bool) -> Self {
+        self.settings.show_caught_panics = show;
+        self
+    }
+
     /// Runs async stages on this runtime instead of a current-thread runtime of their own
     /// (which has timers and network I/O). Each async stage's driver thread calls
     /// `handle.block_on`, so the stage's futures run on that thread, with the runtime's
     /// drivers; pass a multi-thread runtime's handle when its I/O should be shared.
+    ///
+    /// The runtime must be a multi-thread one: a current-thread runtime (what
+    /// `#[tokio::test]` and `#[tokio::main(flavor = "current_thread")]` make) drives its
+    /// timers and I/O only inside its own `block_on`, so the stage's timers would never
+    /// fire. Such a handle is a [`BuildError`] when the pipeline starts.
     #[cfg(feature = "async")]
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
+            && self.error.is_none()
+        {
+            self.error = Some(BuildError::current_thread_runtime());
+        }
         self.settings.runtime = Some(handle);
         self
     }

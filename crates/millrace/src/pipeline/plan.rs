@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) cpu_budget: Option<usize>,
     pub(crate) autoscale_interval: Duration,
     pub(crate) wedge: Option<(Duration, WedgePolicy)>,
+    /// Caught panics of user code go through the panic hook (print) as well.
+    pub(crate) show_caught_panics: bool,
     #[cfg(feature = "async")]
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
@@ -53,6 +55,7 @@ impl Default for Settings {
             cpu_budget: None,
             autoscale_interval: Duration::from_millis(100),
             wedge: None,
+            show_caught_panics: crate::panics::shown_by_default(),
             #[cfg(feature = "async")]
             runtime: None,
         }

@@ -10,6 +10,7 @@ use crate::control::{Control, EndState};
 use crate::error::{RunError, RunErrorKind};
 use crate::item::{Batch, Ids};
 use crate::report::Report;
+use crate::response::ResponseDrain;
 use crate::stage::worker::drop_unfinished;
 use crate::sync::lock;
 
@@ -69,6 +70,8 @@ pub struct Running<R> {
     threads: Vec<JoinHandle<()>>,
     sink: JoinHandle<Option<R>>,
     controller: Option<Controller>,
+    /// A serving pipeline's responses, for `join` to keep moving.
+    drain: Option<ResponseDrain>,
 }
 
 impl<R> fmt::Debug for Running<R> {
@@ -137,7 +140,16 @@ impl<R> Running<R> {
             threads,
             sink,
             controller,
+            drain: None,
         }
+    }
+
+    /// A serving pipeline: `join` takes the responses nobody read (see [`Responses`]).
+    ///
+    /// [`Responses`]: crate::Responses
+    pub(crate) fn draining(mut self, drain: ResponseDrain) -> Self {
+        self.drain = Some(drain);
+        self
     }
 
     /// A cloneable handle to stop, cancel or look at the run from other threads.
@@ -162,6 +174,10 @@ impl<R> Running<R> {
 
     /// Waits for the run to end and returns the sink's value with the report.
     ///
+    /// For a serving pipeline ([`respond`](crate::PipelineBuilder::respond)), the responses
+    /// not read yet are kept for the [`Responses`](crate::Responses) iterator, so joining
+    /// before reading them does not hang.
+    ///
     /// # Errors
     ///
     /// A [`RunError`], with the report, if an item failed under the stop policy or the
@@ -170,6 +186,11 @@ impl<R> Running<R> {
     where
         R: Send + 'static,
     {
+        if let Some(drain) = self.drain {
+            // Responses nobody has read yet hold back the source's credits: take them (for
+            // the `Responses` iterator), so that joining first cannot hang.
+            drain.drain();
+        }
         let output = match self.sink.join() {
             Ok(output) => output,
             Err(payload) => std::panic::resume_unwind(payload),
@@ -306,9 +327,14 @@ impl<T> Iterator for Outputs<T> {
                 self.taken += 1;
                 return Some(item);
             }
+            if self.inlet.is_none() {
+                return None;
+            }
+            // Answer what the caller took before waiting for more: those responses may be
+            // the very credits the source needs to send the next batch.
+            self.settle();
             let inlet = self.inlet.as_ref()?;
             let batch = self.ctx.next_batch(inlet);
-            self.settle();
             match batch {
                 Some(Batch { ids, items, .. }) => {
                     self.current_ids = ids;

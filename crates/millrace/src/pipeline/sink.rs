@@ -13,7 +13,6 @@
 //! skipped, or stopping the run). A `fold` that panics has lost its accumulator, so the run
 //! fails and is cancelled.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,7 +113,7 @@ pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) 
             while let Some(batch) = ctx.next_batch(&inlet) {
                 let start = Instant::now();
                 let Batch { ids, mut items, .. } = batch;
-                let folded = catch_unwind(AssertUnwindSafe(|| Some(fold(acc.take()?, &mut items))));
+                let folded = ctx.control.catch(|| Some(fold(acc.take()?, &mut items)));
                 inlet.recycle(items);
                 let counters = ctx.counters();
                 counters.add_time(&counters.busy_ns, start.elapsed());
@@ -153,13 +152,13 @@ pub(crate) fn consume_each<T, F: FnMut(T)>(
     let mut next = 0usize;
     let mut delivered = Ids::default();
     loop {
-        let run = catch_unwind(AssertUnwindSafe(|| {
+        let run = ctx.control.catch(|| {
             for item in items.by_ref() {
                 next += 1;
                 each(item);
                 delivered.push(ids.get(next - 1));
             }
-        }));
+        });
         match run {
             Ok(()) => {
                 drop(items);
@@ -194,7 +193,7 @@ where
         let id = ids.get(index);
         let mut attempt = 1;
         loop {
-            let kind = match catch_unwind(AssertUnwindSafe(|| each(item))) {
+            let kind = match ctx.control.catch(|| each(item)) {
                 Ok(Ok(())) => {
                     delivered.push(id);
                     break;

@@ -18,7 +18,6 @@
 //! accepting (later submits hand the item back in a [`SubmitError`]) and admits everything
 //! already accepted. A submit racing the stop either fails or is admitted, never lost.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -93,6 +92,9 @@ impl SourceCtx {
         counters.add(&counters.batches, 1);
         let start = Instant::now();
         if self.control.cancelled() || !self.admit(batch.seq, first) {
+            // Short of a cancel, a window closes only when nobody will take responses any
+            // more (a dropped `Responses`): the run stops taking input, and says so.
+            self.control.stop();
             drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
             return false;
         }
@@ -126,10 +128,10 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
     while !ctx.control.stopping() {
         let start = Instant::now();
         let mut items = outlet.fresh(ctx.batch);
-        let filled = catch_unwind(AssertUnwindSafe(|| {
+        let filled = ctx.control.catch(|| {
             items.extend(iter.by_ref().take(ctx.batch));
             items.len() == ctx.batch
-        }));
+        });
         let more = match filled {
             Ok(more) => more,
             Err(payload) => {
@@ -305,7 +307,9 @@ impl<T> Submitter<T> {
             .map_err(|e| SubmitError(e.into_inner().1))
     }
 
-    /// Submits `item` only if the pipeline's input has room now.
+    /// Submits `item` only if the pipeline's input has room now. An item refused does not
+    /// use up an id (unless another thread submitted at the same moment), so the ids of one
+    /// thread's submissions count them.
     ///
     /// # Errors
     ///
@@ -315,11 +319,16 @@ impl<T> Submitter<T> {
         let Some(tx) = self.sender() else {
             return Err(TrySubmitError::Stopped(item));
         };
-        let id = ItemId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
-        match tx.try_send((id, item)) {
-            Ok(()) => Ok(id),
-            Err(TrySendError::Full((_, item))) => Err(TrySubmitError::Full(item)),
-            Err(TrySendError::Disconnected((_, item))) => Err(TrySubmitError::Stopped(item)),
-        }
+        let next = &self.shared.next_id;
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        let refused = match tx.try_send((ItemId(id), item)) {
+            Ok(()) => return Ok(ItemId(id)),
+            Err(TrySendError::Full((_, item))) => TrySubmitError::Full(item),
+            Err(TrySendError::Disconnected((_, item))) => TrySubmitError::Stopped(item),
+        };
+        // Give the id back, so ids keep counting submissions; if another thread took the
+        // next id meanwhile, this one stays unused (ids stay unique).
+        let _ = next.compare_exchange(id + 1, id, Ordering::Relaxed, Ordering::Relaxed);
+        Err(refused)
     }
 }

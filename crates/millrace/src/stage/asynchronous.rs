@@ -389,23 +389,36 @@ where
     // Counts the item in flight until this future ends or is dropped (by a cancel).
     let mut life = InFlight::new(counters);
     let end = loop {
-        let started = pin!(AssertUnwindSafe(call.start(&mut slot)).catch_unwind());
-        let attempt_fut = Timed {
-            inner: started,
-            busy: &mut life.busy,
-        };
-        let kind = match timeout {
-            Some(limit) => match tokio::time::timeout(limit, attempt_fut).await {
-                Ok(Ok(Ok(u))) => break ItemEnd::Done(u),
-                Ok(Ok(Err(e))) => ItemErrorKind::Failed(Arc::from(e)),
-                Ok(Err(panic)) => ItemErrorKind::Panicked(panic_message(&*panic)),
-                Err(_) => ItemErrorKind::TimedOut(limit),
-            },
-            None => match attempt_fut.await {
-                Ok(Ok(u)) => break ItemEnd::Done(u),
-                Ok(Err(e)) => ItemErrorKind::Failed(Arc::from(e)),
-                Err(panic) => ItemErrorKind::Panicked(panic_message(&*panic)),
-            },
+        let tried_at = Instant::now();
+        // The closure runs here, before its future exists: a panic in it (an `unwrap()`
+        // before `async move`) fails this item, like a panic inside the future.
+        let kind = match ctx.control.catch(|| call.start(&mut slot)) {
+            Err(panic) => ItemErrorKind::Panicked(panic_message(&*panic)),
+            Ok(fut) => {
+                let started = pin!(AssertUnwindSafe(fut).catch_unwind());
+                let attempt_fut = Timed {
+                    inner: started,
+                    busy: &mut life.busy,
+                    quiet: ctx.control.quiet_panics,
+                };
+                match timeout {
+                    Some(limit) => match tokio::time::timeout(limit, attempt_fut).await {
+                        // `timeout` polls the future before its timer, so a try that ended
+                        // while the runtime was late would pass: the deadline is checked
+                        // on the clock, too.
+                        Ok(_) if tried_at.elapsed() > limit => ItemErrorKind::TimedOut(limit),
+                        Ok(Ok(Ok(u))) => break ItemEnd::Done(u),
+                        Ok(Ok(Err(e))) => ItemErrorKind::Failed(Arc::from(e)),
+                        Ok(Err(panic)) => ItemErrorKind::Panicked(panic_message(&*panic)),
+                        Err(_) => ItemErrorKind::TimedOut(limit),
+                    },
+                    None => match attempt_fut.await {
+                        Ok(Ok(u)) => break ItemEnd::Done(u),
+                        Ok(Err(e)) => ItemErrorKind::Failed(Arc::from(e)),
+                        Err(panic) => ItemErrorKind::Panicked(panic_message(&*panic)),
+                    },
+                }
+            }
         };
         if slot.is_some() && attempt < attempts && ctx.control.cancelled() {
             // A cancel between two tries: the item is unfinished, not failed.
@@ -456,10 +469,12 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// A future that adds the time spent polling it to `busy`.
+/// A future that adds the time spent polling it to `busy`; with `quiet`, a panic in a poll
+/// does not go through the panic hook (the enclosing `catch_unwind` fails the item).
 struct Timed<'a, F> {
     inner: F,
     busy: &'a mut Duration,
+    quiet: bool,
 }
 
 impl<F: Future> Future for Timed<'_, std::pin::Pin<&mut F>> {
@@ -467,7 +482,8 @@ impl<F: Future> Future for Timed<'_, std::pin::Pin<&mut F>> {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> TaskPoll<F::Output> {
         let start = Instant::now();
-        let polled = self.inner.as_mut().poll(cx);
+        let quiet = self.quiet;
+        let polled = crate::panics::quietly(quiet, || self.inner.as_mut().poll(cx));
         *self.busy += start.elapsed();
         polled
     }

@@ -116,7 +116,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             Box::new(StageWorker {
                 ctx: Arc::clone(ctx),
                 worker,
-                logic: make(),
+                logic: None,
                 make: Arc::clone(&make),
             })
         });

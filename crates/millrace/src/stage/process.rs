@@ -6,7 +6,6 @@
 //! rebuild them as they emit. Failures are logged, dead-lettered, answered on the response
 //! path and, under [`ErrorPolicy::Stop`], stop the pipeline.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,11 +46,14 @@ pub(crate) trait Process<T, U>: Send {
 pub(crate) type MakeProcess<T, U> =
     Box<dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn Process<T, U>> + Send + Sync>;
 
-/// A worker's processing of one stage with logic `L`, rebuilt by `make` after a panic.
+/// A worker's processing of one stage with logic `L`, built by `make` (a `map_with` state's
+/// `init`) on the worker's thread before its first batch, and rebuilt after a panic. A
+/// panicking `make` cannot be retried usefully: the run fails, naming the stage
+/// ([`RunErrorKind::InitPanicked`]), and is cancelled.
 pub(crate) struct StageWorker<T, L, M> {
     pub(crate) ctx: Arc<StageCtx<T>>,
     pub(crate) worker: usize,
-    pub(crate) logic: L,
+    pub(crate) logic: Option<L>,
     pub(crate) make: Arc<M>,
 }
 
@@ -68,6 +70,9 @@ where
         counters.add(&counters.items_in, batch.len() as u64);
         let start = Instant::now();
         counters.enter(Activity::Busy, start - self.ctx.control.started);
+        if self.logic.is_none() {
+            self.logic = self.ctx.build(&*self.make);
+        }
         let out = self
             .ctx
             .process(batch, out, &mut self.logic, &*self.make, counters);
@@ -90,11 +95,28 @@ struct Tally {
 }
 
 impl<T: Send + 'static> StageCtx<T> {
+    /// Builds a worker's logic (its state), catching a panic: that fails the run, naming the
+    /// stage, and cancels it (`None` then).
+    pub(crate) fn build<L>(&self, make: &impl Fn() -> L) -> Option<L> {
+        match self.control.catch(make) {
+            Ok(logic) => Some(logic),
+            Err(payload) => {
+                self.control.fail_hard(RunErrorKind::InitPanicked {
+                    stage: self.name.to_string(),
+                    message: panic_message(&*payload),
+                });
+                None
+            }
+        }
+    }
+
+    /// Runs `logic` over a batch; with no logic (its state could not be built), every item
+    /// is dropped as unfinished.
     pub(crate) fn process<U, L, M>(
         &self,
         batch: Batch<T>,
         out_items: Vec<U>,
-        logic: &mut L,
+        logic: &mut Option<L>,
         make: &M,
         counters: &Counters,
     ) -> (Batch<U>, Vec<T>)
@@ -124,8 +146,9 @@ impl<T: Send + 'static> StageCtx<T> {
         let mut next = 0usize;
         // Positions (in the input) of items that panicked in a one-to-one stage.
         let mut panicked = Vec::new();
-        loop {
-            let run = catch_unwind(AssertUnwindSafe(|| {
+        while let Some(logic_now) = logic.as_mut() {
+            let run = self.control.catch(|| {
+                let logic = logic_now;
                 if L::ONE_TO_ONE {
                     // A map: outputs line up with inputs, so ids need no bookkeeping, and
                     // the batch maps in one `extend` the compiler can unroll.
@@ -139,7 +162,7 @@ impl<T: Send + 'static> StageCtx<T> {
                         self.handle(id, item, logic, &mut out, &mut tally, &mut events);
                     }
                 }
-            }));
+            });
             match run {
                 Ok(()) => break,
                 Err(payload) => {
@@ -159,7 +182,27 @@ impl<T: Send + 'static> StageCtx<T> {
                     let kind = ItemErrorKind::Panicked(panic_message(&*payload));
                     tally.failed += 1;
                     self.fail(id, None, 1, kind, &mut events);
-                    *logic = make();
+                    *logic = self.build(make);
+                }
+            }
+        }
+        if logic.is_none() {
+            // The state could not be (re)built: the rest of the batch is unfinished.
+            let rest = items.len();
+            if rest > 0 {
+                let start = total - rest;
+                let mut unfinished = Ids::default();
+                for i in start..total {
+                    unfinished.push(ids.get(i));
+                }
+                if L::ONE_TO_ONE {
+                    panicked.extend(start..total);
+                }
+                items.by_ref().for_each(drop);
+                tally.cancelled += rest as u64;
+                self.control.record_unfinished(unfinished.iter());
+                if self.events.is_some() {
+                    events.extend(unfinished.iter().map(|id| (id, Status::Cancelled)));
                 }
             }
         }
@@ -272,7 +315,7 @@ impl<T: Send + 'static> StageCtx<T> {
                 error: error.clone(),
                 item,
             };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| dead_letter(letter))) {
+            if let Err(payload) = self.control.catch(|| dead_letter(letter)) {
                 self.control.hook_panicked(format!(
                     "dead-letter handler of stage `{}` panicked: {}",
                     self.name,

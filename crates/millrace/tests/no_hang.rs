@@ -1,0 +1,305 @@
+//! Shapes of the public API that used to hang, let a panic escape, or report a false end
+//! (issue 11). Each test is built from the probe's repro and runs under a timeout.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use millrace::{
+    EndState, ItemErrorKind, Pipeline, RunErrorKind, Stage, TrySubmitError,
+};
+
+use common::{within, INJECTED};
+
+#[test]
+fn outputs_with_a_response_hook_and_a_window_below_the_batch_size_ends() {
+    // Outputs::next used to wait for the next batch before answering the one the caller
+    // had taken; those answers were the credits the source waited for.
+    let count = within(60, || {
+        let outputs = Pipeline::source(0..1000u64)
+            .stage(Stage::map("h", |x: u64| x).on_response(|_, _| {}))
+            .max_in_flight(100)
+            .outputs()
+            .unwrap();
+        outputs.count()
+    });
+    assert_eq!(count, 1000);
+}
+
+#[test]
+fn outputs_with_a_window_of_one_delivers_everything_in_order() {
+    let got = within(60, || {
+        Pipeline::source(0..500u64)
+            .stage(
+                Stage::map("h", |x: u64| x + 1)
+                    .workers(2)
+                    .ordered()
+                    .on_response(|_, _| {}),
+            )
+            .max_in_flight(1)
+            .default_batch(7)
+            .outputs()
+            .unwrap()
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(got, (1..=500).collect::<Vec<_>>());
+}
+
+#[test]
+fn join_before_reading_the_responses_keeps_them_for_the_iterator() {
+    // More items than the in-flight window: the source needs the credits of responses
+    // nobody has read yet. `join` takes them and keeps them for the iterator.
+    let (finished, got) = within(120, || {
+        let (running, responses) = Pipeline::source(0..20_000u64)
+            .map("square", |x| x * x)
+            .max_in_flight(1000)
+            .respond()
+            .unwrap();
+        let finished = running.join().unwrap();
+        let got: Vec<(u64, u64)> = responses
+            .map(|(id, outcome)| (id.0, outcome.output().expect("every item delivers")))
+            .collect();
+        (finished, got)
+    });
+    assert_eq!(finished.report.end(), EndState::Completed);
+    assert_eq!(got.len(), 20_000);
+    let mut ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20_000, "every id answered once");
+    assert!(got.iter().all(|&(id, y)| y == id * id));
+}
+
+#[test]
+fn responses_read_on_another_thread_while_joining_are_each_seen_once() {
+    let seen = within(120, || {
+        let (running, responses) = Pipeline::source(0..30_000u64)
+            .map("inc", |x| x + 1)
+            .max_in_flight(64)
+            .respond()
+            .unwrap();
+        let reader = std::thread::spawn(move || responses.map(|(id, _)| id.0).collect::<Vec<_>>());
+        running.join().unwrap();
+        reader.join().unwrap()
+    });
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!((seen.len(), sorted.len()), (30_000, 30_000));
+}
+
+#[test]
+fn dropping_the_responses_mid_run_ends_the_run_as_stopped() {
+    let report = within(60, || {
+        let (running, mut responses) = Pipeline::source(0..200_000u64)
+            .map("inc", |x| x + 1)
+            .max_in_flight(256)
+            .respond()
+            .unwrap();
+        for _ in 0..10 {
+            responses.next().expect("a response");
+        }
+        drop(responses);
+        running.join().unwrap().report
+    });
+    assert_eq!(report.end(), EndState::Stopped);
+    assert!(report.delivered() < 200_000);
+    assert!(report.is_balanced());
+}
+
+#[test]
+fn a_try_submit_refused_as_full_does_not_use_up_an_id() {
+    let (submitter, pipeline) = Pipeline::submitter::<u64>(1);
+    // Nothing runs yet, so the input queue of one fills at once.
+    let first = submitter.try_submit(10).unwrap();
+    let refused = submitter.try_submit(11);
+    assert!(matches!(refused, Err(TrySubmitError::Full(11))));
+    let running = pipeline.collect().spawn().unwrap();
+    let second = within(30, {
+        let submitter = submitter.clone();
+        move || submitter.submit(12).unwrap()
+    });
+    assert_eq!((first.0, second.0), (0, 1), "ids count submissions");
+    drop(submitter);
+    let mut out = within(30, move || running.join().unwrap().output);
+    out.sort_unstable();
+    assert_eq!(out, vec![10, 12]);
+}
+
+#[test]
+fn each_call_of_a_panicking_response_hook_is_isolated_and_counted() {
+    let calls = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&calls);
+    let report = within(60, move || {
+        Pipeline::source(0..99u64)
+            .stage(
+                Stage::map("h", |x: u64| x).on_response(move |id, _| {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    if id.0 % 25 == 0 {
+                        panic!("{INJECTED}: hook on {id}");
+                    }
+                }),
+            )
+            .default_batch(99)
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(calls.load(Ordering::Relaxed), 99, "the hook ran for every id");
+    let panics = report.hook_panics();
+    assert_eq!(panics.len(), 4, "one panic recorded per call: {panics:?}");
+    for id in [0, 25, 50, 75] {
+        assert!(
+            panics.iter().any(|p| p.contains(&format!("item #{id}:"))),
+            "{panics:?}"
+        );
+    }
+}
+
+#[test]
+fn a_panicking_map_with_init_at_launch_fails_the_run_naming_the_stage() {
+    let err = within(60, || {
+        Pipeline::source(0..1000u64)
+            .stage(
+                Stage::map_with(
+                    "stateful",
+                    || -> u64 { panic!("{INJECTED}: no state") },
+                    |s: &mut u64, x: u64| *s + x,
+                )
+                .workers(2),
+            )
+            .collect()
+            .run()
+            .unwrap_err()
+    });
+    assert!(
+        matches!(err.kind(), RunErrorKind::InitPanicked { stage, .. } if stage == "stateful"),
+        "{err}"
+    );
+    let report = err.report().expect("a report");
+    assert!(report.is_balanced(), "{report}");
+    assert_eq!(report.delivered(), 0);
+}
+
+#[test]
+fn a_map_with_init_that_panics_when_rebuilt_fails_the_run_with_nothing_lost() {
+    let inits = Arc::new(AtomicU64::new(0));
+    let i = Arc::clone(&inits);
+    let err = within(60, move || {
+        Pipeline::source(0..1000u64)
+            .stage(Stage::map_with(
+                "stateful",
+                move || {
+                    if i.fetch_add(1, Ordering::Relaxed) > 0 {
+                        panic!("{INJECTED}: cannot rebuild");
+                    }
+                    1u64
+                },
+                |s: &mut u64, x: u64| {
+                    if x == 100 {
+                        panic!("{INJECTED}: item");
+                    }
+                    *s + x
+                },
+            ))
+            .collect()
+            .run()
+            .unwrap_err()
+    });
+    assert!(matches!(err.kind(), RunErrorKind::InitPanicked { .. }), "{err}");
+    let report = err.report().expect("a report");
+    assert!(report.is_balanced(), "{report}");
+    assert_eq!(report.failed(), 1, "the item that panicked");
+    // The run is cancelled: the rest of that batch, and what was in flight, is unfinished.
+    assert!(!report.unfinished().is_empty());
+    assert_eq!(report.unfinished().len() as u64, report.cancelled());
+}
+
+#[test]
+fn a_map_async_closure_that_panics_before_its_future_fails_one_item() {
+    let finished = within(60, || {
+        Pipeline::source(0..1000u64)
+            .stage(Stage::map_async("fetch", |x: u64| {
+                let parsed: Option<u64> = (x % 10 != 3).then_some(x);
+                let x = parsed.unwrap_or_else(|| panic!("{INJECTED}: before the future"));
+                async move { x * 2 }
+            }))
+            .collect()
+            .run()
+            .unwrap()
+    });
+    let report = finished.report;
+    assert_eq!((report.delivered(), report.failed()), (900, 100));
+    assert!(report.errors().iter().all(|e| e.is_panic()));
+    assert_eq!(finished.output.len(), 900);
+}
+
+#[test]
+fn an_async_timeout_is_a_deadline_even_when_the_future_finishes_late() {
+    // The future blocks its thread past the deadline, so the runtime's timer cannot fire
+    // before the future is ready: the result came too late all the same.
+    let report = within(60, || {
+        Pipeline::source(0..5u64)
+            .stage(
+                Stage::map_async("late", |x: u64| async move {
+                    std::thread::sleep(Duration::from_millis(60));
+                    x
+                })
+                .timeout(Duration::from_millis(20)),
+            )
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(report.failed(), 5, "{report}");
+    assert!(report
+        .errors()
+        .iter()
+        .all(|e| matches!(e.kind(), ItemErrorKind::TimedOut(_))));
+}
+
+#[test]
+fn a_current_thread_runtime_is_a_build_error() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = Pipeline::source(0..10u64)
+        .stage(Stage::map_async("wait", |x: u64| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            x
+        }))
+        .runtime(rt.handle().clone())
+        .collect()
+        .run()
+        .unwrap_err();
+    assert!(err.to_string().contains("current-thread runtime"), "{err}");
+}
+
+#[test]
+fn a_multi_thread_runtime_runs_timers() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let out = within(60, move || {
+        Pipeline::source(0..10u64)
+            .stage(Stage::map_async("wait", |x: u64| async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                x
+            }))
+            .runtime(handle)
+            .collect()
+            .run()
+            .unwrap()
+            .output
+    });
+    assert_eq!(out.len(), 10);
+    drop(rt);
+}
