@@ -30,7 +30,7 @@ fn run_without_a_file_runs_the_seed_pipeline() {
         .assert()
         .success()
         .stdout(format!(
-            "seed pipeline: sum of 3·x² for x < 1000 = {}\n",
+            "seed pipeline: sum of 3·x² for x < 1000 = {} (stage `wrap` received each 3·x² back from stage `scale`)\n",
             seed_sum(1000)
         ))
         .stderr("");

@@ -1,20 +1,25 @@
 //! The blog's sample pipeline: 3·x² for every x, in three stages, with results flowing back.
 //!
 //! Stage 1 (`wrap`) turns x into `Data`, stage 2 (`square`) squares it, stage 3 (`scale`)
-//! multiplies by 3. Every result travels back up the response path to the caller, tagged
-//! with the id of the x it came from, and stage 1's response hook sees each one go by.
+//! multiplies by 3. Every result travels back up the response path, as a value, to stage 1
+//! (`reply_to("wrap", …)`), tagged with the id of the x it came from; stage 1 sums what it
+//! receives, and the run returns that sum. It must equal the closed form.
 //!
 //! Run with `cargo run --release -p millrace --example seed -- 1000000`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use millrace::{Outcome, Pipeline, Stage, Status};
+use millrace::{Outcome, Pipeline, Stage};
 
 #[derive(Debug)]
 struct Data {
     x: u64,
     y: u64,
+}
+
+/// What stage 1 learns from the replies: their sum, and how many came back.
+#[derive(Debug, Default)]
+struct Received {
+    sum: u64,
+    results: u64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,16 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 1_000_000,
     };
 
-    let acknowledged = Arc::new(AtomicU64::new(0));
-    let acks = Arc::clone(&acknowledged);
-    let (running, responses) = Pipeline::source(0..n)
-        .stage(
-            Stage::map("wrap", |x: u64| Data { x, y: 0 }).on_response(move |_id, status| {
-                if let Status::Delivered = status {
-                    acks.fetch_add(1, Ordering::Relaxed);
-                }
-            }),
-        )
+    let finished = Pipeline::source(0..n)
+        .stage(Stage::map("wrap", |x: u64| Data { x, y: 0 }))
         .stage(
             Stage::map("square", |d: Data| Data {
                 y: d.x.wrapping_mul(d.x),
@@ -43,33 +40,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .workers(2),
         )
         .stage(Stage::map("scale", |d: Data| d.y.wrapping_mul(3)).workers(2))
-        .respond()?;
-
-    // Results come back to the submitter, each tagged with the id of its x.
-    let mut sum = 0u64;
-    let mut results = 0u64;
-    for (id, outcome) in responses {
-        match outcome {
-            Outcome::Output(y) => {
-                debug_assert_eq!(y, id.0.wrapping_mul(id.0).wrapping_mul(3));
-                sum = sum.wrapping_add(y);
-                results += 1;
+        // Stage 3's results go back to stage 1, which sent the items.
+        .reply_to("wrap", Received::default(), |mut got, id, reply| {
+            match reply {
+                Outcome::Output(y) => {
+                    debug_assert_eq!(y, id.0.wrapping_mul(id.0).wrapping_mul(3));
+                    got.sum = got.sum.wrapping_add(y);
+                    got.results += 1;
+                }
+                other => eprintln!("item {id} did not finish: {other:?}"),
             }
-            other => return Err(format!("item {id} did not finish: {other:?}").into()),
-        }
-    }
-    let finished = running.join()?;
-    let expected = (0..n).fold(0u64, |s, x| {
-        s.wrapping_add(x.wrapping_mul(x).wrapping_mul(3))
-    });
-    println!("sum of 3·x² for x < {n}: {sum} ({results} results back)");
+            got
+        })
+        .run()?;
+
+    let got = finished.output;
+    let expected = closed_form(n);
     println!(
-        "stage `wrap` saw {} responses",
-        acknowledged.load(Ordering::Relaxed)
+        "stage `wrap` received {} results from stage `scale`; their sum: {} (closed form n(n-1)(2n-1)/2: {expected})",
+        got.results, got.sum
     );
     println!("{}", finished.report);
-    if sum != expected {
-        return Err(format!("expected {expected}").into());
+    if got.sum != expected || got.results != n {
+        return Err(format!("expected {n} results summing to {expected}").into());
     }
     Ok(())
+}
+
+/// The wrapping sum of 3·x² for x < n: n(n-1)(2n-1)/2, reduced mod 2^64.
+fn closed_form(n: u64) -> u64 {
+    let n = u128::from(n);
+    if n == 0 {
+        return 0;
+    }
+    ((n - 1) * n * (2 * n - 1) / 2) as u64
 }

@@ -83,7 +83,9 @@ fn run_seed(args: &RunArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     if let Some(sum) = sum {
-        println!("seed pipeline: sum of 3·x² for x < {n} = {sum}");
+        println!(
+            "seed pipeline: sum of 3·x² for x < {n} = {sum} (stage `wrap` received each 3·x² back from stage `scale`)"
+        );
         summary.sink.result = Some(crate::kinds::SinkResult {
             lines: Vec::new(),
             json: serde_json::json!({ "sum": sum, "n": n }),
