@@ -7,7 +7,8 @@
 //! retries, or stops. The stages run on their own workers, fused (`fuse()` with equal worker
 //! counts), or autoscaled (fused by default, resized while items flow). The sink is
 //! `outputs()` read on the test thread, a `for_each`, `respond()` (outcomes back to the
-//! origin), or a `try_for_each` that fails items — returns an error or panics on bad values,
+//! origin), `reply_to` the first stage (outcomes, with the values, folded by that stage), or a
+//! `try_for_each` that fails items — returns an error or panics on bad values,
 //! or fails the first k tries of each item — under the pipeline's default error policy
 //! (skipped, retried on the borrowed item, or stopping the run). Whether an item fails is a
 //! function of its value (and, for the flaky stage or sink, of its try), so a sequential
@@ -23,7 +24,11 @@
 //! response-hook statuses (a sink failure is answered upstream as failed in `sink`), the run
 //! ending on a failure under a stopping policy if there was one, nothing cancelled, and — for
 //! serving pipelines — every item's outcomes back at the origin exactly as the reference says
-//! (exactly one per id without flat-maps). Every run has a timeout, so a hang fails the test.
+//! (exactly one per id without flat-maps), and for replying ones every outcome of the items
+//! the first stage sent on, with the value the sink would have seen. Response hooks go with
+//! every sink, `outputs()` included, and the in-flight limit ranges from 1, below the batch
+//! size too: no combination is left out because it once hung. Every run has a timeout, so a
+//! hang fails the test.
 
 mod common;
 

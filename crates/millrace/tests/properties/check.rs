@@ -41,7 +41,7 @@ pub(crate) fn check(case: &Case, o: &Observed) {
     // Outputs (what the sink accepted: with a `try_for_each` sink, the last stage's outputs
     // less the items it failed): the same sequence when the last stage is ordered, else the
     // same multiset.
-    if case.last_ordered() && case.sink != SinkMode::Respond {
+    if case.last_ordered() && !matches!(case.sink, SinkMode::Respond | SinkMode::ReplyTo) {
         assert_eq!(o.outputs, r.outputs, "ordered outputs follow input order");
     } else {
         assert_eq!(sorted(o.outputs.clone()), sorted(r.outputs.clone()));
@@ -191,6 +191,26 @@ pub(crate) fn check(case: &Case, o: &Observed) {
                 *per_id.entry(*id).or_default() += 1;
             }
             assert_eq!(per_id.len(), admitted, "every admitted id is answered");
+            assert!(per_id.values().all(|&n| n == 1), "each id exactly once");
+        }
+    }
+
+    // The first stage of a replying pipeline gets every outcome of the items it sent on
+    // (those that ended after it), with the values, by id: exactly once without flat-maps.
+    if let Some(got) = &o.replies {
+        let want = sorted(
+            r.ends
+                .iter()
+                .filter(|e| e.1 > 0)
+                .map(|e| (e.0, e.2.clone(), e.3.clone()))
+                .collect(),
+        );
+        assert_eq!(sorted(got.clone()), want, "replies received by stage 0");
+        if !case.expands() {
+            let mut per_id: BTreeMap<u64, usize> = BTreeMap::new();
+            for (id, _, _) in got {
+                *per_id.entry(*id).or_default() += 1;
+            }
             assert!(per_id.values().all(|&n| n == 1), "each id exactly once");
         }
     }

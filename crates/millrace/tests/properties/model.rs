@@ -151,6 +151,8 @@ pub(crate) enum SinkMode {
     ForEach,
     /// `respond()`: outcomes back to the test thread.
     Respond,
+    /// `reply_to` the first stage: its outcomes, as values, folded on its relay thread.
+    ReplyTo,
     /// `try_for_each` pushing into a vector the items it does not fail, under the case's
     /// default error policy.
     TryForEach(SinkFault),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use millrace::{Handle, ItemId, Outcome, Pipeline, PipelineBuilder, Report, RunErrorKind};
 
-use crate::model::{build_sink, build_stage, Case, Item, Layout, SinkMode, SourceMode};
+use crate::model::{build_sink, build_stage, name, Case, Item, Layout, SinkMode, SourceMode};
 use crate::reference::Kind;
 
 /// A status a hook saw: the hooked stage's index, the item id, what became of it.
@@ -24,6 +24,8 @@ pub(crate) struct Shared {
 pub(crate) struct Observed {
     pub(crate) outputs: Vec<Item>,
     pub(crate) responses: Option<Vec<(u64, Kind, Option<Item>)>>,
+    /// What the first stage received back (`reply_to`).
+    pub(crate) replies: Option<Vec<(u64, Kind, Option<Item>)>>,
     pub(crate) report: Report,
     /// The item error the run ended with, if it did.
     pub(crate) stopped_by: Option<(u64, String)>,
@@ -133,6 +135,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
     let mut stop_called = false;
     let mut outputs = Vec::new();
     let mut responses = None;
+    let mut replies = None;
     let result = match case.sink {
         SinkMode::Outputs => {
             let mut out = builder.outputs().expect("a valid pipeline builds");
@@ -189,6 +192,42 @@ pub(crate) fn run_case(case: &Case) -> Observed {
             outputs = std::mem::take(&mut *got.lock().unwrap());
             result
         }
+        SinkMode::ReplyTo => {
+            let cell: Arc<OnceLock<Handle>> = Arc::default();
+            let called = Arc::new(AtomicBool::new(false));
+            let (c, h, k) = (Arc::clone(&called), Arc::clone(&cell), case.stop_after);
+            type Got = Vec<(u64, Kind, Option<Item>)>;
+            let running = builder
+                .reply_to(&name(0), Got::new(), move |mut got: Got, id, outcome| {
+                    let (kind, item) = outcome_kind(outcome);
+                    got.push((id.0, kind, item));
+                    if k.is_some_and(|k| got.len() >= k) {
+                        if let Some(handle) = h.get() {
+                            handle.stop();
+                            c.store(true, Ordering::SeqCst);
+                        }
+                    }
+                    got
+                })
+                .spawn()
+                .expect("a valid pipeline builds");
+            cell.set(running.handle()).unwrap();
+            if case.stop_after == Some(0) {
+                running.stop();
+                called.store(true, Ordering::SeqCst);
+            }
+            let (result, got) = match running.join() {
+                Ok(finished) => (Ok(finished.report), finished.output),
+                Err(mut e) => {
+                    let got = e.take_output::<Got>().unwrap_or_default();
+                    (Err(e), got)
+                }
+            };
+            stop_called = called.load(Ordering::SeqCst);
+            outputs = got.iter().filter_map(|g| g.2.clone()).collect();
+            replies = Some(got);
+            result
+        }
         SinkMode::Respond => {
             let (running, rx) = builder.respond().expect("a valid pipeline builds");
             if case.stop_after == Some(0) {
@@ -229,6 +268,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
     Observed {
         outputs,
         responses,
+        replies,
         report,
         stopped_by,
         other_error,

@@ -75,12 +75,12 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
         2 => Just(SinkMode::Outputs),
         2 => Just(SinkMode::ForEach),
         2 => Just(SinkMode::Respond),
+        2 => Just(SinkMode::ReplyTo),
         3 => sink_fault().prop_map(SinkMode::TryForEach),
     ];
     (sink, prop::bool::weighted(0.3)).prop_flat_map(|(sink, submitted)| {
-        // Hooks are left out of `outputs()` runs: see the ignored test
-        // `outputs_finish_returns_with_a_response_hook` in response_path.rs.
-        let hooks = sink != SinkMode::Outputs;
+        // Every sink runs with hooks, `outputs()` included (issue 11: it used to hang).
+        let hooks = true;
         (
             prop::collection::vec(0..1000u64, 0..200),
             prop::collection::vec(stage_spec(hooks), 1..=6),
@@ -103,7 +103,8 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
             },
             prop::option::weighted(0.3, 0..60usize),
             prop::option::weighted(0.3, 1..=8usize),
-            prop::option::weighted(0.3, 0..64usize),
+            // Any in-flight limit from 1 on, below the batch size too (issue 11).
+            prop::option::weighted(0.3, 1..=300usize),
             prop::option::weighted(0.3, 1..=64usize),
             prop::option::weighted(0.3, 1..=256usize),
             prop_oneof![
@@ -132,9 +133,7 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
                             spec.workers = workers;
                         }
                     }
-                    // The in-flight limit is kept at least the first stage's batch: a smaller
-                    // one hangs (see `max_in_flight_below_the_batch_size_completes`).
-                    let max_in_flight = extra.map(|e| stages[0].batch + e);
+                    let max_in_flight = extra;
                     Case {
                         input,
                         stages,
