@@ -59,6 +59,7 @@ enum BuildErrorKind {
     UnknownStage {
         stage: String,
     },
+    #[cfg(feature = "async")]
     CurrentThreadRuntime,
 }
 
@@ -117,7 +118,9 @@ impl BuildError {
             | BuildErrorKind::DuplicateName { stage }
             | BuildErrorKind::AsyncOnly { stage, .. }
             | BuildErrorKind::UnknownStage { stage } => Some(stage),
-            BuildErrorKind::EmptyName { .. } | BuildErrorKind::CurrentThreadRuntime => None,
+            BuildErrorKind::EmptyName { .. } => None,
+            #[cfg(feature = "async")]
+            BuildErrorKind::CurrentThreadRuntime => None,
         }
     }
 }
@@ -135,6 +138,7 @@ impl fmt::Display for BuildError {
                 f,
                 "stage `{stage}`: {setting} applies to async stages only (sync stages scale with workers)"
             ),
+            #[cfg(feature = "async")]
             BuildErrorKind::CurrentThreadRuntime => write!(
                 f,
                 "the runtime handed to `runtime()` is a current-thread runtime, whose timers and I/O \
@@ -366,7 +370,10 @@ impl fmt::Display for RunError {
             RunErrorKind::SourcePanicked(msg) => write!(f, "the source panicked: {msg}"),
             RunErrorKind::SinkPanicked(msg) => write!(f, "the sink panicked: {msg}"),
             RunErrorKind::InitPanicked { stage, message } => {
-                write!(f, "the state of stage `{stage}` could not be built: init panicked: {message}")
+                write!(
+                    f,
+                    "the state of stage `{stage}` could not be built: init panicked: {message}"
+                )
             }
             RunErrorKind::Wedged(diagnosis) => write!(f, "the pipeline is wedged: {diagnosis}"),
         }

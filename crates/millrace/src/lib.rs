@@ -84,8 +84,8 @@ mod control;
 mod error;
 mod item;
 mod metrics;
-mod pipeline;
 mod panics;
+mod pipeline;
 mod policy;
 mod pool;
 mod reorder;
@@ -116,7 +116,7 @@ pub use pipeline::{Finished, Handle, Outputs, Pipeline, PipelineBuilder, Running
 pub use policy::{ErrorPolicy, Retry};
 pub use report::{Bottleneck, Latency, Report, StageReport};
 pub use response::{Outcome, Responses, Status};
-pub use stage::{DeadLetter, Stage};
+pub use stage::{DeadLetter, Rejected, Stage};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

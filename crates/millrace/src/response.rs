@@ -273,7 +273,10 @@ pub(crate) fn relay(
     control: &Control,
     stage: &str,
 ) {
-    let Listener { mut hook, mut replies } = listener;
+    let Listener {
+        mut hook,
+        mut replies,
+    } = listener;
     for mut batch in inbox {
         if let Some(hook) = hook.as_mut() {
             batch.run_hook(hook, control, stage);
@@ -331,7 +334,10 @@ impl ResponseDrain {
 }
 
 impl<T: Send + 'static> Responses<T> {
-    pub(crate) fn new(inbox: Receiver<ResponseBatch>, credits: Arc<Window>) -> (Self, ResponseDrain) {
+    pub(crate) fn new(
+        inbox: Receiver<ResponseBatch>,
+        credits: Arc<Window>,
+    ) -> (Self, ResponseDrain) {
         let parked = Parked::default();
         let drain = ResponseDrain {
             inbox: inbox.clone(),

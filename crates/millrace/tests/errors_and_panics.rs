@@ -460,3 +460,81 @@ fn a_panicking_source_iterator_fails_the_run_after_draining_what_it_made() {
     got.sort_unstable();
     assert_eq!(got, (0..100u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_consuming_try_map_moves_items_and_hands_failures_back_for_retry_and_dead_letters() {
+    use millrace::{ErrorPolicy, Rejected, Retry};
+
+    // Each item fails on its first try and hands itself back; the retry gets the same
+    // bytes (no clone); items with a 0xff byte always fail and reach the dead letters whole.
+    let tries = Arc::new(AtomicU64::new(0));
+    let letters: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let (t, l) = (Arc::clone(&tries), Arc::clone(&letters));
+    let input: Vec<Vec<u8>> = (0..100u8)
+        .map(|i| {
+            if i % 10 == 9 {
+                vec![0xff, i]
+            } else {
+                vec![b'a' + i % 26]
+            }
+        })
+        .collect();
+    let finished = within(60, move || {
+        Pipeline::source(input)
+            .stage(
+                Stage::try_map_owned("utf8", move |bytes: Vec<u8>| {
+                    if t.fetch_add(1, Ordering::Relaxed) % 2 == 0 && bytes[0] != 0xff {
+                        return Err(Rejected::new(bytes, "not yet"));
+                    }
+                    String::from_utf8(bytes).map_err(|e| {
+                        let why = e.utf8_error();
+                        Rejected::new(e.into_bytes(), why)
+                    })
+                })
+                .on_error(ErrorPolicy::Retry(
+                    Retry::new(3).backoff(std::time::Duration::ZERO),
+                ))
+                .dead_letter(move |letter| {
+                    l.lock()
+                        .unwrap()
+                        .push(letter.item.expect("the item came back"));
+                }),
+            )
+            .collect()
+            .run()
+            .unwrap()
+    });
+    assert_eq!(finished.output.len(), 90);
+    assert_eq!(finished.report.failed(), 10);
+    let mut letters = letters.lock().unwrap().clone();
+    letters.sort();
+    let want: Vec<Vec<u8>> = (0..100u8)
+        .filter(|i| i % 10 == 9)
+        .map(|i| vec![0xff, i])
+        .collect();
+    assert_eq!(letters, want, "dead letters get the bytes back whole");
+}
+
+#[test]
+fn a_consuming_try_map_that_consumed_its_item_fails_it_without_a_retry() {
+    use millrace::{ErrorPolicy, Rejected, Retry};
+    let finished = within(60, || {
+        Pipeline::source(0..10u64)
+            .stage(
+                Stage::try_map_owned("eat", |x: u64| {
+                    if x == 4 {
+                        Err(Rejected::consumed("gone"))
+                    } else {
+                        Ok(x)
+                    }
+                })
+                .on_error(ErrorPolicy::Retry(Retry::new(5))),
+            )
+            .collect()
+            .run()
+            .unwrap()
+    });
+    assert_eq!(finished.output.len(), 9);
+    let errors = finished.report.errors();
+    assert_eq!((errors.len(), errors[0].attempts()), (1, 1));
+}

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use millrace::{
-    EndState, ItemErrorKind, Pipeline, RunErrorKind, Stage, TrySubmitError,
-};
+use millrace::{EndState, ItemErrorKind, Pipeline, RunErrorKind, Stage, TrySubmitError};
 
 use common::{within, INJECTED};
 
@@ -134,21 +132,23 @@ fn each_call_of_a_panicking_response_hook_is_isolated_and_counted() {
     let c = Arc::clone(&calls);
     let report = within(60, move || {
         Pipeline::source(0..99u64)
-            .stage(
-                Stage::map("h", |x: u64| x).on_response(move |id, _| {
-                    c.fetch_add(1, Ordering::Relaxed);
-                    if id.0 % 25 == 0 {
-                        panic!("{INJECTED}: hook on {id}");
-                    }
-                }),
-            )
+            .stage(Stage::map("h", |x: u64| x).on_response(move |id, _| {
+                c.fetch_add(1, Ordering::Relaxed);
+                if id.0 % 25 == 0 {
+                    panic!("{INJECTED}: hook on {id}");
+                }
+            }))
             .default_batch(99)
             .for_each(|_| {})
             .run()
             .unwrap()
             .report
     });
-    assert_eq!(calls.load(Ordering::Relaxed), 99, "the hook ran for every id");
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        99,
+        "the hook ran for every id"
+    );
     let panics = report.hook_panics();
     assert_eq!(panics.len(), 4, "one panic recorded per call: {panics:?}");
     for id in [0, 25, 50, 75] {
@@ -209,7 +209,10 @@ fn a_map_with_init_that_panics_when_rebuilt_fails_the_run_with_nothing_lost() {
             .run()
             .unwrap_err()
     });
-    assert!(matches!(err.kind(), RunErrorKind::InitPanicked { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), RunErrorKind::InitPanicked { .. }),
+        "{err}"
+    );
     let report = err.report().expect("a report");
     assert!(report.is_balanced(), "{report}");
     assert_eq!(report.failed(), 1, "the item that panicked");

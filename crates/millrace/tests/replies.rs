@@ -30,13 +30,17 @@ fn stage_one_receives_each_three_x_squared_and_sums_to_the_closed_form() {
                 .workers(2),
             )
             .stage(Stage::map("scale", |d: Data| d.y.wrapping_mul(3)).workers(2))
-            .reply_to("wrap", (0u64, 0u64), |(sum, count), id, reply| match reply {
-                Outcome::Output(y) => {
-                    assert_eq!(y, id.0.wrapping_mul(id.0).wrapping_mul(3));
-                    (sum.wrapping_add(y), count + 1)
-                }
-                other => panic!("item {id} did not deliver: {other:?}"),
-            })
+            .reply_to(
+                "wrap",
+                (0u64, 0u64),
+                |(sum, count), id, reply| match reply {
+                    Outcome::Output(y) => {
+                        assert_eq!(y, id.0.wrapping_mul(id.0).wrapping_mul(3));
+                        (sum.wrapping_add(y), count + 1)
+                    }
+                    other => panic!("item {id} did not deliver: {other:?}"),
+                },
+            )
             .run()
             .unwrap()
     });
@@ -65,7 +69,11 @@ fn collect_replies<T>(
 fn filtered_and_failed_items_are_answered_with_why_at_capacity_one() {
     let pipeline = Pipeline::source(0..2_000u64)
         .stage(Stage::map("first", |x: u64| x).capacity(1).batch(1))
-        .stage(Stage::filter("odd", |x: &u64| x % 2 == 1).capacity(1).workers(2))
+        .stage(
+            Stage::filter("odd", |x: &u64| x % 2 == 1)
+                .capacity(1)
+                .workers(2),
+        )
         .stage(
             Stage::try_map("check", |&x: &u64| {
                 if x % 7 == 0 {
@@ -175,7 +183,10 @@ fn a_cancelled_run_answers_the_rest_as_cancelled() {
     assert!(report.is_balanced(), "{report}");
     let answered: usize = replies.values().map(Vec::len).sum();
     let sent_on = report.stage("first").expect("stage first").tally.items_out;
-    assert_eq!(answered as u64, sent_on, "every item `first` sent on is answered");
+    assert_eq!(
+        answered as u64, sent_on,
+        "every item `first` sent on is answered"
+    );
     assert!(replies.values().all(|o| o.len() == 1));
     let cancelled = replies
         .values()
@@ -217,5 +228,7 @@ fn a_panicking_reply_fold_fails_the_run() {
             .run()
             .unwrap_err()
     });
-    assert!(matches!(err.kind(), RunErrorKind::SinkPanicked(m) if m.contains("replies to stage `square`")));
+    assert!(
+        matches!(err.kind(), RunErrorKind::SinkPanicked(m) if m.contains("replies to stage `square`"))
+    );
 }

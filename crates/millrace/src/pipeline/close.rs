@@ -249,7 +249,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let (done, value) = crossbeam_channel::bounded(1);
                 let replies: Box<dyn TakeReplies> =
                     Box::new(ReplyFold::<T, A, F>::new(init, f, done));
-                let (mut launch, inlet, _) = self.launch_replying::<()>(false, Some((index, replies)))?;
+                let (mut launch, inlet, _) =
+                    self.launch_replying::<()>(false, Some((index, replies)))?;
                 let ctx = launch.sink_ctx();
                 let controller = launch.start_controller();
                 let sink = std::thread::Builder::new()

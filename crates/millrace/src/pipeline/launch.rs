@@ -25,7 +25,9 @@ use crate::connector::{connector, Inlet};
 use crate::control::Control;
 use crate::metrics::StageMetrics;
 use crate::reorder::Reorder;
-use crate::response::{relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream};
+use crate::response::{
+    relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream,
+};
 use crate::stage::crew::Crew;
 use crate::stage::process::{DeadLetterFn, StageCtx};
 use crate::stage::worker::{
@@ -347,6 +349,8 @@ impl Launch {
             expanded: self.credits.as_ref().map(|c| Arc::clone(&c.expanded)),
             control: Arc::clone(&self.control),
         });
+        // Without the `async` feature the match has one arm; it stays a match for the other.
+        #[cfg_attr(not(feature = "async"), allow(clippy::infallible_destructuring_match))]
         let make_process = match body {
             Body::Sync(make_process) => make_process,
             #[cfg(feature = "async")]

@@ -327,9 +327,7 @@ impl<T> Iterator for Outputs<T> {
                 self.taken += 1;
                 return Some(item);
             }
-            if self.inlet.is_none() {
-                return None;
-            }
+            self.inlet.as_ref()?;
             // Answer what the caller took before waiting for more: those responses may be
             // the very credits the source needs to send the next batch.
             self.settle();

@@ -10,6 +10,7 @@
 //! | [`Stage::filter`] | 1 → 0/1 | `Fn(&T) -> bool` |
 //! | [`Stage::flat_map`] | 1 → any | `Fn(T) -> impl IntoIterator<Item = U>` |
 //! | [`Stage::try_map`] | 1 → 1 or error | `Fn(&T) -> Result<U, E>` |
+//! | [`Stage::try_map_owned`] | 1 → 1 or error, consuming | `Fn(T) -> Result<U, Rejected<T>>` |
 //! | [`Stage::try_flat_map`] | 1 → any or error | `Fn(&T) -> Result<impl IntoIterator<Item = U>, E>` |
 //! | [`Stage::try_map_with`] | 1 → 1 or error, per-worker state | `Fn() -> S`, `Fn(&mut S, &T) -> Result<U, E>` |
 //! | [`Stage::map_async`] | 1 → 1, async (feature `async`) | `Fn(T) -> impl Future<Output = U>` |
@@ -21,14 +22,16 @@
 //! [dead letters](Stage::dead_letter), and a [response hook](Stage::on_response).
 //! Settings left unset take the pipeline's defaults.
 //!
-//! Items are moved into the closure, never cloned. The fallible forms borrow the item
-//! instead, so that a failed item can be retried and handed to the dead letters whole.
+//! Items are moved into the closure, never cloned. Most fallible forms borrow the item
+//! instead, so that a failed item can be retried and handed to the dead letters whole;
+//! [`Stage::try_map_owned`] takes it, and its error hands it back.
 
 #[cfg(feature = "async")]
 pub(crate) mod asynchronous;
 pub(crate) mod crew;
 pub(crate) mod logic;
 pub(crate) mod process;
+mod rejected;
 pub(crate) mod worker;
 
 use std::fmt;
@@ -41,6 +44,8 @@ use crate::policy::ErrorPolicy;
 use crate::response::{Hook, Status};
 use logic::{FilterLogic, FlatMapLogic, Logic, MapLogic, TryLogic};
 use process::{DeadLetterFn, MakeProcess, StageWorker};
+pub use rejected::Rejected;
+use rejected::TryOwnedLogic;
 
 /// An item that failed for good, with its error: what a stage's dead-letter handler gets.
 #[derive(Debug)]
@@ -226,6 +231,22 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         F: Fn(&T) -> Result<U, E> + Send + Sync + 'static,
     {
         Self::try_flat_map(name, move |item: &T| f(item).map(std::iter::once))
+    }
+
+    /// A consuming fallible map: the closure takes the item (so a parse can keep its bytes,
+    /// with no clone), and an error hands it back in a [`Rejected`], so the stage's error
+    /// policy can retry it and a [dead letter](Stage::dead_letter) gets it whole. An error
+    /// made with [`Rejected::consumed`], or a panic, fails the item for good (it is gone).
+    /// See [`Rejected`] for an example.
+    pub fn try_map_owned<F>(name: &str, f: F) -> Self
+    where
+        F: Fn(T) -> Result<U, Rejected<T>> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        Self::from_logic(name, move || TryOwnedLogic {
+            f: Arc::clone(&f),
+            _out: PhantomData,
+        })
     }
 
     /// A fallible flat-map: like [`try_map`](Stage::try_map), with any number of outputs.
