@@ -70,6 +70,60 @@ pub(crate) struct Control {
     pub(crate) extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// What the autoscaler and the wedge detector did.
     pub(crate) scaling: Mutex<crate::autoscale::ScalingLog>,
+    /// Each relay thread's watch (for the wedge detector).
+    pub(crate) relays: Mutex<Vec<Arc<RelayWatch>>>,
+    /// Dropped when the sink has ended, or when the run failed on a wedge: what `join`
+    /// waits for before joining threads (see [`Control::wait_end`]).
+    end_tx: std::sync::Mutex<Option<crossbeam_channel::Sender<()>>>,
+    pub(crate) end_rx: crossbeam_channel::Receiver<()>,
+}
+
+/// Signals the end of the sink when dropped, however the sink thread ends.
+pub(crate) struct SinkEnded(pub(crate) Arc<Control>);
+
+impl Drop for SinkEnded {
+    fn drop(&mut self) {
+        self.0.signal_end();
+    }
+}
+
+/// What the wedge detector sees of a relay thread: when its hook started on the batch it is
+/// running (0 when idle, else nanoseconds since the run started, plus one), and how many
+/// responses it has passed on.
+pub(crate) struct RelayWatch {
+    pub(crate) stage: Arc<str>,
+    pub(crate) busy_since: AtomicU64,
+    pub(crate) relayed: AtomicU64,
+}
+
+impl RelayWatch {
+    pub(crate) fn new(stage: Arc<str>) -> Self {
+        RelayWatch {
+            stage,
+            busy_since: AtomicU64::new(0),
+            relayed: AtomicU64::new(0),
+        }
+    }
+
+    /// The hook starts on a batch, at `now` since the run started.
+    pub(crate) fn enter(&self, now: std::time::Duration) {
+        self.busy_since
+            .store(now.as_nanos() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// The hook is done with a batch of `n` responses.
+    pub(crate) fn leave(&self, n: u64) {
+        self.busy_since.store(0, Ordering::Relaxed);
+        self.relayed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Since when the hook has been running, if it is.
+    pub(crate) fn busy(&self) -> Option<std::time::Duration> {
+        match self.busy_since.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(std::time::Duration::from_nanos(n - 1)),
+        }
+    }
 }
 
 impl Control {
@@ -82,6 +136,7 @@ impl Control {
         if quiet_panics {
             crate::panics::install_quiet_hook();
         }
+        let (end_tx, end_rx) = crossbeam_channel::bounded(0);
         Control {
             stop: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
@@ -99,7 +154,29 @@ impl Control {
             sink,
             extra_threads: Mutex::new(Vec::new()),
             scaling: Mutex::new(crate::autoscale::ScalingLog::default()),
+            relays: Mutex::new(Vec::new()),
+            end_tx: std::sync::Mutex::new(Some(end_tx)),
+            end_rx,
         }
+    }
+
+    /// The sink has ended (or the run failed on a wedge): wakes [`Control::wait_end`].
+    pub(crate) fn signal_end(&self) {
+        self.end_tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    /// Waits until [`Control::signal_end`].
+    pub(crate) fn wait_end(&self) {
+        // Nothing is ever sent: the channel disconnects when the sender is dropped.
+        let _ = self.end_rx.recv();
+    }
+
+    /// Whether the run failed on a wedge.
+    pub(crate) fn wedge_failed(&self) -> bool {
+        matches!(*lock(&self.first_error), Some(RunErrorKind::Wedged(_)))
     }
 
     /// Time since the run started, the clock of worker activity.

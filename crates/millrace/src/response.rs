@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::control::Control;
+use crate::control::{Control, RelayWatch};
 use crate::error::{panic_message, ItemError, RunErrorKind};
 use crate::item::{Ids, ItemId};
 use crate::window::Window;
@@ -271,19 +271,23 @@ pub(crate) fn relay(
     listener: Listener,
     next: Upstream,
     control: &Control,
-    stage: &str,
+    watch: &RelayWatch,
 ) {
     let Listener {
         mut hook,
         mut replies,
     } = listener;
+    let stage = &*watch.stage;
     for mut batch in inbox {
+        let n = batch.len() as u64;
+        watch.enter(control.now());
         if let Some(hook) = hook.as_mut() {
             batch.run_hook(hook, control, stage);
         }
         if let Some(replies) = replies.as_mut() {
             replies.take(&mut batch, control, stage);
         }
+        watch.leave(n);
         next.send(batch);
     }
     if let Some(replies) = replies {
@@ -324,9 +328,27 @@ pub(crate) struct ResponseDrain {
 
 impl ResponseDrain {
     /// Takes every response until the path closes (every thread that answers has ended),
-    /// crediting each so the source can go on, and parks it for [`Responses`].
-    pub(crate) fn drain(self) {
-        for batch in self.inbox.iter() {
+    /// crediting each so the source can go on, and parks it for [`Responses`]. Gives up
+    /// when the run fails on a wedge: a thread stuck for good may never close the path.
+    pub(crate) fn drain(self, control: &Control) {
+        let mut ended = Some(&control.end_rx);
+        loop {
+            let batch = match ended {
+                Some(end) => crossbeam_channel::select! {
+                    recv(self.inbox) -> batch => batch,
+                    recv(end) -> _ => {
+                        if control.wedge_failed() {
+                            return;
+                        }
+                        ended = None;
+                        continue;
+                    }
+                },
+                None => self.inbox.recv(),
+            };
+            let Ok(batch) = batch else {
+                return;
+            };
             self.credits.advance(batch.len() as u64);
             crate::sync::lock(&self.parked).push_back(batch);
         }

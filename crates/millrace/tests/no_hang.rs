@@ -306,3 +306,79 @@ fn a_multi_thread_runtime_runs_timers() {
     assert_eq!(out.len(), 10);
     drop(rt);
 }
+
+/// A gate a stuck closure waits on until the test lets it go (after the run has ended), so
+/// the detached thread does end before the test binary does.
+fn gate() -> (
+    std::sync::mpsc::SyncSender<()>,
+    Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    (tx, Arc::new(std::sync::Mutex::new(rx)))
+}
+
+#[test]
+fn a_response_hook_stuck_for_good_is_named_and_the_failed_run_ends() {
+    use millrace::WedgePolicy;
+    let (release, held) = gate();
+    let err = within(60, move || {
+        Pipeline::source(0..100u64)
+            .stage(Stage::map("hooked", |x: u64| x).on_response(move |id, _| {
+                if id.0 == 10 {
+                    let _ = held.lock().unwrap().recv();
+                }
+            }))
+            .stage(Stage::map("after", |x: u64| x))
+            .wedge_timeout(Duration::from_millis(200), WedgePolicy::Fail)
+            .autoscale_interval(Duration::from_millis(20))
+            .max_in_flight(8)
+            .default_batch(1)
+            .for_each(|_| {})
+            .run()
+            .unwrap_err()
+    });
+    let _ = release.send(());
+    let RunErrorKind::Wedged(diagnosis) = err.kind() else {
+        panic!("{err}");
+    };
+    assert!(
+        diagnosis.contains("`hooked`: its response hook has been running for"),
+        "{diagnosis}"
+    );
+    assert!(
+        diagnosis.contains("millrace-hooked-responses"),
+        "{diagnosis}"
+    );
+}
+
+#[test]
+fn a_sync_stage_stuck_for_good_fails_the_run_and_is_detached() {
+    use millrace::WedgePolicy;
+    let (release, held) = gate();
+    let err = within(60, move || {
+        Pipeline::source(0..1_000u64)
+            .stage(Stage::map("stuck", move |x: u64| {
+                if x == 3 {
+                    let _ = held.lock().unwrap().recv();
+                }
+                x
+            }))
+            .wedge_timeout(Duration::from_millis(200), WedgePolicy::Fail)
+            .autoscale_interval(Duration::from_millis(20))
+            .default_batch(1)
+            .fold(0u64, |n, _| n + 1)
+            .run()
+            .unwrap_err()
+    });
+    let _ = release.send(());
+    let RunErrorKind::Wedged(diagnosis) = err.kind() else {
+        panic!("{err}");
+    };
+    assert!(
+        diagnosis.contains("`stuck`: worker 0 stuck in the stage's code"),
+        "{diagnosis}"
+    );
+    assert!(diagnosis.contains("were detached: "), "{diagnosis}");
+    assert!(diagnosis.contains("millrace-stuck-0"), "{diagnosis}");
+    assert!(err.report().is_some());
+}

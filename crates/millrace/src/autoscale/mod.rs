@@ -198,9 +198,14 @@ impl Controller {
 
     fn watch(&mut self, after: Duration, policy: WedgePolicy) {
         let c = &self.control;
+        let relayed: u64 = lock(&c.relays)
+            .iter()
+            .map(|r| r.relayed.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
         let progress = c.source.tally().items_out
             + c.sink.tally().items_in
-            + c.stages.iter().map(|m| m.tally().items_in).sum::<u64>();
+            + c.stages.iter().map(|m| m.tally().items_in).sum::<u64>()
+            + relayed;
         if progress != self.progress {
             self.progress = progress;
             self.last_progress = Instant::now();
@@ -216,6 +221,8 @@ impl Controller {
         lock(&c.scaling).wedges.push((c.now(), diagnosis.clone()));
         if policy == WedgePolicy::Fail {
             c.fail_hard(RunErrorKind::Wedged(diagnosis));
+            // `join` stops waiting for the sink: threads stuck for good are detached.
+            c.signal_end();
         }
     }
 }
@@ -260,8 +267,12 @@ fn segment_sample(
     }
 }
 
-/// Whether items were admitted that have not yet ended somewhere.
+/// Whether items were admitted that have not yet ended somewhere, or a response hook is
+/// still running on some.
 fn in_flight(c: &Control) -> bool {
+    if lock(&c.relays).iter().any(|r| r.busy().is_some()) {
+        return true;
+    }
     let ended: u64 = c
         .stages
         .iter()
@@ -318,6 +329,16 @@ pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
             continue;
         }
         let _ = write!(out, " `{}`: {}{queue};", m.name, states.join(", "));
+    }
+    for relay in lock(&c.relays).iter() {
+        if let Some(since) = relay.busy() {
+            let for_how_long = now.saturating_sub(since).as_secs_f64();
+            let _ = write!(
+                out,
+                " `{}`: its response hook has been running for {for_how_long:.1} s;",
+                relay.stage
+            );
+        }
     }
     out.pop();
     out

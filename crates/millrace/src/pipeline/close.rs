@@ -5,6 +5,10 @@
 //! pipeline at once and hand back its outputs. Each resolves the plan and starts the threads
 //! through [`Launch`].
 
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::control::SinkEnded;
 use crate::error::{BoxError, BuildError};
 use crate::item::ItemId;
 use crate::response::{Outcome, ReplyFold, Responses, TakeReplies};
@@ -13,6 +17,22 @@ use super::launch::Launch;
 use super::running::{Outputs, Running};
 use super::sink::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
 use super::{Launched, Pipeline, PipelineBuilder};
+
+/// Starts the sink thread running `sink`; its end, however it ends, is what
+/// [`Running::join`] waits for first.
+fn spawn_sink<R: Send + 'static>(
+    launch: &Launch,
+    sink: impl FnOnce() -> Option<R> + Send + 'static,
+) -> JoinHandle<Option<R>> {
+    let ended = SinkEnded(Arc::clone(&launch.control));
+    std::thread::Builder::new()
+        .name("millrace-sink".into())
+        .spawn(move || {
+            let _ended = ended;
+            sink()
+        })
+        .expect("the OS refused to start the sink thread")
+}
 
 impl<T: Send + 'static> PipelineBuilder<T> {
     fn launch<O: Send + 'static>(self, serve: bool) -> Result<Launched<T, O>, BuildError> {
@@ -41,10 +61,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let (mut launch, inlet, _) = self.launch::<()>(false)?;
                 let ctx = launch.sink_ctx();
                 let controller = launch.start_controller();
-                let sink = std::thread::Builder::new()
-                    .name("millrace-sink".into())
-                    .spawn(move || run_sink(inlet, sink, ctx))
-                    .expect("the OS refused to start the sink thread");
+                let sink = spawn_sink(&launch, move || run_sink(inlet, sink, ctx));
                 Ok(Running::new(
                     launch.control,
                     launch.threads,
@@ -253,15 +270,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     self.launch_replying::<()>(false, Some((index, replies)))?;
                 let ctx = launch.sink_ctx();
                 let controller = launch.start_controller();
-                let sink = std::thread::Builder::new()
-                    .name("millrace-sink".into())
-                    .spawn(move || {
-                        run_serve_sink(inlet, ctx);
-                        // The stage's relay hands its fold over once every response is in;
-                        // the sink's end of the response path is closed by now.
-                        value.recv().ok()
-                    })
-                    .expect("the OS refused to start the sink thread");
+                let sink = spawn_sink(&launch, move || {
+                    run_serve_sink(inlet, ctx);
+                    // The stage's relay hands its fold over once every response is in;
+                    // the sink's end of the response path is closed by now.
+                    value.recv().ok()
+                });
                 Ok(Running::new(
                     launch.control,
                     launch.threads,
@@ -301,10 +315,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         };
         let ctx = launch.sink_ctx();
         let controller = launch.start_controller();
-        let sink = std::thread::Builder::new()
-            .name("millrace-sink".into())
-            .spawn(move || run_serve_sink(inlet, ctx))
-            .expect("the OS refused to start the sink thread");
+        let sink = spawn_sink(&launch, move || run_serve_sink(inlet, ctx));
         Ok((
             Running::new(launch.control, launch.threads, sink, controller).draining(drain),
             responses,

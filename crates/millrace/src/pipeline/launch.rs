@@ -22,7 +22,7 @@ use crossbeam_channel::unbounded;
 
 use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings};
 use crate::connector::{connector, Inlet};
-use crate::control::Control;
+use crate::control::{Control, RelayWatch};
 use crate::metrics::StageMetrics;
 use crate::reorder::Reorder;
 use crate::response::{
@@ -34,7 +34,7 @@ use crate::stage::worker::{
     run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
 };
 use crate::stage::Body;
-use crate::sync::Mutex;
+use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
 use super::plan::{batches, resolve, Resolution, Resolved, Settings, StagePlan};
@@ -186,11 +186,13 @@ impl Launch {
             let next = launch.route_before(index);
             let control = Arc::clone(&launch.control);
             let name = Arc::clone(&plan[index].name);
+            let watch = Arc::new(RelayWatch::new(Arc::clone(&name)));
+            lock(&control.relays).push(Arc::clone(&watch));
             let handle = std::thread::Builder::new()
                 .name(format!("millrace-{name}-responses"))
                 .spawn(move || {
                     if let Some(next) = next {
-                        relay(rx, listener, next, &control, &name);
+                        relay(rx, listener, next, &control, &watch);
                     }
                 })
                 .expect("the OS refused to start a relay thread");

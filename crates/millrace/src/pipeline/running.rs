@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::connector::{Inlet, Poll};
 use crate::control::{Control, EndState};
@@ -128,6 +129,65 @@ fn finish<R: Send + 'static>(
     }
 }
 
+/// How long threads get to end after a wedge failed the run, before they are detached.
+const WEDGE_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends a run that failed on a wedge: threads that end within [`WEDGE_GRACE`] are joined,
+/// the others (stuck in user code for good, or waiting on one that is) are detached and
+/// named in the error. The sink's value is lost.
+fn join_detaching<R>(
+    control: &Control,
+    sink: JoinHandle<Option<R>>,
+    threads: Vec<JoinHandle<()>>,
+    controller: Option<Controller>,
+) -> RunError {
+    if let Some(Controller { done, thread }) = controller {
+        drop(done);
+        let _ = thread.join();
+    }
+    let deadline = Instant::now() + WEDGE_GRACE;
+    let mut detached = Vec::new();
+    let mut settle = |finished: bool, name: Option<&str>| {
+        if !finished {
+            detached.push(name.unwrap_or("a millrace thread").to_owned());
+        }
+    };
+    // Waiting on a thread that may never end: no timed join exists, so look every
+    // millisecond until the grace period is over (this path runs once, on failure).
+    let wait = |is_finished: &dyn Fn() -> bool| {
+        while !is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        is_finished()
+    };
+    let extra = std::mem::take(&mut *lock(&control.extra_threads));
+    for t in threads.into_iter().chain(extra) {
+        let finished = wait(&|| t.is_finished());
+        settle(finished, t.thread().name());
+        if finished {
+            let _ = t.join();
+        }
+    }
+    let finished = wait(&|| sink.is_finished());
+    settle(finished, sink.thread().name());
+    if finished {
+        let _ = sink.join();
+    }
+    let report = Report::build(control, EndState::Failed);
+    let kind = match lock(&control.first_error).take() {
+        Some(RunErrorKind::Wedged(diagnosis)) if !detached.is_empty() => {
+            RunErrorKind::Wedged(format!(
+                "{diagnosis}; {} thread(s) did not return after the cancel and were detached: {}",
+                detached.len(),
+                detached.join(", ")
+            ))
+        }
+        Some(kind) => kind,
+        None => RunErrorKind::Wedged("the pipeline is wedged".into()),
+    };
+    RunError::new(kind, Some(report))
+}
+
 impl<R> Running<R> {
     pub(crate) fn new(
         control: Arc<Control>,
@@ -186,10 +246,20 @@ impl<R> Running<R> {
     where
         R: Send + 'static,
     {
+        let control = Arc::clone(&self.handle.control);
         if let Some(drain) = self.drain {
             // Responses nobody has read yet hold back the source's credits: take them (for
             // the `Responses` iterator), so that joining first cannot hang.
-            drain.drain();
+            drain.drain(&control);
+        }
+        control.wait_end();
+        if control.wedge_failed() {
+            return Err(join_detaching(
+                &control,
+                self.sink,
+                self.threads,
+                self.controller,
+            ));
         }
         let output = match self.sink.join() {
             Ok(output) => output,
