@@ -146,6 +146,8 @@ struct Source<'a> {
     error: Option<&'a str>,
     skipped: u64,
     first_skipped: Option<&'a str>,
+    unreadable: u64,
+    unreadable_sample: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -269,6 +271,8 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             error: s.source_error.as_deref(),
             skipped: s.skipped.0,
             first_skipped: s.skipped.1.as_deref(),
+            unreadable: s.unreadable.0,
+            unreadable_sample: &s.unreadable.1,
         },
         result: s
             .sink

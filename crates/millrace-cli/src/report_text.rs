@@ -282,6 +282,22 @@ pub fn render(s: &Summary) -> String {
             s.skipped.1.as_deref().unwrap_or("?")
         );
     }
+    if s.unreadable.0 > 0 {
+        let _ = writeln!(
+            out,
+            "source could not read {} input{}{}:",
+            count(s.unreadable.0),
+            if s.unreadable.0 == 1 { "" } else { "s" },
+            if s.unreadable.0 > s.unreadable.1.len() as u64 {
+                format!(" (first {} below)", s.unreadable.1.len())
+            } else {
+                String::new()
+            }
+        );
+        for what in &s.unreadable.1 {
+            let _ = writeln!(out, "  {what}");
+        }
+    }
     for (path, n) in &s.dead_letters {
         let _ = writeln!(
             out,

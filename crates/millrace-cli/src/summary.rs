@@ -11,14 +11,14 @@
 //! # Exit codes
 //!
 //! 0 completed; 1 the pipeline failed (an item failed under `stop`, the source could not be
-//! read to the end, an output could not be written); 130 interrupted by Ctrl-C (stopped
+//! read to the end or could not read one of its inputs, an output could not be written); 130 interrupted by Ctrl-C (stopped
 //! gracefully or aborted). Bad config or usage (2) never gets this far.
 
 use std::path::PathBuf;
 
 use millrace::{EndState, Report, RunErrorKind};
 
-use crate::kinds::SinkResult;
+use crate::kinds::{SinkResult, SourceLog};
 use crate::sink_runner::SinkError;
 use crate::supervise::{Ended, Interruption};
 
@@ -91,8 +91,11 @@ pub struct Summary {
     pub sink: SinkSide,
     /// The error that ended the source early, if any.
     pub source_error: Option<String>,
-    /// Inputs the source skipped, and the first reason.
+    /// Inputs the source skipped on purpose (`files`: over `max_size`), and the first reason.
     pub skipped: (u64, Option<String>),
+    /// Inputs the source could not read (files, or directories it could not list), and
+    /// the first of them in full.
+    pub unreadable: (u64, Vec<String>),
     /// Dead-letter files and how many items each got.
     pub dead_letters: Vec<(PathBuf, u64)>,
 }
@@ -168,6 +171,7 @@ impl Summary {
                 sink: SinkSide::default(),
                 source_error: None,
                 skipped: (0, None),
+                unreadable: (0, Vec::new()),
                 dead_letters: Vec::new(),
             },
             output,
@@ -186,8 +190,10 @@ impl Summary {
         self
     }
 
-    /// Adds the source's account; a source that could not read to the end fails the run.
-    pub fn with_source(mut self, error: Option<String>, skipped: (u64, Option<String>)) -> Self {
+    /// Adds the source's account; a source that could not read to the end, or could not
+    /// read one of its inputs, fails the run.
+    pub fn with_source(mut self, log: &SourceLog) -> Self {
+        let error = log.error();
         if let Some(e) = &error {
             self.error
                 .get_or_insert_with(|| format!("the source failed: {e}"));
@@ -195,8 +201,23 @@ impl Summary {
                 self.outcome = Outcome::Failed;
             }
         }
+        let unreadable = log.unreadable_inputs();
+        if unreadable.0 > 0 {
+            let first = unreadable.1.first().map_or("?", String::as_str);
+            self.error.get_or_insert_with(|| {
+                format!(
+                    "the source could not read {} input{} (first: {first})",
+                    unreadable.0,
+                    if unreadable.0 == 1 { "" } else { "s" }
+                )
+            });
+            if self.outcome == Outcome::Completed {
+                self.outcome = Outcome::Failed;
+            }
+        }
         self.source_error = error;
-        self.skipped = skipped;
+        self.skipped = log.skipped();
+        self.unreadable = unreadable;
         self
     }
 

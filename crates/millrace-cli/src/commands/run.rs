@@ -135,7 +135,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     let (files, dl_error) = dead_letters.finish();
     let summary = summary
         .with_sink(sink)
-        .with_source(source_log.error(), source_log.skipped())
+        .with_source(&source_log)
         .with_dead_letters(files, dl_error);
     // A failed run's partial result would pass for a real one; an interrupted run's is
     // what was done, and the report says so.
