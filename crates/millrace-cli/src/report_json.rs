@@ -154,14 +154,16 @@ struct Source<'a> {
 struct DeadLetters {
     path: String,
     items: u64,
+    not_written: u64,
 }
 
-/// One row; `rejected` items (the sink's refusals) move from out to failed.
+/// One row; `rejected` items (the sink's refusals) move from out to failed, `unwritten`
+/// ones (stdout closed) from out to cancelled.
 fn stage<'a>(
     s: &'a StageReport,
     role: &'static str,
     kind: Option<&'a str>,
-    rejected: u64,
+    (rejected, unwritten): (u64, u64),
 ) -> Stage<'a> {
     Stage {
         name: &s.name,
@@ -171,11 +173,11 @@ fn stage<'a>(
         queue_capacity_batches: s.queue_capacity,
         fused: s.fused,
         items_in: s.tally.items_in,
-        items_out: s.tally.items_out - rejected.min(s.tally.items_out),
+        items_out: s.tally.items_out.saturating_sub(rejected + unwritten),
         filtered: s.tally.filtered,
         failed: s.tally.failed + rejected,
         retries: s.tally.retries,
-        cancelled: s.tally.cancelled,
+        cancelled: s.tally.cancelled + unwritten,
         busy: s.busy,
         idle: s.idle,
         blocked: s.blocked,
@@ -190,15 +192,15 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
     let r = &s.report;
     let t = s.totals();
     let kind = |i: usize| s.kinds.get(i).and_then(|k| k.as_deref());
-    let mut stages = vec![stage(r.source(), "source", kind(0), 0)];
+    let mut stages = vec![stage(r.source(), "source", kind(0), (0, 0))];
     for (i, st) in r.stages().iter().enumerate() {
-        stages.push(stage(st, "stage", kind(i + 1), 0));
+        stages.push(stage(st, "stage", kind(i + 1), (0, 0)));
     }
     stages.push(stage(
         r.sink(),
         "sink",
         kind(r.stages().len() + 1),
-        s.sink.rejected,
+        s.undelivered(),
     ));
     let wall = r.wall().as_secs_f64();
     let sample = r
@@ -282,9 +284,10 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         dead_letters: s
             .dead_letters
             .iter()
-            .map(|(p, n)| DeadLetters {
-                path: p.display().to_string(),
-                items: *n,
+            .map(|dl| DeadLetters {
+                path: dl.path.display().to_string(),
+                items: dl.written,
+                not_written: dl.lost,
             })
             .collect(),
         decisions: r

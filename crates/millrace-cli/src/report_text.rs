@@ -209,13 +209,13 @@ pub fn render(s: &Summary) -> String {
         );
     }
     let sink = r.sink();
-    let rejected = s.sink.rejected.min(sink.tally.items_out);
+    let (rejected, unwritten) = s.undelivered();
     stage_row(
         &mut out,
         sink,
         kind(r.stages().len() + 1),
         sink.tally.failed + rejected,
-        sink.tally.items_out - rejected,
+        sink.tally.items_out.saturating_sub(rejected + unwritten),
     );
     match r.bottleneck() {
         Some(b) => {
@@ -298,16 +298,31 @@ pub fn render(s: &Summary) -> String {
             let _ = writeln!(out, "  {what}");
         }
     }
-    for (path, n) in &s.dead_letters {
-        let _ = writeln!(
-            out,
-            "dead letters: {} items in {}",
-            count(*n),
-            path.display()
-        );
+    for dl in &s.dead_letters {
+        if dl.lost == 0 {
+            let _ = writeln!(
+                out,
+                "dead letters: {} items in {}",
+                count(dl.written),
+                dl.path.display()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "dead letters: {} of {} items written to {} ({} could not be)",
+                count(dl.written),
+                count(dl.written + dl.lost),
+                dl.path.display(),
+                count(dl.lost)
+            );
+        }
     }
     if s.sink.closed {
-        let _ = writeln!(out, "stdout was closed; the run stopped early");
+        let _ = writeln!(
+            out,
+            "stdout was closed; the run stopped early: {} items not written (counted as cancelled)",
+            count(unwritten)
+        );
     }
     out
 }

@@ -5,7 +5,7 @@
 //! # Totals
 //!
 //! The engine counts an item the CLI's sink refused as delivered; [`Summary::totals`] moves
-//! it to failed, so `in = delivered + filtered + failed + cancelled` holds for the whole
+//! it to failed (and an item not written because stdout was closed to cancelled), so `in = delivered + filtered + failed + cancelled` holds for the whole
 //! pipeline whenever no stage is a flat-map (`chunk` makes more items than it takes).
 //!
 //! # Exit codes
@@ -14,12 +14,11 @@
 //! read to the end or could not read one of its inputs, an output could not be written); 130 interrupted by Ctrl-C (stopped
 //! gracefully or aborted). Bad config or usage (2) never gets this far.
 
-use std::path::PathBuf;
-
 use millrace::{EndState, Report, RunErrorKind};
 
+use crate::dead_letter::DeadLetterCount;
 use crate::kinds::{SinkResult, SourceLog};
-use crate::sink_runner::SinkError;
+use crate::sink_runner::{SinkError, SinkOutcome};
 use crate::supervise::{Ended, Interruption};
 
 /// How a run ended, as the CLI tells it.
@@ -70,6 +69,21 @@ pub struct SinkSide {
     pub fatal: Option<String>,
     /// Whether stdout was closed.
     pub closed: bool,
+    /// Items delivered by the engine that were not written because stdout was closed.
+    pub unwritten: u64,
+}
+
+impl From<SinkOutcome> for SinkSide {
+    fn from(outcome: SinkOutcome) -> Self {
+        SinkSide {
+            result: outcome.result.ok(),
+            rejected: outcome.rejected,
+            errors: outcome.errors,
+            fatal: outcome.fatal,
+            closed: outcome.closed,
+            unwritten: outcome.unwritten,
+        }
+    }
 }
 
 /// The whole account of one run.
@@ -96,8 +110,8 @@ pub struct Summary {
     /// Inputs the source could not read (files, or directories it could not list), and
     /// the first of them in full.
     pub unreadable: (u64, Vec<String>),
-    /// Dead-letter files and how many items each got.
-    pub dead_letters: Vec<(PathBuf, u64)>,
+    /// Dead-letter files, with the items each got and the items that could not be written.
+    pub dead_letters: Vec<DeadLetterCount>,
 }
 
 /// Pipeline-wide counts.
@@ -222,7 +236,7 @@ impl Summary {
     }
 
     /// Adds the dead letters; a dead-letter file that could not be written fails the run.
-    pub fn with_dead_letters(mut self, files: Vec<(PathBuf, u64)>, error: Option<String>) -> Self {
+    pub fn with_dead_letters(mut self, files: Vec<DeadLetterCount>, error: Option<String>) -> Self {
         if let Some(e) = error {
             self.error.get_or_insert(format!("dead letters: {e}"));
             if self.outcome == Outcome::Completed {
@@ -233,16 +247,25 @@ impl Summary {
         self
     }
 
-    /// Pipeline-wide counts, with the sink's refusals moved from delivered to failed.
+    /// The sink's refusals and the items it did not write (stdout closed), each at most
+    /// what the engine counted delivered.
+    pub fn undelivered(&self) -> (u64, u64) {
+        let delivered = self.report.delivered();
+        let rejected = self.sink.rejected.min(delivered);
+        (rejected, self.sink.unwritten.min(delivered - rejected))
+    }
+
+    /// Pipeline-wide counts, with the sink's refusals moved from delivered to failed, and
+    /// the items it did not write because stdout was closed to cancelled.
     pub fn totals(&self) -> Totals {
         let r = &self.report;
-        let rejected = self.sink.rejected.min(r.delivered());
+        let (rejected, unwritten) = self.undelivered();
         Totals {
             items_in: r.items_in(),
-            delivered: r.delivered() - rejected,
+            delivered: r.delivered() - rejected - unwritten,
             filtered: r.filtered(),
             failed: r.failed() + rejected,
-            cancelled: r.cancelled(),
+            cancelled: r.cancelled() + unwritten,
         }
     }
 }

@@ -115,13 +115,7 @@ fn sink_refusals_at_run_time_count_as_failed_and_keep_the_identity() {
     assert!(sink.errors[0]
         .message
         .contains("sink `sum` failed on item #0: expected a number in field `text`, got text"));
-    let summary = summary.with_sink(SinkSide {
-        result: sink.result.ok(),
-        rejected: sink.rejected,
-        errors: sink.errors,
-        fatal: sink.fatal,
-        closed: sink.closed,
-    });
+    let summary = summary.with_sink(SinkSide::from(sink));
     let t = summary.totals();
     assert_eq!((t.delivered, t.failed), (0, 2));
     assert_eq!(

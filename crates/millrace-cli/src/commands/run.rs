@@ -119,19 +119,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         Ok(run) => run,
         Err(code) => return code,
     };
-    let sink = match runner {
-        Some(runner) => {
-            let outcome = runner.finish();
-            SinkSide {
-                result: outcome.result.ok(),
-                rejected: outcome.rejected,
-                errors: outcome.errors,
-                fatal: outcome.fatal,
-                closed: outcome.closed,
-            }
-        }
-        None => SinkSide::default(),
-    };
+    let sink = runner.map_or_else(SinkSide::default, |r| SinkSide::from(r.finish()));
     let (files, dl_error) = dead_letters.finish();
     let summary = summary
         .with_sink(sink)
