@@ -83,6 +83,13 @@ fn headline(s: &Summary) -> String {
         Outcome::Failed => {
             let _ = write!(line, "FAILED after {wall:.3} s");
         }
+        Outcome::Closed => {
+            let _ = write!(
+                line,
+                "stopped after {wall:.3} s: stdout was closed; {} items delivered",
+                count(t.delivered)
+            );
+        }
         Outcome::Interrupted => {
             let _ = write!(
                 line,
@@ -317,12 +324,14 @@ pub fn render(s: &Summary) -> String {
             );
         }
     }
-    if s.sink.closed {
+    if s.sink.closed && unwritten > 0 {
         let _ = writeln!(
             out,
             "stdout was closed; the run stopped early: {} items not written (counted as cancelled)",
             count(unwritten)
         );
+    } else if s.sink.closed {
+        let _ = writeln!(out, "stdout was closed: the result was not printed");
     }
     out
 }

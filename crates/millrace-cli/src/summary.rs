@@ -10,7 +10,8 @@
 //!
 //! # Exit codes
 //!
-//! 0 completed; 1 the pipeline failed (an item failed under `stop`, the source could not be
+//! 0 completed; 141 stdout was closed (`| head`) before everything was written; 1 the
+//! pipeline failed (an item failed under `stop`, the source could not be
 //! read to the end or could not read one of its inputs, an output could not be written); 130 interrupted by Ctrl-C (stopped
 //! gracefully or aborted). Bad config or usage (2) never gets this far.
 
@@ -24,9 +25,11 @@ use crate::supervise::{Ended, Interruption};
 /// How a run ended, as the CLI tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The input was exhausted and everything drained (or stdout was closed under a
-    /// `stdout` sink).
+    /// The input was exhausted and everything drained.
     Completed,
+    /// Stdout was closed (`| head`) before everything was written: the run stopped early
+    /// (a `stdout` sink), or its result could not be printed.
+    Closed,
     /// Ctrl-C: the source was stopped and items in flight drained.
     Interrupted,
     /// Ctrl-C twice: items in flight were dropped.
@@ -40,6 +43,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::Closed => "closed",
             Outcome::Interrupted => "interrupted",
             Outcome::Aborted => "aborted",
             Outcome::Failed => "failed",
@@ -51,6 +55,7 @@ impl Outcome {
         match self {
             Outcome::Completed => 0,
             Outcome::Failed => 1,
+            Outcome::Closed => 141,
             Outcome::Interrupted | Outcome::Aborted => 130,
         }
     }
@@ -192,7 +197,16 @@ impl Summary {
         ))
     }
 
-    /// Adds the sink end's account; a fatal sink error fails the run.
+    /// Stdout was closed: a run that would have completed ends `closed` instead.
+    pub fn stdout_closed(&mut self) {
+        self.sink.closed = true;
+        if self.outcome == Outcome::Completed {
+            self.outcome = Outcome::Closed;
+        }
+    }
+
+    /// Adds the sink end's account; a fatal sink error fails the run, and a closed stdout
+    /// makes it `closed`.
     pub fn with_sink(mut self, sink: SinkSide) -> Self {
         if let Some(fatal) = &sink.fatal {
             self.error.get_or_insert_with(|| fatal.clone());
@@ -200,7 +214,11 @@ impl Summary {
                 self.outcome = Outcome::Failed;
             }
         }
+        let closed = sink.closed;
         self.sink = sink;
+        if closed {
+            self.stdout_closed();
+        }
         self
     }
 

@@ -18,7 +18,7 @@ use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
 
-use super::{fail, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
+use super::{fail, print_err, print_out, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
 
 /// Runs `millrace run`; returns the exit code.
 pub fn run(args: &RunArgs) -> u8 {
@@ -42,9 +42,9 @@ pub(super) fn live_view(off: bool, title: &str, writes_stdout: bool) -> Option<L
 /// Prints the report and writes the JSON one; returns the exit code.
 fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     if !args.quiet {
-        eprint!("{}", report_text::render(summary));
+        print_err(&report_text::render(summary));
     } else if let Some(e) = &summary.error {
-        eprintln!("millrace: {}: {e}", summary.outcome.as_str());
+        print_err(&format!("millrace: {}: {e}\n", summary.outcome.as_str()));
     }
     let mut code = summary.outcome.exit_code();
     if let Some(path) = json_path {
@@ -83,7 +83,9 @@ fn run_seed(args: &RunArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     if let Some(sum) = sum {
-        println!("seed pipeline: sum of 3·x² for x < {n} = {sum}");
+        if print_out(&format!("seed pipeline: sum of 3·x² for x < {n} = {sum}\n")).is_err() {
+            summary.stdout_closed();
+        }
         summary.sink.result = Some(crate::kinds::SinkResult {
             lines: Vec::new(),
             json: serde_json::json!({ "sum": sum, "n": n }),
@@ -121,7 +123,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     };
     let sink = runner.map_or_else(SinkSide::default, |r| SinkSide::from(r.finish()));
     let (files, dl_error) = dead_letters.finish();
-    let summary = summary
+    let mut summary = summary
         .with_sink(sink)
         .with_source(&source_log)
         .with_dead_letters(files, dl_error);
@@ -129,8 +131,9 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     // what was done, and the report says so.
     if summary.outcome != Outcome::Failed {
         if let Some(result) = &summary.sink.result {
-            for line in &result.lines {
-                println!("{line}");
+            let text: String = result.lines.iter().map(|l| format!("{l}\n")).collect();
+            if print_out(&text).is_err() {
+                summary.stdout_closed();
             }
         }
     }
