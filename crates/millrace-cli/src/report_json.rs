@@ -326,13 +326,104 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
     serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
 }
 
+/// Checks that a report can be written to `path`, before anything runs: opens it for
+/// writing (creating it, and removing it again, if it was not there).
+///
+/// # Errors
+///
+/// Why it cannot be written, naming the path.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// The report of a run that never started (a bad file, an input that cannot be opened):
+/// the same schema, with no stages and every count zero.
+pub fn not_started(
+    pipeline: &str,
+    file: Option<&str>,
+    error: &str,
+    exit_code: u8,
+) -> serde_json::Value {
+    let doc = Doc {
+        schema: SCHEMA,
+        version: VERSION,
+        pipeline: Pipeline {
+            name: pipeline,
+            file,
+        },
+        outcome: "failed",
+        exit_code,
+        error: Some(error),
+        wall_seconds: 0.0,
+        throughput_per_second: 0.0,
+        totals: Totals {
+            items_in: 0,
+            delivered: 0,
+            filtered: 0,
+            failed: 0,
+            cancelled: 0,
+            done: 0,
+        },
+        stages: Vec::new(),
+        bottleneck: None,
+        latency_seconds: Latency {
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            max: 0.0,
+            samples: 0,
+        },
+        errors: Errors {
+            total: 0,
+            sample: Vec::new(),
+        },
+        unfinished: Unfinished {
+            count: 0,
+            ids: Vec::new(),
+        },
+        source: Source {
+            error: None,
+            skipped: 0,
+            first_skipped: None,
+            unreadable: 0,
+            unreadable_sample: &[],
+        },
+        result: serde_json::Value::Null,
+        dead_letters: Vec::new(),
+        decisions: Vec::new(),
+        worker_history: Vec::new(),
+        wedges: Vec::new(),
+        controller_busy_seconds: 0.0,
+    };
+    serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes `doc` to `path`, pretty-printed.
+///
+/// # Errors
+///
+/// Why the file cannot be written.
+pub fn write_value(doc: &serde_json::Value, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))
+}
+
 /// Writes the report to `path`, pretty-printed.
 ///
 /// # Errors
 ///
 /// Why the file cannot be written.
 pub fn write(s: &Summary, path: &Path) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(&to_json(s)).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n")
-        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))
+    write_value(&to_json(s), path)
 }

@@ -93,24 +93,26 @@ pub struct Supervised {
 ///
 /// # Errors
 ///
-/// The exit code, once the message is printed: [`EXIT_FAILED`] if the pipeline cannot be
-/// built, [`EXIT_CONFIG`] if the engine refuses its settings or the summary cannot be made.
+/// The exit code and the message, once printed: [`EXIT_FAILED`] if the pipeline cannot be
+/// built (an input that cannot be opened), [`EXIT_CONFIG`] if the engine refuses its
+/// settings or the summary cannot be made.
 pub fn run_supervised(
     spec: &PipelineSpec,
     kinds: Vec<Option<String>>,
     live: Option<LiveView>,
     deadline: Option<Instant>,
-) -> Result<Supervised, u8> {
+) -> Result<Supervised, (u8, String)> {
+    let failed = |code: u8, message: String| (fail(code, &message), message);
     let Built {
         pipeline,
         source_log,
         dead_letters,
         stop,
         runtime,
-    } = build(spec).map_err(|e| fail(EXIT_FAILED, &e))?;
+    } = build(spec).map_err(|e| failed(EXIT_FAILED, e))?;
     let running = pipeline
         .spawn()
-        .map_err(|e| fail(EXIT_CONFIG, &format!("error: {e}")))?;
+        .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
     let interrupts = Interrupts::install();
     let watch = Watch {
         live,
@@ -122,7 +124,7 @@ pub fn run_supervised(
     // The I/O stages' runtime has served its purpose once the run has ended.
     drop(runtime);
     let (summary, runner) = Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption)
-        .map_err(|e| fail(EXIT_CONFIG, &format!("error: {e}")))?;
+        .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
     Ok(Supervised {
         source_log,
         dead_letters,

@@ -56,11 +56,46 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     code
 }
 
+/// Says why the run could not start, writes the report of a run that never started to
+/// `json_path` if there is one, and returns `code`.
+fn not_started(
+    code: u8,
+    message: &str,
+    name: &str,
+    file: Option<&Path>,
+    json_path: Option<&Path>,
+) -> u8 {
+    if let Some(path) = json_path {
+        let file = file.map(|f| f.display().to_string());
+        let doc = report_json::not_started(name, file.as_deref(), message, code);
+        if let Err(e) = report_json::write_value(&doc, path) {
+            print_err(&format!("millrace: {e}\n"));
+        }
+    }
+    code
+}
+
+/// Checks that the JSON report can be written, if one is asked for.
+fn check_report_path(json_path: Option<&Path>) -> Result<(), u8> {
+    match json_path.map(report_json::check_writable) {
+        Some(Err(e)) => Err(fail(EXIT_FAILED, &e)),
+        _ => Ok(()),
+    }
+}
+
 fn run_seed(args: &RunArgs) -> u8 {
+    if let Err(code) = check_report_path(args.report.as_deref()) {
+        return code;
+    }
     if !args.set.is_empty() {
-        return fail(
-            EXIT_CONFIG,
-            "--set needs a pipeline file (the built-in seed pipeline takes --n)",
+        let message = "--set needs a pipeline file (the built-in seed pipeline takes --n)";
+        let code = fail(EXIT_CONFIG, message);
+        return not_started(
+            code,
+            message,
+            "seed (built-in)",
+            None,
+            args.report.as_deref(),
         );
     }
     let n = args.n.unwrap_or(seed::DEFAULT_N);
@@ -95,16 +130,32 @@ fn run_seed(args: &RunArgs) -> u8 {
 }
 
 fn run_file(file: &Path, args: &RunArgs) -> u8 {
+    if let Err(code) = check_report_path(args.report.as_deref()) {
+        return code;
+    }
+    let stem = file.file_stem().map_or_else(
+        || "pipeline".to_owned(),
+        |s| s.to_string_lossy().into_owned(),
+    );
     if args.n.is_some() {
-        return fail(
-            EXIT_CONFIG,
-            "--n is for the built-in seed pipeline; with a file use --set source.end=N",
-        );
+        let message = "--n is for the built-in seed pipeline; with a file use --set source.end=N";
+        let code = fail(EXIT_CONFIG, message);
+        return not_started(code, message, &stem, Some(file), args.report.as_deref());
     }
     let spec = match config::load(file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+        Err(e) => {
+            let message = format!("error: {e}");
+            let code = fail(EXIT_CONFIG, &message);
+            return not_started(code, &message, &stem, Some(file), args.report.as_deref());
+        }
     };
+    let json_path = args.report.as_deref().or(spec.report.as_deref());
+    if args.report.is_none() {
+        if let Err(code) = check_report_path(json_path) {
+            return code;
+        }
+    }
     let writes_stdout = spec.sink.part.kind.name == "stdout";
     let live = live_view(args.quiet || args.no_live, &spec.name, writes_stdout);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
@@ -119,7 +170,9 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         runner,
     } = match run_supervised(&spec, kinds, live, None) {
         Ok(run) => run,
-        Err(code) => return code,
+        Err((code, message)) => {
+            return not_started(code, &message, &spec.name, Some(file), json_path);
+        }
     };
     let sink = runner.map_or_else(SinkSide::default, |r| SinkSide::from(r.finish()));
     let (files, dl_error) = dead_letters.finish();
@@ -137,6 +190,5 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             }
         }
     }
-    let json_path = args.report.as_deref().or(spec.report.as_deref());
     finish(&summary, args, json_path)
 }

@@ -260,7 +260,7 @@ pub fn run(args: &TuneArgs) -> u8 {
         ..
     } = match run_supervised(&spec, Vec::new(), live, deadline) {
         Ok(run) => run,
-        Err(code) => return code,
+        Err((code, _)) => return code,
     };
     // Flush what the sink and the dead letters wrote; their results are not the answer.
     if let Some(runner) = runner {
