@@ -156,7 +156,9 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             return code;
         }
     }
-    let writes_stdout = spec.sink.part.kind.name == "stdout";
+    let writes_stdout = spec.sink.part.kind.name == "stdout"
+        || (spec.sink.part.kind.name == "file"
+            && spec.sink.part.params.path("path") == Some(Path::new("-")));
     let live = live_view(args.quiet || args.no_live, &spec.name, writes_stdout);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
         .chain(spec.stages.iter().map(|s| s.part.kind.name))

@@ -172,7 +172,7 @@ pub static KINDS: &[KindSpec] = &[
                 name: "path",
                 ty: ParamType::Path,
                 default: Default::Required,
-                doc: "the file to write (created or truncated)",
+                doc: "the file to write (created or truncated); \"-\" writes stdout",
             },
             ParamSpec {
                 name: "format",
@@ -406,12 +406,14 @@ fn open_stdout(params: &Params) -> Result<Box<dyn Sink>, String> {
 
 fn open_file(params: &Params) -> Result<Box<dyn Sink>, String> {
     let path = params.path("path").unwrap_or(Path::new("-"));
+    let render = Render::new(params, "json");
+    let raw_bytes = params.text("format") == Some("bytes");
+    // "-" is stdout, as it is stdin for `lines`.
+    if path == Path::new("-") {
+        return Ok(Box::new(Lines::new(io::stdout(), render, raw_bytes)));
+    }
     let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    Ok(Box::new(Lines::new(
-        file,
-        Render::new(params, "json"),
-        params.text("format") == Some("bytes"),
-    )))
+    Ok(Box::new(Lines::new(file, render, raw_bytes)))
 }
 
 struct Null;
