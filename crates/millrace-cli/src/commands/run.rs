@@ -88,14 +88,9 @@ fn run_seed(args: &RunArgs) -> u8 {
         return code;
     }
     if !args.set.is_empty() {
-        let message = "--set needs a pipeline file (the built-in seed pipeline takes --n)";
-        let code = fail(EXIT_CONFIG, message);
-        return not_started(
-            code,
-            message,
-            "seed (built-in)",
-            None,
-            args.report.as_deref(),
+        return fail(
+            EXIT_CONFIG,
+            "--set needs a pipeline file (the built-in seed pipeline takes --n)",
         );
     }
     let n = args.n.unwrap_or(seed::DEFAULT_N);
@@ -133,22 +128,16 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     if let Err(code) = check_report_path(args.report.as_deref()) {
         return code;
     }
-    let stem = file.file_stem().map_or_else(
-        || "pipeline".to_owned(),
-        |s| s.to_string_lossy().into_owned(),
-    );
+    // A refused file or usage (exit 2) writes no report: nothing was run or opened.
     if args.n.is_some() {
-        let message = "--n is for the built-in seed pipeline; with a file use --set source.end=N";
-        let code = fail(EXIT_CONFIG, message);
-        return not_started(code, message, &stem, Some(file), args.report.as_deref());
+        return fail(
+            EXIT_CONFIG,
+            "--n is for the built-in seed pipeline; with a file use --set source.end=N",
+        );
     }
     let spec = match config::load(file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => {
-            let message = format!("error: {e}");
-            let code = fail(EXIT_CONFIG, &message);
-            return not_started(code, &message, &stem, Some(file), args.report.as_deref());
-        }
+        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
     };
     let json_path = args.report.as_deref().or(spec.report.as_deref());
     if args.report.is_none() {
