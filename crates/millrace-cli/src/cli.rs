@@ -17,7 +17,8 @@ Examples:
   millrace stages grep                      one kind's parameters and an example
   millrace tune examples/imbalanced.toml    find each stage's worker count by autoscaling
 
-Exit codes: 0 success; 1 the pipeline failed; 2 bad config or usage; 130 interrupted (Ctrl-C).";
+Exit codes: 0 success; 1 the pipeline failed; 2 bad config or usage; 130 interrupted (Ctrl-C);
+141 stdout was closed (| head) before all the data was written.";
 
 const RUN_EXAMPLES: &str = "\
 Examples:

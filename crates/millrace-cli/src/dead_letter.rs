@@ -9,30 +9,79 @@
 //!
 //! `value` is `null` when the stage no longer had the item (an infallible stage that
 //! panicked consumed it). Stages naming the same file share one writer. Files are created
-//! (truncated) when the pipeline is built and flushed when the run ends.
+//! (truncated) when the pipeline is built; lines are buffered and written every 64 KiB and
+//! when the run ends. An item counts as written once the file took its line: the report
+//! gives each file's items written and the items that could not be (a full disk), and any
+//! of those fails the run.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use millrace::ItemId;
 
 use crate::value::Value;
 
+/// How many buffered bytes make a dead-letter file write them out.
+const FLUSH_AT: usize = 1 << 16;
+
+/// What a dead-letter file holds: the lines not yet written, and its counts.
+#[derive(Debug)]
+struct State {
+    file: File,
+    /// Lines not yet handed to the file.
+    buf: Vec<u8>,
+    /// How many items `buf` holds.
+    buffered: u64,
+    /// Items whose line the file took.
+    written: u64,
+    /// Items whose line could not be written.
+    lost: u64,
+    /// The first write error.
+    error: Option<String>,
+}
+
+impl State {
+    /// Hands the buffer to the file: its items are written if that succeeds, lost if not.
+    fn flush(&mut self) {
+        let result = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.flush());
+        self.buf.clear();
+        match result {
+            Ok(()) => self.written += self.buffered,
+            Err(e) => {
+                self.lost += self.buffered;
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        self.buffered = 0;
+    }
+}
+
 /// One dead-letter file.
 #[derive(Debug)]
 pub struct DeadLetterFile {
     path: PathBuf,
-    out: Mutex<BufWriter<File>>,
-    written: AtomicU64,
-    error: Mutex<Option<String>>,
+    state: Mutex<State>,
+}
+
+/// What a dead-letter file got, once flushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetterCount {
+    /// The file.
+    pub path: PathBuf,
+    /// Items written to it.
+    pub written: u64,
+    /// Items meant for it that could not be written.
+    pub lost: u64,
 }
 
 impl DeadLetterFile {
-    /// Writes one failed item.
+    /// Writes one failed item (buffered: it counts as written once the file took it).
     pub fn write(&self, stage: &str, id: ItemId, error: &str, value: Option<&Value>) {
         let line = serde_json::json!({
             "stage": stage,
@@ -40,19 +89,13 @@ impl DeadLetterFile {
             "error": error,
             "value": value.map_or(serde_json::Value::Null, Value::to_json),
         });
-        let result = match self.out.lock() {
-            Ok(mut out) => writeln!(out, "{line}").map_err(|e| e.to_string()),
-            Err(_) => Err("a writer panicked".to_owned()),
+        let Ok(mut state) = self.state.lock() else {
+            return;
         };
-        match result {
-            Ok(()) => {
-                self.written.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                if let Ok(mut first) = self.error.lock() {
-                    first.get_or_insert(e);
-                }
-            }
+        let _ = writeln!(state.buf, "{line}");
+        state.buffered += 1;
+        if state.buf.len() >= FLUSH_AT {
+            state.flush();
         }
     }
 
@@ -61,19 +104,21 @@ impl DeadLetterFile {
         &self.path
     }
 
-    /// Items written so far.
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
-
-    /// Flushes the file; the first write or flush error, if any.
-    pub fn flush(&self) -> Result<(), String> {
-        if let Ok(Some(e)) = self.error.lock().map(|e| e.clone()) {
-            return Err(e);
-        }
-        match self.out.lock() {
-            Ok(mut out) => out.flush().map_err(|e| e.to_string()),
-            Err(_) => Err("a writer panicked".to_owned()),
+    /// Writes what is buffered; what the file got, and its first write error.
+    pub fn flush(&self) -> (DeadLetterCount, Option<String>) {
+        let mut count = DeadLetterCount {
+            path: self.path.clone(),
+            written: 0,
+            lost: 0,
+        };
+        match self.state.lock() {
+            Ok(mut state) => {
+                state.flush();
+                count.written = state.written;
+                count.lost = state.lost;
+                (count, state.error.clone())
+            }
+            Err(_) => (count, Some("a writer panicked".to_owned())),
         }
     }
 }
@@ -98,28 +143,38 @@ impl DeadLetters {
             .map_err(|e| format!("cannot create the dead-letter file {}: {e}", path.display()))?;
         let f = Arc::new(DeadLetterFile {
             path: path.to_path_buf(),
-            out: Mutex::new(BufWriter::new(file)),
-            written: AtomicU64::new(0),
-            error: Mutex::new(None),
+            state: Mutex::new(State {
+                file,
+                buf: Vec::new(),
+                buffered: 0,
+                written: 0,
+                lost: 0,
+                error: None,
+            }),
         });
         self.files.insert(path.to_path_buf(), Arc::clone(&f));
         Ok(f)
     }
 
-    /// Flushes every file; returns `(path, items written)` per file, sorted, and the first
-    /// error.
-    pub fn finish(&self) -> (Vec<(PathBuf, u64)>, Option<String>) {
-        let mut written: Vec<(PathBuf, u64)> = self
-            .files
-            .values()
-            .map(|f| (f.path().to_path_buf(), f.written()))
-            .collect();
-        written.sort();
-        let error = self.files.values().find_map(|f| {
-            f.flush()
-                .err()
-                .map(|e| format!("{}: {e}", f.path().display()))
-        });
-        (written, error)
+    /// Writes out every file; returns what each got, sorted by path, and the first error.
+    pub fn finish(&self) -> (Vec<DeadLetterCount>, Option<String>) {
+        let mut counts = Vec::new();
+        let mut first_error = None;
+        for f in self.files.values() {
+            let (count, error) = f.flush();
+            if let Some(e) = error {
+                first_error.get_or_insert_with(|| {
+                    format!(
+                        "{}: {} of {} items not written: {e}",
+                        f.path().display(),
+                        count.lost,
+                        count.lost + count.written
+                    )
+                });
+            }
+            counts.push(count);
+        }
+        counts.sort_by(|a, b| a.path.cmp(&b.path));
+        (counts, first_error)
     }
 }

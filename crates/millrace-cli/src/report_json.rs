@@ -146,20 +146,24 @@ struct Source<'a> {
     error: Option<&'a str>,
     skipped: u64,
     first_skipped: Option<&'a str>,
+    unreadable: u64,
+    unreadable_sample: &'a [String],
 }
 
 #[derive(Serialize)]
 struct DeadLetters {
     path: String,
     items: u64,
+    not_written: u64,
 }
 
-/// One row; `rejected` items (the sink's refusals) move from out to failed.
+/// One row; `rejected` items (the sink's refusals) move from out to failed, `unwritten`
+/// ones (stdout closed) from out to cancelled.
 fn stage<'a>(
     s: &'a StageReport,
     role: &'static str,
     kind: Option<&'a str>,
-    rejected: u64,
+    (rejected, unwritten): (u64, u64),
 ) -> Stage<'a> {
     Stage {
         name: &s.name,
@@ -169,11 +173,11 @@ fn stage<'a>(
         queue_capacity_batches: s.queue_capacity,
         fused: s.fused,
         items_in: s.tally.items_in,
-        items_out: s.tally.items_out - rejected.min(s.tally.items_out),
+        items_out: s.tally.items_out.saturating_sub(rejected + unwritten),
         filtered: s.tally.filtered,
         failed: s.tally.failed + rejected,
         retries: s.tally.retries,
-        cancelled: s.tally.cancelled,
+        cancelled: s.tally.cancelled + unwritten,
         busy: s.busy,
         idle: s.idle,
         blocked: s.blocked,
@@ -188,15 +192,15 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
     let r = &s.report;
     let t = s.totals();
     let kind = |i: usize| s.kinds.get(i).and_then(|k| k.as_deref());
-    let mut stages = vec![stage(r.source(), "source", kind(0), 0)];
+    let mut stages = vec![stage(r.source(), "source", kind(0), (0, 0))];
     for (i, st) in r.stages().iter().enumerate() {
-        stages.push(stage(st, "stage", kind(i + 1), 0));
+        stages.push(stage(st, "stage", kind(i + 1), (0, 0)));
     }
     stages.push(stage(
         r.sink(),
         "sink",
         kind(r.stages().len() + 1),
-        s.sink.rejected,
+        s.undelivered(),
     ));
     let wall = r.wall().as_secs_f64();
     let sample = r
@@ -269,6 +273,8 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             error: s.source_error.as_deref(),
             skipped: s.skipped.0,
             first_skipped: s.skipped.1.as_deref(),
+            unreadable: s.unreadable.0,
+            unreadable_sample: &s.unreadable.1,
         },
         result: s
             .sink
@@ -278,9 +284,10 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         dead_letters: s
             .dead_letters
             .iter()
-            .map(|(p, n)| DeadLetters {
-                path: p.display().to_string(),
-                items: *n,
+            .map(|dl| DeadLetters {
+                path: dl.path.display().to_string(),
+                items: dl.written,
+                not_written: dl.lost,
             })
             .collect(),
         decisions: r
@@ -319,13 +326,104 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
     serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
 }
 
+/// Checks that a report can be written to `path`, before anything runs: opens it for
+/// writing (creating it, and removing it again, if it was not there).
+///
+/// # Errors
+///
+/// Why it cannot be written, naming the path.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// The report of a run that never started (a bad file, an input that cannot be opened):
+/// the same schema, with no stages and every count zero.
+pub fn not_started(
+    pipeline: &str,
+    file: Option<&str>,
+    error: &str,
+    exit_code: u8,
+) -> serde_json::Value {
+    let doc = Doc {
+        schema: SCHEMA,
+        version: VERSION,
+        pipeline: Pipeline {
+            name: pipeline,
+            file,
+        },
+        outcome: "failed",
+        exit_code,
+        error: Some(error),
+        wall_seconds: 0.0,
+        throughput_per_second: 0.0,
+        totals: Totals {
+            items_in: 0,
+            delivered: 0,
+            filtered: 0,
+            failed: 0,
+            cancelled: 0,
+            done: 0,
+        },
+        stages: Vec::new(),
+        bottleneck: None,
+        latency_seconds: Latency {
+            p50: 0.0,
+            p90: 0.0,
+            p99: 0.0,
+            max: 0.0,
+            samples: 0,
+        },
+        errors: Errors {
+            total: 0,
+            sample: Vec::new(),
+        },
+        unfinished: Unfinished {
+            count: 0,
+            ids: Vec::new(),
+        },
+        source: Source {
+            error: None,
+            skipped: 0,
+            first_skipped: None,
+            unreadable: 0,
+            unreadable_sample: &[],
+        },
+        result: serde_json::Value::Null,
+        dead_letters: Vec::new(),
+        decisions: Vec::new(),
+        worker_history: Vec::new(),
+        wedges: Vec::new(),
+        controller_busy_seconds: 0.0,
+    };
+    serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes `doc` to `path`, pretty-printed.
+///
+/// # Errors
+///
+/// Why the file cannot be written.
+pub fn write_value(doc: &serde_json::Value, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))
+}
+
 /// Writes the report to `path`, pretty-printed.
 ///
 /// # Errors
 ///
 /// Why the file cannot be written.
 pub fn write(s: &Summary, path: &Path) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(&to_json(s)).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n")
-        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))
+    write_value(&to_json(s), path)
 }

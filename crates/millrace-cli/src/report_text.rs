@@ -83,6 +83,13 @@ fn headline(s: &Summary) -> String {
         Outcome::Failed => {
             let _ = write!(line, "FAILED after {wall:.3} s");
         }
+        Outcome::Closed => {
+            let _ = write!(
+                line,
+                "stopped after {wall:.3} s: stdout was closed; {} items delivered",
+                count(t.delivered)
+            );
+        }
         Outcome::Interrupted => {
             let _ = write!(
                 line,
@@ -209,13 +216,13 @@ pub fn render(s: &Summary) -> String {
         );
     }
     let sink = r.sink();
-    let rejected = s.sink.rejected.min(sink.tally.items_out);
+    let (rejected, unwritten) = s.undelivered();
     stage_row(
         &mut out,
         sink,
         kind(r.stages().len() + 1),
         sink.tally.failed + rejected,
-        sink.tally.items_out - rejected,
+        sink.tally.items_out.saturating_sub(rejected + unwritten),
     );
     match r.bottleneck() {
         Some(b) => {
@@ -282,16 +289,49 @@ pub fn render(s: &Summary) -> String {
             s.skipped.1.as_deref().unwrap_or("?")
         );
     }
-    for (path, n) in &s.dead_letters {
+    if s.unreadable.0 > 0 {
         let _ = writeln!(
             out,
-            "dead letters: {} items in {}",
-            count(*n),
-            path.display()
+            "source could not read {} input{}{}:",
+            count(s.unreadable.0),
+            if s.unreadable.0 == 1 { "" } else { "s" },
+            if s.unreadable.0 > s.unreadable.1.len() as u64 {
+                format!(" (first {} below)", s.unreadable.1.len())
+            } else {
+                String::new()
+            }
         );
+        for what in &s.unreadable.1 {
+            let _ = writeln!(out, "  {what}");
+        }
     }
-    if s.sink.closed {
-        let _ = writeln!(out, "stdout was closed; the run stopped early");
+    for dl in &s.dead_letters {
+        if dl.lost == 0 {
+            let _ = writeln!(
+                out,
+                "dead letters: {} items in {}",
+                count(dl.written),
+                dl.path.display()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "dead letters: {} of {} items written to {} ({} could not be)",
+                count(dl.written),
+                count(dl.written + dl.lost),
+                dl.path.display(),
+                count(dl.lost)
+            );
+        }
+    }
+    if s.sink.closed && unwritten > 0 {
+        let _ = writeln!(
+            out,
+            "stdout was closed; the run stopped early: {} items not written (counted as cancelled)",
+            count(unwritten)
+        );
+    } else if s.sink.closed {
+        let _ = writeln!(out, "stdout was closed: the result was not printed");
     }
     out
 }

@@ -10,6 +10,13 @@
 //!   later items are failed with it;
 //! * a closed stdout ([`SinkFault::Closed`]) ends the run quietly.
 //!
+//! A buffering sink ([`Sink::buffers`]) delivers items only when it flushes: the runner
+//! holds the ids (and, for the dead letters, the values) of the items accepted since the
+//! last flush, and when a flush fails it fails every one of them (a full disk), or, if
+//! stdout was closed, counts them *unwritten* with the items that come after. The engine
+//! counted all of them delivered; the CLI's report moves the failed ones to failed and the
+//! unwritten ones to cancelled (see [`crate::summary`]).
+//!
 //! The sink thread cannot reach the run's handle, so it raises a [`StopRequest`] that the
 //! supervisor ([`crate::supervise`]) forwards to `Handle::stop`.
 
@@ -21,7 +28,7 @@ use millrace::ItemId;
 use crate::config::Policy;
 use crate::dead_letter::DeadLetterFile;
 use crate::kinds::{Sink, SinkFault, SinkResult};
-use crate::value::Item;
+use crate::value::{Item, Value};
 
 /// How many sink errors are kept in full.
 const ERROR_SAMPLE: usize = 100;
@@ -65,6 +72,10 @@ pub struct SinkRunner {
     /// An output that could not be written: later items are failed too.
     fatal: Option<String>,
     closed: bool,
+    /// Items accepted by a buffering sink since its last flush: delivered when it succeeds.
+    pending: Vec<(ItemId, Option<Value>)>,
+    /// Items not written because stdout was closed.
+    unwritten: u64,
 }
 
 /// What the sink end did, once the run is over.
@@ -80,6 +91,8 @@ pub struct SinkOutcome {
     pub fatal: Option<String>,
     /// Whether stdout was closed under the sink.
     pub closed: bool,
+    /// Items the engine delivered that were not written because stdout was closed.
+    pub unwritten: u64,
 }
 
 impl SinkRunner {
@@ -102,61 +115,102 @@ impl SinkRunner {
             stopped_by: None,
             fatal: None,
             closed: false,
+            pending: Vec::new(),
+            unwritten: 0,
         }
     }
 
-    fn reject(&mut self, item: &Item, message: String) {
+    fn reject(&mut self, id: ItemId, value: Option<&Value>, message: &str) {
         self.rejected += 1;
-        let full = format!("sink `{}` failed on item {}: {message}", self.name, item.id);
+        let full = format!("sink `{}` failed on item {id}: {message}", self.name);
         if let Some(dl) = &self.dead_letter {
-            dl.write(
-                &format!("sink {}", self.name),
-                item.id,
-                &full,
-                Some(&item.value),
-            );
+            dl.write(&format!("sink {}", self.name), id, &full, value);
         }
         if self.errors.len() < ERROR_SAMPLE {
             self.errors.push(SinkError {
-                item: item.id,
+                item: id,
                 message: full,
             });
+        }
+    }
+
+    /// The output failed with `e`: the items waiting for a flush fail with it, and so do
+    /// all later ones; the run is asked to stop.
+    fn output_failed(&mut self, e: &str) {
+        let message = format!("not written: {e}");
+        for (id, value) in std::mem::take(&mut self.pending) {
+            self.reject(id, value.as_ref(), &message);
+        }
+        self.fatal
+            .get_or_insert_with(|| format!("sink `{}`: {e}", self.name));
+        self.stop.raise();
+    }
+
+    /// Stdout was closed: the items waiting for a flush, and all later ones, are unwritten.
+    fn output_closed(&mut self) {
+        self.unwritten += self.pending.len() as u64;
+        self.pending.clear();
+        self.closed = true;
+        self.stop.raise();
+    }
+
+    /// Flushes a buffering sink: the items it covers are delivered, failed or unwritten.
+    fn flush(&mut self) {
+        if self.fatal.is_some() || self.closed {
+            return;
+        }
+        match self.sink.flush() {
+            Ok(()) => self.pending.clear(),
+            Err(SinkFault::Closed) => self.output_closed(),
+            Err(SinkFault::Fatal(e)) => self.output_failed(&e),
+            Err(SinkFault::Item(f)) => self.output_failed(&f.to_string()),
         }
     }
 
     /// Takes one output.
     pub fn take(&mut self, item: Item) {
         if self.fatal.is_some() {
-            self.reject(&item, "not written: the output failed earlier".to_owned());
+            self.reject(
+                item.id,
+                Some(&item.value),
+                "not written: the output failed earlier",
+            );
             return;
         }
         if self.closed {
+            self.unwritten += 1;
             return;
         }
         match self.sink.accept(&item) {
+            Ok(()) if self.sink.buffers() => {
+                let value = self.dead_letter.is_some().then_some(item.value);
+                self.pending.push((item.id, value));
+                if self.sink.wants_flush() {
+                    self.flush();
+                }
+            }
             Ok(()) => {}
             Err(SinkFault::Item(fault)) => {
-                self.reject(&item, fault.to_string());
+                self.reject(item.id, Some(&item.value), &fault.to_string());
                 if self.policy.stops() && self.stopped_by.is_none() {
                     self.stopped_by = self.errors.last().map(|e| e.message.clone());
                     self.stop.raise();
                 }
             }
             Err(SinkFault::Fatal(e)) => {
-                let message = format!("sink `{}`: {e}", self.name);
-                self.reject(&item, e);
-                self.fatal = Some(message);
-                self.stop.raise();
+                self.pending.push((item.id, Some(item.value)));
+                self.output_failed(&e);
             }
             Err(SinkFault::Closed) => {
-                self.closed = true;
-                self.stop.raise();
+                self.output_closed();
+                self.unwritten += 1;
             }
         }
     }
 
-    /// Finishes the sink (flushing it) and says what happened.
-    pub fn finish(self) -> SinkOutcome {
+    /// Flushes the sink, finishes it and says what happened.
+    pub fn finish(mut self) -> SinkOutcome {
+        self.flush();
         let result = self.sink.finish();
         let fatal = match (self.fatal.or(self.stopped_by), &result) {
             (Some(f), _) => Some(f),
@@ -169,6 +223,7 @@ impl SinkRunner {
             errors: self.errors,
             fatal,
             closed: self.closed,
+            unwritten: self.unwritten,
         }
     }
 }

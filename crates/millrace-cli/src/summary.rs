@@ -5,29 +5,31 @@
 //! # Totals
 //!
 //! The engine counts an item the CLI's sink refused as delivered; [`Summary::totals`] moves
-//! it to failed, so `in = delivered + filtered + failed + cancelled` holds for the whole
+//! it to failed (and an item not written because stdout was closed to cancelled), so `in = delivered + filtered + failed + cancelled` holds for the whole
 //! pipeline whenever no stage is a flat-map (`chunk` makes more items than it takes).
 //!
 //! # Exit codes
 //!
-//! 0 completed; 1 the pipeline failed (an item failed under `stop`, the source could not be
-//! read to the end, an output could not be written); 130 interrupted by Ctrl-C (stopped
+//! 0 completed; 141 stdout was closed (`| head`) before everything was written; 1 the
+//! pipeline failed (an item failed under `stop`, the source could not be
+//! read to the end or could not read one of its inputs, an output could not be written); 130 interrupted by Ctrl-C (stopped
 //! gracefully or aborted). Bad config or usage (2) never gets this far.
-
-use std::path::PathBuf;
 
 use millrace::{EndState, Report, RunErrorKind};
 
-use crate::kinds::SinkResult;
-use crate::sink_runner::SinkError;
+use crate::dead_letter::DeadLetterCount;
+use crate::kinds::{SinkResult, SourceLog};
+use crate::sink_runner::{SinkError, SinkOutcome};
 use crate::supervise::{Ended, Interruption};
 
 /// How a run ended, as the CLI tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The input was exhausted and everything drained (or stdout was closed under a
-    /// `stdout` sink).
+    /// The input was exhausted and everything drained.
     Completed,
+    /// Stdout was closed (`| head`) before everything was written: the run stopped early
+    /// (a `stdout` sink), or its result could not be printed.
+    Closed,
     /// Ctrl-C: the source was stopped and items in flight drained.
     Interrupted,
     /// Ctrl-C twice: items in flight were dropped.
@@ -41,6 +43,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Completed => "completed",
+            Outcome::Closed => "closed",
             Outcome::Interrupted => "interrupted",
             Outcome::Aborted => "aborted",
             Outcome::Failed => "failed",
@@ -52,6 +55,7 @@ impl Outcome {
         match self {
             Outcome::Completed => 0,
             Outcome::Failed => 1,
+            Outcome::Closed => 141,
             Outcome::Interrupted | Outcome::Aborted => 130,
         }
     }
@@ -70,6 +74,21 @@ pub struct SinkSide {
     pub fatal: Option<String>,
     /// Whether stdout was closed.
     pub closed: bool,
+    /// Items delivered by the engine that were not written because stdout was closed.
+    pub unwritten: u64,
+}
+
+impl From<SinkOutcome> for SinkSide {
+    fn from(outcome: SinkOutcome) -> Self {
+        SinkSide {
+            result: outcome.result.ok(),
+            rejected: outcome.rejected,
+            errors: outcome.errors,
+            fatal: outcome.fatal,
+            closed: outcome.closed,
+            unwritten: outcome.unwritten,
+        }
+    }
 }
 
 /// The whole account of one run.
@@ -91,10 +110,13 @@ pub struct Summary {
     pub sink: SinkSide,
     /// The error that ended the source early, if any.
     pub source_error: Option<String>,
-    /// Inputs the source skipped, and the first reason.
+    /// Inputs the source skipped on purpose (`files`: over `max_size`), and the first reason.
     pub skipped: (u64, Option<String>),
-    /// Dead-letter files and how many items each got.
-    pub dead_letters: Vec<(PathBuf, u64)>,
+    /// Inputs the source could not read (files, or directories it could not list), and
+    /// the first of them in full.
+    pub unreadable: (u64, Vec<String>),
+    /// Dead-letter files, with the items each got and the items that could not be written.
+    pub dead_letters: Vec<DeadLetterCount>,
 }
 
 /// Pipeline-wide counts.
@@ -168,13 +190,23 @@ impl Summary {
                 sink: SinkSide::default(),
                 source_error: None,
                 skipped: (0, None),
+                unreadable: (0, Vec::new()),
                 dead_letters: Vec::new(),
             },
             output,
         ))
     }
 
-    /// Adds the sink end's account; a fatal sink error fails the run.
+    /// Stdout was closed: a run that would have completed ends `closed` instead.
+    pub fn stdout_closed(&mut self) {
+        self.sink.closed = true;
+        if self.outcome == Outcome::Completed {
+            self.outcome = Outcome::Closed;
+        }
+    }
+
+    /// Adds the sink end's account; a fatal sink error fails the run, and a closed stdout
+    /// makes it `closed`.
     pub fn with_sink(mut self, sink: SinkSide) -> Self {
         if let Some(fatal) = &sink.fatal {
             self.error.get_or_insert_with(|| fatal.clone());
@@ -182,12 +214,18 @@ impl Summary {
                 self.outcome = Outcome::Failed;
             }
         }
+        let closed = sink.closed;
         self.sink = sink;
+        if closed {
+            self.stdout_closed();
+        }
         self
     }
 
-    /// Adds the source's account; a source that could not read to the end fails the run.
-    pub fn with_source(mut self, error: Option<String>, skipped: (u64, Option<String>)) -> Self {
+    /// Adds the source's account; a source that could not read to the end, or could not
+    /// read one of its inputs, fails the run.
+    pub fn with_source(mut self, log: &SourceLog) -> Self {
+        let error = log.error();
         if let Some(e) = &error {
             self.error
                 .get_or_insert_with(|| format!("the source failed: {e}"));
@@ -195,13 +233,28 @@ impl Summary {
                 self.outcome = Outcome::Failed;
             }
         }
+        let unreadable = log.unreadable_inputs();
+        if unreadable.0 > 0 {
+            let first = unreadable.1.first().map_or("?", String::as_str);
+            self.error.get_or_insert_with(|| {
+                format!(
+                    "the source could not read {} input{} (first: {first})",
+                    unreadable.0,
+                    if unreadable.0 == 1 { "" } else { "s" }
+                )
+            });
+            if self.outcome == Outcome::Completed {
+                self.outcome = Outcome::Failed;
+            }
+        }
         self.source_error = error;
-        self.skipped = skipped;
+        self.skipped = log.skipped();
+        self.unreadable = unreadable;
         self
     }
 
     /// Adds the dead letters; a dead-letter file that could not be written fails the run.
-    pub fn with_dead_letters(mut self, files: Vec<(PathBuf, u64)>, error: Option<String>) -> Self {
+    pub fn with_dead_letters(mut self, files: Vec<DeadLetterCount>, error: Option<String>) -> Self {
         if let Some(e) = error {
             self.error.get_or_insert(format!("dead letters: {e}"));
             if self.outcome == Outcome::Completed {
@@ -212,16 +265,25 @@ impl Summary {
         self
     }
 
-    /// Pipeline-wide counts, with the sink's refusals moved from delivered to failed.
+    /// The sink's refusals and the items it did not write (stdout closed), each at most
+    /// what the engine counted delivered.
+    pub fn undelivered(&self) -> (u64, u64) {
+        let delivered = self.report.delivered();
+        let rejected = self.sink.rejected.min(delivered);
+        (rejected, self.sink.unwritten.min(delivered - rejected))
+    }
+
+    /// Pipeline-wide counts, with the sink's refusals moved from delivered to failed, and
+    /// the items it did not write because stdout was closed to cancelled.
     pub fn totals(&self) -> Totals {
         let r = &self.report;
-        let rejected = self.sink.rejected.min(r.delivered());
+        let (rejected, unwritten) = self.undelivered();
         Totals {
             items_in: r.items_in(),
-            delivered: r.delivered() - rejected,
+            delivered: r.delivered() - rejected - unwritten,
             filtered: r.filtered(),
             failed: r.failed() + rejected,
-            cancelled: r.cancelled(),
+            cancelled: r.cancelled() + unwritten,
         }
     }
 }

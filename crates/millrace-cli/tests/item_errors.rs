@@ -115,13 +115,7 @@ fn sink_refusals_at_run_time_count_as_failed_and_keep_the_identity() {
     assert!(sink.errors[0]
         .message
         .contains("sink `sum` failed on item #0: expected a number in field `text`, got text"));
-    let summary = summary.with_sink(SinkSide {
-        result: sink.result.ok(),
-        rejected: sink.rejected,
-        errors: sink.errors,
-        fatal: sink.fatal,
-        closed: sink.closed,
-    });
+    let summary = summary.with_sink(SinkSide::from(sink));
     let t = summary.totals();
     assert_eq!((t.delivered, t.failed), (0, 2));
     assert_eq!(
@@ -205,4 +199,29 @@ fn stdout_sink_can_write_json_lines() {
         &[("in.txt", "a \"quoted\" line\n")],
     );
     assert_eq!(stdout, "{\"line\":1,\"text\":\"a \\\"quoted\\\" line\"}\n");
+}
+
+#[test]
+fn a_long_line_is_quoted_in_part() {
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+         [[stage]]\nkind = \"parse\"\n[sink]\nkind = \"count\"\n",
+    );
+    std::fs::write(dir.path().join("in.txt"), "x".repeat(1 << 20) + "\n").unwrap();
+    let out = millrace()
+        .arg("run")
+        .arg(&path)
+        .output()
+        .expect("run millrace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.len() < 10_000,
+        "the 1 MiB line is not echoed: {} bytes",
+        stderr.len()
+    );
+    let quoted = format!(
+        "cannot parse \"{}\"… (1048576 bytes) as a number",
+        "x".repeat(80)
+    );
+    assert!(stderr.contains(&quoted), "{stderr}");
 }

@@ -12,7 +12,7 @@ use crate::config::params::Params;
 use crate::config::{self, typecheck, PipelineSpec, Policy, Scaling, Workers};
 use crate::value::Ty;
 
-use super::{fail, EXIT_CONFIG, EXIT_OK};
+use super::{fail, print_or_closed, EXIT_CONFIG, EXIT_OK};
 
 fn quote(s: &str) -> String {
     serde_json::Value::from(s).to_string()
@@ -144,10 +144,13 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
 pub fn run(args: &CheckArgs) -> u8 {
     match config::load(&args.file, &args.set) {
         Ok(spec) => {
-            print!(
-                "# {}: valid; the resolved pipeline, every default written out:\n{}",
-                spec.file,
-                to_toml(&spec)
+            let code = print_or_closed(
+                &format!(
+                    "# {}: valid; the resolved pipeline, every default written out:\n{}",
+                    spec.file,
+                    to_toml(&spec)
+                ),
+                EXIT_OK,
             );
             for (name, value) in spec.source.params.iter() {
                 if let config::params::ParamValue::Path(_, p) = value {
@@ -159,7 +162,7 @@ pub fn run(args: &CheckArgs) -> u8 {
                     }
                 }
             }
-            EXIT_OK
+            code
         }
         Err(e) => fail(EXIT_CONFIG, &format!("error: {e}")),
     }

@@ -1,8 +1,10 @@
 //! The subcommands, one module each: [`run`], [`check`], [`stages`], [`tune`].
 //!
 //! Each returns the process's exit code: [`EXIT_OK`], [`EXIT_FAILED`] (the pipeline
-//! failed), [`EXIT_CONFIG`] (bad config or usage), or 130 after Ctrl-C. Messages go to
-//! stderr, prefixed `millrace:`; data goes to stdout.
+//! failed), [`EXIT_CONFIG`] (bad config or usage), [`EXIT_CLOSED`] (stdout was closed), or
+//! 130 after Ctrl-C. Messages go to stderr, prefixed `millrace:`; data goes to stdout,
+//! through [`print_out`], so that a closed stdout (`millrace stages | head -1`) ends the
+//! command with [`EXIT_CLOSED`] instead of a panic.
 
 pub mod check;
 pub mod run;
@@ -29,10 +31,48 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Bad config or usage.
 pub const EXIT_CONFIG: u8 = 2;
+/// Stdout was closed before all the data was written (`| head`): 128 + SIGPIPE, the code
+/// a shell shows for a command a closed pipe ended. The report is still written.
+pub const EXIT_CLOSED: u8 = 141;
+
+/// Stdout could not be written: its reader went away, or it failed.
+#[derive(Debug)]
+pub struct StdoutClosed(pub std::io::Error);
+
+/// Writes `text` to stdout and flushes it.
+///
+/// # Errors
+///
+/// [`StdoutClosed`] if stdout cannot be written (a closed pipe).
+pub fn print_out(text: &str) -> Result<(), StdoutClosed> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(StdoutClosed)
+}
+
+/// Writes `text` to stdout and returns `code`; if stdout cannot be written, says so on
+/// stderr and returns [`EXIT_CLOSED`] instead of a success (a failure's code stands).
+pub fn print_or_closed(text: &str, code: u8) -> u8 {
+    match print_out(text) {
+        Ok(()) => code,
+        Err(StdoutClosed(e)) => {
+            let closed = if code == EXIT_OK { EXIT_CLOSED } else { code };
+            fail(closed, &format!("stdout was closed: {e}"))
+        }
+    }
+}
+
+/// Writes `text` to stderr, ignoring a closed stderr (there is nowhere left to say so).
+pub fn print_err(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
 
 /// Prints `millrace: message` on stderr and returns `code`.
 pub fn fail(code: u8, message: &str) -> u8 {
-    eprintln!("millrace: {message}");
+    print_err(&format!("millrace: {message}\n"));
     code
 }
 
@@ -53,24 +93,26 @@ pub struct Supervised {
 ///
 /// # Errors
 ///
-/// The exit code, once the message is printed: [`EXIT_FAILED`] if the pipeline cannot be
-/// built, [`EXIT_CONFIG`] if the engine refuses its settings or the summary cannot be made.
+/// The exit code and the message, once printed: [`EXIT_FAILED`] if the pipeline cannot be
+/// built (an input that cannot be opened), [`EXIT_CONFIG`] if the engine refuses its
+/// settings or the summary cannot be made.
 pub fn run_supervised(
     spec: &PipelineSpec,
     kinds: Vec<Option<String>>,
     live: Option<LiveView>,
     deadline: Option<Instant>,
-) -> Result<Supervised, u8> {
+) -> Result<Supervised, (u8, String)> {
+    let failed = |code: u8, message: String| (fail(code, &message), message);
     let Built {
         pipeline,
         source_log,
         dead_letters,
         stop,
         runtime,
-    } = build(spec).map_err(|e| fail(EXIT_FAILED, &e))?;
+    } = build(spec).map_err(|e| failed(EXIT_FAILED, e))?;
     let running = pipeline
         .spawn()
-        .map_err(|e| fail(EXIT_CONFIG, &format!("error: {e}")))?;
+        .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
     let interrupts = Interrupts::install();
     let watch = Watch {
         live,
@@ -82,7 +124,7 @@ pub fn run_supervised(
     // The I/O stages' runtime has served its purpose once the run has ended.
     drop(runtime);
     let (summary, runner) = Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption)
-        .map_err(|e| fail(EXIT_CONFIG, &format!("error: {e}")))?;
+        .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
     Ok(Supervised {
         source_log,
         dead_letters,

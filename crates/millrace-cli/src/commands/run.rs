@@ -18,7 +18,7 @@ use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
 
-use super::{fail, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
+use super::{fail, print_err, print_out, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
 
 /// Runs `millrace run`; returns the exit code.
 pub fn run(args: &RunArgs) -> u8 {
@@ -42,9 +42,9 @@ pub(super) fn live_view(off: bool, title: &str, writes_stdout: bool) -> Option<L
 /// Prints the report and writes the JSON one; returns the exit code.
 fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     if !args.quiet {
-        eprint!("{}", report_text::render(summary));
+        print_err(&report_text::render(summary));
     } else if let Some(e) = &summary.error {
-        eprintln!("millrace: {}: {e}", summary.outcome.as_str());
+        print_err(&format!("millrace: {}: {e}\n", summary.outcome.as_str()));
     }
     let mut code = summary.outcome.exit_code();
     if let Some(path) = json_path {
@@ -56,7 +56,37 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     code
 }
 
+/// Says why the run could not start, writes the report of a run that never started to
+/// `json_path` if there is one, and returns `code`.
+fn not_started(
+    code: u8,
+    message: &str,
+    name: &str,
+    file: Option<&Path>,
+    json_path: Option<&Path>,
+) -> u8 {
+    if let Some(path) = json_path {
+        let file = file.map(|f| f.display().to_string());
+        let doc = report_json::not_started(name, file.as_deref(), message, code);
+        if let Err(e) = report_json::write_value(&doc, path) {
+            print_err(&format!("millrace: {e}\n"));
+        }
+    }
+    code
+}
+
+/// Checks that the JSON report can be written, if one is asked for.
+fn check_report_path(json_path: Option<&Path>) -> Result<(), u8> {
+    match json_path.map(report_json::check_writable) {
+        Some(Err(e)) => Err(fail(EXIT_FAILED, &e)),
+        _ => Ok(()),
+    }
+}
+
 fn run_seed(args: &RunArgs) -> u8 {
+    if let Err(code) = check_report_path(args.report.as_deref()) {
+        return code;
+    }
     if !args.set.is_empty() {
         return fail(
             EXIT_CONFIG,
@@ -83,9 +113,12 @@ fn run_seed(args: &RunArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     if let Some(sum) = sum {
-        println!(
-            "seed pipeline: sum of 3·x² for x < {n} = {sum} (stage `wrap` received each 3·x² back from stage `scale`)"
+        let line = format!(
+            "seed pipeline: sum of 3·x² for x < {n} = {sum} (stage `wrap` received each 3·x² back from stage `scale`)\n"
         );
+        if print_out(&line).is_err() {
+            summary.stdout_closed();
+        }
         summary.sink.result = Some(crate::kinds::SinkResult {
             lines: Vec::new(),
             json: serde_json::json!({ "sum": sum, "n": n }),
@@ -95,6 +128,10 @@ fn run_seed(args: &RunArgs) -> u8 {
 }
 
 fn run_file(file: &Path, args: &RunArgs) -> u8 {
+    if let Err(code) = check_report_path(args.report.as_deref()) {
+        return code;
+    }
+    // A refused file or usage (exit 2) writes no report: nothing was run or opened.
     if args.n.is_some() {
         return fail(
             EXIT_CONFIG,
@@ -105,7 +142,15 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         Ok(spec) => spec,
         Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
     };
-    let writes_stdout = spec.sink.part.kind.name == "stdout";
+    let json_path = args.report.as_deref().or(spec.report.as_deref());
+    if args.report.is_none() {
+        if let Err(code) = check_report_path(json_path) {
+            return code;
+        }
+    }
+    let writes_stdout = spec.sink.part.kind.name == "stdout"
+        || (spec.sink.part.kind.name == "file"
+            && spec.sink.part.params.path("path") == Some(Path::new("-")));
     let live = live_view(args.quiet || args.no_live, &spec.name, writes_stdout);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
         .chain(spec.stages.iter().map(|s| s.part.kind.name))
@@ -119,35 +164,25 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         runner,
     } = match run_supervised(&spec, kinds, live, None) {
         Ok(run) => run,
-        Err(code) => return code,
-    };
-    let sink = match runner {
-        Some(runner) => {
-            let outcome = runner.finish();
-            SinkSide {
-                result: outcome.result.ok(),
-                rejected: outcome.rejected,
-                errors: outcome.errors,
-                fatal: outcome.fatal,
-                closed: outcome.closed,
-            }
+        Err((code, message)) => {
+            return not_started(code, &message, &spec.name, Some(file), json_path);
         }
-        None => SinkSide::default(),
     };
+    let sink = runner.map_or_else(SinkSide::default, |r| SinkSide::from(r.finish()));
     let (files, dl_error) = dead_letters.finish();
-    let summary = summary
+    let mut summary = summary
         .with_sink(sink)
-        .with_source(source_log.error(), source_log.skipped())
+        .with_source(&source_log)
         .with_dead_letters(files, dl_error);
     // A failed run's partial result would pass for a real one; an interrupted run's is
     // what was done, and the report says so.
     if summary.outcome != Outcome::Failed {
         if let Some(result) = &summary.sink.result {
-            for line in &result.lines {
-                println!("{line}");
+            let text: String = result.lines.iter().map(|l| format!("{l}\n")).collect();
+            if print_out(&text).is_err() {
+                summary.stdout_closed();
             }
         }
     }
-    let json_path = args.report.as_deref().or(spec.report.as_deref());
     finish(&summary, args, json_path)
 }

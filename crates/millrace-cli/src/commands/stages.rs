@@ -10,7 +10,7 @@ use crate::config::params::Default;
 use crate::config::resolve::defaults;
 use crate::kinds::{self, Exec, KindSpec, Role};
 
-use super::{fail, EXIT_CONFIG, EXIT_OK};
+use super::{fail, print_or_closed, EXIT_CONFIG, EXIT_OK};
 
 /// One kind, in full.
 pub fn describe(kind: &KindSpec) -> String {
@@ -82,15 +82,9 @@ pub fn listing() -> String {
 /// Runs `millrace stages`; returns the exit code.
 pub fn run(args: &StagesArgs) -> u8 {
     match &args.kind {
-        None => {
-            print!("{}", listing());
-            EXIT_OK
-        }
+        None => print_or_closed(&listing(), EXIT_OK),
         Some(name) => match kinds::find(name) {
-            Some(kind) => {
-                print!("{}", describe(kind));
-                EXIT_OK
-            }
+            Some(kind) => print_or_closed(&describe(kind), EXIT_OK),
             None => {
                 let hint = did_you_mean(name, kinds::all().map(|k| k.name))
                     .unwrap_or_else(|| "`millrace stages` lists them all".to_owned());

@@ -28,7 +28,7 @@ use crate::signals::Interrupts;
 use crate::summary::{Outcome, Summary};
 
 use super::run::live_view;
-use super::{fail, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use super::{fail, print_or_closed, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
 
 /// How long `tune` runs when `--seconds` is not given.
 pub const DEFAULT_SECONDS: f64 = 10.0;
@@ -260,17 +260,17 @@ pub fn run(args: &TuneArgs) -> u8 {
         ..
     } = match run_supervised(&spec, Vec::new(), live, deadline) {
         Ok(run) => run,
-        Err(code) => return code,
+        Err((code, _)) => return code,
     };
     // Flush what the sink and the dead letters wrote; their results are not the answer.
     if let Some(runner) = runner {
         let _ = runner.finish();
     }
     let _ = dead_letters.finish();
-    print!("{}", render(&spec, &summary, limit));
-    match summary.outcome {
+    let code = match summary.outcome {
         Outcome::Failed => EXIT_FAILED,
         Outcome::Completed => EXIT_OK,
         other => other.exit_code(),
-    }
+    };
+    print_or_closed(&render(&spec, &summary, limit), code)
 }

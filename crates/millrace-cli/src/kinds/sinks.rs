@@ -5,9 +5,19 @@
 //! as JSON for the report. An item it cannot handle is a [`SinkFault::Item`], which fails
 //! that item under the sink's error policy; an output that cannot be written is
 //! [`SinkFault::Fatal`] and ends the run; a closed stdout (`| head`) ends it quietly.
+//!
+//! # Delivery
+//!
+//! The writing sinks (`stdout`, `file`) render items into a buffer of their own and hand
+//! it to the output in [`Sink::flush`] (when it holds [`FLUSH_AT`] bytes, and at the end).
+//! An item is delivered only once the flush that covers it succeeded: the
+//! [`SinkRunner`](crate::sink_runner::SinkRunner) holds the items a flush will cover and
+//! fails them all if it does not succeed (a full disk), or counts them unwritten if stdout
+//! was closed. Delivered means handed to the operating system (a `write` that succeeded),
+//! not synced to the disk.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::types::{Input, Output, Types, ANY, BYTES_OR_TEXT, NUMBER};
@@ -60,11 +70,33 @@ pub trait Sink: Send {
     /// A [`SinkFault`] for an item it cannot take or an output it cannot write.
     fn accept(&mut self, item: &Item) -> Result<(), SinkFault>;
 
-    /// Flushes and gives the result.
+    /// Whether the items it accepts are only handed over by [`Sink::flush`] (a buffering
+    /// writer): they are delivered once a flush succeeds, not when accepted.
+    fn buffers(&self) -> bool {
+        false
+    }
+
+    /// Whether enough is buffered that it should be flushed now.
+    fn wants_flush(&self) -> bool {
+        false
+    }
+
+    /// Hands what is buffered to the output; the items accepted since the last flush are
+    /// delivered if this succeeds, and not if it fails.
     ///
     /// # Errors
     ///
-    /// The error of a final flush.
+    /// [`SinkFault::Fatal`] if the output could not be written, [`SinkFault::Closed`] if
+    /// its reader went away.
+    fn flush(&mut self) -> Result<(), SinkFault> {
+        Ok(())
+    }
+
+    /// Gives the result (the runner has flushed it first).
+    ///
+    /// # Errors
+    ///
+    /// Why the result cannot be given.
     fn finish(self: Box<Self>) -> Result<SinkResult, String>;
 }
 
@@ -140,7 +172,7 @@ pub static KINDS: &[KindSpec] = &[
                 name: "path",
                 ty: ParamType::Path,
                 default: Default::Required,
-                doc: "the file to write (created or truncated)",
+                doc: "the file to write (created or truncated); \"-\" writes stdout",
             },
             ParamSpec {
                 name: "format",
@@ -297,24 +329,40 @@ impl Render {
     }
 }
 
+/// How many buffered bytes make a writing sink flush.
+pub const FLUSH_AT: usize = 1 << 16;
+
+/// A writing sink: items are rendered into `buf`, which [`Sink::flush`] writes to `out`.
 struct Lines<W: Write + Send> {
     out: W,
+    buf: Vec<u8>,
     render: Render,
     raw_bytes: bool,
+}
+
+impl<W: Write + Send> Lines<W> {
+    fn new(out: W, render: Render, raw_bytes: bool) -> Self {
+        Lines {
+            out,
+            buf: Vec::with_capacity(FLUSH_AT),
+            render,
+            raw_bytes,
+        }
+    }
 }
 
 impl<W: Write + Send> Sink for Lines<W> {
     fn accept(&mut self, item: &Item) -> Result<(), SinkFault> {
         if !self.raw_bytes {
-            return self.render.write(&mut self.out, item);
+            return self.render.write(&mut self.buf, item);
         }
         let value = match &self.render.field {
             Some(slot) => slot.read(&item.value)?,
             None => &item.value,
         };
         match value {
-            Value::Bytes(b) => self.out.write_all(b)?,
-            Value::Text(t) => self.out.write_all(t.as_bytes())?,
+            Value::Bytes(b) => self.buf.extend_from_slice(b),
+            Value::Text(t) => self.buf.extend_from_slice(t.as_bytes()),
             other => {
                 return Err(SinkFault::Item(Fault::Type {
                     expected: "bytes or text",
@@ -326,31 +374,46 @@ impl<W: Write + Send> Sink for Lines<W> {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<SinkResult, String> {
-        match self.out.flush() {
-            Ok(()) => Ok(SinkResult::default()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(SinkResult::default()),
-            Err(e) => Err(e.to_string()),
-        }
+    fn buffers(&self) -> bool {
+        true
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.buf.len() >= FLUSH_AT
+    }
+
+    fn flush(&mut self) -> Result<(), SinkFault> {
+        // Whatever happens, the buffer is spent: the items in it are delivered or failed.
+        let written = self.out.write_all(&self.buf);
+        self.buf.clear();
+        written?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<SinkResult, String> {
+        Ok(SinkResult::default())
     }
 }
 
 fn open_stdout(params: &Params) -> Result<Box<dyn Sink>, String> {
-    Ok(Box::new(Lines {
-        out: BufWriter::with_capacity(1 << 16, io::stdout()),
-        render: Render::new(params, "json"),
-        raw_bytes: false,
-    }))
+    Ok(Box::new(Lines::new(
+        io::stdout(),
+        Render::new(params, "json"),
+        false,
+    )))
 }
 
 fn open_file(params: &Params) -> Result<Box<dyn Sink>, String> {
     let path = params.path("path").unwrap_or(Path::new("-"));
+    let render = Render::new(params, "json");
+    let raw_bytes = params.text("format") == Some("bytes");
+    // "-" is stdout, as it is stdin for `lines`.
+    if path == Path::new("-") {
+        return Ok(Box::new(Lines::new(io::stdout(), render, raw_bytes)));
+    }
     let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    Ok(Box::new(Lines {
-        out: BufWriter::with_capacity(1 << 16, file),
-        render: Render::new(params, "json"),
-        raw_bytes: params.text("format") == Some("bytes"),
-    }))
+    Ok(Box::new(Lines::new(file, render, raw_bytes)))
 }
 
 struct Null;

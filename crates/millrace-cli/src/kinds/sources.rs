@@ -4,8 +4,10 @@
 //! A source is an iterator read on the pipeline's source thread. Opening it (the file, the
 //! directory) happens before the run starts, so a missing input fails the command at once.
 //! What goes wrong later (a read error halfway through a file) ends the iteration and is
-//! recorded in the [`SourceLog`], which makes the run fail; files the walk skips (too
-//! large, unreadable) are only counted there.
+//! recorded in the [`SourceLog`], which makes the run fail. Of the inputs the walk meets,
+//! those skipped on purpose (over `max_size`) are only counted there; those that could not
+//! be read (a file that vanished or cannot be opened, a directory that cannot be listed,
+//! with whatever it held) are recorded as unreadable, and they fail the run too.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -20,12 +22,18 @@ use super::{Builder, Exec, KindSpec, Role, SourceIter};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Record, Ty, Value};
 
-/// What a source met besides its items: the error that ended it early, and what it skipped.
+/// How many unreadable inputs are kept in full.
+const UNREADABLE_SAMPLE: usize = 10;
+
+/// What a source met besides its items: the error that ended it early, the inputs it
+/// skipped on purpose, and the inputs it could not read.
 #[derive(Debug, Default)]
 pub struct SourceLog {
     error: Mutex<Option<String>>,
     skipped: AtomicU64,
     first_skip: Mutex<Option<String>>,
+    unreadable: AtomicU64,
+    unreadable_sample: Mutex<Vec<String>>,
 }
 
 impl SourceLog {
@@ -42,6 +50,27 @@ impl SourceLog {
         if let Ok(mut first) = self.first_skip.lock() {
             first.get_or_insert(why);
         }
+    }
+
+    /// Records an input that could not be read: `what` names it (a file, or a directory
+    /// and that its contents were not read) and says why.
+    pub fn unreadable(&self, what: String) {
+        self.unreadable.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut sample) = self.unreadable_sample.lock() {
+            if sample.len() < UNREADABLE_SAMPLE {
+                sample.push(what);
+            }
+        }
+    }
+
+    /// How many inputs could not be read, and the first of them in full.
+    pub fn unreadable_inputs(&self) -> (u64, Vec<String>) {
+        let sample = self
+            .unreadable_sample
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        (self.unreadable.load(Ordering::Relaxed), sample)
     }
 
     /// The error that ended the source early, if any.
@@ -271,15 +300,34 @@ impl Walk {
     fn descend(&mut self, dir: &Path) {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) => return self.log.skip(format!("{}: {e}", dir.display())),
+            Err(e) => {
+                return self.log.unreadable(format!(
+                    "directory {}: cannot list it ({e}); nothing under it was read",
+                    dir.display()
+                ))
+            }
         };
         let mut dirs = Vec::new();
         let mut files = Vec::new();
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    self.log.unreadable(format!(
+                        "directory {}: listing it failed part way ({e}); the rest of it was not read",
+                        dir.display()
+                    ));
+                    break;
+                }
+            };
             match entry.file_type() {
                 Ok(t) if t.is_dir() => dirs.push(entry.path()),
                 Ok(t) if t.is_file() => files.push(entry.path()),
-                _ => {}
+                Ok(_) => {}
+                Err(e) => self.log.unreadable(format!(
+                    "{}: cannot tell what it is ({e})",
+                    entry.path().display()
+                )),
             }
         }
         dirs.sort_unstable_by(|a, b| b.cmp(a));
@@ -320,7 +368,7 @@ impl Walk {
                 None
             }
             Err(e) => {
-                self.log.skip(format!("{shown}: {e}"));
+                self.log.unreadable(format!("{shown}: {e}"));
                 None
             }
         }

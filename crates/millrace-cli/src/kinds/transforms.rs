@@ -156,7 +156,8 @@ fn parse(name: &str, params: &Params) -> Stage<Item, Item> {
                     _ => String::new(),
                 };
                 Err(Fault::Other(format!(
-                    "{line}cannot parse {text:?} as a number: {e}"
+                    "{line}cannot parse {} as a number: {e}",
+                    snippet(text)
                 )))
             }
         }
@@ -197,6 +198,18 @@ fn spin_stage(name: &str, params: &Params) -> Stage<Item, Item> {
         let x = slot.number(&item.value)?;
         Ok::<_, Fault>(item.with(slot.write(&item.value, Value::Number(spin(units, x)))))
     })
+}
+
+/// How many characters of an item's text an error message quotes.
+pub const SNIPPET_CHARS: usize = 80;
+
+/// `text` quoted for an error message: whole if short, else its first [`SNIPPET_CHARS`]
+/// characters and how long it was (`"aaaa…" (1048576 bytes)`).
+pub fn snippet(text: &str) -> String {
+    match text.char_indices().nth(SNIPPET_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
 }
 
 #[cfg(test)]

@@ -42,3 +42,28 @@ pub fn seed_sum(n: u64) -> u64 {
         s.wrapping_add(x.wrapping_mul(x).wrapping_mul(3))
     })
 }
+
+/// Waits for `child` up to `limit`; kills it and fails the test if it is still running.
+pub fn wait_or_kill(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for millrace") {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("millrace did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads all of `pipe` on a thread of its own (so a child never blocks on a full pipe).
+pub fn drain<R: std::io::Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        all
+    })
+}

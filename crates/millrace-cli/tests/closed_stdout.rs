@@ -1,0 +1,124 @@
+//! A closed stdout (`millrace stages | true`, `millrace run … | head -1`) ends every command
+//! gracefully with exit code 141 (128 + SIGPIPE, as a shell shows a command a closed pipe
+//! ended), not a panic; `run` still writes its report, which says what happened, and counts
+//! the items it could not write as cancelled, not delivered.
+//!
+//! Deterministic closing: the command is started by `sh`, which waits for a line on stdin
+//! before it execs millrace, so the test can drop its end of the stdout pipe first; or the
+//! test reads the first line of a long output and then drops it.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{drain, repo_root, wait_or_kill, TIMEOUT};
+
+/// Runs `millrace ARGS` in `dir` with a stdout nobody reads (closed before it starts);
+/// returns the exit code and stderr.
+fn with_closed_stdout(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("read go && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_millrace"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sh");
+    drop(child.stdout.take());
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").expect("tell sh to go");
+    drop(stdin);
+    let status = wait_or_kill(&mut child, TIMEOUT);
+    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    (status.code(), stderr)
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
+}
+
+#[test]
+fn stages_and_check_end_with_141() {
+    let root = repo_root();
+    for args in [
+        &["stages"][..],
+        &["stages", "grep"],
+        &["check", "examples/logs.toml"],
+    ] {
+        let (code, stderr) = with_closed_stdout(&root, args);
+        assert_eq!(code, Some(141), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("millrace: stdout was closed"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_run_whose_result_cannot_be_printed_ends_closed_with_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[source]\nkind = \"range\"\nend = 1000\n[sink]\nkind = \"count\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = with_closed_stdout(dir.path(), &["run", "p.toml", "--report", "r.json"]);
+    assert_eq!(code, Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("stdout was closed"), "{stderr}");
+    let r = report(&dir.path().join("r.json"));
+    assert_eq!(r["outcome"], "closed");
+    assert_eq!(r["exit_code"], 141);
+    assert_eq!(r["result"]["count"], 1000);
+
+    let (code, stderr) = with_closed_stdout(dir.path(), &["run", "--n", "1000", "--quiet"]);
+    assert_eq!(code, Some(141), "the seed pipeline: {stderr}");
+}
+
+#[test]
+fn a_stdout_sink_whose_reader_leaves_stops_and_counts_the_rest_unwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[source]\nkind = \"range\"\nend = 200000\n[sink]\nkind = \"stdout\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .current_dir(dir.path())
+        .args(["run", "p.toml", "--report", "r.json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start millrace");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    // `head -1`: read one line, then go away. 200,000 lines do not fit in a pipe, so the
+    // run is still writing.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the first line");
+    assert_eq!(first, "0\n");
+    let status = wait_or_kill(&mut child, TIMEOUT);
+    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("stdout was closed"), "{stderr}");
+    let r = report(&dir.path().join("r.json"));
+    assert_eq!(r["outcome"], "closed");
+    let t = &r["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k}: {t}"));
+    assert!(n("delivered") < 200_000, "not everything was written: {t}");
+    assert!(n("cancelled") > 0, "what was not written is counted: {t}");
+    assert_eq!(n("failed"), 0, "{t}");
+    assert_eq!(n("items_in"), n("delivered") + n("cancelled"), "{t}");
+}
