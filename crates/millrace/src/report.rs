@@ -16,6 +16,16 @@
 //! run of fused stages judged as one (named `a+b+c`, their busy shares summed, since they
 //! share workers). When no stage is busy for
 //! more than half the run and the first stage mostly waits, the source is the bottleneck.
+//! When the run's worker threads outnumber the cores and no part is saturated, the report
+//! says so rather than calling the busiest part saturated: its busy time includes time spent
+//! waiting for a core.
+//!
+//! # As text
+//!
+//! A report's [`Display`](fmt::Display) shows the totals, a row per stage (a stage fused with
+//! the one before shows `fused` in the queue column, and has no capacity of its own),
+//! latencies to three significant digits (`8.59 s`), the bottleneck, the autoscaler's
+//! decisions, and the first 10 errors followed by how many more there were.
 
 use std::fmt;
 use std::time::Duration;
@@ -42,7 +52,12 @@ pub struct StageReport {
     /// Its workers.
     pub workers: usize,
     /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
+    /// The capacity asked for in items is rounded up to whole batches; see
+    /// [`queue_items`](StageReport::queue_items) for the capacity in items.
     pub queue_capacity: usize,
+    /// Items per batch on its input connector (0 for the source, for a fused stage, and
+    /// where the run did not record it).
+    pub batch: usize,
     /// Whether it ran fused with the stage before: on that stage's workers, taking its
     /// output directly rather than through a connector (see
     /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
@@ -88,6 +103,7 @@ impl StageReport {
             name: m.name.to_string(),
             workers: m.workers(),
             queue_capacity: m.queue_capacity,
+            batch: if m.queue_capacity > 0 { m.batch } else { 0 },
             fused: m.fused,
             busy: share(tally.busy),
             idle: share(tally.idle),
@@ -95,6 +111,13 @@ impl StageReport {
             queue_fill,
             tally,
         }
+    }
+
+    /// Capacity of its input connector in items: [`queue_capacity`](StageReport::queue_capacity)
+    /// batches of [`batch`](StageReport::batch) items. `None` for the source, a fused stage,
+    /// or where the batch size was not recorded.
+    pub fn queue_items(&self) -> Option<usize> {
+        (self.queue_capacity > 0 && self.batch > 0).then(|| self.queue_capacity * self.batch)
     }
 
     /// Items that left the stage with at least one output.
@@ -183,7 +206,8 @@ impl Report {
         };
         let mut unfinished = lock(&control.unfinished).clone();
         unfinished.sort_unstable();
-        let bottleneck = find_bottleneck(&source, &stages, &sink);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let bottleneck = find_bottleneck(&source, &stages, &sink, cores);
         Report {
             end,
             wall,
@@ -278,7 +302,20 @@ impl Report {
         &self.latency
     }
 
-    /// The first item errors in full (up to 100), in the order they happened.
+    /// The first 100 item errors in full; the rest are only counted
+    /// ([`errors_total`](Report::errors_total)).
+    ///
+    /// They are in the order they were recorded, which is close to but not exactly the order
+    /// they happened: a sync stage records a failure when the item's last try fails, an async
+    /// stage when the item's whole batch is done, and workers running side by side record in
+    /// whichever order they reach the log. So the 100 kept are not necessarily the 100
+    /// lowest ids, and not a sample of every stage.
+    ///
+    /// For an exact account of every failure, hand each failed item to a
+    /// [`dead_letter`](crate::Stage::dead_letter) handler (it gets the item and its error), or
+    /// read the response path: [`Stage::on_response`](crate::Stage::on_response) or
+    /// [`PipelineBuilder::respond`](crate::PipelineBuilder::respond) report every item's
+    /// outcome, failures included.
     pub fn errors(&self) -> &[ItemError] {
         &self.errors
     }
@@ -337,6 +374,65 @@ fn fmt_count(n: u64) -> String {
     out
 }
 
+/// A duration to three significant digits: `812 µs`, `7.34 ms`, `8.59 s`.
+fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    let (value, unit) = if secs >= 1.0 {
+        (secs, "s")
+    } else if secs >= 1e-3 {
+        (secs * 1e3, "ms")
+    } else if secs >= 1e-6 {
+        (secs * 1e6, "µs")
+    } else {
+        (secs * 1e9, "ns")
+    };
+    if value >= 100.0 {
+        format!("{value:.0} {unit}")
+    } else if value >= 10.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.2} {unit}")
+    }
+}
+
+/// Errors a report's text shows in full before it counts the rest.
+const ERRORS_SHOWN: usize = 10;
+
+/// A stage's queue column: its mean fill, `fused` for a stage with no queue of its own
+/// (it runs on the previous stage's workers), `-` for the source.
+fn queue_cell(s: &StageReport) -> String {
+    if s.fused {
+        "fused".into()
+    } else if s.queue_capacity > 0 {
+        format!("{}%", pct(s.queue_fill))
+    } else {
+        "-".into()
+    }
+}
+
+/// A stage's capacity column: in items where the batch size is known, else in batches.
+fn capacity_cell(s: &StageReport) -> String {
+    match s.queue_items() {
+        Some(items) => format!("{} items", fmt_count(items as u64)),
+        None if s.queue_capacity > 0 => format!("{} batches", fmt_count(s.queue_capacity as u64)),
+        None => "-".into(),
+    }
+}
+
+impl fmt::Display for Latency {
+    /// `p50 7.34 ms, p90 9.01 ms, p99 12.3 ms, max 8.59 s`: each to three significant digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {}, p90 {}, p99 {}, max {}",
+            fmt_duration(self.p50),
+            fmt_duration(self.p90),
+            fmt_duration(self.p99),
+            fmt_duration(self.max)
+        )
+    }
+}
+
 fn fmt_rate(per_sec: f64) -> String {
     if per_sec >= 1e9 {
         format!("{:.2} G", per_sec / 1e9)
@@ -371,21 +467,24 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>6}",
-            "stage", "workers", "items in", "items out", "busy", "idle", "blocked", "queue"
+            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>6} {:>13}",
+            "stage",
+            "workers",
+            "items in",
+            "items out",
+            "busy",
+            "idle",
+            "blocked",
+            "queue",
+            "capacity"
         )?;
         for s in std::iter::once(&self.source)
             .chain(&self.stages)
             .chain(std::iter::once(&self.sink))
         {
-            let queue = if s.queue_capacity > 0 {
-                format!("{}%", pct(s.queue_fill))
-            } else {
-                "-".into()
-            };
             writeln!(
                 f,
-                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>6}",
+                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>6} {:>13}",
                 s.name,
                 s.workers,
                 fmt_count(s.tally.items_in),
@@ -393,15 +492,12 @@ impl fmt::Display for Report {
                 pct(s.busy),
                 pct(s.idle),
                 pct(s.blocked),
-                queue
+                queue_cell(s),
+                capacity_cell(s)
             )?;
         }
         if self.latency.samples > 0 {
-            writeln!(
-                f,
-                "latency: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
-                self.latency.p50, self.latency.p90, self.latency.p99, self.latency.max
-            )?;
+            writeln!(f, "latency: {}", self.latency)?;
         }
         if let Some(b) = &self.bottleneck {
             writeln!(f, "bottleneck: {}", b.reason)?;
@@ -412,14 +508,15 @@ impl fmt::Display for Report {
         for (at, w) in &self.scaling.wedges {
             writeln!(f, "at {:.1} s: wedged: {w}", at.as_secs_f64())?;
         }
-        for e in &self.errors {
+        let shown = self.errors.len().min(ERRORS_SHOWN);
+        for e in &self.errors[..shown] {
             writeln!(f, "error: {e}")?;
         }
-        if self.errors_total > self.errors.len() as u64 {
+        if self.errors_total > shown as u64 {
             writeln!(
                 f,
-                "… and {} more errors",
-                self.errors_total - self.errors.len() as u64
+                "… and {} more",
+                fmt_count(self.errors_total - shown as u64)
             )?;
         }
         if !self.unfinished.is_empty() {
@@ -431,7 +528,10 @@ impl fmt::Display for Report {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::error::ItemErrorKind;
 
     #[test]
     fn an_autoscaled_stages_worker_time_follows_its_history() {
@@ -449,5 +549,158 @@ mod tests {
         assert_eq!(fmt_count(999), "999");
         assert_eq!(fmt_count(1_000), "1,000");
         assert_eq!(fmt_count(10_000_000), "10,000,000");
+    }
+
+    fn stage(name: &str, workers: usize, queue_capacity: usize, batch: usize) -> StageReport {
+        StageReport {
+            name: name.into(),
+            workers,
+            queue_capacity,
+            batch,
+            fused: false,
+            tally: Tally {
+                items_in: 1_000,
+                items_out: 1_000,
+                ..Tally::default()
+            },
+            busy: 0.5,
+            idle: 0.25,
+            blocked: 0.25,
+            queue_fill: 0.5,
+        }
+    }
+
+    /// A finished run of `source → a → b → sink` with the given stages and errors.
+    fn report(stages: Vec<StageReport>, errors: Vec<ItemError>, errors_total: u64) -> Report {
+        Report {
+            end: EndState::Completed,
+            wall: Duration::from_secs(1),
+            source: stage("source", 1, 0, 0),
+            stages,
+            sink: stage("sink", 1, 8, 0),
+            latency: Latency::default(),
+            errors,
+            errors_total,
+            unfinished: Vec::new(),
+            hook_panics: Vec::new(),
+            bottleneck: None,
+            scaling: ScalingLog::default(),
+        }
+    }
+
+    fn row<'a>(text: &'a str, stage: &str) -> Vec<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{stage} ")))
+            .unwrap_or_else(|| panic!("no row for `{stage}`:\n{text}"))
+            .split_whitespace()
+            .collect()
+    }
+
+    #[test]
+    fn the_text_shows_ten_errors_and_counts_the_rest() {
+        let errors: Vec<ItemError> = (0..100)
+            .map(|i| {
+                ItemError::new(
+                    ItemId(i),
+                    Arc::from("parse"),
+                    1,
+                    ItemErrorKind::Panicked("bad".into()),
+                )
+            })
+            .collect();
+        let text = report(vec![stage("a", 1, 4, 16)], errors, 10_220).to_string();
+        let shown: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(shown.len(), 10, "{text}");
+        assert_eq!(
+            shown[0],
+            "error: stage `parse` failed on item #0: panicked: bad"
+        );
+        assert!(text.contains("\n… and 10,210 more\n"), "{text}");
+    }
+
+    #[test]
+    fn the_text_counts_no_more_errors_when_it_shows_them_all() {
+        let errors = vec![ItemError::new(
+            ItemId(7),
+            Arc::from("a"),
+            2,
+            ItemErrorKind::Panicked("no".into()),
+        )];
+        let text = report(vec![stage("a", 1, 4, 16)], errors, 1).to_string();
+        assert!(text.contains("error: stage `a` failed on item #7 after 2 attempts"));
+        assert!(!text.contains("more"), "{text}");
+    }
+
+    #[test]
+    fn latencies_are_shown_to_three_significant_digits() {
+        let mut r = report(vec![stage("a", 1, 4, 16)], Vec::new(), 0);
+        r.latency = Latency {
+            p50: Duration::from_micros(812),
+            p90: Duration::from_nanos(7_341_234),
+            p99: Duration::from_nanos(123_456_789),
+            max: Duration::from_nanos(8_589_934_592),
+            samples: 1_000,
+        };
+        let text = r.to_string();
+        assert!(
+            text.contains("\nlatency: p50 812 µs, p90 7.34 ms, p99 123 ms, max 8.59 s\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_round_to_three_significant_digits_in_every_unit() {
+        let d = Duration::from_nanos;
+        assert_eq!(fmt_duration(d(0)), "0.00 ns");
+        assert_eq!(fmt_duration(d(640)), "640 ns");
+        assert_eq!(fmt_duration(d(1_500)), "1.50 µs");
+        assert_eq!(fmt_duration(d(45_678_000)), "45.7 ms");
+        assert_eq!(fmt_duration(d(8_589_934_592)), "8.59 s");
+        assert_eq!(fmt_duration(Duration::from_secs(3_600)), "3600 s");
+    }
+
+    #[test]
+    fn a_fused_stage_is_marked_in_the_queue_column_and_has_no_capacity() {
+        let fused = StageReport {
+            fused: true,
+            queue_capacity: 0,
+            batch: 0,
+            ..stage("b", 2, 0, 0)
+        };
+        let text = report(vec![stage("a", 2, 4, 16), fused], Vec::new(), 0).to_string();
+        let b = row(&text, "b");
+        assert_eq!(b[b.len() - 2..], ["fused", "-"], "{text}");
+        assert_eq!(row(&text, "source").last(), Some(&"-"), "{text}");
+    }
+
+    #[test]
+    fn queue_capacity_is_shown_in_items_when_the_batch_size_is_known() {
+        let text = report(
+            vec![stage("a", 1, 4, 16), stage("b", 1, 1_000, 64)],
+            Vec::new(),
+            0,
+        )
+        .to_string();
+        assert!(text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(" queue      capacity"));
+        assert_eq!(row(&text, "a")[7..], ["50%", "64", "items"], "{text}");
+        assert_eq!(row(&text, "b")[7..], ["50%", "64,000", "items"], "{text}");
+    }
+
+    #[test]
+    fn queue_capacity_is_shown_in_batches_when_the_batch_size_is_not_known() {
+        let text = report(vec![stage("a", 1, 4, 0)], Vec::new(), 0).to_string();
+        assert_eq!(row(&text, "a")[7..], ["50%", "4", "batches"], "{text}");
+        assert_eq!(row(&text, "sink")[7..], ["50%", "8", "batches"], "{text}");
+    }
+
+    #[test]
+    fn capacity_in_items_is_whole_batches_of_the_batch_size() {
+        assert_eq!(stage("a", 1, 4, 16).queue_items(), Some(64));
+        assert_eq!(stage("a", 1, 4, 0).queue_items(), None);
+        assert_eq!(stage("source", 1, 0, 0).queue_items(), None);
     }
 }
