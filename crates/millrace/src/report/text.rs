@@ -3,11 +3,11 @@
 //!
 //! ```text
 //! completed in 1.234 s: 10,000 in, 10,000 delivered, 0 filtered, 0 failed, 0 cancelled (8.10 kitems/s)
-//! stage            workers       items in      items out   busy   idle  blocked  queue      capacity
-//! source                 1         10,000         10,000    61%     0%      39%      -             -
-//! square                 2         10,000         10,000    57%     1%       2%    95%     4 batches
-//! scale                  2         10,000         10,000    40%     1%       2%  fused             -
-//! sink                   1         10,000         10,000     5%    95%       0%     2%     4 batches
+//! stage            workers       items in      items out   busy   idle  blocked      capacity  queue
+//! source                 1         10,000         10,000    61%     0%      39%             -      -
+//! square                 2         10,000         10,000    57%     1%       2%     4 batches    95%
+//! scale                  2         10,000         10,000    40%     1%       2%             -  fused
+//! sink                   1         10,000         10,000     5%    95%       0%     4 batches     2%
 //! latency: p50 812 µs, p90 7.34 ms, p99 12.3 ms, max 8.59 s
 //! bottleneck: square+scale: 97% busy, input queue full (95%), output queue empty (2%)
 //! ```
@@ -123,7 +123,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>6} {:>13}",
+            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>13} {:>6}",
             "stage",
             "workers",
             "items in",
@@ -131,8 +131,8 @@ impl fmt::Display for Report {
             "busy",
             "idle",
             "blocked",
-            "queue",
-            "capacity"
+            "capacity",
+            "queue"
         )?;
         for s in std::iter::once(&self.source)
             .chain(&self.stages)
@@ -140,7 +140,7 @@ impl fmt::Display for Report {
         {
             writeln!(
                 f,
-                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>6} {:>13}",
+                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>13} {:>6}",
                 s.name,
                 s.workers,
                 fmt_count(s.tally.items_in),
@@ -148,8 +148,8 @@ impl fmt::Display for Report {
                 pct(s.busy),
                 pct(s.idle),
                 pct(s.blocked),
-                queue_cell(s),
-                capacity_cell(s)
+                capacity_cell(s),
+                queue_cell(s)
             )?;
         }
         if self.latency.samples > 0 {
@@ -318,7 +318,7 @@ mod tests {
         };
         let text = report(vec![stage("a", 2, 4, 16), fused], Vec::new(), 0).to_string();
         let b = row(&text, "b");
-        assert_eq!(b[b.len() - 2..], ["fused", "-"], "{text}");
+        assert_eq!(b[b.len() - 2..], ["-", "fused"], "{text}");
         assert_eq!(row(&text, "source").last(), Some(&"-"), "{text}");
     }
 
@@ -334,16 +334,16 @@ mod tests {
             .lines()
             .nth(1)
             .unwrap()
-            .ends_with(" queue      capacity"));
-        assert_eq!(row(&text, "a")[7..], ["50%", "64", "items"], "{text}");
-        assert_eq!(row(&text, "b")[7..], ["50%", "64,000", "items"], "{text}");
+            .ends_with(" blocked      capacity  queue"));
+        assert_eq!(row(&text, "a")[7..], ["64", "items", "50%"], "{text}");
+        assert_eq!(row(&text, "b")[7..], ["64,000", "items", "50%"], "{text}");
     }
 
     #[test]
     fn queue_capacity_is_shown_in_batches_when_the_batch_size_is_not_known() {
         let text = report(vec![stage("a", 1, 4, 0)], Vec::new(), 0).to_string();
-        assert_eq!(row(&text, "a")[7..], ["50%", "4", "batches"], "{text}");
-        assert_eq!(row(&text, "sink")[7..], ["50%", "8", "batches"], "{text}");
+        assert_eq!(row(&text, "a")[7..], ["4", "batches", "50%"], "{text}");
+        assert_eq!(row(&text, "sink")[7..], ["8", "batches", "50%"], "{text}");
     }
 
     #[test]
