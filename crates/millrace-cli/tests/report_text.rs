@@ -40,7 +40,10 @@ fn ten_errors_are_listed_and_the_rest_counted() {
         .run()
         .unwrap();
     let text = text(finished);
-    assert!(text.contains("\nerrors: 1,234 (first 10 below)\n"), "{text}");
+    assert!(
+        text.contains("\nerrors: 1,234 (first 10 below)\n"),
+        "{text}"
+    );
     let listed = text
         .lines()
         .filter(|l| l.starts_with("  stage `parse` failed on item #"))
