@@ -333,10 +333,11 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
     ///
     /// To share a runtime (its I/O, its connection pools), pass its handle to
     /// [`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime). It must be a
-    /// multi-thread runtime (tokio's `rt-multi-thread` feature) with timers enabled
+    /// multi-thread runtime (tokio's `rt-multi-thread` feature; `Runtime::new()`,
+    /// `#[tokio::main]`, `#[tokio::test(flavor = "multi_thread")]`) with timers enabled
     /// (`enable_all`, or at least `enable_time`; `enable_io` for the network): the driver
-    /// thread calls `Handle::block_on`, which on a current-thread runtime drives neither
-    /// timers nor I/O unless another thread is inside that runtime's `block_on`.
+    /// thread calls `Handle::block_on`, which on a current-thread runtime (what a plain
+    /// `#[tokio::test]` makes) drives neither timers nor I/O.
     ///
     /// # Examples
     ///
