@@ -1,16 +1,23 @@
 //! The final report as text: a headline with how the run ended, the totals, a table per
 //! stage, the bottleneck and its reason, latency, the autoscaler's decisions and any
-//! wedge, errors, and what the source skipped. A stage that ran fused with the one before
-//! (on its workers, with no queue between them) shows `fused` in the queue column.
+//! wedge, errors, and what the source skipped.
+//!
+//! The rules are the engine's own report's ([`millrace::Report`]'s `Display`): a stage that
+//! ran fused with the one before (on its workers, with no queue between them) shows `fused`
+//! in the queue column and `-` for capacity; capacity is in items where the engine recorded
+//! the batch size, else in batches; latencies are rounded to three significant digits
+//! (`8.59 s`); the first [`ERRORS_SHOWN`] errors are listed and the rest counted
+//! (`… and 10,210 more`).
 //!
 //! ```text
 //! pipeline `seed` (examples/seed.toml): completed in 1.234 s, 8.10 M items/s
 //!   in 10,000,000 = delivered 10,000,000 + filtered 0 + failed 0 + cancelled 0
-//! stage            kind        workers      items in     items out  filtered  failed  busy  idle  blocked  queue
-//! source           range             1    10,000,000    10,000,000         -       -   61%    0%      39%      -
-//! square           square            2    10,000,000    10,000,000         0       0   97%    1%       2%    95%
+//! stage            kind      workers      items in     items out  filtered  failed  busy  idle  blocked      capacity  queue
+//! source           range           1    10,000,000    10,000,000         0       0   61%    0%      39%             -      -
+//! square           square          2    10,000,000    10,000,000         0       0   97%    1%       2%    16 batches    95%
 //! …
-//! bottleneck: `square` (square: 97% busy, input queue full (95%), output queue empty (2%))
+//! bottleneck: square: 97% busy, input queue full (95%), output queue empty (2%)
+//! latency (source to sink): p50 812 µs, p90 7.34 ms, p99 12.3 ms, max 8.59 s
 //! autoscaling: 1 decision (controller: 0.4 ms of CPU)
 //!   at 0.2 s: +1 worker to c: 57% of the chain's cost, 100% busy, input queue full (95%)
 //! ```
@@ -109,6 +116,19 @@ fn headline(s: &Summary) -> String {
     line
 }
 
+/// Errors listed in full before the rest are counted (the JSON report has the first 100).
+pub const ERRORS_SHOWN: usize = 10;
+
+/// A stage's input capacity: in items where the batch size is known, else in batches; `-`
+/// for the source and a fused stage, which have no queue of their own.
+fn capacity(s: &StageReport) -> String {
+    match s.queue_items() {
+        Some(items) => format!("{} items", count(items as u64)),
+        None if s.queue_capacity > 0 => format!("{} batches", count(s.queue_capacity as u64)),
+        None => "-".into(),
+    }
+}
+
 fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64, items_out: u64) {
     // A fused stage has no queue: it runs on the previous stage's workers.
     let queue = if s.fused {
@@ -120,7 +140,7 @@ fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64,
     };
     let _ = writeln!(
         out,
-        "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>6}",
+        "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>13} {:>6}",
         s.name,
         kind.unwrap_or("-"),
         s.workers,
@@ -131,6 +151,7 @@ fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64,
         pct(s.busy),
         pct(s.idle),
         pct(s.blocked),
+        capacity(s),
         queue
     );
 }
@@ -191,7 +212,7 @@ pub fn render(s: &Summary) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>6}",
+        "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>13} {:>6}",
         "stage",
         "kind",
         "workers",
@@ -202,6 +223,7 @@ pub fn render(s: &Summary) -> String {
         "busy",
         "idle",
         "blocked",
+        "capacity",
         "queue"
     );
     let kind = |i: usize| s.kinds.get(i).and_then(|k| k.as_deref());
@@ -237,14 +259,7 @@ pub fn render(s: &Summary) -> String {
     }
     let l = r.latency();
     if l.samples > 0 {
-        let _ = writeln!(
-            out,
-            "latency (source to sink): p50 {}, p90 {}, p99 {}, max {}",
-            duration(l.p50),
-            duration(l.p90),
-            duration(l.p99),
-            duration(l.max)
-        );
+        let _ = writeln!(out, "latency (source to sink): {l}");
     }
     scaling(&mut out, r);
     let total_errors = r.errors_total() + s.sink.rejected;
@@ -254,7 +269,7 @@ pub fn render(s: &Summary) -> String {
             .iter()
             .map(ToString::to_string)
             .chain(s.sink.errors.iter().map(|e| e.message.clone()))
-            .take(10)
+            .take(ERRORS_SHOWN)
             .collect();
         let _ = writeln!(
             out,
@@ -262,8 +277,15 @@ pub fn render(s: &Summary) -> String {
             count(total_errors),
             shown.len()
         );
-        for e in shown {
+        for e in &shown {
             let _ = writeln!(out, "  {e}");
+        }
+        if total_errors > shown.len() as u64 {
+            let _ = writeln!(
+                out,
+                "  … and {} more",
+                count(total_errors - shown.len() as u64)
+            );
         }
     }
     if !r.unfinished().is_empty() {

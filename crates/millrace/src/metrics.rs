@@ -128,6 +128,9 @@ pub(crate) struct StageMetrics {
     workers: AtomicUsize,
     /// Capacity of the stage's input connector, in batches.
     pub(crate) queue_capacity: usize,
+    /// Items per batch on the stage's input connector (0: not known), so that reports can
+    /// give the capacity in items.
+    pub(crate) batch: usize,
     /// Runs on the previous stage's workers (no connector of its own).
     pub(crate) fused: bool,
     slots: Box<[CachePadded<Counters>]>,
@@ -149,6 +152,7 @@ impl StageMetrics {
             name,
             workers: AtomicUsize::new(workers),
             queue_capacity,
+            batch: 0,
             fused: false,
             slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
@@ -159,6 +163,14 @@ impl StageMetrics {
     /// Marks the stage as running on the previous stage's workers.
     pub(crate) fn fused(mut self, fused: bool) -> Self {
         self.fused = fused;
+        self
+    }
+
+    /// Sets the items per batch on the stage's input connector, for the capacity in items.
+    // Not called yet: the launch passes only the capacity in batches for now.
+    #[allow(dead_code)]
+    pub(crate) fn batch(mut self, items: usize) -> Self {
+        self.batch = items;
         self
     }
 

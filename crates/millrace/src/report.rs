@@ -16,8 +16,17 @@
 //! run of fused stages judged as one (named `a+b+c`, their busy shares summed, since they
 //! share workers). When no stage is busy for
 //! more than half the run and the first stage mostly waits, the source is the bottleneck.
+//! When the run's worker threads outnumber the cores and no part is saturated, the report
+//! says so rather than calling the busiest part saturated: its busy time includes time spent
+//! waiting for a core.
+//!
+//! # As text
+//!
+//! A report's [`Display`](std::fmt::Display) shows the totals, a row per stage (a stage fused with
+//! the one before shows `fused` in the queue column, and has no capacity of its own),
+//! latencies to three significant digits (`8.59 s`), the bottleneck, the autoscaler's
+//! decisions, and the first 10 errors followed by how many more there were.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::autoscale::{Decision, ScalingLog};
@@ -28,6 +37,7 @@ use crate::metrics::{StageMetrics, Tally};
 use crate::sync::lock;
 
 mod bottleneck;
+mod text;
 
 pub(crate) use bottleneck::describe_fill;
 use bottleneck::find_bottleneck;
@@ -42,7 +52,12 @@ pub struct StageReport {
     /// Its workers.
     pub workers: usize,
     /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
+    /// The capacity asked for in items is rounded up to whole batches; see
+    /// [`queue_items`](StageReport::queue_items) for the capacity in items.
     pub queue_capacity: usize,
+    /// Items per batch on its input connector (0 for the source, for a fused stage, and
+    /// where the run did not record it).
+    pub batch: usize,
     /// Whether it ran fused with the stage before: on that stage's workers, taking its
     /// output directly rather than through a connector (see
     /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
@@ -88,6 +103,7 @@ impl StageReport {
             name: m.name.to_string(),
             workers: m.workers(),
             queue_capacity: m.queue_capacity,
+            batch: if m.queue_capacity > 0 { m.batch } else { 0 },
             fused: m.fused,
             busy: share(tally.busy),
             idle: share(tally.idle),
@@ -95,6 +111,13 @@ impl StageReport {
             queue_fill,
             tally,
         }
+    }
+
+    /// Capacity of its input connector in items: [`queue_capacity`](StageReport::queue_capacity)
+    /// batches of [`batch`](StageReport::batch) items. `None` for the source, a fused stage,
+    /// or where the batch size was not recorded.
+    pub fn queue_items(&self) -> Option<usize> {
+        (self.queue_capacity > 0 && self.batch > 0).then(|| self.queue_capacity * self.batch)
     }
 
     /// Items that left the stage with at least one output.
@@ -183,7 +206,8 @@ impl Report {
         };
         let mut unfinished = lock(&control.unfinished).clone();
         unfinished.sort_unstable();
-        let bottleneck = find_bottleneck(&source, &stages, &sink);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let bottleneck = find_bottleneck(&source, &stages, &sink, cores);
         Report {
             end,
             wall,
@@ -278,7 +302,20 @@ impl Report {
         &self.latency
     }
 
-    /// The first item errors in full (up to 100), in the order they happened.
+    /// The first 100 item errors in full; the rest are only counted
+    /// ([`errors_total`](Report::errors_total)).
+    ///
+    /// They are in the order they were recorded, which is close to but not exactly the order
+    /// they happened: a sync stage records a failure when the item's last try fails, an async
+    /// stage when the item's whole batch is done, and workers running side by side record in
+    /// whichever order they reach the log. So the 100 kept are not necessarily the 100
+    /// lowest ids, and not a sample of every stage.
+    ///
+    /// For an exact account of every failure, hand each failed item to a
+    /// [`dead_letter`](crate::Stage::dead_letter) handler (it gets the item and its error), or
+    /// read the response path: [`Stage::on_response`](crate::Stage::on_response) or
+    /// [`PipelineBuilder::respond`](crate::PipelineBuilder::respond) report every item's
+    /// outcome, failures included.
     pub fn errors(&self) -> &[ItemError] {
         &self.errors
     }
@@ -325,110 +362,6 @@ impl Report {
     }
 }
 
-fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_rate(per_sec: f64) -> String {
-    if per_sec >= 1e9 {
-        format!("{:.2} G", per_sec / 1e9)
-    } else if per_sec >= 1e6 {
-        format!("{:.2} M", per_sec / 1e6)
-    } else if per_sec >= 1e3 {
-        format!("{:.2} k", per_sec / 1e3)
-    } else {
-        format!("{per_sec:.1} ")
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = match self.end {
-            EndState::Running => "running",
-            EndState::Completed => "completed",
-            EndState::Stopped => "stopped",
-            EndState::Cancelled => "cancelled",
-            EndState::Failed => "failed",
-        };
-        writeln!(
-            f,
-            "{end} in {:.3} s: {} in, {} delivered, {} filtered, {} failed, {} cancelled ({}items/s)",
-            self.wall.as_secs_f64(),
-            fmt_count(self.items_in()),
-            fmt_count(self.delivered()),
-            fmt_count(self.filtered()),
-            fmt_count(self.failed()),
-            fmt_count(self.cancelled()),
-            fmt_rate(self.throughput()),
-        )?;
-        writeln!(
-            f,
-            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>6}",
-            "stage", "workers", "items in", "items out", "busy", "idle", "blocked", "queue"
-        )?;
-        for s in std::iter::once(&self.source)
-            .chain(&self.stages)
-            .chain(std::iter::once(&self.sink))
-        {
-            let queue = if s.queue_capacity > 0 {
-                format!("{}%", pct(s.queue_fill))
-            } else {
-                "-".into()
-            };
-            writeln!(
-                f,
-                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>6}",
-                s.name,
-                s.workers,
-                fmt_count(s.tally.items_in),
-                fmt_count(s.tally.items_out),
-                pct(s.busy),
-                pct(s.idle),
-                pct(s.blocked),
-                queue
-            )?;
-        }
-        if self.latency.samples > 0 {
-            writeln!(
-                f,
-                "latency: p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
-                self.latency.p50, self.latency.p90, self.latency.p99, self.latency.max
-            )?;
-        }
-        if let Some(b) = &self.bottleneck {
-            writeln!(f, "bottleneck: {}", b.reason)?;
-        }
-        for (at, d) in &self.scaling.decisions {
-            writeln!(f, "at {:.1} s: {}", at.as_secs_f64(), d.reason)?;
-        }
-        for (at, w) in &self.scaling.wedges {
-            writeln!(f, "at {:.1} s: wedged: {w}", at.as_secs_f64())?;
-        }
-        for e in &self.errors {
-            writeln!(f, "error: {e}")?;
-        }
-        if self.errors_total > self.errors.len() as u64 {
-            writeln!(
-                f,
-                "… and {} more errors",
-                self.errors_total - self.errors.len() as u64
-            )?;
-        }
-        if !self.unfinished.is_empty() {
-            writeln!(f, "unfinished: {} items", self.unfinished.len())?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,13 +374,5 @@ mod tests {
         assert_eq!(worker_seconds(&history, 0, s(5)), Some(11.0));
         assert_eq!(worker_seconds(&history, 1, s(5)), Some(10.0));
         assert_eq!(worker_seconds(&[], 0, s(5)), None);
-    }
-
-    #[test]
-    fn counts_are_grouped_by_thousands() {
-        assert_eq!(fmt_count(0), "0");
-        assert_eq!(fmt_count(999), "999");
-        assert_eq!(fmt_count(1_000), "1,000");
-        assert_eq!(fmt_count(10_000_000), "10,000,000");
     }
 }

@@ -157,7 +157,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Closes the pipeline by collecting its outputs into a `Vec`, in arrival order (input
-    /// order when the last stage is [ordered](Stage::ordered)).
+    /// order when the last stage is [ordered](crate::Stage::ordered)).
     pub fn collect(self) -> Pipeline<Vec<T>> {
         self.fold(Vec::new(), |mut v, x| {
             v.push(x);

@@ -2,6 +2,14 @@
 //! evidence. A part is a segment with workers of its own — one stage, or a run of fused
 //! stages judged as one, since they share workers — or the sink; the busiest part is the
 //! bottleneck, unless the stages mostly wait for input, which points at the source.
+//!
+//! # More threads than cores
+//!
+//! Busy time is wall time spent in the stage's code, so it includes time a worker was ready
+//! to run but had no core. When the run's worker threads outnumber the cores and no part is
+//! clearly saturated (busy at least 90% of the time), a part that is, say, 87% busy
+//! may be waiting for a core rather than holding the others back; the reason then says
+//! the threads outnumber the cores instead of calling that part saturated.
 
 use super::{pct, StageReport};
 
@@ -10,11 +18,17 @@ use super::{pct, StageReport};
 #[non_exhaustive]
 pub struct Bottleneck {
     /// The stage's name (`source` or `sink` for the ends; `a+b+c` for stages that ran fused
-    /// on shared workers, judged as one).
+    /// on shared workers, judged as one). When the worker threads outnumbered the cores and
+    /// no part was saturated, the busiest part, with a reason that says so.
     pub stage: String,
-    /// Evidence, e.g. `square: 97% busy, input queue full (95%), output queue empty (2%)`.
+    /// Evidence, e.g. `square: 97% busy, input queue full (95%), output queue empty (2%)`,
+    /// or, with more worker threads than cores, `the threads outnumber the cores (9 threads
+    /// on 2 cores) and no part is saturated: …`.
     pub reason: String,
 }
+
+/// The busy share from which a part counts as saturated whatever else runs on its cores.
+const SATURATED: f64 = 0.9;
 
 /// How full a queue is, in a word: `full` (≥ 75%), `empty` (≤ 25%) or `half full`.
 pub(crate) fn describe_fill(fill: f64) -> &'static str {
@@ -74,16 +88,52 @@ fn parts(stages: &[StageReport], sink: &StageReport) -> Vec<Part> {
     parts
 }
 
+/// The run's worker threads: the source's, each segment's (fused stages share theirs) and
+/// the sink's. An async stage counts as its one worker: its other threads mostly wait.
+pub(super) fn worker_threads(
+    source: &StageReport,
+    stages: &[StageReport],
+    sink: &StageReport,
+) -> usize {
+    source.workers
+        + stages
+            .iter()
+            .filter(|s| !s.fused)
+            .map(|s| s.workers)
+            .sum::<usize>()
+        + sink.workers
+}
+
+/// The part holding the run back, and why; `cores` is what the machine offers
+/// ([`std::thread::available_parallelism`]). `None` if the source admitted nothing.
 pub(super) fn find_bottleneck(
     source: &StageReport,
     stages: &[StageReport],
     sink: &StageReport,
+    cores: usize,
 ) -> Option<Bottleneck> {
     if source.tally.items_in == 0 {
         return None;
     }
     let parts = parts(stages, sink);
     let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
+    let threads = worker_threads(source, stages, sink);
+    if threads > cores && busiest.busy < SATURATED && source.busy < SATURATED {
+        return Some(Bottleneck {
+            stage: busiest.name.clone(),
+            reason: format!(
+                "the threads outnumber the cores ({threads} threads on {cores} core{}) and no \
+                 part is saturated: the busiest, `{}`, is {}% busy, input queue {} ({}%), \
+                 counting time spent waiting for a core; fewer workers or fusing stages may \
+                 help",
+                if cores == 1 { "" } else { "s" },
+                busiest.name,
+                pct(busiest.busy),
+                describe_fill(busiest.input_fill),
+                pct(busiest.input_fill)
+            ),
+        });
+    }
     let first_idle = stages.first().map_or(sink.idle, |s| s.idle);
     if busiest.busy < 0.5 && first_idle > 0.5 {
         return Some(Bottleneck {
@@ -113,12 +163,11 @@ pub(super) fn find_bottleneck(
         ));
     }
     if busiest.busy < 0.5 && busiest.input_fill < 0.75 {
-        // Nothing is saturated, nothing has a backlog in front of it, and the input is not
-        // what is missing: the time goes to the threads waiting on one another.
+        // Nothing is saturated, nothing has a backlog in front of it, the input is not what
+        // is missing, and every thread has a core: the time goes to the hand-offs.
         reason.push_str(
             "; no part is busy half the time: the threads mostly wait on one another \
-             (hand-offs, or more threads than cores), so fusing stages or larger batches \
-             may help",
+             (hand-offs), so fusing stages or larger batches may help",
         );
     }
     Some(Bottleneck {
@@ -132,11 +181,15 @@ mod tests {
     use super::*;
     use crate::metrics::Tally;
 
+    /// More cores than any of these runs has threads, unless a test says otherwise.
+    const CORES: usize = 64;
+
     fn stage(name: &str, busy: f64, idle: f64, fill: f64) -> StageReport {
         StageReport {
             name: name.into(),
             workers: 1,
             queue_capacity: 4,
+            batch: 16,
             fused: false,
             tally: Tally {
                 items_in: 100,
@@ -158,7 +211,7 @@ mod tests {
             stage("scale", 0.2, 0.8, 0.02),
         ];
         let sink = stage("sink", 0.1, 0.9, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "square");
         assert_eq!(
             b.reason,
@@ -182,7 +235,7 @@ mod tests {
             stage("d", 0.6, 0.3, 0.3),
         ];
         let sink = stage("sink", 0.1, 0.9, 0.01);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "a+b+c");
         assert_eq!(
             b.reason,
@@ -198,13 +251,12 @@ mod tests {
             stage("square", 0.17, 0.11, 0.62),
         ];
         let sink = stage("sink", 0.02, 0.87, 0.56);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "wrap");
         assert!(
             b.reason.ends_with(
                 "; no part is busy half the time: the threads mostly wait on one another \
-                 (hand-offs, or more threads than cores), so fusing stages or larger \
-                 batches may help"
+                 (hand-offs), so fusing stages or larger batches may help"
             ),
             "{}",
             b.reason
@@ -218,7 +270,7 @@ mod tests {
         let source = stage("source", 0.05, 0.0, 0.0);
         let stages = vec![stage("a", 0.35, 0.05, 0.9)];
         let sink = stage("sink", 0.4, 0.1, 0.95);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "sink");
         assert!(!b.reason.contains("wait on one another"), "{}", b.reason);
     }
@@ -228,7 +280,63 @@ mod tests {
         let source = stage("source", 0.99, 0.0, 0.0);
         let stages = vec![stage("a", 0.1, 0.9, 0.0)];
         let sink = stage("sink", 0.05, 0.95, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink).unwrap();
+        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "source");
+    }
+
+    #[test]
+    fn more_threads_than_cores_is_named_instead_of_an_unsaturated_stage() {
+        let source = stage("source", 0.3, 0.0, 0.0);
+        let two = |name: &str, busy: f64, fill: f64| StageReport {
+            workers: 2,
+            ..stage(name, busy, 0.05, fill)
+        };
+        let stages = vec![
+            two("wrap", 0.6, 0.9),
+            two("square", 0.87, 0.95),
+            two("scale", 0.5, 0.3),
+        ];
+        let sink = stage("sink", 0.2, 0.7, 0.1);
+        let b = find_bottleneck(&source, &stages, &sink, 2).unwrap();
+        assert_eq!(b.stage, "square");
+        assert_eq!(
+            b.reason,
+            "the threads outnumber the cores (8 threads on 2 cores) and no part is saturated: \
+             the busiest, `square`, is 87% busy, input queue full (95%), counting time spent \
+             waiting for a core; fewer workers or fusing stages may help"
+        );
+    }
+
+    #[test]
+    fn a_saturated_stage_is_named_even_with_more_threads_than_cores() {
+        let source = stage("source", 0.1, 0.0, 0.0);
+        let stages = vec![stage("a", 0.3, 0.1, 0.9), stage("c", 0.97, 0.0, 0.95)];
+        let sink = stage("sink", 0.1, 0.9, 0.0);
+        let b = find_bottleneck(&source, &stages, &sink, 1).unwrap();
+        assert_eq!(b.stage, "c");
+        assert!(b.reason.starts_with("c: 97% busy"), "{}", b.reason);
+    }
+
+    #[test]
+    fn as_many_threads_as_cores_names_the_busiest_stage() {
+        let source = stage("source", 0.1, 0.0, 0.0);
+        let stages = vec![stage("a", 0.87, 0.0, 0.9), stage("b", 0.3, 0.6, 0.1)];
+        let sink = stage("sink", 0.1, 0.9, 0.0);
+        let b = find_bottleneck(&source, &stages, &sink, 4).unwrap();
+        assert!(b.reason.starts_with("a: 87% busy"), "{}", b.reason);
+    }
+
+    #[test]
+    fn fused_stages_share_their_segments_threads() {
+        let source = stage("source", 0.1, 0.0, 0.0);
+        let three = |name: &str, fused: bool| StageReport {
+            workers: 3,
+            fused,
+            ..stage(name, 0.5, 0.0, 0.0)
+        };
+        let stages = vec![three("a", false), three("b", true), three("c", false)];
+        let sink = stage("sink", 0.1, 0.9, 0.0);
+        // source 1 + a+b 3 + c 3 + sink 1.
+        assert_eq!(worker_threads(&source, &stages, &sink), 8);
     }
 }

@@ -4,6 +4,10 @@
 //! [`Stage::try_map_async`](crate::Stage::try_map_async)) runs up to `concurrency` items at
 //! once on a tokio runtime, so a stage that waits on the network needs no thread per wait.
 //!
+//! Users see this module only through the public docs of
+//! [`Stage::map_async`](crate::Stage::map_async) (threads, batches and order, the runtime and
+//! the tokio features it needs); keep the two in step.
+//!
 //! # Threads
 //!
 //! An async stage uses three OS threads whatever its concurrency:

@@ -1,0 +1,355 @@
+//! A report as text: the totals, a row per stage, latency, the bottleneck, the autoscaler's
+//! decisions and wedges, and the first errors.
+//!
+//! ```text
+//! completed in 1.234 s: 10,000 in, 10,000 delivered, 0 filtered, 0 failed, 0 cancelled (8.10 kitems/s)
+//! stage            workers       items in      items out   busy   idle  blocked      capacity  queue
+//! source                 1         10,000         10,000    61%     0%      39%             -      -
+//! square                 2         10,000         10,000    57%     1%       2%     4 batches    95%
+//! scale                  2         10,000         10,000    40%     1%       2%             -  fused
+//! sink                   1         10,000         10,000     5%    95%       0%     4 batches     2%
+//! latency: p50 812 µs, p90 7.34 ms, p99 12.3 ms, max 8.59 s
+//! bottleneck: square+scale: 97% busy, input queue full (95%), output queue empty (2%)
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{pct, Latency, Report, StageReport};
+use crate::control::EndState;
+
+fn fmt_count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration to three significant digits: `812 µs`, `7.34 ms`, `8.59 s`.
+fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    let (value, unit) = if secs >= 1.0 {
+        (secs, "s")
+    } else if secs >= 1e-3 {
+        (secs * 1e3, "ms")
+    } else if secs >= 1e-6 {
+        (secs * 1e6, "µs")
+    } else {
+        (secs * 1e9, "ns")
+    };
+    if value >= 100.0 {
+        format!("{value:.0} {unit}")
+    } else if value >= 10.0 {
+        format!("{value:.1} {unit}")
+    } else {
+        format!("{value:.2} {unit}")
+    }
+}
+
+/// Errors a report's text shows in full before it counts the rest.
+const ERRORS_SHOWN: usize = 10;
+
+/// A stage's queue column: its mean fill, `fused` for a stage with no queue of its own
+/// (it runs on the previous stage's workers), `-` for the source.
+fn queue_cell(s: &StageReport) -> String {
+    if s.fused {
+        "fused".into()
+    } else if s.queue_capacity > 0 {
+        format!("{}%", pct(s.queue_fill))
+    } else {
+        "-".into()
+    }
+}
+
+/// A stage's capacity column: in items where the batch size is known, else in batches.
+fn capacity_cell(s: &StageReport) -> String {
+    match s.queue_items() {
+        Some(items) => format!("{} items", fmt_count(items as u64)),
+        None if s.queue_capacity > 0 => format!("{} batches", fmt_count(s.queue_capacity as u64)),
+        None => "-".into(),
+    }
+}
+
+impl fmt::Display for Latency {
+    /// `p50 7.34 ms, p90 9.01 ms, p99 12.3 ms, max 8.59 s`: each to three significant digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {}, p90 {}, p99 {}, max {}",
+            fmt_duration(self.p50),
+            fmt_duration(self.p90),
+            fmt_duration(self.p99),
+            fmt_duration(self.max)
+        )
+    }
+}
+
+fn fmt_rate(per_sec: f64) -> String {
+    if per_sec >= 1e9 {
+        format!("{:.2} G", per_sec / 1e9)
+    } else if per_sec >= 1e6 {
+        format!("{:.2} M", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.2} k", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.1} ")
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = match self.end {
+            EndState::Running => "running",
+            EndState::Completed => "completed",
+            EndState::Stopped => "stopped",
+            EndState::Cancelled => "cancelled",
+            EndState::Failed => "failed",
+        };
+        writeln!(
+            f,
+            "{end} in {:.3} s: {} in, {} delivered, {} filtered, {} failed, {} cancelled ({}items/s)",
+            self.wall.as_secs_f64(),
+            fmt_count(self.items_in()),
+            fmt_count(self.delivered()),
+            fmt_count(self.filtered()),
+            fmt_count(self.failed()),
+            fmt_count(self.cancelled()),
+            fmt_rate(self.throughput()),
+        )?;
+        writeln!(
+            f,
+            "{:<16} {:>7} {:>14} {:>14} {:>6} {:>6} {:>8} {:>13} {:>6}",
+            "stage",
+            "workers",
+            "items in",
+            "items out",
+            "busy",
+            "idle",
+            "blocked",
+            "capacity",
+            "queue"
+        )?;
+        for s in std::iter::once(&self.source)
+            .chain(&self.stages)
+            .chain(std::iter::once(&self.sink))
+        {
+            writeln!(
+                f,
+                "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>13} {:>6}",
+                s.name,
+                s.workers,
+                fmt_count(s.tally.items_in),
+                fmt_count(s.tally.items_out),
+                pct(s.busy),
+                pct(s.idle),
+                pct(s.blocked),
+                capacity_cell(s),
+                queue_cell(s)
+            )?;
+        }
+        if self.latency.samples > 0 {
+            writeln!(f, "latency: {}", self.latency)?;
+        }
+        if let Some(b) = &self.bottleneck {
+            writeln!(f, "bottleneck: {}", b.reason)?;
+        }
+        for (at, d) in &self.scaling.decisions {
+            writeln!(f, "at {:.1} s: {}", at.as_secs_f64(), d.reason)?;
+        }
+        for (at, w) in &self.scaling.wedges {
+            writeln!(f, "at {:.1} s: wedged: {w}", at.as_secs_f64())?;
+        }
+        let shown = self.errors.len().min(ERRORS_SHOWN);
+        for e in &self.errors[..shown] {
+            writeln!(f, "error: {e}")?;
+        }
+        if self.errors_total > shown as u64 {
+            writeln!(
+                f,
+                "… and {} more",
+                fmt_count(self.errors_total - shown as u64)
+            )?;
+        }
+        if !self.unfinished.is_empty() {
+            writeln!(f, "unfinished: {} items", self.unfinished.len())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::autoscale::ScalingLog;
+    use crate::error::{ItemError, ItemErrorKind};
+    use crate::item::ItemId;
+    use crate::metrics::Tally;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1_000), "1,000");
+        assert_eq!(fmt_count(10_000_000), "10,000,000");
+    }
+
+    fn stage(name: &str, workers: usize, queue_capacity: usize, batch: usize) -> StageReport {
+        StageReport {
+            name: name.into(),
+            workers,
+            queue_capacity,
+            batch,
+            fused: false,
+            tally: Tally {
+                items_in: 1_000,
+                items_out: 1_000,
+                ..Tally::default()
+            },
+            busy: 0.5,
+            idle: 0.25,
+            blocked: 0.25,
+            queue_fill: 0.5,
+        }
+    }
+
+    /// A finished run of `source → a → b → sink` with the given stages and errors.
+    fn report(stages: Vec<StageReport>, errors: Vec<ItemError>, errors_total: u64) -> Report {
+        Report {
+            end: EndState::Completed,
+            wall: Duration::from_secs(1),
+            source: stage("source", 1, 0, 0),
+            stages,
+            sink: stage("sink", 1, 8, 0),
+            latency: Latency::default(),
+            errors,
+            errors_total,
+            unfinished: Vec::new(),
+            hook_panics: Vec::new(),
+            bottleneck: None,
+            scaling: ScalingLog::default(),
+        }
+    }
+
+    fn row<'a>(text: &'a str, stage: &str) -> Vec<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{stage} ")))
+            .unwrap_or_else(|| panic!("no row for `{stage}`:\n{text}"))
+            .split_whitespace()
+            .collect()
+    }
+
+    #[test]
+    fn the_text_shows_ten_errors_and_counts_the_rest() {
+        let errors: Vec<ItemError> = (0..100)
+            .map(|i| {
+                ItemError::new(
+                    ItemId(i),
+                    Arc::from("parse"),
+                    1,
+                    ItemErrorKind::Panicked("bad".into()),
+                )
+            })
+            .collect();
+        let text = report(vec![stage("a", 1, 4, 16)], errors, 10_220).to_string();
+        let shown: Vec<&str> = text.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(shown.len(), 10, "{text}");
+        assert_eq!(
+            shown[0],
+            "error: stage `parse` failed on item #0: panicked: bad"
+        );
+        assert!(text.contains("\n… and 10,210 more\n"), "{text}");
+    }
+
+    #[test]
+    fn the_text_counts_no_more_errors_when_it_shows_them_all() {
+        let errors = vec![ItemError::new(
+            ItemId(7),
+            Arc::from("a"),
+            2,
+            ItemErrorKind::Panicked("no".into()),
+        )];
+        let text = report(vec![stage("a", 1, 4, 16)], errors, 1).to_string();
+        assert!(text.contains("error: stage `a` failed on item #7 after 2 attempts"));
+        assert!(!text.contains("more"), "{text}");
+    }
+
+    #[test]
+    fn latencies_are_shown_to_three_significant_digits() {
+        let mut r = report(vec![stage("a", 1, 4, 16)], Vec::new(), 0);
+        r.latency = Latency {
+            p50: Duration::from_micros(812),
+            p90: Duration::from_nanos(7_341_234),
+            p99: Duration::from_nanos(123_456_789),
+            max: Duration::from_nanos(8_589_934_592),
+            samples: 1_000,
+        };
+        let text = r.to_string();
+        assert!(
+            text.contains("\nlatency: p50 812 µs, p90 7.34 ms, p99 123 ms, max 8.59 s\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_round_to_three_significant_digits_in_every_unit() {
+        let d = Duration::from_nanos;
+        assert_eq!(fmt_duration(d(0)), "0.00 ns");
+        assert_eq!(fmt_duration(d(640)), "640 ns");
+        assert_eq!(fmt_duration(d(1_500)), "1.50 µs");
+        assert_eq!(fmt_duration(d(45_678_000)), "45.7 ms");
+        assert_eq!(fmt_duration(d(8_589_934_592)), "8.59 s");
+        assert_eq!(fmt_duration(Duration::from_secs(3_600)), "3600 s");
+    }
+
+    #[test]
+    fn a_fused_stage_is_marked_in_the_queue_column_and_has_no_capacity() {
+        let fused = StageReport {
+            fused: true,
+            queue_capacity: 0,
+            batch: 0,
+            ..stage("b", 2, 0, 0)
+        };
+        let text = report(vec![stage("a", 2, 4, 16), fused], Vec::new(), 0).to_string();
+        let b = row(&text, "b");
+        assert_eq!(b[b.len() - 2..], ["-", "fused"], "{text}");
+        assert_eq!(row(&text, "source").last(), Some(&"-"), "{text}");
+    }
+
+    #[test]
+    fn queue_capacity_is_shown_in_items_when_the_batch_size_is_known() {
+        let text = report(
+            vec![stage("a", 1, 4, 16), stage("b", 1, 1_000, 64)],
+            Vec::new(),
+            0,
+        )
+        .to_string();
+        assert!(text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(" blocked      capacity  queue"));
+        assert_eq!(row(&text, "a")[7..], ["64", "items", "50%"], "{text}");
+        assert_eq!(row(&text, "b")[7..], ["64,000", "items", "50%"], "{text}");
+    }
+
+    #[test]
+    fn queue_capacity_is_shown_in_batches_when_the_batch_size_is_not_known() {
+        let text = report(vec![stage("a", 1, 4, 0)], Vec::new(), 0).to_string();
+        assert_eq!(row(&text, "a")[7..], ["4", "batches", "50%"], "{text}");
+        assert_eq!(row(&text, "sink")[7..], ["8", "batches", "50%"], "{text}");
+    }
+
+    #[test]
+    fn capacity_in_items_is_whole_batches_of_the_batch_size() {
+        assert_eq!(stage("a", 1, 4, 16).queue_items(), Some(64));
+        assert_eq!(stage("a", 1, 4, 0).queue_items(), None);
+        assert_eq!(stage("source", 1, 0, 0).queue_items(), None);
+    }
+}
