@@ -64,12 +64,13 @@
 //! ## Async stages
 //!
 //! With the `async` feature, a stage can be an async function
-//! ([`Stage::map_async`], [`Stage::try_map_async`]) with up to
-//! [`concurrency`](Stage::concurrency) items in flight at once on a tokio runtime: thousands
-//! of I/O waits on three threads, with the same ordering, error policies, per-item
-//! [`timeout`](Stage::timeout), accounting and shutdown as sync stages. CPU stages keep their
-//! own threads, so neither kind can starve the other. The runtime is the pipeline's own
-//! (current-thread), or one handed in with [`PipelineBuilder::runtime`].
+//! (`Stage::map_async`, `Stage::try_map_async`) with up to `concurrency` items in flight at
+//! once on a tokio runtime: thousands of I/O waits on three threads, with the same ordering,
+//! error policies, per-item `timeout`, accounting and shutdown as sync stages. CPU stages
+//! keep their own threads, so neither kind can starve the other. The runtime is the
+//! pipeline's own (current-thread, driven by the stage's thread), or a multi-thread one
+//! handed in with `PipelineBuilder::runtime`. (These items exist with the feature on; the
+//! docs on docs.rs are built with every feature.)
 //!
 //! See `ARCHITECTURE.md` for how an item and its response travel through the modules, and
 //! `src/protocols.md` for the hand-off, ordering, response and shutdown protocols and why

@@ -168,7 +168,6 @@ impl StageMetrics {
 
     /// Sets the items per batch on the stage's input connector, for the capacity in items.
     // Not called yet: the launch passes only the capacity in batches for now.
-    #[allow(dead_code)]
     pub(crate) fn batch(mut self, items: usize) -> Self {
         self.batch = items;
         self

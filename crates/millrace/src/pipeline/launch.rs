@@ -91,12 +91,14 @@ impl Launch {
                 let slots = r.auto.map_or(r.workers, |(_, max)| max);
                 Arc::new(
                     StageMetrics::with_slots(Arc::clone(&p.name), r.workers, r.queue, slots)
-                        .fused(r.fused),
+                        .fused(r.fused)
+                        .batch(r.batch),
                 )
             })
             .collect();
         let sink_queue = batches(settings.capacity, settings.batch);
-        let sink = Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue));
+        let sink =
+            Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue).batch(settings.batch));
         let control = Arc::new(Control::new(
             source,
             stages,
