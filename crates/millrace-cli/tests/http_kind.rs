@@ -118,7 +118,6 @@ fn a_timeout_fails_items_that_get_no_answer() {
         "timeout = \"200ms\"",
         "kind = \"count\"",
     ));
-    let started = std::time::Instant::now();
     millrace()
         .arg("run")
         .arg(&path)
@@ -127,7 +126,6 @@ fn a_timeout_fails_items_that_get_no_answer() {
         .stdout("count: 0\n")
         .stderr(predicate::str::contains("timed out after 200ms"))
         .stderr(predicate::str::contains("failed 3"));
-    assert!(started.elapsed() < Duration::from_secs(20));
     drop(server);
 }
 

@@ -166,7 +166,8 @@ const WEDGED: &str = "[pipeline]\nwedge_timeout = \"300ms\"\nwedge_policy = \"fa
 fn a_wedge_fails_the_run_and_is_in_the_report() {
     let (dir, path) = pipeline_file(WEDGED);
     let report = dir.path().join("report.json");
-    let started = std::time::Instant::now();
+    // The stage sleeps for a minute per item: only the wedge detector ends the run before
+    // the command's timeout (which would kill it, and fail the exit code check).
     millrace()
         .arg("run")
         .arg(&path)
@@ -178,7 +179,6 @@ fn a_wedge_fails_the_run_and_is_in_the_report() {
             "the pipeline is wedged: no item has moved",
         ))
         .stderr(predicates::str::contains("wedged at "));
-    assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["outcome"], "failed");
     let wedge = &json["wedges"][0];

@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use common::{example, millrace};
 use predicates::prelude::*;
@@ -106,7 +105,8 @@ fn the_snippets_paste_into_the_file() {
 
 #[test]
 fn tune_stops_when_the_input_ends() {
-    let started = Instant::now();
+    // 60 s of tuning asked for, 2,000 items to run: "the input ended" shows it stopped
+    // early (a run that went on would hit the command's timeout).
     millrace()
         .args([
             "tune",
@@ -123,7 +123,6 @@ fn tune_stops_when_the_input_ends() {
         .stdout(predicate::str::contains(
             "[[stage]]\nname = \"c\"\nworkers = ",
         ));
-    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]

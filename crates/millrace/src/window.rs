@@ -122,27 +122,57 @@ mod tests {
         assert_eq!(w.front(), 0);
     }
 
+    /// Waits (up to 10 s) until the window's admitter is parked in `admit`.
+    fn wait_until_parked(w: &Window) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !lock(&w.state).waiting {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the admitter never waited"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn admitter_waits_until_the_front_advances() {
         let w = Arc::new(Window::new(2));
         let w2 = Arc::clone(&w);
-        let admitter = thread::spawn(move || w2.admit(5));
-        thread::sleep(Duration::from_millis(20));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let admitter = thread::spawn(move || {
+            let admitted = w2.admit(5);
+            let _ = done_tx.send(admitted);
+        });
+        // The admitter must be seen parked, not merely not yet finished (which a thread
+        // that never started would also be).
+        wait_until_parked(&w);
         assert!(
-            !admitter.is_finished(),
+            done.try_recv().is_err(),
             "position 5 must wait while front + limit = 2"
         );
         w.advance(4);
-        assert!(admitter.join().unwrap());
+        let admitted = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the admitter returns once the front advances");
+        assert!(admitted);
+        admitter.join().unwrap();
     }
 
     #[test]
     fn close_releases_a_waiting_admitter() {
         let w = Arc::new(Window::new(1));
         let w2 = Arc::clone(&w);
-        let admitter = thread::spawn(move || w2.admit(10));
-        thread::sleep(Duration::from_millis(20));
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let admitter = thread::spawn(move || {
+            let admitted = w2.admit(10);
+            let _ = done_tx.send(admitted);
+        });
+        wait_until_parked(&w);
         w.close();
-        assert!(!admitter.join().unwrap());
+        let admitted = done
+            .recv_timeout(Duration::from_secs(10))
+            .expect("close wakes the admitter");
+        assert!(!admitted);
+        admitter.join().unwrap();
     }
 }

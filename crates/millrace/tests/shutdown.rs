@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,11 +137,20 @@ fn cancel_releases_batches_held_behind_a_gap_in_an_ordered_stage() {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = Arc::clone(&got);
     let report = within(30, move || {
+        // Item 20 is held in the stage until the test lets it go; the other workers go on
+        // with the items after it, whose batches wait behind the gap in the reorder buffer.
+        let release = Arc::new(AtomicBool::new(false));
+        let behind = Arc::new(AtomicU64::new(0));
+        let (gate, past) = (Arc::clone(&release), Arc::clone(&behind));
         let running = Pipeline::source(0..10_000u64)
             .stage(
-                Stage::map("stuck", |x: u64| {
+                Stage::map("stuck", move |x: u64| {
                     if x == 20 {
-                        std::thread::sleep(Duration::from_millis(300));
+                        while !gate.load(Ordering::Acquire) {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    } else if x > 20 {
+                        past.fetch_add(1, Ordering::AcqRel);
                     }
                     x
                 })
@@ -152,11 +162,15 @@ fn cancel_releases_batches_held_behind_a_gap_in_an_ordered_stage() {
             .spawn()
             .unwrap();
         let handle = running.handle();
-        eventually(20, "the items before the slow one", || {
+        eventually(20, "the items before the held one", || {
             handle.snapshot().delivered() >= 20
         });
-        std::thread::sleep(Duration::from_millis(20));
+        // The reorder window (64 batches at least) has room for these behind the gap.
+        eventually(20, "items processed behind the held one", || {
+            behind.load(Ordering::Acquire) >= 16
+        });
         handle.cancel();
+        release.store(true, Ordering::Release);
         running.join().unwrap().report
     });
     assert!(report.is_balanced(), "{report}");
@@ -167,6 +181,7 @@ fn cancel_releases_batches_held_behind_a_gap_in_an_ordered_stage() {
         (0..got.len() as u64).collect::<Vec<_>>(),
         "delivered in order"
     );
+    assert!(got.len() >= 20, "the items before the held one: {got:?}");
     let unfinished: Vec<u64> = report.unfinished().iter().map(|id| id.0).collect();
     let rest: Vec<u64> = (got.len() as u64..report.items_in()).collect();
     assert_eq!(
