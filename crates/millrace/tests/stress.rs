@@ -30,10 +30,8 @@
 //! replay a failing seed, `MILLRACE_STRESS_SEED=<seed> MILLRACE_STRESS_RUNS=1`. Every seed
 //! runs, and the test fails at the end listing each failing seed with its shape.
 //!
-//! Two shapes are left out while the library owner fixes them (issue 11): `outputs()` with a
-//! response hook when `max_in_flight` is at most a batch size (it hangs), and `respond()`
-//! joined before its responses are read with over 65,536 items in flight (the runners here
-//! always read the responses first, and no input is that long).
+//! No shape is left out: `outputs()` with a response hook and any `max_in_flight` (which
+//! used to hang, issue 11) is generated like every other.
 
 mod common;
 
@@ -214,10 +212,11 @@ enum Action {
 
 fn generate(seed: u64) -> (Case, Action) {
     let mut rng = Rng::new(seed);
-    let sink = match rng.pick(&[2, 2, 2, 3]) {
+    let sink = match rng.pick(&[2, 2, 2, 3, 2]) {
         0 => SinkMode::Outputs,
         1 => SinkMode::ForEach,
         2 => SinkMode::Respond,
+        4 => SinkMode::ReplyTo,
         _ => SinkMode::TryForEach(match rng.pick(&[2, 1, 1]) {
             0 => {
                 let (m, r) = rng.mr(3, 12);
@@ -269,14 +268,9 @@ fn generate(seed: u64) -> (Case, Action) {
         }
     }
     let reorder_window = rng.chance(30).then(|| rng.usize(1, 64));
-    let mut max_in_flight = rng.chance(30).then(|| rng.usize(1, 300));
+    let max_in_flight = rng.chance(30).then(|| rng.usize(1, 300));
     let sink_capacity = rng.chance(30).then(|| rng.usize(1, 64));
     let sink_batch = rng.chance(30).then(|| rng.usize(1, 256));
-    // Issue 11, a known bug being fixed: `outputs()` with a response hook hangs when
-    // `max_in_flight` is at most a batch size. Such cases keep the default window (65,536).
-    if sink == SinkMode::Outputs && stages.iter().any(|s| s.hook) {
-        max_in_flight = None;
-    }
     let mut case = Case {
         input,
         stages,
@@ -308,6 +302,11 @@ fn generate(seed: u64) -> (Case, Action) {
             Action::RemoteCancel(rng.usize(0, 50))
         }
     };
+    if case.sink == SinkMode::ReplyTo && !matches!(action, Action::Full) {
+        // Replies are checked in whole runs; stops and cancels from elsewhere check the
+        // serving form of the same response path.
+        case.sink = SinkMode::Respond;
+    }
     (case, action)
 }
 
@@ -488,7 +487,8 @@ fn run_remote(case: &Case, after: usize, cancel: bool) -> Observed {
             outputs = std::mem::take(&mut *got.lock().unwrap());
             result
         }
-        SinkMode::Respond => {
+        // `generate` gives remote stops and cancels a serving sink instead of replies.
+        SinkMode::Respond | SinkMode::ReplyTo => {
             let (running, rx) = builder.respond().expect("a valid pipeline builds");
             let remote = Remote::start(running.handle(), after, cancel);
             let mut got = Vec::new();
@@ -526,6 +526,7 @@ fn run_remote(case: &Case, after: usize, cancel: bool) -> Observed {
     Observed {
         outputs,
         responses,
+        replies: None,
         report,
         stopped_by,
         other_error,

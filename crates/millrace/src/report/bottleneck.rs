@@ -7,7 +7,8 @@
 //!
 //! Busy time is wall time spent in the stage's code, so it includes time a worker was ready
 //! to run but had no core. When the run's worker threads outnumber the cores and no part is
-//! clearly saturated (busy at least 90% of the time), a part that is, say, 87% busy
+//! clearly saturated (busy at least 90% of the time, or with a backlog and at least twice
+//! as busy as any other part), a part that is, say, 87% busy
 //! may be waiting for a core rather than holding the others back; the reason then says
 //! the threads outnumber the cores instead of calling that part saturated.
 
@@ -118,7 +119,15 @@ pub(super) fn find_bottleneck(
     let parts = parts(stages, sink);
     let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
     let threads = worker_threads(source, stages, sink);
-    if threads > cores && busiest.busy < SATURATED && source.busy < SATURATED {
+    let runner_up = parts
+        .iter()
+        .filter(|p| p.name != busiest.name)
+        .map(|p| p.busy)
+        .fold(source.busy, f64::max);
+    // A part with a backlog that works at least twice as much as any other holds the run
+    // back, cores or not.
+    let dominant = busiest.input_fill >= 0.75 && busiest.busy >= 2.0 * runner_up;
+    if threads > cores && busiest.busy < SATURATED && source.busy < SATURATED && !dominant {
         return Some(Bottleneck {
             stage: busiest.name.clone(),
             reason: format!(
@@ -282,6 +291,22 @@ mod tests {
         let sink = stage("sink", 0.05, 0.95, 0.0);
         let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "source");
+    }
+
+    #[test]
+    fn a_dominant_stage_with_a_backlog_is_named_even_with_more_threads_than_cores() {
+        // examples/imbalanced.toml on two cores: `c` does four times the work of the others.
+        let source = stage("source", 0.01, 0.0, 0.0);
+        let stages = vec![
+            stage("a", 0.2, 0.08, 0.8),
+            stage("b", 0.17, 0.06, 0.81),
+            stage("c", 0.88, 0.01, 0.86),
+            stage("d", 0.2, 0.71, 0.35),
+        ];
+        let sink = stage("sink", 0.01, 0.9, 0.39);
+        let b = find_bottleneck(&source, &stages, &sink, 2).unwrap();
+        assert_eq!(b.stage, "c");
+        assert!(b.reason.starts_with("c: 88% busy"), "{}", b.reason);
     }
 
     #[test]
