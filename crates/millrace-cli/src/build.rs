@@ -60,7 +60,7 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
     };
     let values = open(&spec.source.params, &source_log)?;
     let items = values.enumerate().map(|(i, value)| Item {
-        id: ItemId(i as u64),
+        id: ItemId::new(i as u64),
         value,
     });
     let mut dead_letters = DeadLetters::default();

@@ -77,6 +77,7 @@ struct Pipeline<'a> {
 #[derive(Serialize)]
 struct Totals {
     items_in: u64,
+    expanded: u64,
     delivered: u64,
     filtered: u64,
     failed: u64,
@@ -131,6 +132,7 @@ struct Errors {
 struct ErrorEntry {
     stage: String,
     item: u64,
+    id: String,
     attempts: u32,
     message: String,
 }
@@ -209,12 +211,14 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         .map(|e| ErrorEntry {
             stage: e.stage().to_owned(),
             item: e.id().0,
+            id: e.id().to_string(),
             attempts: e.attempts(),
             message: e.to_string(),
         })
         .chain(s.sink.errors.iter().map(|e| ErrorEntry {
             stage: "sink".to_owned(),
             item: e.item.0,
+            id: e.item.to_string(),
             attempts: 1,
             message: e.message.clone(),
         }))
@@ -238,6 +242,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         },
         totals: Totals {
             items_in: t.items_in,
+            expanded: t.expanded,
             delivered: t.delivered,
             filtered: t.filtered,
             failed: t.failed,
@@ -368,6 +373,7 @@ pub fn not_started(
         throughput_per_second: 0.0,
         totals: Totals {
             items_in: 0,
+            expanded: 0,
             delivered: 0,
             filtered: 0,
             failed: 0,

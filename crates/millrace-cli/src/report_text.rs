@@ -196,14 +196,19 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(out, "  error: {e}");
     }
     let ends = t.done() + t.cancelled;
-    let (sign, note) = if ends == t.items_in {
-        ("=", "")
+    let sign = if ends == t.items_in + t.expanded {
+        "="
     } else {
-        ("→", "  (a flat-map stage makes several items of one)")
+        "→"
+    };
+    let made = if t.expanded > 0 {
+        format!(" + {} made by flat-maps", count(t.expanded))
+    } else {
+        String::new()
     };
     let _ = writeln!(
         out,
-        "  in {} {sign} delivered {} + filtered {} + failed {} + cancelled {}{note}",
+        "  in {}{made} {sign} delivered {} + filtered {} + failed {} + cancelled {}",
         count(t.items_in),
         count(t.delivered),
         count(t.filtered),

@@ -124,6 +124,9 @@ pub struct Summary {
 pub struct Totals {
     /// Items the source admitted.
     pub items_in: u64,
+    /// Items flat-maps made beyond those they took (`chunk` turning one input into n pieces
+    /// adds n − 1): items of their own, with ids like `#25.3`.
+    pub expanded: u64,
     /// Items the sink took.
     pub delivered: u64,
     /// Items filtered out.
@@ -280,6 +283,7 @@ impl Summary {
         let (rejected, unwritten) = self.undelivered();
         Totals {
             items_in: r.items_in(),
+            expanded: r.expanded(),
             delivered: r.delivered() - rejected - unwritten,
             filtered: r.filtered(),
             failed: r.failed() + rejected,

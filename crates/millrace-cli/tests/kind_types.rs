@@ -123,7 +123,7 @@ fn run_one(
     };
     let stage = make(part.kind.name, &part.params).on_error(ErrorPolicy::Stop);
     let items = vec![Item {
-        id: ItemId(0),
+        id: ItemId::new(0),
         value,
     }];
     Pipeline::source(items)
@@ -193,7 +193,7 @@ fn every_sink_refuses_exactly_what_its_types_say() {
         for (i, value) in samples().into_iter().enumerate() {
             let input = Ty::of(&value);
             let item = Item {
-                id: ItemId(i as u64),
+                id: ItemId::new(i as u64),
                 value: value.clone(),
             };
             let declared = types.check(&input);

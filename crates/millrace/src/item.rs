@@ -3,7 +3,9 @@
 //! Every item that enters a pipeline gets an [`ItemId`]: its position in the source (or the
 //! number [`Submitter::submit`](crate::Submitter::submit) returned). The id travels with the
 //! item through every stage, so errors, dead letters and responses name the item they are
-//! about. Children of a flat-map keep their parent's id.
+//! about. When a flat-map turns an item into several, each child gets an id of its own that
+//! names its parent and its position among its siblings: `#25.3` is the third child of item
+//! 25, `#25.3.2` the second child of that one.
 //!
 //! Items move between stages in a [`Batch`]: the values, their ids, and a sequence number
 //! that ordered stages use to restore input order. Ids are stored as a range while they are
@@ -12,20 +14,89 @@
 use std::fmt;
 use std::time::Instant;
 
-/// The identity of one input item: its position in the source, counting from 0.
+/// How many levels of flat-map children an id names.
+const DEPTH: usize = 3;
+
+/// The identity of one item: the position in the source of the input item it comes from
+/// (`.0`, counting from 0) and, for a flat-map's child, its position among its siblings.
+///
+/// An input item's id is `#n`. A flat-map that turns an item into two or more outputs gives
+/// them the ids `#n.1`, `#n.2`, …, and a flat-map further on numbers their children the same
+/// way (`#n.2.1`); an item that a flat-map turns into exactly one output keeps its id. Ids
+/// name three levels of children; children of a fourth flat-map in a chain keep their
+/// parent's id.
 ///
 /// # Examples
 ///
 /// ```
 /// use millrace::ItemId;
-/// assert_eq!(ItemId(7).to_string(), "#7");
+/// let id = ItemId::new(7);
+/// assert_eq!(id.to_string(), "#7");
+/// assert_eq!((id.0, id.parent(), id.position()), (7, None, None));
 /// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ItemId(pub u64);
+pub struct ItemId(pub u64, ChildPath);
+
+/// Positions (from 1) among siblings, one per level of flat-map; 0 ends the path.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct ChildPath([u32; DEPTH]);
+
+impl ChildPath {
+    fn depth(&self) -> usize {
+        self.0.iter().take_while(|&&p| p != 0).count()
+    }
+}
+
+impl ItemId {
+    /// The id of the input item at position `origin` in the source.
+    pub const fn new(origin: u64) -> Self {
+        ItemId(origin, ChildPath([0; DEPTH]))
+    }
+
+    /// The position in the source of the input item this one comes from.
+    pub fn origin(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this is a flat-map's child.
+    pub fn is_child(self) -> bool {
+        self.1.depth() > 0
+    }
+
+    /// The item a flat-map made this one from; `None` for an input item.
+    pub fn parent(self) -> Option<ItemId> {
+        let depth = self.1.depth();
+        let mut path = self.1;
+        path.0[depth.checked_sub(1)?] = 0;
+        Some(ItemId(self.0, path))
+    }
+
+    /// The position (from 1) of this child among its siblings; `None` for an input item.
+    pub fn position(self) -> Option<u32> {
+        let depth = self.1.depth();
+        Some(self.1 .0[depth.checked_sub(1)?])
+    }
+
+    /// The id a flat-map gives this item's child at `position` (from 1): `#25` → `#25.3`.
+    /// Past the third level (and for position 0) it is this id.
+    pub fn child(self, position: u32) -> ItemId {
+        let depth = self.1.depth();
+        if depth == DEPTH || position == 0 {
+            return self;
+        }
+        let mut path = self.1;
+        path.0[depth] = position;
+        ItemId(self.0, path)
+    }
+}
 
 impl fmt::Display for ItemId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
+        write!(f, "#{}", self.0)?;
+        for p in self.1 .0.iter().take_while(|&&p| p != 0) {
+            write!(f, ".{p}")?;
+        }
+        Ok(())
     }
 }
 
@@ -34,8 +105,8 @@ impl fmt::Display for ItemId {
 pub(crate) enum Ids {
     /// `start, start + 1, …, start + len - 1`.
     Range { start: u64, len: usize },
-    /// Any other sequence.
-    List(Vec<u64>),
+    /// Any other sequence (flat-map children, gaps).
+    List(Vec<ItemId>),
 }
 
 impl Default for Ids {
@@ -54,8 +125,8 @@ impl Ids {
 
     pub(crate) fn get(&self, index: usize) -> ItemId {
         match self {
-            Ids::Range { start, .. } => ItemId(start + index as u64),
-            Ids::List(ids) => ItemId(ids[index]),
+            Ids::Range { start, .. } => ItemId::new(start + index as u64),
+            Ids::List(ids) => ids[index],
         }
     }
 
@@ -64,18 +135,24 @@ impl Ids {
     pub(crate) fn push(&mut self, id: ItemId) {
         match self {
             Ids::Range { start, len } => {
-                if *len == 0 {
+                if id.is_child() {
+                    let mut list: Vec<ItemId> =
+                        (*start..*start + *len as u64).map(ItemId::new).collect();
+                    list.push(id);
+                    *self = Ids::List(list);
+                } else if *len == 0 {
                     *start = id.0;
                     *len = 1;
                 } else if *start + *len as u64 == id.0 {
                     *len += 1;
                 } else {
-                    let mut list: Vec<u64> = (*start..*start + *len as u64).collect();
-                    list.push(id.0);
+                    let mut list: Vec<ItemId> =
+                        (*start..*start + *len as u64).map(ItemId::new).collect();
+                    list.push(id);
                     *self = Ids::List(list);
                 }
             }
-            Ids::List(ids) => ids.push(id.0),
+            Ids::List(ids) => ids.push(id),
         }
     }
 
@@ -155,13 +232,13 @@ mod tests {
     fn ids_stay_a_range_while_contiguous() {
         let mut ids = Ids::default();
         for i in 10..20 {
-            ids.push(ItemId(i));
+            ids.push(ItemId::new(i));
         }
         assert_eq!(ids, Ids::Range { start: 10, len: 10 });
-        ids.push(ItemId(30));
+        ids.push(ItemId::new(30));
         assert_eq!(ids.len(), 11);
-        assert_eq!(ids.get(9), ItemId(19));
-        assert_eq!(ids.get(10), ItemId(30));
+        assert_eq!(ids.get(9), ItemId::new(19));
+        assert_eq!(ids.get(10), ItemId::new(30));
         assert!(matches!(ids, Ids::List(_)));
     }
 
@@ -174,5 +251,35 @@ mod tests {
             tail.iter().map(|i| i.0).collect::<Vec<_>>(),
             vec![7, 8, 9, 10]
         );
+    }
+
+    #[test]
+    fn children_name_their_parent_and_position() {
+        let parent = ItemId::new(25);
+        let child = parent.child(3);
+        assert_eq!(child.to_string(), "#25.3");
+        assert_eq!(
+            (child.0, child.position(), child.parent()),
+            (25, Some(3), Some(parent))
+        );
+        let grandchild = child.child(2);
+        assert_eq!(grandchild.to_string(), "#25.3.2");
+        assert_eq!(grandchild.parent(), Some(child));
+        assert!(grandchild.is_child() && !parent.is_child());
+        let deepest = grandchild.child(1);
+        assert_eq!(deepest.to_string(), "#25.3.2.1");
+        // Past three levels, children keep their parent's id.
+        assert_eq!(deepest.child(4), deepest);
+        assert_ne!(parent.child(1), parent.child(2));
+    }
+
+    #[test]
+    fn a_child_turns_a_range_into_a_list() {
+        let mut ids = Ids::default();
+        ids.push(ItemId::new(4));
+        ids.push(ItemId::new(5).child(1));
+        assert!(matches!(ids, Ids::List(_)));
+        assert_eq!(ids.get(0), ItemId::new(4));
+        assert_eq!(ids.get(1).to_string(), "#5.1");
     }
 }

@@ -27,6 +27,7 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) cancelled: AtomicU64,
+    pub(crate) expanded: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
     pub(crate) idle_ns: AtomicU64,
@@ -106,6 +107,10 @@ pub struct Tally {
     pub retries: u64,
     /// Items dropped unfinished by a cancel.
     pub cancelled: u64,
+    /// Items a flat-map made beyond those it received: an item turned into n ≥ 2 children
+    /// adds n − 1. Every stage balances:
+    /// `items_in + expanded = items_out + filtered + failed + cancelled`.
+    pub expanded: u64,
     /// Batches received.
     pub batches: u64,
     /// Time spent working, summed over workers.
@@ -202,6 +207,7 @@ impl StageMetrics {
             t.failed += s.failed.load(Relaxed);
             t.retries += s.retries.load(Relaxed);
             t.cancelled += s.cancelled.load(Relaxed);
+            t.expanded += s.expanded.load(Relaxed);
             t.batches += s.batches.load(Relaxed);
             busy += s.busy_ns.load(Relaxed);
             idle += s.idle_ns.load(Relaxed);

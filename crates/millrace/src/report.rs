@@ -2,10 +2,12 @@
 //!
 //! # Accounting
 //!
-//! Every item a stage receives ends there in exactly one way: passed on (one or more
-//! outputs), filtered, failed, or cancelled. So for every stage
-//! `items_in = passed + filtered + failed + cancelled`, and without flat-maps the whole
-//! pipeline balances: `source items = delivered + filtered + failed + cancelled`
+//! Every item a stage receives ends there in exactly one way: passed on, filtered, failed,
+//! or cancelled. A flat-map that turns an item into n ≥ 2 children passes on n items with
+//! ids of their own (`#25.1` … `#25.n`): n − 1 more than it received, counted as
+//! `expanded`. So for every stage `items_in + expanded = items_out + filtered + failed +
+//! cancelled`, and the whole pipeline balances:
+//! `source items + expanded = delivered + filtered + failed + cancelled`
 //! ([`Report::is_balanced`]).
 //!
 //! # The bottleneck
@@ -281,10 +283,19 @@ impl Report {
             + self.sink.tally.cancelled
     }
 
-    /// Whether every admitted item is accounted for exactly once: delivered, filtered,
-    /// failed or cancelled. Holds for every finished run of a pipeline without flat-maps.
+    /// Items flat-maps made beyond those they received, over all stages (an item turned
+    /// into n ≥ 2 children adds n − 1).
+    pub fn expanded(&self) -> u64 {
+        self.stages.iter().map(|s| s.tally.expanded).sum()
+    }
+
+    /// Whether every item is accounted for exactly once: each admitted item, and each child
+    /// a flat-map made, delivered, filtered, failed or cancelled
+    /// (`items_in + expanded = delivered + filtered + failed + cancelled`). Holds for every
+    /// finished run.
     pub fn is_balanced(&self) -> bool {
-        self.items_in() == self.delivered() + self.filtered() + self.failed() + self.cancelled()
+        self.items_in() + self.expanded()
+            == self.delivered() + self.filtered() + self.failed() + self.cancelled()
     }
 
     /// Items delivered per second of wall time.

@@ -16,8 +16,16 @@
 //!
 //! Every *terminal event* produces exactly one response: an item reaching the sink, being
 //! filtered, failing, or being dropped by a cancel. An item that no flat-map expands has
-//! exactly one terminal event; a flat-map's children each have their own (with their parent's
-//! id), and a flat-map that emits nothing filters its input. Responses are unordered.
+//! exactly one terminal event. A flat-map that turns an item into two or more children
+//! hands the item's fate on to them: each child is an item of its own, with an id that
+//! names its parent and position ([`ItemId`]: `#25.3`), and has its own response; so a
+//! stage upstream hears one response per child, and an item is done when every child is
+//! (`id.parent()` groups them). A flat-map that emits nothing filters its input; one that
+//! emits one output keeps the id. Responses are unordered.
+//!
+//! Choosing one response per child (rather than one per parent once all its children are
+//! done) keeps the response path free of per-parent state, and lets a stage upstream see
+//! each child's value and error, the line of a file that failed, say.
 //!
 //! # How responses travel, and why it cannot deadlock
 //!

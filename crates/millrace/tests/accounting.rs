@@ -69,8 +69,72 @@ fn per_stage_counts_follow_the_items_through_the_pipeline() {
         );
     }
     assert_eq!(report.stage("twice").unwrap().passed(), 334);
-    // A flat-map multiplies items, so the pipeline-wide identity does not hold here ...
-    assert!(!report.is_balanced());
+    // A flat-map's children are items of their own: counted as expanded, so every stage
+    // and the whole run balance (issue 10).
+    assert_eq!((twice.expanded, report.expanded()), (334, 334));
+    for s in report.stages() {
+        let t = &s.tally;
+        assert_eq!(
+            t.items_in + t.expanded,
+            t.items_out + t.filtered + t.failed + t.cancelled,
+            "{}",
+            s.name
+        );
+    }
+    assert!(report.is_balanced(), "{report}");
+    assert!(report
+        .to_string()
+        .contains("1,000 in + 334 from flat-maps, 668 delivered"));
+}
+
+#[test]
+fn flat_map_children_have_ids_of_their_own_in_errors_and_responses() {
+    use millrace::{ItemId, Outcome};
+    let (running, responses) = Pipeline::source(0..50u64)
+        .stage(Stage::flat_map("lines", |x: u64| {
+            (0..x % 4).map(move |i| x * 10 + i)
+        }))
+        .stage(Stage::try_map("parse", |&y: &u64| {
+            if y % 10 == 2 {
+                Err(format!("bad line {y}"))
+            } else {
+                Ok(y)
+            }
+        }))
+        .respond()
+        .unwrap();
+    let got: Vec<(ItemId, Outcome<u64>)> = within(30, move || responses.collect());
+    let report = running.join().unwrap().report;
+    let mut ids: Vec<ItemId> = got.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "every response has an id of its own");
+    for (id, outcome) in &got {
+        let x = id.0;
+        match (x % 4, outcome) {
+            (0, Outcome::Filtered { .. }) => assert!(!id.is_child()),
+            // One output keeps the parent's id.
+            (1, Outcome::Output(y)) => assert_eq!((*id, *y), (ItemId::new(x), x * 10)),
+            (_, Outcome::Output(y)) => {
+                let i = u64::from(id.position().unwrap()) - 1;
+                assert_eq!(*y, x * 10 + i);
+                assert_eq!(id.parent(), Some(ItemId::new(x)));
+            }
+            (3, Outcome::Failed(e)) => {
+                assert_eq!(e.id(), *id);
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "stage `parse` failed on item #{x}.3: bad line {}",
+                        x * 10 + 2
+                    )
+                );
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    assert!(report.is_balanced(), "{report}");
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn a_panicking_map_fails_only_that_item_with_its_id_and_stage() {
     let [error] = report.errors() else {
         panic!("one error expected, got {:?}", report.errors());
     };
-    assert_eq!(error.id(), ItemId(42));
+    assert_eq!(error.id(), ItemId::new(42));
     assert_eq!(error.stage(), "picky");
     assert!(error.is_panic());
     assert_eq!(error.attempts(), 1);
@@ -81,7 +81,7 @@ fn a_panicking_filter_fails_only_that_item() {
         (report.delivered(), report.filtered(), report.failed()),
         (5, 4, 1)
     );
-    assert_eq!(report.errors()[0].id(), ItemId(3));
+    assert_eq!(report.errors()[0].id(), ItemId::new(3));
     assert!(report.is_balanced());
 }
 
@@ -109,7 +109,7 @@ fn try_map_errors_are_reported_per_item_and_the_rest_goes_on() {
     assert_eq!(report.failed(), 1);
     assert_eq!(report.errors_total(), 1);
     let error = &report.errors()[0];
-    assert_eq!((error.id(), error.stage()), (ItemId(200), "parse"));
+    assert_eq!((error.id(), error.stage()), (ItemId::new(200), "parse"));
     assert!(!error.is_panic());
     assert_eq!(
         error.to_string(),
@@ -174,7 +174,7 @@ fn stop_policy_returns_the_first_error_and_drains_what_was_admitted() {
     let RunErrorKind::Item(first) = err.kind() else {
         panic!("expected an item error, got {err:?}");
     };
-    assert_eq!((first.id(), first.stage()), (ItemId(500), "check"));
+    assert_eq!((first.id(), first.stage()), (ItemId::new(500), "check"));
     assert_eq!(
         err.to_string(),
         "pipeline stopped: stage `check` failed on item #500: injected: 500 is bad"
@@ -291,7 +291,7 @@ fn retry_then_stop_returns_the_error_once_the_tries_are_used_up() {
     let RunErrorKind::Item(e) = err.kind() else {
         panic!("expected an item error, got {err:?}");
     };
-    assert_eq!((e.id(), e.attempts()), (ItemId(7), 4));
+    assert_eq!((e.id(), e.attempts()), (ItemId::new(7), 4));
     assert_eq!(tries.lock().unwrap()[&7], 4);
     assert!(err.report().unwrap().is_balanced());
 }
@@ -358,8 +358,8 @@ fn dead_letters_get_the_item_from_a_try_map_and_none_from_a_panicking_map() {
     });
     let mut got = letters.lock().unwrap().clone();
     got.sort();
-    let f = |id: u64, item: Option<u64>| (ItemId(id), "fallible".to_owned(), item);
-    let p = |id: u64| (ItemId(id), "panicking".to_owned(), None);
+    let f = |id: u64, item: Option<u64>| (ItemId::new(id), "fallible".to_owned(), item);
+    let p = |id: u64| (ItemId::new(id), "panicking".to_owned(), None);
     let mut want = vec![
         f(0, Some(0)),
         f(25, Some(25)),

@@ -202,7 +202,7 @@ fn respond_answers_every_item_once_with_its_outcome_and_hooks_see_downstream_fat
     let mut first = first.lock().unwrap().clone();
     first.sort();
     let want_first: Vec<(ItemId, Fate)> = (0..500u64)
-        .map(|x| (ItemId(x), as_status(expected_fate(x))))
+        .map(|x| (ItemId::new(x), as_status(expected_fate(x))))
         .collect();
     assert_eq!(
         first, want_first,
@@ -212,7 +212,7 @@ fn respond_answers_every_item_once_with_its_outcome_and_hooks_see_downstream_fat
     let mut middle = middle.lock().unwrap().clone();
     middle.sort();
     let want_middle: Vec<(ItemId, Fate)> = (0..500u64)
-        .map(|x| (ItemId(x), as_status(expected_fate(x))))
+        .map(|x| (ItemId::new(x), as_status(expected_fate(x))))
         .filter(|(_, f)| matches!(f, Fate::Delivered) || *f == Fate::Failed("boom".into(), true))
         .collect();
     assert_eq!(
@@ -222,7 +222,7 @@ fn respond_answers_every_item_once_with_its_outcome_and_hooks_see_downstream_fat
 }
 
 #[test]
-fn every_flat_map_child_is_answered_with_its_parents_id() {
+fn every_flat_map_child_is_answered_with_its_own_id() {
     let answers = within(30, || {
         let (running, responses) = Pipeline::source(0..100u64)
             .stage(
@@ -244,10 +244,17 @@ fn every_flat_map_child_is_answered_with_its_parents_id() {
     let mut want: Vec<(ItemId, Fate)> = Vec::new();
     for x in 0..100u64 {
         if x % 4 == 0 {
-            want.push((ItemId(x), Fate::Filtered("fan".into())));
+            want.push((ItemId::new(x), Fate::Filtered("fan".into())));
         }
-        for j in 0..x % 4 {
-            want.push((ItemId(x), Fate::Output(10 * x + j)));
+        // One child keeps its parent's id; two or more are `#x.1`, `#x.2`, …
+        let children = x % 4;
+        for j in 0..children {
+            let id = if children == 1 {
+                ItemId::new(x)
+            } else {
+                ItemId::new(x).child(j as u32 + 1)
+            };
+            want.push((id, Fate::Output(10 * x + j)));
         }
     }
     want.sort();
@@ -312,7 +319,7 @@ fn a_panicking_hook_is_reported_and_responses_still_reach_the_origin() {
     let (answers, report) = within(30, || {
         let (running, responses) = Pipeline::source(0..50u64)
             .stage(Stage::map("entry", |x: u64| x).on_response(|id, _| {
-                if id == ItemId(7) {
+                if id == ItemId::new(7) {
                     panic!("injected hook panic");
                 }
             }))

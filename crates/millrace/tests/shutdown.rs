@@ -200,7 +200,10 @@ fn submit_after_stop_hands_the_item_back() {
             .spawn()
             .unwrap();
         for i in 0..5 {
-            assert_eq!(submitter.submit(format!("item {i}")).unwrap(), ItemId(i));
+            assert_eq!(
+                submitter.submit(format!("item {i}")).unwrap(),
+                ItemId::new(i)
+            );
         }
         running.stop();
         // The source notices the stop shortly; a submit racing it may still be admitted.

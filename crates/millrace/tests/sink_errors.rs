@@ -38,7 +38,7 @@ fn a_panicking_for_each_fails_that_item_in_the_sink() {
     assert_eq!(report.failed(), 1);
     assert_eq!(report.sink().tally.failed, 1);
     let error = &report.errors()[0];
-    assert_eq!((error.id(), error.stage()), (ItemId(10), "sink"));
+    assert_eq!((error.id(), error.stage()), (ItemId::new(10), "sink"));
     assert!(report.is_balanced());
 }
 
@@ -77,7 +77,7 @@ fn a_failing_try_for_each_fails_that_item_only_under_skip() {
     assert!(report.is_balanced(), "{report}");
     let first = &report.errors()[0];
     assert_eq!(first.stage(), "sink");
-    assert_eq!(first.id(), ItemId(0));
+    assert_eq!(first.id(), ItemId::new(0));
     assert!(
         first.to_string().contains("injected: cannot write 0"),
         "{first}"
@@ -85,7 +85,7 @@ fn a_failing_try_for_each_fails_that_item_only_under_skip() {
     assert!(report
         .errors()
         .iter()
-        .any(|e| e.is_panic() && e.id() == ItemId(11)));
+        .any(|e| e.is_panic() && e.id() == ItemId::new(11)));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn a_try_for_each_retries_a_flaky_write_and_stops_when_told() {
     let RunErrorKind::Item(first) = err.kind() else {
         panic!("expected an item error, got {err:?}");
     };
-    assert_eq!((first.id(), first.stage()), (ItemId(300), "sink"));
+    assert_eq!((first.id(), first.stage()), (ItemId::new(300), "sink"));
     let report = err.report().unwrap();
     assert_eq!(report.failed(), 1);
     assert!(report.is_balanced(), "{report}");

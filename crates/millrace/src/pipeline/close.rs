@@ -211,7 +211,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// most [`max_in_flight`](PipelineBuilder::max_in_flight) items whose reply has not
     /// come back. A stage may have a [status hook](crate::Stage::on_response) as well; it
     /// runs first. A flat-map between `stage` and the end answers each child on its own,
-    /// with its parent's id.
+    /// with the child's id (`#25.3`, whose [`parent`](ItemId::parent) is `#25`).
     ///
     /// A panic in `f` loses the accumulator: the run fails, like a panicking
     /// [`fold`](PipelineBuilder::fold).

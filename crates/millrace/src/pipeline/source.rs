@@ -301,7 +301,7 @@ impl<T> Submitter<T> {
         let Some(tx) = self.sender() else {
             return Err(SubmitError(item));
         };
-        let id = ItemId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
+        let id = ItemId::new(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         tx.send((id, item))
             .map(|()| id)
             .map_err(|e| SubmitError(e.into_inner().1))
@@ -321,8 +321,8 @@ impl<T> Submitter<T> {
         };
         let next = &self.shared.next_id;
         let id = next.fetch_add(1, Ordering::Relaxed);
-        let refused = match tx.try_send((ItemId(id), item)) {
-            Ok(()) => return Ok(ItemId(id)),
+        let refused = match tx.try_send((ItemId::new(id), item)) {
+            Ok(()) => return Ok(ItemId::new(id)),
             Err(TrySendError::Full((_, item))) => TrySubmitError::Full(item),
             Err(TrySendError::Disconnected((_, item))) => TrySubmitError::Stopped(item),
         };

@@ -127,7 +127,10 @@ pub(super) fn find_bottleneck(
     // A part with a backlog that works at least twice as much as any other holds the run
     // back, cores or not.
     let dominant = busiest.input_fill >= 0.75 && busiest.busy >= 2.0 * runner_up;
-    if threads > cores && busiest.busy < SATURATED && source.busy < SATURATED && !dominant {
+    // Below half busy the time is not going to the work at all: the notes further down say
+    // where it goes.
+    let contended = busiest.busy >= 0.5 && busiest.busy < SATURATED && source.busy < SATURATED;
+    if threads > cores && contended && !dominant {
         return Some(Bottleneck {
             stage: busiest.name.clone(),
             reason: format!(

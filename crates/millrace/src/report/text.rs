@@ -110,9 +110,13 @@ impl fmt::Display for Report {
             EndState::Cancelled => "cancelled",
             EndState::Failed => "failed",
         };
+        let expanded = match self.expanded() {
+            0 => String::new(),
+            n => format!(" + {} from flat-maps", fmt_count(n)),
+        };
         writeln!(
             f,
-            "{end} in {:.3} s: {} in, {} delivered, {} filtered, {} failed, {} cancelled ({}items/s)",
+            "{end} in {:.3} s: {} in{expanded}, {} delivered, {} filtered, {} failed, {} cancelled ({}items/s)",
             self.wall.as_secs_f64(),
             fmt_count(self.items_in()),
             fmt_count(self.delivered()),
@@ -250,7 +254,7 @@ mod tests {
         let errors: Vec<ItemError> = (0..100)
             .map(|i| {
                 ItemError::new(
-                    ItemId(i),
+                    ItemId::new(i),
                     Arc::from("parse"),
                     1,
                     ItemErrorKind::Panicked("bad".into()),
@@ -270,7 +274,7 @@ mod tests {
     #[test]
     fn the_text_counts_no_more_errors_when_it_shows_them_all() {
         let errors = vec![ItemError::new(
-            ItemId(7),
+            ItemId::new(7),
             Arc::from("a"),
             2,
             ItemErrorKind::Panicked("no".into()),

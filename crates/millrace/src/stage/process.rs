@@ -228,6 +228,7 @@ impl<T: Send + 'static> StageCtx<T> {
         counters.add(&counters.failed, tally.failed);
         counters.add(&counters.retries, tally.retries);
         counters.add(&counters.cancelled, tally.cancelled);
+        counters.add(&counters.expanded, tally.expanded);
         if let Some(expanded) = &self.expanded {
             if tally.expanded > 0 {
                 expanded.fetch_add(tally.expanded, Ordering::AcqRel);
@@ -254,9 +255,16 @@ impl<T: Send + 'static> StageCtx<T> {
         let mut attempt = 1;
         loop {
             match logic.call(item, &mut out.items) {
+                Step::Emitted(1) => {
+                    out.ids.push(id);
+                    tally.out += 1;
+                    return;
+                }
                 Step::Emitted(n) => {
-                    for _ in 0..n {
-                        out.ids.push(id);
+                    // Children of their own: `#id.1`, `#id.2`, …
+                    for position in 1..=n {
+                        out.ids
+                            .push(id.child(u32::try_from(position).unwrap_or(u32::MAX)));
                     }
                     tally.out += n as u64;
                     tally.expanded += n as u64 - 1;

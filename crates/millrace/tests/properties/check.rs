@@ -34,9 +34,17 @@ pub(crate) fn check(case: &Case, o: &Observed) {
     // Nothing lost, nothing cancelled.
     assert_eq!(report.cancelled(), 0, "nothing is cancelled:\n{report}");
     assert!(report.unfinished().is_empty());
-    if !case.expands() {
-        assert!(report.is_balanced(), "the report balances:\n{report}");
-    }
+    // Flat-map children count as items of their own (expanded), so every run balances.
+    assert!(report.is_balanced(), "the report balances:\n{report}");
+    let mut answered = o.answered.clone();
+    answered.sort();
+    let before = answered.len();
+    answered.dedup();
+    assert_eq!(
+        answered.len(),
+        before,
+        "each item id (children's too) answered once"
+    );
 
     // Outputs (what the sink accepted: with a `try_for_each` sink, the last stage's outputs
     // less the items it failed): the same sequence when the last stage is ordered, else the
@@ -59,6 +67,11 @@ pub(crate) fn check(case: &Case, o: &Observed) {
             t.items_in,
             s.passed() + t.filtered + t.failed + t.cancelled,
             "stage {i}: in = passed + filtered + failed + cancelled"
+        );
+        assert_eq!(
+            t.items_in + t.expanded,
+            t.items_out + t.filtered + t.failed + t.cancelled,
+            "stage {i}: in + expanded = out + filtered + failed + cancelled"
         );
         if !case.stages[i].op.expands() {
             assert_eq!(

@@ -26,6 +26,8 @@ pub(crate) struct Observed {
     pub(crate) responses: Option<Vec<(u64, Kind, Option<Item>)>>,
     /// What the first stage received back (`reply_to`).
     pub(crate) replies: Option<Vec<(u64, Kind, Option<Item>)>>,
+    /// The full id of every response or reply (children's ids name their position).
+    pub(crate) answered: Vec<ItemId>,
     pub(crate) report: Report,
     /// The item error the run ended with, if it did.
     pub(crate) stopped_by: Option<(u64, String)>,
@@ -110,7 +112,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
                     let expected = item.clone();
                     match submitter.submit(item) {
                         Ok(id) => {
-                            assert_eq!(id, ItemId(ok), "submit ids count from 0");
+                            assert_eq!(id, ItemId::new(ok), "submit ids count from 0");
                             ok += 1;
                         }
                         Err(e) => {
@@ -136,6 +138,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
     let mut outputs = Vec::new();
     let mut responses = None;
     let mut replies = None;
+    let mut answered = Vec::new();
     let result = match case.sink {
         SinkMode::Outputs => {
             let mut out = builder.outputs().expect("a valid pipeline builds");
@@ -196,11 +199,11 @@ pub(crate) fn run_case(case: &Case) -> Observed {
             let cell: Arc<OnceLock<Handle>> = Arc::default();
             let called = Arc::new(AtomicBool::new(false));
             let (c, h, k) = (Arc::clone(&called), Arc::clone(&cell), case.stop_after);
-            type Got = Vec<(u64, Kind, Option<Item>)>;
+            type Got = Vec<(ItemId, Kind, Option<Item>)>;
             let running = builder
                 .reply_to(&name(0), Got::new(), move |mut got: Got, id, outcome| {
                     let (kind, item) = outcome_kind(outcome);
-                    got.push((id.0, kind, item));
+                    got.push((id, kind, item));
                     if k.is_some_and(|k| got.len() >= k) {
                         if let Some(handle) = h.get() {
                             handle.stop();
@@ -225,7 +228,8 @@ pub(crate) fn run_case(case: &Case) -> Observed {
             };
             stop_called = called.load(Ordering::SeqCst);
             outputs = got.iter().filter_map(|g| g.2.clone()).collect();
-            replies = Some(got);
+            answered = got.iter().map(|g| g.0).collect();
+            replies = Some(got.into_iter().map(|(id, k, i)| (id.0, k, i)).collect());
             result
         }
         SinkMode::Respond => {
@@ -241,6 +245,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
                     outputs.push(item.clone());
                 }
                 got.push((id.0, kind, item));
+                answered.push(id);
                 if case.stop_after == Some(got.len()) {
                     running.stop();
                     stop_called = true;
@@ -269,6 +274,7 @@ pub(crate) fn run_case(case: &Case) -> Observed {
         outputs,
         responses,
         replies,
+        answered,
         report,
         stopped_by,
         other_error,
