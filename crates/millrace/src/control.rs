@@ -76,6 +76,12 @@ pub(crate) struct Control {
     /// waits for before joining threads (see [`Control::wait_end`]).
     end_tx: std::sync::Mutex<Option<crossbeam_channel::Sender<()>>>,
     pub(crate) end_rx: crossbeam_channel::Receiver<()>,
+    /// Dropped on a stop: see [`Control::stop_signal`].
+    stop_tx: std::sync::Mutex<Option<crossbeam_channel::Sender<()>>>,
+    stop_rx: crossbeam_channel::Receiver<()>,
+    /// Set on a cancel, for async stages to await (see `stage::asynchronous`).
+    #[cfg(feature = "async")]
+    pub(crate) cancel_watch: tokio::sync::watch::Sender<bool>,
 }
 
 /// Signals the end of the sink when dropped, however the sink thread ends.
@@ -137,6 +143,7 @@ impl Control {
             crate::panics::install_quiet_hook();
         }
         let (end_tx, end_rx) = crossbeam_channel::bounded(0);
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
         Control {
             stop: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
@@ -157,6 +164,10 @@ impl Control {
             relays: Mutex::new(Vec::new()),
             end_tx: std::sync::Mutex::new(Some(end_tx)),
             end_rx,
+            stop_tx: std::sync::Mutex::new(Some(stop_tx)),
+            stop_rx,
+            #[cfg(feature = "async")]
+            cancel_watch: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -186,6 +197,17 @@ impl Control {
 
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
+        // Wakes whoever waits in `stop_signal` (a submitter source waiting for input).
+        self.stop_tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+
+    /// A channel that disconnects when a stop (or cancel) is asked for: a thread that waits
+    /// for something else can `select!` on it as well, and wake at once.
+    pub(crate) fn stop_signal(&self) -> &crossbeam_channel::Receiver<()> {
+        &self.stop_rx
     }
 
     pub(crate) fn stopping(&self) -> bool {
@@ -195,6 +217,8 @@ impl Control {
     pub(crate) fn cancel(&self) {
         self.stop();
         self.cancel.store(true, Ordering::Release);
+        #[cfg(feature = "async")]
+        self.cancel_watch.send_replace(true);
         for w in lock(&self.windows).iter() {
             w.close();
         }

@@ -20,9 +20,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::connector::Outlet;
 use crate::control::Control;
@@ -33,9 +33,6 @@ use crate::response::Upstream;
 use crate::stage::worker::drop_unfinished;
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
-
-/// How often a waiting submitter source looks for a stop request.
-const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// Runs an iterator source to its end; monomorphised for the iterator's type, so filling a
 /// batch is a tight loop with no dynamic call per item.
@@ -187,13 +184,24 @@ fn run_submitted<S>(
             Ok(item) => item,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
+                // Wait for an item, or (until input is closed) for a stop: a wake-up, so a
+                // stop takes effect at once and an idle pipeline uses no CPU.
                 let waiting = Instant::now();
-                let got = rx.recv_timeout(STOP_POLL);
+                let got = if closed {
+                    rx.recv().ok()
+                } else {
+                    crossbeam_channel::select! {
+                        recv(rx) -> item => item.ok(),
+                        recv(ctx.control.stop_signal()) -> _ => {
+                            counters.add_time(&counters.idle_ns, waiting.elapsed());
+                            continue;
+                        }
+                    }
+                };
                 counters.add_time(&counters.idle_ns, waiting.elapsed());
                 match got {
-                    Ok(item) => item,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Some(item) => item,
+                    None => break,
                 }
             }
         };

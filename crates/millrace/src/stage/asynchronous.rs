@@ -66,9 +66,6 @@ use crate::response::ResponseBatch;
 use super::process::StageCtx;
 use super::worker::{drop_unfinished, run_worker, Emitter, InletPull, Pull};
 
-/// How often the driver looks for a cancel.
-const CANCEL_POLL: Duration = Duration::from_millis(10);
-
 /// What an async stage calls for each try of an item.
 pub(crate) trait AsyncCall<T, U>: Send + Sync + 'static {
     /// Whether a try consumes the item (no retry, no dead letter with the item).
@@ -263,11 +260,10 @@ async fn drive<T, U, C>(
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let watcher = {
-        let control = Arc::clone(&ctx.control);
+        // A wake-up on cancel, not a poll: an idle async stage uses no CPU.
+        let mut cancelled = ctx.control.cancel_watch.subscribe();
         async move {
-            while !control.cancelled() {
-                tokio::time::sleep(CANCEL_POLL).await;
-            }
+            let _ = cancelled.wait_for(|c| *c).await;
             let _ = cancel_tx.send(true);
         }
     };
