@@ -84,6 +84,7 @@ mod connector;
 mod control;
 mod error;
 mod item;
+mod ledger;
 mod metrics;
 mod panics;
 mod pipeline;
@@ -92,6 +93,8 @@ mod pool;
 mod reorder;
 mod report;
 mod response;
+mod run_error;
+mod signals;
 mod stage;
 mod sync;
 mod window;
@@ -106,17 +109,16 @@ mod loom_response;
 mod loom_window;
 
 pub use autoscale::{Decision, WedgePolicy};
-pub use control::EndState;
 pub use error::{
-    BoxError, BuildError, ItemError, ItemErrorKind, RunError, RunErrorKind, SubmitError,
-    TrySubmitError,
+    BoxError, BuildError, ItemError, ItemErrorKind, RunErrorKind, SubmitError, TrySubmitError,
 };
 pub use item::ItemId;
 pub use metrics::Tally;
 pub use pipeline::{Finished, Handle, Outputs, Pipeline, PipelineBuilder, Running, Submitter};
 pub use policy::{ErrorPolicy, Retry};
-pub use report::{Bottleneck, Latency, Report, StageReport};
+pub use report::{Bottleneck, EndState, Latency, Report, StageReport};
 pub use response::{Outcome, Responses, Status};
+pub use run_error::RunError;
 pub use stage::{DeadLetter, Rejected, Stage};
 
 /// The README's examples, compiled and run as doctests.

@@ -301,6 +301,17 @@ impl LatencyHistogram {
     }
 }
 
+/// How full a queue is, in a word: `full` (≥ 75%), `empty` (≤ 25%) or `half full`.
+pub(crate) fn describe_fill(fill: f64) -> &'static str {
+    if fill >= 0.75 {
+        "full"
+    } else if fill <= 0.25 {
+        "empty"
+    } else {
+        "half full"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

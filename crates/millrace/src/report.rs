@@ -31,102 +31,36 @@
 
 use std::time::Duration;
 
-use crate::autoscale::{Decision, ScalingLog};
-use crate::control::{Control, EndState};
+use crate::autoscale::policy::Decision;
 use crate::error::ItemError;
 use crate::item::ItemId;
-use crate::metrics::{StageMetrics, Tally};
+use crate::ledger::{Ledger, ScalingLog};
+
 use crate::sync::lock;
 
 mod bottleneck;
+mod stage;
 mod text;
 
-pub(crate) use bottleneck::describe_fill;
 use bottleneck::find_bottleneck;
 pub use bottleneck::Bottleneck;
 
-/// One stage's (or the source's, or the sink's) part of a [`Report`].
-#[derive(Clone, Debug)]
+pub use stage::StageReport;
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct StageReport {
-    /// The stage's name (`source` and `sink` for the ends).
-    pub name: String,
-    /// Its workers.
-    pub workers: usize,
-    /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
-    /// The capacity asked for in items is rounded up to whole batches; see
-    /// [`queue_items`](StageReport::queue_items) for the capacity in items.
-    pub queue_capacity: usize,
-    /// Items per batch on its input connector (0 for the source, for a fused stage, and
-    /// where the run did not record it).
-    pub batch: usize,
-    /// Whether it ran fused with the stage before: on that stage's workers, taking its
-    /// output directly rather than through a connector (see
-    /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
-    pub fused: bool,
-    /// Its counters.
-    pub tally: Tally,
-    /// Share of the run's wall time its workers spent busy, idle and blocked (0 to 1).
-    pub busy: f64,
-    /// See [`busy`](StageReport::busy).
-    pub idle: f64,
-    /// See [`busy`](StageReport::busy).
-    pub blocked: f64,
-    /// Mean fill of its input connector (0 to 1), sampled at each receive.
-    pub queue_fill: f64,
-}
-
-impl StageReport {
-    /// `worker_seconds`: for an autoscaled stage, its worker count integrated over the run
-    /// (see [`worker_seconds`]); otherwise the run's wall time × its workers is used.
-    fn new(m: &StageMetrics, wall: Duration, worker_seconds: Option<f64>) -> Self {
-        let tally = m.tally();
-        // Shares of the workers' time: the time its workers existed (wall time × workers,
-        // or the integral of an autoscaled stage's count over the run), or the time
-        // measured if that is more. A worker that ran out of input early still counts the
-        // rest of the run, so it is not "busy".
-        let measured = (tally.busy + tally.idle + tally.blocked).as_secs_f64();
-        let existed =
-            worker_seconds.unwrap_or_else(|| wall.as_secs_f64() * m.workers().max(1) as f64);
-        let worker_time = measured.max(existed);
-        let share = |d: Duration| {
-            if worker_time > 0.0 {
-                (d.as_secs_f64() / worker_time).min(1.0)
-            } else {
-                0.0
-            }
-        };
-        let queue_fill = if m.queue_capacity > 0 {
-            (tally.queue_mean_milli as f64 / 1000.0 / m.queue_capacity as f64).min(1.0)
-        } else {
-            0.0
-        };
-        StageReport {
-            name: m.name.to_string(),
-            workers: m.workers(),
-            queue_capacity: m.queue_capacity,
-            batch: if m.queue_capacity > 0 { m.batch } else { 0 },
-            fused: m.fused,
-            busy: share(tally.busy),
-            idle: share(tally.idle),
-            blocked: share(tally.blocked),
-            queue_fill,
-            tally,
-        }
-    }
-
-    /// Capacity of its input connector in items: [`queue_capacity`](StageReport::queue_capacity)
-    /// batches of [`batch`](StageReport::batch) items. `None` for the source, a fused stage,
-    /// or where the batch size was not recorded.
-    pub fn queue_items(&self) -> Option<usize> {
-        (self.queue_capacity > 0 && self.batch > 0).then(|| self.queue_capacity * self.batch)
-    }
-
-    /// Items that left the stage with at least one output.
-    pub fn passed(&self) -> u64 {
-        let t = &self.tally;
-        t.items_in - t.filtered.min(t.items_in) - t.failed - t.cancelled
-    }
+pub enum EndState {
+    /// Still running (a live snapshot).
+    Running,
+    /// The source ran out and everything drained.
+    Completed,
+    /// A graceful stop was asked for; everything accepted drained.
+    Stopped,
+    /// The run was cancelled; unfinished items are listed by id.
+    Cancelled,
+    /// An item failed under the stop policy, or the source or sink panicked.
+    Failed,
 }
 
 /// Latency from entering the pipeline to reaching the sink, sampled per batch (each
@@ -163,10 +97,6 @@ pub struct Report {
     scaling: ScalingLog,
 }
 
-fn pct(x: f64) -> u32 {
-    (x * 100.0).round() as u32
-}
-
 /// Worker-seconds of stage `stage` over a run of `wall`, from the autoscaler's history of
 /// worker counts (each count holds until the next entry; the first from the start). `None`
 /// without a history.
@@ -181,19 +111,19 @@ fn worker_seconds(history: &[(Duration, Vec<usize>)], stage: usize, wall: Durati
 }
 
 impl Report {
-    pub(crate) fn build(control: &Control, end: EndState) -> Report {
-        let wall = control.started.elapsed();
-        let scaling = lock(&control.scaling).clone();
-        let source = StageReport::new(&control.source, wall, None);
-        let stages: Vec<StageReport> = control
+    /// The report of a run from its ledger, `wall` after it started.
+    pub(crate) fn build(ledger: &Ledger, wall: Duration, end: EndState) -> Report {
+        let scaling = lock(&ledger.scaling).clone();
+        let source = StageReport::new(&ledger.source, wall, None);
+        let stages: Vec<StageReport> = ledger
             .stages
             .iter()
             .enumerate()
             .map(|(i, m)| StageReport::new(m, wall, worker_seconds(&scaling.history, i, wall)))
             .collect();
-        let sink = StageReport::new(&control.sink, wall, None);
+        let sink = StageReport::new(&ledger.sink, wall, None);
         let latency = {
-            let h = lock(&control.latency);
+            let h = lock(&ledger.latency);
             Latency {
                 p50: h.quantile(0.5),
                 p90: h.quantile(0.9),
@@ -203,10 +133,10 @@ impl Report {
             }
         };
         let (errors, errors_total) = {
-            let log = lock(&control.errors);
+            let log = lock(&ledger.errors);
             (log.sample.clone(), log.total)
         };
-        let mut unfinished = lock(&control.unfinished).clone();
+        let mut unfinished = lock(&ledger.unfinished).clone();
         unfinished.sort_unstable();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let bottleneck = find_bottleneck(&source, &stages, &sink, cores);
@@ -220,7 +150,7 @@ impl Report {
             errors,
             errors_total,
             unfinished,
-            hook_panics: lock(&control.hook_panics).clone(),
+            hook_panics: lock(&ledger.hook_panics).clone(),
             bottleneck,
             scaling,
         }

@@ -46,9 +46,11 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::control::{Control, RelayWatch};
+use crate::control::Control;
 use crate::error::{panic_message, ItemError, RunErrorKind};
 use crate::item::{Ids, ItemId};
+use crate::ledger::RelayWatch;
+use crate::metrics::Counters;
 use crate::window::Window;
 
 /// What became of an item, as seen by a stage upstream of where it ended.
@@ -124,7 +126,7 @@ impl ResponseBatch {
     fn run_hook(&self, hook: &mut Hook, control: &Control, stage: &str) {
         let mut call = |id: ItemId, status: &Status| {
             if let Err(payload) = control.catch(|| hook(id, status)) {
-                control.hook_panicked(format!(
+                control.ledger.hook_panicked(format!(
                     "response hook of stage `{stage}` panicked on item {id}: {}",
                     panic_message(&*payload)
                 ));
@@ -288,7 +290,7 @@ pub(crate) fn relay(
     let stage = &*watch.stage;
     for mut batch in inbox {
         let n = batch.len() as u64;
-        watch.enter(control.now());
+        watch.enter(control.signals.now());
         if let Some(hook) = hook.as_mut() {
             batch.run_hook(hook, control, stage);
         }
@@ -300,6 +302,23 @@ pub(crate) fn relay(
     }
     if let Some(replies) = replies {
         replies.finish();
+    }
+}
+
+/// Records the ids of items a cancel dropped, wherever they were: counted in `counters`,
+/// listed as unfinished in the ledger, and answered [`Status::Cancelled`] upstream.
+pub(crate) fn drop_unfinished(
+    control: &Control,
+    events: Option<&Upstream>,
+    ids: Ids,
+    counters: &Counters,
+) {
+    counters.add(&counters.cancelled, ids.len() as u64);
+    control.ledger.record_unfinished(ids.iter());
+    if let Some(events) = events {
+        events.send(ResponseBatch::Ended(
+            ids.iter().map(|id| (id, Status::Cancelled)).collect(),
+        ));
     }
 }
 
@@ -339,13 +358,13 @@ impl ResponseDrain {
     /// crediting each so the source can go on, and parks it for [`Responses`]. Gives up
     /// when the run fails on a wedge: a thread stuck for good may never close the path.
     pub(crate) fn drain(self, control: &Control) {
-        let mut ended = Some(&control.end_rx);
+        let mut ended = Some(&control.signals.end_rx);
         loop {
             let batch = match ended {
                 Some(end) => crossbeam_channel::select! {
                     recv(self.inbox) -> batch => batch,
                     recv(end) -> _ => {
-                        if control.wedge_failed() {
+                        if control.ledger.wedge_failed() {
                             return;
                         }
                         ended = None;

@@ -61,15 +61,6 @@ pub(crate) trait Scalable: Send + Sync {
     fn resize(&self, workers: usize) -> bool;
 }
 
-/// What the controller records: decisions, worker counts over time, wedges, its own cost.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ScalingLog {
-    pub(crate) decisions: Vec<(Duration, Decision)>,
-    pub(crate) history: Vec<(Duration, Vec<usize>)>,
-    pub(crate) wedges: Vec<(Duration, String)>,
-    pub(crate) controller_busy: Duration,
-}
-
 /// One autoscaled segment as the controller sees it.
 pub(crate) struct AutoStage {
     /// The stages of its segment: several when fused, sharing its workers.
@@ -114,7 +105,7 @@ struct Controller {
 impl Controller {
     fn new(control: Arc<Control>, autos: Vec<AutoStage>, settings: ControllerSettings) -> Self {
         let policy = Policy::new(settings.segments.len(), settings.budget);
-        let last = control.stages.iter().map(|m| m.tally()).collect();
+        let last = control.ledger.stages.iter().map(|m| m.tally()).collect();
         Controller {
             control,
             autos,
@@ -129,9 +120,9 @@ impl Controller {
 
     fn run(mut self, done: &Receiver<()>) {
         let workers = self.workers();
-        lock(&self.control.scaling)
+        lock(&self.control.ledger.scaling)
             .history
-            .push((self.control.now(), workers));
+            .push((self.control.signals.now(), workers));
         loop {
             match done.recv_timeout(self.settings.interval) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -144,16 +135,27 @@ impl Controller {
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
             }
-            lock(&self.control.scaling).controller_busy += start.elapsed();
+            lock(&self.control.ledger.scaling).controller_busy += start.elapsed();
         }
     }
 
     fn workers(&self) -> Vec<usize> {
-        self.control.stages.iter().map(|m| m.workers()).collect()
+        self.control
+            .ledger
+            .stages
+            .iter()
+            .map(|m| m.workers())
+            .collect()
     }
 
     fn scale(&mut self) {
-        let now: Vec<Tally> = self.control.stages.iter().map(|m| m.tally()).collect();
+        let now: Vec<Tally> = self
+            .control
+            .ledger
+            .stages
+            .iter()
+            .map(|m| m.tally())
+            .collect();
         let samples: Vec<StageSample> = self
             .settings
             .segments
@@ -161,7 +163,7 @@ impl Controller {
             .map(|segment| {
                 let auto = self.autos.iter().find(|a| a.stages == *segment);
                 segment_sample(
-                    &self.control.stages[segment.clone()],
+                    &self.control.ledger.stages[segment.clone()],
                     &now[segment.clone()],
                     &self.last[segment.clone()],
                     auto,
@@ -181,7 +183,7 @@ impl Controller {
             if !auto.scaler.resize(d.to) {
                 return false;
             }
-            for metrics in &self.control.stages[segment] {
+            for metrics in &self.control.ledger.stages[segment] {
                 metrics.set_workers(d.to);
             }
             true
@@ -189,22 +191,26 @@ impl Controller {
         if decisions.is_empty() {
             return;
         }
-        let at = self.control.now();
+        let at = self.control.signals.now();
         let workers = self.workers();
-        let mut log = lock(&self.control.scaling);
+        let mut log = lock(&self.control.ledger.scaling);
         log.decisions.extend(decisions.into_iter().map(|d| (at, d)));
         log.history.push((at, workers));
     }
 
     fn watch(&mut self, after: Duration, policy: WedgePolicy) {
         let c = &self.control;
-        let relayed: u64 = lock(&c.relays)
+        let relayed: u64 = lock(&c.ledger.relays)
             .iter()
             .map(|r| r.relayed.load(std::sync::atomic::Ordering::Relaxed))
             .sum();
-        let progress = c.source.tally().items_out
-            + c.sink.tally().items_in
-            + c.stages.iter().map(|m| m.tally().items_in).sum::<u64>()
+        let progress = c.ledger.source.tally().items_out
+            + c.ledger.sink.tally().items_in
+            + c.ledger
+                .stages
+                .iter()
+                .map(|m| m.tally().items_in)
+                .sum::<u64>()
             + relayed;
         if progress != self.progress {
             self.progress = progress;
@@ -218,11 +224,13 @@ impl Controller {
         }
         self.wedged = true;
         let diagnosis = diagnose(c, stalled);
-        lock(&c.scaling).wedges.push((c.now(), diagnosis.clone()));
+        lock(&c.ledger.scaling)
+            .wedges
+            .push((c.signals.now(), diagnosis.clone()));
         if policy == WedgePolicy::Fail {
             c.fail_hard(RunErrorKind::Wedged(diagnosis));
             // `join` stops waiting for the sink: threads stuck for good are detached.
-            c.signal_end();
+            c.signals.signal_end();
         }
     }
 }
@@ -270,10 +278,11 @@ fn segment_sample(
 /// Whether items were admitted that have not yet ended somewhere, or a response hook is
 /// still running on some.
 fn in_flight(c: &Control) -> bool {
-    if lock(&c.relays).iter().any(|r| r.busy().is_some()) {
+    if lock(&c.ledger.relays).iter().any(|r| r.busy().is_some()) {
         return true;
     }
     let ended: u64 = c
+        .ledger
         .stages
         .iter()
         .map(|m| {
@@ -281,20 +290,20 @@ fn in_flight(c: &Control) -> bool {
             t.filtered + t.failed + t.cancelled
         })
         .sum::<u64>()
-        + c.sink.tally().items_in;
-    c.source.tally().items_out > ended
+        + c.ledger.sink.tally().items_in;
+    c.ledger.source.tally().items_out > ended
 }
 
 /// What every worker is doing, and since when: the wedge diagnosis.
 pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
-    let now = c.now();
+    let now = c.signals.now();
     let mut out = format!(
         "no item has moved for {:.1} s while items are in flight;",
         stalled.as_secs_f64()
     );
-    let parts = std::iter::once(&c.source)
-        .chain(&c.stages)
-        .chain(std::iter::once(&c.sink));
+    let parts = std::iter::once(&c.ledger.source)
+        .chain(&c.ledger.stages)
+        .chain(std::iter::once(&c.ledger.sink));
     for m in parts {
         let queue = if m.queue_capacity > 0 {
             let t = m.tally();
@@ -330,7 +339,7 @@ pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
         }
         let _ = write!(out, " `{}`: {}{queue};", m.name, states.join(", "));
     }
-    for relay in lock(&c.relays).iter() {
+    for relay in lock(&c.ledger.relays).iter() {
         if let Some(since) = relay.busy() {
             let for_how_long = now.saturating_sub(since).as_secs_f64();
             let _ = write!(

@@ -36,7 +36,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use crate::report::describe_fill;
+use crate::metrics::describe_fill;
 
 /// What the controller measured of one stage over the last tick.
 #[derive(Clone, Debug, PartialEq)]

@@ -22,14 +22,16 @@ use crossbeam_channel::unbounded;
 
 use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings};
 use crate::connector::{connector, Inlet};
-use crate::control::{Control, RelayWatch};
+use crate::control::Control;
+use crate::ledger::RelayWatch;
 use crate::metrics::StageMetrics;
 use crate::reorder::Reorder;
 use crate::response::{
     relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream,
 };
 use crate::stage::crew::Crew;
-use crate::stage::process::{DeadLetterFn, StageCtx};
+use crate::stage::dead_letter::DeadLetterFn;
+use crate::stage::process::StageCtx;
 use crate::stage::worker::{
     run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
 };
@@ -117,7 +119,7 @@ impl Launch {
                     .reorder_window
                     .unwrap_or_else(|| (2 * region_size).max(64));
                 let window = Arc::new(Window::new(limit as u64));
-                control.register_window(Arc::clone(&window));
+                control.signals.register_window(Arc::clone(&window));
                 windows.push(Some(window));
                 region_size = 0;
             } else {
@@ -129,7 +131,7 @@ impl Launch {
         let mut responses = None;
         let (origin, credits) = if path_on {
             let window = Arc::new(Window::new(settings.max_in_flight as u64));
-            control.register_window(Arc::clone(&window));
+            control.signals.register_window(Arc::clone(&window));
             let origin = if serve {
                 let (tx, rx) = unbounded();
                 let (r, drain) = Responses::new(rx, Arc::clone(&window));
@@ -189,7 +191,7 @@ impl Launch {
             let control = Arc::clone(&launch.control);
             let name = Arc::clone(&plan[index].name);
             let watch = Arc::new(RelayWatch::new(Arc::clone(&name)));
-            lock(&control.relays).push(Arc::clone(&watch));
+            lock(&control.ledger.relays).push(Arc::clone(&watch));
             let handle = std::thread::Builder::new()
                 .name(format!("millrace-{name}-responses"))
                 .spawn(move || {
@@ -240,7 +242,7 @@ impl Launch {
         let (outlet, inlet) = connector(queue);
         let ctx = SourceCtx {
             control: Arc::clone(&self.control),
-            metrics: Arc::clone(&self.control.source),
+            metrics: Arc::clone(&self.control.ledger.source),
             batch,
             gate: self.next_gate(None),
             credits: self.credits.clone(),
@@ -288,7 +290,7 @@ impl Launch {
         };
         let (out_batch, out_queue) = self.connector_into(next);
         let (outlet, inlet) = connector(out_queue);
-        let metrics = Arc::clone(&self.control.stages[last]);
+        let metrics = Arc::clone(&self.control.ledger.stages[last]);
         let auto = self.resolved[last].auto;
         let growth = auto.map(|_| Growth {
             make_pull: Arc::clone(&make_pull),
@@ -342,7 +344,7 @@ impl Launch {
     ) -> Open<U> {
         let r = &self.resolved[index];
         let (workers, policy, fused) = (r.workers, r.policy, r.fused);
-        let metrics = Arc::clone(&self.control.stages[index]);
+        let metrics = Arc::clone(&self.control.ledger.stages[index]);
         let events = self.route_before(index);
         let ctx = Arc::new(StageCtx {
             name: Arc::clone(&metrics.name),
@@ -397,7 +399,7 @@ impl Launch {
         let inlet = self.connect(open, index);
         let (out_batch, out_queue) = self.connector_into(index + 1);
         let (outlet, next_inlet) = connector(out_queue);
-        let metrics = Arc::clone(&self.control.stages[index]);
+        let metrics = Arc::clone(&self.control.ledger.stages[index]);
         let emitter = Arc::new(Emitter {
             mode: self.emit_mode(index),
             out_batch,
@@ -457,7 +459,7 @@ impl Launch {
     pub(crate) fn sink_ctx(&self) -> SinkCtx {
         SinkCtx {
             control: Arc::clone(&self.control),
-            metrics: Arc::clone(&self.control.sink),
+            metrics: Arc::clone(&self.control.ledger.sink),
             events: self.route_before(self.resolved.len()),
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::autoscale::WedgePolicy;
 use crate::policy::ErrorPolicy;
 use crate::response::Hook;
-use crate::stage::process::DeadLetterFn;
+use crate::stage::dead_letter::DeadLetterFn;
 use crate::stage::{Body, Stage};
 
 /// Pipeline-wide defaults and limits.

@@ -7,12 +7,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::connector::{Inlet, Poll};
-use crate::control::{Control, EndState};
-use crate::error::{RunError, RunErrorKind};
+use crate::control::Control;
+use crate::error::RunErrorKind;
 use crate::item::{Batch, Ids};
+use crate::report::EndState;
 use crate::report::Report;
+use crate::response::drop_unfinished;
 use crate::response::ResponseDrain;
-use crate::stage::worker::drop_unfinished;
+use crate::run_error::RunError;
 use crate::sync::lock;
 
 use super::launch::Controller;
@@ -44,23 +46,27 @@ impl Handle {
     /// Asks for a graceful stop: the source takes no more input, everything already
     /// accepted finishes, then the run ends. Returns at once.
     pub fn stop(&self) {
-        self.control.stop();
+        self.control.signals.stop();
     }
 
     /// Cancels the run: items in flight are dropped, not finished, and the report lists
     /// them by id as unfinished. Returns at once.
     pub fn cancel(&self) {
-        self.control.cancel();
+        self.control.signals.cancel();
     }
 
     /// Whether a stop (or cancel) was asked for.
     pub fn is_stopping(&self) -> bool {
-        self.control.stopping()
+        self.control.signals.stopping()
     }
 
     /// A report of the run so far (its end state is [`EndState::Running`]).
     pub fn snapshot(&self) -> Report {
-        Report::build(&self.control, EndState::Running)
+        Report::build(
+            &self.control.ledger,
+            self.control.signals.now(),
+            EndState::Running,
+        )
     }
 }
 
@@ -85,11 +91,11 @@ impl<R> fmt::Debug for Running<R> {
 
 /// Why the run ended, from its control state.
 fn end_state(control: &Control) -> EndState {
-    if lock(&control.first_error).is_some() {
+    if lock(&control.ledger.first_error).is_some() {
         EndState::Failed
-    } else if control.cancelled() {
+    } else if control.signals.cancelled() {
         EndState::Cancelled
-    } else if control.stopping() {
+    } else if control.signals.stopping() {
         EndState::Stopped
     } else {
         EndState::Completed
@@ -115,10 +121,10 @@ fn finish<R: Send + 'static>(
         join(thread);
     }
     // Workers the autoscaler started; none can start now the controller has stopped.
-    let extra = std::mem::take(&mut *lock(&control.extra_threads));
+    let extra = std::mem::take(&mut *lock(&control.ledger.extra_threads));
     extra.into_iter().for_each(join);
-    let report = Report::build(control, end_state(control));
-    let first = lock(&control.first_error).take();
+    let report = Report::build(&control.ledger, control.signals.now(), end_state(control));
+    let first = lock(&control.ledger.first_error).take();
     match (first, output) {
         (None, Some(output)) => Ok(Finished { output, report }),
         (Some(kind), output) => Err(RunError::new(kind, Some(report)).with_output(output)),
@@ -160,7 +166,7 @@ fn join_detaching<R>(
         }
         is_finished()
     };
-    let extra = std::mem::take(&mut *lock(&control.extra_threads));
+    let extra = std::mem::take(&mut *lock(&control.ledger.extra_threads));
     for t in threads.into_iter().chain(extra) {
         let finished = wait(&|| t.is_finished());
         settle(finished, t.thread().name());
@@ -173,8 +179,8 @@ fn join_detaching<R>(
     if finished {
         let _ = sink.join();
     }
-    let report = Report::build(control, EndState::Failed);
-    let kind = match lock(&control.first_error).take() {
+    let report = Report::build(&control.ledger, control.signals.now(), EndState::Failed);
+    let kind = match lock(&control.ledger.first_error).take() {
         Some(RunErrorKind::Wedged(diagnosis)) if !detached.is_empty() => {
             RunErrorKind::Wedged(format!(
                 "{diagnosis}; {} thread(s) did not return after the cancel and were detached: {}",
@@ -252,8 +258,8 @@ impl<R> Running<R> {
             // the `Responses` iterator), so that joining first cannot hang.
             drain.drain(&control);
         }
-        control.wait_end();
-        if control.wedge_failed() {
+        control.signals.wait_end();
+        if control.ledger.wedge_failed() {
             return Err(join_detaching(
                 &control,
                 self.sink,
@@ -365,9 +371,9 @@ impl<T> Outputs<T> {
         let counters = self.ctx.metrics.slot(0);
         match inlet.poll() {
             Poll::Closed if !untaken => return,
-            Poll::Closed | Poll::Empty => self.handle.control.cancel(),
+            Poll::Closed | Poll::Empty => self.handle.control.signals.cancel(),
             Poll::Ready(batch) => {
-                self.handle.control.cancel();
+                self.handle.control.signals.cancel();
                 counters.add(&counters.items_in, batch.len() as u64);
                 drop_unfinished(
                     &self.handle.control,

@@ -22,8 +22,8 @@ use crate::error::{panic_message, BoxError, ItemError, ItemErrorKind, RunErrorKi
 use crate::item::{Batch, Ids, ItemId};
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
+use crate::response::drop_unfinished;
 use crate::response::{ResponseBatch, Status, Upstream};
-use crate::stage::worker::drop_unfinished;
 use crate::sync::lock;
 
 /// The name errors and reports give the sink.
@@ -65,22 +65,22 @@ impl SinkCtx {
                 Poll::Ready(batch) => (batch, Duration::ZERO),
                 Poll::Closed => return None,
                 Poll::Empty => {
-                    counters.enter(Activity::Idle, self.control.now());
+                    counters.enter(Activity::Idle, self.control.signals.now());
                     inlet.recv()?
                 }
             };
-            counters.enter(Activity::Busy, self.control.now());
+            counters.enter(Activity::Busy, self.control.signals.now());
             counters.add_time(&counters.idle_ns, waited);
             // The queue as the batch found it: what is left, plus the batch itself.
             counters.add(&counters.queue_len_sum, inlet.len() as u64 + 1);
             counters.add(&counters.queue_samples, 1);
             counters.add(&counters.batches, 1);
             counters.add(&counters.items_in, batch.len() as u64);
-            if self.control.cancelled() {
+            if self.control.signals.cancelled() {
                 drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
                 continue;
             }
-            lock(&self.control.latency).record(batch.born.elapsed(), batch.len() as u64);
+            lock(&self.control.ledger.latency).record(batch.born.elapsed(), batch.len() as u64);
             return Some(batch);
         }
     }
@@ -205,7 +205,7 @@ where
                 fail_in_sink(ctx, id, attempt, kind, policy.stops());
                 break;
             }
-            if ctx.control.cancelled() {
+            if ctx.control.signals.cancelled() {
                 // A cancel between two tries: the item is unfinished, not failed.
                 let mut unfinished = Ids::default();
                 unfinished.push(id);
@@ -233,7 +233,7 @@ where
 /// run if the policy says.
 fn fail_in_sink(ctx: &SinkCtx, id: ItemId, attempts: u32, kind: ItemErrorKind, stops: bool) {
     let error = ItemError::new(id, Arc::from(SINK), attempts, kind);
-    ctx.control.log_error(&error);
+    ctx.control.ledger.log_error(&error);
     let counters = ctx.counters();
     counters.add(&counters.failed, 1);
     if stops {

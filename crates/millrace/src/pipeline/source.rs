@@ -29,8 +29,8 @@ use crate::control::Control;
 use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
 use crate::item::{Batch, Ids, ItemId};
 use crate::metrics::{Activity, Counters, StageMetrics};
+use crate::response::drop_unfinished;
 use crate::response::Upstream;
-use crate::stage::worker::drop_unfinished;
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
@@ -88,18 +88,18 @@ impl SourceCtx {
         counters.add(&counters.items_in, n);
         counters.add(&counters.batches, 1);
         let start = Instant::now();
-        if self.control.cancelled() || !self.admit(batch.seq, first) {
+        if self.control.signals.cancelled() || !self.admit(batch.seq, first) {
             // Short of a cancel, a window closes only when nobody will take responses any
             // more (a dropped `Responses`): the run stops taking input, and says so.
-            self.control.stop();
+            self.control.signals.stop();
             drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
             return false;
         }
         let admit_wait = start.elapsed();
-        let waiting = || counters.enter(Activity::Blocked, self.control.now());
+        let waiting = || counters.enter(Activity::Blocked, self.control.signals.now());
         match outlet.send_or_wait(batch, waiting) {
             Ok(waited) => {
-                counters.enter(Activity::Between, self.control.now());
+                counters.enter(Activity::Between, self.control.signals.now());
                 counters.add(&counters.items_out, n);
                 counters.add_time(&counters.blocked_ns, admit_wait + waited);
                 true
@@ -122,7 +122,7 @@ pub(crate) fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, o
 pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, outlet: &Outlet<S>) {
     let mut next_id = 0u64;
     let mut seq = 0u64;
-    while !ctx.control.stopping() {
+    while !ctx.control.signals.stopping() {
         let start = Instant::now();
         let mut items = outlet.fresh(ctx.batch);
         let filled = ctx.control.catch(|| {
@@ -173,7 +173,7 @@ fn run_submitted<S>(
     let mut seq = 0u64;
     let mut open = true;
     loop {
-        if !closed && ctx.control.stopping() {
+        if !closed && ctx.control.signals.stopping() {
             // Stop accepting; what is queued, or being sent right now, still drains below.
             if let Some(shared) = shared.upgrade() {
                 lock(&shared.sender).take();
@@ -192,7 +192,7 @@ fn run_submitted<S>(
                 } else {
                     crossbeam_channel::select! {
                         recv(rx) -> item => item.ok(),
-                        recv(ctx.control.stop_signal()) -> _ => {
+                        recv(ctx.control.signals.stop_signal()) -> _ => {
                             counters.add_time(&counters.idle_ns, waiting.elapsed());
                             continue;
                         }
@@ -230,7 +230,7 @@ fn run_submitted<S>(
             open = false;
         }
         if !open && !closed {
-            ctx.control.stop();
+            ctx.control.signals.stop();
         }
     }
 }

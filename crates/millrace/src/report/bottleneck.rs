@@ -12,7 +12,8 @@
 //! may be waiting for a core rather than holding the others back; the reason then says
 //! the threads outnumber the cores instead of calling that part saturated.
 
-use super::{pct, StageReport};
+use super::stage::{pct, StageReport};
+use crate::metrics::describe_fill;
 
 /// The stage that holds the pipeline back, and why we think so.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,17 +31,6 @@ pub struct Bottleneck {
 
 /// The busy share from which a part counts as saturated whatever else runs on its cores.
 const SATURATED: f64 = 0.9;
-
-/// How full a queue is, in a word: `full` (≥ 75%), `empty` (≤ 25%) or `half full`.
-pub(crate) fn describe_fill(fill: f64) -> &'static str {
-    if fill >= 0.75 {
-        "full"
-    } else if fill <= 0.25 {
-        "empty"
-    } else {
-        "half full"
-    }
-}
 
 /// A part of the pipeline that has workers of its own: a segment of stages (several when
 /// fused, sharing workers) or the sink.

@@ -15,8 +15,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{pct, Latency, Report, StageReport};
-use crate::control::EndState;
+use super::stage::{pct, StageReport};
+use super::EndState;
+use super::{Latency, Report};
 
 fn fmt_count(n: u64) -> String {
     let s = n.to_string();
@@ -191,9 +192,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::autoscale::ScalingLog;
     use crate::error::{ItemError, ItemErrorKind};
     use crate::item::ItemId;
+    use crate::ledger::ScalingLog;
     use crate::metrics::Tally;
 
     #[test]

@@ -64,7 +64,8 @@ use crate::policy::ErrorPolicy;
 use crate::response::ResponseBatch;
 
 use super::process::StageCtx;
-use super::worker::{drop_unfinished, run_worker, Emitter, InletPull, Pull};
+use super::worker::{run_worker, Emitter, InletPull, Pull};
+use crate::response::drop_unfinished;
 
 /// What an async stage calls for each try of an item.
 pub(crate) trait AsyncCall<T, U>: Send + Sync + 'static {
@@ -261,7 +262,7 @@ async fn drive<T, U, C>(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let watcher = {
         // A wake-up on cancel, not a poll: an idle async stage uses no CPU.
-        let mut cancelled = ctx.control.cancel_watch.subscribe();
+        let mut cancelled = ctx.control.signals.cancel_watch.subscribe();
         async move {
             let _ = cancelled.wait_for(|c| *c).await;
             let _ = cancel_tx.send(true);
@@ -420,7 +421,7 @@ where
                 }
             }
         };
-        if slot.is_some() && attempt < attempts && ctx.control.cancelled() {
+        if slot.is_some() && attempt < attempts && ctx.control.signals.cancelled() {
             // A cancel between two tries: the item is unfinished, not failed.
             break ItemEnd::Cancelled;
         }

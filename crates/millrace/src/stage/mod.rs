@@ -29,6 +29,7 @@
 #[cfg(feature = "async")]
 pub(crate) mod asynchronous;
 pub(crate) mod crew;
+pub(crate) mod dead_letter;
 pub(crate) mod logic;
 pub(crate) mod process;
 mod rejected;
@@ -38,26 +39,16 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::error::{BoxError, ItemError};
+use crate::error::BoxError;
 use crate::item::ItemId;
 use crate::policy::ErrorPolicy;
 use crate::response::{Hook, Status};
+pub use dead_letter::DeadLetter;
+use dead_letter::DeadLetterFn;
 use logic::{FilterLogic, FlatMapLogic, Logic, MapLogic, TryLogic};
-use process::{DeadLetterFn, MakeProcess, StageWorker};
+use process::{MakeProcess, StageWorker};
 pub use rejected::Rejected;
 use rejected::TryOwnedLogic;
-
-/// An item that failed for good, with its error: what a stage's dead-letter handler gets.
-#[derive(Debug)]
-pub struct DeadLetter<T> {
-    /// The item's id.
-    pub id: ItemId,
-    /// Why it failed.
-    pub error: ItemError,
-    /// The item itself, where the stage still had it: fallible forms borrow their items, so
-    /// they always do; an infallible form that panicked consumed it.
-    pub item: Option<T>,
-}
 
 /// One stage of a pipeline: a named piece of work from `T` to `U`, with its own workers.
 ///

@@ -16,10 +16,8 @@ use crate::item::{Batch, Ids, ItemId};
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
 use crate::response::{ResponseBatch, Status, Upstream};
+use crate::stage::dead_letter::{DeadLetter, DeadLetterFn};
 use crate::stage::logic::{Logic, Step};
-use crate::stage::DeadLetter;
-
-pub(crate) type DeadLetterFn<T> = Arc<dyn Fn(DeadLetter<T>) + Send + Sync>;
 
 /// Everything the workers of one stage share for processing.
 pub(crate) struct StageCtx<T> {
@@ -69,7 +67,7 @@ where
         counters.add(&counters.batches, 1);
         counters.add(&counters.items_in, batch.len() as u64);
         let start = Instant::now();
-        counters.enter(Activity::Busy, start - self.ctx.control.started);
+        counters.enter(Activity::Busy, start - self.ctx.control.signals.started);
         if self.logic.is_none() {
             self.logic = self.ctx.build(&*self.make);
         }
@@ -78,7 +76,7 @@ where
             .process(batch, out, &mut self.logic, &*self.make, counters);
         let end = Instant::now();
         counters.add_time(&counters.busy_ns, end - start);
-        counters.enter(Activity::Between, end - self.ctx.control.started);
+        counters.enter(Activity::Between, end - self.ctx.control.signals.started);
         out
     }
 }
@@ -200,7 +198,7 @@ impl<T: Send + 'static> StageCtx<T> {
                 }
                 items.by_ref().for_each(drop);
                 tally.cancelled += rest as u64;
-                self.control.record_unfinished(unfinished.iter());
+                self.control.ledger.record_unfinished(unfinished.iter());
                 if self.events.is_some() {
                     events.extend(unfinished.iter().map(|id| (id, Status::Cancelled)));
                 }
@@ -279,11 +277,11 @@ impl<T: Send + 'static> StageCtx<T> {
                     return;
                 }
                 Step::Failed(Some(_), _)
-                    if attempt < self.policy.attempts() && self.control.cancelled() =>
+                    if attempt < self.policy.attempts() && self.control.signals.cancelled() =>
                 {
                     // A cancel between two tries: the item is unfinished, not failed.
                     tally.cancelled += 1;
-                    self.control.record_unfinished([id]);
+                    self.control.ledger.record_unfinished([id]);
                     if self.events.is_some() {
                         events.push((id, Status::Cancelled));
                     }
@@ -316,7 +314,7 @@ impl<T: Send + 'static> StageCtx<T> {
         events: &mut Vec<(ItemId, Status)>,
     ) {
         let error = ItemError::new(id, Arc::clone(&self.name), attempts, kind);
-        self.control.log_error(&error);
+        self.control.ledger.log_error(&error);
         if let Some(dead_letter) = &self.dead_letter {
             let letter = DeadLetter {
                 id,
@@ -324,7 +322,7 @@ impl<T: Send + 'static> StageCtx<T> {
                 item,
             };
             if let Err(payload) = self.control.catch(|| dead_letter(letter)) {
-                self.control.hook_panicked(format!(
+                self.control.ledger.hook_panicked(format!(
                     "dead-letter handler of stage `{}` panicked: {}",
                     self.name,
                     panic_message(&*payload)

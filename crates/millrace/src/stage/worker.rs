@@ -28,10 +28,10 @@ use std::time::Duration;
 use crate::autoscale::Scalable;
 use crate::connector::{Inlet, Outlet, Poll};
 use crate::control::Control;
-use crate::item::{Batch, Ids};
+use crate::item::Batch;
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::reorder::Reorder;
-use crate::response::{ResponseBatch, Status, Upstream};
+use crate::response::{drop_unfinished, Upstream};
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
@@ -120,7 +120,7 @@ impl<T: Send> InletPull<T> {
         // The queue as the batch found it: what is left, plus the batch itself.
         counters.add(&counters.queue_len_sum, self.inlet.len() as u64 + 1);
         counters.add(&counters.queue_samples, 1);
-        if self.control.cancelled() {
+        if self.control.signals.cancelled() {
             counters.add(&counters.items_in, batch.len() as u64);
             drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
             return None;
@@ -149,9 +149,9 @@ impl<T: Send> Pull<T> for InletPull<T> {
     fn recv(&mut self) -> Option<Batch<T>> {
         loop {
             let counters = self.metrics.slot(self.worker);
-            counters.enter(Activity::Idle, self.control.now());
+            counters.enter(Activity::Idle, self.control.signals.now());
             let (batch, waited) = self.inlet.recv()?;
-            counters.enter(Activity::Between, self.control.now());
+            counters.enter(Activity::Between, self.control.signals.now());
             if let Some(batch) = self.accept(batch, waited) {
                 return Some(batch);
             }
@@ -291,7 +291,7 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
         .name(format!("millrace-{}-{worker}", emitter.metrics.name))
         .spawn(move || run_worker(input, emitter2, worker, outlet))
         .expect("the OS refused to start a worker thread");
-    lock(&growth.control.extra_threads).push(handle);
+    lock(&growth.control.ledger.extra_threads).push(handle);
 }
 
 /// The autoscaler's handle on a segment. Weak: the segment's workers own its emitter, so
@@ -384,31 +384,15 @@ impl<U: Send + 'static> Emitter<U> {
         if batch.is_empty() && !matches!(self.mode, EmitMode::Preserve) {
             return;
         }
-        let waiting = || counters.enter(Activity::Blocked, self.control.now());
+        let waiting = || counters.enter(Activity::Blocked, self.control.signals.now());
         match outlet.send_or_wait(batch, waiting) {
             Ok(waited) => {
                 if !waited.is_zero() {
-                    counters.enter(Activity::Between, self.control.now());
+                    counters.enter(Activity::Between, self.control.signals.now());
                 }
                 counters.add_time(&counters.blocked_ns, waited)
             }
             Err(batch) => drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters),
         }
-    }
-}
-
-/// Records the items of a batch a cancel dropped: counted, listed by id, and answered.
-pub(crate) fn drop_unfinished(
-    control: &Control,
-    events: Option<&Upstream>,
-    ids: Ids,
-    counters: &Counters,
-) {
-    counters.add(&counters.cancelled, ids.len() as u64);
-    control.record_unfinished(ids.iter());
-    if let Some(events) = events {
-        events.send(ResponseBatch::Ended(
-            ids.iter().map(|id| (id, Status::Cancelled)).collect(),
-        ));
     }
 }

@@ -1,0 +1,151 @@
+//! The run's ledger: what happened, for the report. Every stage's counters, the error log,
+//! the unfinished ids, panics of hooks, the latency histogram, the autoscaler's log and the
+//! threads it started. Threads write to it as they go; [`Report`](crate::Report) is built
+//! from it, live or at the end.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::autoscale::policy::Decision;
+use crate::error::{ItemError, RunErrorKind};
+use crate::item::ItemId;
+use crate::metrics::{LatencyHistogram, StageMetrics};
+use crate::sync::{lock, Mutex};
+
+/// How many item errors a report keeps in full; the rest are only counted.
+pub(crate) const ERROR_SAMPLE: usize = 100;
+
+#[derive(Default)]
+pub(crate) struct ErrorLog {
+    pub(crate) sample: Vec<ItemError>,
+    pub(crate) total: u64,
+}
+
+/// What the controller records: decisions, worker counts over time, wedges, its own cost.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ScalingLog {
+    pub(crate) decisions: Vec<(Duration, Decision)>,
+    pub(crate) history: Vec<(Duration, Vec<usize>)>,
+    pub(crate) wedges: Vec<(Duration, String)>,
+    pub(crate) controller_busy: Duration,
+}
+
+pub(crate) struct Ledger {
+    /// The error that ends the run; the first one wins.
+    pub(crate) first_error: Mutex<Option<RunErrorKind>>,
+    pub(crate) errors: Mutex<ErrorLog>,
+    /// The first [`ERROR_SAMPLE`] panics of hooks and dead-letter handlers.
+    pub(crate) hook_panics: Mutex<Vec<String>>,
+    /// How many hooks and dead-letter handlers panicked in all.
+    pub(crate) hook_panic_total: AtomicU64,
+    pub(crate) unfinished: Mutex<Vec<ItemId>>,
+    pub(crate) latency: Mutex<LatencyHistogram>,
+    pub(crate) source: Arc<StageMetrics>,
+    pub(crate) stages: Vec<Arc<StageMetrics>>,
+    pub(crate) sink: Arc<StageMetrics>,
+    /// Workers started after launch (by the autoscaler), joined at the end.
+    pub(crate) extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// What the autoscaler and the wedge detector did.
+    pub(crate) scaling: Mutex<ScalingLog>,
+    /// Each relay thread's watch (for the wedge detector).
+    pub(crate) relays: Mutex<Vec<Arc<RelayWatch>>>,
+}
+
+impl Ledger {
+    pub(crate) fn new(
+        source: Arc<StageMetrics>,
+        stages: Vec<Arc<StageMetrics>>,
+        sink: Arc<StageMetrics>,
+    ) -> Self {
+        Ledger {
+            first_error: Mutex::new(None),
+            errors: Mutex::new(ErrorLog::default()),
+            hook_panics: Mutex::new(Vec::new()),
+            hook_panic_total: AtomicU64::new(0),
+            unfinished: Mutex::new(Vec::new()),
+            latency: Mutex::new(LatencyHistogram::default()),
+            source,
+            stages,
+            sink,
+            extra_threads: Mutex::new(Vec::new()),
+            scaling: Mutex::new(ScalingLog::default()),
+            relays: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records an item's failure in the log.
+    pub(crate) fn log_error(&self, error: &ItemError) {
+        let mut log = lock(&self.errors);
+        log.total += 1;
+        if log.sample.len() < ERROR_SAMPLE {
+            log.sample.push(error.clone());
+        }
+    }
+
+    /// Records the error that ends the run, unless one already did.
+    pub(crate) fn record_failure(&self, kind: RunErrorKind) {
+        let mut first = lock(&self.first_error);
+        if first.is_none() {
+            *first = Some(kind);
+        }
+    }
+
+    /// Whether the run failed on a wedge.
+    pub(crate) fn wedge_failed(&self) -> bool {
+        matches!(*lock(&self.first_error), Some(RunErrorKind::Wedged(_)))
+    }
+
+    pub(crate) fn record_unfinished(&self, ids: impl IntoIterator<Item = ItemId>) {
+        lock(&self.unfinished).extend(ids);
+    }
+
+    /// Records a panic of a response hook or a dead-letter handler; the report keeps the
+    /// first [`ERROR_SAMPLE`] messages and counts them all.
+    pub(crate) fn hook_panicked(&self, message: String) {
+        self.hook_panic_total.fetch_add(1, Ordering::Relaxed);
+        let mut sample = lock(&self.hook_panics);
+        if sample.len() < ERROR_SAMPLE {
+            sample.push(message);
+        }
+    }
+}
+
+/// What the wedge detector sees of a relay thread: when its hook started on the batch it is
+/// running (0 when idle, else nanoseconds since the run started, plus one), and how many
+/// responses it has passed on.
+pub(crate) struct RelayWatch {
+    pub(crate) stage: Arc<str>,
+    pub(crate) busy_since: AtomicU64,
+    pub(crate) relayed: AtomicU64,
+}
+
+impl RelayWatch {
+    pub(crate) fn new(stage: Arc<str>) -> Self {
+        RelayWatch {
+            stage,
+            busy_since: AtomicU64::new(0),
+            relayed: AtomicU64::new(0),
+        }
+    }
+
+    /// The hook starts on a batch, at `now` since the run started.
+    pub(crate) fn enter(&self, now: Duration) {
+        self.busy_since
+            .store(now.as_nanos() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// The hook is done with a batch of `n` responses.
+    pub(crate) fn leave(&self, n: u64) {
+        self.busy_since.store(0, Ordering::Relaxed);
+        self.relayed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Since when the hook has been running, if it is.
+    pub(crate) fn busy(&self) -> Option<Duration> {
+        match self.busy_since.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n - 1)),
+        }
+    }
+}

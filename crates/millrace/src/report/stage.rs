@@ -1,0 +1,95 @@
+//! One part of a [`Report`](crate::Report): a stage's (or the source's, or the sink's)
+//! counts, worker count, queue and time shares.
+
+use std::time::Duration;
+
+use crate::metrics::{StageMetrics, Tally};
+
+/// One stage's (or the source's, or the sink's) part of a [`Report`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StageReport {
+    /// The stage's name (`source` and `sink` for the ends).
+    pub name: String,
+    /// Its workers.
+    pub workers: usize,
+    /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
+    /// The capacity asked for in items is rounded up to whole batches; see
+    /// [`queue_items`](StageReport::queue_items) for the capacity in items.
+    pub queue_capacity: usize,
+    /// Items per batch on its input connector (0 for the source, for a fused stage, and
+    /// where the run did not record it).
+    pub batch: usize,
+    /// Whether it ran fused with the stage before: on that stage's workers, taking its
+    /// output directly rather than through a connector (see
+    /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
+    pub fused: bool,
+    /// Its counters.
+    pub tally: Tally,
+    /// Share of the run's wall time its workers spent busy, idle and blocked (0 to 1).
+    pub busy: f64,
+    /// See [`busy`](StageReport::busy).
+    pub idle: f64,
+    /// See [`busy`](StageReport::busy).
+    pub blocked: f64,
+    /// Mean fill of its input connector (0 to 1), sampled at each receive.
+    pub queue_fill: f64,
+}
+
+impl StageReport {
+    /// `worker_seconds`: for an autoscaled stage, its worker count integrated over the run
+    /// (see [`worker_seconds`]); otherwise the run's wall time × its workers is used.
+    pub(crate) fn new(m: &StageMetrics, wall: Duration, worker_seconds: Option<f64>) -> Self {
+        let tally = m.tally();
+        // Shares of the workers' time: the time its workers existed (wall time × workers,
+        // or the integral of an autoscaled stage's count over the run), or the time
+        // measured if that is more. A worker that ran out of input early still counts the
+        // rest of the run, so it is not "busy".
+        let measured = (tally.busy + tally.idle + tally.blocked).as_secs_f64();
+        let existed =
+            worker_seconds.unwrap_or_else(|| wall.as_secs_f64() * m.workers().max(1) as f64);
+        let worker_time = measured.max(existed);
+        let share = |d: Duration| {
+            if worker_time > 0.0 {
+                (d.as_secs_f64() / worker_time).min(1.0)
+            } else {
+                0.0
+            }
+        };
+        let queue_fill = if m.queue_capacity > 0 {
+            (tally.queue_mean_milli as f64 / 1000.0 / m.queue_capacity as f64).min(1.0)
+        } else {
+            0.0
+        };
+        StageReport {
+            name: m.name.to_string(),
+            workers: m.workers(),
+            queue_capacity: m.queue_capacity,
+            batch: if m.queue_capacity > 0 { m.batch } else { 0 },
+            fused: m.fused,
+            busy: share(tally.busy),
+            idle: share(tally.idle),
+            blocked: share(tally.blocked),
+            queue_fill,
+            tally,
+        }
+    }
+
+    /// Capacity of its input connector in items: [`queue_capacity`](StageReport::queue_capacity)
+    /// batches of [`batch`](StageReport::batch) items. `None` for the source, a fused stage,
+    /// or where the batch size was not recorded.
+    pub fn queue_items(&self) -> Option<usize> {
+        (self.queue_capacity > 0 && self.batch > 0).then(|| self.queue_capacity * self.batch)
+    }
+
+    /// Items that left the stage with at least one output.
+    pub fn passed(&self) -> u64 {
+        let t = &self.tally;
+        t.items_in - t.filtered.min(t.items_in) - t.failed - t.cancelled
+    }
+}
+
+/// A share as a whole percentage.
+pub(crate) fn pct(x: f64) -> u32 {
+    (x * 100.0).round() as u32
+}

@@ -1,0 +1,125 @@
+//! The run's signals: stop, cancel and the sink's end, as flags to check and as wake-ups to
+//! wait on. One per run, shared by every thread of it through [`Control`](crate::control).
+//!
+//! # Shutdown
+//!
+//! * **Completion.** The source runs out and drops its outlet; each stage drains its inlet,
+//!   its workers exit and drop their outlets; the disconnection travels down to the sink.
+//! * **Graceful stop** ([`Signals::stop`]): only the source reacts. It stops taking input,
+//!   and everything already accepted drains as on completion. Nothing accepted is lost.
+//! * **Cancel** ([`Signals::cancel`]): the source stops and every worker and the sink drop
+//!   what they receive instead of working on it, recording each dropped item's id as
+//!   unfinished, until the disconnection reaches them. Windows are closed so no thread stays
+//!   parked in one.
+//!
+//! Nothing polls: a thread that waits for input can also wait on [`Signals::stop_signal`]
+//! (a channel that disconnects on stop), async stages await a tokio `watch` set on cancel,
+//! and `join` waits on [`Signals::wait_end`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::sync::{lock, AtomicBool, Mutex, Ordering};
+use crate::window::Window;
+
+pub(crate) struct Signals {
+    stop: AtomicBool,
+    cancel: AtomicBool,
+    /// When the run started: the clock of worker activity.
+    pub(crate) started: Instant,
+    windows: Mutex<Vec<Arc<Window>>>,
+    /// Dropped on a stop: see [`Signals::stop_signal`].
+    stop_tx: std::sync::Mutex<Option<Sender<()>>>,
+    stop_rx: Receiver<()>,
+    /// Dropped when the sink has ended, or when the run failed on a wedge: what `join`
+    /// waits for before joining threads (see [`Signals::wait_end`]).
+    end_tx: std::sync::Mutex<Option<Sender<()>>>,
+    pub(crate) end_rx: Receiver<()>,
+    /// Set on a cancel, for async stages to await (see `stage::asynchronous`).
+    #[cfg(feature = "async")]
+    pub(crate) cancel_watch: tokio::sync::watch::Sender<bool>,
+}
+
+/// Drops the sender in `slot`, disconnecting its channel: the wake-up of everyone waiting.
+fn disconnect(slot: &std::sync::Mutex<Option<Sender<()>>>) {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+}
+
+impl Signals {
+    pub(crate) fn new() -> Self {
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let (end_tx, end_rx) = crossbeam_channel::bounded(0);
+        Signals {
+            stop: AtomicBool::new(false),
+            cancel: AtomicBool::new(false),
+            started: Instant::now(),
+            windows: Mutex::new(Vec::new()),
+            stop_tx: std::sync::Mutex::new(Some(stop_tx)),
+            stop_rx,
+            end_tx: std::sync::Mutex::new(Some(end_tx)),
+            end_rx,
+            #[cfg(feature = "async")]
+            cancel_watch: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Time since the run started, the clock of worker activity.
+    pub(crate) fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Asks for a graceful stop.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        // Wakes whoever waits in `stop_signal` (a submitter source waiting for input).
+        disconnect(&self.stop_tx);
+    }
+
+    /// A channel that disconnects when a stop (or cancel) is asked for: a thread that waits
+    /// for something else can `select!` on it as well, and wake at once.
+    pub(crate) fn stop_signal(&self) -> &Receiver<()> {
+        &self.stop_rx
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Cancels: a stop, and every thread drops what it holds; windows close.
+    pub(crate) fn cancel(&self) {
+        self.stop();
+        self.cancel.store(true, Ordering::Release);
+        #[cfg(feature = "async")]
+        self.cancel_watch.send_replace(true);
+        for w in lock(&self.windows).iter() {
+            w.close();
+        }
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
+
+    /// A window a cancel must close (at once, if the run is already cancelled).
+    pub(crate) fn register_window(&self, window: Arc<Window>) {
+        if self.cancelled() {
+            window.close();
+        }
+        lock(&self.windows).push(window);
+    }
+
+    /// The sink has ended (or the run failed on a wedge): wakes [`Signals::wait_end`].
+    pub(crate) fn signal_end(&self) {
+        disconnect(&self.end_tx);
+    }
+
+    /// Waits until [`Signals::signal_end`].
+    pub(crate) fn wait_end(&self) {
+        // Nothing is ever sent: the channel disconnects when the sender is dropped.
+        let _ = self.end_rx.recv();
+    }
+}
