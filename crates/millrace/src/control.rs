@@ -13,14 +13,14 @@
 //! * An item failing under [`ErrorPolicy::Stop`](crate::ErrorPolicy::Stop) records the first
 //!   such error and asks for a graceful stop.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{ItemError, RunErrorKind};
 use crate::item::ItemId;
 use crate::metrics::{LatencyHistogram, StageMetrics};
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, AtomicBool, Mutex};
 use crate::window::Window;
 
 /// How many item errors a report keeps in full; the rest are only counted.

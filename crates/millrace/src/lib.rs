@@ -97,7 +97,11 @@ mod sync;
 mod window;
 
 #[cfg(all(test, loom))]
+mod loom_channel;
+#[cfg(all(test, loom))]
 mod loom_crew;
+#[cfg(all(test, loom))]
+mod loom_outputs;
 #[cfg(all(test, loom))]
 mod loom_reorder;
 #[cfg(all(test, loom))]

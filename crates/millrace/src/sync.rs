@@ -1,19 +1,20 @@
 //! The synchronisation primitives the protocols are built on, routed through one place.
 //!
 //! Under `cfg(loom)` every mutex, condition variable and atomic used by the hand-off
-//! protocols ([`crate::window`], [`crate::reorder`]) comes from [loom], so the model checks in
+//! protocols ([`crate::window`], [`crate::reorder`], [`crate::stage::crew`], and the stop and
+//! cancel flags of [`crate::control`]) comes from [loom], so the model checks in
 //! `loom_*.rs` explore every interleaving of the real code; otherwise they are `std`'s.
 //! This is the shim habit of tokio's `crate::loom`.
 //!
 //! [loom]: https://docs.rs/loom
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
