@@ -107,6 +107,8 @@ mod loom_reorder;
 #[cfg(all(test, loom))]
 mod loom_response;
 #[cfg(all(test, loom))]
+mod loom_shutdown;
+#[cfg(all(test, loom))]
 mod loom_window;
 
 pub use autoscale::{Decision, WedgePolicy};
