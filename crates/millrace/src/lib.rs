@@ -101,6 +101,8 @@ mod loom_channel;
 #[cfg(all(test, loom))]
 mod loom_crew;
 #[cfg(all(test, loom))]
+mod loom_ordered_crew;
+#[cfg(all(test, loom))]
 mod loom_outputs;
 #[cfg(all(test, loom))]
 mod loom_reorder;
