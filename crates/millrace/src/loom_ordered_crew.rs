@@ -199,7 +199,11 @@ fn loom_ordered_crew_last_out_drains_behind_a_gap() {
         assert!(seg.sent.lock().unwrap().is_empty());
         let mut drained = seg.drained.lock().unwrap().clone();
         drained.sort_unstable();
-        assert_eq!(drained, vec![1, 2], "the last worker out drained the buffer");
+        assert_eq!(
+            drained,
+            vec![1, 2],
+            "the last worker out drained the buffer"
+        );
         assert_eq!(seg.region.front(), 0);
     });
 }
