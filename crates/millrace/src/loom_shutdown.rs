@@ -7,8 +7,8 @@
 //! [`Window`], and [`drop_unfinished`]. What is mirrored: the source's loops, which send
 //! batches into a crossbeam connector and cannot run under loom. Each mirror names the
 //! function it follows and keeps its steps in order; a crossbeam channel becomes the
-//! stand-in of `loom_channel.rs`, and `recv_timeout(STOP_POLL)`, which loom cannot time,
-//! becomes a timeout at once (`yield_now`, then round the loop).
+//! stand-in of `loom_channel.rs`, and `run_submitted`'s `select!` over its input and the
+//! stop signal becomes a poll of both that yields between polls.
 //!
 //! * `loom_shutdown_cancel_releases_a_parked_source`: a cancel closes the windows, so a
 //!   source parked in one returns, drops the batch it held as unfinished, and ends; every
@@ -150,6 +150,30 @@ fn try_submit(shared: &SubmitShared, item: u64) -> Result<(), u64> {
     })
 }
 
+/// Which arm of `run_submitted`'s `select!` fired.
+enum Selected {
+    /// `recv(rx)`: an item, or `None` once the channel disconnected.
+    Item(Option<u64>),
+    /// `recv(control.stop_signal())`: the stop signal disconnected.
+    Stop,
+}
+
+/// `select! { recv(rx), recv(control.stop_signal()) }`. crossbeam's `select!` cannot run
+/// under loom, so this waits for either by polling, yielding to the other threads between
+/// polls (loom's model of a wait it cannot see). The stop signal disconnects in
+/// `Control::stop` right after the flag is stored, so it is observed here through the
+/// flag, whose load loom does model.
+fn select_item_or_stop(rx: &Receiver<u64>, control: &Control) -> Selected {
+    loop {
+        match rx.try_recv() {
+            Ok(item) => return Selected::Item(Some(item)),
+            Err(TryRecvError::Disconnected) => return Selected::Item(None),
+            Err(TryRecvError::Empty) if control.stopping() => return Selected::Stop,
+            Err(TryRecvError::Empty) => thread::yield_now(),
+        }
+    }
+}
+
 /// `run_submitted`, batches of one item: on a stop, take the sender out of the shared
 /// slot, then drain the channel until it disconnects. Returns what it shipped.
 fn run_submitted(rx: Receiver<u64>, shared: Weak<SubmitShared>, control: &Control) -> Vec<u64> {
@@ -166,9 +190,19 @@ fn run_submitted(rx: Receiver<u64>, shared: Weak<SubmitShared>, control: &Contro
             Ok(item) => item,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
-                // `recv_timeout(STOP_POLL)` timing out: look for a stop again.
-                thread::yield_now();
-                continue;
+                // Wait for an item, or (until input is closed) for a stop.
+                let got = if closed {
+                    rx.recv()
+                } else {
+                    match select_item_or_stop(&rx, control) {
+                        Selected::Stop => continue,
+                        Selected::Item(item) => item,
+                    }
+                };
+                match got {
+                    Some(item) => item,
+                    None => break,
+                }
             }
         };
         // `ship`: the run was only stopped, not cancelled, so the batch is admitted.
