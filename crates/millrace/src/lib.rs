@@ -100,11 +100,19 @@ mod sync;
 mod window;
 
 #[cfg(all(test, loom))]
+mod loom_channel;
+#[cfg(all(test, loom))]
 mod loom_crew;
+#[cfg(all(test, loom))]
+mod loom_ordered_crew;
+#[cfg(all(test, loom))]
+mod loom_outputs;
 #[cfg(all(test, loom))]
 mod loom_reorder;
 #[cfg(all(test, loom))]
 mod loom_response;
+#[cfg(all(test, loom))]
+mod loom_shutdown;
 #[cfg(all(test, loom))]
 mod loom_window;
 

@@ -106,10 +106,13 @@ impl Signals {
 
     /// A window a cancel must close (at once, if the run is already cancelled).
     pub(crate) fn register_window(&self, window: Arc<Window>) {
+        // Checked under the lock `cancel` closes the windows under, so a window registered
+        // while a cancel runs is closed by one or the other.
+        let mut windows = lock(&self.windows);
         if self.cancelled() {
             window.close();
         }
-        lock(&self.windows).push(window);
+        windows.push(window);
     }
 
     /// The sink has ended (or the run failed on a wedge): wakes [`Signals::wait_end`].
