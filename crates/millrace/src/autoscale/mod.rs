@@ -84,11 +84,10 @@ pub(crate) fn spawn_controller(
     autos: Vec<AutoStage>,
     settings: ControllerSettings,
     done: Receiver<()>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("millrace-controller".into())
         .spawn(move || Controller::new(control, autos, settings).run(&done))
-        .expect("the OS refused to start the controller thread")
 }
 
 struct Controller {
@@ -315,7 +314,9 @@ pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
             String::new()
         };
         let mut states = Vec::new();
-        for (w, slot) in m.slots().enumerate().take(m.workers().max(1)) {
+        // Every slot: a live worker's may be any of them once workers retired and others
+        // took their places; a retired worker's slot reads "between batches".
+        for (w, slot) in m.slots().enumerate() {
             let (activity, since) = slot.activity();
             let for_how_long = now.saturating_sub(since).as_secs_f64();
             let what = match activity {
