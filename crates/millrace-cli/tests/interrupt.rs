@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{example, repo_root};
+use common::{catches_sigint, example, repo_root, sigint};
 
 /// Waits for `child` up to `limit`; kills it and fails the test if it is still running.
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -26,36 +26,6 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitSt
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn sigint(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -INT failed");
-}
-
-/// Whether process `pid` catches SIGINT: bit 1 (signal 2) of `SigCgt` in its
-/// `/proc/PID/status`. Before millrace installs its handler a SIGINT kills it outright.
-#[cfg(target_os = "linux")]
-fn catches_sigint(pid: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << 1) != 0)
-}
-
-/// Elsewhere there is no such window into the process: assume the handler is in place a
-/// moment after the first output.
-#[cfg(not(target_os = "linux"))]
-fn catches_sigint(_pid: u32) -> bool {
-    std::thread::sleep(Duration::from_millis(500));
-    true
 }
 
 /// A run in progress: the child, its stdout and stderr read on threads of their own (so it
