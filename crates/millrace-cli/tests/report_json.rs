@@ -44,6 +44,7 @@ const WALKED: &[&str] = &[
     "decisions",
     "worker_history",
     "wedges",
+    "in_progress",
 ];
 
 /// Objects whose keys are data (a sink's result, stage names), not fields.
