@@ -155,7 +155,28 @@ fn inconsistent_parameters_are_rejected() {
         &format!(
             "{SOURCE}\n[[stage]]\nkind = \"chunk\"\nmin_size = \"64KiB\"\navg_size = \"8KiB\"\n{SINK}"
         ),
-        &["FILE:7:12: `min_size` (65536) must not exceed `avg_size` (8192)"],
+        &["FILE:7:12: [[stage]] #1 (`chunk`): `min_size` (65536 bytes) must not exceed `avg_size` (8192 bytes)"],
+    );
+}
+
+/// Issue 14, bug 6: `avg_size = "8KiB"` alone clashed with `min_size`'s default (16 KiB),
+/// and the error had no line, no stage and no word of the default.
+#[test]
+fn a_setting_that_clashes_with_a_default_names_the_line_the_stage_and_the_default() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nname = \"cut\"\nkind = \"chunk\"\navg_size = \"8KiB\"\n{SINK}"),
+        &[
+            "FILE:8:12: stage `cut` (kind `chunk`): `min_size` (16384 bytes, its default) must not exceed `avg_size` (8192 bytes)",
+            "8 | avg_size = \"8KiB\"",
+            "help: set `min_size` too, to at most 8192, or raise `avg_size` to at least 16384",
+        ],
+    );
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"chunk\"\nmax_size = \"32KiB\"\n{SINK}"),
+        &[
+            "FILE:7:12: [[stage]] #1 (`chunk`): `avg_size` (65536 bytes, its default) must not exceed `max_size` (32768 bytes)",
+            "help: set `avg_size` too, to at most 32768, or raise `max_size` to at least 65536",
+        ],
     );
 }
 
