@@ -241,7 +241,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             file: s.file.as_deref(),
         },
         outcome: s.outcome.as_str(),
-        exit_code: s.outcome.exit_code(),
+        exit_code: s.exit_code(),
         error: s.error.as_deref(),
         wall_seconds: wall,
         throughput_per_second: if wall > 0.0 {

@@ -100,14 +100,20 @@ fn headline(s: &Summary) -> String {
         Outcome::Interrupted => {
             let _ = write!(
                 line,
-                "interrupted (Ctrl-C) after {wall:.3} s: {} items done; the source was stopped and items in flight drained",
+                "interrupted ({}) after {wall:.3} s: {} items done; the source was stopped and items in flight drained",
+                if s.terminated { "SIGTERM" } else { "Ctrl-C" },
                 count(t.done())
             );
         }
         Outcome::Aborted => {
             let _ = write!(
                 line,
-                "aborted (Ctrl-C twice) after {wall:.3} s: {} items done, {} dropped unfinished",
+                "aborted ({}) after {wall:.3} s: {} items done, {} dropped unfinished",
+                if s.terminated {
+                    "a second signal after SIGTERM"
+                } else {
+                    "Ctrl-C twice"
+                },
                 count(t.done()),
                 count(t.cancelled)
             );
@@ -233,6 +239,9 @@ pub fn render(s: &Summary) -> String {
     let _ = writeln!(out, "{}", headline(s));
     if let Some(e) = &s.error {
         let _ = writeln!(out, "  error: {e}");
+    }
+    if let Some(why) = s.failed_items() {
+        let _ = writeln!(out, "  {why}");
     }
     let ends = t.done() + t.cancelled + t.in_progress;
     let sign = if ends == t.items_in + t.expanded {

@@ -16,12 +16,17 @@
 //!
 //! # Exit codes
 //!
-//! 0 completed; 141 stdout was closed (`| head`) before everything was written; 1 the
-//! pipeline failed (an item failed under `stop`, the source could not be
-//! read to the end or could not read one of its inputs, an output could not be written); 130 interrupted by Ctrl-C (stopped
-//! gracefully or aborted). Bad config or usage (2) never gets this far.
+//! [`Summary::exit_code`] decides them, for the text report, the JSON report and the
+//! process alike: 0 completed; 3 completed, but items failed (skipped under `on_error`),
+//! unless failures are allowed (`--allow-failures`); 141 stdout was closed (`| head`)
+//! before everything was written; 1 the pipeline failed (an item failed under `stop`, the
+//! source could not be read to the end or could not read one of its inputs, an output
+//! could not be written); 130 interrupted by Ctrl-C, 143 by SIGTERM (stopped gracefully or
+//! aborted). Bad config or usage (2) never gets this far.
 
 use millrace::{EndState, Report, RunErrorKind};
+
+use crate::commands::{EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_TERMINATED};
 
 use crate::dead_letter::DeadLetterCount;
 use crate::kinds::{SinkResult, SourceLog};
@@ -62,7 +67,7 @@ impl Outcome {
             Outcome::Completed => 0,
             Outcome::Failed => 1,
             Outcome::Closed => 141,
-            Outcome::Interrupted | Outcome::Aborted => 130,
+            Outcome::Interrupted | Outcome::Aborted => EXIT_INTERRUPTED,
         }
     }
 }
@@ -126,6 +131,10 @@ pub struct Summary {
     /// The command stopped waiting for an aborted run whose workers had not let go; the
     /// report is a last snapshot.
     pub abandoned: bool,
+    /// A SIGTERM (rather than Ctrl-C only) interrupted the run.
+    pub terminated: bool,
+    /// Items that failed do not make the exit code non-zero (`--allow-failures`).
+    pub allow_failures: bool,
 }
 
 /// Pipeline-wide counts.
@@ -221,8 +230,34 @@ impl Summary {
                 unreadable: (0, Vec::new()),
                 dead_letters: Vec::new(),
                 abandoned,
+                terminated: false,
+                allow_failures: false,
             },
             output,
+        ))
+    }
+
+    /// The command's exit code (see the module's docs).
+    pub fn exit_code(&self) -> u8 {
+        match self.outcome {
+            Outcome::Completed if self.failed_items().is_some() => EXIT_ITEMS_FAILED,
+            Outcome::Interrupted | Outcome::Aborted if self.terminated => EXIT_TERMINATED,
+            other => other.exit_code(),
+        }
+    }
+
+    /// Items that failed in a run that otherwise completed, when that makes the exit code
+    /// non-zero: a sentence that says so, for the report.
+    pub fn failed_items(&self) -> Option<String> {
+        let failed = self.totals().failed;
+        if self.outcome != Outcome::Completed || failed == 0 || self.allow_failures {
+            return None;
+        }
+        Some(format!(
+            "exit code {EXIT_ITEMS_FAILED}: {failed} item{} failed (the run went on without {}); \
+             --allow-failures makes that exit 0",
+            if failed == 1 { "" } else { "s" },
+            if failed == 1 { "it" } else { "them" }
         ))
     }
 

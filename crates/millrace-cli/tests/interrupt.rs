@@ -221,6 +221,23 @@ fn second_sigint_aborts_at_once() {
     assert_eq!(json["unfinished"]["count"].as_u64(), Some(n("cancelled")));
 }
 
+/// SIGTERM stops the run as Ctrl-C does, but the command exits 143 (128 + SIGTERM), and
+/// the reports say which signal it was.
+#[test]
+fn sigterm_stops_gracefully_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut run = start_long_run(&report);
+    wait_until_ready(&mut run);
+    common::signal(&run.child, "TERM");
+    let (status, _, stderr) = finish(run);
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted (SIGTERM)"), "{stderr}");
+    let json = read_report(&report);
+    assert_eq!(json["outcome"], "interrupted");
+    assert_eq!(json["exit_code"], 143);
+}
+
 /// CPU time (in clock ticks) the thread named `name` of process `pid` has used, if there
 /// is one: fields 14 and 15 (utime, stime) of its `/proc/PID/task/TID/stat`.
 #[cfg(target_os = "linux")]
