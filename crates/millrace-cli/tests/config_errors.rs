@@ -230,6 +230,40 @@ fn bad_override_points_at_the_set_option() {
         .stderr(predicate::str::contains("expected KEY=VALUE"));
 }
 
+/// Issue 14, bug 7: a stage named `a.b` could not be targeted by `--set`; its name is
+/// quoted as in a TOML dotted key, and the unquoted form says so.
+#[test]
+fn a_stage_name_with_a_dot_is_quoted_in_set() {
+    let (_dir, path) = pipeline_file(&format!(
+        "{SOURCE}\n[[stage]]\nname = \"a.b\"\nkind = \"square\"\n\n[[stage]]\nname = \"x=y\"\nkind = \"square\"\n{SINK}"
+    ));
+    let out = millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "stage.\"a.b\".workers=3"])
+        .args(["--set", "stage.'x=y'.workers=2"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let after = |name: &str| {
+        let at = text.find(&format!("name = \"{name}\"")).expect(name);
+        let rest = &text[at..];
+        let line = rest.lines().find(|l| l.starts_with("workers")).unwrap();
+        line.to_owned()
+    };
+    assert_eq!(after("a.b"), "workers = 3", "{text}");
+    assert_eq!(after("x=y"), "workers = 2", "{text}");
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "stage.a.b.workers=3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "help: a stage name with a dot in it is quoted: stage.\"a.b\".workers",
+        ));
+}
+
 #[test]
 fn usage_errors_exit_2() {
     millrace()

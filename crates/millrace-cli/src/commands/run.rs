@@ -124,7 +124,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         }
         summary.sink.result = Some(crate::kinds::SinkResult {
             lines: Vec::new(),
-            json: serde_json::json!({ "sum": sum, "n": n }),
+            json: serde_json::json!({ "sum": sum, "sum_text": sum.to_string(), "n": n }),
         });
     }
     finish(&summary, args, args.report.as_deref())

@@ -246,7 +246,9 @@ impl Sink for Sum {
     fn finish(self: Box<Self>) -> Result<SinkResult, String> {
         Ok(SinkResult {
             lines: vec![format!("sum: {}", self.sum)],
-            json: serde_json::json!({ "sum": self.sum }),
+            // JSON readers that hold numbers as doubles (JavaScript, many jq builds) round
+            // integers above 2^53: the same sum as a string is exact everywhere.
+            json: serde_json::json!({ "sum": self.sum, "sum_text": self.sum.to_string() }),
         })
     }
 }
