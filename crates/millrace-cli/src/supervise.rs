@@ -51,7 +51,8 @@ pub struct Watch<'a> {
 }
 
 const POLL: Duration = Duration::from_millis(20);
-const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// How long an aborted run's workers get to let go before the command stops waiting.
+pub const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Watches `running` to its end.
 pub fn supervise<R: Send + 'static>(
