@@ -3,7 +3,8 @@
 //! The handler (installed once per process, through `signal-hook`'s signal iterator, on a
 //! thread of its own) only counts interrupts, SIGINT and SIGTERM alike, and remembers
 //! whether a SIGTERM was among them (the command then exits 143, 128 + SIGTERM, rather than
-//! 130). The supervisor ([`crate::supervise`]) polls the count and acts on the run's handle:
+//! 130), and wakes the supervisor ([`crate::supervise`]), which reads the count and acts on
+//! the run's handle:
 //! at 1 a graceful stop (the source stops, items in flight drain, sinks flush), at 2 a
 //! cancel, and if the workers do not let go within a second, the command exits without
 //! waiting for them.
@@ -11,6 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crossbeam_channel::{Receiver, Sender};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -19,6 +21,8 @@ use signal_hook::iterator::Signals;
 pub struct Interrupts {
     count: Arc<AtomicUsize>,
     terminated: Arc<AtomicBool>,
+    /// Gets a message for each interrupt: what the supervisor waits on (no polling).
+    wake: (Sender<()>, Receiver<()>),
 }
 
 static INSTALLED: OnceLock<Interrupts> = OnceLock::new();
@@ -40,6 +44,8 @@ impl Interrupts {
                                     seen.terminated.store(true, Ordering::SeqCst);
                                 }
                                 seen.count.fetch_add(1, Ordering::SeqCst);
+                                // A full channel already holds a wake-up: that one will do.
+                                let _ = seen.wake.0.try_send(());
                             }
                         })
                 });
@@ -56,7 +62,16 @@ impl Interrupts {
         Interrupts {
             count: Arc::new(AtomicUsize::new(0)),
             terminated: Arc::new(AtomicBool::new(false)),
+            wake: crossbeam_channel::bounded(1),
         }
+    }
+
+    /// A channel that receives a message when an interrupt arrives (at least one for any
+    /// number of interrupts since the last was taken): to wait on, then read [`count`].
+    ///
+    /// [`count`]: Interrupts::count
+    pub fn wakeup(&self) -> &Receiver<()> {
+        &self.wake.1
     }
 
     /// How many interrupts arrived.
