@@ -247,5 +247,5 @@ fn second_sigint_aborts_at_once() {
 
 /// Thousands separators, as the text report writes counts.
 fn common_count(n: u64) -> String {
-    millrace_cli::report_text::count(n)
+    millrace::fmt::count(n)
 }
