@@ -1,59 +1,130 @@
-//! The command line: flags, their checks, and the help text.
+//! The command line of `millrace-bench`: its flags (parsed by clap), their checks, and the
+//! [`Command`] they ask for.
 //!
-//! Parsing never panics on what the user typed: every mistake is an [`Error::Usage`] that
-//! says what was wrong and what to write instead.
+//! Parsing never panics on what the user typed: every mistake is a [`clap::Error`] that says
+//! what was wrong (`main` prints it and exits with status 2).
 
 use std::time::Duration;
 
-use crate::error::Error;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
 use crate::measure::Runs;
 use crate::workloads::{Implementation, Workload};
 
-/// The help text.
-pub const HELP: &str = "\
-millrace-bench: the standard workloads (shared/bench-workloads.md) through millrace and its
-baselines (a sequential fused loop, rayon, a one-item-per-message crossbeam pipeline), all in
-one process run; prints items/s (median of the runs), ratios, worker counts, peak memory, and
-the verdict on each target of issue 3. Every checksum must equal the sequential loop's: a
-mismatch fails the run (exit status 1).
+const ABOUT: &str = "\
+The standard workloads (shared/bench-workloads.md) through millrace and its baselines (a
+sequential fused loop, rayon, a one-item-per-message crossbeam pipeline), all in one process
+run; prints items/s (median of the runs), ratios, worker counts, peak memory, and the verdict
+on each target of issue 3. Every checksum must equal the sequential loop's: a mismatch fails
+the run (exit status 1).";
 
-USAGE:
-    millrace-bench [OPTIONS]
+const EXAMPLES: &str = "\
+Examples:
+  millrace-bench                      the whole matrix at the standard N
+  millrace-bench --quick              what CI runs: every workload at N / 1000
+  millrace-bench --only W1,W6 --runs 5
+  millrace-bench --only W2 --scale 0.1
+  millrace-bench --markdown > table.md
+  valgrind --tool=callgrind millrace-bench --child W6 --n 1000000 --impl millrace:4";
 
-OPTIONS:
-    --runs N          timed runs per implementation; the table shows the median [default: 3]
-    --min-time SECS   repeat short runs until they take SECS together (at most 100 runs)
-                      [default: 1; 0 with --quick]
-    --quick           tiny inputs (N / 1000) for CI: checks checksums, not speed
-    --only LIST       only these workloads, by code or name: W1,W4 or seed,ordered
-    --scale FACTOR    multiply every workload's N by FACTOR (e.g. 0.1)
-    --markdown        print the tables as Markdown (for BENCHMARKS.md)
-    --no-rss          skip the peak-memory measurements (child processes)
-    -h, --help        print this help
+/// The help's heading of the flags that make one run.
+const ONE_RUN: &str = "One run (for peak memory, or under a profiler)";
 
-ONE RUN (for peak memory, or under a profiler):
-    --child W --n N --impl IMPL
-                      run workload W once over N items with IMPL (sequential, rayon,
-                      crossbeam, millrace, or millrace:K for the K-th configuration of the
-                      sweep, in the table's order) and print its checksum and peak RSS
+/// The flags, as clap parses them; [`parse`] turns them into a [`Command`].
+#[derive(Parser, Debug)]
+#[command(
+    name = "millrace-bench",
+    about = "The standard millrace benchmark: workloads W1-W6 against sequential, rayon and crossbeam baselines",
+    long_about = ABOUT,
+    after_help = EXAMPLES
+)]
+struct Args {
+    /// Timed runs per implementation; the table shows the median.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive)]
+    runs: usize,
+    /// Repeat short runs until they take SECS together (at most 100 runs); 0 with --quick.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MIN_TIME, value_parser = seconds)]
+    min_time: f64,
+    /// Tiny inputs (N / 1000) for CI: checks checksums, not speed.
+    #[arg(long)]
+    quick: bool,
+    /// Only these workloads, by code or name: W1,W4 or seed,ordered.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = workload)]
+    only: Vec<Workload>,
+    /// Multiply every workload's N by FACTOR (e.g. 0.1).
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        default_value_t = 1.0,
+        value_parser = factor,
+        allow_negative_numbers = true
+    )]
+    scale: f64,
+    /// Print the tables as Markdown (for BENCHMARKS.md).
+    #[arg(long)]
+    markdown: bool,
+    /// Skip the peak-memory measurements (child processes).
+    #[arg(long)]
+    no_rss: bool,
+    /// Run workload W once and print its checksum and peak RSS (VmHWM).
+    #[arg(long, value_name = "W", value_parser = workload, help_heading = ONE_RUN)]
+    child: Option<Workload>,
+    /// Items of the one run [default: the workload's N].
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "child",
+        help_heading = ONE_RUN
+    )]
+    n: Option<u64>,
+    /// The implementation of the one run: sequential, rayon, crossbeam, millrace, or
+    /// millrace:K for the K-th configuration of the sweep, in the table's order.
+    #[arg(
+        long = "impl",
+        value_name = "IMPL",
+        requires = "child",
+        default_value = "millrace",
+        help_heading = ONE_RUN
+    )]
+    implementation: String,
+}
 
-EXAMPLES:
-    millrace-bench                      the whole matrix at the standard N
-    millrace-bench --quick              what CI runs: every workload at N / 1000
-    millrace-bench --only W1,W6 --runs 5
-    millrace-bench --only W2 --scale 0.1
-    millrace-bench --markdown > table.md
-    valgrind --tool=callgrind millrace-bench --child W6 --n 1000000 --impl millrace:4
-";
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(runs) if runs > 0 => Ok(runs),
+        _ => Err(format!("expected a positive integer, got `{text}`")),
+    }
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.0..=3600.0).contains(&secs) => Ok(secs),
+        _ => Err(format!("expected seconds between 0 and 3600, got `{text}`")),
+    }
+}
+
+fn factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if scale > 0.0 && scale.is_finite() => Ok(scale),
+        _ => Err(format!("expected a positive number, got `{text}`")),
+    }
+}
+
+fn workload(text: &str) -> Result<Workload, String> {
+    Workload::parse(text).ok_or_else(|| {
+        format!(
+            "unknown workload `{text}`: expected one of W1..W6 or seed, imbalanced, io, ordered, large, hops"
+        )
+    })
+}
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// Print the help text.
-    Help,
     /// Run the matrix.
     Matrix(Options),
-    /// (Hidden) run one workload once and report the peak memory: see [`crate::rss`].
+    /// Run one workload once and report the peak memory: see [`crate::rss`].
     Child {
         /// The workload.
         workload: Workload,
@@ -149,127 +220,53 @@ impl Options {
     }
 }
 
-fn usage(message: String) -> Error {
-    Error::Usage(format!(
-        "{message}\n(run with --help for the flags and examples)"
-    ))
-}
-
-fn parse_workload(text: &str) -> Result<Workload, Error> {
-    Workload::parse(text).ok_or_else(|| {
-        usage(format!(
-            "unknown workload `{text}`: expected one of W1..W6 or seed, imbalanced, io, ordered, large, hops"
-        ))
-    })
-}
-
-/// Parses the arguments (without the program name).
+/// Parses the arguments (with the program name first, as [`std::env::args`] gives them).
 ///
 /// # Errors
 ///
-/// [`Error::Usage`] naming the flag or value that is wrong.
-pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Error> {
-    let mut options = Options::default();
-    let mut child_workload = None;
-    let mut child_impl = None;
-    let mut child_n = None;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
+/// A [`clap::Error`] naming the flag or value that is wrong, or asking for the help text
+/// (`--help`): [`clap::Error::exit`] prints either and exits as it should.
+pub fn parse<I, T>(args: I) -> Result<Command, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = Args::try_parse_from(args)?;
+    let Some(workload) = args.child else {
+        let mut only = Vec::new();
+        for w in args.only {
+            if !only.contains(&w) {
+                only.push(w);
             }
-            _ => (arg.clone(), None),
-        };
-        let mut value = |what: &str| -> Result<String, Error> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| usage(format!("{flag} needs a value: {what}")))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--quick" => options.quick = true,
-            "--markdown" => options.markdown = true,
-            "--no-rss" => options.rss = false,
-            "--runs" => {
-                let text = value("a positive number of runs, e.g. --runs 3")?;
-                options.runs = match text.parse::<usize>() {
-                    Ok(runs) if runs > 0 => runs,
-                    _ => {
-                        return Err(usage(format!(
-                            "--runs expects a positive integer, got `{text}`"
-                        )))
-                    }
-                };
-            }
-            "--min-time" => {
-                let text = value("seconds, e.g. --min-time 1")?;
-                options.min_time = match text.parse::<f64>() {
-                    Ok(secs) if (0.0..=3600.0).contains(&secs) => secs,
-                    _ => {
-                        return Err(usage(format!(
-                            "--min-time expects seconds between 0 and 3600, got `{text}`"
-                        )))
-                    }
-                };
-            }
-            "--scale" => {
-                let text = value("a positive factor, e.g. --scale 0.1")?;
-                options.scale = match text.parse::<f64>() {
-                    Ok(scale) if scale > 0.0 && scale.is_finite() => scale,
-                    _ => {
-                        return Err(usage(format!(
-                            "--scale expects a positive number, got `{text}`"
-                        )))
-                    }
-                };
-            }
-            "--only" => {
-                let text = value("workloads separated by commas, e.g. --only W1,W4")?;
-                let mut only = Vec::new();
-                for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-                    let workload = parse_workload(part)?;
-                    if !only.contains(&workload) {
-                        only.push(workload);
-                    }
-                }
-                if only.is_empty() {
-                    return Err(usage(
-                        "--only needs at least one workload, e.g. --only W1".into(),
-                    ));
-                }
-                options.only = only;
-            }
-            "--child" => child_workload = Some(parse_workload(&value("a workload")?)?),
-            "--impl" => child_impl = Some(value("an implementation")?),
-            "--n" => {
-                let text = value("an item count")?;
-                child_n =
-                    Some(text.parse::<u64>().map_err(|_| {
-                        usage(format!("--n expects a number of items, got `{text}`"))
-                    })?);
-            }
-            other => return Err(usage(format!("unknown argument `{other}`"))),
         }
-    }
-    let Some(workload) = child_workload else {
-        if child_impl.is_some() || child_n.is_some() {
-            return Err(usage("--impl and --n go with --child".into()));
-        }
-        return Ok(Command::Matrix(options));
+        return Ok(Command::Matrix(Options {
+            runs: args.runs,
+            min_time: args.min_time,
+            quick: args.quick,
+            only: if only.is_empty() {
+                Workload::ALL.to_vec()
+            } else {
+                only
+            },
+            scale: args.scale,
+            markdown: args.markdown,
+            rss: !args.no_rss,
+        }));
     };
-    let name = child_impl.unwrap_or_else(|| "millrace".to_owned());
+    let name = args.implementation;
     let implementation = Implementation::parse(workload, &name).ok_or_else(|| {
-        usage(format!(
-            "no implementation `{name}` for {workload}: expected sequential, rayon, crossbeam, millrace or millrace:K (K from 1 to {})",
-            workload.millrace_configs().len()
-        ))
+        Args::command().error(
+            ErrorKind::InvalidValue,
+            format!(
+                "no implementation `{name}` for {workload}: expected sequential, rayon, crossbeam, millrace or millrace:K (K from 1 to {})",
+                workload.millrace_configs().len()
+            ),
+        )
     })?;
     Ok(Command::Child {
         workload,
         implementation,
-        n: child_n.unwrap_or_else(|| workload.default_n()),
+        n: args.n.unwrap_or_else(|| workload.default_n()),
     })
 }
 
@@ -277,15 +274,20 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, Error> 
 mod tests {
     use super::*;
 
-    fn parse_str(line: &str) -> Result<Command, Error> {
-        parse(line.split_whitespace().map(str::to_owned))
+    fn parse_str(line: &str) -> Result<Command, clap::Error> {
+        parse(std::iter::once("millrace-bench").chain(line.split_whitespace()))
     }
 
     fn message(line: &str) -> String {
         match parse_str(line) {
-            Err(Error::Usage(message)) => message,
+            Err(e) => e.to_string(),
             other => panic!("expected a usage error for `{line}`, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
     }
 
     #[test]
@@ -299,7 +301,7 @@ mod tests {
     #[test]
     fn flags_take_values_after_a_space_or_an_equals_sign() {
         let Ok(Command::Matrix(options)) =
-            parse_str("--runs=5 --only w4,seed --scale 0.5 --markdown")
+            parse_str("--runs=5 --only w4,seed,W4 --scale 0.5 --markdown --no-rss")
         else {
             panic!("expected a matrix run");
         };
@@ -307,6 +309,20 @@ mod tests {
         assert_eq!(options.only, vec![Workload::W4Ordered, Workload::W1Seed]);
         assert_eq!(options.scale, 0.5);
         assert!(options.markdown);
+        assert!(!options.rss);
+    }
+
+    #[test]
+    fn quick_zeroes_the_minimum_time_and_the_command_line_says_so() {
+        let Ok(Command::Matrix(options)) = parse_str("--quick --only W1,W6") else {
+            panic!("expected a matrix run");
+        };
+        assert!(options.quick);
+        assert_eq!(options.runs().min_time, Duration::ZERO);
+        assert_eq!(
+            options.command_line(),
+            "cargo run --release -p millrace-bench -- --quick --only W1,W6"
+        );
     }
 
     #[test]
@@ -331,12 +347,19 @@ mod tests {
         assert!(message("--scale -1").contains("`-1`"));
         assert!(message("--min-time soon").contains("`soon`"));
         assert!(message("--only W9").contains("unknown workload `W9`"));
-        assert!(message("--frobnicate").contains("unknown argument `--frobnicate`"));
-        assert!(message("--runs").contains("needs a value"));
+        assert!(message("--frobnicate").contains("--frobnicate"));
+        assert!(message("--runs").contains("--runs"));
     }
 
     #[test]
-    fn the_hidden_child_flags_name_one_run() {
+    fn help_is_not_a_run() {
+        let e = parse_str("--help").expect_err("help is clap's");
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--only <LIST>"));
+    }
+
+    #[test]
+    fn the_child_flags_name_one_run() {
         assert_eq!(
             parse_str("--child W6 --n 100 --impl crossbeam").ok(),
             Some(Command::Child {
@@ -346,11 +369,19 @@ mod tests {
             })
         );
         assert!(message("--child W1 --impl fast").contains("no implementation `fast`"));
-        assert!(message("--n 5").contains("go with --child"));
+        assert!(message("--n 5").contains("--child"));
         assert!(message("--child W1 --impl millrace:0").contains("K from 1 to"));
         assert!(matches!(
             parse_str("--child W1 --impl millrace:2"),
             Ok(Command::Child { implementation: Implementation::Millrace(c), .. }) if c.batch == 4096
+        ));
+        assert!(matches!(
+            parse_str("--child W5"),
+            Ok(Command::Child {
+                implementation: Implementation::Millrace(_),
+                n: 2_000,
+                ..
+            })
         ));
     }
 }

@@ -6,8 +6,6 @@ use std::fmt;
 /// Why a benchmark run, or one implementation in it, failed.
 #[derive(Debug)]
 pub enum Error {
-    /// The command line cannot be understood; the message says what to write instead.
-    Usage(String),
     /// A millrace run ended in error.
     Run(Box<millrace::RunError>),
     /// A thread of a baseline panicked.
@@ -57,7 +55,6 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Usage(message) => write!(f, "{message}"),
             Error::Run(e) => write!(f, "the millrace run failed: {e}"),
             Error::Panicked { what, message } => write!(f, "{what} panicked: {message}"),
             Error::Pending { workload, reason } => write!(f, "{workload} is {reason}"),

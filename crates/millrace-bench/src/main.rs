@@ -53,15 +53,9 @@ fn run_matrix(options: &Options) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    match cli::parse(std::env::args().skip(1)) {
-        Err(error) => {
-            eprintln!("error: {error}");
-            ExitCode::from(2)
-        }
-        Ok(Command::Help) => {
-            print!("{}", cli::HELP);
-            ExitCode::SUCCESS
-        }
+    match cli::parse(std::env::args_os()) {
+        // Prints the help (exit status 0) or what was wrong (exit status 2).
+        Err(error) => error.exit(),
         Ok(Command::Child {
             workload,
             implementation,

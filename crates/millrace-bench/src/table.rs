@@ -1,6 +1,8 @@
 //! The tables the benchmark prints — throughput, peak memory, targets — as aligned text or
 //! as Markdown for `BENCHMARKS.md`.
 
+use millrace::fmt::{count, rate};
+
 use crate::matrix::{setup, MatrixResult};
 use crate::targets::Verdict;
 use crate::workloads::Implementation;
@@ -99,16 +101,6 @@ impl Table {
     }
 }
 
-/// Items per second, with an SI prefix.
-pub fn rate(items_per_sec: f64) -> String {
-    match items_per_sec {
-        r if r >= 1e9 => format!("{:.2} G", r / 1e9),
-        r if r >= 1e6 => format!("{:.2} M", r / 1e6),
-        r if r >= 1e3 => format!("{:.2} k", r / 1e3),
-        r => format!("{r:.1}"),
-    }
-}
-
 /// A ratio, with enough digits to read small ones.
 pub fn ratio(value: f64) -> String {
     if value >= 1000.0 {
@@ -120,18 +112,6 @@ pub fn ratio(value: f64) -> String {
     } else {
         format!("{value:.4}×")
     }
-}
-
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Throughput: one row per implementation, with its ratios to the baselines and the ideal.
@@ -173,7 +153,7 @@ pub fn throughput(result: &MatrixResult) -> Table {
                 w.workload.to_string(),
                 name,
                 setup(w.workload, &row.implementation),
-                grouped(w.n),
+                count(w.n),
                 m.times.len().to_string(),
                 rate(m.rate()),
                 format!("{:.1}", m.ns_per_item()),
@@ -207,7 +187,7 @@ pub fn peak_memory(result: &MatrixResult) -> Table {
             r.workload.to_string(),
             r.implementation.to_owned(),
             r.setup.clone(),
-            grouped(r.n),
+            count(r.n),
             r.allocator.label().to_owned(),
             r.peaks_kib.len().to_string(),
             format!("{:.1}", r.peak_mib()),
@@ -260,11 +240,5 @@ mod tests {
             table.markdown(),
             "| name | count |\n|---|---:|\n| a\\|b | 1 |\n"
         );
-    }
-
-    #[test]
-    fn counts_are_grouped_by_thousands() {
-        assert_eq!(grouped(20_000_000), "20,000,000");
-        assert_eq!(grouped(999), "999");
     }
 }

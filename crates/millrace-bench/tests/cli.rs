@@ -75,7 +75,7 @@ fn a_bad_flag_exits_with_status_2_and_names_the_flag() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--runs expects a positive integer, got `many`"),
+        stderr.contains("--runs") && stderr.contains("expected a positive integer, got `many`"),
         "{stderr}"
     );
 }
@@ -85,5 +85,11 @@ fn help_shows_usage_and_examples() {
     let output = bench(&["--help"]);
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("USAGE") && stdout.contains("EXAMPLES") && stdout.contains("--quick"));
+    assert!(
+        stdout.contains("Usage: millrace-bench")
+            && stdout.contains("Examples:")
+            && stdout.contains("--quick")
+            && stdout.contains("--child <W>"),
+        "{stdout}"
+    );
 }

@@ -84,22 +84,9 @@ pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> Str
     format!(
         "{:<16} {:>11}/s  busy {busy:>3.0}%  idle {idle:>3.0}%  blocked {blocked:>3.0}%  queue {queue}  ×{}{in_flight}",
         now.name,
-        rate_text(rate),
+        millrace::fmt::rate(rate),
         now.workers
     )
-}
-
-/// A rate with a unit prefix: `812`, `12.3 k`, `4.56 M`.
-pub fn rate_text(per_sec: f64) -> String {
-    if per_sec >= 1e9 {
-        format!("{:.2} G", per_sec / 1e9)
-    } else if per_sec >= 1e6 {
-        format!("{:.2} M", per_sec / 1e6)
-    } else if per_sec >= 1e3 {
-        format!("{:.1} k", per_sec / 1e3)
-    } else {
-        format!("{per_sec:.0}")
-    }
 }
 
 impl LiveView {
@@ -215,12 +202,5 @@ mod tests {
         let source = row(finished.report.source(), None, Duration::from_millis(200));
         assert_eq!(a.find('×'), b.find('×'), "{a}\n{b}");
         assert_eq!(a.find('×'), source.find('×'), "{a}\n{source}");
-    }
-
-    #[test]
-    fn rates_get_unit_prefixes() {
-        assert_eq!(rate_text(812.0), "812");
-        assert_eq!(rate_text(12_345.0), "12.3 k");
-        assert_eq!(rate_text(4_560_000.0), "4.56 M");
     }
 }

@@ -24,42 +24,10 @@
 
 use std::fmt::Write as _;
 
+use millrace::fmt::{count, duration, rate};
 use millrace::StageReport;
 
-use crate::live::rate_text;
 use crate::summary::{Outcome, Summary};
-
-/// Groups digits by thousands: `10,000,000`.
-pub fn count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A duration to three significant digits: `812 µs`, `7.34 ms`, `1.20 s`.
-pub fn duration(d: std::time::Duration) -> String {
-    let secs = d.as_secs_f64();
-    let (value, unit) = if secs >= 1.0 {
-        (secs, "s")
-    } else if secs >= 1e-3 {
-        (secs * 1e3, "ms")
-    } else {
-        (secs * 1e6, "µs")
-    };
-    if value >= 100.0 {
-        format!("{value:.0} {unit}")
-    } else if value >= 10.0 {
-        format!("{value:.1} {unit}")
-    } else {
-        format!("{value:.2} {unit}")
-    }
-}
 
 fn pct(x: f64) -> String {
     format!("{:.0}%", (x * 100.0).clamp(0.0, 100.0))
@@ -73,7 +41,7 @@ fn headline(s: &Summary) -> String {
         .as_deref()
         .map_or_else(String::new, |f| format!(" ({f})"));
     let wall = r.wall().as_secs_f64();
-    let rate = if wall > 0.0 {
+    let per_sec = if wall > 0.0 {
         t.delivered as f64 / wall
     } else {
         0.0
@@ -81,11 +49,7 @@ fn headline(s: &Summary) -> String {
     let mut line = format!("pipeline `{}`{from}: ", s.pipeline);
     match s.outcome {
         Outcome::Completed => {
-            let _ = write!(
-                line,
-                "completed in {wall:.3} s, {} items/s",
-                rate_text(rate)
-            );
+            let _ = write!(line, "completed in {wall:.3} s, {} items/s", rate(per_sec));
         }
         Outcome::Failed => {
             let _ = write!(line, "FAILED after {wall:.3} s");
@@ -415,16 +379,4 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(out, "stdout was closed: the result was not printed");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_are_grouped_by_thousands() {
-        assert_eq!(count(0), "0");
-        assert_eq!(count(1_000), "1,000");
-        assert_eq!(count(10_000_000), "10,000,000");
-    }
 }

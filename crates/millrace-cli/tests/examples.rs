@@ -8,7 +8,7 @@ use std::fs;
 
 use assert_cmd::assert::Assert;
 use common::{example, millrace, seed_sum};
-use millrace_cli::kinds::transforms::spin;
+use millrace_workloads::spin;
 use predicates::prelude::*;
 
 #[test]

@@ -337,5 +337,5 @@ fn abort_while_a_stage_is_inside_its_first_batch_accounts_for_every_item() {
 
 /// Thousands separators, as the text report writes counts.
 fn common_count(n: u64) -> String {
-    millrace_cli::report_text::count(n)
+    millrace::fmt::count(n)
 }

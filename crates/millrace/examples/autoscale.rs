@@ -18,18 +18,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use millrace::{Pipeline, Report};
-
-/// `units` of CPU work (the benchmark workloads' unit: 200 rounds of an LCG step).
-fn spin(units: u32, x: u64) -> u64 {
-    let mut x = x;
-    for _ in 0..std::hint::black_box(units) * 200 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        x ^= x >> 33;
-    }
-    x
-}
+// `units` of CPU work: the benchmark workloads' unit (200 rounds of an LCG step).
+use millrace_workloads::spin;
 
 fn run(n: u64, fuse_auto: bool) -> Result<(u64, Report, f64), millrace::RunError> {
     let start = Instant::now();

@@ -6,14 +6,13 @@
 //! receives, and the run returns that sum. It must equal the closed form.
 //!
 //! Run with `cargo run --release -p millrace --example seed -- 1000000`.
+//!
+//! The stages are written out here, to show the API; the item (`Data { x, y }`) and the
+//! closed form are `millrace_workloads::seed`'s, shared with the benchmark's W1 and the
+//! `millrace` command's built-in pipeline, which run the same stages.
 
 use millrace::{Outcome, Pipeline, Stage};
-
-#[derive(Debug)]
-struct Data {
-    x: u64,
-    y: u64,
-}
+use millrace_workloads::seed::{checksum, Data};
 
 /// What stage 1 learns from the replies: their sum, and how many came back.
 #[derive(Debug, Default)]
@@ -55,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .run()?;
 
     let got = finished.output;
-    let expected = closed_form(n);
+    let expected = checksum(n);
     println!(
         "stage `wrap` received {} results from stage `scale`; their sum: {} (closed form n(n-1)(2n-1)/2: {expected})",
         got.results, got.sum
@@ -65,13 +64,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("expected {n} results summing to {expected}").into());
     }
     Ok(())
-}
-
-/// The wrapping sum of 3·x² for x < n: n(n-1)(2n-1)/2, reduced mod 2^64.
-fn closed_form(n: u64) -> u64 {
-    let n = u128::from(n);
-    if n == 0 {
-        return 0;
-    }
-    ((n - 1) * n * (2 * n - 1) / 2) as u64
 }

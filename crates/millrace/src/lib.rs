@@ -83,6 +83,7 @@ mod autoscale;
 mod connector;
 mod control;
 mod error;
+pub mod fmt;
 mod item;
 mod ledger;
 mod metrics;

@@ -12,8 +12,13 @@
 //!
 //! A pool is bounded twice: it keeps at most [`SLOTS`] vectors, and only vectors of at most
 //! [`MAX_BYTES`] of capacity, so the memory it holds is small and fixed whatever the input.
+//!
+//! The stock is a `crossbeam_queue::ArrayQueue`: a fixed ring of [`SLOTS`] that any thread
+//! pushes to and pops from without a lock, and that never blocks (a full pool frees the
+//! vector, an empty one allocates). A channel would do the same with wake-up machinery no
+//! one waits on.
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_queue::ArrayQueue;
 
 /// Vectors a pool keeps at most.
 pub(crate) const SLOTS: usize = 8;
@@ -31,31 +36,31 @@ pub(crate) fn worth_keeping<T>(spent: &Vec<T>) -> bool {
 
 /// A bounded stock of emptied vectors.
 pub(crate) struct Pool<T> {
-    tx: Sender<Vec<T>>,
-    rx: Receiver<Vec<T>>,
+    stock: ArrayQueue<Vec<T>>,
 }
 
 impl<T> Pool<T> {
     pub(crate) fn new() -> Self {
-        let (tx, rx) = bounded(SLOTS);
-        Pool { tx, rx }
+        Pool {
+            stock: ArrayQueue::new(SLOTS),
+        }
     }
 
     /// An empty vector with room for at least `capacity` items: a recycled one if the pool
     /// has one.
     pub(crate) fn take(&self, capacity: usize) -> Vec<T> {
-        match self.rx.try_recv() {
-            Ok(mut items) => {
+        match self.stock.pop() {
+            Some(mut items) => {
                 items.reserve(capacity);
                 items
             }
-            Err(_) => Vec::with_capacity(capacity),
+            None => Vec::with_capacity(capacity),
         }
     }
 
     /// A recycled vector, if the pool has one.
     pub(crate) fn take_recycled(&self) -> Option<Vec<T>> {
-        self.rx.try_recv().ok()
+        self.stock.pop()
     }
 
     /// Keeps `spent` (emptied by its consumer) for reuse, unless the pool is full or the
@@ -63,7 +68,8 @@ impl<T> Pool<T> {
     pub(crate) fn give(&self, spent: Vec<T>) {
         debug_assert!(spent.is_empty(), "a recycled vector still holds items");
         if worth_keeping(&spent) {
-            let _ = self.tx.try_send(spent);
+            // A full pool hands the vector back: it is dropped (freed) here.
+            let _ = self.stock.push(spent);
         }
     }
 }

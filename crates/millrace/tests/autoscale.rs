@@ -9,19 +9,9 @@ use std::time::Duration;
 
 use common::{eventually, within};
 use millrace::{EndState, Pipeline, Report, RunErrorKind, Stage, WedgePolicy};
+// `units` of the benchmark workloads' CPU work.
+use millrace_workloads::spin;
 use proptest::prelude::*;
-
-/// `units` of the benchmark workloads' CPU work.
-fn spin(units: u32, x: u64) -> u64 {
-    let mut x = x;
-    for _ in 0..std::hint::black_box(units) * 200 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        x ^= x >> 33;
-    }
-    x
-}
 
 /// Runs W2 (costs 1, 1, 4, 1) on `n` items, every stage autoscaled within 2 workers, checks
 /// its checksum against a sequential loop, and returns the report.

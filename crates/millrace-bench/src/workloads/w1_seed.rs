@@ -2,48 +2,18 @@
 //!
 //! Items x in 0..N; stage A wraps x in [`Data`], stage B sets `y = x·x`, stage C sets
 //! `y = 3·y`; the sink sums y. About a nanosecond of work per item.
+//!
+//! The item, the stages and the closed-form checksum are `millrace_workloads::seed`'s, which
+//! the `millrace` command's built-in pipeline uses too; what is W1's own is how it is measured
+//! (the configurations and the baselines below).
 
 use millrace::{Pipeline, Stage};
+pub use millrace_workloads::seed::{add, scale, square, wrap, Data};
 use rayon::prelude::*;
 
 use crate::channel_pipeline::{ChannelPipeline, DEFAULT_CAPACITY};
 use crate::error::Error;
 use crate::workloads::MillraceConfig;
-
-/// The item W1's stages pass on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Data {
-    /// The input.
-    pub x: u64,
-    /// The result so far.
-    pub y: u64,
-}
-
-/// Stage A: wrap.
-pub fn wrap(x: u64) -> Data {
-    Data { x, y: 0 }
-}
-
-/// Stage B: `y = x·x`.
-pub fn square(d: Data) -> Data {
-    Data {
-        y: d.x.wrapping_mul(d.x),
-        ..d
-    }
-}
-
-/// Stage C: `y = 3·y`.
-pub fn scale(d: Data) -> Data {
-    Data {
-        y: d.y.wrapping_mul(3),
-        ..d
-    }
-}
-
-/// The sink's step.
-pub fn add(sum: u64, d: Data) -> u64 {
-    sum.wrapping_add(d.y)
-}
 
 /// The millrace configurations measured (the first is the primary one).
 pub fn configs() -> Vec<MillraceConfig> {

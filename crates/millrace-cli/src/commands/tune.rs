@@ -22,8 +22,6 @@ use crate::cli::TuneArgs;
 use crate::config::params::Params;
 use crate::config::{self, PipelineSpec, Workers};
 use crate::kinds;
-use crate::live::rate_text;
-use crate::report_text::count;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, Summary};
 
@@ -121,8 +119,8 @@ pub fn render(spec: &PipelineSpec, summary: &Summary, limit: Duration) -> String
         out,
         "# {}; {} items delivered ({} items/s).",
         ending(r, summary.outcome, limit),
-        count(r.delivered()),
-        rate_text(rate)
+        millrace::fmt::count(r.delivered()),
+        millrace::fmt::rate(rate)
     );
     if let Some(e) = &summary.error {
         let _ = writeln!(out, "# error: {e}");

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use millrace::Stage;
+use millrace_workloads::spin;
 
 use super::types::{Types, NUMBER, TEXT};
 use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
@@ -177,18 +178,6 @@ fn grep(name: &str, params: &Params) -> Stage<Item, Item> {
         let hit = re.as_ref().map_or(true, |re| re.is_match(text));
         Ok::<_, Fault>((hit != invert).then(|| item.clone()))
     })
-}
-
-/// The unit of CPU work of the benchmark workloads (`shared/bench-workloads.md`), exactly.
-pub fn spin(units: u32, x: u64) -> u64 {
-    let mut x = x;
-    for _ in 0..std::hint::black_box(units) * 200 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        x ^= x >> 33;
-    }
-    x
 }
 
 fn spin_stage(name: &str, params: &Params) -> Stage<Item, Item> {

@@ -2,7 +2,7 @@
 //! decisions and wedges, and the first errors.
 //!
 //! ```text
-//! completed in 1.234 s: 10,000 in, 10,000 delivered, 0 filtered, 0 failed, 0 cancelled (8.10 kitems/s)
+//! completed in 1.234 s: 10,000 in, 10,000 delivered, 0 filtered, 0 failed, 0 cancelled (8.10 k items/s)
 //! stage            workers       items in      items out   busy   idle  blocked      capacity  queue
 //! source                 1         10,000         10,000    61%     0%      39%             -      -
 //! square                 2         10,000         10,000    57%     1%       2%     4 batches    95%
@@ -13,44 +13,10 @@
 //! ```
 
 use std::fmt;
-use std::time::Duration;
 
 use super::stage::{pct, StageReport};
 use super::EndState;
 use super::{Latency, Report};
-
-fn fmt_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A duration to three significant digits: `812 µs`, `7.34 ms`, `8.59 s`.
-fn fmt_duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    let (value, unit) = if secs >= 1.0 {
-        (secs, "s")
-    } else if secs >= 1e-3 {
-        (secs * 1e3, "ms")
-    } else if secs >= 1e-6 {
-        (secs * 1e6, "µs")
-    } else {
-        (secs * 1e9, "ns")
-    };
-    if value >= 100.0 {
-        format!("{value:.0} {unit}")
-    } else if value >= 10.0 {
-        format!("{value:.1} {unit}")
-    } else {
-        format!("{value:.2} {unit}")
-    }
-}
 
 /// Errors a report's text shows in full before it counts the rest.
 const ERRORS_SHOWN: usize = 10;
@@ -70,8 +36,10 @@ fn queue_cell(s: &StageReport) -> String {
 /// A stage's capacity column: in items where the batch size is known, else in batches.
 fn capacity_cell(s: &StageReport) -> String {
     match s.queue_items() {
-        Some(items) => format!("{} items", fmt_count(items as u64)),
-        None if s.queue_capacity > 0 => format!("{} batches", fmt_count(s.queue_capacity as u64)),
+        Some(items) => format!("{} items", crate::fmt::count(items as u64)),
+        None if s.queue_capacity > 0 => {
+            format!("{} batches", crate::fmt::count(s.queue_capacity as u64))
+        }
         None => "-".into(),
     }
 }
@@ -82,23 +50,11 @@ impl fmt::Display for Latency {
         write!(
             f,
             "p50 {}, p90 {}, p99 {}, max {}",
-            fmt_duration(self.p50),
-            fmt_duration(self.p90),
-            fmt_duration(self.p99),
-            fmt_duration(self.max)
+            crate::fmt::duration(self.p50),
+            crate::fmt::duration(self.p90),
+            crate::fmt::duration(self.p99),
+            crate::fmt::duration(self.max)
         )
-    }
-}
-
-fn fmt_rate(per_sec: f64) -> String {
-    if per_sec >= 1e9 {
-        format!("{:.2} G", per_sec / 1e9)
-    } else if per_sec >= 1e6 {
-        format!("{:.2} M", per_sec / 1e6)
-    } else if per_sec >= 1e3 {
-        format!("{:.2} k", per_sec / 1e3)
-    } else {
-        format!("{per_sec:.1} ")
     }
 }
 
@@ -113,18 +69,18 @@ impl fmt::Display for Report {
         };
         let expanded = match self.expanded() {
             0 => String::new(),
-            n => format!(" + {} from flat-maps", fmt_count(n)),
+            n => format!(" + {} from flat-maps", crate::fmt::count(n)),
         };
         writeln!(
             f,
-            "{end} in {:.3} s: {} in{expanded}, {} delivered, {} filtered, {} failed, {} cancelled ({}items/s)",
+            "{end} in {:.3} s: {} in{expanded}, {} delivered, {} filtered, {} failed, {} cancelled ({} items/s)",
             self.wall.as_secs_f64(),
-            fmt_count(self.items_in()),
-            fmt_count(self.delivered()),
-            fmt_count(self.filtered()),
-            fmt_count(self.failed()),
-            fmt_count(self.cancelled()),
-            fmt_rate(self.throughput()),
+            crate::fmt::count(self.items_in()),
+            crate::fmt::count(self.delivered()),
+            crate::fmt::count(self.filtered()),
+            crate::fmt::count(self.failed()),
+            crate::fmt::count(self.cancelled()),
+            crate::fmt::rate(self.throughput()),
         )?;
         writeln!(
             f,
@@ -148,8 +104,8 @@ impl fmt::Display for Report {
                 "{:<16} {:>7} {:>14} {:>14} {:>5}% {:>5}% {:>7}% {:>13} {:>6}",
                 s.name,
                 s.workers,
-                fmt_count(s.tally.items_in),
-                fmt_count(s.tally.items_out),
+                crate::fmt::count(s.tally.items_in),
+                crate::fmt::count(s.tally.items_out),
                 pct(s.busy),
                 pct(s.idle),
                 pct(s.blocked),
@@ -177,7 +133,7 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "… and {} more",
-                fmt_count(self.errors_total - shown as u64)
+                crate::fmt::count(self.errors_total - shown as u64)
             )?;
         }
         if !self.unfinished.is_empty() {
@@ -190,6 +146,7 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::error::{ItemError, ItemErrorKind};
@@ -199,10 +156,10 @@ mod tests {
 
     #[test]
     fn counts_are_grouped_by_thousands() {
-        assert_eq!(fmt_count(0), "0");
-        assert_eq!(fmt_count(999), "999");
-        assert_eq!(fmt_count(1_000), "1,000");
-        assert_eq!(fmt_count(10_000_000), "10,000,000");
+        assert_eq!(crate::fmt::count(0), "0");
+        assert_eq!(crate::fmt::count(999), "999");
+        assert_eq!(crate::fmt::count(1_000), "1,000");
+        assert_eq!(crate::fmt::count(10_000_000), "10,000,000");
     }
 
     fn stage(name: &str, workers: usize, queue_capacity: usize, batch: usize) -> StageReport {
@@ -305,12 +262,12 @@ mod tests {
     #[test]
     fn durations_round_to_three_significant_digits_in_every_unit() {
         let d = Duration::from_nanos;
-        assert_eq!(fmt_duration(d(0)), "0.00 ns");
-        assert_eq!(fmt_duration(d(640)), "640 ns");
-        assert_eq!(fmt_duration(d(1_500)), "1.50 µs");
-        assert_eq!(fmt_duration(d(45_678_000)), "45.7 ms");
-        assert_eq!(fmt_duration(d(8_589_934_592)), "8.59 s");
-        assert_eq!(fmt_duration(Duration::from_secs(3_600)), "3600 s");
+        assert_eq!(crate::fmt::duration(d(0)), "0.00 ns");
+        assert_eq!(crate::fmt::duration(d(640)), "640 ns");
+        assert_eq!(crate::fmt::duration(d(1_500)), "1.50 µs");
+        assert_eq!(crate::fmt::duration(d(45_678_000)), "45.7 ms");
+        assert_eq!(crate::fmt::duration(d(8_589_934_592)), "8.59 s");
+        assert_eq!(crate::fmt::duration(Duration::from_secs(3_600)), "3600 s");
     }
 
     #[test]

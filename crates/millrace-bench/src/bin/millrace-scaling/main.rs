@@ -13,58 +13,40 @@ mod io;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Options from the command line.
-pub(crate) struct Options {
-    /// Tiny sizes, one run each: checks that everything runs and checksums agree.
-    pub(crate) quick: bool,
-    /// Timed runs per measurement (the median is reported).
-    pub(crate) runs: usize,
-    /// Only this part: `w3` or `auto`.
-    pub(crate) only: Option<String>,
+use clap::{Parser, ValueEnum};
+
+/// Which part of the benchmark to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Part {
+    /// W3: async stages.
+    W3,
+    /// The autoscaling workloads.
+    Auto,
 }
 
-fn parse() -> Result<Options, String> {
-    let mut options = Options {
-        quick: false,
-        runs: 3,
-        only: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--quick" => options.quick = true,
-            "--runs" => {
-                let value = args.next().ok_or("--runs needs a number")?;
-                options.runs = value
-                    .parse()
-                    .ok()
-                    .filter(|&n: &usize| n > 0)
-                    .ok_or(format!("--runs: `{value}` is not a positive number"))?;
-            }
-            "--only" => {
-                let part = args.next().ok_or("--only needs `w3` or `auto`")?;
-                if part != "w3" && part != "auto" {
-                    return Err(format!("--only: `{part}` is neither `w3` nor `auto`"));
-                }
-                options.only = Some(part);
-            }
-            "--help" | "-h" => {
-                println!(
-                    "millrace-scaling: W3 (async stages) and autoscaling benchmarks\n\n\
-                     usage: millrace-scaling [--quick] [--runs N] [--only w3|auto]\n\n\
-                     --quick   tiny sizes, one run: checks checksums (used by CI)\n\
-                     --runs N  timed runs per measurement, median reported (default 3)\n\
-                     --only P  only W3 (`w3`) or only the autoscaling workloads (`auto`)"
-                );
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument `{other}` (try --help)")),
-        }
+/// Options from the command line.
+#[derive(Parser, Debug)]
+#[command(
+    name = "millrace-scaling",
+    about = "W3 (async stages) and autoscaling benchmarks, each against baselines measured in the same run"
+)]
+pub(crate) struct Options {
+    /// Tiny sizes, one run each: checks that everything runs and checksums agree (used by CI).
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Timed runs per measurement, the median reported (1 with --quick).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive)]
+    pub(crate) runs: usize,
+    /// Only W3 (`w3`) or only the autoscaling workloads (`auto`).
+    #[arg(long, value_name = "PART")]
+    pub(crate) only: Option<Part>,
+}
+
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(runs) if runs > 0 => Ok(runs),
+        _ => Err(format!("expected a positive integer, got `{text}`")),
     }
-    if options.quick {
-        options.runs = 1;
-    }
-    Ok(options)
 }
 
 /// The median of `runs` timings of `f`, which returns a checksum that must not change.
@@ -86,23 +68,21 @@ pub(crate) fn median_of<T: PartialEq + std::fmt::Debug>(
 }
 
 /// One part of the benchmark: runs it and prints its tables.
-type Part = fn(&Options) -> Result<(), String>;
+type RunPart = fn(&Options) -> Result<(), String>;
 
 fn main() -> ExitCode {
-    let options = match parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("millrace-scaling: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let mut options = Options::parse();
+    if options.quick {
+        options.runs = 1;
+    }
     println!("machine: {}", millrace_bench::machine::describe());
     let mut failed = false;
-    let wanted = |part: &str| options.only.as_deref().map_or(true, |only| only == part);
-    let parts: [(&str, &str, Part); 2] =
-        [("w3", "W3", io::run), ("auto", "autoscaling", auto::run)];
+    let parts: [(Part, &str, RunPart); 2] = [
+        (Part::W3, "W3", io::run),
+        (Part::Auto, "autoscaling", auto::run),
+    ];
     for (part, name, run) in parts {
-        if !wanted(part) {
+        if options.only.is_some_and(|only| only != part) {
             continue;
         }
         if let Err(e) = run(&options) {
@@ -114,5 +94,31 @@ fn main() -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Options::command().debug_assert();
+    }
+
+    #[test]
+    fn only_takes_a_part_and_runs_a_positive_number() {
+        let options =
+            Options::try_parse_from(["millrace-scaling", "--only", "auto", "--runs", "6"])
+                .expect("valid flags");
+        assert_eq!(options.only, Some(Part::Auto));
+        assert_eq!(options.runs, 6);
+        assert!(!options.quick);
+        assert!(Options::try_parse_from(["millrace-scaling", "--only", "w4"]).is_err());
+        assert!(Options::try_parse_from(["millrace-scaling", "--runs", "0"]).is_err());
+        let quick = Options::try_parse_from(["millrace-scaling", "--quick"]).expect("valid");
+        assert!(quick.quick && quick.only.is_none());
     }
 }
