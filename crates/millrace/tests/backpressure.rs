@@ -248,3 +248,25 @@ fn item_gate() -> (
     let (tx, rx) = std::sync::mpsc::channel();
     (tx, Arc::new(std::sync::Mutex::new(rx)))
 }
+
+#[test]
+fn a_small_capacity_is_honoured_in_items_not_rounded_up_to_a_default_batch() {
+    // `.capacity(8)` of large items must mean about 8 items in the queue, not one default
+    // batch of 256 (issue 13): the default batch is cut to a quarter of the capacity.
+    let report = within(30, || {
+        Pipeline::source((0..200u64).map(|x| vec![x as u8; 1 << 10]))
+            .stage(Stage::map("big", |v: Vec<u8>| v.len()).capacity(8))
+            .stage(Stage::map("pinned", |n: usize| n).capacity(8).batch(64))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    let big = report.stage("big").unwrap();
+    assert_eq!((big.batch, big.queue_capacity), (2, 4));
+    assert_eq!(big.queue_items(), Some(8));
+    // An explicit batch still pins it: one batch of 64.
+    let pinned = report.stage("pinned").unwrap();
+    assert_eq!((pinned.batch, pinned.queue_capacity), (64, 1));
+    assert_eq!(report.delivered(), 200);
+}

@@ -40,7 +40,7 @@ use crate::stage::Body;
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
-use super::plan::{batches, resolve, Resolution, Resolved, Settings, StagePlan};
+use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, StagePlan};
 use super::sink::{SinkCtx, SINK};
 use super::source::{run_source, Credits, Source, SourceCtx};
 
@@ -101,9 +101,9 @@ impl Launch {
                 )
             })
             .collect();
-        let sink_queue = batches(settings.capacity, settings.batch);
-        let sink =
-            Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue).batch(settings.batch));
+        let sink_batch = batch_for(None, &settings, settings.capacity);
+        let sink_queue = batches(settings.capacity, sink_batch);
+        let sink = Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue).batch(sink_batch));
         let control = Arc::new(Control::new(
             source,
             stages,
@@ -230,10 +230,10 @@ impl Launch {
     fn connector_into(&self, index: usize) -> (usize, usize) {
         match self.resolved.get(index) {
             Some(r) => (r.batch, r.queue),
-            None => (
-                self.settings.batch,
-                batches(self.settings.capacity, self.settings.batch),
-            ),
+            None => {
+                let batch = batch_for(None, &self.settings, self.settings.capacity);
+                (batch, batches(self.settings.capacity, batch))
+            }
         }
     }
 

@@ -239,7 +239,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Sets the input capacity, in items, of stages that do not set their own, and of the
-    /// sink (default 4096).
+    /// sink (default 4096). Capacity is honoured in items: where no batch size was set, a
+    /// connector's batches are at most a quarter of its capacity.
     pub fn default_capacity(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline default)", "capacity"));
@@ -254,6 +255,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             self.error = Some(BuildError::zero("(pipeline default)", "batch"));
         }
         self.settings.batch = items;
+        self.settings.batch_set = true;
         self
     }
 

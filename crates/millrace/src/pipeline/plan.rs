@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) capacity: usize,
     pub(crate) batch: usize,
+    /// Whether `batch` was set by the user (`default_batch`), rather than the default.
+    pub(crate) batch_set: bool,
     pub(crate) policy: ErrorPolicy,
     pub(crate) reorder_window: Option<usize>,
     pub(crate) max_in_flight: usize,
@@ -46,6 +48,7 @@ impl Default for Settings {
             workers: 1,
             capacity: 4096,
             batch: 256,
+            batch_set: false,
             policy: ErrorPolicy::Skip,
             reorder_window: None,
             max_in_flight: 1 << 16,
@@ -108,8 +111,8 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     let budget = settings.cpu_budget.unwrap_or_else(cores);
     let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
     for p in plan {
-        let batch = p.batch.unwrap_or(settings.batch);
         let capacity = p.capacity.unwrap_or(settings.capacity);
+        let batch = batch_for(p.batch, settings, capacity);
         let auto = match p.auto {
             _ if p.asynchronous => None,
             Some((min, max)) => Some((min.max(1), if max == 0 { budget } else { max })),
@@ -167,6 +170,20 @@ pub(super) fn cores() -> usize {
 
 pub(super) fn batches(items: usize, batch: usize) -> usize {
     items.div_ceil(batch).max(1)
+}
+
+/// The batch size of a connector holding `capacity` items: the one the user set (for the
+/// stage, else for the pipeline), else the default cut down to a quarter of the capacity.
+/// Capacity is counted in items and the queue holds whole batches, so without the cut a
+/// small capacity would silently round up to one default batch (`.capacity(8)` of 1 MiB
+/// items would hold 256 MiB, not 8): with it a queue holds at least four batches and
+/// overshoots the capacity by less than one.
+pub(super) fn batch_for(explicit: Option<usize>, settings: &Settings, capacity: usize) -> usize {
+    match explicit {
+        Some(batch) => batch,
+        None if settings.batch_set => settings.batch,
+        None => settings.batch.min((capacity / 4).max(1)),
+    }
 }
 
 /// The stages of each segment: a stage starts a new one unless it is fused with the one
@@ -316,7 +333,31 @@ mod tests {
         let r = resolve(&auto, &plan);
         // Setting the default explicitly changes nothing; a different one breaks the run.
         assert_eq!(r.segments, [0..2, 2..3, 3..4]);
-        assert_eq!(r.resolved[2].queue, 64usize.div_ceil(auto.batch));
+        // 64 items with no batch size set: batches of 16 (a quarter), four of them.
+        assert_eq!((r.resolved[2].batch, r.resolved[2].queue), (16, 4));
+    }
+
+    #[test]
+    fn the_default_batch_is_cut_to_a_quarter_of_a_small_capacity_unless_set() {
+        let defaults = settings(2);
+        assert_eq!(batch_for(None, &defaults, 4096), 256);
+        assert_eq!(batch_for(None, &defaults, 1024), 256);
+        assert_eq!(batch_for(None, &defaults, 100), 25);
+        assert_eq!(batch_for(None, &defaults, 2), 1);
+        assert_eq!(
+            batch_for(Some(64), &defaults, 8),
+            64,
+            "a stage's own batch pins it"
+        );
+        let set = Settings {
+            batch_set: true,
+            ..defaults
+        };
+        assert_eq!(
+            batch_for(None, &set, 8),
+            256,
+            "so does the pipeline's, when set"
+        );
     }
 
     #[test]

@@ -491,7 +491,9 @@ impl<T, U> Stage<T, U> {
     }
 
     /// Sets how many items the stage's input connector holds before senders wait (at least
-    /// 1; rounded up to whole batches).
+    /// 1). The connector holds whole batches: unless a batch size is set, batches are cut
+    /// to at most a quarter of the capacity, so the capacity holds in items (within one
+    /// batch); an explicit [`batch`](Stage::batch) larger than the capacity is one batch.
     pub fn capacity(mut self, items: usize) -> Self {
         self.capacity = Some(items);
         self
