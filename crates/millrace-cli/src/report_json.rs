@@ -110,7 +110,7 @@ struct Stage<'a> {
 #[derive(Serialize)]
 struct Bottleneck<'a> {
     stage: &'a str,
-    reason: &'a str,
+    reason: String,
 }
 
 #[derive(Serialize)]
@@ -252,7 +252,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         stages,
         bottleneck: r.bottleneck().map(|b| Bottleneck {
             stage: &b.stage,
-            reason: &b.reason,
+            reason: b.reason.to_string(),
         }),
         latency_seconds: Latency {
             p50: l.p50.as_secs_f64(),
@@ -302,7 +302,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
                 stage: d.name.clone(),
                 from: d.from,
                 to: d.to,
-                reason: d.reason.clone(),
+                reason: d.reason.to_string(),
             })
             .collect(),
         worker_history: r
@@ -323,7 +323,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             .iter()
             .map(|(at, w)| WedgeEntry {
                 at_seconds: at.as_secs_f64(),
-                diagnosis: w.clone(),
+                diagnosis: w.to_string(),
             })
             .collect(),
         controller_busy_seconds: r.controller_busy().as_secs_f64(),

@@ -34,7 +34,7 @@
 //! measurements.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
+use std::fmt;
 
 use crate::metrics::describe_fill;
 
@@ -62,7 +62,8 @@ pub struct StageSample {
 }
 
 /// One change of a stage's worker count, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Decision {
     /// The stage's position in the pipeline; for a fused segment, its first stage's.
     pub stage: usize,
@@ -72,8 +73,58 @@ pub struct Decision {
     pub from: usize,
     /// Workers after.
     pub to: usize,
-    /// The evidence, e.g. `+1 worker to c: 57% of the chain's cost, 98% busy, input queue full (92%)`.
-    pub reason: String,
+    /// The evidence. Its `Display` reads e.g.
+    /// `+1 worker to c: 57% of the chain's cost, 98% busy, input queue full (92%)`.
+    pub reason: DecisionReason,
+}
+
+/// Why the autoscaler changed a stage's worker count: the measurements it acted on.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum DecisionReason {
+    /// The stage's share of the pipeline's CPU cost per item calls for more (or fewer)
+    /// workers than it has, within the CPU budget.
+    #[non_exhaustive]
+    CostShare {
+        /// The stage's (or fused segment's `a+b+c`) name.
+        stage: String,
+        /// Whether it gets a worker (`true`) or gives one up.
+        grow: bool,
+        /// Its share of the chain's cost per item (0 to 1).
+        cost_share: f64,
+        /// Share of its workers' time spent busy over the last tick (0 to 1).
+        busy_share: f64,
+        /// Mean fill of its input queue over the last tick (0 to 1).
+        queue_fill: f64,
+    },
+}
+
+impl fmt::Display for DecisionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecisionReason::CostShare {
+                stage,
+                grow,
+                cost_share,
+                busy_share,
+                queue_fill,
+            } => {
+                if *grow {
+                    write!(f, "+1 worker to {stage}")?;
+                } else {
+                    write!(f, "-1 worker from {stage}")?;
+                }
+                write!(
+                    f,
+                    ": {:.0}% of the chain's cost, {:.0}% busy, input queue {} ({:.0}%)",
+                    cost_share * 100.0,
+                    busy_share * 100.0,
+                    describe_fill(*queue_fill),
+                    queue_fill * 100.0
+                )
+            }
+        }
+    }
 }
 
 /// The controller's memory between ticks.
@@ -192,19 +243,13 @@ impl Policy {
                 (Some(c), true) => c / total_cost,
                 _ => 0.0,
             };
-            let mut reason = if to > s.workers {
-                format!("+1 worker to {}", s.name)
-            } else {
-                format!("-1 worker from {}", s.name)
+            let reason = DecisionReason::CostShare {
+                stage: s.name.clone(),
+                grow: to > s.workers,
+                cost_share: share,
+                busy_share: s.busy_share,
+                queue_fill: s.queue_fill,
             };
-            let _ = write!(
-                reason,
-                ": {:.0}% of the chain's cost, {:.0}% busy, input queue {} ({:.0}%)",
-                share * 100.0,
-                s.busy_share * 100.0,
-                describe_fill(s.queue_fill),
-                s.queue_fill * 100.0
-            );
             decisions.push(Decision {
                 stage: i,
                 name: s.name.clone(),
@@ -263,6 +308,7 @@ mod tests {
         assert_eq!((d[0].name.as_str(), d[0].from, d[0].to), ("c", 1, 2));
         assert!(
             d[0].reason
+                .to_string()
                 .starts_with("+1 worker to c: 57% of the chain's cost, 90% busy, input queue full"),
             "{}",
             d[0].reason

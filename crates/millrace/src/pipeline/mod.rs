@@ -388,7 +388,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///     .for_each(|_| {})
     ///     .run()
     ///     .unwrap_err();
-    /// assert!(matches!(err.kind(), RunErrorKind::Wedged(d) if d.contains("`stuck`: worker 0 stuck in the stage's code")));
+    /// assert!(matches!(err.kind(), RunErrorKind::Wedged(d) if d.to_string().contains("`stuck`: worker 0 stuck in the stage's code")));
     /// ```
     pub fn wedge_timeout(mut self, after: std::time::Duration, policy: crate::WedgePolicy) -> Self {
         self.settings.wedge = Some((after, policy));
