@@ -20,6 +20,7 @@ use std::time::Duration;
 ///     max_backoff: Duration::from_secs(1), then_stop: false }));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ErrorPolicy {
     /// Report the failure (with the item's id and stage), send the item to the stage's dead
     /// letters if it has any, and go on with the next item. Costs nothing on success.
@@ -36,6 +37,7 @@ pub enum ErrorPolicy {
 
 /// How to retry a failed item: [`ErrorPolicy::Retry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retry {
     /// Tries in all, the first included (at least 1).
     pub attempts: u32,
@@ -59,18 +61,21 @@ impl Retry {
     }
 
     /// Sets the sleep before the second try.
+    #[must_use = "a retry policy does nothing until given to `ErrorPolicy::Retry`"]
     pub fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// Sets the longest sleep between tries.
+    #[must_use = "a retry policy does nothing until given to `ErrorPolicy::Retry`"]
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max;
         self
     }
 
     /// Stop the pipeline (rather than skip the item) once the tries are used up.
+    #[must_use = "a retry policy does nothing until given to `ErrorPolicy::Retry`"]
     pub fn then_stop(mut self) -> Self {
         self.then_stop = true;
         self
