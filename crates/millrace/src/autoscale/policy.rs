@@ -40,7 +40,7 @@ use crate::metrics::describe_fill;
 
 /// What the controller measured of one stage over the last tick.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StageSample {
+pub(crate) struct StageSample {
     /// The stage's (or the fused segment's `a+b+c`) name.
     pub name: String,
     /// Whether the controller may change its workers.
@@ -129,7 +129,7 @@ impl fmt::Display for DecisionReason {
 
 /// The controller's memory between ticks.
 #[derive(Clone, Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Workers that may be busy at once.
     pub budget: usize,
     /// Ticks a target must hold before a stage moves.
@@ -148,7 +148,7 @@ const HISTORY: usize = 3;
 
 impl Policy {
     /// A policy for `stages` stages within `budget` busy workers.
-    pub fn new(stages: usize, budget: usize) -> Self {
+    pub(crate) fn new(stages: usize, budget: usize) -> Self {
         Policy {
             budget: budget.max(1),
             patience: 2,
@@ -171,7 +171,7 @@ impl Policy {
     }
 
     /// The worker counts the measured costs call for (before hysteresis).
-    pub fn targets(&self, samples: &[StageSample]) -> Vec<usize> {
+    pub(crate) fn targets(&self, samples: &[StageSample]) -> Vec<usize> {
         let costs: Vec<Option<f64>> = (0..samples.len()).map(|i| self.cost(i)).collect();
         let mut workers: Vec<usize> = samples
             .iter()
@@ -200,7 +200,7 @@ impl Policy {
     }
 
     /// Takes one tick's samples and returns the changes to make now.
-    pub fn tick(&mut self, samples: &[StageSample]) -> Vec<Decision> {
+    pub(crate) fn tick(&mut self, samples: &[StageSample]) -> Vec<Decision> {
         for (i, s) in samples.iter().enumerate() {
             if let (true, Some(recent)) = (s.items > 0, self.recent.get_mut(i)) {
                 if recent.len() == HISTORY {
