@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use millrace::StageReport;
+use millrace::{BottleneckKind, DecisionReason, StageReport};
 
 use crate::summary::Summary;
 
@@ -54,6 +54,9 @@ struct DecisionEntry {
     from: usize,
     to: usize,
     reason: String,
+    cost_share: Option<f64>,
+    busy_share: Option<f64>,
+    queue_fill: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -65,6 +68,7 @@ struct WorkersAt {
 #[derive(Serialize)]
 struct WedgeEntry {
     at_seconds: f64,
+    stalled_seconds: f64,
     diagnosis: String,
 }
 
@@ -111,6 +115,10 @@ struct Stage<'a> {
 struct Bottleneck<'a> {
     stage: &'a str,
     reason: String,
+    kind: &'static str,
+    busy: f64,
+    input_fill: f64,
+    output_fill: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -253,6 +261,16 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         bottleneck: r.bottleneck().map(|b| Bottleneck {
             stage: &b.stage,
             reason: b.reason.to_string(),
+            kind: match b.reason.kind {
+                BottleneckKind::Saturated => "saturated",
+                BottleneckKind::Oversubscribed { .. } => "oversubscribed",
+                BottleneckKind::WaitingOnOneAnother => "waiting_on_one_another",
+                BottleneckKind::SourceBound { .. } => "source_bound",
+                _ => "other",
+            },
+            busy: b.reason.busy,
+            input_fill: b.reason.input_fill,
+            output_fill: b.reason.output_fill,
         }),
         latency_seconds: Latency {
             p50: l.p50.as_secs_f64(),
@@ -297,12 +315,26 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             .collect(),
         decisions: r
             .decisions()
-            .map(|(at, d)| DecisionEntry {
-                at_seconds: at.as_secs_f64(),
-                stage: d.name.clone(),
-                from: d.from,
-                to: d.to,
-                reason: d.reason.to_string(),
+            .map(|(at, d)| {
+                let shares = match &d.reason {
+                    DecisionReason::CostShare {
+                        cost_share,
+                        busy_share,
+                        queue_fill,
+                        ..
+                    } => Some((*cost_share, *busy_share, *queue_fill)),
+                    _ => None,
+                };
+                DecisionEntry {
+                    at_seconds: at.as_secs_f64(),
+                    stage: d.name.clone(),
+                    from: d.from,
+                    to: d.to,
+                    reason: d.reason.to_string(),
+                    cost_share: shares.map(|s| s.0),
+                    busy_share: shares.map(|s| s.1),
+                    queue_fill: shares.map(|s| s.2),
+                }
             })
             .collect(),
         worker_history: r
@@ -323,6 +355,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             .iter()
             .map(|(at, w)| WedgeEntry {
                 at_seconds: at.as_secs_f64(),
+                stalled_seconds: w.stalled.as_secs_f64(),
                 diagnosis: w.to_string(),
             })
             .collect(),
