@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::metrics::{StageMetrics, Tally};
 
-/// One stage's (or the source's, or the sink's) part of a [`Report`].
+/// One stage's (or the source's, or the sink's) part of a [`Report`](crate::Report).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct StageReport {
