@@ -16,8 +16,11 @@ use std::time::Duration;
 /// use millrace::{ErrorPolicy, Retry};
 ///
 /// let policy = ErrorPolicy::Retry(Retry::new(3).backoff(Duration::from_millis(10)));
-/// assert_eq!(policy, ErrorPolicy::Retry(Retry { attempts: 3, backoff: Duration::from_millis(10),
-///     max_backoff: Duration::from_secs(1), then_stop: false }));
+/// let ErrorPolicy::Retry(retry) = policy else { unreachable!() };
+/// assert_eq!(retry.attempts, 3);
+/// assert_eq!(retry.backoff, Duration::from_millis(10));
+/// assert_eq!(retry.max_backoff, Duration::from_secs(1));
+/// assert!(!retry.then_stop);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
