@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use millrace::{DeadLetter, ItemId, Pipeline, WedgePolicy};
+use millrace::{DeadLetter, ItemId, Pipeline, Submitter, WedgePolicy};
 
 use crate::config::{PipelineSpec, Workers};
 use crate::dead_letter::DeadLetters;
@@ -48,6 +48,34 @@ fn io_runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))
 }
 
+/// Reads a source that waits ([`crate::kinds::Opened::waits`]) on a thread of its own
+/// and submits its items to the pipeline: the engine ships whatever is queued when the
+/// reader has nothing more (a partial batch goes out at once, rather than waiting for a full
+/// one), and a stop request (Ctrl-C) ends the input at once, whether or not the reader is
+/// waiting for its next line. That thread then ends at its next item, which the stopped
+/// pipeline refuses; one still waiting on its input when the command ends ends with it.
+///
+/// The submitter numbers items in the order they are submitted, from 0, as the iterator
+/// does: one thread submits them all, so each item's own id is the one the engine gives it.
+fn feed(
+    items: impl Iterator<Item = Item> + Send + 'static,
+    submitter: Submitter<Item>,
+) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("millrace-reader".into())
+        .spawn(move || {
+            for item in items {
+                let id = item.id;
+                match submitter.submit(item) {
+                    Ok(given) => debug_assert_eq!(given, id, "one submitter numbers in order"),
+                    Err(_) => return, // stopped: the pipeline takes no more input
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the thread that reads the source: {e}"))
+}
+
 /// Builds `spec`.
 ///
 /// # Errors
@@ -58,13 +86,21 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
     let Builder::Source(open) = spec.source.kind.build else {
         return Err(format!("`{}` is not a source kind", spec.source.kind.name));
     };
-    let values = open(&spec.source.params, &source_log)?;
-    let items = values.enumerate().map(|(i, value)| Item {
+    let opened = open(&spec.source.params, &source_log)?;
+    let waits = opened.waits;
+    let items = opened.values.enumerate().map(|(i, value)| Item {
         id: ItemId::new(i as u64),
         value,
     });
+    let mut builder = if waits {
+        let (submitter, builder) = Pipeline::submitter(spec.batch.max(1) * 4);
+        feed(items, submitter)?;
+        builder
+    } else {
+        Pipeline::source(items)
+    };
     let mut dead_letters = DeadLetters::default();
-    let mut builder = Pipeline::source(items)
+    builder = builder
         .default_capacity(spec.capacity)
         .default_batch(spec.batch);
     let scaling = &spec.scaling;

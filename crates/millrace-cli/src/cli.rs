@@ -17,8 +17,9 @@ Examples:
   millrace stages grep                      one kind's parameters and an example
   millrace tune examples/imbalanced.toml    find each stage's worker count by autoscaling
 
-Exit codes: 0 success; 1 the pipeline failed; 2 bad config or usage; 130 interrupted (Ctrl-C);
-141 stdout was closed (| head) before all the data was written.";
+Exit codes: 0 success; 1 the pipeline failed; 2 bad config or usage; 3 completed, but items
+failed (--allow-failures: 0); 130 interrupted (Ctrl-C); 141 stdout was closed (| head) before
+all the data was written; 143 terminated (SIGTERM).";
 
 const RUN_EXAMPLES: &str = "\
 Examples:
@@ -104,6 +105,10 @@ pub struct RunArgs {
     /// Override a setting of the file, e.g. `source.end=1000`, `stage.grep.workers=4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Exit 0 when the run completed although items failed (skipped under `on_error`);
+    /// without it such a run exits 3.
+    #[arg(long)]
+    pub allow_failures: bool,
     /// How many numbers the built-in seed pipeline squares (only without a file).
     #[arg(long, value_name = "N")]
     pub n: Option<u64>,

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use millrace::{BottleneckKind, DecisionReason, StageReport};
+use millrace::{DecisionReason, StageReport};
 
 use crate::summary::Summary;
 
@@ -34,10 +34,11 @@ struct Doc<'a> {
     throughput_per_second: f64,
     totals: Totals,
     stages: Vec<Stage<'a>>,
-    bottleneck: Option<Bottleneck<'a>>,
+    bottleneck: Option<Bottleneck>,
     latency_seconds: Latency,
     errors: Errors,
     unfinished: Unfinished,
+    in_progress: Vec<InProgress>,
     source: Source<'a>,
     result: serde_json::Value,
     dead_letters: Vec<DeadLetters>,
@@ -87,6 +88,14 @@ struct Totals {
     failed: u64,
     cancelled: u64,
     done: u64,
+    in_progress: u64,
+}
+
+#[derive(Serialize)]
+struct InProgress {
+    stage: String,
+    queued: u64,
+    in_hands: u64,
 }
 
 #[derive(Serialize)]
@@ -112,13 +121,9 @@ struct Stage<'a> {
 }
 
 #[derive(Serialize)]
-struct Bottleneck<'a> {
-    stage: &'a str,
+struct Bottleneck {
+    stage: String,
     reason: String,
-    kind: &'static str,
-    busy: f64,
-    input_fill: f64,
-    output_fill: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -240,7 +245,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             file: s.file.as_deref(),
         },
         outcome: s.outcome.as_str(),
-        exit_code: s.outcome.exit_code(),
+        exit_code: s.exit_code(),
         error: s.error.as_deref(),
         wall_seconds: wall,
         throughput_per_second: if wall > 0.0 {
@@ -256,22 +261,12 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             failed: t.failed,
             cancelled: t.cancelled,
             done: t.done(),
+            in_progress: t.in_progress,
         },
         stages,
-        bottleneck: r.bottleneck().map(|b| Bottleneck {
-            stage: &b.stage,
-            reason: b.reason.to_string(),
-            kind: match b.reason.kind {
-                BottleneckKind::Saturated => "saturated",
-                BottleneckKind::Oversubscribed { .. } => "oversubscribed",
-                BottleneckKind::WaitingOnOneAnother => "waiting_on_one_another",
-                BottleneckKind::SourceBound { .. } => "source_bound",
-                _ => "other",
-            },
-            busy: b.reason.busy,
-            input_fill: b.reason.input_fill,
-            output_fill: b.reason.output_fill,
-        }),
+        bottleneck: s
+            .bottleneck()
+            .map(|(stage, reason)| Bottleneck { stage, reason }),
         latency_seconds: Latency {
             p50: l.p50.as_secs_f64(),
             p90: l.p90.as_secs_f64(),
@@ -292,6 +287,15 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
                 .map(|id| id.0)
                 .collect(),
         },
+        in_progress: s
+            .in_progress()
+            .into_iter()
+            .map(|h| InProgress {
+                stage: h.stage,
+                queued: h.queued,
+                in_hands: h.in_hands,
+            })
+            .collect(),
         source: Source {
             error: s.source_error.as_deref(),
             skipped: s.skipped.0,
@@ -412,6 +416,7 @@ pub fn not_started(
             failed: 0,
             cancelled: 0,
             done: 0,
+            in_progress: 0,
         },
         stages: Vec::new(),
         bottleneck: None,
@@ -430,6 +435,7 @@ pub fn not_started(
             count: 0,
             ids: Vec::new(),
         },
+        in_progress: Vec::new(),
         source: Source {
             error: None,
             skipped: 0,

@@ -100,17 +100,30 @@ fn headline(s: &Summary) -> String {
         Outcome::Interrupted => {
             let _ = write!(
                 line,
-                "interrupted (Ctrl-C) after {wall:.3} s: {} items done; the source was stopped and items in flight drained",
+                "interrupted ({}) after {wall:.3} s: {} items done; the source was stopped and items in flight drained",
+                if s.terminated { "SIGTERM" } else { "Ctrl-C" },
                 count(t.done())
             );
         }
         Outcome::Aborted => {
             let _ = write!(
                 line,
-                "aborted (Ctrl-C twice) after {wall:.3} s: {} items done, {} dropped unfinished",
+                "aborted ({}) after {wall:.3} s: {} items done, {} dropped unfinished",
+                if s.terminated {
+                    "a second signal after SIGTERM"
+                } else {
+                    "Ctrl-C twice"
+                },
                 count(t.done()),
                 count(t.cancelled)
             );
+            if t.in_progress > 0 {
+                let _ = write!(
+                    line,
+                    ", {} still in progress (a stage had not let go of its batch)",
+                    count(t.in_progress)
+                );
+            }
         }
     }
     line
@@ -186,6 +199,38 @@ fn scaling(out: &mut String, r: &millrace::Report) {
     }
 }
 
+/// Where an abandoned run still held items, part by part.
+fn in_progress(out: &mut String, s: &Summary) {
+    let held = s.in_progress();
+    if held.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = held
+        .iter()
+        .map(|h| {
+            let mut what = Vec::new();
+            if h.queued > 0 {
+                what.push(format!("{} queued", count(h.queued)));
+            }
+            if h.in_hands > 0 {
+                let hands = if h.stage == "source" {
+                    "admitted, not yet sent on"
+                } else {
+                    "in its workers' hands"
+                };
+                what.push(format!("{} {hands}", count(h.in_hands)));
+            }
+            format!("`{}` {}", h.stage, what.join(", "))
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  still in progress when the command stopped waiting ({} s after the abort): {}",
+        crate::supervise::ABORT_GRACE.as_secs(),
+        parts.join("; ")
+    );
+}
+
 /// Renders the report.
 pub fn render(s: &Summary) -> String {
     let r = &s.report;
@@ -195,7 +240,10 @@ pub fn render(s: &Summary) -> String {
     if let Some(e) = &s.error {
         let _ = writeln!(out, "  error: {e}");
     }
-    let ends = t.done() + t.cancelled;
+    if let Some(why) = s.failed_items() {
+        let _ = writeln!(out, "  {why}");
+    }
+    let ends = t.done() + t.cancelled + t.in_progress;
     let sign = if ends == t.items_in + t.expanded {
         "="
     } else {
@@ -206,15 +254,21 @@ pub fn render(s: &Summary) -> String {
     } else {
         String::new()
     };
+    let going = if t.in_progress > 0 {
+        format!(" + still in progress {}", count(t.in_progress))
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  in {}{made} {sign} delivered {} + filtered {} + failed {} + cancelled {}",
+        "  in {}{made} {sign} delivered {} + filtered {} + failed {} + cancelled {}{going}",
         count(t.items_in),
         count(t.delivered),
         count(t.filtered),
         count(t.failed),
         count(t.cancelled)
     );
+    in_progress(&mut out, s);
     let _ = writeln!(
         out,
         "{:<16} {:<9} {:>7} {:>13} {:>13} {:>9} {:>7} {:>5} {:>5} {:>8} {:>13} {:>6}",
@@ -251,9 +305,9 @@ pub fn render(s: &Summary) -> String {
         sink.tally.failed + rejected,
         sink.tally.items_out.saturating_sub(rejected + unwritten),
     );
-    match r.bottleneck() {
-        Some(b) => {
-            let _ = writeln!(out, "bottleneck: {}", b.reason);
+    match s.bottleneck() {
+        Some((_, reason)) => {
+            let _ = writeln!(out, "bottleneck: {reason}");
         }
         None => {
             let _ = writeln!(

@@ -11,8 +11,9 @@
 //! * a closed stdout ([`SinkFault::Closed`]) ends the run quietly.
 //!
 //! A buffering sink ([`Sink::buffers`]) delivers items only when it flushes: the runner
-//! holds the ids (and, for the dead letters, the values) of the items accepted since the
-//! last flush, and when a flush fails it fails every one of them (a full disk), or, if
+//! holds the ids (and, for the dead letters, the values) of the items accepted and not yet
+//! handed over ([`Sink::handed_over`]: a flush on this thread or the sink's timer covered
+//! them), and when a flush fails it fails every one of them (a full disk), or, if
 //! stdout was closed, counts them *unwritten* with the items that come after. The engine
 //! counted all of them delivered; the CLI's report moves the failed ones to failed and the
 //! unwritten ones to cancelled (see [`crate::summary`]).
@@ -20,6 +21,7 @@
 //! The sink thread cannot reach the run's handle, so it raises a [`StopRequest`] that the
 //! supervisor ([`crate::supervise`]) forwards to `Handle::stop`.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -72,8 +74,11 @@ pub struct SinkRunner {
     /// An output that could not be written: later items are failed too.
     fatal: Option<String>,
     closed: bool,
-    /// Items accepted by a buffering sink since its last flush: delivered when it succeeds.
-    pending: Vec<(ItemId, Option<Value>)>,
+    /// Items accepted by a buffering sink and not yet handed over: delivered when a flush
+    /// covers them (the sink's own, or its timer's).
+    pending: VecDeque<(ItemId, Option<Value>)>,
+    /// How many items the sink accepted before the first of `pending`.
+    settled: u64,
     /// Items not written because stdout was closed.
     unwritten: u64,
 }
@@ -115,7 +120,8 @@ impl SinkRunner {
             stopped_by: None,
             fatal: None,
             closed: false,
-            pending: Vec::new(),
+            pending: VecDeque::new(),
+            settled: 0,
             unwritten: 0,
         }
     }
@@ -134,9 +140,18 @@ impl SinkRunner {
         }
     }
 
+    /// Drops from `pending` the items a flush has handed over since (they are delivered).
+    fn settle(&mut self) {
+        let handed = self.sink.handed_over();
+        while self.settled < handed && self.pending.pop_front().is_some() {
+            self.settled += 1;
+        }
+    }
+
     /// The output failed with `e`: the items waiting for a flush fail with it, and so do
     /// all later ones; the run is asked to stop.
     fn output_failed(&mut self, e: &str) {
+        self.settle();
         let message = format!("not written: {e}");
         for (id, value) in std::mem::take(&mut self.pending) {
             self.reject(id, value.as_ref(), &message);
@@ -148,6 +163,7 @@ impl SinkRunner {
 
     /// Stdout was closed: the items waiting for a flush, and all later ones, are unwritten.
     fn output_closed(&mut self) {
+        self.settle();
         self.unwritten += self.pending.len() as u64;
         self.pending.clear();
         self.closed = true;
@@ -160,7 +176,7 @@ impl SinkRunner {
             return;
         }
         match self.sink.flush() {
-            Ok(()) => self.pending.clear(),
+            Ok(()) => self.settle(),
             Err(SinkFault::Closed) => self.output_closed(),
             Err(SinkFault::Fatal(e)) => self.output_failed(&e),
             Err(SinkFault::Item(f)) => self.output_failed(&f.to_string()),
@@ -184,9 +200,11 @@ impl SinkRunner {
         match self.sink.accept(&item) {
             Ok(()) if self.sink.buffers() => {
                 let value = self.dead_letter.is_some().then_some(item.value);
-                self.pending.push((item.id, value));
+                self.pending.push_back((item.id, value));
                 if self.sink.wants_flush() {
                     self.flush();
+                } else {
+                    self.settle();
                 }
             }
             Ok(()) => {}
@@ -198,7 +216,8 @@ impl SinkRunner {
                 }
             }
             Err(SinkFault::Fatal(e)) => {
-                self.pending.push((item.id, Some(item.value)));
+                self.settle();
+                self.pending.push_back((item.id, Some(item.value)));
                 self.output_failed(&e);
             }
             Err(SinkFault::Closed) => {

@@ -5,17 +5,28 @@
 //! # Totals
 //!
 //! The engine counts an item the CLI's sink refused as delivered; [`Summary::totals`] moves
-//! it to failed (and an item not written because stdout was closed to cancelled), so `in = delivered + filtered + failed + cancelled` holds for the whole
-//! pipeline whenever no stage is a flat-map (`chunk` makes more items than it takes).
+//! it to failed (and an item not written because stdout was closed to cancelled), so
+//! `in + expanded = delivered + filtered + failed + cancelled + in progress` holds for the
+//! whole pipeline (`expanded`: the items flat-maps made beyond those they took).
+//!
+//! *In progress* is 0 unless the command gave up on an aborted run whose workers did not
+//! let go ([`crate::supervise::ABORT_GRACE`] after the abort: a stage deep in a long
+//! batch): the items it still held, queued or in a part's hands, which the engine's last
+//! snapshot counts as neither done nor cancelled. [`Summary::in_progress`] says where.
 //!
 //! # Exit codes
 //!
-//! 0 completed; 141 stdout was closed (`| head`) before everything was written; 1 the
-//! pipeline failed (an item failed under `stop`, the source could not be
-//! read to the end or could not read one of its inputs, an output could not be written); 130 interrupted by Ctrl-C (stopped
-//! gracefully or aborted). Bad config or usage (2) never gets this far.
+//! [`Summary::exit_code`] decides them, for the text report, the JSON report and the
+//! process alike: 0 completed; 3 completed, but items failed (skipped under `on_error`),
+//! unless failures are allowed (`--allow-failures`); 141 stdout was closed (`| head`)
+//! before everything was written; 1 the pipeline failed (an item failed under `stop`, the
+//! source could not be read to the end or could not read one of its inputs, an output
+//! could not be written); 130 interrupted by Ctrl-C, 143 by SIGTERM (stopped gracefully or
+//! aborted). Bad config or usage (2) never gets this far.
 
 use millrace::{EndState, Report, RunErrorKind};
+
+use crate::commands::{EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_TERMINATED};
 
 use crate::dead_letter::DeadLetterCount;
 use crate::kinds::{SinkResult, SourceLog};
@@ -56,7 +67,7 @@ impl Outcome {
             Outcome::Completed => 0,
             Outcome::Failed => 1,
             Outcome::Closed => 141,
-            Outcome::Interrupted | Outcome::Aborted => 130,
+            Outcome::Interrupted | Outcome::Aborted => EXIT_INTERRUPTED,
         }
     }
 }
@@ -117,6 +128,13 @@ pub struct Summary {
     pub unreadable: (u64, Vec<String>),
     /// Dead-letter files, with the items each got and the items that could not be written.
     pub dead_letters: Vec<DeadLetterCount>,
+    /// The command stopped waiting for an aborted run whose workers had not let go; the
+    /// report is a last snapshot.
+    pub abandoned: bool,
+    /// A SIGTERM (rather than Ctrl-C only) interrupted the run.
+    pub terminated: bool,
+    /// Items that failed do not make the exit code non-zero (`--allow-failures`).
+    pub allow_failures: bool,
 }
 
 /// Pipeline-wide counts.
@@ -135,6 +153,21 @@ pub struct Totals {
     pub failed: u64,
     /// Items dropped unfinished by an abort.
     pub cancelled: u64,
+    /// Items the run still held when the command stopped waiting for it (an abort whose
+    /// workers did not let go): neither done nor cancelled. 0 for a run that ended.
+    pub in_progress: u64,
+}
+
+/// Where an abandoned run still held items: a part's input queue and its hands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The part: `source`, a stage, or `sink`.
+    pub stage: String,
+    /// Items waiting in its input queue (for a fused stage: handed on by the stage before
+    /// it, on the same worker).
+    pub queued: u64,
+    /// Items it had taken and not finished (the source: admitted and not yet sent on).
+    pub in_hands: u64,
 }
 
 impl Totals {
@@ -160,6 +193,7 @@ impl Summary {
         ended: Ended<R>,
         interruption: Interruption,
     ) -> Result<(Summary, Option<R>), String> {
+        let abandoned = matches!(ended, Ended::Abandoned(_));
         let (report, output, run_error) = match ended {
             Ended::Joined(Ok(finished)) => (finished.report, Some(finished.output), None),
             Ended::Joined(Err(e)) => {
@@ -195,8 +229,35 @@ impl Summary {
                 skipped: (0, None),
                 unreadable: (0, Vec::new()),
                 dead_letters: Vec::new(),
+                abandoned,
+                terminated: false,
+                allow_failures: false,
             },
             output,
+        ))
+    }
+
+    /// The command's exit code (see the module's docs).
+    pub fn exit_code(&self) -> u8 {
+        match self.outcome {
+            Outcome::Completed if self.failed_items().is_some() => EXIT_ITEMS_FAILED,
+            Outcome::Interrupted | Outcome::Aborted if self.terminated => EXIT_TERMINATED,
+            other => other.exit_code(),
+        }
+    }
+
+    /// Items that failed in a run that otherwise completed, when that makes the exit code
+    /// non-zero: a sentence that says so, for the report.
+    pub fn failed_items(&self) -> Option<String> {
+        let failed = self.totals().failed;
+        if self.outcome != Outcome::Completed || failed == 0 || self.allow_failures {
+            return None;
+        }
+        Some(format!(
+            "exit code {EXIT_ITEMS_FAILED}: {failed} item{} failed (the run went on without {}); \
+             --allow-failures makes that exit 0",
+            if failed == 1 { "" } else { "s" },
+            if failed == 1 { "it" } else { "them" }
         ))
     }
 
@@ -281,6 +342,7 @@ impl Summary {
     pub fn totals(&self) -> Totals {
         let r = &self.report;
         let (rejected, unwritten) = self.undelivered();
+        let ended = r.delivered() + r.filtered() + r.failed() + r.cancelled();
         Totals {
             items_in: r.items_in(),
             expanded: r.expanded(),
@@ -288,6 +350,61 @@ impl Summary {
             filtered: r.filtered(),
             failed: r.failed() + rejected,
             cancelled: r.cancelled() + unwritten,
+            in_progress: (r.items_in() + r.expanded()).saturating_sub(ended),
+        }
+    }
+
+    /// Where the run still held items, part by part (only parts that held some): what an
+    /// abandoned run had queued or in hand. Empty for a run that ended.
+    pub fn in_progress(&self) -> Vec<Held> {
+        let r = &self.report;
+        let parts = std::iter::once(r.source())
+            .chain(r.stages())
+            .chain(std::iter::once(r.sink()));
+        let mut held = Vec::new();
+        let mut sent_on = None::<u64>;
+        for part in parts {
+            let t = &part.tally;
+            let queued = sent_on.map_or(0, |sent| sent.saturating_sub(t.items_in));
+            let in_hands = (t.items_in + t.expanded)
+                .saturating_sub(t.items_out + t.filtered + t.failed + t.cancelled);
+            sent_on = Some(t.items_out);
+            if queued + in_hands > 0 {
+                held.push(Held {
+                    stage: part.name.clone(),
+                    queued,
+                    in_hands,
+                });
+            }
+        }
+        held
+    }
+
+    /// The part holding the run back, and why: the engine's judgement, except for a run
+    /// the command gave up on, where the stage that would not let go of its batch is named
+    /// (the engine counts busy time only for finished batches, so a stage inside its first
+    /// one looks idle).
+    pub fn bottleneck(&self) -> Option<(String, String)> {
+        let stuck = self
+            .in_progress()
+            .into_iter()
+            .filter(|h| h.stage != "source" && h.in_hands > 0)
+            .max_by_key(|h| h.in_hands);
+        match stuck {
+            Some(h) if self.abandoned => {
+                let reason = format!(
+                    "{}: {} item{} still in its workers' hands {} s after the abort: a batch it had not finished (busy time counts finished batches only, so its busy share shows less than it worked)",
+                    h.stage,
+                    h.in_hands,
+                    if h.in_hands == 1 { "" } else { "s" },
+                    crate::supervise::ABORT_GRACE.as_secs()
+                );
+                Some((h.stage, reason))
+            }
+            _ => self
+                .report
+                .bottleneck()
+                .map(|b| (b.stage.clone(), b.reason.to_string())),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Watching a running pipeline: Ctrl-C, stop requests from the sink, the live view.
 //!
-//! [`supervise`] polls the run every 20 ms until all its threads are done:
+//! [`supervise`] joins the run on a thread of its own and waits for whichever comes first:
+//! the run's end, an interrupt (a wake-up from [`Interrupts`]), or the next timer (the live
+//! view's redraw, the deadline, the abort's grace, a look at the sink's stop request). A
+//! quiet run with nothing to draw wakes the supervisor only when it ends.
 //!
 //! * the first interrupt asks for a graceful stop (`Handle::stop`): the source stops, items
 //!   in flight drain, the sink finishes; the second cancels (`Handle::cancel`), and if the
@@ -50,8 +53,12 @@ pub struct Watch<'a> {
     pub deadline: Option<Instant>,
 }
 
-const POLL: Duration = Duration::from_millis(20);
-const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// How often a sink's stop request is looked at (it raises a flag, not a wake-up).
+const STOP_REQUEST_CHECK: Duration = Duration::from_millis(50);
+/// The wait when no timer is due: only the run's end or an interrupt wakes the supervisor.
+const NO_TIMER: Duration = Duration::from_secs(3600);
+/// How long an aborted run's workers get to let go before the command stops waiting.
+pub const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// Watches `running` to its end.
 pub fn supervise<R: Send + 'static>(
@@ -65,6 +72,17 @@ pub fn supervise<R: Send + 'static>(
         deadline,
     } = watch;
     let handle = running.handle();
+    // The join runs on a thread of its own, so that its end wakes the loop below.
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let joiner = std::thread::Builder::new()
+        .name("millrace-join".into())
+        .spawn(move || {
+            let _ = done_tx.send(running.join());
+        });
+    if let Err(e) = joiner {
+        eprintln!("millrace: cannot watch the run ({e}); its report is a snapshot");
+        return (Ended::Abandoned(handle.snapshot()), Interruption::None);
+    }
     let mut interruption = Interruption::None;
     let mut forwarded = false;
     let mut abort_deadline = None;
@@ -73,7 +91,7 @@ pub fn supervise<R: Send + 'static>(
         Some(view) => view.println(line),
         None => eprintln!("{line}"),
     };
-    while !running.is_finished() {
+    loop {
         let seen = interrupts.count();
         if seen >= 1 && interruption == Interruption::None {
             handle.stop();
@@ -104,10 +122,33 @@ pub fn supervise<R: Send + 'static>(
                 next_draw = Instant::now() + live::INTERVAL;
             }
         }
-        std::thread::sleep(POLL);
+        // Sleep until the run ends, an interrupt arrives, or the next timer is due.
+        let now = Instant::now();
+        let timers = [
+            live.as_ref().map(|_| next_draw),
+            deadline.filter(|_| !forwarded),
+            abort_deadline,
+            stop.filter(|_| !forwarded)
+                .map(|_| now + STOP_REQUEST_CHECK),
+        ];
+        let wait = timers
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(NO_TIMER, |due| due.saturating_duration_since(now));
+        crossbeam_channel::select! {
+            recv(done_rx) -> joined => {
+                if let Some(view) = live.take() {
+                    view.finish();
+                }
+                return match joined {
+                    Ok(result) => (Ended::Joined(result), interruption),
+                    // The joining thread is gone without an answer (it panicked).
+                    Err(_) => (Ended::Abandoned(handle.snapshot()), interruption),
+                };
+            }
+            recv(interrupts.wakeup()) -> _ => {}
+            default(wait) => {}
+        }
     }
-    if let Some(view) = live.take() {
-        view.finish();
-    }
-    (Ended::Joined(running.join()), interruption)
 }

@@ -155,7 +155,28 @@ fn inconsistent_parameters_are_rejected() {
         &format!(
             "{SOURCE}\n[[stage]]\nkind = \"chunk\"\nmin_size = \"64KiB\"\navg_size = \"8KiB\"\n{SINK}"
         ),
-        &["FILE:7:12: `min_size` (65536) must not exceed `avg_size` (8192)"],
+        &["FILE:7:12: [[stage]] #1 (`chunk`): `min_size` (65536 bytes) must not exceed `avg_size` (8192 bytes)"],
+    );
+}
+
+/// Issue 14, bug 6: `avg_size = "8KiB"` alone clashed with `min_size`'s default (16 KiB),
+/// and the error had no line, no stage and no word of the default.
+#[test]
+fn a_setting_that_clashes_with_a_default_names_the_line_the_stage_and_the_default() {
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nname = \"cut\"\nkind = \"chunk\"\navg_size = \"8KiB\"\n{SINK}"),
+        &[
+            "FILE:8:12: stage `cut` (kind `chunk`): `min_size` (16384 bytes, its default) must not exceed `avg_size` (8192 bytes)",
+            "8 | avg_size = \"8KiB\"",
+            "help: set `min_size` too, to at most 8192, or raise `avg_size` to at least 16384",
+        ],
+    );
+    rejects(
+        &format!("{SOURCE}\n[[stage]]\nkind = \"chunk\"\nmax_size = \"32KiB\"\n{SINK}"),
+        &[
+            "FILE:7:12: [[stage]] #1 (`chunk`): `avg_size` (65536 bytes, its default) must not exceed `max_size` (32768 bytes)",
+            "help: set `avg_size` too, to at most 32768, or raise `max_size` to at least 65536",
+        ],
     );
 }
 
@@ -207,6 +228,40 @@ fn bad_override_points_at_the_set_option() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("expected KEY=VALUE"));
+}
+
+/// Issue 14, bug 7: a stage named `a.b` could not be targeted by `--set`; its name is
+/// quoted as in a TOML dotted key, and the unquoted form says so.
+#[test]
+fn a_stage_name_with_a_dot_is_quoted_in_set() {
+    let (_dir, path) = pipeline_file(&format!(
+        "{SOURCE}\n[[stage]]\nname = \"a.b\"\nkind = \"square\"\n\n[[stage]]\nname = \"x=y\"\nkind = \"square\"\n{SINK}"
+    ));
+    let out = millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "stage.\"a.b\".workers=3"])
+        .args(["--set", "stage.'x=y'.workers=2"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let after = |name: &str| {
+        let at = text.find(&format!("name = \"{name}\"")).expect(name);
+        let rest = &text[at..];
+        let line = rest.lines().find(|l| l.starts_with("workers")).unwrap();
+        line.to_owned()
+    };
+    assert_eq!(after("a.b"), "workers = 3", "{text}");
+    assert_eq!(after("x=y"), "workers = 2", "{text}");
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "stage.a.b.workers=3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "help: a stage name with a dot in it is quoted: stage.\"a.b\".workers",
+        ));
 }
 
 #[test]

@@ -75,7 +75,7 @@ fn statuses_outside_2xx_fail_the_item_naming_stage_url_status_and_id() {
         .arg("run")
         .arg(&path)
         .assert()
-        .success()
+        .code(3) // completed, but items failed
         .stdout("sum: 1600\n") // 8 items answered 200
         .stderr(predicate::str::contains(format!(
             "stage `fetch` failed on item #3: GET {failing} answered 404 Not Found"
@@ -122,7 +122,7 @@ fn a_timeout_fails_items_that_get_no_answer() {
         .arg("run")
         .arg(&path)
         .assert()
-        .success()
+        .code(3) // completed, but items failed
         .stdout("count: 0\n")
         .stderr(predicate::str::contains("timed out after 200ms"))
         .stderr(predicate::str::contains("failed 3"));

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{example, repo_root};
+use common::{catches_sigint, example, repo_root, sigint};
 
 /// Waits for `child` up to `limit`; kills it and fails the test if it is still running.
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -28,36 +28,6 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitSt
     }
 }
 
-fn sigint(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -INT failed");
-}
-
-/// Whether process `pid` catches SIGINT: bit 1 (signal 2) of `SigCgt` in its
-/// `/proc/PID/status`. Before millrace installs its handler a SIGINT kills it outright.
-#[cfg(target_os = "linux")]
-fn catches_sigint(pid: u32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << 1) != 0)
-}
-
-/// Elsewhere there is no such window into the process: assume the handler is in place a
-/// moment after the first output.
-#[cfg(not(target_os = "linux"))]
-fn catches_sigint(_pid: u32) -> bool {
-    std::thread::sleep(Duration::from_millis(500));
-    true
-}
-
 /// A run in progress: the child, its stdout and stderr read on threads of their own (so it
 /// never blocks on a full pipe); `started` hears when the first output arrives, `lines`
 /// gets each line of stderr as it comes.
@@ -72,13 +42,19 @@ struct LongRun {
 /// Starts the imbalanced example on a long input, printing each item on stdout (so the
 /// test sees when items flow), with a JSON report.
 fn start_long_run(report: &std::path::Path) -> LongRun {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .current_dir(repo_root())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_millrace"));
+    cmd.current_dir(repo_root())
         .args(["run", &example("imbalanced.toml")])
         .args(["--set", "source.end=1000000000"])
         .args(["--set", "sink.kind=stdout"])
         .arg("--report")
-        .arg(report)
+        .arg(report);
+    start(cmd)
+}
+
+/// Starts `cmd`, reading its stdout and stderr on threads of their own.
+fn start(mut cmd: Command) -> LongRun {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -243,6 +219,120 @@ fn second_sigint_aborts_at_once() {
         "{t}"
     );
     assert_eq!(json["unfinished"]["count"].as_u64(), Some(n("cancelled")));
+}
+
+/// SIGTERM stops the run as Ctrl-C does, but the command exits 143 (128 + SIGTERM), and
+/// the reports say which signal it was.
+#[test]
+fn sigterm_stops_gracefully_and_exits_143() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let mut run = start_long_run(&report);
+    wait_until_ready(&mut run);
+    common::signal(&run.child, "TERM");
+    let (status, _, stderr) = finish(run);
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted (SIGTERM)"), "{stderr}");
+    let json = read_report(&report);
+    assert_eq!(json["outcome"], "interrupted");
+    assert_eq!(json["exit_code"], 143);
+}
+
+/// CPU time (in clock ticks) the thread named `name` of process `pid` has used, if there
+/// is one: fields 14 and 15 (utime, stime) of its `/proc/PID/task/TID/stat`.
+#[cfg(target_os = "linux")]
+fn thread_ticks(pid: u32, name: &str) -> Option<u64> {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // After the name in parentheses: state (field 3), …, utime (14), stime (15).
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        return Some(tick(11)? + tick(12)?);
+    }
+    None
+}
+
+/// Waits until the worker thread `name` of `child` has worked for a while (it has taken a
+/// batch: a stage gets CPU time only from items); kills the child and fails the test if
+/// that takes over a minute.
+#[cfg(target_os = "linux")]
+fn wait_until_working(child: &mut Child, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while thread_ticks(child.id(), name).unwrap_or(0) < 5 {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("millrace's thread {name} did not start working within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Elsewhere there is no such window into the process: give the stage time to start.
+#[cfg(not(target_os = "linux"))]
+fn wait_until_working(_child: &mut Child, _name: &str) {
+    std::thread::sleep(Duration::from_secs(2));
+}
+
+/// Issue 14, bug 1: range 100k → spin (1M units an item) → sum, Ctrl-C twice while the
+/// stage is still inside its first batch (which takes minutes). The command stops waiting
+/// for the stage a second after the abort, and the report must still balance: the items
+/// the run held (queued, or in the stage's hands) are counted as still in progress, not
+/// lost (`in 4,608 → delivered 0 + … + cancelled 0` before), and the stage that would not
+/// let go is named, not the idle sink.
+#[test]
+fn abort_while_a_stage_is_inside_its_first_batch_accounts_for_every_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.json");
+    let file = dir.path().join("spin.toml");
+    std::fs::write(
+        &file,
+        "[source]\nkind = \"range\"\nend = 100_000\n\n\
+         [[stage]]\nname = \"s\"\nkind = \"spin\"\nunits = 1000000\n\n\
+         [sink]\nkind = \"sum\"\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_millrace"));
+    cmd.arg("run").arg(&file).arg("--report").arg(&report);
+    let mut run = start(cmd);
+    while !catches_sigint(run.child.id()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_until_working(&mut run.child, "millrace-s-0");
+    sigint(&run.child);
+    wait_for_line(&mut run, "millrace: interrupted: stopping the source");
+    sigint(&run.child);
+    let (status, _, stderr) = finish(run);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let json = read_report(&report);
+    assert_eq!(json["outcome"], "aborted", "{stderr}");
+    let t = &json["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_default();
+    assert!(n("items_in") > 0, "{t}");
+    assert_eq!(
+        n("items_in") + n("expanded"),
+        n("delivered") + n("filtered") + n("failed") + n("cancelled") + n("in_progress"),
+        "{t}"
+    );
+    let held: u64 = json["in_progress"]
+        .as_array()
+        .expect("in_progress")
+        .iter()
+        .map(|h| h["queued"].as_u64().unwrap_or(0) + h["in_hands"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(held, n("in_progress"), "{json}");
+    // Items were in the stage's hands: it is named, and the text report balances.
+    if n("in_progress") > 0 {
+        assert_eq!(json["bottleneck"]["stage"], "s", "{stderr}");
+        assert!(stderr.contains("still in progress"), "{stderr}");
+    }
+    assert!(!stderr.contains(" → delivered"), "{stderr}");
+    assert!(!stderr.contains("flat-map"), "{stderr}");
 }
 
 /// Thousands separators, as the text report writes counts.

@@ -59,6 +59,10 @@ enum BuildErrorKind {
     UnknownStage {
         stage: String,
     },
+    Thread {
+        what: String,
+        why: String,
+    },
     #[cfg(feature = "async")]
     CurrentThreadRuntime,
 }
@@ -95,6 +99,16 @@ impl BuildError {
         }
     }
 
+    /// The OS refused to start the thread `what` (or a runtime a thread needed).
+    pub(crate) fn thread(what: &str, why: &std::io::Error) -> Self {
+        BuildError {
+            kind: BuildErrorKind::Thread {
+                what: what.to_owned(),
+                why: why.to_string(),
+            },
+        }
+    }
+
     pub(crate) fn unknown_stage(stage: &str) -> Self {
         BuildError {
             kind: BuildErrorKind::UnknownStage {
@@ -118,7 +132,7 @@ impl BuildError {
             | BuildErrorKind::DuplicateName { stage }
             | BuildErrorKind::AsyncOnly { stage, .. }
             | BuildErrorKind::UnknownStage { stage } => Some(stage),
-            BuildErrorKind::EmptyName { .. } => None,
+            BuildErrorKind::EmptyName { .. } | BuildErrorKind::Thread { .. } => None,
             #[cfg(feature = "async")]
             BuildErrorKind::CurrentThreadRuntime => None,
         }
@@ -145,6 +159,9 @@ impl fmt::Display for BuildError {
                  run only inside its own `block_on`; pass a multi-thread runtime's handle \
                  (`#[tokio::test(flavor = \"multi_thread\")]`, `Runtime::new()`)"
             ),
+            BuildErrorKind::Thread { what, why } => {
+                write!(f, "could not start `{what}`: {why}")
+            }
             BuildErrorKind::UnknownStage { stage } => write!(
                 f,
                 "no stage is named `{stage}`, so none can take the replies"

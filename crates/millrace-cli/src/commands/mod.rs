@@ -1,8 +1,9 @@
 //! The subcommands, one module each: [`run`], [`check`], [`stages`], [`tune`].
 //!
 //! Each returns the process's exit code: [`EXIT_OK`], [`EXIT_FAILED`] (the pipeline
-//! failed), [`EXIT_CONFIG`] (bad config or usage), [`EXIT_CLOSED`] (stdout was closed), or
-//! 130 after Ctrl-C. Messages go to stderr, prefixed `millrace:`; data goes to stdout,
+//! failed), [`EXIT_CONFIG`] (bad config or usage), [`EXIT_ITEMS_FAILED`] (items failed),
+//! [`EXIT_CLOSED`] (stdout was closed), [`EXIT_INTERRUPTED`] (Ctrl-C) or
+//! [`EXIT_TERMINATED`] (SIGTERM). Messages go to stderr, prefixed `millrace:`; data goes to stdout,
 //! through [`print_out`], so that a closed stdout (`millrace stages | head -1`) ends the
 //! command with [`EXIT_CLOSED`] instead of a panic.
 
@@ -31,9 +32,16 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Bad config or usage.
 pub const EXIT_CONFIG: u8 = 2;
+/// The run completed, but items failed (skipped under `on_error`, or refused by the sink),
+/// and failures were not allowed (`--allow-failures`).
+pub const EXIT_ITEMS_FAILED: u8 = 3;
+/// Interrupted by Ctrl-C (SIGINT): 128 + 2.
+pub const EXIT_INTERRUPTED: u8 = 130;
 /// Stdout was closed before all the data was written (`| head`): 128 + SIGPIPE, the code
 /// a shell shows for a command a closed pipe ended. The report is still written.
 pub const EXIT_CLOSED: u8 = 141;
+/// Interrupted by SIGTERM: 128 + 15.
+pub const EXIT_TERMINATED: u8 = 143;
 
 /// Stdout could not be written: its reader went away, or it failed.
 #[derive(Debug)]
@@ -123,8 +131,10 @@ pub fn run_supervised(
     let (ended, interruption) = supervise(running, watch);
     // The I/O stages' runtime has served its purpose once the run has ended.
     drop(runtime);
-    let (summary, runner) = Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption)
-        .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
+    let (mut summary, runner) =
+        Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption)
+            .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
+    summary.terminated = interrupts.terminated();
     Ok(Supervised {
         source_log,
         dead_letters,

@@ -45,8 +45,10 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
         print_err(&report_text::render(summary));
     } else if let Some(e) = &summary.error {
         print_err(&format!("millrace: {}: {e}\n", summary.outcome.as_str()));
+    } else if let Some(why) = summary.failed_items() {
+        print_err(&format!("millrace: {why}\n"));
     }
-    let mut code = summary.outcome.exit_code();
+    let mut code = summary.exit_code();
     if let Some(path) = json_path {
         if let Err(e) = report_json::write(summary, path) {
             eprintln!("millrace: {e}");
@@ -112,6 +114,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
+    summary.terminated = interrupts.terminated();
     if let Some(sum) = sum {
         let line = format!(
             "seed pipeline: sum of 3·x² for x < {n} = {sum} (stage `wrap` received each 3·x² back from stage `scale`)\n"
@@ -121,7 +124,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         }
         summary.sink.result = Some(crate::kinds::SinkResult {
             lines: Vec::new(),
-            json: serde_json::json!({ "sum": sum, "n": n }),
+            json: serde_json::json!({ "sum": sum, "sum_text": sum.to_string(), "n": n }),
         });
     }
     finish(&summary, args, args.report.as_deref())
@@ -174,6 +177,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         .with_sink(sink)
         .with_source(&source_log)
         .with_dead_letters(files, dl_error);
+    summary.allow_failures = args.allow_failures;
     // A failed run's partial result would pass for a real one; an interrupted run's is
     // what was done, and the report says so.
     if summary.outcome != Outcome::Failed {

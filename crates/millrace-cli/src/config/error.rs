@@ -132,6 +132,17 @@ impl ConfigError {
         self
     }
 
+    /// Says which part of the pipeline the error is in (`stage `cut` (kind `chunk`)`), and
+    /// places it at `fallback` (the part's table) if it had no place of its own.
+    pub fn within(mut self, what: &str, fallback: Loc) -> Self {
+        let inner = &mut *self.0;
+        inner.message = format!("{what}: {}", inner.message);
+        if inner.loc == Loc::Whole {
+            inner.loc = fallback;
+        }
+        self
+    }
+
     /// Where the error is.
     pub fn loc(&self) -> &Loc {
         &self.0.loc

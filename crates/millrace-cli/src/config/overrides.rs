@@ -2,6 +2,8 @@
 //!
 //! Keys name a table and a key in it: `pipeline.batch`, `source.end`, `sink.path`, or a
 //! stage by its name or 1-based position: `stage.square.workers`, `stage.2.workers`. The
+//! key is a TOML dotted key, so a name with a dot (or an `=`) in it is quoted as in TOML:
+//! `stage."a.b".workers=2`. The
 //! value is TOML (`4`, `true`, `"text"`, `["a", "b"]`); a value that is not valid TOML is
 //! taken as a string, so `--set sink.path=out.txt` needs no quotes. The override replaces
 //! (or adds) the key before the file is checked, and errors about it point at the `--set`.
@@ -20,11 +22,19 @@ pub fn apply(root: &mut Node, text: &str) -> Result<(), ConfigError> {
     let loc = Loc::Override(Arc::from(text));
     let usage = "expected KEY=VALUE with KEY one of pipeline.KEY, source.KEY, \
                  stage.NAME.KEY (or stage.N.KEY) and sink.KEY";
-    let Some((path, raw)) = text.split_once('=') else {
+    let Some((path, raw)) = split_key(text) else {
         return Err(ConfigError::new(loc, usage));
     };
     let value = parse_override_value(raw, &loc);
-    let parts: Vec<&str> = path.trim().split('.').map(str::trim).collect();
+    let keys = toml_edit::Key::parse(path.trim()).map_err(|e| {
+        let why = e.message().trim_end().to_owned();
+        ConfigError::new(
+            loc.clone(),
+            format!("`{}` is not a TOML key: {why}", path.trim()),
+        )
+        .help("quote a name with a dot in it as in TOML: stage.\"a.b\".workers=2")
+    })?;
+    let parts: Vec<&str> = keys.iter().map(toml_edit::Key::get).collect();
     match parts.as_slice() {
         [table @ ("pipeline" | "source" | "sink"), key] if !key.is_empty() => {
             let node = child_table(root, table, &loc)?;
@@ -34,8 +44,28 @@ pub fn apply(root: &mut Node, text: &str) -> Result<(), ConfigError> {
             let stage = find_stage(root, which, &loc)?;
             set(stage, key, value, &loc)
         }
+        ["stage", name @ .., key] if name.len() > 1 => {
+            let name = name.join(".");
+            Err(ConfigError::new(loc, usage).help(format!(
+                "a stage name with a dot in it is quoted: stage.\"{name}\".{key}"
+            )))
+        }
         _ => Err(ConfigError::new(loc, usage)),
     }
+}
+
+/// Splits `KEY=VALUE` at the first `=` outside a quoted part of the key.
+fn split_key(text: &str) -> Option<(&str, &str)> {
+    let mut quote = None;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), _) if c == q => quote = None,
+            (None, '=') => return Some((&text[..i], &text[i + 1..])),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The table `name` of `root`, added if missing.

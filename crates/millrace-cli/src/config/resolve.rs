@@ -310,7 +310,14 @@ fn part(
         }
     }
     if let Some(validate) = kind.validate {
-        validate(&params)?;
+        validate(&params).map_err(|e| {
+            let part = match keys.get("name").map(|n| &n.kind) {
+                Some(NodeKind::Str(n)) => format!("stage `{n}` (kind `{}`)", kind.name),
+                _ if what.contains(kind.name) => what.clone(),
+                _ => format!("{what} (kind `{}`)", kind.name),
+            };
+            e.within(&part, node.loc.clone())
+        })?;
     }
     Ok(Part {
         kind,

@@ -16,7 +16,7 @@ use millrace::Stage;
 
 use super::types::{Input, Output, Types, BYTES_OR_TEXT};
 use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
-use crate::config::error::ConfigError;
+use crate::config::error::{ConfigError, Loc};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{hex, Fault, Item, Record, Ty, Value};
 
@@ -156,24 +156,36 @@ fn chunk_types(params: &Params) -> Types {
 }
 
 fn validate_chunk(params: &Params) -> Result<(), ConfigError> {
-    let (min, avg, max) = (
-        params.uint("min_size"),
-        params.uint("avg_size"),
-        params.uint("max_size"),
-    );
-    if min > avg {
-        return Err(ConfigError::new(
-            params.loc("min_size"),
-            format!("`min_size` ({min}) must not exceed `avg_size` ({avg})"),
-        ));
+    at_most(params, "min_size", "avg_size")?;
+    at_most(params, "avg_size", "max_size")
+}
+
+/// Checks that size parameter `low` is at most `high`. The error is placed at the one that
+/// was written (at `low` when both were), and says which value is a default, so that
+/// `avg_size = "8KiB"` alone is shown to clash with `min_size`'s default.
+fn at_most(params: &Params, low: &str, high: &str) -> Result<(), ConfigError> {
+    let (lo, hi) = (params.uint(low), params.uint(high));
+    if lo <= hi {
+        return Ok(());
     }
-    if avg > max {
-        return Err(ConfigError::new(
-            params.loc("max_size"),
-            format!("`max_size` ({max}) must be at least `avg_size` ({avg})"),
-        ));
-    }
-    Ok(())
+    let given = |name: &str| params.loc(name) != Loc::Whole;
+    let shown = |name: &str, v: u64| {
+        let default = if given(name) { "" } else { ", its default" };
+        format!("`{name}` ({v} bytes{default})")
+    };
+    let message = format!("{} must not exceed {}", shown(low, lo), shown(high, hi));
+    let (at, help) = match (given(low), given(high)) {
+        (true, false) => (
+            low,
+            format!("lower `{low}` to at most {hi}, or set `{high}` too, to at least {lo}"),
+        ),
+        (false, true) => (
+            high,
+            format!("set `{low}` too, to at most {hi}, or raise `{high}` to at least {lo}"),
+        ),
+        _ => (low, format!("lower `{low}` or raise `{high}`")),
+    };
+    Err(ConfigError::new(params.loc(at), message).help(help))
 }
 
 fn chunk(name: &str, params: &Params) -> Stage<Item, Item> {

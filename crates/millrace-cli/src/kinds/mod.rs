@@ -72,8 +72,40 @@ pub enum Exec {
     },
 }
 
-/// An opened source: its values, read on the source's thread.
+/// A source's values.
 pub type SourceIter = Box<dyn Iterator<Item = Value> + Send>;
+
+/// An opened source: its values, and whether reading them can wait on the outside world.
+///
+/// A source that waits (`lines` from stdin or a pipe: `tail -f app.log | millrace run …`)
+/// is read on a thread of the CLI's own and submitted to the engine
+/// ([`crate::build`]): the engine then ships each partial batch as soon as the reader has
+/// nothing more for it, and a stop request ends the run without waiting for the next line.
+/// Other sources are iterated on the engine's source thread, which fills whole batches.
+pub struct Opened {
+    /// The values, in order.
+    pub values: SourceIter,
+    /// Whether the next value may be a long time coming (a stream rather than data at rest).
+    pub waits: bool,
+}
+
+impl Opened {
+    /// Values read from data at rest: the source thread iterates them.
+    pub fn at_rest(values: SourceIter) -> Opened {
+        Opened {
+            values,
+            waits: false,
+        }
+    }
+}
+
+impl Iterator for Opened {
+    type Item = Value;
+
+    fn next(&mut self) -> Option<Value> {
+        self.values.next()
+    }
+}
 
 /// A check of a kind's parameters taken together (e.g. `min_size <= avg_size`).
 pub type Validate = fn(&Params) -> Result<(), ConfigError>;
@@ -82,7 +114,7 @@ pub type Validate = fn(&Params) -> Result<(), ConfigError>;
 #[derive(Clone, Copy)]
 pub enum Builder {
     /// Opens a source (an error: the input cannot be read).
-    Source(fn(&Params, &Arc<SourceLog>) -> Result<SourceIter, String>),
+    Source(fn(&Params, &Arc<SourceLog>) -> Result<Opened, String>),
     /// Makes a stage named `name`; settings are applied by the caller.
     Transform(fn(&str, &Params) -> Stage<Item, Item>),
     /// Opens a sink (an error: the output cannot be created).

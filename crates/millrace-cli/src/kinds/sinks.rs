@@ -9,7 +9,9 @@
 //! # Delivery
 //!
 //! The writing sinks (`stdout`, `file`) render items into a buffer of their own and hand
-//! it to the output in [`Sink::flush`] (when it holds [`FLUSH_AT`] bytes, and at the end).
+//! it to the output in [`Sink::flush`] (when it holds [`FLUSH_AT`] bytes, after every item
+//! on a terminal, and at the end), and from a timer thread at most `flush_interval` (100 ms)
+//! after an item came in, so that a slow stream's items show as they arrive.
 //! An item is delivered only once the flush that covers it succeeded: the
 //! [`SinkRunner`](crate::sink_runner::SinkRunner) holds the items a flush will cover and
 //! fails them all if it does not succeed (a full disk), or counts them unwritten if stdout
@@ -17,8 +19,10 @@
 //! not synced to the disk.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use super::types::{Input, Output, Types, ANY, BYTES_OR_TEXT, NUMBER};
 use super::{field_param, Builder, Exec, KindSpec, Role};
@@ -74,6 +78,12 @@ pub trait Sink: Send {
     /// writer): they are delivered once a flush succeeds, not when accepted.
     fn buffers(&self) -> bool {
         false
+    }
+
+    /// For a buffering sink: how many of the items it accepted (counting from its first)
+    /// were handed to the output so far, by [`Sink::flush`] or by a timer of its own.
+    fn handed_over(&self) -> u64 {
+        0
     }
 
     /// Whether enough is buffered that it should be flushed now.
@@ -154,7 +164,7 @@ pub static KINDS: &[KindSpec] = &[
         takes: "anything",
         gives: "stdout: one line per item",
         types: |p| Types::sink(ANY, p.text("field")),
-        params: &[PRINT_FIELD, FORMAT_TEXT],
+        params: &[PRINT_FIELD, FORMAT_TEXT, FLUSH_INTERVAL],
         example: "[sink]\nkind = \"stdout\"\nfield = \"text\"",
         validate: None,
         exec: Exec::Threads,
@@ -181,6 +191,7 @@ pub static KINDS: &[KindSpec] = &[
                 doc: "lines: as stdout prints them; json: JSON lines; bytes: raw bytes",
             },
             PRINT_FIELD,
+            FLUSH_INTERVAL,
         ],
         example: "[sink]\nkind = \"file\"\npath = \"out.txt\"",
         validate: None,
@@ -235,7 +246,9 @@ impl Sink for Sum {
     fn finish(self: Box<Self>) -> Result<SinkResult, String> {
         Ok(SinkResult {
             lines: vec![format!("sum: {}", self.sum)],
-            json: serde_json::json!({ "sum": self.sum }),
+            // JSON readers that hold numbers as doubles (JavaScript, many jq builds) round
+            // integers above 2^53: the same sum as a string is exact everywhere.
+            json: serde_json::json!({ "sum": self.sum, "sum_text": self.sum.to_string() }),
         })
     }
 }
@@ -332,45 +345,153 @@ impl Render {
 /// How many buffered bytes make a writing sink flush.
 pub const FLUSH_AT: usize = 1 << 16;
 
-/// A writing sink: items are rendered into `buf`, which [`Sink::flush`] writes to `out`.
-struct Lines<W: Write + Send> {
-    out: W,
-    buf: Vec<u8>,
-    render: Render,
-    raw_bytes: bool,
+/// The `flush_interval` parameter of the writing sinks.
+const FLUSH_INTERVAL: ParamSpec = ParamSpec {
+    name: "flush_interval",
+    ty: ParamType::Duration,
+    default: Default::Value("\"100ms\""),
+    doc: "output waits in the buffer at most this long (a slow stream's lines show as they come)",
+};
+
+/// Why a writing sink's output cannot be written any more: every later write would fail
+/// the same way.
+#[derive(Clone, Debug)]
+enum Stuck {
+    Closed,
+    Fatal(String),
 }
 
-impl<W: Write + Send> Lines<W> {
-    fn new(out: W, render: Render, raw_bytes: bool) -> Self {
-        Lines {
-            out,
-            buf: Vec::with_capacity(FLUSH_AT),
-            render,
-            raw_bytes,
+impl From<io::Error> for Stuck {
+    fn from(e: io::Error) -> Self {
+        match SinkFault::from(e) {
+            SinkFault::Closed => Stuck::Closed,
+            SinkFault::Fatal(e) => Stuck::Fatal(e),
+            SinkFault::Item(f) => Stuck::Fatal(f.to_string()),
         }
     }
 }
 
-impl<W: Write + Send> Sink for Lines<W> {
-    fn accept(&mut self, item: &Item) -> Result<(), SinkFault> {
-        if !self.raw_bytes {
-            return self.render.write(&mut self.buf, item);
+impl From<Stuck> for SinkFault {
+    fn from(s: Stuck) -> Self {
+        match s {
+            Stuck::Closed => SinkFault::Closed,
+            Stuck::Fatal(e) => SinkFault::Fatal(e),
         }
-        let value = match &self.render.field {
-            Some(slot) => slot.read(&item.value)?,
-            None => &item.value,
-        };
-        match value {
-            Value::Bytes(b) => self.buf.extend_from_slice(b),
-            Value::Text(t) => self.buf.extend_from_slice(t.as_bytes()),
-            other => {
-                return Err(SinkFault::Item(Fault::Type {
-                    expected: "bytes or text",
-                    actual: other.type_of(),
-                    field: None,
-                }))
+    }
+}
+
+/// A writing sink's output and what is buffered for it, shared by the sink thread and the
+/// timer that flushes it.
+struct Written<W> {
+    out: W,
+    buf: Vec<u8>,
+    /// Items rendered into the buffer since the start.
+    accepted: u64,
+    /// Of those, the items a successful write covered.
+    handed: u64,
+    stuck: Option<Stuck>,
+}
+
+impl<W: Write> Written<W> {
+    /// Writes the buffer out. Whatever happens, the buffer is spent: the items in it are
+    /// handed over, or (the first failure sticks) failed.
+    fn flush(&mut self) -> Result<(), Stuck> {
+        if let Some(stuck) = &self.stuck {
+            return Err(stuck.clone());
+        }
+        let written = self
+            .out
+            .write_all(&self.buf)
+            .and_then(|()| self.out.flush());
+        self.buf.clear();
+        match written {
+            Ok(()) => {
+                self.handed = self.accepted;
+                Ok(())
+            }
+            Err(e) => Err(self.stuck.insert(Stuck::from(e)).clone()),
+        }
+    }
+}
+
+/// Locks `output`, whatever a panic elsewhere left there (a buffer of bytes is still one).
+fn lock<W>(output: &Mutex<Written<W>>) -> MutexGuard<'_, Written<W>> {
+    output.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A writing sink: items are rendered into a buffer that [`Sink::flush`] writes out when
+/// it holds [`FLUSH_AT`] bytes (after every item when it writes to a terminal), and a timer
+/// thread at the latest `flush_interval` after it took the first item since, so a slow
+/// stream's items show as they come.
+struct Lines<W: Write + Send + 'static> {
+    output: Arc<Mutex<Written<W>>>,
+    render: Render,
+    raw_bytes: bool,
+    /// Flush after every item (a terminal).
+    per_item: bool,
+}
+
+impl<W: Write + Send + 'static> Lines<W> {
+    fn new(out: W, render: Render, raw_bytes: bool, per_item: bool, interval: Duration) -> Self {
+        let output = Arc::new(Mutex::new(Written {
+            out,
+            buf: Vec::with_capacity(FLUSH_AT),
+            accepted: 0,
+            handed: 0,
+            stuck: None,
+        }));
+        let timer = Arc::downgrade(&output);
+        let interval = interval.max(Duration::from_millis(1));
+        // The timer ends with the sink; if it cannot start, the buffer is still flushed
+        // when full and at the end.
+        let _ = std::thread::Builder::new()
+            .name("millrace-flush".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                let Some(output) = timer.upgrade() else {
+                    return;
+                };
+                let mut output = lock(&output);
+                if !output.buf.is_empty() && output.stuck.is_none() {
+                    // A failure sticks: the sink thread meets it at its next item or flush.
+                    let _ = output.flush();
+                }
+            });
+        Lines {
+            output,
+            render,
+            raw_bytes,
+            per_item,
+        }
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for Lines<W> {
+    fn accept(&mut self, item: &Item) -> Result<(), SinkFault> {
+        let mut output = lock(&self.output);
+        if let Some(stuck) = &output.stuck {
+            return Err(stuck.clone().into());
+        }
+        if !self.raw_bytes {
+            self.render.write(&mut output.buf, item)?;
+        } else {
+            let value = match &self.render.field {
+                Some(slot) => slot.read(&item.value)?,
+                None => &item.value,
+            };
+            match value {
+                Value::Bytes(b) => output.buf.extend_from_slice(b),
+                Value::Text(t) => output.buf.extend_from_slice(t.as_bytes()),
+                other => {
+                    return Err(SinkFault::Item(Fault::Type {
+                        expected: "bytes or text",
+                        actual: other.type_of(),
+                        field: None,
+                    }))
+                }
             }
         }
+        output.accepted += 1;
         Ok(())
     }
 
@@ -379,16 +500,15 @@ impl<W: Write + Send> Sink for Lines<W> {
     }
 
     fn wants_flush(&self) -> bool {
-        self.buf.len() >= FLUSH_AT
+        self.per_item || lock(&self.output).buf.len() >= FLUSH_AT
+    }
+
+    fn handed_over(&self) -> u64 {
+        lock(&self.output).handed
     }
 
     fn flush(&mut self) -> Result<(), SinkFault> {
-        // Whatever happens, the buffer is spent: the items in it are delivered or failed.
-        let written = self.out.write_all(&self.buf);
-        self.buf.clear();
-        written?;
-        self.out.flush()?;
-        Ok(())
+        Ok(lock(&self.output).flush()?)
     }
 
     fn finish(self: Box<Self>) -> Result<SinkResult, String> {
@@ -396,12 +516,28 @@ impl<W: Write + Send> Sink for Lines<W> {
     }
 }
 
-fn open_stdout(params: &Params) -> Result<Box<dyn Sink>, String> {
-    Ok(Box::new(Lines::new(
+/// The `flush_interval` a writing sink was given.
+fn flush_interval(params: &Params) -> Duration {
+    params
+        .duration("flush_interval")
+        .unwrap_or(Duration::from_millis(100))
+}
+
+/// A writing sink on stdout: flushed after every item on a terminal.
+fn stdout_sink(params: &Params, render: Render, raw_bytes: bool) -> Box<dyn Sink> {
+    let terminal = io::stdout().is_terminal();
+    let interval = flush_interval(params);
+    Box::new(Lines::new(
         io::stdout(),
-        Render::new(params, "json"),
-        false,
-    )))
+        render,
+        raw_bytes,
+        terminal,
+        interval,
+    ))
+}
+
+fn open_stdout(params: &Params) -> Result<Box<dyn Sink>, String> {
+    Ok(stdout_sink(params, Render::new(params, "json"), false))
 }
 
 fn open_file(params: &Params) -> Result<Box<dyn Sink>, String> {
@@ -410,10 +546,13 @@ fn open_file(params: &Params) -> Result<Box<dyn Sink>, String> {
     let raw_bytes = params.text("format") == Some("bytes");
     // "-" is stdout, as it is stdin for `lines`.
     if path == Path::new("-") {
-        return Ok(Box::new(Lines::new(io::stdout(), render, raw_bytes)));
+        return Ok(stdout_sink(params, render, raw_bytes));
     }
     let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    Ok(Box::new(Lines::new(file, render, raw_bytes)))
+    let interval = flush_interval(params);
+    Ok(Box::new(Lines::new(
+        file, render, raw_bytes, false, interval,
+    )))
 }
 
 struct Null;

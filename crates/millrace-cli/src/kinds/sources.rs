@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use super::types::Types;
-use super::{Builder, Exec, KindSpec, Role, SourceIter};
+use super::{Builder, Exec, KindSpec, Opened, Role};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Record, Ty, Value};
 
@@ -196,27 +196,33 @@ fn files_type() -> Ty {
     ])
 }
 
-fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<SourceIter, String> {
+fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<Opened, String> {
     let (start, end) = (params.uint("start"), params.uint("end"));
     let step = usize::try_from(params.uint("step").max(1)).unwrap_or(usize::MAX);
-    Ok(Box::new((start..end).step_by(step).map(Value::Number)))
+    Ok(Opened::at_rest(Box::new(
+        (start..end).step_by(step).map(Value::Number),
+    )))
 }
 
-fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<SourceIter, String> {
+/// Opens `lines`' input. Stdin, a pipe or a device may keep the reader waiting for the next
+/// line ([`Opened::waits`]); a regular file is data at rest.
+fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
     let path = params.path("path").unwrap_or(Path::new("-"));
-    let reader: Box<dyn BufRead + Send> = if path == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin()))
+    let (reader, waits): (Box<dyn BufRead + Send>, bool) = if path == Path::new("-") {
+        (Box::new(BufReader::new(std::io::stdin())), true)
     } else {
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        Box::new(BufReader::with_capacity(1 << 16, file))
+        let at_rest = file.metadata().is_ok_and(|m| m.is_file());
+        (Box::new(BufReader::with_capacity(1 << 16, file)), !at_rest)
     };
-    Ok(Box::new(Lines {
+    let values = Box::new(Lines {
         reader,
         line: 0,
         log: Arc::clone(log),
         name: path.display().to_string(),
         done: false,
-    }))
+    });
+    Ok(Opened { values, waits })
 }
 
 /// Reads lines, numbering them from 1; invalid UTF-8 is replaced, not fatal.
@@ -265,7 +271,7 @@ impl Iterator for Lines {
     }
 }
 
-fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<SourceIter, String> {
+fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
     let dir = params.path("dir").unwrap_or(Path::new("."));
     let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     if !meta.is_dir() {
@@ -275,13 +281,13 @@ fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<SourceIter, Strin
         Some(re) => Some(regex::Regex::new(re).map_err(|e| e.to_string())?),
         None => None,
     };
-    Ok(Box::new(Walk {
+    Ok(Opened::at_rest(Box::new(Walk {
         stack: vec![dir.to_path_buf()],
         files: Vec::new(),
         max_size: params.uint("max_size"),
         matching,
         log: Arc::clone(log),
-    }))
+    })))
 }
 
 /// A depth-first, sorted directory walk that reads each regular file whole.

@@ -72,3 +72,69 @@ pub(crate) fn drain<R: std::io::Read + Send + 'static>(
         all
     })
 }
+
+/// Sends SIGINT (Ctrl-C) to `child`.
+pub(crate) fn sigint(child: &std::process::Child) {
+    signal(child, "INT");
+}
+
+/// Sends signal `name` (`INT`, `TERM`) to `child`, through `kill`.
+pub(crate) fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// Whether process `pid` catches SIGINT: bit 1 (signal 2) of `SigCgt` in its
+/// `/proc/PID/status`. Before millrace installs its handler a SIGINT kills it outright.
+#[cfg(target_os = "linux")]
+pub(crate) fn catches_sigint(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << 1) != 0)
+}
+
+/// Elsewhere there is no such window into the process: assume the handler is in place a
+/// moment after the first output.
+#[cfg(not(target_os = "linux"))]
+pub fn catches_sigint(_pid: u32) -> bool {
+    std::thread::sleep(Duration::from_millis(500));
+    true
+}
+
+/// Waits until `child` catches SIGINT; kills it and fails the test after a minute.
+pub(crate) fn wait_for_handler(child: &mut std::process::Child) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !catches_sigint(child.id()) {
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("millrace did not install its Ctrl-C handler within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads `pipe` line by line on a thread of its own, sending each line as it comes.
+pub(crate) fn line_by_line<R: std::io::Read + Send + 'static>(
+    pipe: R,
+) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}

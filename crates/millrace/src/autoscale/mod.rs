@@ -86,11 +86,10 @@ pub(crate) fn spawn_controller(
     autos: Vec<AutoStage>,
     settings: ControllerSettings,
     done: Receiver<()>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("millrace-controller".into())
         .spawn(move || Controller::new(control, autos, settings).run(&done))
-        .expect("the OS refused to start the controller thread")
 }
 
 struct Controller {
@@ -309,7 +308,9 @@ pub(crate) fn diagnose(c: &Control, stalled: Duration) -> Wedge {
     for m in parts {
         let tally = m.tally();
         let mut workers = Vec::new();
-        for (worker, slot) in m.slots().enumerate().take(m.workers().max(1)) {
+        // Every slot: a live worker's may be any of them once workers retired and others
+        // took their places; a retired worker's slot reads "between batches".
+        for (worker, slot) in m.slots().enumerate() {
             let (activity, since) = slot.activity();
             let activity = match activity {
                 Activity::Busy => WorkerActivity::InStageCode,

@@ -19,19 +19,28 @@ use super::sink::{consume_each, consume_each_fallible, run_serve_sink, run_sink,
 use super::{Launched, Pipeline, PipelineBuilder};
 
 /// Starts the sink thread running `sink`; its end, however it ends, is what
-/// [`Running::join`] waits for first.
+/// [`Running::join`] waits for first. `None` if the OS refused (the launch has the error).
 fn spawn_sink<R: Send + 'static>(
-    launch: &Launch,
+    launch: &mut Launch,
     sink: impl FnOnce() -> Option<R> + Send + 'static,
-) -> JoinHandle<Option<R>> {
+) -> Option<JoinHandle<Option<R>>> {
+    if launch.failed.is_some() {
+        return None;
+    }
     let ended = SinkEnded(Arc::clone(&launch.control));
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("millrace-sink".into())
         .spawn(move || {
             let _ended = ended;
             sink()
-        })
-        .expect("the OS refused to start the sink thread")
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            launch.refused(BuildError::thread("millrace-sink", &e));
+            None
+        }
+    }
 }
 
 impl<T: Send + 'static> PipelineBuilder<T> {
@@ -52,6 +61,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let open = (self.chain)(&mut launch);
         let sink = launch.sink_index();
         let inlet = launch.connect(open, sink);
+        if launch.failed.is_some() {
+            return Err(launch.abort((inlet, responses)));
+        }
         Ok((launch, inlet, responses))
     }
 
@@ -61,7 +73,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let (mut launch, inlet, _) = self.launch::<()>(false)?;
                 let ctx = launch.sink_ctx();
                 let controller = launch.start_controller();
-                let sink = spawn_sink(&launch, move || run_sink(inlet, sink, ctx));
+                let sink = spawn_sink(&mut launch, move || run_sink(inlet, sink, ctx));
+                let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
+                    return Err(launch.abort(controller));
+                };
                 Ok(Running::new(
                     launch.control,
                     launch.threads,
@@ -188,6 +203,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let (mut launch, inlet, _) = self.launch::<()>(false)?;
         let ctx = launch.sink_ctx();
         let controller = launch.start_controller();
+        if launch.failed.is_some() {
+            return Err(launch.abort((inlet, ctx, controller)));
+        }
         Ok(Outputs::new(
             launch.control,
             launch.threads,
@@ -270,12 +288,15 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     self.launch_replying::<()>(false, Some((index, replies)))?;
                 let ctx = launch.sink_ctx();
                 let controller = launch.start_controller();
-                let sink = spawn_sink(&launch, move || {
+                let sink = spawn_sink(&mut launch, move || {
                     run_serve_sink(inlet, ctx);
                     // The stage's relay hands its fold over once every response is in;
                     // the sink's end of the response path is closed by now.
                     value.recv().ok()
                 });
+                let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
+                    return Err(launch.abort(controller));
+                };
                 Ok(Running::new(
                     launch.control,
                     launch.threads,
@@ -315,7 +336,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         };
         let ctx = launch.sink_ctx();
         let controller = launch.start_controller();
-        let sink = spawn_sink(&launch, move || run_serve_sink(inlet, ctx));
+        let sink = spawn_sink(&mut launch, move || run_serve_sink(inlet, ctx));
+        let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
+            return Err(launch.abort((controller, responses, drain)));
+        };
         Ok((
             Running::new(launch.control, launch.threads, sink, controller).draining(drain),
             responses,

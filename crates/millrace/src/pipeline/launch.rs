@@ -23,6 +23,7 @@ use crossbeam_channel::unbounded;
 use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings};
 use crate::connector::{connector, Inlet};
 use crate::control::Control;
+use crate::error::BuildError;
 use crate::ledger::RelayWatch;
 use crate::metrics::StageMetrics;
 use crate::reorder::Reorder;
@@ -62,6 +63,8 @@ pub(crate) struct Launch {
     origin: Option<Upstream>,
     credits: Option<Credits>,
     pub(crate) threads: Vec<JoinHandle<()>>,
+    /// The first thread the OS refused to start, as the pipeline's build error.
+    pub(crate) failed: Option<BuildError>,
     /// The stages the controller sizes, as their segments start.
     autos: Vec<AutoStage>,
     budget: usize,
@@ -165,6 +168,7 @@ impl Launch {
             origin,
             credits,
             threads: Vec::new(),
+            failed: None,
             autos: Vec::new(),
             budget,
             segments,
@@ -192,15 +196,11 @@ impl Launch {
             let name = Arc::clone(&plan[index].name);
             let watch = Arc::new(RelayWatch::new(Arc::clone(&name)));
             lock(&control.ledger.relays).push(Arc::clone(&watch));
-            let handle = std::thread::Builder::new()
-                .name(format!("millrace-{name}-responses"))
-                .spawn(move || {
-                    if let Some(next) = next {
-                        relay(rx, listener, next, &control, &watch);
-                    }
-                })
-                .expect("the OS refused to start a relay thread");
-            launch.threads.push(handle);
+            launch.spawn(format!("millrace-{name}-responses"), move || {
+                if let Some(next) = next {
+                    relay(rx, listener, next, &control, &watch);
+                }
+            });
             launch.relays.push(Some(tx));
         }
         (launch, responses)
@@ -248,11 +248,9 @@ impl Launch {
             credits: self.credits.clone(),
             events: self.route_before(0),
         };
-        let handle = std::thread::Builder::new()
-            .name("millrace-source".into())
-            .spawn(move || run_source(source, ctx, outlet))
-            .expect("the OS refused to start the source thread");
-        self.threads.push(handle);
+        self.spawn("millrace-source".into(), move || {
+            run_source(source, ctx, outlet)
+        });
         Open::Connected(inlet)
     }
 
@@ -296,6 +294,7 @@ impl Launch {
             make_pull: Arc::clone(&make_pull),
             outlet: Mutex::new(Some(outlet.clone())),
             next_worker: AtomicUsize::new(workers),
+            free_slots: Mutex::new(Vec::new()),
             control: Arc::clone(&self.control),
         });
         let emitter = Arc::new(Emitter {
@@ -310,11 +309,9 @@ impl Launch {
         for worker in 0..workers {
             let (input, emitter, outlet) =
                 (make_pull(worker), Arc::clone(&emitter), outlet.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("millrace-{}-{worker}", metrics.name))
-                .spawn(move || run_worker(input, emitter, worker, outlet))
-                .expect("the OS refused to start a worker thread");
-            self.threads.push(handle);
+            self.spawn(format!("millrace-{}-{worker}", metrics.name), move || {
+                run_worker(input, emitter, worker, outlet)
+            });
         }
         if let Some((min, max)) = auto {
             let stages = self
@@ -426,14 +423,56 @@ impl Launch {
             outlet,
             runtime: self.settings.runtime.clone(),
         };
-        self.threads.extend(launch(segment));
+        match launch(segment) {
+            Ok(threads) => self.threads.extend(threads),
+            Err(e) => self.refused(e),
+        }
         Open::Connected(next_inlet)
+    }
+
+    /// Starts a thread of the run. If the OS refuses, the refusal becomes the pipeline's
+    /// build error (the first one) and the run is cancelled, so that the threads already
+    /// started wind down; [`Launch::check`] then ends the launch.
+    pub(crate) fn spawn(&mut self, name: String, f: impl FnOnce() + Send + 'static) {
+        if self.failed.is_some() {
+            return;
+        }
+        match std::thread::Builder::new().name(name.clone()).spawn(f) {
+            Ok(handle) => self.threads.push(handle),
+            Err(e) => self.refused(BuildError::thread(&name, &e)),
+        }
+    }
+
+    /// Something the run needs could not be started: keep the first error, cancel the run.
+    pub(crate) fn refused(&mut self, error: BuildError) {
+        self.failed.get_or_insert(error);
+        self.control.signals.cancel();
+    }
+
+    /// Ends a launch that failed (see [`Launch::spawn`]): with the run cancelled and the
+    /// caller's ends of it (`dropping`: an inlet, a controller …) dropped, waits for every
+    /// thread already started, and returns the error.
+    pub(crate) fn abort(&mut self, dropping: impl Sized) -> BuildError {
+        self.control.signals.cancel();
+        drop(dropping);
+        self.relays.clear();
+        self.origin = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        let extra = std::mem::take(&mut *lock(&self.control.ledger.extra_threads));
+        for thread in extra {
+            let _ = thread.join();
+        }
+        self.failed.take().unwrap_or_else(|| {
+            BuildError::thread("the pipeline", &std::io::ErrorKind::Other.into())
+        })
     }
 
     /// Starts the controller if any stage is autoscaled or a wedge timeout is set. Returns
     /// its thread and the sender whose drop stops it.
     pub(crate) fn start_controller(&mut self) -> Option<Controller> {
-        if self.autos.is_empty() && self.settings.wedge.is_none() {
+        if self.autos.is_empty() && self.settings.wedge.is_none() || self.failed.is_some() {
             return None;
         }
         let (done_tx, done_rx) = crossbeam_channel::bounded(0);
@@ -444,11 +483,16 @@ impl Launch {
             segments: self.segments.clone(),
         };
         let autos = std::mem::take(&mut self.autos);
-        let thread = spawn_controller(Arc::clone(&self.control), autos, settings, done_rx);
-        Some(Controller {
-            done: done_tx,
-            thread,
-        })
+        match spawn_controller(Arc::clone(&self.control), autos, settings, done_rx) {
+            Ok(thread) => Some(Controller {
+                done: done_tx,
+                thread,
+            }),
+            Err(e) => {
+                self.refused(BuildError::thread("millrace-controller", &e));
+                None
+            }
+        }
     }
 
     /// The index the sink's connector counts as (one past the last stage).

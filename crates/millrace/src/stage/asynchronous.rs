@@ -56,7 +56,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::connector::{Outlet, Poll};
-use crate::error::{panic_message, BoxError, ItemErrorKind};
+use crate::error::{panic_message, BoxError, BuildError, ItemErrorKind};
 use crate::item::Batch;
 use crate::item::Ids;
 use crate::metrics::Counters;
@@ -143,9 +143,9 @@ pub(crate) struct AsyncSegment<T, U> {
     pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
-/// Starts an async stage's runtime.
+/// Starts an async stage's threads (and its runtime, unless one was handed in).
 pub(crate) type AsyncLaunch<T, U> =
-    Box<dyn FnOnce(AsyncSegment<T, U>) -> Vec<JoinHandle<()>> + Send>;
+    Box<dyn FnOnce(AsyncSegment<T, U>) -> Result<Vec<JoinHandle<()>>, BuildError> + Send>;
 
 /// Makes the launcher of an async stage calling `call`.
 pub(crate) fn launcher<T, U, C>(call: C) -> AsyncLaunch<T, U>
@@ -157,14 +157,17 @@ where
     Box::new(move |segment| start(segment, Arc::new(call)))
 }
 
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, BuildError> {
     std::thread::Builder::new()
-        .name(name)
+        .name(name.clone())
         .spawn(f)
-        .expect("the OS refused to start an async stage thread")
+        .map_err(|e| BuildError::thread(&name, &e))
 }
 
-fn start<T, U, C>(segment: AsyncSegment<T, U>, call: Arc<C>) -> Vec<JoinHandle<()>>
+fn start<T, U, C>(
+    segment: AsyncSegment<T, U>,
+    call: Arc<C>,
+) -> Result<Vec<JoinHandle<()>>, BuildError>
 where
     T: Send + 'static,
     U: Send + 'static,
@@ -188,13 +191,23 @@ where
     let (to_driver, from_intake) = mpsc::channel::<Batch<T>>(1);
     let (to_output, from_driver) = mpsc::channel::<Batch<U>>(batches_in_flight);
 
+    // The pipeline's own runtime is built here, so that a failure is a build error.
+    let runtime = match runtime {
+        Some(handle) => Driven::By(handle),
+        None => Driven::Own(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| BuildError::thread(&format!("the runtime of `{name}`"), &e))?,
+        ),
+    };
     let intake_thread = spawn(format!("millrace-{name}-intake"), move || {
         while let Some(batch) = intake.recv() {
             if to_driver.blocking_send(batch).is_err() {
                 break;
             }
         }
-    });
+    })?;
 
     let driver_ctx = Arc::clone(&ctx);
     let driver_thread = spawn(format!("millrace-{name}-driver"), move || {
@@ -208,21 +221,23 @@ where
             to_output,
         );
         match runtime {
-            Some(handle) => handle.block_on(driver),
-            None => match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(driver),
-                Err(e) => panic!("cannot start the async stage's runtime: {e}"),
-            },
+            Driven::By(handle) => handle.block_on(driver),
+            Driven::Own(rt) => rt.block_on(driver),
         }
-    });
+    })?;
 
     let output_thread = spawn(format!("millrace-{name}-output"), move || {
         run_worker(Box::new(FromDriver(from_driver)), emitter, 0, outlet);
-    });
-    vec![intake_thread, driver_thread, output_thread]
+    })?;
+    Ok(vec![intake_thread, driver_thread, output_thread])
+}
+
+/// The runtime an async stage's driver runs on.
+enum Driven {
+    /// A runtime handed in ([`PipelineBuilder::runtime`](crate::PipelineBuilder::runtime)).
+    By(tokio::runtime::Handle),
+    /// The stage's own current-thread runtime.
+    Own(tokio::runtime::Runtime),
 }
 
 /// The output thread's input: batches the driver finished.

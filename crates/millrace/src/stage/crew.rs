@@ -48,6 +48,12 @@ impl Crew {
         self.alive.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Whether there are more workers than the target: a cheap look before
+    /// [`retire_one`](Crew::retire_one), which decides.
+    pub(crate) fn has_surplus(&self) -> bool {
+        self.alive.load(Ordering::Acquire) > self.target.load(Ordering::Acquire).max(1)
+    }
+
     /// Whether the calling worker should retire now; if so, it has been counted out.
     pub(crate) fn retire_one(&self) -> bool {
         let target = self.target.load(Ordering::Acquire).max(1);
@@ -62,6 +68,11 @@ impl Crew {
             }
         }
         false
+    }
+
+    /// Takes back a [`join`](Crew::join) whose thread never started.
+    pub(crate) fn cancel_join(&self) -> usize {
+        self.alive.fetch_sub(1, Ordering::AcqRel)
     }
 
     /// The calling worker leaves at the end of input; `true` if it was the last.

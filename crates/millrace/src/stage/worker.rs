@@ -80,8 +80,21 @@ pub(crate) struct Growth<U> {
     /// An outlet to clone for new workers; dropped when the last worker exits, so the
     /// connector downstream still sees the end of input.
     pub(crate) outlet: Mutex<Option<Outlet<U>>>,
+    /// The next worker index never used yet.
     pub(crate) next_worker: AtomicUsize,
+    /// Indices of retired workers, reused first: each live worker keeps a counter slot of
+    /// its own however often the segment shrinks and grows again.
+    pub(crate) free_slots: Mutex<Vec<usize>>,
     pub(crate) control: Arc<Control>,
+}
+
+impl<U> Growth<U> {
+    /// The index for a new worker: a retired worker's, else the next one never used.
+    fn take_slot(&self) -> usize {
+        lock(&self.free_slots)
+            .pop()
+            .unwrap_or_else(|| self.next_worker.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// The input side of one worker: batches, ready for the next stage.
@@ -223,8 +236,16 @@ pub(crate) fn run_worker<U: Send + 'static>(
     let counters = emitter.metrics.slot(worker);
     let mut pending: Option<Batch<U>> = None;
     let retired = loop {
-        if emitter.growth.is_some() && emitter.crew.retire_one() {
-            break true;
+        if let Some(growth) = &emitter.growth {
+            // Retiring and freeing the slot happen under the slots' lock, so a worker that
+            // `grow` starts next can take the slot at once.
+            if emitter.crew.has_surplus() {
+                let mut free = lock(&growth.free_slots);
+                if emitter.crew.retire_one() {
+                    free.push(worker);
+                    break true;
+                }
+            }
         }
         // The segment's last stage fills vectors the next stage has given back.
         if input.wants_spare() {
@@ -250,6 +271,7 @@ pub(crate) fn run_worker<U: Send + 'static>(
     if let Some(partial) = pending.take() {
         emitter.send(&outlet, partial, counters);
     }
+    counters.enter(Activity::Between, emitter.control.signals.now());
     if retired {
         return;
     }
@@ -280,18 +302,25 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
     let Some(outlet) = outlet.as_ref() else {
         return;
     };
-    let worker = growth.next_worker.fetch_add(1, Ordering::Relaxed);
+    let worker = growth.take_slot();
     emitter.crew.join();
     let (input, emitter2, outlet) = (
         (growth.make_pull)(worker),
         Arc::clone(emitter),
         outlet.clone(),
     );
-    let handle = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name(format!("millrace-{}-{worker}", emitter.metrics.name))
-        .spawn(move || run_worker(input, emitter2, worker, outlet))
-        .expect("the OS refused to start a worker thread");
-    lock(&growth.control.ledger.extra_threads).push(handle);
+        .spawn(move || run_worker(input, emitter2, worker, outlet));
+    match spawned {
+        Ok(handle) => lock(&growth.control.ledger.extra_threads).push(handle),
+        // The OS refused a thread: the segment keeps the workers it has (the autoscaler
+        // sees the count unchanged and stops growing it).
+        Err(_) => {
+            let _ = emitter.crew.cancel_join();
+            lock(&growth.free_slots).push(worker);
+        }
+    }
 }
 
 /// The autoscaler's handle on a segment. Weak: the segment's workers own its emitter, so
@@ -394,5 +423,44 @@ impl<U: Send + 'static> Emitter<U> {
             }
             Err(batch) => drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn growth() -> Growth<u64> {
+        let metrics = |name: &str| Arc::new(StageMetrics::new(Arc::from(name), 1, 1));
+        let control = Arc::new(Control::new(
+            metrics("source"),
+            vec![metrics("a")],
+            metrics("sink"),
+            true,
+        ));
+        Growth {
+            make_pull: Arc::new(|_| unreachable!("no worker starts in this test")),
+            outlet: Mutex::new(None),
+            next_worker: AtomicUsize::new(3),
+            free_slots: Mutex::new(Vec::new()),
+            control,
+        }
+    }
+
+    #[test]
+    fn a_new_worker_takes_a_retired_workers_slot_before_a_fresh_one() {
+        let growth = growth();
+        assert_eq!(
+            growth.take_slot(),
+            3,
+            "no worker retired yet: the next index"
+        );
+        lock(&growth.free_slots).push(1);
+        assert_eq!(
+            growth.take_slot(),
+            1,
+            "worker 1 retired: its slot is reused"
+        );
+        assert_eq!(growth.take_slot(), 4);
     }
 }
