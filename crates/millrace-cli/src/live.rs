@@ -57,9 +57,9 @@ pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> Str
     } else if samples == 0 {
         Some(now.queue_fill)
     } else {
-        let sum_now = t.queue_mean_milli as f64 * t.batches as f64;
-        let sum_before = p.queue_mean_milli as f64 * p.batches as f64;
-        let mean = (sum_now - sum_before) / samples as f64 / 1000.0;
+        let sum_now = t.queue_mean * t.batches as f64;
+        let sum_before = p.queue_mean * p.batches as f64;
+        let mean = (sum_now - sum_before) / samples as f64;
         Some((mean / now.queue_capacity as f64).clamp(0.0, 1.0))
     };
     let queue = match fill {

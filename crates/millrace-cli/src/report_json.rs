@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use millrace::StageReport;
+use millrace::{DecisionReason, StageReport};
 
 use crate::summary::Summary;
 
@@ -55,6 +55,9 @@ struct DecisionEntry {
     from: usize,
     to: usize,
     reason: String,
+    cost_share: Option<f64>,
+    busy_share: Option<f64>,
+    queue_fill: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +69,7 @@ struct WorkersAt {
 #[derive(Serialize)]
 struct WedgeEntry {
     at_seconds: f64,
+    stalled_seconds: f64,
     diagnosis: String,
 }
 
@@ -315,12 +319,26 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             .collect(),
         decisions: r
             .decisions()
-            .map(|(at, d)| DecisionEntry {
-                at_seconds: at.as_secs_f64(),
-                stage: d.name.clone(),
-                from: d.from,
-                to: d.to,
-                reason: d.reason.clone(),
+            .map(|(at, d)| {
+                let shares = match &d.reason {
+                    DecisionReason::CostShare {
+                        cost_share,
+                        busy_share,
+                        queue_fill,
+                        ..
+                    } => Some((*cost_share, *busy_share, *queue_fill)),
+                    _ => None,
+                };
+                DecisionEntry {
+                    at_seconds: at.as_secs_f64(),
+                    stage: d.name.clone(),
+                    from: d.from,
+                    to: d.to,
+                    reason: d.reason.to_string(),
+                    cost_share: shares.map(|s| s.0),
+                    busy_share: shares.map(|s| s.1),
+                    queue_fill: shares.map(|s| s.2),
+                }
             })
             .collect(),
         worker_history: r
@@ -341,7 +359,8 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             .iter()
             .map(|(at, w)| WedgeEntry {
                 at_seconds: at.as_secs_f64(),
-                diagnosis: w.clone(),
+                stalled_seconds: w.stalled.as_secs_f64(),
+                diagnosis: w.to_string(),
             })
             .collect(),
         controller_busy_seconds: r.controller_busy().as_secs_f64(),

@@ -404,7 +404,7 @@ impl Summary {
             _ => self
                 .report
                 .bottleneck()
-                .map(|b| (b.stage.clone(), b.reason.clone())),
+                .map(|b| (b.stage.clone(), b.reason.to_string())),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::autoscale::Wedge;
 use crate::item::ItemId;
 
 /// A boxed error returned by a fallible stage.
@@ -177,6 +178,7 @@ impl StdError for BuildError {}
 
 /// Why one item failed in one stage.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ItemErrorKind {
     /// The stage returned an error.
     Failed(Arc<dyn StdError + Send + Sync + 'static>),
@@ -282,7 +284,7 @@ pub enum RunErrorKind {
     },
     /// Nothing moved for the wedge timeout while items were in flight; the diagnosis says
     /// what each stage's workers were doing. The run was cancelled.
-    Wedged(String),
+    Wedged(Wedge),
 }
 
 /// An item the pipeline no longer accepts (it was stopped), handed back.

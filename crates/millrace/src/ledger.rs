@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::autoscale::policy::Decision;
+use crate::autoscale::Wedge;
 use crate::error::{ItemError, RunErrorKind};
 use crate::item::ItemId;
 use crate::metrics::{LatencyHistogram, StageMetrics};
@@ -27,7 +28,7 @@ pub(crate) struct ErrorLog {
 pub(crate) struct ScalingLog {
     pub(crate) decisions: Vec<(Duration, Decision)>,
     pub(crate) history: Vec<(Duration, Vec<usize>)>,
-    pub(crate) wedges: Vec<(Duration, String)>,
+    pub(crate) wedges: Vec<(Duration, Wedge)>,
     pub(crate) controller_busy: Duration,
 }
 

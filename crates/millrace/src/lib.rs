@@ -117,7 +117,10 @@ mod loom_shutdown;
 #[cfg(all(test, loom))]
 mod loom_window;
 
-pub use autoscale::{Decision, WedgePolicy};
+pub use autoscale::{
+    Decision, DecisionReason, RunningHook, Wedge, WedgePolicy, WedgedPart, WorkerActivity,
+    WorkerState,
+};
 pub use error::{
     BoxError, BuildError, ItemError, ItemErrorKind, RunErrorKind, SubmitError, TrySubmitError,
 };
@@ -125,7 +128,9 @@ pub use item::ItemId;
 pub use metrics::Tally;
 pub use pipeline::{Finished, Handle, Outputs, Pipeline, PipelineBuilder, Running, Submitter};
 pub use policy::{ErrorPolicy, Retry};
-pub use report::{Bottleneck, EndState, Latency, Report, StageReport};
+pub use report::{
+    Bottleneck, BottleneckKind, BottleneckReason, EndState, Latency, Report, StageReport,
+};
 pub use response::{Outcome, Responses, Status};
 pub use run_error::RunError;
 pub use stage::{DeadLetter, Rejected, Stage};

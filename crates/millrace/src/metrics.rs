@@ -93,7 +93,8 @@ impl Counters {
 }
 
 /// The summed counters of one stage (or of the source or the sink) at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Tally {
     /// Items received.
     pub items_in: u64,
@@ -119,8 +120,9 @@ pub struct Tally {
     pub idle: Duration,
     /// Time spent waiting for room downstream, summed over workers.
     pub blocked: Duration,
-    /// Mean batches queued in the input connector, sampled at each receive, in thousandths.
-    pub queue_mean_milli: u64,
+    /// Mean batches waiting in the input connector, sampled at each receive (0 before the
+    /// first receive).
+    pub queue_mean: f64,
     /// Async stages: items in flight at the moment of the tally.
     pub in_flight: u64,
     /// Async stages: time items spent waiting (alive, not being polled), summed over items.
@@ -221,7 +223,7 @@ impl StageMetrics {
         t.busy = Duration::from_nanos(busy);
         t.idle = Duration::from_nanos(idle);
         t.blocked = Duration::from_nanos(blocked);
-        t.queue_mean_milli = (qsum * 1000).checked_div(qn).unwrap_or(0);
+        t.queue_mean = if qn > 0 { qsum as f64 / qn as f64 } else { 0.0 };
         t
     }
 }

@@ -16,10 +16,14 @@ use std::time::Duration;
 /// use millrace::{ErrorPolicy, Retry};
 ///
 /// let policy = ErrorPolicy::Retry(Retry::new(3).backoff(Duration::from_millis(10)));
-/// assert_eq!(policy, ErrorPolicy::Retry(Retry { attempts: 3, backoff: Duration::from_millis(10),
-///     max_backoff: Duration::from_secs(1), then_stop: false }));
+/// let ErrorPolicy::Retry(retry) = policy else { unreachable!() };
+/// assert_eq!(retry.attempts, 3);
+/// assert_eq!(retry.backoff, Duration::from_millis(10));
+/// assert_eq!(retry.max_backoff, Duration::from_secs(1));
+/// assert!(!retry.then_stop);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ErrorPolicy {
     /// Report the failure (with the item's id and stage), send the item to the stage's dead
     /// letters if it has any, and go on with the next item. Costs nothing on success.
@@ -36,6 +40,7 @@ pub enum ErrorPolicy {
 
 /// How to retry a failed item: [`ErrorPolicy::Retry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retry {
     /// Tries in all, the first included (at least 1).
     pub attempts: u32,
@@ -59,18 +64,21 @@ impl Retry {
     }
 
     /// Sets the sleep before the second try.
+    #[must_use = "a retry policy does nothing until given to `ErrorPolicy::Retry`"]
     pub fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;
         self
     }
 
     /// Sets the longest sleep between tries.
+    #[must_use = "a retry policy does nothing until given to `ErrorPolicy::Retry`"]
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max;
         self
     }
 
     /// Stop the pipeline (rather than skip the item) once the tries are used up.
+    #[must_use = "a retry policy does nothing until given to `ErrorPolicy::Retry`"]
     pub fn then_stop(mut self) -> Self {
         self.then_stop = true;
         self

@@ -32,6 +32,7 @@
 use std::time::Duration;
 
 use crate::autoscale::policy::Decision;
+use crate::autoscale::Wedge;
 use crate::error::ItemError;
 use crate::item::ItemId;
 use crate::ledger::{Ledger, ScalingLog};
@@ -43,7 +44,7 @@ mod stage;
 mod text;
 
 use bottleneck::find_bottleneck;
-pub use bottleneck::Bottleneck;
+pub use bottleneck::{Bottleneck, BottleneckKind, BottleneckReason};
 
 pub use stage::StageReport;
 
@@ -288,7 +289,7 @@ impl Report {
     }
 
     /// Wedges the detector found: when, and what every stage's workers were doing.
-    pub fn wedges(&self) -> &[(Duration, String)] {
+    pub fn wedges(&self) -> &[(Duration, Wedge)] {
         &self.scaling.wedges
     }
 

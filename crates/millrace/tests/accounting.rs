@@ -287,7 +287,7 @@ fn the_bottleneck_is_the_stage_whose_workers_are_busiest() {
         .bottleneck()
         .expect("a run that did work names a bottleneck");
     assert_eq!(b.stage, "slow", "{report}");
-    assert!(b.reason.starts_with("slow: "), "{}", b.reason);
+    assert!(b.reason.to_string().starts_with("slow: "), "{}", b.reason);
     assert!(report.stage("after").unwrap().busy < 0.5, "{report}");
     let shown = report.to_string();
     for name in ["source", "slow", "after", "sink", "bottleneck: slow"] {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, within};
-use millrace::{EndState, Pipeline, Report, RunErrorKind, Stage, WedgePolicy};
+use millrace::{EndState, Pipeline, Report, RunErrorKind, Stage, WedgePolicy, WorkerActivity};
 // `units` of the benchmark workloads' CPU work.
 use millrace_workloads::spin;
 use proptest::prelude::*;
@@ -71,7 +71,7 @@ fn the_heavy_stage_of_w2_gets_the_extra_worker() {
         assert!(
             report.decisions().any(|(_, d)| d.name == "c"
                 && d.to > d.from
-                && d.reason.starts_with("+1 worker to c: ")),
+                && d.reason.to_string().starts_with("+1 worker to c: ")),
             "decisions: {:?}",
             report.decisions().collect::<Vec<_>>()
         );
@@ -225,9 +225,15 @@ fn a_stage_blocked_forever_is_named_by_the_wedge_detector() {
         });
         release.store(true, Ordering::Release);
         let err = running.join().unwrap_err();
-        let RunErrorKind::Wedged(diagnosis) = err.kind() else {
+        let RunErrorKind::Wedged(wedge) = err.kind() else {
             panic!("expected a wedge, got {err}");
         };
+        let stuck = wedge.parts.iter().find(|p| p.name == "stuck");
+        assert!(
+            stuck.is_some_and(|p| p.workers[0].activity == WorkerActivity::InStageCode),
+            "{wedge:?}"
+        );
+        let diagnosis = wedge.to_string();
         assert!(
             diagnosis.contains("`stuck`: worker 0 stuck in the stage's code for"),
             "{diagnosis}"
@@ -263,6 +269,7 @@ fn a_wedge_under_the_report_policy_is_recorded_and_the_run_completes() {
         assert_eq!(wedges.len(), 1, "{wedges:?}");
         assert!(wedges[0]
             .1
+            .to_string()
             .contains("`slow-once`: worker 0 stuck in the stage's code"));
     });
 }

@@ -338,9 +338,10 @@ fn a_response_hook_stuck_for_good_is_named_and_the_failed_run_ends() {
             .unwrap_err()
     });
     let _ = release.send(());
-    let RunErrorKind::Wedged(diagnosis) = err.kind() else {
+    let RunErrorKind::Wedged(wedge) = err.kind() else {
         panic!("{err}");
     };
+    let diagnosis = wedge.to_string();
     assert!(
         diagnosis.contains("`hooked`: its response hook has been running for"),
         "{diagnosis}"
@@ -371,14 +372,19 @@ fn a_sync_stage_stuck_for_good_fails_the_run_and_is_detached() {
             .unwrap_err()
     });
     let _ = release.send(());
-    let RunErrorKind::Wedged(diagnosis) = err.kind() else {
+    let RunErrorKind::Wedged(wedge) = err.kind() else {
         panic!("{err}");
     };
+    let diagnosis = wedge.to_string();
     assert!(
         diagnosis.contains("`stuck`: worker 0 stuck in the stage's code"),
         "{diagnosis}"
     );
     assert!(diagnosis.contains("were detached: "), "{diagnosis}");
     assert!(diagnosis.contains("millrace-stuck-0"), "{diagnosis}");
+    assert!(
+        wedge.detached.iter().any(|name| name == "millrace-stuck-0"),
+        "{wedge:?}"
+    );
     assert!(err.report().is_some());
 }

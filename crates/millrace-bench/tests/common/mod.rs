@@ -5,10 +5,10 @@ use std::thread;
 use std::time::Duration;
 
 /// How long one guarded run may take before the test calls it a hang.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `f` on a thread of its own; panics if it takes longer than [`TIMEOUT`].
-pub fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) fn guarded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let _ = tx.send(f());

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 /// How a test's server answers a request for a path: `Some((status, body))`, or `None` to
 /// hold the connection without answering.
-pub type Answer = fn(&str) -> Option<(u16, String)>;
+pub(crate) type Answer = fn(&str) -> Option<(u16, String)>;
 
 /// A running test server.
-pub struct Server {
+pub(crate) struct Server {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
     stop: Arc<AtomicBool>,
@@ -27,12 +27,12 @@ pub struct Server {
 
 impl Server {
     /// `http://127.0.0.1:PORT` followed by `path`.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Stops the server and returns the paths it was asked for, in order.
-    pub fn finish(mut self) -> Vec<String> {
+    pub(crate) fn finish(mut self) -> Vec<String> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .take()
@@ -80,7 +80,7 @@ fn read_path(stream: &mut TcpStream) -> Option<String> {
 
 /// Starts a server that answers with `answer`, takes at most `max_requests` requests, and
 /// stops by itself after `life`.
-pub fn serve(max_requests: usize, life: Duration, answer: Answer) -> Server {
+pub(crate) fn serve(max_requests: usize, life: Duration, answer: Answer) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = listener.local_addr().expect("the bound address").port();
     listener

@@ -3,33 +3,33 @@
 
 #![allow(dead_code)]
 
-pub mod http;
+pub(crate) mod http;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// The longest any single command may run in a test before it counts as hung.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `millrace` with a timeout, run from the repository root.
-pub fn millrace() -> assert_cmd::Command {
+pub(crate) fn millrace() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("millrace").expect("the millrace binary");
     cmd.timeout(TIMEOUT).current_dir(repo_root());
     cmd
 }
 
 /// The repository root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `examples/NAME` (relative to the repository root, as a user would type it).
-pub fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     format!("examples/{name}")
 }
 
 /// A pipeline file with `text` in a fresh temporary directory.
-pub fn pipeline_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn pipeline_file(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("pipeline.toml");
     std::fs::write(&path, text).expect("write the pipeline file");
@@ -37,12 +37,15 @@ pub fn pipeline_file(text: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The wrapping sum of 3·x² for x < n: the seed pipeline's result, by its closed form.
-pub fn seed_sum(n: u64) -> u64 {
+pub(crate) fn seed_sum(n: u64) -> u64 {
     millrace_workloads::seed::checksum(n)
 }
 
 /// Waits for `child` up to `limit`; kills it and fails the test if it is still running.
-pub fn wait_or_kill(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_or_kill(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("wait for millrace") {
@@ -58,7 +61,9 @@ pub fn wait_or_kill(child: &mut std::process::Child, limit: Duration) -> std::pr
 }
 
 /// Reads all of `pipe` on a thread of its own (so a child never blocks on a full pipe).
-pub fn drain<R: std::io::Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<Vec<u8>> {
+pub(crate) fn drain<R: std::io::Read + Send + 'static>(
+    mut pipe: R,
+) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut all = Vec::new();
         let _ = pipe.read_to_end(&mut all);
@@ -67,12 +72,12 @@ pub fn drain<R: std::io::Read + Send + 'static>(mut pipe: R) -> std::thread::Joi
 }
 
 /// Sends SIGINT (Ctrl-C) to `child`.
-pub fn sigint(child: &std::process::Child) {
+pub(crate) fn sigint(child: &std::process::Child) {
     signal(child, "INT");
 }
 
 /// Sends signal `name` (`INT`, `TERM`) to `child`, through `kill`.
-pub fn signal(child: &std::process::Child, name: &str) {
+pub(crate) fn signal(child: &std::process::Child, name: &str) {
     let status = std::process::Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -83,7 +88,7 @@ pub fn signal(child: &std::process::Child, name: &str) {
 /// Whether process `pid` catches SIGINT: bit 1 (signal 2) of `SigCgt` in its
 /// `/proc/PID/status`. Before millrace installs its handler a SIGINT kills it outright.
 #[cfg(target_os = "linux")]
-pub fn catches_sigint(pid: u32) -> bool {
+pub(crate) fn catches_sigint(pid: u32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
     };
@@ -103,7 +108,7 @@ pub fn catches_sigint(_pid: u32) -> bool {
 }
 
 /// Waits until `child` catches SIGINT; kills it and fails the test after a minute.
-pub fn wait_for_handler(child: &mut std::process::Child) {
+pub(crate) fn wait_for_handler(child: &mut std::process::Child) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !catches_sigint(child.id()) {
         if std::time::Instant::now() >= deadline {
@@ -116,7 +121,7 @@ pub fn wait_for_handler(child: &mut std::process::Child) {
 }
 
 /// Reads `pipe` line by line on a thread of its own, sending each line as it comes.
-pub fn line_by_line<R: std::io::Read + Send + 'static>(
+pub(crate) fn line_by_line<R: std::io::Read + Send + 'static>(
     pipe: R,
 ) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead as _;

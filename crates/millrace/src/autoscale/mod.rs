@@ -29,8 +29,8 @@
 //! keeps waiting or fails the run with that diagnosis.
 
 pub(crate) mod policy;
+mod wedge;
 
-use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -42,11 +42,13 @@ use crate::control::Control;
 use crate::error::RunErrorKind;
 use crate::metrics::{Activity, StageMetrics, Tally};
 use crate::sync::lock;
-pub use policy::Decision;
+pub use policy::{Decision, DecisionReason};
 use policy::{Policy, StageSample};
+pub use wedge::{RunningHook, Wedge, WedgedPart, WorkerActivity, WorkerState};
 
 /// What to do when the pipeline is wedged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WedgePolicy {
     /// Record the diagnosis in the report and keep waiting.
     Report,
@@ -252,7 +254,7 @@ fn segment_sample(
     let total = (busy + delta(|t| t.idle) + delta(|t| t.blocked)).as_secs_f64();
     let first = &metrics[0];
     let queue_fill = if first.queue_capacity > 0 {
-        now[0].queue_mean_milli as f64 / 1000.0 / first.queue_capacity as f64
+        now[0].queue_mean / first.queue_capacity as f64
     } else {
         0.0
     };
@@ -294,62 +296,52 @@ fn in_flight(c: &Control) -> bool {
 }
 
 /// What every worker is doing, and since when: the wedge diagnosis.
-pub(crate) fn diagnose(c: &Control, stalled: Duration) -> String {
+pub(crate) fn diagnose(c: &Control, stalled: Duration) -> Wedge {
     let now = c.signals.now();
-    let mut out = format!(
-        "no item has moved for {:.1} s while items are in flight;",
-        stalled.as_secs_f64()
-    );
+    let mut wedge = Wedge {
+        stalled,
+        ..Wedge::default()
+    };
     let parts = std::iter::once(&c.ledger.source)
         .chain(&c.ledger.stages)
         .chain(std::iter::once(&c.ledger.sink));
     for m in parts {
-        let queue = if m.queue_capacity > 0 {
-            let t = m.tally();
-            format!(
-                " (input queue {:.0}% full)",
-                (t.queue_mean_milli as f64 / 10.0 / m.queue_capacity as f64).min(100.0)
-            )
-        } else {
-            String::new()
-        };
-        let mut states = Vec::new();
+        let tally = m.tally();
+        let mut workers = Vec::new();
         // Every slot: a live worker's may be any of them once workers retired and others
         // took their places; a retired worker's slot reads "between batches".
-        for (w, slot) in m.slots().enumerate() {
+        for (worker, slot) in m.slots().enumerate() {
             let (activity, since) = slot.activity();
-            let for_how_long = now.saturating_sub(since).as_secs_f64();
-            let what = match activity {
-                Activity::Busy => {
-                    format!("worker {w} stuck in the stage's code for {for_how_long:.1} s")
-                }
-                Activity::Blocked => {
-                    format!("worker {w} blocked on a full output queue for {for_how_long:.1} s")
-                }
-                Activity::Idle => format!("worker {w} waiting for input for {for_how_long:.1} s"),
+            let activity = match activity {
+                Activity::Busy => WorkerActivity::InStageCode,
+                Activity::Blocked => WorkerActivity::BlockedOnOutput,
+                Activity::Idle => WorkerActivity::WaitingForInput,
                 Activity::Between => continue,
             };
-            states.push(what);
+            workers.push(WorkerState {
+                worker,
+                activity,
+                since: now.saturating_sub(since),
+            });
         }
-        let in_flight = m.tally().in_flight;
-        if in_flight > 0 {
-            states.push(format!("{in_flight} items in flight in its futures"));
-        }
-        if states.is_empty() {
+        if workers.is_empty() && tally.in_flight == 0 {
             continue;
         }
-        let _ = write!(out, " `{}`: {}{queue};", m.name, states.join(", "));
+        wedge.parts.push(WedgedPart {
+            name: m.name.to_string(),
+            workers,
+            in_flight: tally.in_flight,
+            queue_fill: (m.queue_capacity > 0)
+                .then(|| (tally.queue_mean / m.queue_capacity as f64).min(1.0)),
+        });
     }
     for relay in lock(&c.ledger.relays).iter() {
         if let Some(since) = relay.busy() {
-            let for_how_long = now.saturating_sub(since).as_secs_f64();
-            let _ = write!(
-                out,
-                " `{}`: its response hook has been running for {for_how_long:.1} s;",
-                relay.stage
-            );
+            wedge.hooks.push(RunningHook {
+                stage: relay.stage.to_string(),
+                running_for: now.saturating_sub(since),
+            });
         }
     }
-    out.pop();
-    out
+    wedge
 }

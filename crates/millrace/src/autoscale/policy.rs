@@ -34,13 +34,13 @@
 //! measurements.
 
 use std::collections::VecDeque;
-use std::fmt::Write as _;
+use std::fmt;
 
 use crate::metrics::describe_fill;
 
 /// What the controller measured of one stage over the last tick.
 #[derive(Clone, Debug, PartialEq)]
-pub struct StageSample {
+pub(crate) struct StageSample {
     /// The stage's (or the fused segment's `a+b+c`) name.
     pub name: String,
     /// Whether the controller may change its workers.
@@ -62,7 +62,8 @@ pub struct StageSample {
 }
 
 /// One change of a stage's worker count, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Decision {
     /// The stage's position in the pipeline; for a fused segment, its first stage's.
     pub stage: usize,
@@ -72,13 +73,63 @@ pub struct Decision {
     pub from: usize,
     /// Workers after.
     pub to: usize,
-    /// The evidence, e.g. `+1 worker to c: 57% of the chain's cost, 98% busy, input queue full (92%)`.
-    pub reason: String,
+    /// The evidence. Its `Display` reads e.g.
+    /// `+1 worker to c: 57% of the chain's cost, 98% busy, input queue full (92%)`.
+    pub reason: DecisionReason,
+}
+
+/// Why the autoscaler changed a stage's worker count: the measurements it acted on.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum DecisionReason {
+    /// The stage's share of the pipeline's CPU cost per item calls for more (or fewer)
+    /// workers than it has, within the CPU budget.
+    #[non_exhaustive]
+    CostShare {
+        /// The stage's (or fused segment's `a+b+c`) name.
+        stage: String,
+        /// Whether it gets a worker (`true`) or gives one up.
+        grow: bool,
+        /// Its share of the chain's cost per item (0 to 1).
+        cost_share: f64,
+        /// Share of its workers' time spent busy over the last tick (0 to 1).
+        busy_share: f64,
+        /// Mean fill of its input queue over the last tick (0 to 1).
+        queue_fill: f64,
+    },
+}
+
+impl fmt::Display for DecisionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecisionReason::CostShare {
+                stage,
+                grow,
+                cost_share,
+                busy_share,
+                queue_fill,
+            } => {
+                if *grow {
+                    write!(f, "+1 worker to {stage}")?;
+                } else {
+                    write!(f, "-1 worker from {stage}")?;
+                }
+                write!(
+                    f,
+                    ": {:.0}% of the chain's cost, {:.0}% busy, input queue {} ({:.0}%)",
+                    cost_share * 100.0,
+                    busy_share * 100.0,
+                    describe_fill(*queue_fill),
+                    queue_fill * 100.0
+                )
+            }
+        }
+    }
 }
 
 /// The controller's memory between ticks.
 #[derive(Clone, Debug)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// Workers that may be busy at once.
     pub budget: usize,
     /// Ticks a target must hold before a stage moves.
@@ -97,7 +148,7 @@ const HISTORY: usize = 3;
 
 impl Policy {
     /// A policy for `stages` stages within `budget` busy workers.
-    pub fn new(stages: usize, budget: usize) -> Self {
+    pub(crate) fn new(stages: usize, budget: usize) -> Self {
         Policy {
             budget: budget.max(1),
             patience: 2,
@@ -120,7 +171,7 @@ impl Policy {
     }
 
     /// The worker counts the measured costs call for (before hysteresis).
-    pub fn targets(&self, samples: &[StageSample]) -> Vec<usize> {
+    pub(crate) fn targets(&self, samples: &[StageSample]) -> Vec<usize> {
         let costs: Vec<Option<f64>> = (0..samples.len()).map(|i| self.cost(i)).collect();
         let mut workers: Vec<usize> = samples
             .iter()
@@ -149,7 +200,7 @@ impl Policy {
     }
 
     /// Takes one tick's samples and returns the changes to make now.
-    pub fn tick(&mut self, samples: &[StageSample]) -> Vec<Decision> {
+    pub(crate) fn tick(&mut self, samples: &[StageSample]) -> Vec<Decision> {
         for (i, s) in samples.iter().enumerate() {
             if let (true, Some(recent)) = (s.items > 0, self.recent.get_mut(i)) {
                 if recent.len() == HISTORY {
@@ -192,19 +243,13 @@ impl Policy {
                 (Some(c), true) => c / total_cost,
                 _ => 0.0,
             };
-            let mut reason = if to > s.workers {
-                format!("+1 worker to {}", s.name)
-            } else {
-                format!("-1 worker from {}", s.name)
+            let reason = DecisionReason::CostShare {
+                stage: s.name.clone(),
+                grow: to > s.workers,
+                cost_share: share,
+                busy_share: s.busy_share,
+                queue_fill: s.queue_fill,
             };
-            let _ = write!(
-                reason,
-                ": {:.0}% of the chain's cost, {:.0}% busy, input queue {} ({:.0}%)",
-                share * 100.0,
-                s.busy_share * 100.0,
-                describe_fill(s.queue_fill),
-                s.queue_fill * 100.0
-            );
             decisions.push(Decision {
                 stage: i,
                 name: s.name.clone(),
@@ -263,6 +308,7 @@ mod tests {
         assert_eq!((d[0].name.as_str(), d[0].from, d[0].to), ("c", 1, 2));
         assert!(
             d[0].reason
+                .to_string()
                 .starts_with("+1 worker to c: 57% of the chain's cost, 90% busy, input queue full"),
             "{}",
             d[0].reason

@@ -173,6 +173,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Appends a stage.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn stage<U: Send + 'static>(mut self, stage: Stage<T, U>) -> PipelineBuilder<U> {
         let (plan, hook, dead_letter, body) = stage_parts(stage);
         self.check(&plan);
@@ -193,6 +194,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Appends a [`Stage::map`] with default settings.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn map<U, F>(self, name: &str, f: F) -> PipelineBuilder<U>
     where
         U: Send + 'static,
@@ -202,6 +204,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Appends a [`Stage::filter`] with default settings.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn filter<F>(self, name: &str, keep: F) -> PipelineBuilder<T>
     where
         F: Fn(&T) -> bool + Send + Sync + 'static,
@@ -210,6 +213,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Appends a [`Stage::flat_map`] with default settings.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn flat_map<U, I, F>(self, name: &str, f: F) -> PipelineBuilder<U>
     where
         U: Send + 'static,
@@ -220,6 +224,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Appends a [`Stage::try_map`] with default settings.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn try_map<U, E, F>(self, name: &str, f: F) -> PipelineBuilder<U>
     where
         U: Send + 'static,
@@ -230,6 +235,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Sets the number of workers of stages that do not set their own (default 1).
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_workers(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline default)", "workers"));
@@ -241,6 +247,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Sets the input capacity, in items, of stages that do not set their own, and of the
     /// sink (default 4096). Capacity is honoured in items: where no batch size was set, a
     /// connector's batches are at most a quarter of its capacity.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_capacity(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline default)", "capacity"));
@@ -250,6 +257,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Sets the batch size of stages that do not set their own, and of the sink (default 256).
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_batch(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline default)", "batch"));
@@ -261,6 +269,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Sets the error policy of stages that do not set their own (default
     /// [`ErrorPolicy::Skip`]).
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
         self.settings.policy = policy;
         self
@@ -269,6 +278,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Bounds every reorder buffer to `batches` batches (default: twice what the connectors
     /// and workers before the ordered stage can hold, at least 64). Any value of at least 1
     /// is safe; small ones cost throughput when batch times vary.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn reorder_window(mut self, batches: usize) -> Self {
         if batches == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline)", "reorder window"));
@@ -279,6 +289,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Bounds the items admitted whose response has not yet reached the origin, when the
     /// response path is on (default 65,536). This is what bounds every response queue.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn max_in_flight(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline)", "max in flight"));
@@ -298,6 +309,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///
     /// This is for stages with fixed worker counts; autoscaled stages are fused by default
     /// (see [`fuse_auto`](PipelineBuilder::fuse_auto)).
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn fuse(mut self) -> Self {
         self.settings.fuse = true;
         self
@@ -337,6 +349,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// assert_eq!((stages[0].workers, stages[1].workers), (2, 2));
     /// # Ok::<(), millrace::RunError>(())
     /// ```
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn fuse_auto(mut self, fuse: bool) -> Self {
         self.settings.fuse_auto = fuse;
         self
@@ -347,6 +360,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Adjacent autoscaled stages run fused unless
     /// [`fuse_auto(false)`](PipelineBuilder::fuse_auto); each segment starts at an even
     /// share of the budget and the controller moves workers to the bottleneck from there.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn autoscale(mut self) -> Self {
         self.settings.autoscale = true;
         self
@@ -354,6 +368,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Sets how many workers of autoscaled stages may be busy at once (default: the number
     /// of cores). Async stages' waiting does not count.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn cpu_budget(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline)", "cpu budget"));
@@ -363,6 +378,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Sets how often the autoscaler measures and decides (default 100 ms).
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn autoscale_interval(mut self, interval: std::time::Duration) -> Self {
         self.settings.autoscale_interval = interval.max(std::time::Duration::from_millis(1));
         self
@@ -390,8 +406,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///     .for_each(|_| {})
     ///     .run()
     ///     .unwrap_err();
-    /// assert!(matches!(err.kind(), RunErrorKind::Wedged(d) if d.contains("`stuck`: worker 0 stuck in the stage's code")));
+    /// assert!(matches!(err.kind(), RunErrorKind::Wedged(d) if d.to_string().contains("`stuck`: worker 0 stuck in the stage's code")));
     /// ```
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn wedge_timeout(mut self, after: std::time::Duration, policy: crate::WedgePolicy) -> Self {
         self.settings.wedge = Some((after, policy));
         self
@@ -410,6 +427,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///
     /// millrace installs its quiet hook once per process, in front of whatever hook was
     /// set before the first pipeline ran; a hook you set later replaces it.
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn show_caught_panics(mut self, show: bool) -> Self {
         self.settings.show_caught_panics = show;
         self
@@ -425,6 +443,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// timers and I/O only inside its own `block_on`, so the stage's timers would never
     /// fire. Such a handle is a [`BuildError`] when the pipeline starts.
     #[cfg(feature = "async")]
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
         if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread
             && self.error.is_none()

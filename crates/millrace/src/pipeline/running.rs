@@ -181,15 +181,12 @@ fn join_detaching<R>(
     }
     let report = Report::build(&control.ledger, control.signals.now(), EndState::Failed);
     let kind = match lock(&control.ledger.first_error).take() {
-        Some(RunErrorKind::Wedged(diagnosis)) if !detached.is_empty() => {
-            RunErrorKind::Wedged(format!(
-                "{diagnosis}; {} thread(s) did not return after the cancel and were detached: {}",
-                detached.len(),
-                detached.join(", ")
-            ))
+        Some(RunErrorKind::Wedged(mut wedge)) => {
+            wedge.detached = detached;
+            RunErrorKind::Wedged(wedge)
         }
         Some(kind) => kind,
-        None => RunErrorKind::Wedged("the pipeline is wedged".into()),
+        None => RunErrorKind::Wedged(crate::autoscale::Wedge::default()),
     };
     RunError::new(kind, Some(report))
 }

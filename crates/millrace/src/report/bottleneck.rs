@@ -12,21 +12,122 @@
 //! may be waiting for a core rather than holding the others back; the reason then says
 //! the threads outnumber the cores instead of calling that part saturated.
 
+use std::fmt;
+
 use super::stage::{pct, StageReport};
 use crate::metrics::describe_fill;
 
 /// The stage that holds the pipeline back, and why we think so.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Bottleneck {
     /// The stage's name (`source` or `sink` for the ends; `a+b+c` for stages that ran fused
     /// on shared workers, judged as one). When the worker threads outnumbered the cores and
     /// no part was saturated, the busiest part, with a reason that says so.
     pub stage: String,
-    /// Evidence, e.g. `square: 97% busy, input queue full (95%), output queue empty (2%)`,
-    /// or, with more worker threads than cores, `the threads outnumber the cores (9 threads
-    /// on 2 cores) and no part is saturated: …`.
-    pub reason: String,
+    /// The evidence. Its `Display` reads e.g.
+    /// `square: 97% busy, input queue full (95%), output queue empty (2%)`, or, with more
+    /// worker threads than cores, `the threads outnumber the cores (9 threads on 2 cores)
+    /// and no part is saturated: …`.
+    pub reason: BottleneckReason,
+}
+
+/// The evidence for a [`Bottleneck`]: the part's measurements and the kind of verdict.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct BottleneckReason {
+    /// What kind of bottleneck it is.
+    pub kind: BottleneckKind,
+    /// The part the measurements are of: the bottleneck's stage (`a+b+c` for a fused
+    /// segment), or `source`.
+    pub part: String,
+    /// Share of the part's workers' time spent busy (0 to 1; a fused segment's stages'
+    /// shares summed).
+    pub busy: f64,
+    /// Mean fill of its input queue (0 to 1; 0 for the source, which has none).
+    pub input_fill: f64,
+    /// Mean fill of its output queue (0 to 1); `None` for the sink.
+    pub output_fill: Option<f64>,
+}
+
+/// The kind of verdict a [`BottleneckReason`] gives.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum BottleneckKind {
+    /// The busiest part holds the others back: saturated, or with a backlog in front of it.
+    Saturated,
+    /// The worker threads outnumber the cores and no part is saturated: the busiest part's
+    /// busy time includes time spent waiting for a core.
+    Oversubscribed {
+        /// The run's worker threads.
+        threads: usize,
+        /// The cores the machine offers.
+        cores: usize,
+    },
+    /// No part is busy half the time and none has a backlog: the threads mostly wait on
+    /// one another (hand-offs).
+    WaitingOnOneAnother,
+    /// The stages mostly wait for input: the source limits the run.
+    SourceBound {
+        /// The first stage (or the sink, without stages), whose idle share says so.
+        waiting: String,
+        /// Share of its time that stage spent idle (0 to 1).
+        idle: f64,
+    },
+}
+
+impl fmt::Display for BottleneckReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            BottleneckKind::Oversubscribed { threads, cores } => write!(
+                f,
+                "the threads outnumber the cores ({threads} threads on {cores} core{}) and no \
+                 part is saturated: the busiest, `{}`, is {}% busy, input queue {} ({}%), \
+                 counting time spent waiting for a core; fewer workers or fusing stages may \
+                 help",
+                if *cores == 1 { "" } else { "s" },
+                self.part,
+                pct(self.busy),
+                describe_fill(self.input_fill),
+                pct(self.input_fill)
+            ),
+            BottleneckKind::SourceBound { waiting, idle } => write!(
+                f,
+                "{}: {}% busy; the stages wait for input (`{waiting}` idle {}% of the time)",
+                self.part,
+                pct(self.busy),
+                pct(*idle)
+            ),
+            BottleneckKind::Saturated | BottleneckKind::WaitingOnOneAnother => {
+                write!(
+                    f,
+                    "{}: {}% busy, input queue {} ({}%)",
+                    self.part,
+                    pct(self.busy),
+                    describe_fill(self.input_fill),
+                    pct(self.input_fill)
+                )?;
+                if let Some(output) = self.output_fill {
+                    write!(
+                        f,
+                        ", output queue {} ({}%)",
+                        describe_fill(output),
+                        pct(output)
+                    )?;
+                }
+                if self.kind == BottleneckKind::WaitingOnOneAnother {
+                    // Nothing is saturated, nothing has a backlog in front of it, the input
+                    // is not what is missing, and every thread has a core: the time goes to
+                    // the hand-offs.
+                    f.write_str(
+                        "; no part is busy half the time: the threads mostly wait on one \
+                         another (hand-offs), so fusing stages or larger batches may help",
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The busy share from which a part counts as saturated whatever else runs on its cores.
@@ -123,59 +224,47 @@ pub(super) fn find_bottleneck(
     if threads > cores && contended && !dominant {
         return Some(Bottleneck {
             stage: busiest.name.clone(),
-            reason: format!(
-                "the threads outnumber the cores ({threads} threads on {cores} core{}) and no \
-                 part is saturated: the busiest, `{}`, is {}% busy, input queue {} ({}%), \
-                 counting time spent waiting for a core; fewer workers or fusing stages may \
-                 help",
-                if cores == 1 { "" } else { "s" },
-                busiest.name,
-                pct(busiest.busy),
-                describe_fill(busiest.input_fill),
-                pct(busiest.input_fill)
-            ),
+            reason: busiest.reason(BottleneckKind::Oversubscribed { threads, cores }),
         });
     }
     let first_idle = stages.first().map_or(sink.idle, |s| s.idle);
     if busiest.busy < 0.5 && first_idle > 0.5 {
+        let first = stages.first().unwrap_or(sink);
         return Some(Bottleneck {
             stage: source.name.clone(),
-            reason: format!(
-                "source: {}% busy; the stages wait for input (`{}` idle {}% of the time)",
-                pct(source.busy),
-                stages
-                    .first()
-                    .map_or(sink.name.as_str(), |s| s.name.as_str()),
-                pct(first_idle)
-            ),
+            reason: BottleneckReason {
+                kind: BottleneckKind::SourceBound {
+                    waiting: first.name.clone(),
+                    idle: first_idle,
+                },
+                part: source.name.clone(),
+                busy: source.busy,
+                input_fill: 0.0,
+                output_fill: Some(first.queue_fill),
+            },
         });
     }
-    let mut reason = format!(
-        "{}: {}% busy, input queue {} ({}%)",
-        busiest.name,
-        pct(busiest.busy),
-        describe_fill(busiest.input_fill),
-        pct(busiest.input_fill)
-    );
-    if let Some(output) = busiest.output_fill {
-        reason.push_str(&format!(
-            ", output queue {} ({}%)",
-            describe_fill(output),
-            pct(output)
-        ));
-    }
-    if busiest.busy < 0.5 && busiest.input_fill < 0.75 {
-        // Nothing is saturated, nothing has a backlog in front of it, the input is not what
-        // is missing, and every thread has a core: the time goes to the hand-offs.
-        reason.push_str(
-            "; no part is busy half the time: the threads mostly wait on one another \
-             (hand-offs), so fusing stages or larger batches may help",
-        );
-    }
+    let kind = if busiest.busy < 0.5 && busiest.input_fill < 0.75 {
+        BottleneckKind::WaitingOnOneAnother
+    } else {
+        BottleneckKind::Saturated
+    };
     Some(Bottleneck {
         stage: busiest.name.clone(),
-        reason,
+        reason: busiest.reason(kind),
     })
+}
+
+impl Part {
+    fn reason(&self, kind: BottleneckKind) -> BottleneckReason {
+        BottleneckReason {
+            kind,
+            part: self.name.clone(),
+            busy: self.busy,
+            input_fill: self.input_fill,
+            output_fill: self.output_fill,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -215,8 +304,11 @@ mod tests {
         let sink = stage("sink", 0.1, 0.9, 0.0);
         let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "square");
+        assert_eq!(b.reason.kind, BottleneckKind::Saturated);
+        assert_eq!((b.reason.busy, b.reason.input_fill), (0.97, 0.95));
+        assert_eq!(b.reason.output_fill, Some(0.02));
         assert_eq!(
-            b.reason,
+            b.reason.to_string(),
             "square: 97% busy, input queue full (95%), output queue empty (2%)"
         );
     }
@@ -240,7 +332,7 @@ mod tests {
         let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "a+b+c");
         assert_eq!(
-            b.reason,
+            b.reason.to_string(),
             "a+b+c: 95% busy, input queue full (90%), output queue half full (30%)"
         );
     }
@@ -255,8 +347,9 @@ mod tests {
         let sink = stage("sink", 0.02, 0.87, 0.56);
         let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "wrap");
+        assert_eq!(b.reason.kind, BottleneckKind::WaitingOnOneAnother);
         assert!(
-            b.reason.ends_with(
+            b.reason.to_string().ends_with(
                 "; no part is busy half the time: the threads mostly wait on one another \
                  (hand-offs), so fusing stages or larger batches may help"
             ),
@@ -274,7 +367,11 @@ mod tests {
         let sink = stage("sink", 0.4, 0.1, 0.95);
         let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "sink");
-        assert!(!b.reason.contains("wait on one another"), "{}", b.reason);
+        assert!(
+            !b.reason.to_string().contains("wait on one another"),
+            "{}",
+            b.reason
+        );
     }
 
     #[test]
@@ -284,6 +381,17 @@ mod tests {
         let sink = stage("sink", 0.05, 0.95, 0.0);
         let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
         assert_eq!(b.stage, "source");
+        assert_eq!(
+            b.reason.kind,
+            BottleneckKind::SourceBound {
+                waiting: "a".into(),
+                idle: 0.9
+            }
+        );
+        assert_eq!(
+            b.reason.to_string(),
+            "source: 99% busy; the stages wait for input (`a` idle 90% of the time)"
+        );
     }
 
     #[test]
@@ -299,7 +407,11 @@ mod tests {
         let sink = stage("sink", 0.01, 0.9, 0.39);
         let b = find_bottleneck(&source, &stages, &sink, 2).unwrap();
         assert_eq!(b.stage, "c");
-        assert!(b.reason.starts_with("c: 88% busy"), "{}", b.reason);
+        assert!(
+            b.reason.to_string().starts_with("c: 88% busy"),
+            "{}",
+            b.reason
+        );
     }
 
     #[test]
@@ -318,7 +430,14 @@ mod tests {
         let b = find_bottleneck(&source, &stages, &sink, 2).unwrap();
         assert_eq!(b.stage, "square");
         assert_eq!(
-            b.reason,
+            b.reason.kind,
+            BottleneckKind::Oversubscribed {
+                threads: 8,
+                cores: 2
+            }
+        );
+        assert_eq!(
+            b.reason.to_string(),
             "the threads outnumber the cores (8 threads on 2 cores) and no part is saturated: \
              the busiest, `square`, is 87% busy, input queue full (95%), counting time spent \
              waiting for a core; fewer workers or fusing stages may help"
@@ -332,7 +451,11 @@ mod tests {
         let sink = stage("sink", 0.1, 0.9, 0.0);
         let b = find_bottleneck(&source, &stages, &sink, 1).unwrap();
         assert_eq!(b.stage, "c");
-        assert!(b.reason.starts_with("c: 97% busy"), "{}", b.reason);
+        assert!(
+            b.reason.to_string().starts_with("c: 97% busy"),
+            "{}",
+            b.reason
+        );
     }
 
     #[test]
@@ -341,7 +464,11 @@ mod tests {
         let stages = vec![stage("a", 0.87, 0.0, 0.9), stage("b", 0.3, 0.6, 0.1)];
         let sink = stage("sink", 0.1, 0.9, 0.0);
         let b = find_bottleneck(&source, &stages, &sink, 4).unwrap();
-        assert!(b.reason.starts_with("a: 87% busy"), "{}", b.reason);
+        assert!(
+            b.reason.to_string().starts_with("a: 87% busy"),
+            "{}",
+            b.reason
+        );
     }
 
     #[test]

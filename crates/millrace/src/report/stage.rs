@@ -57,7 +57,7 @@ impl StageReport {
             }
         };
         let queue_fill = if m.queue_capacity > 0 {
-            (tally.queue_mean_milli as f64 / 1000.0 / m.queue_capacity as f64).min(1.0)
+            (tally.queue_mean / m.queue_capacity as f64).min(1.0)
         } else {
             0.0
         };

@@ -9,6 +9,7 @@ use crate::item::ItemId;
 
 /// An item that failed for good, with its error: what a stage's dead-letter handler gets.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DeadLetter<T> {
     /// The item's id.
     pub id: ItemId,

@@ -459,6 +459,7 @@ impl<T, U> Stage<T, U> {
     }
 
     /// Runs the stage on `workers` threads (at least 1; default: the pipeline's default).
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -485,6 +486,7 @@ impl<T, U> Stage<T, U> {
     /// assert_eq!(finished.output, 10_000);
     /// # Ok::<(), millrace::RunError>(())
     /// ```
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn auto_workers(mut self, min: usize, max: usize) -> Self {
         self.auto = Some((min, max));
         self
@@ -494,6 +496,7 @@ impl<T, U> Stage<T, U> {
     /// 1). The connector holds whole batches: unless a batch size is set, batches are cut
     /// to at most a quarter of the capacity, so the capacity holds in items (within one
     /// batch); an explicit [`batch`](Stage::batch) larger than the capacity is one batch.
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn capacity(mut self, items: usize) -> Self {
         self.capacity = Some(items);
         self
@@ -502,6 +505,7 @@ impl<T, U> Stage<T, U> {
     /// Sets the most items in one batch on the stage's input connector (at least 1). Larger
     /// batches cost less per item; a worker still sends a partial batch as soon as it would
     /// otherwise wait, so light traffic is not delayed.
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn batch(mut self, items: usize) -> Self {
         self.batch = Some(items);
         self
@@ -510,6 +514,7 @@ impl<T, U> Stage<T, U> {
     /// Makes the stage emit its outputs in input order, however many workers it has. Order
     /// is restored by a reorder buffer bounded by the pipeline's
     /// [`reorder_window`](crate::PipelineBuilder::reorder_window).
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn ordered(mut self) -> Self {
         self.ordered = true;
         self
@@ -517,6 +522,12 @@ impl<T, U> Stage<T, U> {
 
     /// Async stages: how many items may be in flight at once (default 64). Sync stages
     /// scale with [`workers`](Stage::workers) instead; setting this on one is a build error.
+    ///
+    /// It applies to async stages only (`Stage::map_async`, `Stage::try_map_async`, with the
+    /// `async` feature). The type system does not stop a call on a sync stage: the pipeline's
+    /// `spawn` or `run` returns a [`BuildError`](crate::BuildError) naming the stage, before
+    /// any thread starts.
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn concurrency(mut self, items: usize) -> Self {
         self.concurrency = Some(items);
         self
@@ -524,12 +535,18 @@ impl<T, U> Stage<T, U> {
 
     /// Async stages: fail an item whose future takes longer than `limit`, dropping the
     /// future. Setting this on a sync stage is a build error.
+    ///
+    /// It applies to async stages only; a sync stage's code cannot be interrupted. The type
+    /// system does not stop a call on a sync stage: the pipeline's `spawn` or `run` returns a
+    /// [`BuildError`](crate::BuildError) naming the stage, before any thread starts.
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn timeout(mut self, limit: std::time::Duration) -> Self {
         self.timeout = Some(limit);
         self
     }
 
     /// Sets what the stage does with a failed item (default: the pipeline's policy).
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn on_error(mut self, policy: ErrorPolicy) -> Self {
         self.policy = Some(policy);
         self
@@ -537,6 +554,7 @@ impl<T, U> Stage<T, U> {
 
     /// Hands every item that fails for good in this stage to `handler`, with its error.
     /// The handler runs on the worker that failed the item.
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn dead_letter<F>(mut self, handler: F) -> Self
     where
         F: Fn(DeadLetter<T>) + Send + Sync + 'static,
@@ -570,6 +588,7 @@ impl<T, U> Stage<T, U> {
     /// assert_eq!(delivered.load(Ordering::Relaxed), 50);
     /// # Ok::<(), millrace::RunError>(())
     /// ```
+    #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn on_response<F>(mut self, hook: F) -> Self
     where
         F: FnMut(ItemId, &Status) + Send + 'static,

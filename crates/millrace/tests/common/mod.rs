@@ -9,11 +9,11 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// The prefix of every panic message a test injects on purpose.
-pub const INJECTED: &str = "injected";
+pub(crate) const INJECTED: &str = "injected";
 
 /// Runs `f` on a thread of its own and returns its result; panics if it has not finished
 /// within `secs` seconds (a hang), and passes on its panic if it panicked.
-pub fn within<T, F>(secs: u64, f: F) -> T
+pub(crate) fn within<T, F>(secs: u64, f: F) -> T
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
@@ -34,7 +34,7 @@ where
 }
 
 /// Waits until `cond` holds, checking every millisecond; panics after `secs` seconds.
-pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -44,7 +44,7 @@ pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Installs (once per test binary) a panic hook that stays silent for panics whose message
 /// starts with [`INJECTED`] and reports every other panic as usual.
-pub fn quiet_injected_panics() {
+pub(crate) fn quiet_injected_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
@@ -63,7 +63,7 @@ pub fn quiet_injected_panics() {
 }
 
 /// The wrapping sum of 3·x² for x < n, by the closed form n(n-1)(2n-1)/2.
-pub fn closed_form_sum(n: u64) -> u64 {
+pub(crate) fn closed_form_sum(n: u64) -> u64 {
     if n == 0 {
         return 0;
     }
@@ -75,7 +75,7 @@ pub fn closed_form_sum(n: u64) -> u64 {
 /// Property-test settings for tests whose cases run under [`within`]: `cases` cases, and
 /// shrinking bounded to three minutes. When a case hangs, every smaller case that still
 /// hangs costs a whole timeout, so unbounded shrinking would hold CI for hours.
-pub fn hang_safe_config(cases: u32) -> proptest::test_runner::Config {
+pub(crate) fn hang_safe_config(cases: u32) -> proptest::test_runner::Config {
     proptest::test_runner::Config {
         max_shrink_time: 3 * 60 * 1000,
         ..proptest::test_runner::Config::with_cases(cases)
