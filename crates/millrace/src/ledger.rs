@@ -51,6 +51,9 @@ pub(crate) struct Ledger {
     pub(crate) scaling: Mutex<ScalingLog>,
     /// Each relay thread's watch (for the wedge detector).
     pub(crate) relays: Mutex<Vec<Arc<RelayWatch>>>,
+    /// The stages of each segment (stages that share workers), from the plan: the parts the
+    /// autoscaler sizes and the bottleneck judges.
+    pub(crate) segments: Vec<std::ops::Range<usize>>,
 }
 
 impl Ledger {
@@ -59,6 +62,7 @@ impl Ledger {
         stages: Vec<Arc<StageMetrics>>,
         sink: Arc<StageMetrics>,
     ) -> Self {
+        let segments = (0..stages.len()).map(|i| i..i + 1).collect();
         Ledger {
             first_error: Mutex::new(None),
             errors: Mutex::new(ErrorLog::default()),
@@ -70,6 +74,7 @@ impl Ledger {
             stages,
             sink,
             extra_threads: Mutex::new(Vec::new()),
+            segments,
             scaling: Mutex::new(ScalingLog::default()),
             relays: Mutex::new(Vec::new()),
         }

@@ -140,7 +140,7 @@ impl Report {
         let mut unfinished = lock(&ledger.unfinished).clone();
         unfinished.sort_unstable();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let bottleneck = find_bottleneck(&source, &stages, &sink, cores);
+        let bottleneck = find_bottleneck(&source, &stages, &ledger.segments, &sink, cores);
         Report {
             end,
             wall,

@@ -104,12 +104,10 @@ impl Launch {
         let sink_batch = batch_for(None, &settings, settings.capacity);
         let sink_queue = batches(settings.capacity, sink_batch);
         let sink = Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue).batch(sink_batch));
-        let control = Arc::new(Control::new(
-            source,
-            stages,
-            sink,
-            !settings.show_caught_panics,
-        ));
+        let mut control = Control::new(source, stages, sink, !settings.show_caught_panics);
+        // The plan's segments are what the bottleneck judges, as the autoscaler sizes them.
+        control.ledger.segments = segments.clone();
+        let control = Arc::new(control);
 
         // Reorder windows: by default room for everything the region's connectors and
         // workers can hold, twice over, so the window only binds when one batch is slow.
@@ -272,6 +270,26 @@ impl Launch {
         }
     }
 
+    /// The output side of the segment ending with stage `last`, shared by its `workers`
+    /// (sync or async: one construction for both); `growth` for an autoscaled segment.
+    fn emitter<U: Send + 'static>(
+        &self,
+        last: usize,
+        out_batch: usize,
+        workers: usize,
+        growth: Option<Growth<U>>,
+    ) -> Arc<Emitter<U>> {
+        Arc::new(Emitter {
+            mode: self.emit_mode(last),
+            out_batch,
+            metrics: Arc::clone(&self.control.ledger.stages[last]),
+            events: self.route_before(last),
+            control: Arc::clone(&self.control),
+            crew: Crew::new(workers, growth.is_some()),
+            growth,
+        })
+    }
+
     /// Ends an open segment at the connector into stage `next` (or the sink): starts the
     /// segment's workers, each running its pull chain into a shared emitter.
     pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
@@ -297,15 +315,7 @@ impl Launch {
             free_slots: Mutex::new(Vec::new()),
             control: Arc::clone(&self.control),
         });
-        let emitter = Arc::new(Emitter {
-            mode: self.emit_mode(last),
-            out_batch,
-            metrics: Arc::clone(&metrics),
-            events: self.route_before(last),
-            control: Arc::clone(&self.control),
-            crew: Crew::new(workers, auto.is_some()),
-            growth,
-        });
+        let emitter = self.emitter(last, out_batch, workers, growth);
         for worker in 0..workers {
             let (input, emitter, outlet) =
                 (make_pull(worker), Arc::clone(&emitter), outlet.clone());
@@ -397,15 +407,7 @@ impl Launch {
         let (out_batch, out_queue) = self.connector_into(index + 1);
         let (outlet, next_inlet) = connector(out_queue);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let emitter = Arc::new(Emitter {
-            mode: self.emit_mode(index),
-            out_batch,
-            metrics: Arc::clone(&metrics),
-            events: self.route_before(index),
-            control: Arc::clone(&self.control),
-            crew: Crew::new(1, false),
-            growth: None,
-        });
+        let emitter = self.emitter(index, out_batch, 1, None);
         let intake = InletPull {
             inlet,
             metrics,

@@ -15,6 +15,8 @@
 use std::fmt;
 
 use super::stage::{pct, StageReport};
+use std::ops::Range;
+
 use crate::metrics::describe_fill;
 
 /// The stage that holds the pipeline back, and why we think so.
@@ -144,33 +146,31 @@ struct Part {
 }
 
 /// The segments (runs of fused stages) and the sink, each with its busy share and queues.
-fn parts(stages: &[StageReport], sink: &StageReport) -> Vec<Part> {
+fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) -> Vec<Part> {
     // The queue after stage i is the input of stage i + 1, or the sink's.
     let fills: Vec<f64> = stages
         .iter()
         .map(|s| s.queue_fill)
         .chain([sink.queue_fill])
         .collect();
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < stages.len() {
-        let end = (start + 1..stages.len())
-            .find(|&i| !stages[i].fused)
-            .unwrap_or(stages.len());
-        let run = &stages[start..end];
-        parts.push(Part {
-            name: run
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join("+"),
-            // Fused stages share workers: each one's busy share is a part of theirs.
-            busy: run.iter().map(|s| s.busy).sum::<f64>().min(1.0),
-            input_fill: fills[start],
-            output_fill: Some(fills[end]),
-        });
-        start = end;
-    }
+    let mut parts: Vec<Part> = segments
+        .iter()
+        .filter(|segment| segment.end <= stages.len() && !segment.is_empty())
+        .map(|segment| {
+            let run = &stages[segment.clone()];
+            Part {
+                name: run
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                // Fused stages share workers: each one's busy share is a part of theirs.
+                busy: run.iter().map(|s| s.busy).sum::<f64>().min(1.0),
+                input_fill: fills[segment.start],
+                output_fill: Some(fills[segment.end]),
+            }
+        })
+        .collect();
     parts.push(Part {
         name: sink.name.clone(),
         busy: sink.busy,
@@ -185,12 +185,13 @@ fn parts(stages: &[StageReport], sink: &StageReport) -> Vec<Part> {
 pub(super) fn worker_threads(
     source: &StageReport,
     stages: &[StageReport],
+    segments: &[Range<usize>],
     sink: &StageReport,
 ) -> usize {
     source.workers
-        + stages
+        + segments
             .iter()
-            .filter(|s| !s.fused)
+            .filter_map(|segment| stages.get(segment.start))
             .map(|s| s.workers)
             .sum::<usize>()
         + sink.workers
@@ -201,15 +202,16 @@ pub(super) fn worker_threads(
 pub(super) fn find_bottleneck(
     source: &StageReport,
     stages: &[StageReport],
+    segments: &[Range<usize>],
     sink: &StageReport,
     cores: usize,
 ) -> Option<Bottleneck> {
     if source.tally.items_in == 0 {
         return None;
     }
-    let parts = parts(stages, sink);
+    let parts = parts(stages, segments, sink);
     let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
-    let threads = worker_threads(source, stages, sink);
+    let threads = worker_threads(source, stages, segments, sink);
     let runner_up = parts
         .iter()
         .filter(|p| p.name != busiest.name)
@@ -270,6 +272,19 @@ impl Part {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The segments the plan would have made of these stages: a fused stage joins the one
+    /// before it.
+    fn segments_of(stages: &[StageReport]) -> Vec<Range<usize>> {
+        let mut segments: Vec<Range<usize>> = Vec::new();
+        for (i, s) in stages.iter().enumerate() {
+            match segments.last_mut() {
+                Some(last) if s.fused => last.end = i + 1,
+                _ => segments.push(i..i + 1),
+            }
+        }
+        segments
+    }
     use crate::metrics::Tally;
 
     /// More cores than any of these runs has threads, unless a test says otherwise.
@@ -302,7 +317,7 @@ mod tests {
             stage("scale", 0.2, 0.8, 0.02),
         ];
         let sink = stage("sink", 0.1, 0.9, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, CORES).unwrap();
         assert_eq!(b.stage, "square");
         assert_eq!(b.reason.kind, BottleneckKind::Saturated);
         assert_eq!((b.reason.busy, b.reason.input_fill), (0.97, 0.95));
@@ -329,7 +344,7 @@ mod tests {
             stage("d", 0.6, 0.3, 0.3),
         ];
         let sink = stage("sink", 0.1, 0.9, 0.01);
-        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, CORES).unwrap();
         assert_eq!(b.stage, "a+b+c");
         assert_eq!(
             b.reason.to_string(),
@@ -345,7 +360,7 @@ mod tests {
             stage("square", 0.17, 0.11, 0.62),
         ];
         let sink = stage("sink", 0.02, 0.87, 0.56);
-        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, CORES).unwrap();
         assert_eq!(b.stage, "wrap");
         assert_eq!(b.reason.kind, BottleneckKind::WaitingOnOneAnother);
         assert!(
@@ -365,7 +380,7 @@ mod tests {
         let source = stage("source", 0.05, 0.0, 0.0);
         let stages = vec![stage("a", 0.35, 0.05, 0.9)];
         let sink = stage("sink", 0.4, 0.1, 0.95);
-        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, CORES).unwrap();
         assert_eq!(b.stage, "sink");
         assert!(
             !b.reason.to_string().contains("wait on one another"),
@@ -379,7 +394,7 @@ mod tests {
         let source = stage("source", 0.99, 0.0, 0.0);
         let stages = vec![stage("a", 0.1, 0.9, 0.0)];
         let sink = stage("sink", 0.05, 0.95, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink, CORES).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, CORES).unwrap();
         assert_eq!(b.stage, "source");
         assert_eq!(
             b.reason.kind,
@@ -405,7 +420,7 @@ mod tests {
             stage("d", 0.2, 0.71, 0.35),
         ];
         let sink = stage("sink", 0.01, 0.9, 0.39);
-        let b = find_bottleneck(&source, &stages, &sink, 2).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, 2).unwrap();
         assert_eq!(b.stage, "c");
         assert!(
             b.reason.to_string().starts_with("c: 88% busy"),
@@ -427,7 +442,7 @@ mod tests {
             two("scale", 0.5, 0.3),
         ];
         let sink = stage("sink", 0.2, 0.7, 0.1);
-        let b = find_bottleneck(&source, &stages, &sink, 2).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, 2).unwrap();
         assert_eq!(b.stage, "square");
         assert_eq!(
             b.reason.kind,
@@ -449,7 +464,7 @@ mod tests {
         let source = stage("source", 0.1, 0.0, 0.0);
         let stages = vec![stage("a", 0.3, 0.1, 0.9), stage("c", 0.97, 0.0, 0.95)];
         let sink = stage("sink", 0.1, 0.9, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink, 1).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, 1).unwrap();
         assert_eq!(b.stage, "c");
         assert!(
             b.reason.to_string().starts_with("c: 97% busy"),
@@ -463,7 +478,7 @@ mod tests {
         let source = stage("source", 0.1, 0.0, 0.0);
         let stages = vec![stage("a", 0.87, 0.0, 0.9), stage("b", 0.3, 0.6, 0.1)];
         let sink = stage("sink", 0.1, 0.9, 0.0);
-        let b = find_bottleneck(&source, &stages, &sink, 4).unwrap();
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, 4).unwrap();
         assert!(
             b.reason.to_string().starts_with("a: 87% busy"),
             "{}",
@@ -482,6 +497,9 @@ mod tests {
         let stages = vec![three("a", false), three("b", true), three("c", false)];
         let sink = stage("sink", 0.1, 0.9, 0.0);
         // source 1 + a+b 3 + c 3 + sink 1.
-        assert_eq!(worker_threads(&source, &stages, &sink), 8);
+        assert_eq!(
+            worker_threads(&source, &stages, &segments_of(&stages), &sink),
+            8
+        );
     }
 }
