@@ -15,7 +15,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::autoscale::Wedge;
+use crate::autoscale::wedge::Wedge;
 use crate::item::ItemId;
 
 /// A boxed error returned by a fallible stage.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::autoscale::policy::Decision;
-use crate::autoscale::Wedge;
+use crate::autoscale::wedge::Wedge;
 use crate::error::{ItemError, RunErrorKind};
 use crate::item::ItemId;
 use crate::metrics::{LatencyHistogram, StageMetrics};

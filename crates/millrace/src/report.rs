@@ -32,7 +32,7 @@
 use std::time::Duration;
 
 use crate::autoscale::policy::Decision;
-use crate::autoscale::Wedge;
+use crate::autoscale::wedge::Wedge;
 use crate::error::ItemError;
 use crate::item::ItemId;
 use crate::ledger::{Ledger, ScalingLog};

@@ -29,7 +29,7 @@
 //! keeps waiting or fails the run with that diagnosis.
 
 pub(crate) mod policy;
-mod wedge;
+pub(crate) mod wedge;
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -20,7 +20,6 @@
 //! Settings that make no sense (zero workers, zero capacity, a repeated stage name) are
 //! reported as a [`BuildError`] when the pipeline is started, before any thread runs.
 
-mod close;
 mod launch;
 mod plan;
 mod running;
@@ -37,7 +36,8 @@ use crate::stage::Stage;
 
 use launch::{Launch, Open};
 use plan::{stage_parts, Settings, StagePlan};
-pub use running::{Finished, Handle, Outputs, Running};
+pub use running::{Finished, Handle, Running};
+pub use sink::outputs::Outputs;
 pub use source::Submitter;
 use source::{run_iter, Source};
 

@@ -13,6 +13,9 @@
 //! skipped, or stopping the run). A `fold` that panics has lost its accumulator, so the run
 //! fails and is cancelled.
 
+mod close;
+pub(crate) mod outputs;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

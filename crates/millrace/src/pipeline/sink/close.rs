@@ -13,10 +13,11 @@ use crate::error::{BoxError, BuildError};
 use crate::item::ItemId;
 use crate::response::{Outcome, ReplyFold, Responses, TakeReplies};
 
-use super::launch::Launch;
-use super::running::{Outputs, Running};
-use super::sink::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
-use super::{Launched, Pipeline, PipelineBuilder};
+use super::super::launch::Launch;
+use super::super::running::Running;
+use super::super::{Launched, Pipeline, PipelineBuilder};
+use super::outputs::Outputs;
+use super::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
 
 /// Starts the sink thread running `sink`; its end, however it ends, is what
 /// [`Running::join`] waits for first. `None` if the OS refused (the launch has the error).
