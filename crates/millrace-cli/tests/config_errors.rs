@@ -337,3 +337,26 @@ fn help_is_everywhere_with_examples() {
             .stdout(predicate::str::contains("Examples:"));
     }
 }
+
+#[test]
+fn a_duration_humantime_cannot_read_is_quoted_and_underlined() {
+    rejects(
+        &format!("[pipeline]\nwedge_timeout = \"10 sex\"\n{SOURCE}{SINK}"),
+        &["millrace: error: FILE:2:17: `wedge_timeout` must be a duration like \"250ms\" or \"2s\", \
+           found \"10 sex\": unknown unit `sex` (use ns, us, ms, s, m or h)\n  \
+           |\n\
+           2 | wedge_timeout = \"10 sex\"\n  \
+           |                 ^^^^^^^^\n"],
+    );
+}
+
+#[test]
+fn the_forms_of_duration_in_use_are_accepted() {
+    for d in ["100ms", "2s", "1.5s", "1m30s", "1m 30s", "10us", "1_500ms"] {
+        let (dir, path) = pipeline_file(&format!(
+            "[pipeline]\nwedge_timeout = \"{d}\"\n{SOURCE}{SINK}"
+        ));
+        millrace().arg("check").arg(&path).assert().success();
+        drop(dir);
+    }
+}

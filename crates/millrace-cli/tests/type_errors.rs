@@ -41,7 +41,8 @@ fn stage_that_cannot_take_what_the_stage_before_emits_is_located() {
          \x20  |\n\
          11 | kind = \"grep\"\n\
          \x20  |        ^^^^^^\n\
-         \x20 = help: no kind turns numbers into text\n",
+         \x20  |\n\
+         \x20  = help: no kind turns numbers into text\n",
     );
 }
 
@@ -53,6 +54,7 @@ fn stage_that_cannot_take_what_the_source_emits_is_located() {
          \x20 |\n\
          6 | kind = \"hash\"\n\
          \x20 |        ^^^^^^\n\
+         \x20 |\n\
          \x20 = help: no kind turns numbers into bytes or text\n",
     );
 }
@@ -67,7 +69,8 @@ fn sink_that_cannot_take_what_the_last_stage_emits_is_located() {
          \x20  |\n\
          10 | kind = \"sum\"\n\
          \x20  |        ^^^^^\n\
-         \x20 = help: a `parse` stage before it turns text into numbers\n",
+         \x20  |\n\
+         \x20  = help: a `parse` stage before it turns text into numbers\n",
     );
 }
 
@@ -81,7 +84,8 @@ fn sink_reading_a_field_the_records_lack_is_located() {
          \x20  |\n\
          10 | kind = \"sum\"\n\
          \x20  |        ^^^^^\n\
-         \x20 = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
+         \x20  |\n\
+         \x20  = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
     );
 }
 
@@ -95,7 +99,8 @@ fn a_field_of_the_wrong_type_points_at_the_field() {
          \x20  |\n\
          11 | field = \"hash\"\n\
          \x20  |         ^^^^^^\n\
-         \x20 = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
+         \x20  |\n\
+         \x20  = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
     );
 }
 
@@ -107,6 +112,7 @@ fn a_stage_reading_a_missing_field_is_pointed_to_one_that_would_do() {
          \x20 |\n\
          5 | kind = \"hash\"\n\
          \x20 |        ^^^^^^\n\
+         \x20 |\n\
          \x20 = help: to read the records' field `text` (text), set field = \"text\"\n",
     );
 }
@@ -119,6 +125,7 @@ fn a_misspelt_field_gets_a_suggestion() {
          \x20 |\n\
          6 | field = \"txt\"\n\
          \x20 |         ^^^^^\n\
+         \x20 |\n\
          \x20 = help: did you mean `text`?\n",
     );
 }
@@ -131,6 +138,7 @@ fn totals_of_fields_need_records() {
          \x20 |\n\
          6 | fields = [\"length\"]\n\
          \x20 |          ^^^^^^^^^^\n\
+         \x20 |\n\
          \x20 = help: numbers have no fields: leave out `fields`\n",
     );
 }
@@ -144,7 +152,7 @@ fn a_kind_set_on_the_command_line_is_checked_too() {
         .stdout("")
         .stderr(
             "millrace: error: --set sink.kind=sum: sink `sum` takes numbers in field `value`, but stage `grep` before it emits records with no `value` (their fields: line, text)\n\
-             \x20 = help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
+             \x20= help: a `parse` stage before it turns text into numbers; or, to read the records' field `line` (a number), set field = \"line\"\n",
         );
 }
 

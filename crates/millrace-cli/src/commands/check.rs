@@ -164,6 +164,6 @@ pub fn run(args: &CheckArgs) -> u8 {
             }
             code
         }
-        Err(e) => fail(EXIT_CONFIG, &format!("error: {e}")),
+        Err(e) => fail(EXIT_CONFIG, &e.to_string()),
     }
 }

@@ -143,7 +143,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     }
     let spec = match config::load(file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
     let json_path = args.report.as_deref().or(spec.report.as_deref());
     if args.report.is_none() {

@@ -244,7 +244,7 @@ pub fn run(args: &TuneArgs) -> u8 {
     };
     let mut spec = match config::load(&args.file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => return fail(EXIT_CONFIG, &format!("error: {e}")),
+        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
     for note in prepare(&mut spec) {
         eprintln!("millrace: {note}");

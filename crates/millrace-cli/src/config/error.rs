@@ -11,6 +11,7 @@
 //!   |
 //! 7 | wokers = 4
 //!   | ^^^^^^
+//!   |
 //!   = help: did you mean `workers`?
 //! ```
 
@@ -160,29 +161,46 @@ impl ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// The error as rustc and cargo show theirs (rendered by `annotate-snippets`): `error:`,
+    /// the location and the message on the first line, then the offending line with a caret
+    /// under the key or value, then the hint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use annotate_snippets::{Level, Renderer, Snippet};
+
         let this = &*self.0;
         let file = this.file.as_deref().unwrap_or("<pipeline>");
-        match &this.loc {
-            Loc::File { line, col, .. } => write!(f, "{file}:{line}:{col}: ")?,
-            Loc::Override(text) => write!(f, "--set {text}: ")?,
-            Loc::Whole => write!(f, "{file}: ")?,
-        }
-        f.write_str(&this.message)?;
+        let title = match &this.loc {
+            Loc::File { line, col, .. } => format!("{file}:{line}:{col}: {}", this.message),
+            Loc::Override(text) => format!("--set {text}: {}", this.message),
+            Loc::Whole => format!("{file}: {}", this.message),
+        };
+        let mut message = Level::Error.title(&title);
         if let (Loc::File { line, col, width }, Some(text)) = (&this.loc, &this.excerpt) {
-            let gutter = " ".repeat(line.to_string().len());
-            write!(
-                f,
-                "\n{gutter} |\n{line} | {text}\n{gutter} | {}{}",
-                " ".repeat(col.saturating_sub(1)),
-                "^".repeat(*width)
-            )?;
+            message = message.snippet(
+                Snippet::source(text)
+                    .line_start(*line)
+                    .annotation(Level::Error.span(char_span(text, *col, *width))),
+            );
         }
         if let Some(help) = &this.help {
-            write!(f, "\n  = help: {help}")?;
+            message = message.footer(Level::Help.title(help));
         }
-        Ok(())
+        let rendered = Renderer::plain().render(message).to_string();
+        f.write_str(&rendered)
     }
+}
+
+/// The byte range of `width` characters from column `col` (1-based, in characters) of
+/// `text`, clamped to it.
+fn char_span(text: &str, col: usize, width: usize) -> std::ops::Range<usize> {
+    let byte_at = |chars: usize| {
+        text.char_indices()
+            .nth(chars)
+            .map_or(text.len(), |(i, _)| i)
+    };
+    let start = byte_at(col.saturating_sub(1));
+    let end = byte_at(col.saturating_sub(1) + width.max(1));
+    start..end.max(start)
 }
 
 impl std::error::Error for ConfigError {}
@@ -249,7 +267,7 @@ mod tests {
             .in_file("p.toml", Some(&idx));
         assert_eq!(
             err.to_string(),
-            "p.toml:2:1: unknown key `wokers`\n  |\n2 | wokers = 4\n  | ^^^^^^\n  = help: did you mean `workers`?"
+            "error: p.toml:2:1: unknown key `wokers`\n  |\n2 | wokers = 4\n  | ^^^^^^\n  |\n  = help: did you mean `workers`?"
         );
     }
 }

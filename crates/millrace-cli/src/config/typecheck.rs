@@ -13,6 +13,7 @@
 //!   |
 //! 9 | kind = "grep"
 //!   |        ^^^^^^
+//!   |
 //!   = help: no kind turns numbers into text
 //! ```
 //!
