@@ -426,7 +426,11 @@ impl Launch {
             runtime: self.settings.runtime.clone(),
         };
         match launch(segment) {
-            Ok(threads) => self.threads.extend(threads),
+            Ok(threads) => {
+                for (name, run) in threads {
+                    self.spawn(name, run);
+                }
+            }
             Err(e) => self.refused(e),
         }
         Open::Connected(next_inlet)

@@ -47,7 +47,6 @@ use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll as TaskPoll};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{join_all, select, Either};
@@ -145,7 +144,7 @@ pub(crate) struct AsyncSegment<T, U> {
 
 /// Starts an async stage's threads (and its runtime, unless one was handed in).
 pub(crate) type AsyncLaunch<T, U> =
-    Box<dyn FnOnce(AsyncSegment<T, U>) -> Result<Vec<JoinHandle<()>>, BuildError> + Send>;
+    Box<dyn FnOnce(AsyncSegment<T, U>) -> Result<Vec<Thread>, BuildError> + Send>;
 
 /// Makes the launcher of an async stage calling `call`.
 pub(crate) fn launcher<T, U, C>(call: C) -> AsyncLaunch<T, U>
@@ -157,17 +156,11 @@ where
     Box::new(move |segment| start(segment, Arc::new(call)))
 }
 
-fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, BuildError> {
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(f)
-        .map_err(|e| BuildError::thread(&name, &e))
-}
+/// A thread an async stage needs: its name and what it runs. The launch starts it, through
+/// the same path as every other thread of the run.
+pub(crate) type Thread = (String, Box<dyn FnOnce() + Send>);
 
-fn start<T, U, C>(
-    segment: AsyncSegment<T, U>,
-    call: Arc<C>,
-) -> Result<Vec<JoinHandle<()>>, BuildError>
+fn start<T, U, C>(segment: AsyncSegment<T, U>, call: Arc<C>) -> Result<Vec<Thread>, BuildError>
 where
     T: Send + 'static,
     U: Send + 'static,
@@ -201,34 +194,43 @@ where
                 .map_err(|e| BuildError::thread(&format!("the runtime of `{name}`"), &e))?,
         ),
     };
-    let intake_thread = spawn(format!("millrace-{name}-intake"), move || {
-        while let Some(batch) = intake.recv() {
-            if to_driver.blocking_send(batch).is_err() {
-                break;
+    let intake_thread: Thread = (
+        format!("millrace-{name}-intake"),
+        Box::new(move || {
+            while let Some(batch) = intake.recv() {
+                if to_driver.blocking_send(batch).is_err() {
+                    break;
+                }
             }
-        }
-    })?;
+        }),
+    );
 
     let driver_ctx = Arc::clone(&ctx);
-    let driver_thread = spawn(format!("millrace-{name}-driver"), move || {
-        let driver = drive(
-            driver_ctx,
-            call,
-            concurrency,
-            timeout,
-            batches_in_flight,
-            from_intake,
-            to_output,
-        );
-        match runtime {
-            Driven::By(handle) => handle.block_on(driver),
-            Driven::Own(rt) => rt.block_on(driver),
-        }
-    })?;
+    let driver_thread: Thread = (
+        format!("millrace-{name}-driver"),
+        Box::new(move || {
+            let driver = drive(
+                driver_ctx,
+                call,
+                concurrency,
+                timeout,
+                batches_in_flight,
+                from_intake,
+                to_output,
+            );
+            match runtime {
+                Driven::By(handle) => handle.block_on(driver),
+                Driven::Own(rt) => rt.block_on(driver),
+            }
+        }),
+    );
 
-    let output_thread = spawn(format!("millrace-{name}-output"), move || {
-        run_worker(Box::new(FromDriver(from_driver)), emitter, 0, outlet);
-    })?;
+    let output_thread: Thread = (
+        format!("millrace-{name}-output"),
+        Box::new(move || {
+            run_worker(Box::new(FromDriver(from_driver)), emitter, 0, outlet);
+        }),
+    );
     Ok(vec![intake_thread, driver_thread, output_thread])
 }
 
