@@ -95,6 +95,7 @@ mod reorder;
 mod report;
 mod response;
 mod run_error;
+mod segment;
 mod signals;
 mod stage;
 mod sync;

@@ -6,7 +6,7 @@
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use crate::stage::crew::Crew;
+use crate::segment::crew::Crew;
 
 #[test]
 fn loom_crew_retires_the_surplus_and_never_the_last_worker() {

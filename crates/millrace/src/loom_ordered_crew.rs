@@ -39,7 +39,7 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 use crate::reorder::Reorder;
-use crate::stage::crew::Crew;
+use crate::segment::crew::Crew;
 use crate::window::Window;
 
 /// What the workers of one segment share (`Emitter`, `OrderedEmit` and `Growth`).

@@ -37,7 +37,7 @@ pub(crate) struct Signals {
     /// waits for before joining threads (see [`Signals::wait_end`]).
     end_tx: std::sync::Mutex<Option<Sender<()>>>,
     pub(crate) end_rx: Receiver<()>,
-    /// Set on a cancel, for async stages to await (see `stage::asynchronous`).
+    /// Set on a cancel, for async stages to await (see `segment::asynchronous`).
     #[cfg(feature = "async")]
     pub(crate) cancel_watch: tokio::sync::watch::Sender<bool>,
 }

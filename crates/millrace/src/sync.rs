@@ -1,7 +1,7 @@
 //! The synchronisation primitives the protocols are built on, routed through one place.
 //!
 //! Under `cfg(loom)` every mutex, condition variable and atomic used by the hand-off
-//! protocols ([`crate::window`], [`crate::reorder`], [`crate::stage::crew`], and the stop and
+//! protocols ([`crate::window`], [`crate::reorder`], [`crate::segment::crew`], and the stop and
 //! cancel flags of [`crate::signals`]) comes from [loom], so the model checks in
 //! `loom_*.rs` explore every interleaving of the real code; otherwise they are `std`'s.
 //! This is the shim habit of tokio's `crate::loom`.

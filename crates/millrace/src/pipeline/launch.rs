@@ -14,7 +14,7 @@
 //!   before `k` with a hook, else to the origin. Each hooked stage gets a relay thread.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -26,18 +26,11 @@ use crate::control::Control;
 use crate::error::BuildError;
 use crate::ledger::RelayWatch;
 use crate::metrics::StageMetrics;
-use crate::reorder::Reorder;
 use crate::response::{
     relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream,
 };
-use crate::stage::crew::Crew;
-use crate::stage::dead_letter::DeadLetterFn;
-use crate::stage::process::StageCtx;
-use crate::stage::worker::{
-    run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
-};
-use crate::stage::Body;
-use crate::sync::{lock, Mutex};
+use crate::segment::worker::MakePull;
+use crate::sync::lock;
 use crate::window::Window;
 
 use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, StagePlan};
@@ -49,27 +42,27 @@ use super::source::{run_source, Credits, Source, SourceCtx};
 const DEFAULT_CONCURRENCY: usize = 64;
 
 pub(crate) struct Launch {
-    settings: Settings,
-    resolved: Vec<Resolved>,
+    pub(crate) settings: Settings,
+    pub(crate) resolved: Vec<Resolved>,
     #[cfg(feature = "async")]
-    concurrency: Vec<usize>,
+    pub(crate) concurrency: Vec<usize>,
     #[cfg(feature = "async")]
-    timeouts: Vec<Option<std::time::Duration>>,
+    pub(crate) timeouts: Vec<Option<std::time::Duration>>,
     pub(crate) control: Arc<Control>,
     /// The reorder window of each ordered stage.
-    windows: Vec<Option<Arc<Window>>>,
+    pub(crate) windows: Vec<Option<Arc<Window>>>,
     /// The response inbox of each stage with a hook.
-    relays: Vec<Option<crossbeam_channel::Sender<ResponseBatch>>>,
-    origin: Option<Upstream>,
-    credits: Option<Credits>,
+    pub(crate) relays: Vec<Option<crossbeam_channel::Sender<ResponseBatch>>>,
+    pub(crate) origin: Option<Upstream>,
+    pub(crate) credits: Option<Credits>,
     pub(crate) threads: Vec<JoinHandle<()>>,
     /// The first thread the OS refused to start, as the pipeline's build error.
     pub(crate) failed: Option<BuildError>,
     /// The stages the controller sizes, as their segments start.
-    autos: Vec<AutoStage>,
-    budget: usize,
+    pub(crate) autos: Vec<AutoStage>,
+    pub(crate) budget: usize,
     /// The stages of each segment (stages that share workers), in order.
-    segments: Vec<Range<usize>>,
+    pub(crate) segments: Vec<Range<usize>>,
 }
 
 impl Launch {
@@ -206,7 +199,7 @@ impl Launch {
 
     /// Where responses about items that end in stage `index` go: the nearest hooked stage
     /// before it, else the origin. `None` when the response path is off.
-    fn route_before(&self, index: usize) -> Option<Upstream> {
+    pub(crate) fn route_before(&self, index: usize) -> Option<Upstream> {
         self.relays[..index.min(self.relays.len())]
             .iter()
             .rev()
@@ -215,17 +208,17 @@ impl Launch {
     }
 
     /// The reorder window of the first ordered stage after `index` (`None` = from the source).
-    fn next_gate(&self, after: Option<usize>) -> Option<Arc<Window>> {
+    pub(crate) fn next_gate(&self, after: Option<usize>) -> Option<Arc<Window>> {
         let from = after.map_or(0, |i| i + 1);
         self.windows[from..].iter().flatten().next().cloned()
     }
 
-    fn has_ordered_after(&self, index: usize) -> bool {
+    pub(crate) fn has_ordered_after(&self, index: usize) -> bool {
         self.resolved[index + 1..].iter().any(|r| r.ordered)
     }
 
     /// The batch size and queue capacity of the connector into stage `index` (or the sink).
-    fn connector_into(&self, index: usize) -> (usize, usize) {
+    pub(crate) fn connector_into(&self, index: usize) -> (usize, usize) {
         match self.resolved.get(index) {
             Some(r) => (r.batch, r.queue),
             None => {
@@ -250,190 +243,6 @@ impl Launch {
             run_source(source, ctx, outlet)
         });
         Open::Connected(inlet)
-    }
-
-    /// How the segment ending with stage `last` hands its output on.
-    fn emit_mode<U>(&self, last: usize) -> EmitMode<U> {
-        if self.resolved[last].ordered {
-            EmitMode::Ordered(Box::new(OrderedEmit {
-                reorder: Reorder::new(),
-                region: self.windows[last]
-                    .clone()
-                    .expect("every ordered stage has a window"),
-                next_gate: self.next_gate(Some(last)),
-                next_seq: AtomicU64::new(0),
-            }))
-        } else if self.has_ordered_after(last) {
-            EmitMode::Preserve
-        } else {
-            EmitMode::Free
-        }
-    }
-
-    /// The output side of the segment ending with stage `last`, shared by its `workers`
-    /// (sync or async: one construction for both); `growth` for an autoscaled segment.
-    fn emitter<U: Send + 'static>(
-        &self,
-        last: usize,
-        out_batch: usize,
-        workers: usize,
-        growth: Option<Growth<U>>,
-    ) -> Arc<Emitter<U>> {
-        Arc::new(Emitter {
-            mode: self.emit_mode(last),
-            out_batch,
-            metrics: Arc::clone(&self.control.ledger.stages[last]),
-            events: self.route_before(last),
-            control: Arc::clone(&self.control),
-            crew: Crew::new(workers, growth.is_some()),
-            growth,
-        })
-    }
-
-    /// Ends an open segment at the connector into stage `next` (or the sink): starts the
-    /// segment's workers, each running its pull chain into a shared emitter.
-    pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
-        let Open::Pending {
-            make_pull,
-            workers,
-            last,
-        } = open
-        else {
-            let Open::Connected(inlet) = open else {
-                unreachable!()
-            };
-            return inlet;
-        };
-        let (out_batch, out_queue) = self.connector_into(next);
-        let (outlet, inlet) = connector(out_queue);
-        let metrics = Arc::clone(&self.control.ledger.stages[last]);
-        let auto = self.resolved[last].auto;
-        let growth = auto.map(|_| Growth {
-            make_pull: Arc::clone(&make_pull),
-            outlet: Mutex::new(Some(outlet.clone())),
-            next_worker: AtomicUsize::new(workers),
-            free_slots: Mutex::new(Vec::new()),
-            control: Arc::clone(&self.control),
-        });
-        let emitter = self.emitter(last, out_batch, workers, growth);
-        for worker in 0..workers {
-            let (input, emitter, outlet) =
-                (make_pull(worker), Arc::clone(&emitter), outlet.clone());
-            self.spawn(format!("millrace-{}-{worker}", metrics.name), move || {
-                run_worker(input, emitter, worker, outlet)
-            });
-        }
-        if let Some((min, max)) = auto {
-            let stages = self
-                .segments
-                .iter()
-                .find(|segment| segment.contains(&last))
-                .cloned()
-                .unwrap_or(last..last + 1);
-            self.autos.push(AutoStage {
-                stages,
-                min,
-                max,
-                scaler: Arc::new(SegmentScaler(Arc::downgrade(&emitter))),
-            });
-        }
-        inlet
-    }
-
-    /// Adds stage `index` to the open end: onto the open segment if the stage is fused with
-    /// the one before, else as a new segment reading from a connector.
-    pub(crate) fn start_stage<T: Send + 'static, U: Send + 'static>(
-        &mut self,
-        index: usize,
-        body: Body<T, U>,
-        dead_letter: Option<DeadLetterFn<T>>,
-        open: Open<T>,
-    ) -> Open<U> {
-        let r = &self.resolved[index];
-        let (workers, policy, fused) = (r.workers, r.policy, r.fused);
-        let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let events = self.route_before(index);
-        let ctx = Arc::new(StageCtx {
-            name: Arc::clone(&metrics.name),
-            metrics: Arc::clone(&metrics),
-            policy,
-            dead_letter,
-            events: events.clone(),
-            expanded: self.credits.as_ref().map(|c| Arc::clone(&c.expanded)),
-            control: Arc::clone(&self.control),
-        });
-        // Without the `async` feature the match has one arm; it stays a match for the other.
-        #[cfg_attr(not(feature = "async"), allow(clippy::infallible_destructuring_match))]
-        let make_process = match body {
-            Body::Sync(make_process) => make_process,
-            #[cfg(feature = "async")]
-            Body::Async(launch) => return self.start_async(index, launch, ctx, open),
-        };
-        let input: MakePull<T> = match open {
-            Open::Pending { make_pull, .. } if fused => make_pull,
-            open => {
-                let inlet = self.connect(open, index);
-                let control = Arc::clone(&self.control);
-                Arc::new(move |worker| {
-                    Box::new(InletPull {
-                        inlet: inlet.clone(),
-                        metrics: Arc::clone(&metrics),
-                        worker,
-                        events: events.clone(),
-                        control: Arc::clone(&control),
-                    })
-                })
-            }
-        };
-        let make_pull: MakePull<U> =
-            Arc::new(move |worker| Box::new(Then::new(input(worker), make_process(&ctx, worker))));
-        Open::Pending {
-            make_pull,
-            workers,
-            last: index,
-        }
-    }
-
-    /// Starts an async stage as a segment of its own (see `stage::asynchronous`).
-    #[cfg(feature = "async")]
-    fn start_async<T: Send + 'static, U: Send + 'static>(
-        &mut self,
-        index: usize,
-        launch: crate::stage::asynchronous::AsyncLaunch<T, U>,
-        ctx: Arc<StageCtx<T>>,
-        open: Open<T>,
-    ) -> Open<U> {
-        let inlet = self.connect(open, index);
-        let (out_batch, out_queue) = self.connector_into(index + 1);
-        let (outlet, next_inlet) = connector(out_queue);
-        let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let emitter = self.emitter(index, out_batch, 1, None);
-        let intake = InletPull {
-            inlet,
-            metrics,
-            worker: 0,
-            events: self.route_before(index),
-            control: Arc::clone(&self.control),
-        };
-        let segment = crate::stage::asynchronous::AsyncSegment {
-            ctx,
-            concurrency: self.concurrency[index],
-            timeout: self.timeouts[index],
-            batch: self.resolved[index].batch,
-            intake,
-            emitter,
-            outlet,
-            runtime: self.settings.runtime.clone(),
-        };
-        match launch(segment) {
-            Ok(threads) => {
-                for (name, run) in threads {
-                    self.spawn(name, run);
-                }
-            }
-            Err(e) => self.refused(e),
-        }
-        Open::Connected(next_inlet)
     }
 
     /// Starts a thread of the run. If the OS refuses, the refusal becomes the pipeline's

@@ -20,8 +20,8 @@
 //! Settings that make no sense (zero workers, zero capacity, a repeated stage name) are
 //! reported as a [`BuildError`] when the pipeline is started, before any thread runs.
 
-mod launch;
-mod plan;
+pub(crate) mod launch;
+pub(crate) mod plan;
 mod running;
 pub(crate) mod sink;
 pub(crate) mod source;

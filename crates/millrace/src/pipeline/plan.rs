@@ -83,18 +83,18 @@ pub(crate) struct StagePlan {
 }
 
 /// One stage's settings, defaults applied.
-pub(super) struct Resolved {
+pub(crate) struct Resolved {
     /// Runs on the previous stage's workers (no connector of its own).
-    pub(super) fused: bool,
+    pub(crate) fused: bool,
     /// Autoscaled between these bounds.
-    pub(super) auto: Option<(usize, usize)>,
-    pub(super) workers: usize,
-    pub(super) batch: usize,
+    pub(crate) auto: Option<(usize, usize)>,
+    pub(crate) workers: usize,
+    pub(crate) batch: usize,
     /// Input capacity in items, as asked (a fused stage has no queue of its own).
-    pub(super) capacity: usize,
-    pub(super) queue: usize,
-    pub(super) ordered: bool,
-    pub(super) policy: ErrorPolicy,
+    pub(crate) capacity: usize,
+    pub(crate) queue: usize,
+    pub(crate) ordered: bool,
+    pub(crate) policy: ErrorPolicy,
 }
 
 /// A resolved plan.

@@ -26,14 +26,10 @@
 //! instead, so that a failed item can be retried and handed to the dead letters whole;
 //! [`Stage::try_map_owned`] takes it, and its error hands it back.
 
-#[cfg(feature = "async")]
-pub(crate) mod asynchronous;
-pub(crate) mod crew;
 pub(crate) mod dead_letter;
 pub(crate) mod logic;
 pub(crate) mod process;
 mod rejected;
-pub(crate) mod worker;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -85,7 +81,7 @@ pub struct Stage<T, U> {
 pub(crate) enum Body<T, U> {
     Sync(MakeProcess<T, U>),
     #[cfg(feature = "async")]
-    Async(asynchronous::AsyncLaunch<T, U>),
+    Async(crate::segment::asynchronous::AsyncLaunch<T, U>),
 }
 
 impl<T, U> fmt::Debug for Stage<T, U> {
@@ -398,7 +394,9 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
     {
         Self::with_body(
             name,
-            Body::Async(asynchronous::launcher(asynchronous::ByValue(f))),
+            Body::Async(crate::segment::asynchronous::launcher(
+                crate::segment::asynchronous::ByValue(f),
+            )),
         )
     }
 
@@ -436,7 +434,9 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
     {
         Self::with_body(
             name,
-            Body::Async(asynchronous::launcher(asynchronous::ByRef(f))),
+            Body::Async(crate::segment::asynchronous::launcher(
+                crate::segment::asynchronous::ByRef(f),
+            )),
         )
     }
 }

@@ -62,9 +62,9 @@ use crate::metrics::Counters;
 use crate::policy::ErrorPolicy;
 use crate::response::ResponseBatch;
 
-use super::process::StageCtx;
 use super::worker::{run_worker, Emitter, InletPull, Pull};
 use crate::response::drop_unfinished;
+use crate::stage::process::StageCtx;
 
 /// What an async stage calls for each try of an item.
 pub(crate) trait AsyncCall<T, U>: Send + Sync + 'static {

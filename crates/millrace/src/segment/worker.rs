@@ -13,7 +13,7 @@
 //! 1. Poll for a batch; if none is queued, first **flush** any partial output batch (so
 //!    nothing waits downstream while this worker waits upstream), then wait. Time waited is
 //!    the first stage's *idle* time.
-//! 2. Each stage processes the whole batch (see [`super::process`]), timing its *busy* time.
+//! 2. Each stage processes the whole batch (see [`crate::stage::process`]), timing its *busy* time.
 //! 3. The emitter hands the output on according to the last stage's [`EmitMode`]; time
 //!    waiting for room is the last stage's *blocked* time.
 //!
@@ -36,7 +36,7 @@ use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
 use super::crew::Crew;
-use super::process::Process;
+use crate::stage::process::Process;
 
 /// How a segment hands its output on.
 pub(crate) enum EmitMode<U> {

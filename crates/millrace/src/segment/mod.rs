@@ -1,0 +1,226 @@
+//! Segments: a run of stages that share workers, from construction to run.
+//!
+//! A *segment* is one stage, or adjacent stages fused onto the same workers (fixed stages
+//! with equal worker counts under `fuse()`, autoscaled ones with equal bounds by default).
+//! The plan (`pipeline::plan`) decides the segments; this module builds each one and runs
+//! it:
+//!
+//! * **Construction** (here): a stage joins the open segment or starts one on a new
+//!   connector ([`Launch::start_stage`]); the segment is closed at the connector into the
+//!   next stage or the sink ([`Launch::connect`]), where its [`Emitter`](worker::Emitter) is
+//!   built and its workers are started, through the launch's one spawn path. An async
+//!   stage is a segment of its own ([`asynchronous`]), built from the same emitter and
+//!   started the same way.
+//! * **Run**: each worker runs [`worker::run_worker`]; [`crew`] keeps the count of live
+//!   workers (who may retire when the autoscaler shrinks the segment, who is last out).
+//!
+//! The autoscaler sizes segments through [`worker::SegmentScaler`], and the report's
+//! bottleneck judges the same segments, as the plan made them.
+
+#[cfg(feature = "async")]
+pub(crate) mod asynchronous;
+pub(crate) mod crew;
+pub(crate) mod worker;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
+
+use crate::autoscale::AutoStage;
+use crate::connector::{connector, Inlet};
+use crate::pipeline::launch::{Launch, Open};
+use crate::reorder::Reorder;
+use crate::stage::dead_letter::DeadLetterFn;
+use crate::stage::process::StageCtx;
+use crate::stage::Body;
+use crate::sync::Mutex;
+
+use crew::Crew;
+use worker::{
+    run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
+};
+
+impl Launch {
+    /// How the segment ending with stage `last` hands its output on.
+    fn emit_mode<U>(&self, last: usize) -> EmitMode<U> {
+        if self.resolved[last].ordered {
+            EmitMode::Ordered(Box::new(OrderedEmit {
+                reorder: Reorder::new(),
+                region: self.windows[last]
+                    .clone()
+                    .expect("every ordered stage has a window"),
+                next_gate: self.next_gate(Some(last)),
+                next_seq: AtomicU64::new(0),
+            }))
+        } else if self.has_ordered_after(last) {
+            EmitMode::Preserve
+        } else {
+            EmitMode::Free
+        }
+    }
+
+    /// The output side of the segment ending with stage `last`, shared by its `workers`
+    /// (sync or async: one construction for both); `growth` for an autoscaled segment.
+    fn emitter<U: Send + 'static>(
+        &self,
+        last: usize,
+        out_batch: usize,
+        workers: usize,
+        growth: Option<Growth<U>>,
+    ) -> Arc<Emitter<U>> {
+        Arc::new(Emitter {
+            mode: self.emit_mode(last),
+            out_batch,
+            metrics: Arc::clone(&self.control.ledger.stages[last]),
+            events: self.route_before(last),
+            control: Arc::clone(&self.control),
+            crew: Crew::new(workers, growth.is_some()),
+            growth,
+        })
+    }
+
+    /// Ends an open segment at the connector into stage `next` (or the sink): starts the
+    /// segment's workers, each running its pull chain into a shared emitter.
+    pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
+        let Open::Pending {
+            make_pull,
+            workers,
+            last,
+        } = open
+        else {
+            let Open::Connected(inlet) = open else {
+                unreachable!()
+            };
+            return inlet;
+        };
+        let (out_batch, out_queue) = self.connector_into(next);
+        let (outlet, inlet) = connector(out_queue);
+        let metrics = Arc::clone(&self.control.ledger.stages[last]);
+        let auto = self.resolved[last].auto;
+        let growth = auto.map(|_| Growth {
+            make_pull: Arc::clone(&make_pull),
+            outlet: Mutex::new(Some(outlet.clone())),
+            next_worker: AtomicUsize::new(workers),
+            free_slots: Mutex::new(Vec::new()),
+            control: Arc::clone(&self.control),
+        });
+        let emitter = self.emitter(last, out_batch, workers, growth);
+        for worker in 0..workers {
+            let (input, emitter, outlet) =
+                (make_pull(worker), Arc::clone(&emitter), outlet.clone());
+            self.spawn(format!("millrace-{}-{worker}", metrics.name), move || {
+                run_worker(input, emitter, worker, outlet)
+            });
+        }
+        if let Some((min, max)) = auto {
+            let stages = self
+                .segments
+                .iter()
+                .find(|segment| segment.contains(&last))
+                .cloned()
+                .unwrap_or(last..last + 1);
+            self.autos.push(AutoStage {
+                stages,
+                min,
+                max,
+                scaler: Arc::new(SegmentScaler(Arc::downgrade(&emitter))),
+            });
+        }
+        inlet
+    }
+
+    /// Adds stage `index` to the open end: onto the open segment if the stage is fused with
+    /// the one before, else as a new segment reading from a connector.
+    pub(crate) fn start_stage<T: Send + 'static, U: Send + 'static>(
+        &mut self,
+        index: usize,
+        body: Body<T, U>,
+        dead_letter: Option<DeadLetterFn<T>>,
+        open: Open<T>,
+    ) -> Open<U> {
+        let r = &self.resolved[index];
+        let (workers, policy, fused) = (r.workers, r.policy, r.fused);
+        let metrics = Arc::clone(&self.control.ledger.stages[index]);
+        let events = self.route_before(index);
+        let ctx = Arc::new(StageCtx {
+            name: Arc::clone(&metrics.name),
+            metrics: Arc::clone(&metrics),
+            policy,
+            dead_letter,
+            events: events.clone(),
+            expanded: self.credits.as_ref().map(|c| Arc::clone(&c.expanded)),
+            control: Arc::clone(&self.control),
+        });
+        // Without the `async` feature the match has one arm; it stays a match for the other.
+        #[cfg_attr(not(feature = "async"), allow(clippy::infallible_destructuring_match))]
+        let make_process = match body {
+            Body::Sync(make_process) => make_process,
+            #[cfg(feature = "async")]
+            Body::Async(launch) => return self.start_async(index, launch, ctx, open),
+        };
+        let input: MakePull<T> = match open {
+            Open::Pending { make_pull, .. } if fused => make_pull,
+            open => {
+                let inlet = self.connect(open, index);
+                let control = Arc::clone(&self.control);
+                Arc::new(move |worker| {
+                    Box::new(InletPull {
+                        inlet: inlet.clone(),
+                        metrics: Arc::clone(&metrics),
+                        worker,
+                        events: events.clone(),
+                        control: Arc::clone(&control),
+                    })
+                })
+            }
+        };
+        let make_pull: MakePull<U> =
+            Arc::new(move |worker| Box::new(Then::new(input(worker), make_process(&ctx, worker))));
+        Open::Pending {
+            make_pull,
+            workers,
+            last: index,
+        }
+    }
+
+    /// Starts an async stage as a segment of its own (see `stage::asynchronous`).
+    #[cfg(feature = "async")]
+    fn start_async<T: Send + 'static, U: Send + 'static>(
+        &mut self,
+        index: usize,
+        launch: asynchronous::AsyncLaunch<T, U>,
+        ctx: Arc<StageCtx<T>>,
+        open: Open<T>,
+    ) -> Open<U> {
+        let inlet = self.connect(open, index);
+        let (out_batch, out_queue) = self.connector_into(index + 1);
+        let (outlet, next_inlet) = connector(out_queue);
+        let metrics = Arc::clone(&self.control.ledger.stages[index]);
+        let emitter = self.emitter(index, out_batch, 1, None);
+        let intake = InletPull {
+            inlet,
+            metrics,
+            worker: 0,
+            events: self.route_before(index),
+            control: Arc::clone(&self.control),
+        };
+        let segment = asynchronous::AsyncSegment {
+            ctx,
+            concurrency: self.concurrency[index],
+            timeout: self.timeouts[index],
+            batch: self.resolved[index].batch,
+            intake,
+            emitter,
+            outlet,
+            runtime: self.settings.runtime.clone(),
+        };
+        match launch(segment) {
+            Ok(threads) => {
+                for (name, run) in threads {
+                    self.spawn(name, run);
+                }
+            }
+            Err(e) => self.refused(e),
+        }
+        Open::Connected(next_inlet)
+    }
+}
