@@ -1,4 +1,4 @@
-//! Model checks (loom) of the crew protocol of autoscaled segments (`stage/crew.rs`): workers
+//! Model checks (loom) of the crew protocol of autoscaled segments (`segment/crew.rs`): workers
 //! retiring while the target drops never retire the last worker, exactly the surplus
 //! retires, and the end of input is always noticed by a last worker, even when a worker is
 //! added while the others leave.

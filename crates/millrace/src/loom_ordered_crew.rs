@@ -1,9 +1,9 @@
 //! Model checks (loom) of an autoscaled ordered stage: workers added while others retire,
 //! next to the reorder buffer (protocols.md sections 2 and 5).
 //!
-//! What runs for real: the segment's [`Crew`] (`stage/crew.rs`), its [`Reorder`] buffer and
+//! What runs for real: the segment's [`Crew`] (`segment/crew.rs`), its [`Reorder`] buffer and
 //! the region's [`Window`] it releases. What is mirrored: the worker loop
-//! (`stage/worker.rs`: `run_worker` with `Emitter::emit` in `EmitMode::Ordered`) and the
+//! (`segment/worker.rs`: `run_worker` with `Emitter::emit` in `EmitMode::Ordered`) and the
 //! autoscaler's resize (`SegmentScaler::resize` and `grow`), because the real ones send
 //! into crossbeam connectors and start OS threads. The mirrors keep the real steps in
 //! order; the segment's inlet is a queue already filled and closed (the source has sent

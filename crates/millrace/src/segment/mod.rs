@@ -182,7 +182,7 @@ impl Launch {
         }
     }
 
-    /// Starts an async stage as a segment of its own (see `stage::asynchronous`).
+    /// Starts an async stage as a segment of its own (see [`asynchronous`]).
     #[cfg(feature = "async")]
     fn start_async<T: Send + 'static, U: Send + 'static>(
         &mut self,
