@@ -1,12 +1,12 @@
 //! What an idle running pipeline costs, and how fast a stop takes effect on one.
 //!
-//! A submitter pipeline with three sync stages and an async one runs with no input for two
-//! seconds; the process's CPU time over that window (from `/proc/self/stat`, Linux only) is
+//! A submitter pipeline with three sync stages and an async one runs with no input for ten
+//! seconds (or the number given); the process's CPU time over that window (from `/proc/self/stat`, Linux only) is
 //! printed as a share of one core. Then `stop()` is called and the time until `join`
 //! returns is printed. Every thread waits on a wake-up (a channel, a condition variable, a
 //! tokio watch), none polls, so both figures should be near zero.
 //!
-//! Run with `cargo run --release -p millrace --example idle`.
+//! Run with `cargo run --release -p millrace --example idle [SECONDS]`.
 
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     std::thread::sleep(Duration::from_millis(200));
 
-    let idle = Duration::from_secs(2);
+    let seconds: u64 = match std::env::args().nth(1) {
+        Some(arg) => arg
+            .parse()
+            .map_err(|e| format!("the seconds `{arg}` are not a number: {e}"))?,
+        None => 10,
+    };
+    let idle = Duration::from_secs(seconds);
     let before = cpu_ticks();
     std::thread::sleep(idle);
     let after = cpu_ticks();
