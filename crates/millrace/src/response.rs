@@ -158,6 +158,17 @@ fn ended_outcome<T>(status: Status) -> Option<Outcome<T>> {
     }
 }
 
+/// The outputs a `Delivered` batch carries back (a `Vec<T>`, one per id), for the
+/// submitter or the replying stage, which alone know `T`.
+fn delivered_values<T: 'static>(outputs: Option<Box<dyn Any + Send>>, ids: &Ids) -> Vec<T> {
+    let values = outputs
+        .and_then(|o| o.downcast::<Vec<T>>().ok())
+        .map(|o| *o)
+        .unwrap_or_default();
+    debug_assert_eq!(values.len(), ids.len());
+    values
+}
+
 pub(crate) type ResponseSender = Sender<ResponseBatch>;
 
 /// Where a relay (or the sink) hands responses next.
@@ -223,34 +234,30 @@ where
     F: FnMut(A, ItemId, Outcome<T>) -> A + Send,
 {
     fn take(&mut self, batch: &mut ResponseBatch, control: &Control, stage: &str) {
-        let replies: Vec<(ItemId, Outcome<T>)> = match batch {
-            ResponseBatch::Delivered { ids, outputs } => {
-                // The sink of a replying pipeline always sends its outputs, as a `Vec<T>`.
-                let values = outputs
-                    .take()
-                    .and_then(|o| o.downcast::<Vec<T>>().ok())
-                    .map(|o| *o)
-                    .unwrap_or_default();
-                debug_assert_eq!(values.len(), ids.len());
-                ids.iter()
-                    .zip(values)
-                    .map(|(id, v)| (id, Outcome::Output(v)))
-                    .collect()
-            }
-            ResponseBatch::Ended(events) => events
-                .iter()
-                .filter_map(|(id, status)| Some((*id, ended_outcome(status.clone())?)))
-                .collect(),
-        };
-        let Some(acc) = self.acc.take() else {
-            return;
-        };
         let fold = &mut self.fold;
-        match control.catch(|| {
-            replies
-                .into_iter()
-                .fold(acc, |acc, (id, outcome)| fold(acc, id, outcome))
-        }) {
+        // The values stop here either way: nothing upstream wants them.
+        let folded = match (self.acc.take(), batch) {
+            (None, ResponseBatch::Delivered { outputs, .. }) => {
+                outputs.take();
+                return;
+            }
+            (None, ResponseBatch::Ended(_)) => return,
+            (Some(acc), ResponseBatch::Delivered { ids, outputs }) => {
+                let values = delivered_values::<T>(outputs.take(), ids);
+                control.catch(|| {
+                    ids.iter()
+                        .zip(values)
+                        .fold(acc, |acc, (id, v)| fold(acc, id, Outcome::Output(v)))
+                })
+            }
+            (Some(acc), ResponseBatch::Ended(events)) => control.catch(|| {
+                events
+                    .iter()
+                    .filter_map(|(id, status)| Some((*id, ended_outcome(status.clone())?)))
+                    .fold(acc, |acc, (id, outcome)| fold(acc, id, outcome))
+            }),
+        };
+        match folded {
             Ok(acc) => self.acc = Some(acc),
             Err(payload) => control.fail_hard(RunErrorKind::SinkPanicked(format!(
                 "the replies to stage `{stage}` panicked: {}",
@@ -411,11 +418,7 @@ impl<T: Send + 'static> Responses<T> {
         }
         match batch {
             ResponseBatch::Delivered { ids, outputs } => {
-                let outputs = outputs
-                    .and_then(|o| o.downcast::<Vec<T>>().ok())
-                    .map(|o| *o)
-                    .unwrap_or_default();
-                debug_assert_eq!(outputs.len(), ids.len());
+                let outputs = delivered_values::<T>(outputs, &ids);
                 self.ready.extend(
                     ids.iter()
                         .zip(outputs)

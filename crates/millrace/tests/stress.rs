@@ -51,16 +51,14 @@ mod run;
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use millrace::{Handle, Pipeline, RunErrorKind};
 
-use check::{check, retries_cut_short, run_and_check_cancel, sorted};
+use check::{check, retries_cut_short, run_and_check_cancel, sorted, spawn_try_for_each};
 use model::SINK;
-use model::{
-    build_sink, Case, Item, Layout, Op, Policy, SinkFault, SinkMode, SourceMode, StageSpec,
-};
+use model::{Case, Item, Layout, Op, Policy, SinkFault, SinkMode, SourceMode, StageSpec};
 use reference::{reference, Kind};
 use run::{configure, items, outcome_kind, run_case, Observed, Shared};
 
@@ -290,7 +288,7 @@ fn generate(seed: u64) -> (Case, Action) {
             Action::Full
         }
         1 => {
-            restrict_for_consumer_cancel(&mut case);
+            case.restrict_for_cancel();
             Action::ConsumerCancel(rng.usize(0, 60))
         }
         2 => {
@@ -327,30 +325,6 @@ fn prepare_remote(case: &mut Case, rng: &mut Rng) {
         if case.default_policy.stops() {
             case.default_policy = Policy::Skip;
         }
-    }
-}
-
-/// The restrictions the consumer-cancel check needs (as in the property tests'
-/// `cancel_case`): no flat-maps (every id has one fate), no stopping policies, no hooks,
-/// an iterator source, and a serving, `outputs()` or `try_for_each` sink.
-fn restrict_for_consumer_cancel(case: &mut Case) {
-    for spec in &mut case.stages {
-        if spec.op.expands() {
-            spec.op = Op::Map { mul: 1, add: 1 };
-        }
-        if spec.policy.is_some_and(Policy::stops) {
-            spec.policy = Some(Policy::Skip);
-        }
-        spec.hook = false;
-    }
-    let retries = matches!(case.sink, SinkMode::TryForEach(_))
-        && matches!(case.default_policy, Policy::Retry(_));
-    if !retries {
-        case.default_policy = Policy::Skip;
-    }
-    case.source = SourceMode::Iter;
-    if case.sink == SinkMode::ForEach {
-        case.sink = SinkMode::Respond;
     }
 }
 
@@ -470,17 +444,7 @@ fn run_remote(case: &Case, after: usize, cancel: bool) -> Observed {
             }
         }
         SinkMode::TryForEach(fault) => {
-            let got: Arc<Mutex<Vec<Item>>> = Arc::default();
-            let kept = Arc::clone(&got);
-            let mut judge = build_sink(fault);
-            let running = builder
-                .try_for_each(move |it: &Item| {
-                    judge(it)?;
-                    kept.lock().unwrap().push(it.clone());
-                    Ok::<(), String>(())
-                })
-                .spawn()
-                .expect("a valid pipeline builds");
+            let (running, got) = spawn_try_for_each(builder, fault);
             let remote = Remote::start(running.handle(), after, cancel);
             let result = running.join().map(|f| f.report);
             remote.finish();

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use millrace::Pipeline;
+use millrace::{Pipeline, PipelineBuilder, Running};
 
-use crate::model::{build_sink, name, Case, Item, SinkMode};
+use crate::model::{build_sink, name, Case, Item, SinkFault, SinkMode};
 use crate::reference::{reference, Counts, Kind};
 use crate::run::{configure, items, outcome_kind, Observed, Shared};
 
@@ -229,6 +229,26 @@ pub(crate) fn check(case: &Case, o: &Observed) {
     }
 }
 
+/// Starts `builder` with a `try_for_each` sink that fails items as `fault` says and keeps
+/// the items it accepts, in the returned vector.
+pub(crate) fn spawn_try_for_each(
+    builder: PipelineBuilder<Item>,
+    fault: SinkFault,
+) -> (Running<()>, Arc<Mutex<Vec<Item>>>) {
+    let accepted: Arc<Mutex<Vec<Item>>> = Arc::default();
+    let kept = Arc::clone(&accepted);
+    let mut judge = build_sink(fault);
+    let running = builder
+        .try_for_each(move |it: &Item| {
+            judge(it)?;
+            kept.lock().unwrap().push(it.clone());
+            Ok::<(), String>(())
+        })
+        .spawn()
+        .expect("a valid pipeline builds");
+    (running, accepted)
+}
+
 /// Runs `case`, cancelling once `cancel_after` outputs or responses came out, and checks
 /// that every admitted item is accounted for once: finished as the reference says, or
 /// listed as unfinished.
@@ -238,17 +258,7 @@ pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
     let full = reference(case, case.input.len());
     match case.sink {
         SinkMode::TryForEach(fault) => {
-            let accepted: Arc<Mutex<Vec<Item>>> = Arc::default();
-            let kept = Arc::clone(&accepted);
-            let mut judge = build_sink(fault);
-            let running = builder
-                .try_for_each(move |it: &Item| {
-                    judge(it)?;
-                    kept.lock().unwrap().push(it.clone());
-                    Ok::<(), String>(())
-                })
-                .spawn()
-                .expect("a valid pipeline builds");
+            let (running, accepted) = spawn_try_for_each(builder, fault);
             // Cancel once `cancel_after` items were accepted (or the run ended first).
             while cancel_after > 0
                 && !running.is_finished()

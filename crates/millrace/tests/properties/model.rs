@@ -199,6 +199,33 @@ pub(crate) struct Case {
 }
 
 impl Case {
+    /// What the cancel checks need: no flat-maps (so every id has one fate), no stopping
+    /// policies, no hooks, an iterator source, no stop of its own, and a serving,
+    /// `outputs()` or `try_for_each` sink (a `for_each` becomes a serving one). A
+    /// `try_for_each` sink keeps a retrying default policy (its retries are where a cancel
+    /// can land between two tries); other defaults give way to skipping.
+    pub(crate) fn restrict_for_cancel(&mut self) {
+        for spec in &mut self.stages {
+            if spec.op.expands() {
+                spec.op = Op::Map { mul: 1, add: 1 };
+            }
+            if spec.policy.is_some_and(Policy::stops) {
+                spec.policy = Some(Policy::Skip);
+            }
+            spec.hook = false;
+        }
+        let retries = matches!(self.sink, SinkMode::TryForEach(_))
+            && matches!(self.default_policy, Policy::Retry(_));
+        if !retries {
+            self.default_policy = Policy::Skip;
+        }
+        self.source = SourceMode::Iter;
+        self.stop_after = None;
+        if self.sink == SinkMode::ForEach {
+            self.sink = SinkMode::Respond;
+        }
+    }
+
     pub(crate) fn policy(&self, stage: usize) -> Policy {
         self.stages[stage].policy.unwrap_or(self.default_policy)
     }

@@ -152,31 +152,11 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
     })
 }
 
-/// A case for the cancel property: no flat-maps (so every id has one fate), no stopping
-/// policies, a serving or an `outputs()` sink (closure sinks become serving ones), and a
-/// cancel after `cancel_after` results.
+/// A case for the cancel property ([`Case::restrict_for_cancel`]) and a cancel after
+/// `cancel_after` results.
 pub(crate) fn cancel_case() -> impl Strategy<Value = (Case, usize)> {
     (case(), 0..40usize).prop_map(|(mut case, cancel_after)| {
-        for spec in &mut case.stages {
-            if spec.op.expands() {
-                spec.op = Op::Map { mul: 1, add: 1 };
-            }
-            if spec.policy.is_some_and(Policy::stops) {
-                spec.policy = Some(Policy::Skip);
-            }
-            spec.hook = false;
-        }
-        // A `try_for_each` sink keeps a retrying default policy (its retries are where a
-        // cancel can land between two tries); stopping policies give way to skipping.
-        let retries = matches!(case.sink, SinkMode::TryForEach(_))
-            && matches!(case.default_policy, Policy::Retry(_));
-        if !retries {
-            case.default_policy = Policy::Skip;
-        }
-        case.stop_after = None;
-        if case.sink == SinkMode::ForEach {
-            case.sink = SinkMode::Respond;
-        }
+        case.restrict_for_cancel();
         (case, cancel_after)
     })
 }
