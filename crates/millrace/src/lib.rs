@@ -80,6 +80,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod autoscale;
+mod batch_size;
 mod connector;
 mod control;
 mod error;

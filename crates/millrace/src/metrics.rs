@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::batch_size::BatchSize;
+
 /// One worker's counters.
 #[derive(Default, Debug)]
 pub(crate) struct Counters {
@@ -135,9 +137,9 @@ pub(crate) struct StageMetrics {
     workers: AtomicUsize,
     /// Capacity of the stage's input connector, in batches.
     pub(crate) queue_capacity: usize,
-    /// Items per batch on the stage's input connector (0: not known), so that reports can
-    /// give the capacity in items.
-    pub(crate) batch: usize,
+    /// The batch size of the stage's input connector (`None`: not known), so that reports
+    /// can give the capacity in items and what an adaptive size chose.
+    pub(crate) batch: Option<Arc<BatchSize>>,
     /// Runs on the previous stage's workers (no connector of its own).
     pub(crate) fused: bool,
     slots: Box<[CachePadded<Counters>]>,
@@ -159,7 +161,7 @@ impl StageMetrics {
             name,
             workers: AtomicUsize::new(workers),
             queue_capacity,
-            batch: 0,
+            batch: None,
             fused: false,
             slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
@@ -173,10 +175,9 @@ impl StageMetrics {
         self
     }
 
-    /// Sets the items per batch on the stage's input connector, for the capacity in items.
-    // Not called yet: the launch passes only the capacity in batches for now.
-    pub(crate) fn batch(mut self, items: usize) -> Self {
-        self.batch = items;
+    /// Sets the batch size of the stage's input connector.
+    pub(crate) fn batch(mut self, size: Arc<BatchSize>) -> Self {
+        self.batch = Some(size);
         self
     }
 

@@ -249,7 +249,9 @@ fn time_shares_are_fractions_and_latency_covers_every_delivered_item() {
 fn slow_in_the_middle(first: &str) -> millrace::Report {
     let first = first.to_owned();
     within(60, move || {
+        // One fixed worker each (not autoscaled), so each stage is judged on its own.
         Pipeline::source(0..300u64)
+            .default_workers(1)
             .stage(Stage::map(&first, |x: u64| x).batch(4))
             .stage(
                 Stage::map("slow", |x: u64| {
@@ -270,6 +272,7 @@ fn slow_in_the_middle(first: &str) -> millrace::Report {
 fn the_bottleneck_is_the_stage_whose_workers_are_busiest() {
     let report = within(60, || {
         Pipeline::source(0..300u64)
+            .default_workers(1)
             .stage(
                 Stage::map("slow", |x: u64| {
                     std::thread::sleep(Duration::from_millis(1));
