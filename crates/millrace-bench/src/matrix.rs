@@ -198,9 +198,10 @@ pub fn setup(workload: Workload, implementation: &Implementation) -> String {
             workload.stages() + 2,
             workload.channel_capacity()
         ),
-        Implementation::Millrace(config) => {
-            format!("{config} ({} threads)", config.threads())
-        }
+        Implementation::Millrace(config) => match config.threads() {
+            Some(threads) => format!("{config} ({threads} threads)"),
+            None => format!("{config} (autoscaled, {} cores)", machine::cores()),
+        },
     }
 }
 

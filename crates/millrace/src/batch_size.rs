@@ -21,16 +21,19 @@
 //!   batch should take at most [`USE_TARGET`] to process, so that a stage's workers share the
 //!   work evenly and the tail of a run is short.
 //!
-//! The size grows by doubling (a noisy fast batch moves it one step) and shrinks at once to
-//! what the last measurement asks (a slow batch is a latency cost now). Producers and
-//! consumers update it with relaxed atomics: a lost update only delays the next step.
+//! Each measurement moves the size one step, doubling or halving, toward what it asks: a
+//! thread preempted in the middle of a batch (more threads than cores) measures a pace far
+//! slower than the real one, and one such batch must not collapse the size. A source whose
+//! iterator waited for the first item of a batch (more than [`FILL_TARGET`]) is sparse, and
+//! drops to single items at once, so light traffic is never held back. Producers and
+//! consumers update the size with relaxed atomics: a lost update only delays the next step.
 
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
 /// Queue slots of a connector whose batch size adapts: its capacity in items, split into
 /// this many batches of at most `capacity / SLOTS` items.
-pub(crate) const SLOTS: usize = 8;
+pub(crate) const SLOTS: usize = 4;
 
 /// How long a producer should take to fill a batch.
 pub(crate) const FILL_TARGET: Duration = Duration::from_micros(50);
@@ -92,16 +95,21 @@ impl BatchSize {
         self.adaptive
     }
 
-    /// A source filled a batch of `items` in `took` (waiting for items included).
-    pub(crate) fn filled(&self, items: usize, took: Duration) {
-        // A partial batch says the source ran dry, not how fast it is: it never grows the size.
-        if items >= self.get() {
+    /// A source filled a batch of `items` in `took`, of which `first` waiting for the first
+    /// item.
+    pub(crate) fn filled(&self, items: usize, took: Duration, first: Duration) {
+        if !self.adaptive || items == 0 {
+            return;
+        }
+        if first > FILL_TARGET {
+            // The source is sparse: its iterator waits for items. Each goes alone, at once.
+            self.size.store(1, Relaxed);
+        } else if items >= self.get() {
             self.produced(items, took);
-        } else if self.adaptive && items > 0 {
+        } else {
+            // A partial batch says the source ran dry, not how fast it is: never grow.
             let want = per_target(FILL_TARGET, items, took);
-            if want < self.get() {
-                self.size.store(want, Relaxed);
-            }
+            self.step_toward(want.min(self.get()));
         }
     }
 
@@ -111,15 +119,7 @@ impl BatchSize {
             return;
         }
         let want = per_target(FILL_TARGET, items, took).min(self.consumer_cap.load(Relaxed));
-        let now = self.get();
-        let next = if want > now {
-            (now * 2).min(want)
-        } else {
-            want
-        };
-        if next != now {
-            self.size.store(next, Relaxed);
-        }
+        self.step_toward(want);
     }
 
     /// A consumer processed a batch of `items` in `took`.
@@ -127,13 +127,36 @@ impl BatchSize {
         if !self.adaptive || items == 0 {
             return;
         }
-        let cap = per_target(USE_TARGET, items, took).min(self.limit);
-        if self.consumer_cap.load(Relaxed) != cap {
+        let measured = per_target(USE_TARGET, items, took).min(self.limit);
+        let old = self.consumer_cap.load(Relaxed);
+        let cap = step(old, measured);
+        if cap != old {
             self.consumer_cap.store(cap, Relaxed);
         }
         if self.get() > cap {
             self.size.store(cap, Relaxed);
         }
+    }
+
+    /// Moves the size one step toward `want`.
+    fn step_toward(&self, want: usize) {
+        let now = self.get();
+        let next = step(now, want.min(self.limit));
+        if next != now {
+            self.size.store(next, Relaxed);
+        }
+    }
+}
+
+/// One step from `now` toward `want`: at most doubling or halving. A thread preempted in the
+/// middle of a batch measures a pace far slower than the real one; halving, not jumping,
+/// keeps one such batch from collapsing the size (a sparse source is told apart by its wait
+/// for the first item, see [`BatchSize::filled`]).
+fn step(now: usize, want: usize) -> usize {
+    if want > now {
+        (now.saturating_mul(2)).min(want)
+    } else {
+        (now / 2).max(want).max(1)
     }
 }
 
@@ -154,10 +177,15 @@ mod tests {
 
     const US: Duration = Duration::from_micros(1);
 
+    /// A source batch of `n` items at `per_item` each, the first arriving at once.
+    fn fill(size: &BatchSize, n: usize, per_item: Duration) {
+        size.filled(n, per_item * n as u32, Duration::ZERO);
+    }
+
     #[test]
     fn a_pinned_size_never_changes() {
         let size = BatchSize::pinned(64);
-        size.filled(64, Duration::from_nanos(64));
+        size.filled(64, Duration::from_nanos(64), Duration::from_secs(1));
         size.used(64, Duration::from_secs(1));
         assert_eq!((size.get(), size.limit()), (64, 64));
     }
@@ -167,26 +195,39 @@ mod tests {
         let size = BatchSize::adaptive(512);
         let mut seen = vec![size.get()];
         while size.get() < 512 {
-            size.filled(size.get(), Duration::from_nanos(size.get() as u64));
+            fill(&size, size.get(), Duration::from_nanos(1));
             seen.push(size.get());
         }
         assert_eq!(seen, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
-        size.filled(512, Duration::from_nanos(512));
+        fill(&size, 512, Duration::from_nanos(1));
         assert_eq!(size.get(), 512, "never past the limit");
     }
 
     #[test]
-    fn a_sparse_producer_sends_items_one_by_one() {
+    fn a_sparse_source_sends_items_one_by_one_at_once() {
         let size = BatchSize::adaptive(2048);
         for _ in 0..12 {
-            size.filled(size.get(), Duration::from_nanos(size.get() as u64));
+            fill(&size, size.get(), Duration::from_nanos(1));
         }
         assert_eq!(size.get(), 2048);
-        // Traffic turns light: one item per millisecond. The next batch took 2048 ms.
-        size.filled(2048, Duration::from_millis(2048));
-        assert_eq!(size.get(), 1, "shrinks at once, not by halves");
-        size.filled(1, Duration::from_millis(1));
+        // Traffic turns light: the source waited 1 ms for the first item of its next batch.
+        size.filled(2048, Duration::from_millis(2048), Duration::from_millis(1));
+        assert_eq!(size.get(), 1, "at once, not by halves");
+        size.filled(1, Duration::from_millis(1), Duration::from_millis(1));
         assert_eq!(size.get(), 1);
+    }
+
+    #[test]
+    fn one_slow_batch_halves_the_size_rather_than_collapsing_it() {
+        let size = BatchSize::adaptive(2048);
+        for _ in 0..12 {
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        // The thread was preempted mid-batch: 2048 items took 5 ms.
+        size.filled(2048, Duration::from_millis(5), Duration::ZERO);
+        assert_eq!(size.get(), 1024);
+        fill(&size, 1024, Duration::from_nanos(1));
+        assert_eq!(size.get(), 2048, "and the next fast batch restores it");
     }
 
     #[test]
@@ -194,38 +235,50 @@ mod tests {
         let size = BatchSize::adaptive(4096);
         // 0.5 µs per item: 100 items fill 50 µs.
         for _ in 0..20 {
-            let items = size.get();
-            size.filled(items, US * items as u32 / 2);
+            fill(&size, size.get(), US / 2);
         }
         assert_eq!(size.get(), 100);
+        // From above, too: a stage at 2 µs an item settles at 25.
+        for _ in 0..20 {
+            size.produced(size.get(), US * 2 * size.get() as u32);
+        }
+        assert_eq!(size.get(), 25);
     }
 
     #[test]
     fn a_partial_batch_does_not_grow_the_size() {
         let size = BatchSize::adaptive(4096);
-        size.filled(1, Duration::from_nanos(1));
+        fill(&size, 1, Duration::from_nanos(1));
         assert_eq!(size.get(), 2);
-        size.filled(1, Duration::from_nanos(1));
+        fill(&size, 1, Duration::from_nanos(1));
         assert_eq!(
             size.get(),
             2,
-            "one item of two: the producer ran dry, not fast"
+            "one item of two: the source ran dry, not fast"
         );
     }
 
     #[test]
     fn a_costly_consumer_caps_the_size() {
         let size = BatchSize::adaptive(4096);
-        // The consumer takes 100 µs per item: 10 items make its 1 ms.
-        size.used(50, US * 5000);
         for _ in 0..20 {
-            size.filled(size.get(), Duration::from_nanos(size.get() as u64));
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        assert_eq!(size.get(), 4096);
+        // The consumer takes 100 µs per item: 10 items make its 1 ms. The cap comes down by
+        // halves, and the size with it.
+        for _ in 0..20 {
+            size.used(50, US * 5000);
         }
         assert_eq!(size.get(), 10);
-        // The consumer gets cheap again: the cap lifts and the size grows.
-        size.used(10, US);
         for _ in 0..20 {
-            size.filled(size.get(), Duration::from_nanos(size.get() as u64));
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        assert_eq!(size.get(), 10, "producers stay under the cap");
+        // The consumer gets cheap again: the cap lifts and the size grows.
+        for _ in 0..20 {
+            size.used(10, US);
+            fill(&size, size.get(), Duration::from_nanos(1));
         }
         assert_eq!(size.get(), 4096);
     }

@@ -27,6 +27,8 @@ pub fn configs() -> Vec<MillraceConfig> {
         MillraceConfig::new(&[2, 2, 2], 4096)
             .with_capacity(16_384)
             .fused(),
+        MillraceConfig::as_written(),
+        MillraceConfig::user_sized(&[1, 1, 1]),
     ]
 }
 

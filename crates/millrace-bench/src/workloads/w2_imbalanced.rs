@@ -49,6 +49,10 @@ pub fn configs() -> Vec<MillraceConfig> {
     [[1, 1, 2, 1], [1, 1, 1, 1], [1, 1, 3, 1], [2, 2, 4, 2]]
         .iter()
         .map(|workers| MillraceConfig::new(workers, BATCH))
+        .chain([
+            MillraceConfig::as_written(),
+            MillraceConfig::user_sized(&[1, 1, 2, 1]),
+        ])
         .collect()
 }
 

@@ -40,6 +40,8 @@ pub fn configs() -> Vec<MillraceConfig> {
         MillraceConfig::new(&[2; HOPS], 4096)
             .with_capacity(16_384)
             .fused(),
+        MillraceConfig::as_written(),
+        MillraceConfig::user_sized(&[1; HOPS]),
     ]
 }
 

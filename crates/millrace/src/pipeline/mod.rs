@@ -248,7 +248,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Sets the input capacity, in items, of stages that do not set their own, and of the
     /// sink (default 16,384). Capacity is honoured in items: a connector whose batch size
-    /// adapts holds eight batches of at most an eighth of its capacity.
+    /// adapts holds four batches of at most a quarter of its capacity.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_capacity(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {

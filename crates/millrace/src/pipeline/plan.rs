@@ -334,11 +334,11 @@ mod tests {
         let r = resolve(&auto, &plan);
         // Setting the default explicitly changes nothing; a different one breaks the run.
         assert_eq!(r.segments, [0..2, 2..3, 3..4]);
-        // 64 items with no batch size set: adaptive batches of at most 8, eight of them.
+        // 64 items with no batch size set: adaptive batches of at most 16, four of them.
         let buffered = &r.resolved[2];
         assert_eq!(
             (buffered.batch, buffered.adaptive, buffered.queue),
-            (8, true, 8)
+            (16, true, 4)
         );
         let batched = &r.resolved[3];
         assert!(!batched.adaptive, "a batch size set pins it");
@@ -347,8 +347,8 @@ mod tests {
     #[test]
     fn an_unset_batch_adapts_within_the_capacity_in_items_and_a_set_one_is_pinned() {
         let defaults = settings(2);
-        assert_eq!(batch_for(None, &defaults, 16_384), (2048, true));
-        assert_eq!(batch_for(None, &defaults, 1024), (128, true));
+        assert_eq!(batch_for(None, &defaults, 16_384), (4096, true));
+        assert_eq!(batch_for(None, &defaults, 1024), (256, true));
         assert_eq!(batch_for(None, &defaults, 2), (1, true));
         // Two slots of one item: the queue holds the 2 items asked for, not a batch more.
         assert_eq!(batches(2, batch_for(None, &defaults, 2).0), 2);

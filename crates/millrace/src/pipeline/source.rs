@@ -22,7 +22,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
@@ -154,7 +154,7 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
             break;
         }
         let len = items.len();
-        size.filled(len, took);
+        size.filled(len, took, born - start);
         let first = next_id;
         let batch = Batch {
             seq,
@@ -233,7 +233,9 @@ fn run_submitted<S>(
             }
         }
         let took = start.elapsed();
-        outlet.batch_size().filled(batch.len(), took);
+        outlet
+            .batch_size()
+            .filled(batch.len(), took, Duration::ZERO);
         counters.add_time(&counters.busy_ns, took);
         let first = admitted;
         admitted += batch.len() as u64;

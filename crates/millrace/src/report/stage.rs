@@ -21,7 +21,7 @@ pub struct StageReport {
     /// for the source, for a fused stage, and where the run did not record it.
     pub batch: usize,
     /// The most items a batch on its input connector may hold (the pinned size, or the
-    /// adaptive size's limit: the capacity over eight).
+    /// adaptive size's limit: the capacity over four).
     pub batch_limit: usize,
     /// Whether the batch size of its input connector adapted while the pipeline ran.
     pub batch_adaptive: bool,

@@ -496,7 +496,7 @@ impl<T, U> Stage<T, U> {
 
     /// Sets how many items the stage's input connector holds before senders wait (at least
     /// 1; default 16,384). The connector holds whole batches: unless a batch size is set,
-    /// it holds eight batches of at most an eighth of the capacity, so the capacity holds in
+    /// it holds four batches of at most a quarter of the capacity, so the capacity holds in
     /// items; an explicit [`batch`](Stage::batch) larger than the capacity is one batch.
     #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]
     pub fn capacity(mut self, items: usize) -> Self {
@@ -509,7 +509,7 @@ impl<T, U> Stage<T, U> {
     /// otherwise wait, so light traffic is not delayed.
     ///
     /// Without it the batch size adapts while the pipeline runs, up to the
-    /// [capacity](Stage::capacity) over eight: batches fill in about 50 µs of the producer's
+    /// [capacity](Stage::capacity) over four: batches fill in about 50 µs of the producer's
     /// time and take at most about 1 ms of this stage's, so cheap items travel thousands to
     /// a batch and sparse or costly ones alone. The report says what it chose
     /// ([`StageReport::batch`](crate::StageReport::batch)).
