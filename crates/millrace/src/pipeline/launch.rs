@@ -35,13 +35,11 @@ use crate::segment::worker::MakePull;
 use crate::sync::lock;
 use crate::window::Window;
 
+#[cfg(feature = "async")]
+use super::plan::DEFAULT_CONCURRENCY;
 use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, StagePlan};
 use super::sink::{SinkCtx, SINK};
 use super::source::{run_source, Credits, Source, SourceCtx};
-
-/// Default concurrency of async stages.
-#[cfg(feature = "async")]
-const DEFAULT_CONCURRENCY: usize = 64;
 
 pub(crate) struct Launch {
     pub(crate) settings: Settings,

@@ -18,6 +18,9 @@ use crate::stage::{Body, Stage};
 /// The input capacity, in items, of a connector whose stage sets none (and of the sink's).
 pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
 
+/// Default concurrency of async stages.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 64;
+
 /// Pipeline-wide defaults and limits.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -115,7 +118,13 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
     for p in plan {
         let capacity = p.capacity.unwrap_or(settings.capacity);
-        let (batch, adaptive) = batch_for(p.batch, settings, capacity);
+        let (mut batch, adaptive) = batch_for(p.batch, settings, capacity);
+        if p.asynchronous && adaptive {
+            // An async stage holds a batch until its last item ends: batches of at most a
+            // quarter of its concurrency keep several in flight, so the permits stay busy.
+            let concurrency = p.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+            batch = batch.min((concurrency / 4).max(1));
+        }
         let auto = match p.auto {
             _ if p.asynchronous => None,
             Some((min, max)) => Some((min.max(1), if max == 0 { budget } else { max })),
@@ -366,6 +375,25 @@ mod tests {
             (256, false),
             "so does the pipeline's, when set"
         );
+    }
+
+    #[test]
+    fn an_async_stage_takes_batches_of_at_most_a_quarter_of_its_concurrency() {
+        let mut waits = stage(None, None);
+        waits.asynchronous = true;
+        waits.concurrency = Some(1000);
+        let mut pinned = waits.clone();
+        pinned.batch = Some(4096);
+        let mut default = stage(None, None);
+        default.asynchronous = true;
+        let r = resolve(&settings(2), &[waits, pinned, default]);
+        let sizes: Vec<_> = r.resolved.iter().map(|r| (r.batch, r.adaptive)).collect();
+        assert_eq!(
+            sizes,
+            [(250, true), (4096, false), (DEFAULT_CONCURRENCY / 4, true)]
+        );
+        // The capacity still holds in items: more slots of smaller batches.
+        assert_eq!(r.resolved[0].queue, DEFAULT_CAPACITY.div_ceil(250));
     }
 
     #[test]
