@@ -9,6 +9,8 @@
 //! * [`value`] — the dynamic values items carry; [`kinds`] — the built-in stage kinds.
 //! * [`build`] — spec to engine pipeline; [`sink_runner`] and [`dead_letter`] — the sink
 //!   end and failed items.
+//! * [`preflight`] — checking inputs and outputs before a run; [`diagnostics`] — errors
+//!   and warnings as JSON;
 //! * [`supervise`], [`signals`], [`live`] — watching a run; [`summary`],
 //!   [`report_text`], [`report_json`] — telling how it went; [`seed`] — the built-in
 //!   seed pipeline.
@@ -18,8 +20,10 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dead_letter;
+pub mod diagnostics;
 pub mod kinds;
 pub mod live;
+pub mod preflight;
 pub mod report_json;
 pub mod report_text;
 pub mod seed;

@@ -8,8 +8,8 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use crate::cli::RunArgs;
-use crate::config;
+use crate::cli::{Format, RunArgs};
+use crate::config::{self, ConfigError};
 use crate::live::LiveView;
 use crate::report_json;
 use crate::report_text;
@@ -17,6 +17,7 @@ use crate::seed;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
+use crate::{diagnostics, preflight};
 
 use super::{fail, print_err, print_out, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
 
@@ -73,6 +74,19 @@ fn not_started(
         if let Err(e) = report_json::write_value(&doc, path) {
             print_err(&format!("millrace: {e}\n"));
         }
+    }
+    code
+}
+
+/// Writes config errors or pre-flight findings to stderr in `format`; returns `code`.
+fn diagnose(format: Format, file: &str, found: &[ConfigError], code: u8) -> u8 {
+    match format {
+        Format::Text => {
+            for d in found {
+                print_err(&format!("millrace: {d}\n"));
+            }
+        }
+        Format::Json => print_err(&format!("{}\n", diagnostics::document(file, found))),
     }
     code
 }
@@ -143,12 +157,28 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     }
     let spec = match config::load(file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+        Err(e) => {
+            let shown = file.display().to_string();
+            return diagnose(args.error_format, &shown, &[e], EXIT_CONFIG);
+        }
     };
     let json_path = args.report.as_deref().or(spec.report.as_deref());
     if args.report.is_none() {
         if let Err(code) = check_report_path(json_path) {
             return code;
+        }
+    }
+    if args.strict {
+        let found = preflight::check(&spec, json_path, true);
+        if !found.is_empty() {
+            let code = diagnose(args.error_format, &spec.file, &found, EXIT_FAILED);
+            let message = found
+                .iter()
+                .map(|d| d.message())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let message = format!("pre-flight (--strict): {message}");
+            return not_started(code, &message, &spec.name, Some(file), json_path);
         }
     }
     let writes_stdout = spec.sink.part.kind.name == "stdout"

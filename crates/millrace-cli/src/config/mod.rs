@@ -147,7 +147,8 @@ fn load_text(
         file_dir: dir.to_path_buf(),
     };
     let spec = resolve::resolve(&root, &base, &stem, file, &mut found);
-    let spec = found.finish(spec).map_err(located)?;
+    let mut spec = found.finish(spec).map_err(located)?;
+    spec.text = Some(index.clone());
     if typed {
         typecheck::check(&spec).map_err(located)?;
     }

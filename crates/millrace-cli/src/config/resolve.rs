@@ -504,6 +504,7 @@ pub fn resolve(
         source,
         stages,
         sink,
+        text: None,
     })
 }
 
