@@ -77,6 +77,7 @@ pub fn check(spec: &PipelineSpec, report: Option<&Path>, strict: bool) -> Vec<Co
             ));
         }
     }
+    problems.sort_by_key(ConfigError::file_order);
     let file = spec.file.clone();
     problems
         .into_iter()

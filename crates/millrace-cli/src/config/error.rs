@@ -157,15 +157,21 @@ impl ConfigError {
                 flat.push(e);
             }
         }
-        flat.sort_by_key(|e| match &e.0.loc {
-            Loc::Override(_) => (0, 0, 0),
-            Loc::File { line, col, .. } => (1, *line, *col),
-            Loc::Whole => (2, 0, 0),
-        });
+        flat.sort_by_key(ConfigError::file_order);
         let mut iter = flat.into_iter();
         let mut first = iter.next()?;
         first.0.more = iter.collect();
         Some(first)
+    }
+
+    /// Where it comes in the order errors are listed: `--set` overrides first, then places
+    /// in the file by line and column, then the file as a whole.
+    pub fn file_order(&self) -> (u8, usize, usize) {
+        match &self.0.loc {
+            Loc::Override(_) => (0, 0, 0),
+            Loc::File { line, col, .. } => (1, *line, *col),
+            Loc::Whole => (2, 0, 0),
+        }
     }
 
     /// This error and every further one it carries, each on its own.
