@@ -1,5 +1,5 @@
-//! Source kinds: `range` (numbers), `lines` (a file or stdin, line by line) and `files`
-//! (a directory walk).
+//! Source kinds: `range` (numbers), `lines` (a file or stdin, line by line; a growing file
+//! followed with `follow = true`, see [`super::follow`]) and `files` (a directory walk).
 //!
 //! A source is an iterator read on the pipeline's source thread. Opening it (the file, the
 //! directory) happens before the run starts, so a missing input fails the command at once.
@@ -17,8 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::follow::Follow;
 use super::types::Types;
 use super::{Builder, Exec, KindSpec, Opened, Role};
+use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Record, Ty, Value};
 
@@ -134,14 +136,22 @@ pub static KINDS: &[KindSpec] = &[
         takes: "nothing",
         gives: "record {line: number, text: text}",
         types: |_| Types::source(lines_type()),
-        params: &[ParamSpec {
-            name: "path",
-            ty: ParamType::Path,
-            default: Default::Value("\"-\""),
-            doc: "the file to read; \"-\" reads stdin",
-        }],
+        params: &[
+            ParamSpec {
+                name: "path",
+                ty: ParamType::Path,
+                default: Default::Value("\"-\""),
+                doc: "the file to read; \"-\" reads stdin",
+            },
+            ParamSpec {
+                name: "follow",
+                ty: ParamType::Bool,
+                default: Default::Value("false"),
+                doc: "at the end of the file, wait for more lines (tail -f); Ctrl-C ends the run",
+            },
+        ],
         example: "[source]\nkind = \"lines\"\npath = \"data/app.log\"",
-        validate: None,
+        validate: Some(follow_needs_a_file),
         exec: Exec::Threads,
         build: Builder::Source(open_lines),
     },
@@ -204,6 +214,19 @@ fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<Opened, String> 
     )))
 }
 
+/// `follow = true` reads a file as it grows; stdin is a stream already.
+fn follow_needs_a_file(params: &Params) -> Result<(), ConfigError> {
+    let stdin = params.path("path").map_or(true, |p| p == Path::new("-"));
+    if params.bool("follow") && stdin {
+        return Err(ConfigError::new(
+            params.loc("follow"),
+            "`follow = true` needs a file `path`: stdin is read as it comes anyway",
+        )
+        .help("set path = \"FILE\", or drop follow"));
+    }
+    Ok(())
+}
+
 /// Opens `lines`' input. Stdin, a pipe or a device may keep the reader waiting for the next
 /// line ([`Opened::waits`]); a regular file is data at rest.
 fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
@@ -213,7 +236,14 @@ fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
     } else {
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let at_rest = file.metadata().is_ok_and(|m| m.is_file());
-        (Box::new(BufReader::with_capacity(1 << 16, file)), !at_rest)
+        if params.bool("follow") {
+            (
+                Box::new(BufReader::with_capacity(1 << 16, Follow::new(file))),
+                true,
+            )
+        } else {
+            (Box::new(BufReader::with_capacity(1 << 16, file)), !at_rest)
+        }
     };
     let values = Box::new(Lines {
         reader,
