@@ -11,7 +11,7 @@
 //!   end and failed items.
 //! * [`preflight`] — checking inputs and outputs before a run; [`diagnostics`] — errors
 //!   and warnings as JSON;
-//! * [`supervise`], [`signals`], [`live`] — watching a run; [`summary`],
+//! * [`supervise`], [`signals`], [`live`], [`progress`] — watching a run; [`summary`],
 //!   [`report_text`], [`report_json`] — telling how it went; [`seed`] — the built-in
 //!   seed pipeline.
 
@@ -24,6 +24,7 @@ pub mod diagnostics;
 pub mod kinds;
 pub mod live;
 pub mod preflight;
+pub mod progress;
 pub mod report_json;
 pub mod report_text;
 pub mod seed;

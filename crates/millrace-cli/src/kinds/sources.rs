@@ -22,6 +22,7 @@ use super::types::Types;
 use super::{Builder, Exec, KindSpec, Opened, Role};
 use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
+use crate::progress::{Progress, Unit};
 use crate::value::{Record, Ty, Value};
 
 /// How many unreadable inputs are kept in full.
@@ -36,9 +37,15 @@ pub struct SourceLog {
     first_skip: Mutex<Option<String>>,
     unreadable: AtomicU64,
     unreadable_sample: Mutex<Vec<String>>,
+    progress: Progress,
 }
 
 impl SourceLog {
+    /// How far the source has got, of how much where that is known.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
     /// Records the error that ends the source (the first one is kept).
     pub fn fail(&self, message: String) {
         if let Ok(mut e) = self.error.lock() {
@@ -206,9 +213,16 @@ fn files_type() -> Ty {
     ])
 }
 
-fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<Opened, String> {
+fn open_range(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
     let (start, end) = (params.uint("start"), params.uint("end"));
-    let step = usize::try_from(params.uint("step").max(1)).unwrap_or(usize::MAX);
+    let step_u64 = params.uint("step").max(1);
+    let numbers = if end > start {
+        (end - start - 1) / step_u64 + 1
+    } else {
+        0
+    };
+    log.progress().start(Unit::Items, Some(numbers));
+    let step = usize::try_from(step_u64).unwrap_or(usize::MAX);
     Ok(Opened::at_rest(Box::new(
         (start..end).step_by(step).map(Value::Number),
     )))
@@ -242,6 +256,12 @@ fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
                 true,
             )
         } else {
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            log.progress().start(Unit::Bytes, size);
             (Box::new(BufReader::with_capacity(1 << 16, file)), !at_rest)
         }
     };
@@ -277,7 +297,8 @@ impl Iterator for Lines {
                 self.done = true;
                 None
             }
-            Ok(_) => {
+            Ok(n) => {
+                self.log.progress().advance(n as u64);
                 self.line += 1;
                 while matches!(buf.last(), Some(b'\n' | b'\r')) {
                     buf.pop();
@@ -311,6 +332,8 @@ fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
         Some(re) => Some(regex::Regex::new(re).map_err(|e| e.to_string())?),
         None => None,
     };
+    log.progress().start(Unit::Files, None);
+    count_files(dir.to_path_buf(), matching.clone(), Arc::clone(log));
     Ok(Opened::at_rest(Box::new(Walk {
         stack: vec![dir.to_path_buf()],
         files: Vec::new(),
@@ -318,6 +341,37 @@ fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
         matching,
         log: Arc::clone(log),
     })))
+}
+
+/// Counts the regular files under `dir` that the walk will meet (those `matching`), on a
+/// thread of its own, and gives the total to `log`'s progress once it is known. Without
+/// the thread, there is no total, and no percentage.
+fn count_files(dir: PathBuf, matching: Option<regex::Regex>, log: Arc<SourceLog>) {
+    let counter = move || {
+        let mut stack = vec![dir];
+        let mut files = 0u64;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(entry.path()),
+                    Ok(t) if t.is_file() => {
+                        let shown = entry.path().display().to_string();
+                        if matching.as_ref().map_or(true, |re| re.is_match(&shown)) {
+                            files += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        log.progress().set_total(files);
+    };
+    let _ = std::thread::Builder::new()
+        .name("millrace-count".into())
+        .spawn(counter);
 }
 
 /// A depth-first, sorted directory walk that reads each regular file whole.
@@ -379,6 +433,7 @@ impl Walk {
                 return None;
             }
         }
+        self.log.progress().advance(1);
         let read = File::open(path).and_then(|f| {
             let size = f.metadata()?.len();
             if size > self.max_size {
