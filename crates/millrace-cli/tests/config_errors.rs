@@ -364,12 +364,10 @@ fn the_forms_of_duration_in_use_are_accepted() {
 #[test]
 fn every_error_of_a_file_is_reported_at_once_in_file_order() {
     rejects(
-        &format!(
-            "[source]\nkind = \"range\"\nedn = 10\n\n\
-             [[stage]]\nkind = \"square\"\nwokers = 4\n\n\
-             [[stage]]\nkind = \"grep\"\npattern = \"(\"\n\n\
-             [sink]\nkind = \"sum\"\non_error = \"ski\"\n"
-        ),
+        "[source]\nkind = \"range\"\nedn = 10\n\n\
+         [[stage]]\nkind = \"square\"\nwokers = 4\n\n\
+         [[stage]]\nkind = \"grep\"\npattern = \"(\"\n\n\
+         [sink]\nkind = \"sum\"\non_error = \"ski\"\n",
         &[
             "FILE:3:1: unknown key `edn` in [source]",
             "FILE:7:1: unknown key `wokers`",

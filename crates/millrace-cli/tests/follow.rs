@@ -56,7 +56,7 @@ fn appended_lines_reach_the_sink_and_ctrl_c_ends_the_run_balanced() {
         .expect("start millrace");
     let stdout = line_by_line(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
-    let mut expect =
+    let expect =
         |child: &mut std::process::Child, line: &str| match stdout.recv_timeout(PER_LINE) {
             Ok(got) => assert_eq!(got, line),
             Err(_) => {
