@@ -56,15 +56,14 @@ fn appended_lines_reach_the_sink_and_ctrl_c_ends_the_run_balanced() {
         .expect("start millrace");
     let stdout = line_by_line(child.stdout.take().expect("stdout"));
     let stderr = drain(child.stderr.take().expect("stderr"));
-    let expect =
-        |child: &mut std::process::Child, line: &str| match stdout.recv_timeout(PER_LINE) {
-            Ok(got) => assert_eq!(got, line),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{line:?} did not reach stdout within {PER_LINE:?} while the file was idle");
-            }
-        };
+    let expect = |child: &mut std::process::Child, line: &str| match stdout.recv_timeout(PER_LINE) {
+        Ok(got) => assert_eq!(got, line),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{line:?} did not reach stdout within {PER_LINE:?} while the file was idle");
+        }
+    };
     expect(&mut child, "one");
     expect(&mut child, "two");
     for line in ["three", "four", "five"] {
