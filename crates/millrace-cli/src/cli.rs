@@ -30,9 +30,13 @@ Examples:
   millrace run examples/io.toml             20,000 waits, 1,000 in flight, about 1 s
   millrace run examples/logs.toml --set stage.grep.pattern=WARN
   millrace run examples/files.toml --report report.json --quiet
+  millrace run --strict --error-format json f.toml   check inputs and outputs first
+  generate-pipeline | millrace run -        the pipeline file on stdin
 
 On a terminal a live view shows each stage's items/s, busy/idle/blocked share, queue fill
-and workers, and the autoscaler's decisions as they happen.
+and workers, the percentage done and time left where the source knows its size, and the
+autoscaler's decisions as they happen. Off a terminal a progress line is printed every 10 s
+(--progress-every).
 Ctrl-C stops gracefully (the source stops, items in flight drain, the sink flushes) and the
 report says how many items were done; a second Ctrl-C aborts at once.
 Data (sink output) goes to stdout; the report and messages go to stderr.";
