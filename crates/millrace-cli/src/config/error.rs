@@ -445,6 +445,37 @@ mod tests {
     }
 
     #[test]
+    fn many_errors_come_in_file_order_once_each_then_their_count() {
+        let at = |line| Loc::File {
+            line,
+            col: 1,
+            width: 1,
+        };
+        let errors = vec![
+            ConfigError::new(at(3), "third"),
+            ConfigError::new(Loc::Whole, "whole"),
+            ConfigError::new(at(1), "first"),
+            ConfigError::new(at(3), "third"),
+            ConfigError::new(Loc::Override("a=1".into()), "override"),
+        ];
+        let all = ConfigError::many(errors)
+            .expect("errors")
+            .in_file("p.toml", None);
+        let messages: Vec<&str> = all.all().map(ConfigError::message).collect();
+        assert_eq!(messages, ["override", "first", "third", "whole"]);
+        assert!(all.to_string().ends_with("error: p.toml: 4 errors"), "{all}");
+        assert!(all.all().all(|e| e.file() == Some("p.toml")));
+        assert_eq!(ConfigError::many(Vec::new()), None);
+    }
+
+    #[test]
+    fn a_warning_is_rendered_as_one_and_not_counted_as_an_error() {
+        let w = ConfigError::warning(Loc::Whole, "input missing").in_file("p.toml", None);
+        assert_eq!(w.severity(), Severity::Warning);
+        assert!(w.to_string().starts_with("warning: p.toml: input missing"), "{w}");
+    }
+
+    #[test]
     fn errors_quote_the_line_with_a_caret() {
         let idx = LineIndex::new(Arc::from("[[stage]]\nwokers = 4\n"));
         let err = ConfigError::new(idx.loc(10..16), "unknown key `wokers`")
