@@ -166,7 +166,7 @@ impl LiveView {
             pb.set_message(row(now, before.get(i).copied(), dt));
         }
         let known = progress
-            .and_then(|p| p.describe(snap.items_in(), snap.wall()))
+            .and_then(|p| p.describe(crate::progress::Counts::of(snap), snap.wall()))
             .map_or_else(String::new, |k| format!(" ({k})"));
         self.header.set_message(format!(
             "{}: {:.1} s, {} in{known}, {} delivered   (Ctrl-C stops, twice aborts)",

@@ -463,7 +463,10 @@ mod tests {
             .in_file("p.toml", None);
         let messages: Vec<&str> = all.all().map(ConfigError::message).collect();
         assert_eq!(messages, ["override", "first", "third", "whole"]);
-        assert!(all.to_string().ends_with("error: p.toml: 4 errors"), "{all}");
+        assert!(
+            all.to_string().ends_with("error: p.toml: 4 errors"),
+            "{all}"
+        );
         assert!(all.all().all(|e| e.file() == Some("p.toml")));
         assert_eq!(ConfigError::many(Vec::new()), None);
     }
@@ -472,7 +475,10 @@ mod tests {
     fn a_warning_is_rendered_as_one_and_not_counted_as_an_error() {
         let w = ConfigError::warning(Loc::Whole, "input missing").in_file("p.toml", None);
         assert_eq!(w.severity(), Severity::Warning);
-        assert!(w.to_string().starts_with("warning: p.toml: input missing"), "{w}");
+        assert!(
+            w.to_string().starts_with("warning: p.toml: input missing"),
+            "{w}"
+        );
     }
 
     #[test]
