@@ -32,6 +32,8 @@ pub mod params;
 pub mod resolve;
 pub mod scaling;
 pub mod schema;
+mod settings;
+mod table;
 pub mod typecheck;
 
 use std::path::Path;

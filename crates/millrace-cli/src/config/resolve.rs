@@ -1,252 +1,27 @@
 //! From the config tree to a [`PipelineSpec`]: every key known, every value checked,
 //! defaults applied.
 //!
-//! Each table is read through a `Keys` reader that marks the keys it takes; whatever is
-//! left at the end is an unknown key, reported with the closest known one. Reading goes on
+//! Each table is read through a `Keys` reader ([`super::table`]) that knows the keys it
+//! takes; whatever else is there is an unknown key, reported with the closest known one.
+//! The settings every stage has are read by [`super::settings`]. Reading goes on
 //! after an error, with what could be read, and every error is recorded in the
 //! [`Findings`]: the file's errors are reported all at once, in file order.
 
 use std::path::PathBuf;
 
 use super::error::{did_you_mean, ConfigError, Findings, Loc};
-use super::node::{parse_override_value, Entry, Node, NodeKind};
-use super::params::{self, Default, ParamSpec, ParamType, ParamValue, Params, PathBase};
+use super::node::{parse_override_value, Node, NodeKind};
+use super::params::{self, Default, ParamType, ParamValue, Params, PathBase};
 use super::scaling;
 use super::schema::{
     Part, PipelineSpec, Policy, SinkSpec, StageSpec, Workers, DEFAULT_BATCH, DEFAULT_CAPACITY,
-    DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, DEFAULT_WORKERS,
+    DEFAULT_WORKERS,
 };
+use super::settings::{
+    no_paths, policy, read_settings, read_sink_settings, text_setting, Settings, STAGE_SETTINGS,
+};
+use super::table::Keys;
 use crate::kinds::{self, Exec, Role};
-
-/// Settings a stage (and `[pipeline]`, as defaults) may set.
-const STAGE_SETTINGS: &[&str] = &[
-    "workers",
-    "capacity",
-    "batch",
-    "on_error",
-    "retry_attempts",
-    "retry_backoff_ms",
-    "retry_then",
-    "dead_letter",
-];
-
-/// Reads one table; [`Keys::check_unknown`] rejects keys it does not know.
-struct Keys<'a> {
-    entries: &'a [Entry],
-    what: String,
-}
-
-impl<'a> Keys<'a> {
-    fn new(node: &'a Node, what: &str) -> Result<Self, ConfigError> {
-        let entries = node.entries().ok_or_else(|| {
-            ConfigError::new(
-                node.loc.clone(),
-                format!("{what} must be a table, found {}", node.describe()),
-            )
-        })?;
-        Ok(Keys {
-            entries,
-            what: what.to_owned(),
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
-    }
-
-    /// Records every key that is not in `known`.
-    fn check_unknown(&self, known: &[&str], found: &mut Findings) {
-        for entry in self
-            .entries
-            .iter()
-            .filter(|e| !known.contains(&e.key.as_str()))
-        {
-            found.push(
-                ConfigError::new(
-                    entry.key_loc.clone(),
-                    format!("unknown key `{}` in {}", entry.key, self.what),
-                )
-                .help(
-                    did_you_mean(&entry.key, known.iter().copied()).unwrap_or_else(|| {
-                        format!("the keys {} takes are: {}", self.what, known.join(", "))
-                    }),
-                ),
-            );
-        }
-    }
-}
-
-fn int_setting(
-    keys: &Keys<'_>,
-    name: &'static str,
-    min: i64,
-    max: i64,
-) -> Result<Option<i64>, ConfigError> {
-    let Some(node) = keys.get(name) else {
-        return Ok(None);
-    };
-    let spec = ParamSpec {
-        name,
-        ty: ParamType::Int { min, max },
-        default: Default::Optional,
-        doc: "",
-    };
-    match params::check(&spec, node, &no_paths())? {
-        ParamValue::Int(i) => Ok(Some(i)),
-        _ => Ok(None),
-    }
-}
-
-fn text_setting(
-    keys: &Keys<'_>,
-    name: &'static str,
-    ty: ParamType,
-    base: &PathBase,
-) -> Result<Option<(ParamValue, Loc)>, ConfigError> {
-    let Some(node) = keys.get(name) else {
-        return Ok(None);
-    };
-    let spec = ParamSpec {
-        name,
-        ty,
-        default: Default::Optional,
-        doc: "",
-    };
-    Ok(Some((params::check(&spec, node, base)?, node.loc.clone())))
-}
-
-fn no_paths() -> PathBase {
-    PathBase {
-        file_dir: PathBuf::new(),
-    }
-}
-
-/// The stage settings read from one table: each `None` when not given.
-#[derive(Clone, Debug, Default)]
-struct Settings {
-    workers: Option<(Workers, Loc)>,
-    capacity: Option<usize>,
-    batch: Option<usize>,
-    on_error: Option<(String, Loc)>,
-    attempts: Option<(u32, Loc)>,
-    backoff_ms: Option<(u64, Loc)>,
-    then_stop: Option<(bool, Loc)>,
-    dead_letter: Option<PathBuf>,
-}
-
-fn read_settings(keys: &Keys<'_>, base: &PathBase, found: &mut Findings) -> Settings {
-    let size = |i: Option<Option<i64>>| i.flatten().and_then(|i| usize::try_from(i).ok());
-    let mut s = Settings {
-        workers: keys
-            .get("workers")
-            .and_then(|n| found.keep(scaling::workers(n).map(|w| (w, n.loc.clone())))),
-        capacity: size(found.keep(int_setting(keys, "capacity", 1, 1 << 24))),
-        batch: size(found.keep(int_setting(keys, "batch", 1, 1 << 16))),
-        ..Settings::default()
-    };
-    if let Some(Some((ParamValue::Text(p), loc))) = found.keep(text_setting(
-        keys,
-        "on_error",
-        ParamType::Choice(&["skip", "retry", "stop"]),
-        base,
-    )) {
-        s.on_error = Some((p, loc));
-    }
-    if let Some(node) = keys.get("retry_attempts") {
-        if let Some(attempts) = found.keep(int_setting_node(node, "retry_attempts", 1, 1000)) {
-            s.attempts = Some((u32::try_from(attempts).unwrap_or(1), node.loc.clone()));
-        }
-    }
-    if let Some(node) = keys.get("retry_backoff_ms") {
-        if let Some(ms) = found.keep(int_setting_node(node, "retry_backoff_ms", 0, 60_000)) {
-            s.backoff_ms = Some((u64::try_from(ms).unwrap_or(0), node.loc.clone()));
-        }
-    }
-    if let Some(Some((ParamValue::Text(t), loc))) = found.keep(text_setting(
-        keys,
-        "retry_then",
-        ParamType::Choice(&["skip", "stop"]),
-        base,
-    )) {
-        s.then_stop = Some((t == "stop", loc));
-    }
-    if let Some(Some((ParamValue::Path(_, p), _))) =
-        found.keep(text_setting(keys, "dead_letter", ParamType::Path, base))
-    {
-        s.dead_letter = Some(p);
-    }
-    s
-}
-
-fn int_setting_node(
-    node: &Node,
-    name: &'static str,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
-    let spec = ParamSpec {
-        name,
-        ty: ParamType::Int { min, max },
-        default: Default::Optional,
-        doc: "",
-    };
-    match params::check(&spec, node, &no_paths())? {
-        ParamValue::Int(i) => Ok(i),
-        _ => Ok(min),
-    }
-}
-
-/// The policy `own` settings give, inheriting from `inherited` (the pipeline's).
-fn policy(own: &Settings, inherited: &Settings) -> Result<Policy, ConfigError> {
-    let on_error = own
-        .on_error
-        .as_ref()
-        .or(inherited.on_error.as_ref())
-        .map_or("skip", |(p, _)| p.as_str());
-    let retry_key = [
-        own.attempts.as_ref().map(|(_, l)| ("retry_attempts", l)),
-        own.backoff_ms
-            .as_ref()
-            .map(|(_, l)| ("retry_backoff_ms", l)),
-        own.then_stop.as_ref().map(|(_, l)| ("retry_then", l)),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
-    match on_error {
-        "retry" => Ok(Policy::Retry {
-            attempts: own
-                .attempts
-                .clone()
-                .or(inherited.attempts.clone())
-                .map_or(DEFAULT_RETRY_ATTEMPTS, |(a, _)| a),
-            backoff_ms: own
-                .backoff_ms
-                .clone()
-                .or(inherited.backoff_ms.clone())
-                .map_or(DEFAULT_RETRY_BACKOFF_MS, |(b, _)| b),
-            then_stop: own
-                .then_stop
-                .clone()
-                .or(inherited.then_stop.clone())
-                .is_some_and(|(t, _)| t),
-        }),
-        other => {
-            if let Some((key, loc)) = retry_key {
-                return Err(ConfigError::new(
-                    loc.clone(),
-                    format!("`{key}` has no effect: the error policy here is `{other}`"),
-                )
-                .help("set on_error = \"retry\" to retry failed items"));
-            }
-            Ok(if other == "stop" {
-                Policy::Stop
-            } else {
-                Policy::Skip
-            })
-        }
-    }
-}
 
 /// Reads the `kind` of a source, stage or sink table and its parameters; `None` if the
 /// kind cannot be known (its parameters are then not checked either).
@@ -589,24 +364,6 @@ fn sink(
         policy: sink_policy,
         dead_letter: own.dead_letter.or(defaults.dead_letter.clone()),
     })
-}
-
-fn read_sink_settings(keys: &Keys<'_>, base: &PathBase, found: &mut Findings) -> Settings {
-    let mut s = Settings::default();
-    if let Some(Some((ParamValue::Text(p), loc))) = found.keep(text_setting(
-        keys,
-        "on_error",
-        ParamType::Choice(&["skip", "stop"]),
-        base,
-    )) {
-        s.on_error = Some((p, loc));
-    }
-    if let Some(Some((ParamValue::Path(_, p), _))) =
-        found.keep(text_setting(keys, "dead_letter", ParamType::Path, base))
-    {
-        s.dead_letter = Some(p);
-    }
-    s
 }
 
 /// The name a stage goes by: its `name`, or its kind made unique (`spin`, `spin-2`, …).
