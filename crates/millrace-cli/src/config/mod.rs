@@ -9,7 +9,8 @@
 //! 3. [`resolve`]: every table is read against what it may hold ([`schema`] for the
 //!    pipeline's own settings, [`scaling`] for `workers` and the autoscaling, fusion and
 //!    wedge settings, each kind's [`params`] for its parameters, [`duration`] for
-//!    durations); unknown keys, wrong types and values out of range are errors;
+//!    durations; the private `table` reads a table's keys and `settings` the settings
+//!    every stage has); unknown keys, wrong types and values out of range are errors;
 //! 4. [`typecheck`]: each stage (and the sink) must take the values the part before it
 //!    emits;
 //! 5. the result is a [`PipelineSpec`] with every default applied.

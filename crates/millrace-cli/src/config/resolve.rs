@@ -1,9 +1,9 @@
 //! From the config tree to a [`PipelineSpec`]: every key known, every value checked,
 //! defaults applied.
 //!
-//! Each table is read through a `Keys` reader ([`super::table`]) that knows the keys it
+//! Each table is read through a `Keys` reader (`table.rs`) that knows the keys it
 //! takes; whatever else is there is an unknown key, reported with the closest known one.
-//! The settings every stage has are read by [`super::settings`]. Reading goes on
+//! The settings every stage has are read by `settings.rs`. Reading goes on
 //! after an error, with what could be read, and every error is recorded in the
 //! [`Findings`]: the file's errors are reported all at once, in file order.
 
