@@ -113,6 +113,10 @@ fn capacity(s: &StageReport) -> String {
 }
 
 fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64, items_out: u64) {
+    // As in the live view, the three shares never add up to more than all of the time.
+    let (busy, idle, blocked) =
+        crate::live::shares(s.busy * 100.0, s.idle * 100.0, s.blocked * 100.0);
+    let (busy, idle, blocked) = (busy / 100.0, idle / 100.0, blocked / 100.0);
     // A fused stage has no queue: it runs on the previous stage's workers.
     let queue = if s.fused {
         "fused".into()
@@ -131,9 +135,9 @@ fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64,
         count(items_out),
         count(s.tally.filtered),
         count(failed),
-        pct(s.busy),
-        pct(s.idle),
-        pct(s.blocked),
+        pct(busy),
+        pct(idle),
+        pct(blocked),
         capacity(s),
         queue
     );
