@@ -85,4 +85,23 @@ mod tests {
         assert_eq!(line, "three\n");
         writer.join().expect("the writer");
     }
+
+    #[test]
+    fn a_file_truncated_in_place_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("log");
+        std::fs::write(&path, "first\nsecond\n").expect("write");
+        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let mut line = String::new();
+        for want in ["first\n", "second\n"] {
+            line.clear();
+            lines.read_line(&mut line).expect("read");
+            assert_eq!(line, want);
+        }
+        // copytruncate: the same file, emptied, then written again (shorter than before).
+        std::fs::write(&path, "new\n").expect("truncate and write");
+        line.clear();
+        lines.read_line(&mut line).expect("read");
+        assert_eq!(line, "new\n");
+    }
 }
