@@ -9,7 +9,9 @@
 //! * [`value`] — the dynamic values items carry; [`kinds`] — the built-in stage kinds.
 //! * [`build`] — spec to engine pipeline; [`sink_runner`] and [`dead_letter`] — the sink
 //!   end and failed items.
-//! * [`supervise`], [`signals`], [`live`] — watching a run; [`summary`],
+//! * [`preflight`] — checking inputs and outputs before a run; [`diagnostics`] — errors
+//!   and warnings as JSON;
+//! * [`supervise`], [`signals`], [`live`], [`progress`] — watching a run; [`summary`],
 //!   [`report_text`], [`report_json`] — telling how it went; [`seed`] — the built-in
 //!   seed pipeline.
 
@@ -18,8 +20,11 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dead_letter;
+pub mod diagnostics;
 pub mod kinds;
 pub mod live;
+pub mod preflight;
+pub mod progress;
 pub mod report_json;
 pub mod report_text;
 pub mod seed;

@@ -186,7 +186,7 @@ fn check_shows_what_each_part_emits() {
     );
     std::fs::write(dir.path().join("in.txt"), "3\n4\n").unwrap();
     let resolved = "[pipeline]\nname = \"pipeline\"\ncapacity = 4096\nbatch = 256\nfuse = false\n\
-         \n[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+         \n[source]\nkind = \"lines\"\npath = \"in.txt\"\nfollow = false\n\
          # emits: record {line: number, text: text}\n\
          \n[[stage]]\nname = \"parse\"\nkind = \"parse\"\nworkers = 1\ncapacity = 4096\nbatch = 256\n\
          ordered = false\non_error = \"skip\"\nfield = \"text\"\ninto = \"value\"\n\

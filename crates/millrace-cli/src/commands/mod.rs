@@ -96,8 +96,9 @@ pub struct Supervised {
     pub runner: Option<SinkRunner>,
 }
 
-/// Builds `spec`'s pipeline and runs it under the live view `live`, Ctrl-C and an optional
-/// `deadline` (a graceful stop), then summarises it, naming each part's kind from `kinds`.
+/// Builds `spec`'s pipeline and runs it under the live view `live` (or, without one, a
+/// progress line every `progress_every`), Ctrl-C and an optional `deadline` (a graceful
+/// stop), then summarises it, naming each part's kind from `kinds`.
 ///
 /// # Errors
 ///
@@ -109,6 +110,7 @@ pub fn run_supervised(
     kinds: Vec<Option<String>>,
     live: Option<LiveView>,
     deadline: Option<Instant>,
+    progress_every: Option<std::time::Duration>,
 ) -> Result<Supervised, (u8, String)> {
     let failed = |code: u8, message: String| (fail(code, &message), message);
     let Built {
@@ -127,6 +129,8 @@ pub fn run_supervised(
         stop: Some(&stop),
         interrupts: &interrupts,
         deadline,
+        progress: Some(source_log.progress()),
+        progress_every,
     };
     let (ended, interruption) = supervise(running, watch);
     // The I/O stages' runtime has served its purpose once the run has ended.

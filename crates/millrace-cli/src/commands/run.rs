@@ -7,16 +7,19 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::Duration;
 
-use crate::cli::RunArgs;
-use crate::config;
+use crate::cli::{Format, RunArgs};
+use crate::config::{self, ConfigError};
 use crate::live::LiveView;
+use crate::progress::{Progress, Unit, DEFAULT_EVERY};
 use crate::report_json;
 use crate::report_text;
 use crate::seed;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
+use crate::{diagnostics, preflight};
 
 use super::{fail, print_err, print_out, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
 
@@ -77,6 +80,37 @@ fn not_started(
     code
 }
 
+/// How often to print a progress line when no live view is drawn: `--progress-every`
+/// (`0` or `off`: never), else every [`DEFAULT_EVERY`] when stderr is not a terminal (and
+/// not `--quiet`).
+///
+/// # Errors
+///
+/// A `--progress-every` that is not a duration.
+fn progress_every(args: &RunArgs) -> Result<Option<Duration>, String> {
+    match args.progress_every.as_deref().map(str::trim) {
+        Some("0" | "off") => Ok(None),
+        Some(text) => config::duration::parse(text).map(Some).map_err(|e| {
+            format!("--progress-every {text:?}: {e} (write a duration like 10s or 1m, or off)")
+        }),
+        None if args.quiet || std::io::stderr().is_terminal() => Ok(None),
+        None => Ok(Some(DEFAULT_EVERY)),
+    }
+}
+
+/// Writes config errors or pre-flight findings to stderr in `format`; returns `code`.
+fn diagnose(format: Format, file: &str, found: &[ConfigError], code: u8) -> u8 {
+    match format {
+        Format::Text => {
+            for d in found {
+                print_err(&format!("millrace: {d}\n"));
+            }
+        }
+        Format::Json => print_err(&format!("{}\n", diagnostics::document(file, found))),
+    }
+    code
+}
+
 /// Checks that the JSON report can be written, if one is asked for.
 fn check_report_path(json_path: Option<&Path>) -> Result<(), u8> {
     match json_path.map(report_json::check_writable) {
@@ -95,17 +129,25 @@ fn run_seed(args: &RunArgs) -> u8 {
             "--set needs a pipeline file (the built-in seed pipeline takes --n)",
         );
     }
+    let progress_every = match progress_every(args) {
+        Ok(every) => every,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
     let n = args.n.unwrap_or(seed::DEFAULT_N);
     let running = match seed::pipeline(n).spawn() {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
     let interrupts = Interrupts::install();
+    let progress = Progress::default();
+    progress.start(Unit::Items, Some(n));
     let watch = Watch {
         live: live_view(args.quiet || args.no_live, "seed", false),
         stop: None,
         interrupts: &interrupts,
         deadline: None,
+        progress: Some(&progress),
+        progress_every,
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = vec![None; 5];
@@ -141,14 +183,34 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             "--n is for the built-in seed pipeline; with a file use --set source.end=N",
         );
     }
+    let progress_every = match progress_every(args) {
+        Ok(every) => every,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
     let spec = match config::load(file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+        Err(e) => {
+            let shown = file.display().to_string();
+            return diagnose(args.error_format, &shown, &[e], EXIT_CONFIG);
+        }
     };
     let json_path = args.report.as_deref().or(spec.report.as_deref());
     if args.report.is_none() {
         if let Err(code) = check_report_path(json_path) {
             return code;
+        }
+    }
+    if args.strict {
+        let found = preflight::check(&spec, json_path, true);
+        if !found.is_empty() {
+            let code = diagnose(args.error_format, &spec.file, &found, EXIT_FAILED);
+            let message = found
+                .iter()
+                .map(|d| d.message())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let message = format!("pre-flight (--strict): {message}");
+            return not_started(code, &message, &spec.name, Some(file), json_path);
         }
     }
     let writes_stdout = spec.sink.part.kind.name == "stdout"
@@ -165,7 +227,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         dead_letters,
         summary,
         runner,
-    } = match run_supervised(&spec, kinds, live, None) {
+    } = match run_supervised(&spec, kinds, live, None, progress_every) {
         Ok(run) => run,
         Err((code, message)) => {
             return not_started(code, &message, &spec.name, Some(file), json_path);

@@ -272,4 +272,7 @@ pub struct PipelineSpec {
     pub stages: Vec<StageSpec>,
     /// The sink.
     pub sink: SinkSpec,
+    /// The text it was read from, to quote in diagnostics found after loading (the
+    /// pre-flight checks); `None` when made otherwise.
+    pub text: Option<crate::config::error::LineIndex>,
 }
