@@ -96,6 +96,14 @@ fn emits(out: &mut String, ty: Option<&Ty>) {
     }
 }
 
+/// The `batch` line: the size set, or a comment saying that it adapts.
+fn batch_line(batch: Option<usize>) -> String {
+    match batch {
+        Some(items) => format!("batch = {items}"),
+        None => "# batch: not set, adapts while the pipeline runs".to_owned(),
+    }
+}
+
 /// The resolved pipeline as TOML, with a `# emits: TYPE` comment after the source and each
 /// stage (left out for a pipeline whose types do not fit, which only an untyped load lets
 /// through).
@@ -104,7 +112,12 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
     let mut emitted = emitted.iter();
     let mut out = String::new();
     let _ = writeln!(out, "[pipeline]\nname = {}", quote(&spec.name));
-    let _ = writeln!(out, "capacity = {}\nbatch = {}", spec.capacity, spec.batch);
+    let _ = writeln!(
+        out,
+        "capacity = {}\n{}",
+        spec.capacity,
+        batch_line(spec.batch)
+    );
     if let Some(r) = &spec.report {
         let _ = writeln!(out, "report = {}", quote(&r.display().to_string()));
     }
@@ -128,8 +141,10 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
         }
         let _ = writeln!(
             out,
-            "capacity = {}\nbatch = {}\nordered = {}",
-            s.capacity, s.batch, s.ordered
+            "capacity = {}\n{}\nordered = {}",
+            s.capacity,
+            batch_line(s.batch),
+            s.ordered
         );
         policy(&mut out, s.policy);
         dead_letter(&mut out, s.dead_letter.as_deref());

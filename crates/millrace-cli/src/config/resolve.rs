@@ -14,8 +14,7 @@ use super::node::{parse_override_value, Node, NodeKind};
 use super::params::{self, Default, ParamType, ParamValue, Params, PathBase};
 use super::scaling;
 use super::schema::{
-    Part, PipelineSpec, Policy, SinkSpec, StageSpec, Workers, DEFAULT_BATCH, DEFAULT_CAPACITY,
-    DEFAULT_WORKERS,
+    Part, PipelineSpec, Policy, SinkSpec, StageSpec, Workers, DEFAULT_CAPACITY, DEFAULT_WORKERS,
 };
 use super::settings::{
     no_paths, policy, read_settings, read_sink_settings, text_setting, Settings, STAGE_SETTINGS,
@@ -272,7 +271,7 @@ pub fn resolve(
     all_stages.then_some(PipelineSpec {
         name,
         file: file.to_owned(),
-        batch: defaults.batch.unwrap_or(DEFAULT_BATCH),
+        batch: defaults.batch,
         capacity: defaults.capacity.unwrap_or(DEFAULT_CAPACITY),
         report,
         scaling,
@@ -327,8 +326,9 @@ fn pipeline_table(
             .help("drop one: autoscale = true gives every stage without workers = \"auto\""),
         );
     }
-    if autoscale && defaults.workers.is_none() {
-        defaults.workers = Some((Workers::Auto { min: 1, max: None }, Loc::Whole));
+    // Stages without `workers` are autoscaled unless the file says `autoscale = false`.
+    if !autoscale && keys.get("autoscale").is_some() && defaults.workers.is_none() {
+        defaults.workers = Some((Workers::Fixed(DEFAULT_WORKERS), Loc::Whole));
     }
     // The pipeline's own policy settings must hang together.
     found.keep(policy(defaults, &Settings::default()));
@@ -453,7 +453,7 @@ fn stage(
             .workers
             .as_ref()
             .or(defaults.workers.as_ref())
-            .map_or(Workers::Fixed(DEFAULT_WORKERS), |(w, _)| *w),
+            .map_or(Workers::Auto { min: 1, max: None }, |(w, _)| *w),
         (Exec::Async { .. }, None) => Workers::Async,
         (Exec::Async { .. }, Some((_, loc))) => {
             found.push(
@@ -477,7 +477,7 @@ fn stage(
             .capacity
             .or(defaults.capacity)
             .unwrap_or(DEFAULT_CAPACITY),
-        batch: own.batch.or(defaults.batch).unwrap_or(DEFAULT_BATCH),
+        batch: own.batch.or(defaults.batch),
         ordered,
         policy,
         dead_letter: own.dead_letter.clone().or(defaults.dead_letter.clone()),
