@@ -200,10 +200,22 @@ impl StageMetrics {
     }
 
     pub(crate) fn tally(&self) -> Tally {
+        self.tally_at(None)
+    }
+
+    /// The counters, with the time of batches still being processed at `now` (time since
+    /// the run started) counted as busy: a stage deep in a long first batch is busy, not
+    /// idle, in a snapshot or the report of an aborted run.
+    pub(crate) fn tally_at(&self, now: Option<Duration>) -> Tally {
         let mut t = Tally::default();
         let (mut busy, mut idle, mut blocked, mut qsum, mut qn) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut waiting = 0u64;
         for s in self.slots.iter() {
+            if let Some(now) = now {
+                if let (Activity::Busy, since) = s.activity() {
+                    busy += now.saturating_sub(since).as_nanos() as u64;
+                }
+            }
             t.items_in += s.items_in.load(Relaxed);
             t.items_out += s.items_out.load(Relaxed);
             t.filtered += s.filtered.load(Relaxed);

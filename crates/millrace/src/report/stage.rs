@@ -44,8 +44,15 @@ pub struct StageReport {
 impl StageReport {
     /// `worker_seconds`: for an autoscaled stage, its worker count integrated over the run
     /// (see [`worker_seconds`]); otherwise the run's wall time × its workers is used.
-    pub(crate) fn new(m: &StageMetrics, wall: Duration, worker_seconds: Option<f64>) -> Self {
-        let tally = m.tally();
+    /// `busy_until`: for a stage's workers, the moment of the report (time since the run
+    /// started), up to which a batch still in progress counts as busy.
+    pub(crate) fn new(
+        m: &StageMetrics,
+        wall: Duration,
+        worker_seconds: Option<f64>,
+        busy_until: Option<Duration>,
+    ) -> Self {
+        let tally = m.tally_at(busy_until);
         // Shares of the workers' time: the time its workers existed (wall time × workers,
         // or the integral of an autoscaled stage's count over the run), or the time
         // measured if that is more. A worker that ran out of input early still counts the
