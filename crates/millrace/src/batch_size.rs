@@ -28,8 +28,10 @@
 //! drops to single items at once, so light traffic is never held back. Producers and
 //! consumers update the size with relaxed atomics: a lost update only delays the next step.
 
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
+
+use crate::sync::AtomicUsize;
+use crate::sync::Ordering::Relaxed;
 
 /// Queue slots of a connector whose batch size adapts: its capacity in items, split into
 /// this many batches of at most `capacity / SLOTS` items.

@@ -105,6 +105,8 @@ mod sync;
 mod window;
 
 #[cfg(all(test, loom))]
+mod loom_batch_size;
+#[cfg(all(test, loom))]
 mod loom_channel;
 #[cfg(all(test, loom))]
 mod loom_crew;
