@@ -13,9 +13,10 @@ pub mod w4_ordered;
 pub mod w5_large;
 pub mod w6_hops;
 
+use std::cell::RefCell;
 use std::fmt;
 
-use millrace::{ErrorPolicy, PipelineBuilder, Stage};
+use millrace::{ErrorPolicy, PipelineBuilder, Report, Stage};
 
 use crate::error::Error;
 
@@ -259,6 +260,56 @@ impl Implementation {
             }
         }
     }
+}
+
+thread_local! {
+    /// The report of the last millrace run on this thread.
+    static LAST_REPORT: RefCell<Option<Report>> = const { RefCell::new(None) };
+}
+
+/// Keeps `report` as the last millrace run's (each workload's `millrace` calls it).
+pub fn remember(report: &Report) {
+    LAST_REPORT.with(|last| *last.borrow_mut() = Some(report.clone()));
+}
+
+/// The report of the last millrace run on this thread, if any; taken.
+pub fn take_last_report() -> Option<Report> {
+    LAST_REPORT.with(|last| last.borrow_mut().take())
+}
+
+/// What a run's adaptive batch sizes and autoscaler chose, in one line: each connector's
+/// batch size at the end (of its limit) and each part's workers.
+pub fn chosen(report: &Report) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let stages = report.stages();
+    let mut i = 0;
+    while i < stages.len() {
+        let first = &stages[i];
+        let mut names = vec![first.name.clone()];
+        let mut j = i + 1;
+        while j < stages.len() && stages[j].fused {
+            names.push(stages[j].name.clone());
+            j += 1;
+        }
+        let batch = if first.batch_adaptive {
+            format!("batch {} (≤ {})", first.batch, first.batch_limit)
+        } else {
+            format!("batch {} (pinned)", first.batch)
+        };
+        parts.push(format!(
+            "{}: {} workers, {batch}",
+            names.join("+"),
+            first.workers
+        ));
+        i = j;
+    }
+    if let Some(sink) = report.stage("sink") {
+        parts.push(format!(
+            "sink: batch {} (≤ {})",
+            sink.batch, sink.batch_limit
+        ));
+    }
+    parts.join("; ")
 }
 
 /// How a millrace implementation is set up: workers per stage, batch size, capacity, or

@@ -64,5 +64,6 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         .stage(config.stage(2, Stage::map("scale", scale)))
         .fold(0, add)
         .run()?;
+    crate::workloads::remember(&finished.report);
     Ok(finished.output)
 }

@@ -90,5 +90,6 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         .stage(config.stage(3, Stage::map("d", d)))
         .fold(0, add)
         .run()?;
+    crate::workloads::remember(&finished.report);
     Ok(finished.output)
 }
