@@ -296,19 +296,18 @@ pub fn chosen(report: &Report) -> String {
         } else {
             format!("batch {} (pinned)", first.batch)
         };
-        parts.push(format!(
-            "{}: {} workers, {batch}",
-            names.join("+"),
-            first.workers
-        ));
+        let workers = match first.workers {
+            1 => "1 worker".to_owned(),
+            n => format!("{n} workers"),
+        };
+        parts.push(format!("{}: {workers}, {batch}", names.join("+")));
         i = j;
     }
-    if let Some(sink) = report.stage("sink") {
-        parts.push(format!(
-            "sink: batch {} (≤ {})",
-            sink.batch, sink.batch_limit
-        ));
-    }
+    let sink = report.sink();
+    parts.push(format!(
+        "sink: batch {} (≤ {})",
+        sink.batch, sink.batch_limit
+    ));
     parts.join("; ")
 }
 
