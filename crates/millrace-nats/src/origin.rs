@@ -1,0 +1,372 @@
+//! The origin: the process that runs a pipeline's source side and takes its results back.
+//!
+//! [`Origin::start`] runs the front part (an ordinary millrace pipeline ending at the
+//! first broker edge) with [`respond`](millrace::PipelineBuilder::respond): each output
+//! that comes back up its response path gets the next **wire id** and is published, in
+//! batches of up to the edge's `batch` items per message, each publish awaited until the
+//! server has it. Meanwhile a collector pulls the last edge (the remote parts' outputs)
+//! and the job's response stream (items that ended remotely), drops what it has already
+//! seen by wire id, acks, and hands each item's [`RemoteOutcome`] to the [`Remote`]
+//! iterator. When the front part has ended and every published id has its outcome, the
+//! iterator ends; [`RemoteEnd::finish`] returns the front part's [`Report`] and the
+//! [`RemoteReport`] of the rest.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use millrace::{Outcome, PipelineBuilder, Report, Running};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::broker::{Broker, Job};
+use crate::edge::{Edge, RawEdge, Wire};
+use crate::error::NatsError;
+use crate::publish::publish_until_acked;
+use crate::pull::Puller;
+use crate::report::RemoteReport;
+use crate::wire::{decode, encode, run_of, EndKind, EndedBatch, Envelope, EnvelopeRef};
+
+/// What became of one item the origin sent across the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteOutcome<T> {
+    /// Its output, back from the last edge.
+    Output(T),
+    /// A remote stage filtered it out.
+    Filtered {
+        /// That stage.
+        stage: String,
+    },
+    /// A remote stage failed on it (or its message was dead-lettered).
+    Failed {
+        /// That stage (`broker edge <name>` for a dead letter).
+        stage: String,
+        /// The error.
+        error: String,
+    },
+}
+
+impl<T> RemoteOutcome<T> {
+    /// The output, if the item produced one.
+    pub fn output(self) -> Option<T> {
+        match self {
+            RemoteOutcome::Output(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// The source side of a pipeline split over a broker: see the module docs.
+#[derive(Debug)]
+pub struct Origin<In, Out> {
+    to: Edge<In>,
+    from: Edge<Out>,
+    responses: Arc<RawEdge>,
+}
+
+impl Job {
+    /// The origin of a pipeline that sends items of type `In` on `to` and takes items of
+    /// type `Out` back from `from`; the parts in between run as [workers](Job::worker).
+    ///
+    /// # Errors
+    ///
+    /// As [`Job::edge`], for the job's response stream.
+    pub fn origin<In: Wire, Out: Wire>(
+        &self,
+        to: &Edge<In>,
+        from: &Edge<Out>,
+    ) -> Result<Origin<In, Out>, NatsError> {
+        Ok(Origin {
+            to: to.clone(),
+            from: from.clone(),
+            responses: self.response_edge()?,
+        })
+    }
+}
+
+/// A run id: different for every origin run (time and process id).
+fn new_run_id() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 40)
+}
+
+impl<In: Wire, Out: Wire> Origin<In, Out> {
+    /// Starts the front part `front` (its outputs cross onto the broker) and the collector
+    /// of what comes back.
+    ///
+    /// Read the [`Remote`] iterator from a plain thread (not inside an async runtime),
+    /// then call [`RemoteEnd::finish`].
+    ///
+    /// # Errors
+    ///
+    /// [`NatsError::Pipeline`] if the front part cannot start.
+    pub fn start(self, front: PipelineBuilder<In>) -> Result<(Remote<Out>, RemoteEnd), NatsError> {
+        let run = new_run_id();
+        let broker = self.to.raw.broker.clone();
+        let (running, responses) = front
+            .respond()
+            .map_err(|e| NatsError::Pipeline(e.to_string()))?;
+        let batch = self.to.raw.config.batch;
+        let (items_tx, items_rx) = mpsc::channel::<In>(batch.saturating_mul(4).max(64));
+        let feeder = std::thread::Builder::new()
+            .name("millrace-nats-origin".into())
+            .spawn(move || {
+                for (_, outcome) in responses {
+                    // The front part's own filtered and failed items are in its report.
+                    if let Outcome::Output(item) = outcome {
+                        if items_tx.blocking_send(item).is_err() {
+                            break;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| NatsError::request("starting the origin's feeder thread", e))?;
+        let (total_tx, total_rx) = watch::channel(None);
+        let sender = broker.spawn(send(Arc::clone(&self.to.raw), run, items_rx, total_tx));
+        let (out_tx, out_rx) = mpsc::channel(self.from.raw.config.batch.max(64));
+        let collector = broker.spawn(collect(
+            Arc::clone(&self.from.raw),
+            Arc::clone(&self.responses),
+            run,
+            total_rx,
+            out_tx,
+        ));
+        Ok((
+            Remote { rx: out_rx },
+            RemoteEnd {
+                broker,
+                front: running,
+                feeder,
+                sender,
+                collector,
+            },
+        ))
+    }
+}
+
+/// Publishes the front part's outputs in batches; says how many when they end.
+async fn send<In: Wire>(
+    edge: Arc<RawEdge>,
+    run: u64,
+    mut items: mpsc::Receiver<In>,
+    total: watch::Sender<Option<u64>>,
+) -> Result<(), NatsError> {
+    let batch = edge.config.batch;
+    let mut next_id = 0u64;
+    let mut buf = Vec::with_capacity(batch);
+    let mut ids = Vec::with_capacity(batch);
+    while let Some(first) = items.recv().await {
+        buf.push(first);
+        // Everything ready now goes in this message, up to a batch (flush before wait).
+        while buf.len() < batch {
+            match items.try_recv() {
+                Ok(item) => buf.push(item),
+                Err(_) => break,
+            }
+        }
+        ids.clear();
+        ids.extend(next_id..next_id + buf.len() as u64);
+        let payload = encode(&EnvelopeRef {
+            run,
+            ids: &ids,
+            items: &buf,
+        })?;
+        let msg_id = format!("{run:x}-{next_id}");
+        publish_until_acked(
+            &edge.broker,
+            &edge.names.subject,
+            &msg_id,
+            Bytes::from(payload),
+            None,
+        )
+        .await;
+        next_id += buf.len() as u64;
+        buf.clear();
+    }
+    let _ = total.send(Some(next_id));
+    Ok(())
+}
+
+/// The collector's state: what has been seen, and the report so far.
+struct Seen {
+    ids: HashSet<u64>,
+    report: RemoteReport,
+}
+
+/// Takes the remote parts' outputs and ended items, once each, until every published id is
+/// accounted for.
+async fn collect<Out: Wire>(
+    from: Arc<RawEdge>,
+    responses: Arc<RawEdge>,
+    run: u64,
+    mut total: watch::Receiver<Option<u64>>,
+    out: mpsc::Sender<(u64, RemoteOutcome<Out>)>,
+) -> Result<RemoteReport, NatsError> {
+    let prefetch = 8;
+    let mut outputs = Puller::new(
+        from.consumer.clone(),
+        prefetch,
+        format!("edge `{}`", from.edge),
+    );
+    let mut ended = Puller::new(
+        responses.consumer.clone(),
+        prefetch,
+        "the response stream".into(),
+    );
+    let mut seen = Seen {
+        ids: HashSet::new(),
+        report: RemoteReport::default(),
+    };
+    let mut published: Option<u64> = None;
+    let mut total_open = true;
+    loop {
+        if let Some(n) = published {
+            if seen.ids.len() as u64 >= n {
+                seen.report.published = n;
+                return Ok(seen.report);
+            }
+        }
+        tokio::select! {
+            changed = total.changed(), if total_open => match changed {
+                Ok(()) => published = *total.borrow_and_update(),
+                // The sender task ended without a total: it failed; its error is joined.
+                Err(_) => total_open = false,
+            },
+            message = outputs.next() => {
+                let payload = &message.payload;
+                if run_of(payload) != Some(run) {
+                    seen.report.stale_dropped += 1;
+                } else {
+                    let envelope: Envelope<Out> = decode(payload).map_err(|e| {
+                        NatsError::request(
+                            format!("reading edge `{}`", from.edge),
+                            format!("{e}: do the parts agree on the item type?"),
+                        )
+                    })?;
+                    for (id, item) in envelope.ids.into_iter().zip(envelope.items) {
+                        if !seen.ids.insert(id) {
+                            seen.report.duplicates_dropped += 1;
+                            continue;
+                        }
+                        seen.report.delivered += 1;
+                        if out.send((id, RemoteOutcome::Output(item))).await.is_err() {
+                            return Ok(seen.report); // nobody reads any more
+                        }
+                    }
+                }
+                let _ = message.ack().await;
+            },
+            message = ended.next() => {
+                let batch: Option<EndedBatch> = decode(&message.payload).ok();
+                match batch {
+                    Some(batch) if batch.run == run => {
+                        for e in batch.ended {
+                            if !seen.ids.insert(e.id) {
+                                seen.report.duplicates_dropped += 1;
+                                continue;
+                            }
+                            let outcome = match e.kind {
+                                EndKind::Filtered => {
+                                    *seen.report.filtered.entry(e.stage.clone()).or_default() += 1;
+                                    RemoteOutcome::Filtered { stage: e.stage }
+                                }
+                                EndKind::Failed(error) => {
+                                    *seen.report.failed.entry(e.stage.clone()).or_default() += 1;
+                                    seen.report.error(e.id, format!("stage `{}`: {error}", e.stage));
+                                    RemoteOutcome::Failed { stage: e.stage, error }
+                                }
+                            };
+                            if out.send((e.id, outcome)).await.is_err() {
+                                return Ok(seen.report);
+                            }
+                        }
+                    }
+                    _ => seen.report.stale_dropped += 1,
+                }
+                let _ = message.ack().await;
+            },
+        }
+        if !total_open && published.is_none() {
+            // The front part's sender failed: nothing more will be published.
+            seen.report.published = seen.ids.len() as u64;
+            return Ok(seen.report);
+        }
+    }
+}
+
+/// What comes back from the remote parts: each item the origin published, once, with its
+/// wire id and [`RemoteOutcome`]. Ends when every item is accounted for. Blocking: read it
+/// from a plain thread (it can be a millrace pipeline's source).
+#[derive(Debug)]
+pub struct Remote<Out> {
+    rx: mpsc::Receiver<(u64, RemoteOutcome<Out>)>,
+}
+
+impl<Out> Iterator for Remote<Out> {
+    type Item = (u64, RemoteOutcome<Out>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.blocking_recv()
+    }
+}
+
+impl<Out: Send + 'static> Remote<Out> {
+    /// Only the outputs (filtered and failed items are in the [`RemoteReport`]).
+    pub fn outputs(self) -> impl Iterator<Item = Out> + Send + 'static {
+        self.filter_map(|(_, outcome)| outcome.output())
+    }
+}
+
+/// The origin's parts to wait for once its [`Remote`] is read.
+#[derive(Debug)]
+pub struct RemoteEnd {
+    broker: Broker,
+    front: Running<()>,
+    feeder: std::thread::JoinHandle<()>,
+    sender: JoinHandle<Result<(), NatsError>>,
+    collector: JoinHandle<Result<RemoteReport, NatsError>>,
+}
+
+/// A network task's result, or why it did not finish.
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, NatsError> {
+    r.map_err(|e| NatsError::request("the origin's network task", e))
+}
+
+/// The reports of a run split over a broker.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RemoteFinished {
+    /// The origin's front part (before the first broker edge).
+    pub front: Report,
+    /// The remote parts, as their outcomes came back.
+    pub remote: RemoteReport,
+}
+
+impl RemoteEnd {
+    /// A handle on the front part (to stop or cancel it).
+    pub fn front(&self) -> millrace::Handle {
+        self.front.handle()
+    }
+
+    /// Waits for the front part, the publisher and the collector, and returns their
+    /// reports. Call it once the [`Remote`] iterator has ended (or was dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`NatsError::Pipeline`] if the front part failed, or the publisher's or collector's
+    /// error.
+    pub fn finish(self) -> Result<RemoteFinished, NatsError> {
+        let front = self
+            .front
+            .join()
+            .map_err(|e| NatsError::Pipeline(e.to_string()))?
+            .report;
+        let _ = self.feeder.join();
+        joined(self.broker.block_on(self.sender))??;
+        let remote = joined(self.broker.block_on(self.collector))??;
+        Ok(RemoteFinished { front, remote })
+    }
+}
