@@ -229,7 +229,10 @@ async fn ensure(
         .await
         .map_err(|e| {
             NatsError::request(
-                format!("creating consumer `{}` on `{}`", names.consumer, names.stream),
+                format!(
+                    "creating consumer `{}` on `{}`",
+                    names.consumer, names.stream
+                ),
                 e,
             )
         })?;
@@ -264,7 +267,10 @@ fn conflict<V: PartialEq + fmt::Debug>(
 }
 
 /// Gets the stream `wanted.name`, checking its settings, or creates it.
-async fn ensure_stream(broker: &Broker, wanted: stream::Config) -> Result<stream::Stream, NatsError> {
+async fn ensure_stream(
+    broker: &Broker,
+    wanted: stream::Config,
+) -> Result<stream::Stream, NatsError> {
     let js = broker.js();
     let what = || format!("stream `{}`", wanted.name);
     let mut tries = 0;
@@ -280,8 +286,18 @@ async fn ensure_stream(broker: &Broker, wanted: stream::Config) -> Result<stream
                 conflict(what(), "subjects", &have.subjects, &wanted.subjects)?;
                 conflict(what(), "retention", have.retention, wanted.retention)?;
                 conflict(what(), "discard", have.discard, wanted.discard)?;
-                conflict(what(), "max_messages", limit(have.max_messages), limit(wanted.max_messages))?;
-                conflict(what(), "max_bytes", limit(have.max_bytes), limit(wanted.max_bytes))?;
+                conflict(
+                    what(),
+                    "max_messages",
+                    limit(have.max_messages),
+                    limit(wanted.max_messages),
+                )?;
+                conflict(
+                    what(),
+                    "max_bytes",
+                    limit(have.max_bytes),
+                    limit(wanted.max_bytes),
+                )?;
                 conflict(what(), "storage", have.storage, wanted.storage)?;
                 return Ok(stream);
             }
@@ -310,9 +326,7 @@ fn limit(v: i64) -> i64 {
 fn is_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
     use async_nats::jetstream::context::GetStreamErrorKind as K;
     match e.kind() {
-        K::JetStream(js) => {
-            js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
-        }
+        K::JetStream(js) => js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND,
         _ => false,
     }
 }

@@ -96,7 +96,10 @@ impl fmt::Display for NatsError {
             ),
             NatsError::BadName { name, why } => write!(f, "cannot use `{name}` as a name: {why}"),
             NatsError::Credentials { source, detail } => {
-                write!(f, "cannot read the NATS credentials from {source}: {detail}")
+                write!(
+                    f,
+                    "cannot read the NATS credentials from {source}: {detail}"
+                )
             }
             NatsError::Request { what, detail } => write!(f, "{what} failed: {detail}"),
             NatsError::Pipeline(e) => write!(f, "the part's pipeline failed: {e}"),

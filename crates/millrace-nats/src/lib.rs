@@ -80,8 +80,7 @@ mod wire;
 mod worker;
 
 pub use broker::{
-    say_retry, Broker, BrokerConfig, Credentials, Job, ENV_CREDS, ENV_PASSWORD, ENV_TOKEN,
-    ENV_USER,
+    say_retry, Broker, BrokerConfig, Credentials, Job, ENV_CREDS, ENV_PASSWORD, ENV_TOKEN, ENV_USER,
 };
 pub use edge::{Edge, EdgeConfig, Wire};
 pub use error::NatsError;

@@ -161,17 +161,11 @@ impl LocalServer {
 
 /// The client port from the ports file nats-server writes (`{"nats":["nats://host:port"],…}`).
 fn read_port(dir: &Path) -> Option<u16> {
-    for entry in std::fs::read_dir(dir).ok()? {
-        let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
-        let start = text.find("\"nats\"")?;
-        let rest = &text[start..];
-        let url_start = rest.find("nats://")? + "nats://".len();
-        let url = &rest[url_start..];
-        let end = url.find('"')?;
-        let port = url[..end].rsplit(':').next()?.parse().ok()?;
-        return Some(port);
-    }
-    None
+    let entry = std::fs::read_dir(dir).ok()?.next()?.ok()?;
+    let text = std::fs::read_to_string(entry.path()).ok()?;
+    let rest = &text[text.find("\"nats\"")?..];
+    let url = &rest[rest.find("nats://")? + "nats://".len()..];
+    url[..url.find('"')?].rsplit(':').next()?.parse().ok()
 }
 
 impl Drop for LocalServer {

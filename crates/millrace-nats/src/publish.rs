@@ -25,7 +25,9 @@ pub(crate) async fn publish_until_acked(
     let mut wait = Duration::from_millis(1);
     let mut since = Instant::now();
     loop {
-        let mut message = PublishMessage::build().payload(payload.clone()).message_id(msg_id);
+        let mut message = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(msg_id);
         if let Some(error) = error {
             message = message.header(ERROR_HEADER, error);
         }

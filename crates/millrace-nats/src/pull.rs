@@ -67,8 +67,14 @@ impl Puller {
 
     /// Says on stderr (at most every 5 s) why pulling fails.
     fn complain(&mut self, e: &dyn std::fmt::Display) {
-        if self.complained.map_or(true, |t| t.elapsed() > Duration::from_secs(5)) {
-            eprintln!("millrace-nats: taking from {} failed ({e}); trying again", self.what);
+        if self
+            .complained
+            .map_or(true, |t| t.elapsed() > Duration::from_secs(5))
+        {
+            eprintln!(
+                "millrace-nats: taking from {} failed ({e}); trying again",
+                self.what
+            );
             self.complained = Some(Instant::now());
         }
     }

@@ -64,7 +64,9 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Strin
 
 /// The run id of a message, read without decoding its items (the first field).
 pub(crate) fn run_of(bytes: &[u8]) -> Option<u64> {
-    postcard::take_from_bytes::<u64>(bytes).ok().map(|(run, _)| run)
+    postcard::take_from_bytes::<u64>(bytes)
+        .ok()
+        .map(|(run, _)| run)
 }
 
 #[cfg(test)]

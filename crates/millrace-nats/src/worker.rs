@@ -44,7 +44,7 @@ use crate::edge::{Edge, RawEdge, Wire};
 use crate::error::NatsError;
 use crate::publish::publish_until_acked;
 use crate::pull::Puller;
-use crate::wire::{decode, encode, Ended, EndKind, EndedBatch, Envelope, EnvelopeRef};
+use crate::wire::{decode, encode, EndKind, Ended, EndedBatch, Envelope, EnvelopeRef};
 
 /// A part to run on items of `In` from one edge, sending `Out` to the next.
 pub struct WorkerPart<In, Out> {
@@ -107,7 +107,8 @@ struct Book<Out> {
 type Shared<Out> = Arc<Mutex<Book<Out>>>;
 
 fn lock<Out>(book: &Shared<Out>) -> std::sync::MutexGuard<'_, Book<Out>> {
-    book.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    book.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A message's items, from the puller to the feeder.
@@ -282,7 +283,9 @@ fn answer<Out: Wire>(
                 }
                 Outcome::Filtered { stage } => pending.ended.push(ended(&stage, EndKind::Filtered)),
                 Outcome::Failed(e) => {
-                    pending.ended.push(ended(e.stage(), EndKind::Failed(describe(&e))));
+                    pending
+                        .ended
+                        .push(ended(e.stage(), EndKind::Failed(describe(&e))));
                 }
                 // The part is only ever stopped, never cancelled: nothing to answer.
                 _ => {}
@@ -445,8 +448,14 @@ async fn finish<Out: Wire>(
             });
             match encoded {
                 Ok(payload) => {
-                    publish_until_acked(&to.broker, &to.names.subject, &msg_id, payload.into(), None)
-                        .await;
+                    publish_until_acked(
+                        &to.broker,
+                        &to.names.subject,
+                        &msg_id,
+                        payload.into(),
+                        None,
+                    )
+                    .await;
                 }
                 Err(e) => eprintln!("millrace-nats: {e}"),
             }

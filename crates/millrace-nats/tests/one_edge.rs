@@ -99,7 +99,10 @@ fn a_pipeline_through_a_worker_gives_what_it_gives_in_memory() {
         assert!(finished.front.is_balanced());
         assert_eq!(finished.front.delivered(), remote.published);
         assert!(worker.pipeline.is_balanced());
-        assert_eq!(worker.pipeline.stage("square").unwrap().tally.items_in, remote.published);
+        assert_eq!(
+            worker.pipeline.stage("square").unwrap().tally.items_in,
+            remote.published
+        );
     });
 }
 
@@ -115,7 +118,10 @@ fn an_unreachable_server_is_named_with_what_to_check() {
     let text = e.to_string();
     assert!(text.contains(&format!("nats://127.0.0.1:{port}")), "{text}");
     assert!(text.contains("nats-server is running"), "{text}");
-    assert!(!text.contains("s3cret"), "the password is never printed: {text}");
+    assert!(
+        !text.contains("s3cret"),
+        "the password is never printed: {text}"
+    );
 }
 
 #[test]
@@ -124,7 +130,12 @@ fn an_old_server_is_warned_about() {
         let server = server();
         let broker = Broker::connect(&server.url()).unwrap();
         let old = broker.server_version().starts_with("2.9");
-        assert_eq!(!broker.warnings().is_empty(), old, "{:?}", broker.warnings());
+        assert_eq!(
+            !broker.warnings().is_empty(),
+            old,
+            "{:?}",
+            broker.warnings()
+        );
     });
 }
 

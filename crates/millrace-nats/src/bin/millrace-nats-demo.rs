@@ -1,1 +1,158 @@
-fn main() {}
+//! One binary, two parts of one pipeline, chosen by argument: W2 (`imbalanced`, four
+//! stages of spin) with its heavy stage on workers across a NATS server.
+//!
+//! ```text
+//! millrace-nats-demo worker --url nats://127.0.0.1:4222 [--workers 2]   # start as many as needed
+//! millrace-nats-demo origin --url nats://127.0.0.1:4222 [--n 1000000]   # source and sink side
+//! millrace-nats-demo local [--n 1000000]                                 # all in one process
+//! ```
+//!
+//! Common options: `--job NAME` (default `w2`), `--heavy UNITS` (the heavy stage's spin,
+//! default 4), `--batch ITEMS` (per message, default 64), `--ack-wait-ms MS` (default
+//! 30000). The origin prints one line: `sum=… outputs=… published=… delivered=…
+//! filtered=… failed=… duplicates=… balanced=… elapsed_ms=…`.
+
+use std::time::{Duration, Instant};
+
+use millrace::{Pipeline, Stage};
+use millrace_nats::{say_retry, Broker, BrokerConfig, EdgeConfig};
+use millrace_workloads::spin;
+
+struct Args {
+    part: String,
+    url: String,
+    job: String,
+    n: u64,
+    heavy: u32,
+    batch: usize,
+    ack_wait: Duration,
+    workers: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut raw = std::env::args().skip(1);
+    let part = raw
+        .next()
+        .ok_or("usage: millrace-nats-demo origin|worker|local [--url URL] [options]")?;
+    let mut args = Args {
+        part,
+        url: "nats://127.0.0.1:4222".into(),
+        job: "w2".into(),
+        n: 1_000_000,
+        heavy: 4,
+        batch: 64,
+        ack_wait: Duration::from_secs(30),
+        workers: 2,
+    };
+    while let Some(flag) = raw.next() {
+        let value = raw.next().ok_or(format!("{flag} needs a value"))?;
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|e| format!("{flag}: `{v}` is not a whole number ({e})"))
+        };
+        match flag.as_str() {
+            "--url" => args.url = value,
+            "--job" => args.job = value,
+            "--n" => args.n = number(&value)?,
+            "--heavy" => args.heavy = number(&value)? as u32,
+            "--batch" => args.batch = number(&value)?.max(1) as usize,
+            "--ack-wait-ms" => args.ack_wait = Duration::from_millis(number(&value)?),
+            "--workers" => args.workers = number(&value)?.max(1) as usize,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("millrace-nats-demo: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("millrace-nats-demo: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let heavy = args.heavy;
+    if args.part == "local" {
+        let start = Instant::now();
+        let finished = Pipeline::source(0..args.n)
+            .map("a", |x| spin(1, x))
+            .map("b", |a| spin(1, a))
+            .stage(Stage::map("c", move |b| spin(heavy, b)).workers(args.workers))
+            .map("d", |c| spin(1, c))
+            .fold((0u64, 0u64), |(s, n), d| (s.wrapping_add(d), n + 1))
+            .run()?;
+        let (sum, outputs) = finished.output;
+        println!(
+            "sum={sum} outputs={outputs} elapsed_ms={}",
+            start.elapsed().as_millis()
+        );
+        return Ok(());
+    }
+    // A worker waits for its server (and says so); the origin fails fast.
+    let config = BrokerConfig::new(&args.url);
+    let broker = if args.part == "worker" {
+        Broker::connect_retrying(config, 1000, say_retry)?
+    } else {
+        Broker::connect_with(config)?
+    };
+    for w in broker.warnings() {
+        eprintln!("millrace-nats-demo: warning: {w}");
+    }
+    let job = broker.job(&args.job)?;
+    let edges = EdgeConfig {
+        batch: args.batch,
+        ack_wait: args.ack_wait,
+        ..EdgeConfig::default()
+    };
+    let to = job.edge::<u64>("in", edges.clone())?;
+    let from = job.edge::<u64>("out", edges)?;
+    match args.part.as_str() {
+        "worker" => {
+            let workers = args.workers;
+            let _worker = job
+                .worker(&to, &from, move |b| {
+                    b.stage(Stage::map("c", move |b| spin(heavy, b)).workers(workers))
+                })?
+                .spawn()?;
+            eprintln!("millrace-nats-demo: worker ready");
+            loop {
+                std::thread::park();
+            }
+        }
+        "origin" => {
+            let start = Instant::now();
+            let front = Pipeline::source(0..args.n)
+                .map("a", |x| spin(1, x))
+                .map("b", |a| spin(1, a));
+            let (remote, end) = job.origin(&to, &from)?.start(front)?;
+            let (sum, outputs) = Pipeline::source(remote.outputs())
+                .map("d", |c| spin(1, c))
+                .fold((0u64, 0u64), |(s, n), d| (s.wrapping_add(d), n + 1))
+                .run()?
+                .output;
+            let reports = end.finish()?;
+            let r = &reports.remote;
+            println!(
+                "sum={sum} outputs={outputs} published={} delivered={} filtered={} failed={} \
+                 duplicates={} balanced={} elapsed_ms={}",
+                r.published,
+                r.delivered,
+                r.filtered_total(),
+                r.failed_total(),
+                r.duplicates_dropped,
+                r.is_balanced(),
+                start.elapsed().as_millis()
+            );
+            Ok(())
+        }
+        other => Err(format!("unknown part `{other}`: origin, worker or local").into()),
+    }
+}
