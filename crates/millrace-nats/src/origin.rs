@@ -126,7 +126,8 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             .map_err(|e| NatsError::request("starting the origin's feeder thread", e))?;
         let (total_tx, total_rx) = watch::channel(None);
         let sender = broker.spawn(send(Arc::clone(&self.to.raw), run, items_rx, total_tx));
-        let (out_tx, out_rx) = mpsc::channel(self.from.raw.config.batch.max(64));
+        // A few messages' worth of outcomes wait here at most.
+        let (out_tx, out_rx) = mpsc::channel(8);
         let collector = broker.spawn(collect(
             Arc::clone(&self.from.raw),
             Arc::clone(&self.responses),
@@ -135,7 +136,10 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             out_tx,
         ));
         Ok((
-            Remote { rx: out_rx },
+            Remote {
+                rx: out_rx,
+                ready: Vec::new().into_iter(),
+            },
             RemoteEnd {
                 broker,
                 front: running,
@@ -146,6 +150,9 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
         ))
     }
 }
+
+/// Publishes awaiting their acks at once, at most (per edge and origin).
+const IN_FLIGHT: usize = 4;
 
 /// Publishes the front part's outputs in batches; says how many when they end.
 async fn send<In: Wire>(
@@ -158,6 +165,7 @@ async fn send<In: Wire>(
     let mut next_id = 0u64;
     let mut buf = Vec::with_capacity(batch);
     let mut ids = Vec::with_capacity(batch);
+    let mut in_flight = std::collections::VecDeque::new();
     while let Some(first) = items.recv().await {
         buf.push(first);
         // Everything ready now goes in this message, up to a batch (flush before wait).
@@ -175,16 +183,28 @@ async fn send<In: Wire>(
             items: &buf,
         })?;
         let msg_id = format!("{run:x}-{next_id}");
-        publish_until_acked(
-            &edge.broker,
-            &edge.names.subject,
-            &msg_id,
-            Bytes::from(payload),
-            None,
-        )
-        .await;
+        // Up to IN_FLIGHT publishes await their acks at once; each is retried until acked.
+        if in_flight.len() >= IN_FLIGHT {
+            if let Some(oldest) = in_flight.pop_front() {
+                let _ = oldest.await;
+            }
+        }
+        let edge = Arc::clone(&edge);
+        in_flight.push_back(tokio::spawn(async move {
+            publish_until_acked(
+                &edge.broker,
+                &edge.names.subject,
+                &msg_id,
+                Bytes::from(payload),
+                None,
+            )
+            .await;
+        }));
         next_id += buf.len() as u64;
         buf.clear();
+    }
+    for publish in in_flight {
+        let _ = publish.await;
     }
     let _ = total.send(Some(next_id));
     Ok(())
@@ -203,7 +223,7 @@ async fn collect<Out: Wire>(
     responses: Arc<RawEdge>,
     run: u64,
     mut total: watch::Receiver<Option<u64>>,
-    out: mpsc::Sender<(u64, RemoteOutcome<Out>)>,
+    out: mpsc::Sender<Vec<(u64, RemoteOutcome<Out>)>>,
 ) -> Result<RemoteReport, NatsError> {
     let prefetch = 8;
     let mut outputs = Puller::new(
@@ -246,15 +266,17 @@ async fn collect<Out: Wire>(
                             format!("{e}: do the parts agree on the item type?"),
                         )
                     })?;
+                    let mut fresh = Vec::with_capacity(envelope.ids.len());
                     for (id, item) in envelope.ids.into_iter().zip(envelope.items) {
-                        if !seen.ids.insert(id) {
+                        if seen.ids.insert(id) {
+                            fresh.push((id, RemoteOutcome::Output(item)));
+                        } else {
                             seen.report.duplicates_dropped += 1;
-                            continue;
                         }
-                        seen.report.delivered += 1;
-                        if out.send((id, RemoteOutcome::Output(item))).await.is_err() {
-                            return Ok(seen.report); // nobody reads any more
-                        }
+                    }
+                    seen.report.delivered += fresh.len() as u64;
+                    if !fresh.is_empty() && out.send(fresh).await.is_err() {
+                        return Ok(seen.report); // nobody reads any more
                     }
                 }
                 let _ = message.ack().await;
@@ -263,6 +285,7 @@ async fn collect<Out: Wire>(
                 let batch: Option<EndedBatch> = decode(&message.payload).ok();
                 match batch {
                     Some(batch) if batch.run == run => {
+                        let mut fresh = Vec::with_capacity(batch.ended.len());
                         for e in batch.ended {
                             if !seen.ids.insert(e.id) {
                                 seen.report.duplicates_dropped += 1;
@@ -279,9 +302,10 @@ async fn collect<Out: Wire>(
                                     RemoteOutcome::Failed { stage: e.stage, error }
                                 }
                             };
-                            if out.send((e.id, outcome)).await.is_err() {
-                                return Ok(seen.report);
-                            }
+                            fresh.push((e.id, outcome));
+                        }
+                        if !fresh.is_empty() && out.send(fresh).await.is_err() {
+                            return Ok(seen.report);
                         }
                     }
                     _ => seen.report.stale_dropped += 1,
@@ -302,14 +326,20 @@ async fn collect<Out: Wire>(
 /// from a plain thread (it can be a millrace pipeline's source).
 #[derive(Debug)]
 pub struct Remote<Out> {
-    rx: mpsc::Receiver<(u64, RemoteOutcome<Out>)>,
+    rx: mpsc::Receiver<Vec<(u64, RemoteOutcome<Out>)>>,
+    ready: std::vec::IntoIter<(u64, RemoteOutcome<Out>)>,
 }
 
 impl<Out> Iterator for Remote<Out> {
     type Item = (u64, RemoteOutcome<Out>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.rx.blocking_recv()
+        loop {
+            if let Some(next) = self.ready.next() {
+                return Some(next);
+            }
+            self.ready = self.rx.blocking_recv()?.into_iter();
+        }
     }
 }
 

@@ -39,8 +39,8 @@ impl Puller {
                         .consumer
                         .stream()
                         .max_messages_per_batch(self.prefetch)
-                        .heartbeat(Duration::from_secs(2))
-                        .expires(Duration::from_secs(10))
+                        .heartbeat(Duration::from_secs(5))
+                        .expires(Duration::from_secs(30))
                         .messages()
                         .await;
                     match opened {

@@ -29,7 +29,7 @@
 //! A flat-map inside a remote part is not supported yet (its children would need wire ids
 //! of their own): its item is answered as failed, saying so. Put flat-maps in the origin.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,7 +89,10 @@ impl Job {
 struct Pending<Out> {
     message: Message,
     run: u64,
-    first_id: u64,
+    /// The wire ids of its items, in order.
+    ids: Vec<u64>,
+    /// Which items have had their outcome (a flat-map's further children are dropped).
+    answered: Vec<bool>,
     remaining: usize,
     out_ids: Vec<u64>,
     out_items: Vec<Out>,
@@ -98,8 +101,9 @@ struct Pending<Out> {
 
 /// What the puller, feeder and responder share.
 struct Book<Out> {
-    /// Local item id → (message key, wire id).
-    slots: HashMap<u64, (u64, u64)>,
+    /// The first local item id of each pending message → its key. A message's items get
+    /// consecutive local ids (one thread submits them), so a range lookup finds it.
+    slots: BTreeMap<u64, u64>,
     /// Message key (its stream sequence) → the message.
     pending: HashMap<u64, Pending<Out>>,
 }
@@ -114,7 +118,6 @@ fn lock<Out>(book: &Shared<Out>) -> std::sync::MutexGuard<'_, Book<Out>> {
 /// A message's items, from the puller to the feeder.
 struct Arrival<In> {
     key: u64,
-    ids: Vec<u64>,
     items: Vec<In>,
 }
 
@@ -165,7 +168,7 @@ impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
             .respond()
             .map_err(|e| NatsError::Pipeline(e.to_string()))?;
         let book: Shared<Out> = Arc::new(Mutex::new(Book {
-            slots: HashMap::new(),
+            slots: BTreeMap::new(),
             pending: HashMap::new(),
         }));
         let counts = Arc::new(Counts::default());
@@ -177,12 +180,7 @@ impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
         let feeder = thread("millrace-nats-feed", move || {
             let mut next_local = 0u64;
             while let Some(arrival) = arrivals_rx.blocking_recv() {
-                {
-                    let mut book = lock(&feeder_book);
-                    for (i, id) in arrival.ids.iter().enumerate() {
-                        book.slots.insert(next_local + i as u64, (arrival.key, *id));
-                    }
-                }
+                lock(&feeder_book).slots.insert(next_local, arrival.key);
                 for item in arrival.items {
                     // One thread submits, so the ids count submissions.
                     match submitter.submit(item) {
@@ -255,12 +253,19 @@ fn answer<Out: Wire>(
 ) {
     for (id, outcome) in responses {
         let mut book = lock(book);
-        let Some((key, wire_id)) = book.slots.remove(&id.origin()) else {
-            continue; // a further child of a flat-map, already answered
+        let local = id.origin();
+        let Some((&base, &key)) = book.slots.range(..=local).next_back() else {
+            continue;
         };
         let Some(pending) = book.pending.get_mut(&key) else {
             continue;
         };
+        let index = (local - base) as usize;
+        if pending.answered.get(index).copied() != Some(false) {
+            continue; // a further child of a flat-map, already answered
+        }
+        pending.answered[index] = true;
+        let wire_id = pending.ids[index];
         let ended = |stage: &str, kind| Ended {
             id: wire_id,
             stage: stage.to_owned(),
@@ -293,6 +298,7 @@ fn answer<Out: Wire>(
         }
         pending.remaining -= 1;
         if pending.remaining == 0 {
+            book.slots.remove(&base);
             if let Some(complete) = book.pending.remove(&key) {
                 let _ = done.send(complete);
             }
@@ -357,16 +363,16 @@ async fn pull<In: Wire, Out: Wire>(
             Pending {
                 message,
                 run: envelope.run,
-                first_id: envelope.ids[0],
+                answered: vec![false; envelope.ids.len()],
                 remaining: envelope.ids.len(),
                 out_ids: Vec::with_capacity(envelope.ids.len()),
                 out_items: Vec::with_capacity(envelope.ids.len()),
                 ended: Vec::new(),
+                ids: envelope.ids,
             },
         );
         let arrival = Arrival {
             key,
-            ids: envelope.ids,
             items: envelope.items,
         };
         if arrivals.send(arrival).await.is_err() {
@@ -436,53 +442,77 @@ async fn finish<Out: Wire>(
     mut done: mpsc::UnboundedReceiver<Pending<Out>>,
     counts: Arc<Counts>,
 ) {
+    // Up to IN_FLIGHT messages are being published and acked at once.
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
     while let Some(p) = done.recv().await {
-        // The same inward message always gives the same message ids: a redelivered one's
-        // results, published again, fall in the server's duplicate window.
-        let msg_id = format!("{:x}-{}-{}", p.run, from.edge, p.first_id);
-        if !p.out_items.is_empty() {
-            let encoded = encode(&EnvelopeRef {
-                run: p.run,
-                ids: &p.out_ids,
-                items: &p.out_items,
-            });
-            match encoded {
-                Ok(payload) => {
-                    publish_until_acked(
-                        &to.broker,
-                        &to.names.subject,
-                        &msg_id,
-                        payload.into(),
-                        None,
-                    )
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let (to, from, responses, counts) = (
+            Arc::clone(&to),
+            Arc::clone(&from),
+            Arc::clone(&responses),
+            Arc::clone(&counts),
+        );
+        tasks.spawn(async move {
+            publish_and_ack(p, &to, &from, &responses).await;
+            counts.messages.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Messages a worker publishes and acks at once, at most.
+const IN_FLIGHT: usize = 8;
+
+/// Publishes one complete message's outputs and ended items, then acks it.
+async fn publish_and_ack<Out: Wire>(
+    p: Pending<Out>,
+    to: &RawEdge,
+    from: &RawEdge,
+    responses: &RawEdge,
+) {
+    // The same inward message always gives the same message ids: a redelivered one's
+    // results, published again, fall in the server's duplicate window.
+    let msg_id = format!("{:x}-{}-{}", p.run, from.edge, p.ids[0]);
+    if !p.out_items.is_empty() {
+        let encoded = encode(&EnvelopeRef {
+            run: p.run,
+            ids: &p.out_ids,
+            items: &p.out_items,
+        });
+        match encoded {
+            Ok(payload) => {
+                publish_until_acked(&to.broker, &to.names.subject, &msg_id, payload.into(), None)
                     .await;
-                }
-                Err(e) => eprintln!("millrace-nats: {e}"),
             }
+            Err(e) => eprintln!("millrace-nats: {e}"),
         }
-        if !p.ended.is_empty() {
-            let batch = EndedBatch {
-                run: p.run,
-                ended: p.ended,
-            };
-            if let Ok(payload) = encode(&batch) {
-                publish_until_acked(
-                    &responses.broker,
-                    &responses.names.subject,
-                    &msg_id,
-                    payload.into(),
-                    None,
-                )
-                .await;
-            }
+    }
+    if !p.ended.is_empty() {
+        let batch = EndedBatch {
+            run: p.run,
+            ended: p.ended,
+        };
+        if let Ok(payload) = encode(&batch) {
+            publish_until_acked(
+                &responses.broker,
+                &responses.names.subject,
+                &msg_id,
+                payload.into(),
+                None,
+            )
+            .await;
         }
-        for _ in 0..3 {
-            if p.message.double_ack().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        if p.message.double_ack().await.is_ok() {
+            break;
         }
-        counts.messages.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
