@@ -31,12 +31,28 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The median rate of W2 runs, with their (equal) sum.
+fn median_run(runs: Vec<(f64, u64)>) -> (f64, u64) {
+    let sum = runs[0].1;
+    (
+        median(runs.into_iter().map(|(rate, _)| rate).collect()),
+        sum,
+    )
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut url = None;
     let mut repeat = 3;
     let mut n: u64 = 2_000_000;
+    let mut w2_n: u64 = 1_000_000;
+    let mut light: u64 = 1000;
     while let Some(flag) = args.next() {
+        if flag == "--quick" {
+            // CI: tiny sizes, one run; the checks still hold (balanced, W2's sums agree).
+            (n, w2_n, light, repeat) = (20_000, 20_000, 50, 1);
+            continue;
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--url" => url = Some(value),
@@ -87,18 +103,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    println!("\n## 2. W2 (N = 1,000,000): heavy stage on 2 worker processes vs one process\n");
+    println!("\n## 2. W2 (N = {w2_n}): heavy stage on 2 worker processes vs one process\n");
     let demo = std::env::current_exe()?.with_file_name("millrace-nats-demo");
-    let local = median(
+    let local = median_run(
         (0..repeat)
-            .map(|_| w2_local(&demo))
+            .map(|_| w2_local(&demo, w2_n))
             .collect::<Result<Vec<_>, _>>()?,
     );
-    let split = median(
+    let split = median_run(
         (0..repeat)
-            .map(|r| w2_split(&demo, &url, &format!("w2r{r}")))
+            .map(|r| w2_split(&demo, &url, &format!("w2r{r}"), w2_n))
             .collect::<Result<Vec<_>, _>>()?,
     );
+    let (local, local_sum) = local;
+    let (split, split_sum) = split;
+    if local_sum != split_sum {
+        return Err(
+            format!("W2's sums differ: {local_sum} in one process, {split_sum} split").into(),
+        );
+    }
     println!("| run | items/s | vs one process |");
     println!("|---|---|---|");
     println!("| one process (heavy stage: 2 workers) | {local:.0} | 1.00× |");
@@ -107,8 +130,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         split / local
     );
 
-    println!("\n## 3. Latency at light load (1 item / 2 ms, 1000 items)\n");
-    let (p50, p99) = latency(&broker)?;
+    println!("\n## 3. Latency at light load (1 item / 2 ms, {light} items)\n");
+    let (p50, p99) = latency(&broker, light)?;
     println!("| path | p50 | p99 |");
     println!("|---|---|---|");
     println!("| origin → edge → worker → edge → origin | {p50:?} | {p99:?} |");
@@ -165,20 +188,30 @@ fn field(line: &str, key: &str) -> Option<f64> {
         .ok()
 }
 
-fn w2_local(demo: &std::path::Path) -> Result<f64, Box<dyn std::error::Error>> {
+/// Items/s and the sum from the demo's line.
+fn rate_and_sum(line: &str, n: u64) -> Result<(f64, u64), Box<dyn std::error::Error>> {
+    let ms = field(line, "elapsed_ms").ok_or(format!("the demo said: {line}"))?;
+    let sum = line
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("sum="))
+        .and_then(|v| v.parse().ok())
+        .ok_or(format!("the demo said: {line}"))?;
+    Ok((n as f64 / (ms.max(1.0) / 1000.0), sum))
+}
+
+fn w2_local(demo: &std::path::Path, n: u64) -> Result<(f64, u64), Box<dyn std::error::Error>> {
     let out = Command::new(demo)
-        .args(["local", "--n", "1000000", "--workers", "2"])
+        .args(["local", "--n", &n.to_string(), "--workers", "2"])
         .output()?;
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ms = field(&line, "elapsed_ms").ok_or(format!("demo local said: {line}"))?;
-    Ok(1_000_000.0 / (ms / 1000.0))
+    rate_and_sum(&String::from_utf8_lossy(&out.stdout), n)
 }
 
 fn w2_split(
     demo: &std::path::Path,
     url: &str,
     job: &str,
-) -> Result<f64, Box<dyn std::error::Error>> {
+    n: u64,
+) -> Result<(f64, u64), Box<dyn std::error::Error>> {
     let common = ["--url", url, "--job", job, "--batch", "1024"];
     let mut workers = Vec::new();
     for _ in 0..2 {
@@ -195,15 +228,17 @@ fn w2_split(
     let out = Command::new(demo)
         .arg("origin")
         .args(common)
-        .args(["--n", "1000000"])
+        .args(["--n", &n.to_string()])
         .output()?;
     for mut w in workers {
         let _ = w.kill();
         let _ = w.wait();
     }
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ms = field(&line, "elapsed_ms").ok_or(format!("demo origin said: {line}"))?;
-    Ok(1_000_000.0 / (ms / 1000.0))
+    if !line.contains("balanced=true") {
+        return Err(format!("the split run did not balance: {line}").into());
+    }
+    rate_and_sum(&line, n)
 }
 
 fn now_nanos() -> u64 {
@@ -213,12 +248,15 @@ fn now_nanos() -> u64 {
 }
 
 /// Round trips of single items sent every 2 ms.
-fn latency(broker: &Broker) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
+fn latency(
+    broker: &Broker,
+    items: u64,
+) -> Result<(Duration, Duration), Box<dyn std::error::Error>> {
     let job = broker.job("latency")?;
     let to = job.edge::<u64>("in", edges(64))?;
     let from = job.edge::<u64>("out", edges(64))?;
     let worker = job.worker(&to, &from, |b| b)?.spawn()?;
-    let front = Pipeline::source((0..1000u64).map(|_| {
+    let front = Pipeline::source((0..items).map(|_| {
         std::thread::sleep(Duration::from_millis(2));
         now_nanos()
     }))
