@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! let server = millrace_nats::local_server::LocalServer::start()?;
-//! let broker = millrace_nats::Broker::connect(server.url())?;
+//! let broker = millrace_nats::Broker::connect(&server.url())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -1,9 +1,12 @@
 //! Taking messages off an edge's durable pull consumer, for as long as it takes: the pull
 //! subscription is opened again whenever it ends or errs (a server restart, missed
 //! heartbeats), so a part pauses while the server is away and resumes when it is back.
+//! Opening it again drops what the old subscription had buffered (redelivered only after
+//! `ack_wait`), so it is done only when the pull is really lost.
 
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::{pull, Consumer};
 use async_nats::jetstream::Message;
 use futures_util::StreamExt;
@@ -15,6 +18,8 @@ pub(crate) struct Puller {
     stream: Option<pull::Stream>,
     what: String,
     complained: Option<Instant>,
+    /// Missed heartbeats since the last message.
+    silent: u32,
 }
 
 impl Puller {
@@ -26,6 +31,7 @@ impl Puller {
             stream: None,
             what,
             complained: None,
+            silent: 0,
         }
     }
 
@@ -54,8 +60,21 @@ impl Puller {
                 }
             };
             match stream.next().await {
-                Some(Ok(message)) => return message,
+                Some(Ok(message)) => {
+                    self.silent = 0;
+                    return message;
+                }
+                // The client checks heartbeats only when polled, so a taker that held back
+                // (backpressure) for longer than two heartbeats hears of a "missed" one while
+                // messages wait in its buffer; the stream goes on. Only a second one in a row,
+                // with no message between, means the pull is really lost.
+                Some(Err(e))
+                    if e.kind() == MessagesErrorKind::MissingHeartbeat && self.silent == 0 =>
+                {
+                    self.silent += 1;
+                }
                 Some(Err(e)) => {
+                    self.silent = 0;
                     self.complain(&e);
                     self.stream = None;
                     tokio::time::sleep(Duration::from_millis(100)).await;

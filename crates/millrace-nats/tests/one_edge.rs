@@ -161,3 +161,42 @@ fn an_edge_whose_stream_exists_with_other_settings_is_a_conflict() {
         assert!(text.contains("max_messages"), "{text}");
     });
 }
+
+#[test]
+fn a_message_that_cannot_be_decoded_goes_to_the_dead_letters_and_its_items_fail() {
+    within(120, || {
+        let server = server();
+        let broker = Broker::connect(&server.url()).unwrap();
+        let job = broker.job("dead").unwrap();
+        // The origin sends numbers; the worker (wrongly) expects text on the same edge.
+        let to_numbers = job.edge::<u64>("in", small_edges()).unwrap();
+        let to_text = job.edge::<String>("in", small_edges()).unwrap();
+        let from = job.edge::<String>("out", small_edges()).unwrap();
+        let worker = job
+            .worker(&to_text, &from, |b| b.map("shout", |s: String| s.to_uppercase()))
+            .unwrap()
+            .spawn()
+            .unwrap();
+        // Each number's varint reads as a string length far past the message's end.
+        let n = 100u64;
+        let (remote, end) = job
+            .origin(&to_numbers, &from)
+            .unwrap()
+            .start(Pipeline::source(0..n).map("big", |x| 1_000_000 + x))
+            .unwrap();
+        let outcomes: Vec<_> = remote.collect();
+        let finished = end.finish().unwrap();
+        worker.stop();
+        let worker = worker.join().unwrap();
+        assert_eq!(outcomes.len() as u64, n);
+        assert!(outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, RemoteOutcome::Failed { stage, .. } if stage == "broker edge in")));
+        let r = &finished.remote;
+        assert!(r.is_balanced(), "{r}");
+        assert_eq!(r.failed.get("broker edge in"), Some(&n));
+        assert!(r.errors[0].1.contains("cannot decode"), "{r}");
+        assert!(worker.dead_lettered >= 1);
+        assert_eq!(worker.messages, 0);
+    });
+}
