@@ -173,7 +173,9 @@ fn a_message_that_cannot_be_decoded_goes_to_the_dead_letters_and_its_items_fail(
         let to_text = job.edge::<String>("in", small_edges()).unwrap();
         let from = job.edge::<String>("out", small_edges()).unwrap();
         let worker = job
-            .worker(&to_text, &from, |b| b.map("shout", |s: String| s.to_uppercase()))
+            .worker(&to_text, &from, |b| {
+                b.map("shout", |s: String| s.to_uppercase())
+            })
             .unwrap()
             .spawn()
             .unwrap();
@@ -189,9 +191,9 @@ fn a_message_that_cannot_be_decoded_goes_to_the_dead_letters_and_its_items_fail(
         worker.stop();
         let worker = worker.join().unwrap();
         assert_eq!(outcomes.len() as u64, n);
-        assert!(outcomes
-            .iter()
-            .all(|(_, o)| matches!(o, RemoteOutcome::Failed { stage, .. } if stage == "broker edge in")));
+        assert!(outcomes.iter().all(
+            |(_, o)| matches!(o, RemoteOutcome::Failed { stage, .. } if stage == "broker edge in")
+        ));
         let r = &finished.remote;
         assert!(r.is_balanced(), "{r}");
         assert_eq!(r.failed.get("broker edge in"), Some(&n));
