@@ -1,6 +1,6 @@
 //! # millrace-nats
 //!
-//! Scale a [millrace](millrace) pipeline out over processes and machines, joined by
+//! Scale a [millrace] pipeline out over processes and machines, joined by
 //! **NATS JetStream** instead of in-memory connectors. Nothing accepted is lost: delivery
 //! is at-least-once across the broker, and the origin removes duplicates by item id, so
 //! each item's outcome reaches it exactly once.
