@@ -32,6 +32,8 @@ pub struct LocalServer {
     child: Option<Child>,
     dir: PathBuf,
     port: u16,
+    /// The arguments after the address, port and store (JetStream and any others).
+    extra: Vec<String>,
 }
 
 fn fresh_dir() -> io::Result<PathBuf> {
@@ -53,11 +55,22 @@ impl LocalServer {
     ///
     /// When `nats-server` cannot be started or does not write its ports file within 20 s.
     pub fn start() -> io::Result<LocalServer> {
+        LocalServer::start_with(&["-js"])
+    }
+
+    /// Starts a server on a free port with `args` (e.g. `["-js", "--user", "u", "--pass",
+    /// "p"]`; without `-js`, JetStream is off).
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](LocalServer::start).
+    pub fn start_with(args: &[&str]) -> io::Result<LocalServer> {
         let dir = fresh_dir()?;
         let mut server = LocalServer {
             child: None,
             dir,
             port: 0,
+            extra: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.launch(None)?;
         Ok(server)
@@ -74,6 +87,7 @@ impl LocalServer {
             child: None,
             dir,
             port,
+            extra: vec!["-js".to_owned()],
         };
         server.launch(Some(port))?;
         Ok(server)
@@ -85,8 +99,9 @@ impl LocalServer {
         std::fs::create_dir_all(&ports_dir)?;
         let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
         let child = Command::new(server_binary())
-            .args(["-a", "127.0.0.1", "-p", &port_arg, "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &port_arg, "-sd"])
             .arg(self.dir.join("store"))
+            .args(&self.extra)
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .stdout(Stdio::null())

@@ -202,3 +202,75 @@ fn a_message_that_cannot_be_decoded_goes_to_the_dead_letters_and_its_items_fail(
         assert_eq!(worker.messages, 0);
     });
 }
+
+#[test]
+fn a_server_without_jetstream_is_named_with_how_to_enable_it() {
+    within(60, || {
+        let server = common::LocalServer::start_with(&[]).expect("start nats-server");
+        let e = Broker::connect(&server.url()).unwrap_err();
+        assert!(matches!(e, NatsError::JetStreamDisabled { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&server.url()) && text.contains("-js"),
+            "{text}"
+        );
+    });
+}
+
+#[test]
+fn refused_credentials_are_an_error_that_never_shows_the_password() {
+    within(60, || {
+        let server = common::LocalServer::start_with(&["-js", "--user", "bob", "--pass", "right"])
+            .expect("start nats-server");
+        let config = |password: &str| millrace_nats::BrokerConfig {
+            credentials: millrace_nats::Credentials::UserPassword("bob".into(), password.into()),
+            ..millrace_nats::BrokerConfig::new(&server.url())
+        };
+        let e = Broker::connect_with(config("wr0ng-s3cret")).unwrap_err();
+        assert!(matches!(e, NatsError::Unauthorized { .. }), "{e:?}");
+        assert!(!e.to_string().contains("wr0ng-s3cret"), "{e}");
+        assert!(!format!("{e:?}").contains("wr0ng-s3cret"), "{e:?}");
+        Broker::connect_with(config("right")).expect("the right password is accepted");
+    });
+}
+
+#[test]
+fn a_full_edge_slows_the_producer_and_drops_nothing() {
+    within(120, || {
+        let server = server();
+        let broker = Broker::connect(&server.url()).unwrap();
+        let job = broker.job("full").unwrap();
+        // Two messages of one item fill the edge; the worker takes its time.
+        let tiny = EdgeConfig {
+            batch: 1,
+            max_messages: 2,
+            max_ack_pending: 1,
+            ..small_edges()
+        };
+        let to = job.edge::<u64>("in", tiny.clone()).unwrap();
+        let from = job.edge::<u64>("out", tiny).unwrap();
+        let worker = job
+            .worker(&to, &from, |b| {
+                b.map("slow", |x: u64| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    x + 1
+                })
+            })
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let n = 150u64;
+        let (remote, end) = job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..n))
+            .unwrap();
+        let mut got: Vec<u64> = remote.outputs().collect();
+        let finished = end.finish().unwrap();
+        worker.stop();
+        worker.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (1..=n).collect::<Vec<_>>());
+        assert!(finished.remote.is_balanced(), "{}", finished.remote);
+    });
+}
