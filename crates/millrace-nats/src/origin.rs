@@ -11,7 +11,7 @@
 //! iterator ends; [`RemoteEnd::finish`] returns the front part's [`Report`] and the
 //! [`RemoteReport`] of the rest.
 
-use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -125,7 +125,14 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             })
             .map_err(|e| NatsError::request("starting the origin's feeder thread", e))?;
         let (total_tx, total_rx) = watch::channel(None);
-        let sender = broker.spawn(send(Arc::clone(&self.to.raw), run, items_rx, total_tx));
+        let issued = Arc::new(AtomicU64::new(0));
+        let sender = broker.spawn(send(
+            Arc::clone(&self.to.raw),
+            run,
+            items_rx,
+            total_tx,
+            Arc::clone(&issued),
+        ));
         // A few messages' worth of outcomes wait here at most.
         let (out_tx, out_rx) = mpsc::channel(8);
         let collector = broker.spawn(collect(
@@ -134,6 +141,7 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             run,
             total_rx,
             out_tx,
+            issued,
         ));
         Ok((
             Remote {
@@ -160,6 +168,7 @@ async fn send<In: Wire>(
     run: u64,
     mut items: mpsc::Receiver<In>,
     total: watch::Sender<Option<u64>>,
+    issued: Arc<AtomicU64>,
 ) -> Result<(), NatsError> {
     let batch = edge.config.batch;
     let mut next_id = 0u64;
@@ -183,6 +192,7 @@ async fn send<In: Wire>(
             items: &buf,
         })?;
         let msg_id = format!("{run:x}-{next_id}");
+        issued.store(next_id + buf.len() as u64, Ordering::Release);
         // Up to IN_FLIGHT publishes await their acks at once; each is retried until acked.
         if in_flight.len() >= IN_FLIGHT {
             if let Some(oldest) = in_flight.pop_front() {
@@ -210,9 +220,36 @@ async fn send<In: Wire>(
     Ok(())
 }
 
+/// The wire ids seen so far: one bit per id (the origin numbers them densely from 0), so
+/// de-duplicating a run of N items costs N / 8 bytes.
+#[derive(Default)]
+struct IdSet {
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl IdSet {
+    /// Adds `id`; false if it was there.
+    fn insert(&mut self, id: u64) -> bool {
+        let word = (id / 64) as usize;
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let bit = 1u64 << (id % 64);
+        let fresh = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        self.len += u64::from(fresh);
+        fresh
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
 /// The collector's state: what has been seen, and the report so far.
 struct Seen {
-    ids: HashSet<u64>,
+    ids: IdSet,
     report: RemoteReport,
 }
 
@@ -224,7 +261,11 @@ async fn collect<Out: Wire>(
     run: u64,
     mut total: watch::Receiver<Option<u64>>,
     out: mpsc::Sender<Vec<(u64, RemoteOutcome<Out>)>>,
+    issued: Arc<AtomicU64>,
 ) -> Result<RemoteReport, NatsError> {
+    // An id this run has not issued is not this run's (a message from elsewhere that
+    // happens to carry its run id): dropped, never a huge set.
+    let issued = |id: u64| id < issued.load(Ordering::Acquire);
     let prefetch = 8;
     let mut outputs = Puller::new(
         from.consumer.clone(),
@@ -237,14 +278,14 @@ async fn collect<Out: Wire>(
         "the response stream".into(),
     );
     let mut seen = Seen {
-        ids: HashSet::new(),
+        ids: IdSet::default(),
         report: RemoteReport::default(),
     };
     let mut published: Option<u64> = None;
     let mut total_open = true;
     loop {
         if let Some(n) = published {
-            if seen.ids.len() as u64 >= n {
+            if seen.ids.len() >= n {
                 seen.report.published = n;
                 return Ok(seen.report);
             }
@@ -268,7 +309,9 @@ async fn collect<Out: Wire>(
                     })?;
                     let mut fresh = Vec::with_capacity(envelope.ids.len());
                     for (id, item) in envelope.ids.into_iter().zip(envelope.items) {
-                        if seen.ids.insert(id) {
+                        if !issued(id) {
+                            seen.report.stale_dropped += 1;
+                        } else if seen.ids.insert(id) {
                             fresh.push((id, RemoteOutcome::Output(item)));
                         } else {
                             seen.report.duplicates_dropped += 1;
@@ -287,6 +330,10 @@ async fn collect<Out: Wire>(
                     Some(batch) if batch.run == run => {
                         let mut fresh = Vec::with_capacity(batch.ended.len());
                         for e in batch.ended {
+                            if !issued(e.id) {
+                                seen.report.stale_dropped += 1;
+                                continue;
+                            }
                             if !seen.ids.insert(e.id) {
                                 seen.report.duplicates_dropped += 1;
                                 continue;
@@ -315,7 +362,7 @@ async fn collect<Out: Wire>(
         }
         if !total_open && published.is_none() {
             // The front part's sender failed: nothing more will be published.
-            seen.report.published = seen.ids.len() as u64;
+            seen.report.published = seen.ids.len();
             return Ok(seen.report);
         }
     }
@@ -398,5 +445,18 @@ impl RemoteEnd {
         joined(self.broker.block_on(self.sender))??;
         let remote = joined(self.broker.block_on(self.collector))??;
         Ok(RemoteFinished { front, remote })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdSet;
+
+    #[test]
+    fn an_id_is_new_once() {
+        let mut ids = IdSet::default();
+        assert!(ids.insert(0) && ids.insert(130) && ids.insert(63));
+        assert!(!ids.insert(130) && !ids.insert(0));
+        assert_eq!(ids.len(), 3);
     }
 }
