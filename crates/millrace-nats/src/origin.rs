@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use millrace::{Outcome, PipelineBuilder, Report, Running};
+use millrace::{ItemId, Outcome, PipelineBuilder, Report, Running};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -110,14 +110,14 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             .respond()
             .map_err(|e| NatsError::Pipeline(e.to_string()))?;
         let batch = self.to.raw.config.batch;
-        let (items_tx, items_rx) = mpsc::channel::<In>(batch.saturating_mul(4).max(64));
+        let (items_tx, items_rx) = mpsc::channel::<(ItemId, In)>(batch.saturating_mul(4).max(64));
         let feeder = std::thread::Builder::new()
             .name("millrace-nats-origin".into())
             .spawn(move || {
-                for (_, outcome) in responses {
+                for (id, outcome) in responses {
                     // The front part's own filtered and failed items are in its report.
                     if let Outcome::Output(item) = outcome {
-                        if items_tx.blocking_send(item).is_err() {
+                        if items_tx.blocking_send((id, item)).is_err() {
                             break;
                         }
                     }
@@ -126,12 +126,14 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             .map_err(|e| NatsError::request("starting the origin's feeder thread", e))?;
         let (total_tx, total_rx) = watch::channel(None);
         let issued = Arc::new(AtomicU64::new(0));
+        let origins = Origins::default();
         let sender = broker.spawn(send(
             Arc::clone(&self.to.raw),
             run,
             items_rx,
             total_tx,
             Arc::clone(&issued),
+            origins.clone(),
         ));
         // A few messages' worth of outcomes wait here at most.
         let (out_tx, out_rx) = mpsc::channel(8);
@@ -142,6 +144,7 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             total_rx,
             out_tx,
             issued,
+            origins,
         ));
         Ok((
             Remote {
@@ -166,24 +169,31 @@ const IN_FLIGHT: usize = 4;
 async fn send<In: Wire>(
     edge: Arc<RawEdge>,
     run: u64,
-    mut items: mpsc::Receiver<In>,
+    mut items: mpsc::Receiver<(ItemId, In)>,
     total: watch::Sender<Option<u64>>,
     issued: Arc<AtomicU64>,
+    origins: Origins,
 ) -> Result<(), NatsError> {
     let batch = edge.config.batch;
     let mut next_id = 0u64;
     let mut buf = Vec::with_capacity(batch);
     let mut ids = Vec::with_capacity(batch);
+    let mut front_ids = Vec::with_capacity(batch);
     let mut in_flight = std::collections::VecDeque::new();
-    while let Some(first) = items.recv().await {
+    while let Some((id, first)) = items.recv().await {
+        front_ids.push(id);
         buf.push(first);
         // Everything ready now goes in this message, up to a batch (flush before wait).
         while buf.len() < batch {
             match items.try_recv() {
-                Ok(item) => buf.push(item),
+                Ok((id, item)) => {
+                    front_ids.push(id);
+                    buf.push(item);
+                }
                 Err(_) => break,
             }
         }
+        origins.issue(&mut front_ids);
         ids.clear();
         ids.extend(next_id..next_id + buf.len() as u64);
         let payload = encode(&EnvelopeRef {
@@ -247,6 +257,47 @@ impl IdSet {
     }
 }
 
+/// The origin's own id of each wire id not yet answered: wire ids are issued in order, so
+/// a queue from the oldest unanswered one holds them, and memory follows the items in
+/// flight, not the run.
+#[derive(Clone, Default)]
+struct Origins(Arc<std::sync::Mutex<OriginsInner>>);
+
+#[derive(Default)]
+struct OriginsInner {
+    /// The wire id of `slots[0]`.
+    base: u64,
+    slots: std::collections::VecDeque<Option<ItemId>>,
+}
+
+impl Origins {
+    fn lock(&self) -> std::sync::MutexGuard<'_, OriginsInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Issues the next wire ids to `ids`, in order (and empties it).
+    fn issue(&self, ids: &mut Vec<ItemId>) {
+        self.lock().slots.extend(ids.drain(..).map(Some));
+    }
+
+    /// The origin's id of `wire`, answered now (the caller de-duplicates first).
+    fn take(&self, wire: u64) -> ItemId {
+        let mut o = self.lock();
+        let front = wire
+            .checked_sub(o.base)
+            .and_then(|i| o.slots.get_mut(i as usize))
+            .and_then(Option::take);
+        while o.slots.front().is_some_and(Option::is_none) {
+            o.slots.pop_front();
+            o.base += 1;
+        }
+        // Issued ids are in the queue until taken once, which de-duplication ensures.
+        front.unwrap_or(ItemId::new(wire))
+    }
+}
+
 /// The collector's state: what has been seen, and the report so far.
 struct Seen {
     ids: IdSet,
@@ -260,8 +311,9 @@ async fn collect<Out: Wire>(
     responses: Arc<RawEdge>,
     run: u64,
     mut total: watch::Receiver<Option<u64>>,
-    out: mpsc::Sender<Vec<(u64, RemoteOutcome<Out>)>>,
+    out: mpsc::Sender<Vec<(ItemId, RemoteOutcome<Out>)>>,
     issued: Arc<AtomicU64>,
+    origins: Origins,
 ) -> Result<RemoteReport, NatsError> {
     // An id this run has not issued is not this run's (a message from elsewhere that
     // happens to carry its run id): dropped, never a huge set.
@@ -312,7 +364,7 @@ async fn collect<Out: Wire>(
                         if !issued(id) {
                             seen.report.stale_dropped += 1;
                         } else if seen.ids.insert(id) {
-                            fresh.push((id, RemoteOutcome::Output(item)));
+                            fresh.push((origins.take(id), RemoteOutcome::Output(item)));
                         } else {
                             seen.report.duplicates_dropped += 1;
                         }
@@ -338,6 +390,7 @@ async fn collect<Out: Wire>(
                                 seen.report.duplicates_dropped += 1;
                                 continue;
                             }
+                            let front_id = origins.take(e.id);
                             let outcome = match e.kind {
                                 EndKind::Filtered => {
                                     *seen.report.filtered.entry(e.stage.clone()).or_default() += 1;
@@ -345,11 +398,11 @@ async fn collect<Out: Wire>(
                                 }
                                 EndKind::Failed(error) => {
                                     *seen.report.failed.entry(e.stage.clone()).or_default() += 1;
-                                    seen.report.error(e.id, format!("stage `{}`: {error}", e.stage));
+                                    seen.report.error(front_id, format!("stage `{}`: {error}", e.stage));
                                     RemoteOutcome::Failed { stage: e.stage, error }
                                 }
                             };
-                            fresh.push((e.id, outcome));
+                            fresh.push((front_id, outcome));
                         }
                         if !fresh.is_empty() && out.send(fresh).await.is_err() {
                             return Ok(seen.report);
@@ -369,16 +422,17 @@ async fn collect<Out: Wire>(
 }
 
 /// What comes back from the remote parts: each item the origin published, once, with its
-/// wire id and [`RemoteOutcome`]. Ends when every item is accounted for. Blocking: read it
+/// id in the origin (as its source numbered it, or its flat-map child's) and its
+/// [`RemoteOutcome`], so a source can acknowledge its own upstream. Ends when every item is accounted for. Blocking: read it
 /// from a plain thread (it can be a millrace pipeline's source).
 #[derive(Debug)]
 pub struct Remote<Out> {
-    rx: mpsc::Receiver<Vec<(u64, RemoteOutcome<Out>)>>,
-    ready: std::vec::IntoIter<(u64, RemoteOutcome<Out>)>,
+    rx: mpsc::Receiver<Vec<(ItemId, RemoteOutcome<Out>)>>,
+    ready: std::vec::IntoIter<(ItemId, RemoteOutcome<Out>)>,
 }
 
 impl<Out> Iterator for Remote<Out> {
-    type Item = (u64, RemoteOutcome<Out>);
+    type Item = (ItemId, RemoteOutcome<Out>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {

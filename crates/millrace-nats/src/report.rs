@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use millrace::ItemId;
+
 /// What became of the items the origin sent across the broker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -19,8 +21,8 @@ pub struct RemoteReport {
     /// Items failed, per remote stage (a dead-lettered message's items under the edge's
     /// name, `broker edge <name>`).
     pub failed: BTreeMap<String, u64>,
-    /// The first errors of failed items (at most 20), with the item's wire id.
-    pub errors: Vec<(u64, String)>,
+    /// The first errors of failed items (at most 20), with the item's id in the origin.
+    pub errors: Vec<(ItemId, String)>,
     /// Copies of items already accounted for (redelivery after a worker died or an ack was
     /// lost), dropped.
     pub duplicates_dropped: u64,
@@ -45,7 +47,7 @@ impl RemoteReport {
         self.published == self.delivered + self.filtered_total() + self.failed_total()
     }
 
-    pub(crate) fn error(&mut self, id: u64, error: String) {
+    pub(crate) fn error(&mut self, id: ItemId, error: String) {
         if self.errors.len() < 20 {
             self.errors.push((id, error));
         }

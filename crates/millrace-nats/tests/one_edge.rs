@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{server, within};
-use millrace::{Pipeline, Stage};
+use millrace::{ItemId, Pipeline, Stage};
 use millrace_nats::{Broker, EdgeConfig, NatsError, RemoteOutcome};
 
 fn small_edges() -> EdgeConfig {
@@ -47,7 +47,7 @@ fn a_pipeline_through_a_worker_gives_what_it_gives_in_memory() {
             .unwrap()
             .start(Pipeline::source(0..n).filter("even-hundreds-out", |x| x % 200 != 0))
             .unwrap();
-        let mut got: Vec<(u64, RemoteOutcome<(u64, u64)>)> = remote.collect();
+        let mut got: Vec<(ItemId, RemoteOutcome<(u64, u64)>)> = remote.collect();
         let finished = end.finish().unwrap();
         worker.stop();
         let worker = worker.join().unwrap();
@@ -70,10 +70,20 @@ fn a_pipeline_through_a_worker_gives_what_it_gives_in_memory() {
             .output;
         expected.sort_unstable();
 
-        let mut ids: Vec<u64> = got.iter().map(|(id, _)| *id).collect();
+        let mut ids: Vec<ItemId> = got.iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), got.len(), "each item once");
+        // Each outcome comes back with the item's id at the origin: the source's x is #x.
+        for (id, outcome) in &got {
+            match outcome {
+                RemoteOutcome::Output((x, _)) => assert_eq!(id.0, *x),
+                RemoteOutcome::Filtered { .. } => assert_eq!(id.0 % 7, 0),
+                RemoteOutcome::Failed { error, .. } => {
+                    assert_eq!(error, &format!("unlucky {}", id.0));
+                }
+            }
+        }
         got.sort_by_key(|(id, _)| *id);
         let mut outputs: Vec<(u64, u64)> = got
             .iter()
