@@ -1,6 +1,7 @@
 //! Parts of one pipeline in separate processes (the `millrace-nats-demo` binary: W2 with
 //! its heavy stage on workers): a worker killed with SIGKILL mid-run, a server restarted
-//! mid-run, a worker started before its server. Every output arrives exactly once and the
+//! mid-run (each at a random item, while a worker is sure to be holding messages), a worker
+//! started before its server. Every output arrives exactly once and the
 //! accounting balances.
 
 mod common;
@@ -41,22 +42,11 @@ impl Proc {
         Proc { child, stderr }
     }
 
-    fn worker(url: &str, job: &str) -> Proc {
-        Proc::start(&[
-            "worker",
-            "--url",
-            url,
-            "--job",
-            job,
-            "--workers",
-            "1",
-            "--heavy",
-            "1000",
-            "--batch",
-            "16",
-            "--ack-wait-ms",
-            "1500",
-        ])
+    fn worker(url: &str, job: &str, extra: &[&str]) -> Proc {
+        let mut args = vec!["worker", "--url", url, "--job", job, "--workers", "1"];
+        args.extend_from_slice(&["--heavy", "1000", "--batch", "16", "--ack-wait-ms", "1500"]);
+        args.extend_from_slice(extra);
+        Proc::start(&args)
     }
 
     fn said(&self, what: &str) -> bool {
@@ -143,43 +133,46 @@ fn assert_exactly_once(line: &str, n: u64) {
     assert_eq!(field(line, "balanced"), "true", "{line}");
 }
 
-/// A small random generator (xorshift), seeded from the clock; the seed is printed.
-fn random_moments(count: usize, low_ms: u64, high_ms: u64) -> Vec<u64> {
+/// `count` numbers in `low..high` from a small generator (xorshift) seeded from the clock;
+/// the seed is printed.
+fn random_numbers(count: usize, low: u64, high: u64) -> Vec<u64> {
     let mut x = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
-    println!("kill moments seeded with {x}");
+    println!("random numbers seeded with {x}");
     (0..count)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            low_ms + x % (high_ms - low_ms)
+            low + x % (high - low)
         })
         .collect()
 }
 
+/// The kill and the restart must land mid-run whatever the machine's speed: the worker
+/// pauses on a random item (`--pause-at`) and says so; only then does the test act.
 #[test]
 fn a_worker_killed_mid_run_loses_nothing_and_duplicates_nothing() {
     within(600, || {
         let server = server();
         let url = server.url();
         let n = 1500;
-        for (round, kill_after) in random_moments(3, 100, 1200).into_iter().enumerate() {
+        for (round, at) in random_numbers(3, 0, 1000).into_iter().enumerate() {
             let job = format!("kill{round}");
-            let doomed = Proc::worker(&url, &job);
-            let survivor = Proc::worker(&url, &job);
+            // Alone at first, the doomed worker is sure to reach item `at`, and hangs there
+            // holding unacked messages.
+            let doomed = Proc::worker(&url, &job, &["--pause-at", &at.to_string()]);
             doomed.wait_said("worker ready", 60);
-            survivor.wait_said("worker ready", 60);
             let origin = origin(&url, &job, n);
-            std::thread::sleep(Duration::from_millis(kill_after));
+            doomed.wait_said("pausing", 120);
+            let survivor = Proc::worker(&url, &job, &[]);
+            survivor.wait_said("worker ready", 60);
             drop(doomed); // SIGKILL
             let line = origin.output();
-            println!("round {round}, killed after {kill_after} ms: {line}");
+            println!("round {round}, killed at item {at}: {line}");
             assert_exactly_once(&line, n);
-            let elapsed: u64 = field(&line, "elapsed_ms").parse().unwrap();
-            assert!(elapsed > kill_after, "the kill came after the run: {line}");
         }
     });
 }
@@ -190,15 +183,17 @@ fn a_server_restart_mid_run_loses_nothing() {
         let mut server = server();
         let url = server.url();
         let n = 1500;
-        let worker = Proc::worker(&url, "restart");
+        let at = random_numbers(1, 0, 1000)[0];
+        let pause = format!("{at}:2000");
+        let worker = Proc::worker(&url, "restart", &["--pause-at", &pause]);
         worker.wait_said("worker ready", 60);
         let origin = origin(&url, "restart", n);
-        std::thread::sleep(Duration::from_millis(random_moments(1, 200, 800)[0]));
+        worker.wait_said("pausing", 120);
         server
             .restart()
             .expect("restart nats-server on the same store");
         let line = origin.output();
-        println!("{line}");
+        println!("restarted at item {at}: {line}");
         assert_exactly_once(&line, n);
         drop(worker);
     });
@@ -212,7 +207,7 @@ fn a_worker_that_cannot_reach_the_server_retries_and_says_so() {
             l.local_addr().unwrap().port()
         };
         let url = format!("nats://127.0.0.1:{port}");
-        let worker = Proc::worker(&url, "late");
+        let worker = Proc::worker(&url, "late", &[]);
         worker.wait_said("cannot reach the NATS server", 60);
         worker.wait_said("trying again in", 60);
         let _server = LocalServer::start_on(port).expect("start nats-server");

@@ -9,7 +9,9 @@
 //!
 //! Common options: `--job NAME` (default `w2`), `--heavy UNITS` (the heavy stage's spin,
 //! default 4), `--batch ITEMS` (per message, default 64), `--ack-wait-ms MS` (default
-//! 30000). The origin prints one line: `sum=… outputs=… published=… delivered=…
+//! 30000). For the tests, a worker's `--pause-at ITEMS[:MS]` makes its heavy stage say
+//! `pausing` on its ITEMS-th item and sleep MS ms there (forever without MS), so a kill or
+//! a server restart is sure to land mid-run. The origin prints one line: `sum=… outputs=… published=… delivered=…
 //! filtered=… failed=… duplicates=… balanced=… elapsed_ms=…`.
 
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ struct Args {
     batch: usize,
     ack_wait: Duration,
     workers: usize,
+    pause_at: Option<(u64, Option<u64>)>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -43,6 +46,7 @@ fn parse() -> Result<Args, String> {
         batch: 64,
         ack_wait: Duration::from_secs(30),
         workers: 2,
+        pause_at: None,
     };
     while let Some(flag) = raw.next() {
         let value = raw.next().ok_or(format!("{flag} needs a value"))?;
@@ -58,6 +62,13 @@ fn parse() -> Result<Args, String> {
             "--batch" => args.batch = number(&value)?.max(1) as usize,
             "--ack-wait-ms" => args.ack_wait = Duration::from_millis(number(&value)?),
             "--workers" => args.workers = number(&value)?.max(1) as usize,
+            "--pause-at" => {
+                let (at, ms) = match value.split_once(':') {
+                    Some((at, ms)) => (number(at)?, Some(number(ms)?)),
+                    None => (number(&value)?, None),
+                };
+                args.pause_at = Some((at, ms));
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -117,9 +128,26 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     match args.part.as_str() {
         "worker" => {
             let workers = args.workers;
+            let pause_at = args.pause_at;
+            let seen = std::sync::atomic::AtomicU64::new(0);
             let _worker = job
                 .worker(&to, &from, move |b| {
-                    b.stage(Stage::map("c", move |b| spin(heavy, b)).workers(workers))
+                    b.stage(
+                        Stage::map("c", move |b| {
+                            let n = seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if let Some((at, ms)) = pause_at.filter(|(at, _)| *at == n) {
+                                eprintln!("millrace-nats-demo: pausing at item {at}");
+                                match ms {
+                                    Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+                                    None => loop {
+                                        std::thread::park();
+                                    },
+                                }
+                            }
+                            spin(heavy, b)
+                        })
+                        .workers(workers),
+                    )
                 })?
                 .spawn()?;
             eprintln!("millrace-nats-demo: worker ready");
