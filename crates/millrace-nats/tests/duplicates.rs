@@ -68,6 +68,9 @@ fn copies_that_get_past_the_server_are_dropped_at_the_origin() {
         assert!(r.is_balanced(), "{r}");
         // The collector pulls in stream order, so it meets each message's second copy before
         // the next message's first: every message but the last is surely dropped once.
-        assert!(r.duplicates_dropped >= n - 32 && r.duplicates_dropped <= n, "{r}");
+        assert!(
+            r.duplicates_dropped >= n - 32 && r.duplicates_dropped <= n,
+            "{r}"
+        );
     });
 }
