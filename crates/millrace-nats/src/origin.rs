@@ -11,6 +11,7 @@
 //! iterator ends; [`RemoteEnd::finish`] returns the front part's [`Report`] and the
 //! [`RemoteReport`] of the rest.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -136,7 +137,7 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             origins.clone(),
         ));
         // A few messages' worth of outcomes wait here at most.
-        let (out_tx, out_rx) = mpsc::channel(8);
+        let (out_tx, out_rx) = mpsc::channel(4);
         let collector = broker.spawn(collect(
             Arc::clone(&self.from.raw),
             Arc::clone(&self.responses),
@@ -318,113 +319,122 @@ async fn collect<Out: Wire>(
     // An id this run has not issued is not this run's (a message from elsewhere that
     // happens to carry its run id): dropped, never a huge set.
     let issued = |id: u64| id < issued.load(Ordering::Acquire);
-    let prefetch = 8;
-    let mut outputs = Puller::new(
-        from.consumer.clone(),
-        prefetch,
-        format!("edge `{}`", from.edge),
-    );
-    let mut ended = Puller::new(
-        responses.consumer.clone(),
-        prefetch,
-        "the response stream".into(),
-    );
+    let mut outputs = Puller::new(from.consumer.clone(), format!("edge `{}`", from.edge));
+    let mut ended = Puller::new(responses.consumer.clone(), "the response stream".into());
     let mut seen = Seen {
         ids: IdSet::default(),
         report: RemoteReport::default(),
     };
+    // Outcomes taken in, not yet handed to the `Remote` iterator. While it holds HOLD
+    // messages' worth, no more are asked for (backpressure: they wait on the server).
+    let mut held: VecDeque<Vec<(ItemId, RemoteOutcome<Out>)>> = VecDeque::new();
     let mut published: Option<u64> = None;
     let mut total_open = true;
     loop {
-        if let Some(n) = published {
-            if seen.ids.len() >= n {
-                seen.report.published = n;
-                return Ok(seen.report);
-            }
+        let all_in = match published {
+            Some(n) => seen.ids.len() >= n,
+            // The front part's sender failed: nothing more will be published.
+            None => !total_open,
+        };
+        if all_in && held.is_empty() {
+            seen.report.published = published.unwrap_or(seen.ids.len());
+            return Ok(seen.report);
         }
+        let ask = held.len() < HOLD && !all_in;
         tokio::select! {
             changed = total.changed(), if total_open => match changed {
                 Ok(()) => published = *total.borrow_and_update(),
                 // The sender task ended without a total: it failed; its error is joined.
                 Err(_) => total_open = false,
             },
-            message = outputs.next() => {
+            room = out.reserve(), if !held.is_empty() => match room {
+                Ok(room) => {
+                    if let Some(outcomes) = held.pop_front() {
+                        room.send(outcomes);
+                    }
+                }
+                Err(_) => return Ok(seen.report), // nobody reads any more
+            },
+            message = outputs.next(ask) => {
+                // Taken in: from here the run's state holds it (an origin that dies ends
+                // its run), so it is acked at once and never waits for its ack_wait.
+                let _ = message.ack().await;
                 let payload = &message.payload;
                 if run_of(payload) != Some(run) {
                     seen.report.stale_dropped += 1;
-                } else {
-                    let envelope: Envelope<Out> = decode(payload).map_err(|e| {
-                        NatsError::request(
-                            format!("reading edge `{}`", from.edge),
-                            format!("{e}: do the parts agree on the item type?"),
-                        )
-                    })?;
-                    let mut fresh = Vec::with_capacity(envelope.ids.len());
-                    for (id, item) in envelope.ids.into_iter().zip(envelope.items) {
-                        if !issued(id) {
-                            seen.report.stale_dropped += 1;
-                        } else if seen.ids.insert(id) {
-                            fresh.push((origins.take(id), RemoteOutcome::Output(item)));
-                        } else {
-                            seen.report.duplicates_dropped += 1;
-                        }
-                    }
-                    seen.report.delivered += fresh.len() as u64;
-                    if !fresh.is_empty() && out.send(fresh).await.is_err() {
-                        return Ok(seen.report); // nobody reads any more
+                    continue;
+                }
+                let envelope: Envelope<Out> = decode(payload).map_err(|e| {
+                    NatsError::request(
+                        format!("reading edge `{}`", from.edge),
+                        format!("{e}: do the parts agree on the item type?"),
+                    )
+                })?;
+                let mut fresh = Vec::with_capacity(envelope.ids.len());
+                for (id, item) in envelope.ids.into_iter().zip(envelope.items) {
+                    if !issued(id) {
+                        seen.report.stale_dropped += 1;
+                    } else if seen.ids.insert(id) {
+                        fresh.push((origins.take(id), RemoteOutcome::Output(item)));
+                    } else {
+                        seen.report.duplicates_dropped += 1;
                     }
                 }
-                let _ = message.ack().await;
-            },
-            message = ended.next() => {
-                let batch: Option<EndedBatch> = decode(&message.payload).ok();
-                match batch {
-                    Some(batch) if batch.run == run => {
-                        let mut fresh = Vec::with_capacity(batch.ended.len());
-                        for e in batch.ended {
-                            if !issued(e.id) {
-                                seen.report.stale_dropped += 1;
-                                continue;
-                            }
-                            if !seen.ids.insert(e.id) {
-                                seen.report.duplicates_dropped += 1;
-                                continue;
-                            }
-                            let front_id = origins.take(e.id);
-                            let outcome = match e.kind {
-                                EndKind::Filtered => {
-                                    *seen.report.filtered.entry(e.stage.clone()).or_default() += 1;
-                                    RemoteOutcome::Filtered { stage: e.stage }
-                                }
-                                EndKind::Failed(error) => {
-                                    *seen.report.failed.entry(e.stage.clone()).or_default() += 1;
-                                    seen.report.error(front_id, format!("stage `{}`: {error}", e.stage));
-                                    RemoteOutcome::Failed { stage: e.stage, error }
-                                }
-                            };
-                            fresh.push((front_id, outcome));
-                        }
-                        if !fresh.is_empty() && out.send(fresh).await.is_err() {
-                            return Ok(seen.report);
-                        }
-                    }
-                    _ => seen.report.stale_dropped += 1,
+                seen.report.delivered += fresh.len() as u64;
+                if !fresh.is_empty() {
+                    held.push_back(fresh);
                 }
-                let _ = message.ack().await;
             },
-        }
-        if !total_open && published.is_none() {
-            // The front part's sender failed: nothing more will be published.
-            seen.report.published = seen.ids.len();
-            return Ok(seen.report);
+            message = ended.next(ask) => {
+                let _ = message.ack().await;
+                let Some(batch) = decode::<EndedBatch>(&message.payload)
+                    .ok()
+                    .filter(|b| b.run == run)
+                else {
+                    seen.report.stale_dropped += 1;
+                    continue;
+                };
+                let mut fresh = Vec::with_capacity(batch.ended.len());
+                for e in batch.ended {
+                    if !issued(e.id) {
+                        seen.report.stale_dropped += 1;
+                        continue;
+                    }
+                    if !seen.ids.insert(e.id) {
+                        seen.report.duplicates_dropped += 1;
+                        continue;
+                    }
+                    let front_id = origins.take(e.id);
+                    let outcome = match e.kind {
+                        EndKind::Filtered => {
+                            *seen.report.filtered.entry(e.stage.clone()).or_default() += 1;
+                            RemoteOutcome::Filtered { stage: e.stage }
+                        }
+                        EndKind::Failed(error) => {
+                            *seen.report.failed.entry(e.stage.clone()).or_default() += 1;
+                            seen.report.error(front_id, format!("stage `{}`: {error}", e.stage));
+                            RemoteOutcome::Failed { stage: e.stage, error }
+                        }
+                    };
+                    fresh.push((front_id, outcome));
+                }
+                if !fresh.is_empty() {
+                    held.push_back(fresh);
+                }
+            },
         }
     }
 }
 
+/// Messages' worth of outcomes the collector holds for the `Remote` iterator, at most
+/// (beyond it, no more are asked for).
+const HOLD: usize = 8;
+
 /// What comes back from the remote parts: each item the origin published, once, with its
 /// id in the origin (as its source numbered it, or its flat-map child's) and its
-/// [`RemoteOutcome`], so a source can acknowledge its own upstream. Ends when every item is accounted for. Blocking: read it
-/// from a plain thread (it can be a millrace pipeline's source).
+/// [`RemoteOutcome`], so a source can acknowledge its own upstream. Ends when every item is
+/// accounted for. Blocking: read it from a plain thread (it can be a millrace pipeline's
+/// source).
 #[derive(Debug)]
 pub struct Remote<Out> {
     rx: mpsc::Receiver<Vec<(ItemId, RemoteOutcome<Out>)>>,

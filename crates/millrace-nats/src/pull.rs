@@ -1,12 +1,12 @@
-//! Taking messages off an edge's durable pull consumer, for as long as it takes: the pull
-//! subscription is opened again whenever it ends or errs (a server restart, missed
-//! heartbeats), so a part pauses while the server is away and resumes when it is back.
-//! Opening it again drops what the old subscription had buffered (redelivered only after
-//! `ack_wait`), so it is done only when the pull is really lost.
+//! Taking messages off an edge's durable pull consumer, one at a time and only when the
+//! taker has room for it: each pull asks the server for one message (waiting up to 5 s for
+//! one to arrive, then asking again). So no message waits unseen in a client-side buffer
+//! while its `ack_wait` runs out: every message a part has been given is one it holds in
+//! view (and keeps alive, or acks). Pulls that fail (the server away, a restart) are tried
+//! again after a pause; a part pauses while the server is away and resumes when it is back.
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::{pull, Consumer};
 use async_nats::jetstream::Message;
 use futures_util::StreamExt;
@@ -14,72 +14,56 @@ use futures_util::StreamExt;
 /// A consumer's messages, one at a time, across reconnections.
 pub(crate) struct Puller {
     consumer: Consumer<pull::Config>,
-    prefetch: usize,
-    stream: Option<pull::Stream>,
+    /// The open pull request (kept across a cancelled `next`, so no message is lost).
+    batch: Option<pull::Batch>,
     what: String,
     complained: Option<Instant>,
-    /// Missed heartbeats since the last message.
-    silent: u32,
 }
 
 impl Puller {
-    /// Pulls from `consumer`, up to `prefetch` messages asked for at once.
-    pub(crate) fn new(consumer: Consumer<pull::Config>, prefetch: usize, what: String) -> Self {
+    /// Pulls from `consumer`; `what` names it in complaints.
+    pub(crate) fn new(consumer: Consumer<pull::Config>, what: String) -> Self {
         Puller {
             consumer,
-            prefetch: prefetch.max(1),
-            stream: None,
+            batch: None,
             what,
             complained: None,
-            silent: 0,
         }
     }
 
-    /// The next message. Cancel-safe between messages (in a `select!`).
-    pub(crate) async fn next(&mut self) -> Message {
+    /// The next message. With `ask` false, no new request goes out: only a message already
+    /// asked for can come (a caller without room takes in what is on its way, and no more).
+    pub(crate) async fn next(&mut self, ask: bool) -> Message {
         loop {
-            let stream = match &mut self.stream {
-                Some(stream) => stream,
-                None => {
-                    let opened = self
-                        .consumer
-                        .stream()
-                        .max_messages_per_batch(self.prefetch)
-                        .heartbeat(Duration::from_secs(5))
-                        .expires(Duration::from_secs(30))
-                        .messages()
-                        .await;
-                    match opened {
-                        Ok(stream) => self.stream.insert(stream),
-                        Err(e) => {
-                            self.complain(&e);
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            continue;
-                        }
+            if let Some(batch) = &mut self.batch {
+                match batch.next().await {
+                    Some(Ok(message)) => return message,
+                    Some(Err(e)) => {
+                        self.batch = None;
+                        self.complain(&e);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
+                    // The request expired with nothing, or its one message was taken.
+                    None => self.batch = None,
                 }
-            };
-            match stream.next().await {
-                Some(Ok(message)) => {
-                    self.silent = 0;
-                    return message;
-                }
-                // The client checks heartbeats only when polled, so a taker that held back
-                // (backpressure) for longer than two heartbeats hears of a "missed" one while
-                // messages wait in its buffer; the stream goes on. Only a second one in a row,
-                // with no message between, means the pull is really lost.
-                Some(Err(e))
-                    if e.kind() == MessagesErrorKind::MissingHeartbeat && self.silent == 0 =>
-                {
-                    self.silent += 1;
-                }
-                Some(Err(e)) => {
-                    self.silent = 0;
+                continue;
+            }
+            if !ask {
+                std::future::pending::<()>().await;
+            }
+            let asked = self
+                .consumer
+                .batch()
+                .max_messages(1)
+                .expires(Duration::from_secs(5))
+                .messages()
+                .await;
+            match asked {
+                Ok(batch) => self.batch = Some(batch),
+                Err(e) => {
                     self.complain(&e);
-                    self.stream = None;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                None => self.stream = None,
             }
         }
     }

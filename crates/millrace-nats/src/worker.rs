@@ -315,16 +315,20 @@ async fn pull<In: Wire, Out: Wire>(
     mut stopped: watch::Receiver<bool>,
     counts: Arc<Counts>,
 ) {
-    let prefetch = 4;
-    let mut puller = Puller::new(
-        from.consumer.clone(),
-        prefetch,
-        format!("edge `{}`", from.edge),
-    );
+    let mut puller = Puller::new(from.consumer.clone(), format!("edge `{}`", from.edge));
     loop {
+        // A message is asked for only once the feeder has room for it: every message this
+        // worker was given is pending (kept alive) from the moment it arrives.
+        let room = tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            room = arrivals.reserve() => match room {
+                Ok(room) => room,
+                Err(_) => return,
+            },
+        };
         let message = tokio::select! {
             _ = stopped.wait_for(|s| *s) => return,
-            message = puller.next() => message,
+            message = puller.next(true) => message,
         };
         let (key, delivered) = match message.info() {
             Ok(info) => (info.stream_sequence, info.delivered),
@@ -371,13 +375,10 @@ async fn pull<In: Wire, Out: Wire>(
                 ids: envelope.ids,
             },
         );
-        let arrival = Arrival {
+        room.send(Arrival {
             key,
             items: envelope.items,
-        };
-        if arrivals.send(arrival).await.is_err() {
-            return;
-        }
+        });
     }
 }
 

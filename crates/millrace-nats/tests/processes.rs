@@ -199,6 +199,42 @@ fn a_server_restart_mid_run_loses_nothing() {
     });
 }
 
+/// A message whose taker died as often as `max_deliver` allows is not dropped: it goes to
+/// the dead letters and its items are answered failed, so the run still ends balanced.
+#[test]
+fn a_message_delivered_max_deliver_times_is_dead_lettered_and_accounted_for() {
+    within(600, || {
+        let server = server();
+        let url = server.url();
+        let n = 600;
+        let twice = ["--max-deliver", "2"];
+        // The doomed worker hangs holding a message (delivery 1) and is killed; the survivor
+        // gets it again (delivery 2 of 2) and dead-letters it.
+        let doomed = Proc::worker(&url, "poison", &["--pause-at", "5", "--max-deliver", "2"]);
+        doomed.wait_said("worker ready", 60);
+        let mut origin_args = vec!["origin", "--url", &url, "--job", "poison", "--n", "600"];
+        origin_args.extend_from_slice(&["--heavy", "1000", "--batch", "16"]);
+        origin_args.extend_from_slice(&["--ack-wait-ms", "1500"]);
+        origin_args.extend_from_slice(&twice);
+        let origin = Proc::start(&origin_args);
+        doomed.wait_said("pausing", 120);
+        let survivor = Proc::worker(&url, "poison", &twice);
+        survivor.wait_said("worker ready", 60);
+        drop(doomed); // SIGKILL
+        let line = origin.output();
+        println!("{line}");
+        survivor.wait_said("went to the dead letters", 60);
+        let count = |key| field(&line, key).parse::<u64>().unwrap();
+        assert_eq!(field(&line, "balanced"), "true", "{line}");
+        assert!(
+            count("failed") >= 1,
+            "the held message's items failed: {line}"
+        );
+        assert_eq!(count("outputs") + count("failed"), n, "{line}");
+        assert_eq!(count("published"), n, "{line}");
+    });
+}
+
 #[test]
 fn a_worker_that_cannot_reach_the_server_retries_and_says_so() {
     within(120, || {

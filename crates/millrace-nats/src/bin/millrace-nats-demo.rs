@@ -9,7 +9,7 @@
 //!
 //! Common options: `--job NAME` (default `w2`), `--heavy UNITS` (the heavy stage's spin,
 //! default 4), `--batch ITEMS` (per message, default 64), `--ack-wait-ms MS` (default
-//! 30000). For the tests, a worker's `--pause-at ITEMS[:MS]` makes its heavy stage say
+//! 30000), `--max-deliver N` (default 5; every part must agree). For the tests, a worker's `--pause-at ITEMS[:MS]` makes its heavy stage say
 //! `pausing` on its ITEMS-th item and sleep MS ms there (forever without MS), so a kill or
 //! a server restart is sure to land mid-run. The origin prints one line: `sum=… outputs=… published=… delivered=…
 //! filtered=… failed=… duplicates=… balanced=… elapsed_ms=…`.
@@ -30,6 +30,7 @@ struct Args {
     ack_wait: Duration,
     workers: usize,
     pause_at: Option<(u64, Option<u64>)>,
+    max_deliver: i64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -47,6 +48,7 @@ fn parse() -> Result<Args, String> {
         ack_wait: Duration::from_secs(30),
         workers: 2,
         pause_at: None,
+        max_deliver: EdgeConfig::default().max_deliver,
     };
     while let Some(flag) = raw.next() {
         let value = raw.next().ok_or(format!("{flag} needs a value"))?;
@@ -62,6 +64,7 @@ fn parse() -> Result<Args, String> {
             "--batch" => args.batch = number(&value)?.max(1) as usize,
             "--ack-wait-ms" => args.ack_wait = Duration::from_millis(number(&value)?),
             "--workers" => args.workers = number(&value)?.max(1) as usize,
+            "--max-deliver" => args.max_deliver = number(&value)?.max(1) as i64,
             "--pause-at" => {
                 let (at, ms) = match value.split_once(':') {
                     Some((at, ms)) => (number(at)?, Some(number(ms)?)),
@@ -121,6 +124,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let edges = EdgeConfig {
         batch: args.batch,
         ack_wait: args.ack_wait,
+        max_deliver: args.max_deliver,
         ..EdgeConfig::default()
     };
     let to = job.edge::<u64>("in", edges.clone())?;
