@@ -26,7 +26,10 @@
 //!   edge and the filtered / failed items to the job's response stream, awaits both acks,
 //!   and only then **acks** the message.
 //! * A worker that dies has its unacked messages **redelivered** after `ack_wait` to another
-//!   worker (live workers extend `ack_wait` while they work). A message delivered
+//!   worker (live workers extend `ack_wait` while they work; every taker pulls one message
+//!   at a time, when it has room, so none waits unseen in a buffer). A worker takes in up
+//!   to its part's capacity (the part is an ordinary pipeline): keep that small where
+//!   workers should share a short input evenly. A message delivered
 //!   `max_deliver` times goes to the edge's **dead-letter** stream with its error, and its
 //!   items are answered as failed.
 //! * **Duplicates** that redelivery causes are removed twice over: republished results keep
