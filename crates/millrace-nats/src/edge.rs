@@ -42,7 +42,8 @@ pub struct EdgeConfig {
     pub batch: usize,
     /// Messages the stream holds at most (unacked backlog).
     pub max_messages: i64,
-    /// Bytes the stream holds at most.
+    /// Bytes the stream holds at most. The server reserves this much of its JetStream
+    /// storage for the edge while the stream exists.
     pub max_bytes: i64,
     /// Messages out with workers, not yet acked, at most (per edge, across all workers).
     pub max_ack_pending: i64,
@@ -58,7 +59,7 @@ impl Default for EdgeConfig {
         EdgeConfig {
             batch: 1024,
             max_messages: 1024,
-            max_bytes: 256 << 20,
+            max_bytes: 64 << 20,
             max_ack_pending: 64,
             ack_wait: Duration::from_secs(30),
             max_deliver: 5,
@@ -303,6 +304,16 @@ async fn ensure_stream(
             }
             Err(e) if is_not_found(&e) => match js.create_stream(wanted.clone()).await {
                 Ok(stream) => return Ok(stream),
+                Err(e) if e.to_string().contains("insufficient storage") => {
+                    return Err(NatsError::request(
+                        format!("creating {}", what()),
+                        format!(
+                            "{e}: the server reserves each stream's max_bytes; give the edge a \
+                             smaller max_bytes, delete streams of old jobs, or raise the \
+                             server's max_file_store"
+                        ),
+                    ))
+                }
                 // Another process may have created it meanwhile: look again.
                 Err(e) if tries >= 3 => {
                     return Err(NatsError::request(format!("creating {}", what()), e))

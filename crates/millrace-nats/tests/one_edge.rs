@@ -13,6 +13,7 @@ fn small_edges() -> EdgeConfig {
     EdgeConfig {
         batch: 64,
         max_messages: 16,
+        max_bytes: 8 << 20,
         ack_wait: Duration::from_secs(5),
         ..EdgeConfig::default()
     }

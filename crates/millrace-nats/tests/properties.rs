@@ -66,6 +66,8 @@ fn on_nats(n: u64, ops: Vec<Op>, cuts: Vec<usize>, batch: usize) -> (Vec<u64>, u
     let config = EdgeConfig {
         batch,
         max_messages: 8,
+        // Each case's streams stay on the shared server, each reserving its max_bytes.
+        max_bytes: 1 << 20,
         ack_wait: Duration::from_secs(10),
         ..EdgeConfig::default()
     };
