@@ -125,6 +125,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         batch: args.batch,
         ack_wait: args.ack_wait,
         max_deliver: args.max_deliver,
+        // W2's items are numbers: 1,024 messages of 1,024 fit in 16 MiB.
+        max_bytes: 16 << 20,
         ..EdgeConfig::default()
     };
     let to = job.edge::<u64>("in", edges.clone())?;
