@@ -17,16 +17,23 @@
 //!   included). A batch should take about [`FILL_TARGET`] to
 //!   fill: cheap items make large batches (hand-offs are amortised), slow or sparse ones small
 //!   batches (no item waits long for the rest of its batch; light traffic goes item by item).
-//! * **The consumer's cost** ([`BatchSize::used`]): how long the next stage took per item. A
-//!   batch should take at most [`USE_TARGET`] to process, so that a stage's workers share the
-//!   work evenly and the tail of a run is short.
+//! * **The consumer's cost** ([`BatchSize::used`]): how long the next stage (or the sink) took
+//!   per item. A batch should take at most [`USE_TARGET`] to process, so that a stage's
+//!   workers share the work evenly, the tail of a run is short, a stop or cancel takes effect
+//!   soon and large items are not held by the hundred. The size grows only as far as twice
+//!   the largest batch a consumer has processed within that time: every doubling waits for a
+//!   consumer to show it takes the size in stride, so a fast source cannot hand out large
+//!   batches before a slow stage has been measured (64 idle workers of a 5 ms stage each get
+//!   an item or two, not one of them 512).
 //!
-//! Each measurement moves the size one step, doubling or halving, toward what it asks: a
-//! thread preempted in the middle of a batch (more threads than cores) measures a pace far
-//! slower than the real one, and one such batch must not collapse the size. A source whose
-//! iterator waited for the first item of a batch (more than [`FILL_TARGET`]) is sparse, and
-//! drops to single items at once, so light traffic is never held back. Producers and
-//! consumers update the size with relaxed atomics: a lost update only delays the next step.
+//! A producer's measurement moves the size one step, doubling or halving, toward what it
+//! asks: a thread preempted in the middle of a batch (more threads than cores) measures a
+//! pace far slower than the real one, and one such batch must not collapse the size. A
+//! consumer's cap comes down at once. A source whose iterator waited for the first item of a
+//! batch (more than [`FILL_TARGET`]) is sparse and drops to single items at once; one whose
+//! items start to come slowly in the middle of a batch ships what it has after
+//! [`FILL_DEADLINE`] (see `pipeline::source`), so light traffic is never held back. Producers
+//! and consumers update the size with relaxed atomics: a lost update only delays a step.
 
 use std::time::Duration;
 
@@ -39,6 +46,10 @@ pub(crate) const SLOTS: usize = 4;
 
 /// How long a producer should take to fill a batch.
 pub(crate) const FILL_TARGET: Duration = Duration::from_micros(50);
+
+/// How long a source may hold the first item of a batch while it waits for the rest: past
+/// it, the batch ships with what it has.
+pub(crate) const FILL_DEADLINE: Duration = Duration::from_micros(200);
 
 /// How long a consumer should take to process a batch, at most.
 pub(crate) const USE_TARGET: Duration = Duration::from_millis(1);
@@ -54,6 +65,10 @@ pub(crate) struct BatchSize {
     size: AtomicUsize,
     /// The largest size the consumer's cost allows (the limit until it is measured).
     consumer_cap: AtomicUsize,
+    /// The largest batch a consumer has processed within [`USE_TARGET`]: producers grow the
+    /// size to at most twice it, so every doubling waits for a consumer to show that it
+    /// takes the size in stride (a single item is taken for granted).
+    proven: AtomicUsize,
     limit: usize,
     adaptive: bool,
 }
@@ -65,6 +80,7 @@ impl BatchSize {
         BatchSize {
             size: AtomicUsize::new(items),
             consumer_cap: AtomicUsize::new(items),
+            proven: AtomicUsize::new(items),
             limit: items,
             adaptive: false,
         }
@@ -76,6 +92,7 @@ impl BatchSize {
         BatchSize {
             size: AtomicUsize::new(START.min(limit)),
             consumer_cap: AtomicUsize::new(limit),
+            proven: AtomicUsize::new(START),
             limit,
             adaptive: true,
         }
@@ -120,7 +137,10 @@ impl BatchSize {
         if !self.adaptive || items == 0 {
             return;
         }
-        let want = per_target(FILL_TARGET, items, took).min(self.consumer_cap.load(Relaxed));
+        let proven = self.proven.load(Relaxed);
+        let want = per_target(FILL_TARGET, items, took)
+            .min(self.consumer_cap.load(Relaxed))
+            .min((2 * proven).max(1));
         self.step_toward(want);
     }
 
@@ -130,8 +150,13 @@ impl BatchSize {
             return;
         }
         let measured = per_target(USE_TARGET, items, took).min(self.limit);
+        if items <= measured && items > self.proven.load(Relaxed) {
+            self.proven.store(items, Relaxed);
+        }
+        // Down at once (a costly consumer must not wait for the size to come down by
+        // halves, one slow batch at a time), up by doubling.
         let old = self.consumer_cap.load(Relaxed);
-        let cap = step(old, measured);
+        let cap = measured.min(old.saturating_mul(2));
         if cap != old {
             self.consumer_cap.store(cap, Relaxed);
         }
@@ -178,10 +203,19 @@ mod tests {
     use super::*;
 
     const US: Duration = Duration::from_micros(1);
+    const NS: Duration = Duration::from_nanos(1);
 
     /// A source batch of `n` items at `per_item` each, the first arriving at once.
     fn fill(size: &BatchSize, n: usize, per_item: Duration) {
         size.filled(n, per_item * n as u32, Duration::ZERO);
+    }
+
+    /// A source fills a batch of the current size at `make` an item, and a consumer takes
+    /// it at `take` an item.
+    fn round(size: &BatchSize, make: Duration, take: Duration) {
+        let n = size.get();
+        fill(size, n, make);
+        size.used(n, take * n as u32);
     }
 
     #[test]
@@ -197,19 +231,56 @@ mod tests {
         let size = BatchSize::adaptive(512);
         let mut seen = vec![size.get()];
         while size.get() < 512 {
-            fill(&size, size.get(), Duration::from_nanos(1));
+            round(&size, NS, NS);
             seen.push(size.get());
         }
-        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
-        fill(&size, 512, Duration::from_nanos(1));
+        // A doubling every other batch: the source grows to twice what a consumer has
+        // taken, then waits for the consumer to take that.
+        assert_eq!(
+            seen,
+            [1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 512]
+        );
+        round(&size, NS, NS);
         assert_eq!(size.get(), 512, "never past the limit");
+    }
+
+    #[test]
+    fn the_size_waits_for_a_consumer_before_each_doubling() {
+        let size = BatchSize::adaptive(4096);
+        // A fast source, and no consumer has taken a batch yet: it stays at two at most.
+        for _ in 0..20 {
+            fill(&size, size.get(), NS);
+        }
+        assert_eq!(size.get(), 2, "unmeasured");
+        // A consumer takes a batch of two in stride: the source may go to four, no further.
+        size.used(2, NS);
+        for _ in 0..20 {
+            fill(&size, size.get(), NS);
+        }
+        assert_eq!(size.get(), 4);
+    }
+
+    #[test]
+    fn a_costly_consumer_keeps_single_items_from_the_start() {
+        // 64 idle workers of a 5 ms stage behind a fast source: each batch they take costs
+        // 5 ms an item, so none of them is ever handed more than two.
+        let size = BatchSize::adaptive(4096);
+        let mut largest = 0;
+        for _ in 0..64 {
+            let n = size.get();
+            largest = largest.max(n);
+            fill(&size, n, NS);
+            size.used(n, Duration::from_millis(5) * n as u32);
+        }
+        assert!(largest <= 2, "a batch of {largest}");
+        assert_eq!(size.get(), 1);
     }
 
     #[test]
     fn a_sparse_source_sends_items_one_by_one_at_once() {
         let size = BatchSize::adaptive(2048);
-        for _ in 0..12 {
-            fill(&size, size.get(), Duration::from_nanos(1));
+        for _ in 0..30 {
+            round(&size, NS, NS);
         }
         assert_eq!(size.get(), 2048);
         // Traffic turns light: the source waited 1 ms for the first item of its next batch.
@@ -220,15 +291,15 @@ mod tests {
     }
 
     #[test]
-    fn one_slow_batch_halves_the_size_rather_than_collapsing_it() {
+    fn one_slow_fill_halves_the_size_rather_than_collapsing_it() {
         let size = BatchSize::adaptive(2048);
-        for _ in 0..12 {
-            fill(&size, size.get(), Duration::from_nanos(1));
+        for _ in 0..30 {
+            round(&size, NS, NS);
         }
-        // The thread was preempted mid-batch: 2048 items took 5 ms.
+        // The source was preempted mid-batch: 2048 items took 5 ms.
         size.filled(2048, Duration::from_millis(5), Duration::ZERO);
         assert_eq!(size.get(), 1024);
-        fill(&size, 1024, Duration::from_nanos(1));
+        round(&size, NS, NS);
         assert_eq!(size.get(), 2048, "and the next fast batch restores it");
     }
 
@@ -237,12 +308,13 @@ mod tests {
         let size = BatchSize::adaptive(4096);
         // 0.5 µs per item: 100 items fill 50 µs.
         for _ in 0..20 {
-            fill(&size, size.get(), US / 2);
+            round(&size, US / 2, NS);
         }
         assert_eq!(size.get(), 100);
         // From above, too: a stage at 2 µs an item settles at 25.
         for _ in 0..20 {
-            size.produced(size.get(), US * 2 * size.get() as u32);
+            let n = size.get();
+            size.produced(n, US * 2 * n as u32);
         }
         assert_eq!(size.get(), 25);
     }
@@ -250,9 +322,9 @@ mod tests {
     #[test]
     fn a_partial_batch_does_not_grow_the_size() {
         let size = BatchSize::adaptive(4096);
-        fill(&size, 1, Duration::from_nanos(1));
+        round(&size, NS, NS);
         assert_eq!(size.get(), 2);
-        fill(&size, 1, Duration::from_nanos(1));
+        fill(&size, 1, NS);
         assert_eq!(
             size.get(),
             2,
@@ -261,26 +333,22 @@ mod tests {
     }
 
     #[test]
-    fn a_costly_consumer_caps_the_size() {
+    fn a_consumer_that_turns_costly_caps_the_size_at_once_and_lifts_it_by_doubling() {
         let size = BatchSize::adaptive(4096);
-        for _ in 0..20 {
-            fill(&size, size.get(), Duration::from_nanos(1));
+        for _ in 0..30 {
+            round(&size, NS, NS);
         }
         assert_eq!(size.get(), 4096);
-        // The consumer takes 100 µs per item: 10 items make its 1 ms. The cap comes down by
-        // halves, and the size with it.
+        // The consumer takes 100 µs per item: 10 items make its 1 ms.
+        size.used(50, US * 5000);
+        assert_eq!(size.get(), 10, "at once");
         for _ in 0..20 {
-            size.used(50, US * 5000);
-        }
-        assert_eq!(size.get(), 10);
-        for _ in 0..20 {
-            fill(&size, size.get(), Duration::from_nanos(1));
+            fill(&size, size.get(), NS);
         }
         assert_eq!(size.get(), 10, "producers stay under the cap");
         // The consumer gets cheap again: the cap lifts and the size grows.
-        for _ in 0..20 {
-            size.used(10, US);
-            fill(&size, size.get(), Duration::from_nanos(1));
+        for _ in 0..30 {
+            round(&size, NS, NS);
         }
         assert_eq!(size.get(), 4096);
     }

@@ -251,8 +251,10 @@ fn a_stage_blocked_forever_is_named_by_the_wedge_detector() {
 #[test]
 fn a_wedge_under_the_report_policy_is_recorded_and_the_run_completes() {
     within(60, || {
+        // One fixed worker, so the diagnosis names worker 0.
         let finished = Pipeline::source(0..20u64)
             .default_batch(1)
+            .default_workers(1)
             .map("slow-once", |x| {
                 if x == 5 {
                     std::thread::sleep(Duration::from_millis(600));

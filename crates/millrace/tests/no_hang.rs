@@ -190,21 +190,25 @@ fn a_map_with_init_that_panics_when_rebuilt_fails_the_run_with_nothing_lost() {
     let i = Arc::clone(&inits);
     let err = within(60, move || {
         Pipeline::source(0..1000u64)
-            .stage(Stage::map_with(
-                "stateful",
-                move || {
-                    if i.fetch_add(1, Ordering::Relaxed) > 0 {
-                        panic!("{INJECTED}: cannot rebuild");
-                    }
-                    1u64
-                },
-                |s: &mut u64, x: u64| {
-                    if x == 100 {
-                        panic!("{INJECTED}: item");
-                    }
-                    *s + x
-                },
-            ))
+            .stage(
+                Stage::map_with(
+                    "stateful",
+                    move || {
+                        if i.fetch_add(1, Ordering::Relaxed) > 0 {
+                            panic!("{INJECTED}: cannot rebuild");
+                        }
+                        1u64
+                    },
+                    |s: &mut u64, x: u64| {
+                        if x == 100 {
+                            panic!("{INJECTED}: item");
+                        }
+                        *s + x
+                    },
+                )
+                // One worker: its state is built once, and the rebuild after the panic fails.
+                .workers(1),
+            )
             .collect()
             .run()
             .unwrap_err()

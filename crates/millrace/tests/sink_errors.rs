@@ -270,8 +270,9 @@ fn a_panicking_fold_still_accounts_for_every_admitted_item() {
             .unwrap_err()
     });
     let report = err.report().unwrap();
-    // Each of the 10 items must be delivered, failed or cancelled (listed as unfinished).
-    assert_eq!(report.items_in(), 10);
+    // Each item admitted (item 5 at least, the source may stop before the rest) must be
+    // delivered, failed or cancelled (listed as unfinished).
+    assert!((6..=10).contains(&report.items_in()), "{report}");
     assert!(report.is_balanced(), "{report}");
     assert_eq!(report.cancelled(), report.unfinished().len() as u64);
 }

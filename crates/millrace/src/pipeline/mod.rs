@@ -406,7 +406,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///     .stage(Stage::map("stuck", |x: u64| {
     ///         if x == 3 { std::thread::sleep(Duration::from_millis(1500)); }
     ///         x
-    ///     }))
+    ///     }).workers(1))
     ///     .wedge_timeout(Duration::from_millis(300), WedgePolicy::Fail)
     ///     .autoscale_interval(Duration::from_millis(50))
     ///     .default_batch(1)

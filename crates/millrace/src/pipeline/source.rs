@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
+use crate::batch_size::FILL_DEADLINE;
 use crate::connector::Outlet;
 use crate::control::Control;
 use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
@@ -131,13 +132,13 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
         // A batch is born when its first item arrives: the wait for that item is the
         // iterator's time, not the item's, so latency counts from there.
         let mut born = start;
-        let filled = ctx.control.catch(|| {
-            if let Some(first) = iter.next() {
+        let filled = ctx.control.catch(|| match iter.next() {
+            Some(first) => {
                 born = Instant::now();
                 items.push(first);
-                items.extend(iter.by_ref().take(want - 1));
+                fill_rest(&mut iter, &mut items, want, born)
             }
-            items.len() == want
+            None => false,
         });
         let more = match filled {
             Ok(more) => more,
@@ -171,6 +172,43 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
             break;
         }
     }
+}
+
+/// Items between two clock reads of a source filling a large batch (see [`fill_rest`]).
+const CHECK_EVERY: usize = 64;
+
+/// Fills `items` (its first item already in, which arrived at `born`) up to `want` items.
+/// The clock is read at 2, 4, 8, … 64 items, then every 64 (under 0.5 ns an item): once the
+/// batch has been open past [`FILL_DEADLINE`], it ships with what it has, so items that
+/// start to come slowly in the middle of a batch (a backlog read, then a live tail) wait for
+/// at most 64 more, not for a whole batch. (Between two reads the source waits in the
+/// iterator's `next`: a source that may wait indefinitely is a [`Submitter`]'s job, which
+/// ships a partial batch as soon as its queue runs dry.) Returns whether the iterator may
+/// have more.
+fn fill_rest<S>(
+    iter: &mut impl Iterator<Item = S>,
+    items: &mut Vec<S>,
+    want: usize,
+    born: Instant,
+) -> bool {
+    let mut checkpoint = 2;
+    while items.len() < want {
+        let upto = checkpoint.min(want);
+        let before = items.len();
+        items.extend(iter.by_ref().take(upto - before));
+        if items.len() < upto {
+            return false; // the iterator ran dry
+        }
+        if items.len() < want && born.elapsed() > FILL_DEADLINE {
+            return true;
+        }
+        checkpoint = if checkpoint < CHECK_EVERY {
+            checkpoint * 2
+        } else {
+            checkpoint + CHECK_EVERY
+        };
+    }
+    true
 }
 
 fn run_submitted<S>(

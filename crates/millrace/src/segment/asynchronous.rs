@@ -198,6 +198,11 @@ where
         format!("millrace-{name}-intake"),
         Box::new(move || {
             while let Some(batch) = intake.recv() {
+                // The driver takes any batch in stride (its items wait for permits, not
+                // for this thread): the batch size may grow, within the stage's limit.
+                if let Some(taken) = intake.intake() {
+                    taken.size.used(taken.items, Duration::ZERO);
+                }
                 if to_driver.blocking_send(batch).is_err() {
                     break;
                 }

@@ -52,6 +52,10 @@ pub(crate) struct SinkCtx {
     pub(crate) control: Arc<Control>,
     pub(crate) metrics: Arc<StageMetrics>,
     pub(crate) events: Option<Upstream>,
+    /// When the last batch was taken, and its items: the time until the next is asked for
+    /// is what the sink took to consume it, which the connector's batch size learns from.
+    /// (A std mutex: one thread takes it, once per batch, uncontended.)
+    pub(crate) taken: std::sync::Mutex<Option<(Instant, usize)>>,
 }
 
 impl SinkCtx {
@@ -63,6 +67,13 @@ impl SinkCtx {
     /// that arrive after a cancel are dropped as unfinished.
     pub(crate) fn next_batch<T>(&self, inlet: &Inlet<T>) -> Option<Batch<T>> {
         let counters = self.counters();
+        let mut taken = match self.taken.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some((at, items)) = taken.take() {
+            inlet.batch_size().used(items, at.elapsed());
+        }
         loop {
             let (batch, waited) = match inlet.poll() {
                 Poll::Ready(batch) => (batch, Duration::ZERO),
@@ -84,6 +95,7 @@ impl SinkCtx {
                 continue;
             }
             lock(&self.control.ledger.latency).record(batch.born.elapsed(), batch.len() as u64);
+            *taken = Some((Instant::now(), batch.len()));
             return Some(batch);
         }
     }

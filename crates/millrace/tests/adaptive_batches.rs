@@ -1,0 +1,144 @@
+//! Adaptive batch sizes as a user meets them: nothing set, the pipeline chooses each
+//! connector's batch size. Fast items travel in large batches, but a costly stage is never
+//! handed a large batch, a slow source's items are not held back, and large items are not
+//! held by the hundred (found by a new user's trial of the defaults, issue 13).
+//!
+//! Every test asserts what happened to items, never how long it took.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use millrace::{Pipeline, Stage};
+
+use common::within;
+
+#[test]
+fn idle_workers_of_a_costly_stage_each_get_work_rather_than_one_large_batch() {
+    // 64 workers of a stage that blocks 5 ms an item, behind a fast source. Batches that grew
+    // 1, 2, 4, … 512 before the stage was measured left all but ten workers idle.
+    let busy = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (b, m) = (Arc::clone(&busy), Arc::clone(&most));
+    let report = within(120, move || {
+        Pipeline::source(0..640u64)
+            .stage(
+                Stage::map("io", move |x: u64| {
+                    let now = b.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(5));
+                    b.fetch_sub(1, Ordering::SeqCst);
+                    x
+                })
+                .workers(64),
+            )
+            .fold(0u64, |n, _| n + 1)
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(report.delivered(), 640);
+    let io = report.stage("io").unwrap();
+    let per_batch = io.tally.items_in as f64 / io.tally.batches as f64;
+    assert!(
+        per_batch <= 4.0,
+        "{per_batch:.1} items a batch into a 5 ms stage\n{report}"
+    );
+    assert!(
+        most.load(Ordering::SeqCst) >= 16,
+        "at most {} of 64 workers ever worked at once",
+        most.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn large_items_are_not_held_by_the_hundred_with_nothing_set() {
+    // 1 MiB blocks made and digested in one fused segment: the batch into it decides how
+    // many blocks a worker holds at once.
+    let alive = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (a, m, a2) = (Arc::clone(&alive), Arc::clone(&most), Arc::clone(&alive));
+    let sum = within(120, move || {
+        Pipeline::source(0..300usize)
+            .stage(Stage::map("load", move |i: usize| {
+                let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                vec![(i % 251) as u8; 1 << 20]
+            }))
+            .stage(Stage::map("digest", move |block: Vec<u8>| {
+                let d = block.iter().map(|&x| u64::from(x)).sum::<u64>();
+                drop(block);
+                a2.fetch_sub(1, Ordering::SeqCst);
+                d
+            }))
+            .fold(0u64, |s, d| s + d)
+            .run()
+            .unwrap()
+            .output
+    });
+    let expected: u64 = (0..300usize).map(|i| (i % 251) as u64 * (1 << 20)).sum();
+    assert_eq!(sum, expected);
+    assert!(
+        most.load(Ordering::SeqCst) <= 16,
+        "{} blocks of 1 MiB alive at once",
+        most.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn items_that_turn_slow_after_a_backlog_are_not_held_for_a_whole_batch() {
+    // 20,000 items at once, then 200 more one every 10 ms: a live tail after a backlog. The
+    // first live item must reach the sink long before the source has made the last.
+    const BACKLOG: u64 = 20_000;
+    const LIVE: u64 = 200;
+    let made = Arc::new(AtomicU64::new(0));
+    let made_when_first_live_arrived = Arc::new(AtomicU64::new(0));
+    let (mk, seen) = (Arc::clone(&made), Arc::clone(&made_when_first_live_arrived));
+    let source = (0..BACKLOG + LIVE).inspect(move |&x| {
+        if x >= BACKLOG {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        mk.store(x + 1, Ordering::SeqCst);
+    });
+    let delivered = within(120, move || {
+        Pipeline::source(source)
+            .stage(Stage::map("parse", |x: u64| x * 2))
+            .for_each(move |y| {
+                if y == 2 * BACKLOG {
+                    seen.store(made.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+            })
+            .run()
+            .unwrap()
+            .report
+            .delivered()
+    });
+    assert_eq!(delivered, BACKLOG + LIVE);
+    let made_then = made_when_first_live_arrived.load(Ordering::SeqCst);
+    assert!(
+        made_then < BACKLOG + LIVE,
+        "the first live item waited until the source had made all {made_then}"
+    );
+}
+
+#[test]
+fn cheap_items_travel_in_large_batches() {
+    let report = within(120, || {
+        Pipeline::source(0..2_000_000u64)
+            .stage(Stage::map("a", |x: u64| x + 1))
+            .stage(Stage::map("b", |x: u64| x * 3))
+            .fold(0u64, |s, x| s.wrapping_add(x))
+            .run()
+            .unwrap()
+            .report
+    });
+    let a = report.stage("a").unwrap();
+    let per_batch = a.tally.items_in as f64 / a.tally.batches as f64;
+    assert!(a.batch_adaptive);
+    assert!(
+        per_batch >= 64.0,
+        "{per_batch:.0} items a batch of 1 ns items\n{report}"
+    );
+}
