@@ -99,6 +99,7 @@ mod segment;
 mod signals;
 mod stage;
 mod sync;
+pub mod timeline;
 mod window;
 
 #[cfg(all(test, loom))]
@@ -135,6 +136,7 @@ pub use report::{
 pub use response::{Outcome, Responses, Status};
 pub use run_error::RunError;
 pub use stage::{DeadLetter, Rejected, Stage};
+pub use timeline::Timeline;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -38,6 +38,7 @@ use crate::item::ItemId;
 use crate::ledger::{Ledger, ScalingLog};
 
 use crate::sync::lock;
+use crate::timeline::Timeline;
 
 mod bottleneck;
 mod stage;
@@ -79,6 +80,11 @@ pub struct Latency {
     pub max: Duration,
     /// Items the samples cover.
     pub samples: u64,
+    /// Sum of the sampled latencies, each weighted by its batch's items.
+    pub sum: Duration,
+    /// The histogram's buckets that hold samples: each one's upper bound (exclusive) and
+    /// how many items fell in it, in increasing order. Buckets are a quarter-octave wide.
+    pub buckets: Vec<(Duration, u64)>,
 }
 
 /// What a run did: counts, time, latency, errors and the bottleneck.
@@ -96,6 +102,7 @@ pub struct Report {
     hook_panics: Vec<String>,
     bottleneck: Option<Bottleneck>,
     scaling: ScalingLog,
+    timeline: Timeline,
 }
 
 /// Worker-seconds of stage `stage` over a run of `wall`, from the autoscaler's history of
@@ -131,6 +138,8 @@ impl Report {
                 p99: h.quantile(0.99),
                 max: h.max(),
                 samples: h.count(),
+                sum: h.sum(),
+                buckets: h.buckets(),
             }
         };
         let (errors, errors_total) = {
@@ -141,7 +150,12 @@ impl Report {
         unfinished.sort_unstable();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let bottleneck = find_bottleneck(&source, &stages, &ledger.segments, &sink, cores);
+        let mut timeline = lock(&ledger.timeline).clone();
+        if !timeline.interval().is_zero() {
+            timeline.close(wall, ledger.parts());
+        }
         Report {
+            timeline,
             end,
             wall,
             source,
@@ -296,6 +310,13 @@ impl Report {
     /// Time the controller spent measuring and deciding.
     pub fn controller_busy(&self) -> Duration {
         self.scaling.controller_busy
+    }
+
+    /// Every part's counters sampled over the run, ending with one sample at the time of
+    /// the report (see [`crate::timeline`]); empty when sampling was turned off
+    /// ([`PipelineBuilder::timeline`](crate::PipelineBuilder::timeline)).
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// The stage holding the pipeline back, if the run did enough to tell.

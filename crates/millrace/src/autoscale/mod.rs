@@ -27,6 +27,11 @@
 //! and writes a diagnosis: for each stage, what each worker is doing and since when (stuck
 //! in user code, waiting for input on an empty queue, blocked on a full one). By policy it
 //! keeps waiting or fails the run with that diagnosis.
+//!
+//! # The timeline
+//!
+//! The same thread samples every part's counters into the run's
+//! [timeline](crate::timeline) each time a sample is due (every 100 ms by default).
 
 pub(crate) mod policy;
 pub(crate) mod wedge;
@@ -76,6 +81,8 @@ pub(crate) struct ControllerSettings {
     pub(crate) interval: Duration,
     pub(crate) budget: usize,
     pub(crate) wedge: Option<(Duration, WedgePolicy)>,
+    /// How often the timeline samples (`None`: not at all).
+    pub(crate) timeline: Option<Duration>,
     /// Every segment's stages, in order: the units the policy sizes.
     pub(crate) segments: Vec<Range<usize>>,
 }
@@ -124,8 +131,12 @@ impl Controller {
         lock(&self.control.ledger.scaling)
             .history
             .push((self.control.signals.now(), workers));
+        let tick = self.tick();
         loop {
-            match done.recv_timeout(self.settings.interval) {
+            if self.settings.timeline.is_some() {
+                self.control.ledger.sample(self.control.signals.now());
+            }
+            match done.recv_timeout(tick) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
@@ -137,6 +148,16 @@ impl Controller {
                 self.watch(after, policy);
             }
             lock(&self.control.ledger.scaling).controller_busy += start.elapsed();
+        }
+    }
+
+    /// How often the thread wakes: the autoscaling interval if it scales or watches for
+    /// wedges, the timeline's if it samples, the shorter if both.
+    fn tick(&self) -> Duration {
+        let controls = !self.autos.is_empty() || self.settings.wedge.is_some();
+        match (controls.then_some(self.settings.interval), self.settings.timeline) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(self.settings.interval),
         }
     }
 

@@ -196,6 +196,7 @@ mod tests {
             hook_panics: Vec::new(),
             bottleneck: None,
             scaling: ScalingLog::default(),
+            timeline: crate::Timeline::default(),
         }
     }
 
@@ -251,6 +252,7 @@ mod tests {
             p99: Duration::from_nanos(123_456_789),
             max: Duration::from_nanos(8_589_934_592),
             samples: 1_000,
+            ..Latency::default()
         };
         let text = r.to_string();
         assert!(
