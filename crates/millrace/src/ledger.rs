@@ -22,6 +22,9 @@ pub(crate) const ERROR_SAMPLE: usize = 100;
 pub(crate) struct ErrorLog {
     pub(crate) sample: Vec<ItemError>,
     pub(crate) total: u64,
+    /// How many errors of each kind each stage had: (stage, kind, count), in order of first
+    /// occurrence.
+    pub(crate) by_kind: Vec<(Arc<str>, &'static str, u64)>,
 }
 
 /// What the controller records: decisions, worker counts over time, wedges, its own cost.
@@ -107,6 +110,15 @@ impl Ledger {
     pub(crate) fn log_error(&self, error: &ItemError) {
         let mut log = lock(&self.errors);
         log.total += 1;
+        let kind = error.kind_name();
+        match log
+            .by_kind
+            .iter_mut()
+            .find(|(stage, k, _)| **stage == *error.stage() && *k == kind)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => log.by_kind.push((Arc::from(error.stage()), kind, 1)),
+        }
         if log.sample.len() < ERROR_SAMPLE {
             log.sample.push(error.clone());
         }

@@ -302,7 +302,11 @@ impl LatencyHistogram {
             .filter(|(_, n)| **n > 0)
             .map(|(i, n)| {
                 // Below 4 ns some buckets are never used: the bound is the next larger one.
-                let lower = if i < 2 { i as u64 } else { Self::lower_bound(i) };
+                let lower = if i < 2 {
+                    i as u64
+                } else {
+                    Self::lower_bound(i)
+                };
                 let upper = (i + 1..self.buckets.len())
                     .map(Self::lower_bound)
                     .find(|&b| b > lower)

@@ -98,6 +98,7 @@ pub struct Report {
     latency: Latency,
     errors: Vec<ItemError>,
     errors_total: u64,
+    errors_by_kind: Vec<(String, &'static str, u64)>,
     unfinished: Vec<ItemId>,
     hook_panics: Vec<String>,
     bottleneck: Option<Bottleneck>,
@@ -142,9 +143,14 @@ impl Report {
                 buckets: h.buckets(),
             }
         };
-        let (errors, errors_total) = {
+        let (errors, errors_total, errors_by_kind) = {
             let log = lock(&ledger.errors);
-            (log.sample.clone(), log.total)
+            let by_kind = log
+                .by_kind
+                .iter()
+                .map(|(stage, kind, n)| (stage.to_string(), *kind, *n))
+                .collect();
+            (log.sample.clone(), log.total, by_kind)
         };
         let mut unfinished = lock(&ledger.unfinished).clone();
         unfinished.sort_unstable();
@@ -164,6 +170,7 @@ impl Report {
             latency,
             errors,
             errors_total,
+            errors_by_kind,
             unfinished,
             hook_panics: lock(&ledger.hook_panics).clone(),
             bottleneck,
@@ -279,6 +286,13 @@ impl Report {
     /// How many item errors there were in all.
     pub fn errors_total(&self) -> u64 {
         self.errors_total
+    }
+
+    /// How many item errors of each kind each stage had, counting every error (not only
+    /// the ones kept in full): (stage, [kind](ItemError::kind_name), count), in order of
+    /// each pair's first error.
+    pub fn errors_by_kind(&self) -> &[(String, &'static str, u64)] {
+        &self.errors_by_kind
     }
 
     /// Ids of items a cancel dropped before they finished, sorted.

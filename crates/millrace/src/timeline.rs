@@ -191,7 +191,11 @@ impl Timeline {
     }
 
     /// Samples `parts` at `at`, decimating first if the timeline is full.
-    pub(crate) fn record<'a>(&mut self, at: Duration, parts: impl Iterator<Item = &'a StageMetrics>) {
+    pub(crate) fn record<'a>(
+        &mut self,
+        at: Duration,
+        parts: impl Iterator<Item = &'a StageMetrics>,
+    ) {
         if self.samples.len() >= MAX_SAMPLES {
             self.decimate();
         }
@@ -203,7 +207,11 @@ impl Timeline {
 
     /// Adds a last sample at `at` (the end of the run, or a snapshot), even if not due,
     /// unless the last one is already there.
-    pub(crate) fn close<'a>(&mut self, at: Duration, parts: impl Iterator<Item = &'a StageMetrics>) {
+    pub(crate) fn close<'a>(
+        &mut self,
+        at: Duration,
+        parts: impl Iterator<Item = &'a StageMetrics>,
+    ) {
         if self.samples.last().map_or(true, |last| last.at < at) {
             self.record(at, parts);
         }
@@ -278,7 +286,11 @@ mod tests {
             c.add(&c.items_in, 1);
             t.record(ms(10 * k), std::iter::once(&m));
         }
-        assert!(t.samples().len() <= MAX_SAMPLES / 2 + 2, "{}", t.samples().len());
+        assert!(
+            t.samples().len() <= MAX_SAMPLES / 2 + 2,
+            "{}",
+            t.samples().len()
+        );
         assert_eq!(t.interval(), ms(20));
         assert_eq!(t.samples()[0].at, ms(0));
         assert_eq!(t.samples().last().unwrap().at, ms(10 * MAX_SAMPLES as u64));

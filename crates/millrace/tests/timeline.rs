@@ -42,12 +42,20 @@ fn the_last_sample_holds_every_parts_final_counts() {
     for (sample, part) in last.parts.iter().zip(parts) {
         let t = &part.tally;
         assert_eq!(
-            (sample.items_in, sample.items_out, sample.filtered, sample.failed),
+            (
+                sample.items_in,
+                sample.items_out,
+                sample.filtered,
+                sample.failed
+            ),
             (t.items_in, t.items_out, t.filtered, t.failed),
             "{}",
             part.name
         );
-        assert_eq!((sample.busy, sample.idle, sample.blocked), (t.busy, t.idle, t.blocked));
+        assert_eq!(
+            (sample.busy, sample.idle, sample.blocked),
+            (t.busy, t.idle, t.blocked)
+        );
         assert_eq!(sample.workers, part.workers, "{}", part.name);
     }
     assert_eq!(last.parts[1].filtered, 1000);
@@ -69,13 +77,19 @@ fn counters_only_grow_and_the_steps_add_up_to_the_totals() {
     }
     let first = &timeline.samples()[0];
     let delivered: u64 = timeline.steps().map(|s| s.parts[3].items_in).sum();
-    assert_eq!(delivered + first.parts[3].items_in, report.sink().tally.items_in);
+    assert_eq!(
+        delivered + first.parts[3].items_in,
+        report.sink().tally.items_in
+    );
     for step in timeline.steps() {
         assert_eq!(step.parts.len(), 4);
         if let Some(fill) = step.parts[2].queue_fill {
             assert!((0.0..=1.0).contains(&fill), "{fill}");
         }
-        assert_eq!(step.parts[0].queue_fill, None, "the source has no input queue");
+        assert_eq!(
+            step.parts[0].queue_fill, None,
+            "the source has no input queue"
+        );
     }
 }
 
@@ -106,7 +120,10 @@ fn an_autoscaled_runs_decisions_fall_within_its_timeline() {
     let samples = report.timeline().samples();
     let end = samples.last().expect("samples").at;
     for (at, _) in report.decisions() {
-        assert!(at <= end, "a decision at {at:?} after the last sample at {end:?}");
+        assert!(
+            at <= end,
+            "a decision at {at:?} after the last sample at {end:?}"
+        );
     }
     // Each sample's worker counts are ones the autoscaler set (or started with).
     let counts: Vec<&Vec<usize>> = report.worker_history().iter().map(|(_, w)| w).collect();

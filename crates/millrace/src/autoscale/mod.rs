@@ -155,7 +155,10 @@ impl Controller {
     /// wedges, the timeline's if it samples, the shorter if both.
     fn tick(&self) -> Duration {
         let controls = !self.autos.is_empty() || self.settings.wedge.is_some();
-        match (controls.then_some(self.settings.interval), self.settings.timeline) {
+        match (
+            controls.then_some(self.settings.interval),
+            self.settings.timeline,
+        ) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(self.settings.interval),
         }

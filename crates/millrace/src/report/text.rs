@@ -192,6 +192,7 @@ mod tests {
             latency: Latency::default(),
             errors,
             errors_total,
+            errors_by_kind: Vec::new(),
             unfinished: Vec::new(),
             hook_panics: Vec::new(),
             bottleneck: None,
