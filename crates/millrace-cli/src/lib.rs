@@ -10,7 +10,7 @@
 //! * [`build`] — spec to engine pipeline; [`sink_runner`] and [`dead_letter`] — the sink
 //!   end and failed items.
 //! * [`supervise`], [`signals`], [`live`] — watching a run; [`summary`],
-//!   [`report_text`], [`report_json`] — telling how it went; [`seed`] — the built-in
+//!   [`report_text`], [`report_json`], [`report_html`] — telling how it went; [`seed`] — the built-in
 //!   seed pipeline.
 
 pub mod build;
@@ -20,6 +20,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod kinds;
 pub mod live;
+pub mod report_html;
 pub mod report_json;
 pub mod report_text;
 pub mod seed;

@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::cli::RunArgs;
 use crate::config;
 use crate::live::LiveView;
+use crate::report_html;
 use crate::report_json;
 use crate::report_text;
 use crate::seed;
@@ -50,7 +51,12 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     }
     let mut code = summary.exit_code();
     if let Some(path) = json_path {
-        if let Err(e) = report_json::write(summary, path) {
+        let written = if report_html::is_html(path) {
+            report_html::write(summary, path)
+        } else {
+            report_json::write(summary, path)
+        };
+        if let Err(e) = written {
             eprintln!("millrace: {e}");
             code = code.max(EXIT_FAILED);
         }
@@ -69,8 +75,13 @@ fn not_started(
 ) -> u8 {
     if let Some(path) = json_path {
         let file = file.map(|f| f.display().to_string());
-        let doc = report_json::not_started(name, file.as_deref(), message, code);
-        if let Err(e) = report_json::write_value(&doc, path) {
+        let written = if report_html::is_html(path) {
+            report_html::write_not_started(name, file.as_deref(), message, code, path)
+        } else {
+            let doc = report_json::not_started(name, file.as_deref(), message, code);
+            report_json::write_value(&doc, path)
+        };
+        if let Err(e) = written {
             print_err(&format!("millrace: {e}\n"));
         }
     }
