@@ -30,6 +30,7 @@ Examples:
   millrace run examples/io.toml             20,000 waits, 1,000 in flight, about 1 s
   millrace run examples/logs.toml --set stage.grep.pattern=WARN
   millrace run examples/files.toml --report report.json --quiet
+  millrace run examples/imbalanced.toml --report run.html --metrics-addr 127.0.0.1:9100
 
 On a terminal a live view shows each stage's items/s, busy/idle/blocked share, queue fill
 and workers, and the autoscaler's decisions as they happen.
@@ -99,9 +100,14 @@ pub struct RunArgs {
     /// No live view, even on a terminal (the report is still printed).
     #[arg(long)]
     pub no_live: bool,
-    /// Also write the report as JSON (schema: REPORT_SCHEMA.md, version 2).
-    #[arg(long, value_name = "FILE.json")]
+    /// Also write the report: as one self-contained HTML page if FILE ends in `.html`,
+    /// else as JSON (schema: REPORT_SCHEMA.md, version 3).
+    #[arg(long, value_name = "FILE.json|FILE.html")]
     pub report: Option<PathBuf>,
+    /// Serve the run's counters for Prometheus at http://HOST:PORT/metrics while it runs
+    /// (port 0: any free port; the address is printed).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// Override a setting of the file, e.g. `source.end=1000`, `stage.grep.workers=4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

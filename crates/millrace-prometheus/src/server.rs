@@ -15,8 +15,9 @@ use crate::encode::render;
 /// The content type of the OpenMetrics text format, which Prometheus negotiates.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What a scrape reads: the running pipeline, or its final report.
+/// What a scrape reads: nothing yet, the running pipeline, or its final report.
 enum Source {
+    Waiting,
     Live(Handle),
     Finished(Box<Report>),
 }
@@ -27,12 +28,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn render(&self) -> String {
+    /// The text of the metrics, or `None` before a pipeline is watched.
+    fn render(&self) -> Option<String> {
         let report = match &*self.source.lock().unwrap_or_else(PoisonError::into_inner) {
+            Source::Waiting => return None,
             Source::Live(handle) => handle.snapshot(),
             Source::Finished(report) => (**report).clone(),
         };
-        render(&self.pipeline, &report)
+        Some(render(&self.pipeline, &report))
     }
 }
 
@@ -75,6 +78,18 @@ impl MetricsServer {
     /// The address does not resolve, or cannot be listened on (in use, not allowed); the
     /// error names the address.
     pub fn serve(addr: impl ToSocketAddrs, pipeline: &str, handle: Handle) -> io::Result<Self> {
+        let server = Self::bind(addr, pipeline)?;
+        server.watch(handle);
+        Ok(server)
+    }
+
+    /// Listens on `addr` before the pipeline starts (so that a bad address is found before
+    /// anything runs); scrapes get `503 Service Unavailable` until [`watch`](Self::watch).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](Self::serve).
+    pub fn bind(addr: impl ToSocketAddrs, pipeline: &str) -> io::Result<Self> {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         let shown = addrs
             .first()
@@ -92,7 +107,7 @@ impl MetricsServer {
         let server = Arc::new(server);
         let shared = Arc::new(Shared {
             pipeline: pipeline.to_owned(),
-            source: Mutex::new(Source::Live(handle)),
+            source: Mutex::new(Source::Waiting),
         });
         let thread = std::thread::Builder::new()
             .name("millrace-metrics".into())
@@ -107,6 +122,15 @@ impl MetricsServer {
             addr,
             thread: Some(thread),
         })
+    }
+
+    /// From now on, scrapes read the pipeline `handle` steers, live.
+    pub fn watch(&self, handle: Handle) {
+        *self
+            .shared
+            .source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Source::Live(handle);
     }
 
     /// The address it listens on.
@@ -134,17 +158,22 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Answers requests until the server is unblocked: `GET /metrics` with the text, anything
-/// else with 404 (or 405 for another method).
+/// Answers requests until the server is unblocked: `GET /metrics` with the text (503
+/// before a pipeline is watched), anything else with 404 (or 405 for another method).
 fn answer(server: &Server, shared: &Shared) {
     while let Ok(request) = server.recv() {
         let path = request.url().split('?').next().unwrap_or("");
         let response = match (request.method(), path) {
-            (Method::Get | Method::Head, "/metrics") => {
-                let header =
-                    Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header");
-                Response::from_string(shared.render()).with_header(header)
-            }
+            (Method::Get | Method::Head, "/metrics") => match shared.render() {
+                Some(text) => {
+                    // A constant, valid header.
+                    let header =
+                        Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header");
+                    Response::from_string(text).with_header(header)
+                }
+                None => Response::from_string("the pipeline has not started yet\n")
+                    .with_status_code(503),
+            },
             (Method::Get | Method::Head, _) => {
                 Response::from_string("not found: metrics are at /metrics\n").with_status_code(404)
             }

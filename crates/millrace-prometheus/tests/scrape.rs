@@ -278,3 +278,24 @@ fn an_address_in_use_is_an_error_that_names_it() {
         running.join().expect("the run completes");
     });
 }
+
+#[test]
+fn a_bound_server_answers_503_until_it_watches_a_pipeline() {
+    within(60, || {
+        let server = MetricsServer::bind("127.0.0.1:0", "test").expect("the server listens");
+        let url = format!("http://{}/metrics", server.local_addr());
+        match ureq::get(&url).call() {
+            Err(ureq::Error::Status(503, _)) => {}
+            other => panic!("expected a 503, got {other:?}"),
+        }
+        let running = Pipeline::source(0..10u64)
+            .map("id", |x| x)
+            .for_each(|_| {})
+            .spawn()
+            .expect("the pipeline starts");
+        server.watch(running.handle());
+        let text = ureq::get(&url).call().unwrap().into_string().unwrap();
+        assert!(text.contains(r#"stage="id""#), "{text}");
+        running.join().expect("the run completes");
+    });
+}

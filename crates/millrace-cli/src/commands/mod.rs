@@ -15,6 +15,8 @@ pub mod tune;
 use std::sync::Arc;
 use std::time::Instant;
 
+use millrace_prometheus::MetricsServer;
+
 use crate::build::{build, Built};
 use crate::config::PipelineSpec;
 use crate::dead_letter::DeadLetters;
@@ -96,8 +98,8 @@ pub struct Supervised {
     pub runner: Option<SinkRunner>,
 }
 
-/// Builds `spec`'s pipeline and runs it under the live view `live`, Ctrl-C and an optional
-/// `deadline` (a graceful stop), then summarises it, naming each part's kind from `kinds`.
+/// Builds `spec`'s pipeline and runs it under the live view `live`, Ctrl-C, an optional
+/// `deadline` (a graceful stop) and an optional metrics server, then summarises it, naming each part's kind from `kinds`.
 ///
 /// # Errors
 ///
@@ -109,6 +111,7 @@ pub fn run_supervised(
     kinds: Vec<Option<String>>,
     live: Option<LiveView>,
     deadline: Option<Instant>,
+    metrics: Option<&MetricsServer>,
 ) -> Result<Supervised, (u8, String)> {
     let failed = |code: u8, message: String| (fail(code, &message), message);
     let Built {
@@ -127,6 +130,7 @@ pub fn run_supervised(
         stop: Some(&stop),
         interrupts: &interrupts,
         deadline,
+        metrics,
     };
     let (ended, interruption) = supervise(running, watch);
     // The I/O stages' runtime has served its purpose once the run has ended.

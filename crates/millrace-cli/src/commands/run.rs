@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::cli::RunArgs;
 use crate::config;
 use crate::live::LiveView;
+use crate::metrics_serve;
 use crate::report_html;
 use crate::report_json;
 use crate::report_text;
@@ -88,6 +89,19 @@ fn not_started(
     code
 }
 
+/// The `/metrics` server `--metrics-addr` asks for, listening before the run starts; an
+/// address that cannot be served is a usage error.
+fn metrics_server(
+    args: &RunArgs,
+    name: &str,
+) -> Result<Option<millrace_prometheus::MetricsServer>, u8> {
+    args.metrics_addr
+        .as_deref()
+        .map(|addr| metrics_serve::bind(addr, name, args.quiet))
+        .transpose()
+        .map_err(|e| fail(EXIT_CONFIG, &e))
+}
+
 /// Checks that the JSON report can be written, if one is asked for.
 fn check_report_path(json_path: Option<&Path>) -> Result<(), u8> {
     match json_path.map(report_json::check_writable) {
@@ -107,6 +121,10 @@ fn run_seed(args: &RunArgs) -> u8 {
         );
     }
     let n = args.n.unwrap_or(seed::DEFAULT_N);
+    let metrics = match metrics_server(args, "seed") {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
     let running = match seed::pipeline(n).spawn() {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
@@ -117,6 +135,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         stop: None,
         interrupts: &interrupts,
         deadline: None,
+        metrics: metrics.as_ref(),
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = vec![None; 5];
@@ -165,6 +184,10 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     let writes_stdout = spec.sink.part.kind.name == "stdout"
         || (spec.sink.part.kind.name == "file"
             && spec.sink.part.params.path("path") == Some(Path::new("-")));
+    let metrics = match metrics_server(args, &spec.name) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
     let live = live_view(args.quiet || args.no_live, &spec.name, writes_stdout);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
         .chain(spec.stages.iter().map(|s| s.part.kind.name))
@@ -176,7 +199,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         dead_letters,
         summary,
         runner,
-    } = match run_supervised(&spec, kinds, live, None) {
+    } = match run_supervised(&spec, kinds, live, None, metrics.as_ref()) {
         Ok(run) => run,
         Err((code, message)) => {
             return not_started(code, &message, &spec.name, Some(file), json_path);
