@@ -108,6 +108,11 @@ pub struct RunArgs {
     /// (port 0: any free port; the address is printed).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// Write the engine's traces (spans for the run, its threads and sampled batches;
+    /// decisions, wedges, item errors) on stderr, as text or one JSON object a line.
+    /// `RUST_LOG` filters them (default `info`); setting `RUST_LOG` alone turns on text.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
     /// Override a setting of the file, e.g. `source.end=1000`, `stage.grep.workers=4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

@@ -9,7 +9,7 @@
 //! * [`value`] — the dynamic values items carry; [`kinds`] — the built-in stage kinds.
 //! * [`build`] — spec to engine pipeline; [`sink_runner`] and [`dead_letter`] — the sink
 //!   end and failed items.
-//! * [`supervise`], [`signals`], [`live`], [`metrics_serve`] — watching a run; [`summary`],
+//! * [`supervise`], [`signals`], [`live`], [`metrics_serve`], [`logging`] — watching a run; [`summary`],
 //!   [`report_text`], [`report_json`], [`report_html`] — telling how it went; [`seed`] — the built-in
 //!   seed pipeline.
 
@@ -20,6 +20,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod kinds;
 pub mod live;
+pub mod logging;
 pub mod metrics_serve;
 pub mod report_html;
 pub mod report_json;

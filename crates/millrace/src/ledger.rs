@@ -108,6 +108,7 @@ impl Ledger {
 
     /// Records an item's failure in the log.
     pub(crate) fn log_error(&self, error: &ItemError) {
+        crate::trace::item_failed(error);
         let mut log = lock(&self.errors);
         log.total += 1;
         let kind = error.kind_name();

@@ -100,6 +100,7 @@ mod signals;
 mod stage;
 mod sync;
 pub mod timeline;
+pub mod trace;
 mod window;
 
 #[cfg(all(test, loom))]

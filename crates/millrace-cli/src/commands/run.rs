@@ -27,6 +27,7 @@ pub fn run(args: &RunArgs) -> u8 {
     // Catch Ctrl-C from the start: one that comes while the file loads stops the run as
     // soon as it starts, rather than killing the process.
     Interrupts::install();
+    crate::logging::init(args.log_format);
     match &args.file {
         None => run_seed(args),
         Some(file) => run_file(file, args),

@@ -94,9 +94,13 @@ pub(crate) fn spawn_controller(
     settings: ControllerSettings,
     done: Receiver<()>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let body = control.trace.in_thread("millrace-controller", {
+        let control = Arc::clone(&control);
+        move || Controller::new(control, autos, settings).run(&done)
+    });
     std::thread::Builder::new()
         .name("millrace-controller".into())
-        .spawn(move || Controller::new(control, autos, settings).run(&done))
+        .spawn(body)
 }
 
 struct Controller {
@@ -218,6 +222,7 @@ impl Controller {
         }
         let at = self.control.signals.now();
         let workers = self.workers();
+        decisions.iter().for_each(crate::trace::decision);
         let mut log = lock(&self.control.ledger.scaling);
         log.decisions.extend(decisions.into_iter().map(|d| (at, d)));
         log.history.push((at, workers));
@@ -249,6 +254,7 @@ impl Controller {
         }
         self.wedged = true;
         let diagnosis = diagnose(c, stalled);
+        crate::trace::wedge(&diagnosis);
         lock(&c.ledger.scaling)
             .wedges
             .push((c.signals.now(), diagnosis.clone()));

@@ -255,6 +255,7 @@ impl Launch {
         if self.failed.is_some() {
             return;
         }
+        let f = self.control.trace.in_thread(&name, f);
         match std::thread::Builder::new().name(name.clone()).spawn(f) {
             Ok(handle) => self.threads.push(handle),
             Err(e) => self.refused(BuildError::thread(&name, &e)),
