@@ -131,27 +131,32 @@ impl Controller {
     }
 
     fn run(mut self, done: &Receiver<()>) {
-        let workers = self.workers();
-        lock(&self.control.ledger.scaling)
-            .history
-            .push((self.control.signals.now(), workers));
+        // The worker counts over time start when the autoscaler or the wedge watch does
+        // (the timeline alone has its own counts).
+        if !self.autos.is_empty() || self.settings.wedge.is_some() {
+            let workers = self.workers();
+            lock(&self.control.ledger.scaling)
+                .history
+                .push((self.control.signals.now(), workers));
+        }
         let tick = self.tick();
+        let mut start = Instant::now();
         loop {
             if self.settings.timeline.is_some() {
                 self.control.ledger.sample(self.control.signals.now());
             }
+            lock(&self.control.ledger.scaling).controller_busy += start.elapsed();
             match done.recv_timeout(tick) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
-            let start = Instant::now();
+            start = Instant::now();
             if !self.autos.is_empty() {
                 self.scale();
             }
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
             }
-            lock(&self.control.ledger.scaling).controller_busy += start.elapsed();
         }
     }
 
