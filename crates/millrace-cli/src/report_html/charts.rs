@@ -19,7 +19,7 @@ const PALETTE: [&str; 8] = [
     "#1b4965", "#d1495b", "#2a9d8f", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#3d5a80",
 ];
 
-const WIDTH: f64 = 760.0;
+const WIDTH: f64 = 940.0;
 const LEFT: f64 = 48.0;
 const RIGHT: f64 = 12.0;
 
@@ -71,9 +71,9 @@ fn is_bottleneck(part: &str, bottleneck: Option<&str>) -> bool {
 /// The pipeline as a chain of boxes: each part's name, kind, workers and busy share, the
 /// fill of the queue into it on the arrow before it; the bottleneck outlined in red.
 pub(super) fn chain(parts: &[(&StageReport, Option<&str>)], bottleneck: Option<&str>) -> String {
-    const BOX_W: f64 = 150.0;
+    const BOX_W: f64 = 124.0;
     const BOX_H: f64 = 78.0;
-    const GAP: f64 = 54.0;
+    const GAP: f64 = 40.0;
     let width = parts.len() as f64 * (BOX_W + GAP) - GAP + 8.0;
     let mut svg = format!(
         r#"<svg class="chain" width="{width:.0}" height="{}" viewBox="0 0 {width:.0} {}" role="img" aria-label="the pipeline's stages in order">"#,
