@@ -2,9 +2,10 @@
 //! fixed interval while the pipeline runs, so that a report can show *when* a stage was
 //! busy, not only how busy it was over the whole run.
 //!
-//! The controller thread (see [`crate::autoscale`]) takes a [`Sample`] each interval
-//! (100 ms by default, [`PipelineBuilder::timeline`](crate::PipelineBuilder::timeline)) and
-//! the final [`Report`](crate::Report) adds one at the end. A sample holds *cumulative*
+//! The controller thread (the autoscaler's, started for sampling too) takes a [`Sample`]
+//! each interval (100 ms by default,
+//! [`PipelineBuilder::timeline`](crate::PipelineBuilder::timeline)) and the final
+//! [`Report`](crate::Report) adds one at the end. A sample holds *cumulative*
 //! counters (items, busy / idle / blocked time, the queue's receive-time samples) and the
 //! gauges of the moment (workers, in flight), so that any two samples give exact totals for
 //! the time between them ([`Timeline::steps`]).

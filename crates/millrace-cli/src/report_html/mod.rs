@@ -7,7 +7,7 @@
 //! busy share, the fill of each input queue, the bottleneck outlined); a stacked
 //! busy / blocked / idle chart per part over the run; each stage's worker count over time
 //! with the autoscaler's decisions marked; throughput over time; latency percentiles; and
-//! the errors by stage and kind with the first few in full. [`charts`] draws the SVG.
+//! the errors by stage and kind with the first few in full. Its `charts` module draws the SVG.
 
 mod charts;
 
