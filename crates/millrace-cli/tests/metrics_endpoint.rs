@@ -51,7 +51,7 @@ fn scrape_until(url: &str, n: f64) -> String {
 #[test]
 fn the_endpoint_serves_every_stage_while_the_run_goes() {
     let (_dir, path) = pipeline_file(STDIN_PIPELINE);
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("millrace"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_millrace"))
         .arg("run")
         .arg(&path)
         .args(["--metrics-addr", "127.0.0.1:0", "--no-live"])
