@@ -98,12 +98,11 @@ impl Ledger {
             .chain(std::iter::once(&*self.sink))
     }
 
-    /// Samples every part into the timeline at `at`, if a sample is due.
-    pub(crate) fn sample(&self, at: Duration) {
+    /// Samples every part into the timeline at `at`, if a sample is due and anything
+    /// moved since the last one. Returns whether nothing had moved (the run is idle).
+    pub(crate) fn sample(&self, at: Duration) -> bool {
         let mut timeline = lock(&self.timeline);
-        if timeline.due(at) {
-            timeline.record(at, self.parts());
-        }
+        timeline.due(at) && !timeline.record_if_moved(at, self.parts())
     }
 
     /// Records an item's failure in the log.

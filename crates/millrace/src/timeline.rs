@@ -10,6 +10,10 @@
 //! gauges of the moment (workers, in flight), so that any two samples give exact totals for
 //! the time between them ([`Timeline::steps`]).
 //!
+//! A sample equal to the one before (nothing moved: an idle run) is not kept, and the
+//! sampler waits longer before the next look (up to 1.6 s); the step that follows spans the
+//! idle time.
+//!
 //! Memory stays bounded on long runs by decimation: once [`MAX_SAMPLES`] samples are kept,
 //! every other one is dropped (the first and the last are kept) and the interval doubles.
 //! Since counters are cumulative, dropping a sample loses resolution, never counts.
@@ -206,6 +210,26 @@ impl Timeline {
         });
     }
 
+    /// Samples `parts` at `at` unless nothing changed since the last sample (no count,
+    /// time, queue sample, worker count or in-flight count moved); returns whether it did.
+    /// An idle run's timeline does not fill up with copies, and its sampler can wait
+    /// longer.
+    pub(crate) fn record_if_moved<'a>(
+        &mut self,
+        at: Duration,
+        parts: impl Iterator<Item = &'a StageMetrics>,
+    ) -> bool {
+        let now: Vec<PartSample> = parts.map(PartSample::of).collect();
+        if self.samples.last().is_some_and(|last| last.parts == now) {
+            return false;
+        }
+        if self.samples.len() >= MAX_SAMPLES {
+            self.decimate();
+        }
+        self.samples.push(Sample { at, parts: now });
+        true
+    }
+
     /// Adds a last sample at `at` (the end of the run, or a snapshot), even if not due,
     /// unless the last one is already there.
     pub(crate) fn close<'a>(
@@ -298,6 +322,20 @@ mod tests {
         // Steps still add up to everything between the first and the last sample.
         let total: u64 = t.steps().map(|s| s.parts[0].items_in).sum();
         assert_eq!(total, MAX_SAMPLES as u64);
+    }
+
+    #[test]
+    fn an_unchanged_sample_is_not_recorded() {
+        let m = metrics();
+        let ms = Duration::from_millis;
+        let mut t = Timeline::new(std::iter::once(&m), ms(10));
+        assert!(t.record_if_moved(ms(0), std::iter::once(&m)));
+        assert!(!t.record_if_moved(ms(10), std::iter::once(&m)));
+        let c = m.slot(0);
+        c.add(&c.busy_ns, 5);
+        assert!(t.record_if_moved(ms(20), std::iter::once(&m)));
+        let at: Vec<Duration> = t.samples().iter().map(|s| s.at).collect();
+        assert_eq!(at, [ms(0), ms(20)]);
     }
 
     #[test]
