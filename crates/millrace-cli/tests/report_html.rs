@@ -201,3 +201,22 @@ fn the_html_report_renders_in_headless_chromium_with_every_stage_and_no_console_
         png.len()
     );
 }
+
+#[test]
+fn a_run_that_never_started_still_gets_its_html_page() {
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"missing.txt\"\n[sink]\nkind = \"count\"\n",
+    );
+    let report = dir.path().join("run.html");
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .arg("--report")
+        .arg(&report)
+        .assert()
+        .code(1);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("the run never started"), "{html}");
+    assert!(html.contains("missing.txt"), "{html}");
+}

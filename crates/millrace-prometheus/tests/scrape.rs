@@ -299,3 +299,39 @@ fn a_bound_server_answers_503_until_it_watches_a_pipeline() {
         running.join().expect("the run completes");
     });
 }
+
+#[test]
+fn scaling_decisions_and_worker_counts_match_the_report() {
+    let report = within(120, || {
+        Pipeline::source(0..20_000u64)
+            .stage(Stage::map("cheap", |x: u64| x))
+            .stage(Stage::map("dear", |x: u64| {
+                (0..2_000u64).fold(x, |a, k| a.wrapping_mul(31).wrapping_add(k))
+            }))
+            .autoscale()
+            .fuse_auto(false)
+            .cpu_budget(3)
+            .autoscale_interval(Duration::from_millis(5))
+            .default_batch(8)
+            .for_each(|_| {})
+            .run()
+            .expect("the run completes")
+            .report
+    });
+    let text = millrace_prometheus::render("test", &report);
+    let e = openmetrics_parser::openmetrics::parse_openmetrics(&text).expect("valid OpenMetrics");
+    let decisions = counter(&e, "millrace_stage_scaling_decisions");
+    let total: f64 = decisions.values().sum();
+    assert_eq!(total, report.decisions().count() as f64, "{text}");
+    for (_, d) in report.decisions() {
+        let direction = if d.to > d.from { "up" } else { "down" };
+        let key = (report.stages()[d.stage].name.clone(), direction.to_owned());
+        assert!(decisions[&key] >= 1.0, "{key:?} not counted");
+    }
+    for stage in report.stages() {
+        assert_eq!(
+            gauge(&e, "millrace_stage_workers", &stage.name),
+            stage.workers as f64
+        );
+    }
+}
