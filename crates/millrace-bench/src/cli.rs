@@ -373,7 +373,7 @@ mod tests {
         assert!(message("--child W1 --impl millrace:0").contains("K from 1 to"));
         assert!(matches!(
             parse_str("--child W1 --impl millrace:2"),
-            Ok(Command::Child { implementation: Implementation::Millrace(c), .. }) if c.batch == 4096
+            Ok(Command::Child { implementation: Implementation::Millrace(c), .. }) if c.batch == Some(4096)
         ));
         assert!(matches!(
             parse_str("--child W5"),

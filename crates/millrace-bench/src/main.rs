@@ -37,6 +37,24 @@ fn run_matrix(options: &Options) -> ExitCode {
         );
         print!("{}", table::peak_memory(&result).render(options.markdown));
     }
+    let chosen: Vec<String> = result
+        .workloads
+        .iter()
+        .flat_map(|w| {
+            w.rows.iter().filter_map(move |row| {
+                let choice = row.chosen.as_ref()?;
+                let setup = matrix::setup(w.workload, &row.implementation);
+                Some(format!("* {} · {setup}: {choice}", w.workload))
+            })
+        })
+        .collect();
+    if !chosen.is_empty() {
+        print!(
+            "{}",
+            heading("What the adaptive batch sizes and the autoscaler chose (rows as a user writes it, last run)")
+        );
+        println!("{}", chosen.join("\n"));
+    }
     print!("{}", heading("Targets of issue 3"));
     print!(
         "{}",

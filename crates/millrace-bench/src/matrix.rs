@@ -22,6 +22,9 @@ pub struct Row {
     pub implementation: Implementation,
     /// Its timed runs.
     pub measurement: Measurement,
+    /// For a row as a user writes it: what the adaptive batch sizes and the autoscaler
+    /// chose in its last run.
+    pub chosen: Option<String>,
 }
 
 /// One workload's rows.
@@ -198,9 +201,10 @@ pub fn setup(workload: Workload, implementation: &Implementation) -> String {
             workload.stages() + 2,
             workload.channel_capacity()
         ),
-        Implementation::Millrace(config) => {
-            format!("{config} ({} threads)", config.threads())
-        }
+        Implementation::Millrace(config) => match config.threads() {
+            Some(threads) => format!("{config} ({threads} threads)"),
+            None => format!("{config} (autoscaled, {} cores)", machine::cores()),
+        },
     }
 }
 
@@ -226,9 +230,17 @@ fn run_workload(options: &Options, workload: Workload, errors: &mut Vec<Error>) 
                     measurement.times.len(),
                     start.elapsed().as_secs_f64()
                 );
+                let last = crate::workloads::take_last_report();
+                let chosen = match &implementation {
+                    Implementation::Millrace(c) if c.is_as_written() => {
+                        last.as_ref().map(crate::workloads::chosen)
+                    }
+                    _ => None,
+                };
                 rows.push(Row {
                     implementation,
                     measurement,
+                    chosen,
                 });
             }
             Err(e) => {

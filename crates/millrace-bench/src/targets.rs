@@ -248,4 +248,61 @@ pub fn evaluate(result: &MatrixResult) -> Vec<Verdict> {
         w6(result),
         memory(result),
     ]
+    .into_iter()
+    .chain(as_written(result))
+    .collect()
+}
+
+/// The targets of issue 13, on the rows "as a user writes it" (no batch size set): W1 ≥ 20×
+/// the crossbeam pipeline, W2 and W4 ≥ 0.95 of ideal, W6 ≤ 3 ns per hop with nothing set.
+fn as_written(result: &MatrixResult) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    for w in &result.workloads {
+        let (floor, unit, target): (f64, &str, &'static str) = match w.workload {
+            Workload::W1Seed => (20.0, "×", "as written: ≥ 20× the crossbeam pipeline"),
+            Workload::W2Imbalanced | Workload::W4Ordered => {
+                (0.95, " of ideal", "as written: ≥ 0.95 of ideal")
+            }
+            Workload::W6Hops => (
+                3.0,
+                " ns per hop",
+                "as written, nothing set: ≤ 3 ns per hop",
+            ),
+            _ => continue,
+        };
+        let baseline = match w.workload {
+            Workload::W1Seed => w.rate_of("crossbeam"),
+            Workload::W6Hops => Some(1.0),
+            _ => w.ideal(result.cores),
+        };
+        for row in &w.rows {
+            let Implementation::Millrace(config) = &row.implementation else {
+                continue;
+            };
+            if !config.is_as_written() {
+                continue;
+            }
+            let subject = format!("{} · {config}", w.workload);
+            let Some(baseline) = baseline else {
+                verdicts.push(not_measured(&subject, target));
+                continue;
+            };
+            let (measured, met) = if w.workload == Workload::W6Hops {
+                if config.workers.is_some() {
+                    continue; // the target is for nothing set
+                }
+                let ns = row.measurement.ns_per_item() / w6_hops::HOPS as f64;
+                (format!("{ns:.2}{unit}"), ns <= floor)
+            } else {
+                at_least(row.measurement.rate() / baseline, floor, unit)
+            };
+            verdicts.push(Verdict {
+                subject,
+                target,
+                measured,
+                met: Some(met),
+            });
+        }
+    }
+    verdicts
 }

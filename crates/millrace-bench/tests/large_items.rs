@@ -130,8 +130,8 @@ fn live_buffers_never_exceed_the_w5_in_flight_bound() {
 #[test]
 fn the_w5_in_flight_bound_counts_every_worker_and_both_buffer_connectors() {
     let config = &Workload::W5Large.millrace_configs()[0];
-    let workers: usize = config.workers.iter().sum();
-    let capacity = config.capacity.unwrap_or(4096);
-    assert_eq!(config.batch, 1);
+    let workers: usize = config.workers.iter().flatten().sum();
+    let capacity = config.capacity.unwrap_or(16_384);
+    assert_eq!(config.batch, Some(1));
     assert_eq!(w5_large::millrace_in_flight(config), workers + 2 * capacity);
 }

@@ -93,16 +93,17 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
         value,
     });
     let mut builder = if waits {
-        let (submitter, builder) = Pipeline::submitter(spec.batch.max(1) * 4);
+        let (submitter, builder) = Pipeline::submitter(spec.batch.unwrap_or(256).max(1) * 4);
         feed(items, submitter)?;
         builder
     } else {
         Pipeline::source(items)
     };
     let mut dead_letters = DeadLetters::default();
-    builder = builder
-        .default_capacity(spec.capacity)
-        .default_batch(spec.batch);
+    builder = builder.default_capacity(spec.capacity);
+    if let Some(batch) = spec.batch {
+        builder = builder.default_batch(batch);
+    }
     let scaling = &spec.scaling;
     if let Some(budget) = scaling.cpu_budget {
         builder = builder.cpu_budget(budget);
@@ -145,8 +146,10 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
         };
         let mut stage = stage
             .capacity(stage_spec.capacity)
-            .batch(stage_spec.batch)
             .on_error(stage_spec.policy.to_engine());
+        if let Some(batch) = stage_spec.batch {
+            stage = stage.batch(batch);
+        }
         if stage_spec.ordered {
             stage = stage.ordered();
         }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -30,10 +30,14 @@ Examples:
   millrace run examples/io.toml             20,000 waits, 1,000 in flight, about 1 s
   millrace run examples/logs.toml --set stage.grep.pattern=WARN
   millrace run examples/files.toml --report report.json --quiet
+  millrace run --strict --error-format json f.toml   check inputs and outputs first
+  generate-pipeline | millrace run -        the pipeline file on stdin
   millrace run examples/imbalanced.toml --report run.html --metrics-addr 127.0.0.1:9100
 
 On a terminal a live view shows each stage's items/s, busy/idle/blocked share, queue fill
-and workers, and the autoscaler's decisions as they happen.
+and workers, the percentage done and time left where the source knows its size, and the
+autoscaler's decisions as they happen. Off a terminal a progress line is printed every 10 s
+(--progress-every).
 Ctrl-C stops gracefully (the source stops, items in flight drain, the sink flushes) and the
 report says how many items were done; a second Ctrl-C aborts at once.
 Data (sink output) goes to stdout; the report and messages go to stderr.";
@@ -42,10 +46,13 @@ const CHECK_EXAMPLES: &str = "\
 Examples:
   millrace check examples/logs.toml
   millrace check examples/seed.toml --set stage.square.workers=4
+  millrace check --strict --format json examples/logs.toml
+  generate-pipeline | millrace check -
 
 Prints the resolved pipeline as TOML, with every default written out and a `# emits: TYPE`
-comment after the source and each stage, and exits 0; a bad file prints FILE:LINE:COLUMN,
-what is wrong and a hint, and exits 2.";
+comment after the source and each stage, and exits 0; a bad file prints every error,
+each as FILE:LINE:COLUMN, what is wrong and a hint, and exits 2. Inputs that do not exist
+and outputs that cannot be written are warnings; with --strict they are errors (exit 1).";
 
 const TUNE_EXAMPLES: &str = "\
 Examples:
@@ -89,10 +96,21 @@ pub enum Command {
     Tune(TuneArgs),
 }
 
+/// How diagnostics (config errors, pre-flight findings) are written.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// For people: located, with the offending line and a hint.
+    #[default]
+    Text,
+    /// One JSON document (schema `millrace-diagnostics`, see the README).
+    Json,
+}
+
 /// `millrace run`.
 #[derive(Args, Debug, Default)]
 pub struct RunArgs {
-    /// The pipeline file (TOML). Without one, the built-in seed pipeline runs.
+    /// The pipeline file (TOML); `-` reads it from stdin. Without one, the built-in seed
+    /// pipeline runs.
     pub file: Option<PathBuf>,
     /// No live view and no report table: only the sink's output and errors.
     #[arg(short, long)]
@@ -123,16 +141,35 @@ pub struct RunArgs {
     /// How many numbers the built-in seed pipeline squares (only without a file).
     #[arg(long, value_name = "N")]
     pub n: Option<u64>,
+    /// Check everything that can be checked before running (inputs exist and can be read,
+    /// outputs can be written) and refuse to start (exit 1) if anything is wrong.
+    #[arg(long)]
+    pub strict: bool,
+    /// How config errors and pre-flight findings are written to stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub error_format: Format,
+    /// Off a terminal, a progress line on stderr this often (`10s`, `1m`; `0` or `off`: none).
+    /// Default: every 10 s when stderr is not a terminal.
+    #[arg(long, value_name = "DURATION")]
+    pub progress_every: Option<String>,
 }
 
 /// `millrace check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The pipeline file (TOML).
+    /// The pipeline file (TOML); `-` reads it from stdin.
     pub file: PathBuf,
     /// Override a setting of the file before checking it.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Errors, not warnings, for what the run would trip on: an input that does not exist
+    /// or cannot be read, an output that cannot be written (exit 1).
+    #[arg(long)]
+    pub strict: bool,
+    /// `json`: print the diagnostics as one JSON document on stdout, instead of the
+    /// resolved pipeline (and the diagnostics on stderr).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `millrace tune`.

@@ -9,19 +9,24 @@
 //! * [`value`] — the dynamic values items carry; [`kinds`] — the built-in stage kinds.
 //! * [`build`] — spec to engine pipeline; [`sink_runner`] and [`dead_letter`] — the sink
 //!   end and failed items.
-//! * [`supervise`], [`signals`], [`live`], [`metrics_serve`], [`logging`] — watching a run; [`summary`],
-//!   [`report_text`], [`report_json`], [`report_html`] — telling how it went; [`seed`] — the built-in
-//!   seed pipeline.
+//! * [`preflight`] — checking inputs and outputs before a run; [`diagnostics`] — errors
+//!   and warnings as JSON;
+//! * [`supervise`], [`signals`], [`live`], [`progress`], [`metrics_serve`], [`logging`] —
+//!   watching a run; [`summary`], [`report_text`], [`report_json`], [`report_html`] —
+//!   telling how it went; [`seed`] — the built-in seed pipeline.
 
 pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod dead_letter;
+pub mod diagnostics;
 pub mod kinds;
 pub mod live;
 pub mod logging;
 pub mod metrics_serve;
+pub mod preflight;
+pub mod progress;
 pub mod report_html;
 pub mod report_json;
 pub mod report_text;

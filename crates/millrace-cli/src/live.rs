@@ -4,7 +4,10 @@
 //! of the stage's worker time spent busy, idle (waiting for input) and blocked (waiting
 //! for room downstream), and the fill of its input queue (`(fused)` for a stage that runs
 //! on the previous stage's workers, with no queue of its own); then its worker count as it
-//! is now (autoscaled stages change it), and for an async stage the items in flight. Each
+//! is now (autoscaled stages change it), and for an async stage the items in flight; the
+//! three shares never add up to more than 100% ([`shares`]). The header shows the items
+//! read and delivered, and where the source's size is known the percentage done and the
+//! time left ([`crate::progress`]). Each
 //! decision of the autoscaler and each wedge the detector finds is printed above the view
 //! as it happens. The view draws on stderr through `indicatif`, only when stderr is a
 //! terminal and `--quiet` is not given, and is cleared before the final report is printed.
@@ -19,6 +22,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use millrace::{Report, StageReport};
+
+use crate::progress::Progress;
 
 /// How often the supervisor redraws the view.
 pub const INTERVAL: Duration = Duration::from_millis(200);
@@ -42,6 +47,19 @@ fn bar() -> ProgressBar {
     pb
 }
 
+/// Busy, idle and blocked shares (percent) scaled down together when they add up to more
+/// than 100%: the worker count they are divided by is the one at the end of the interval,
+/// and a stage that lost workers in it (autoscaling) counted more worker time than that.
+pub fn shares(busy: f64, idle: f64, blocked: f64) -> (f64, f64, f64) {
+    let sum = busy + idle + blocked;
+    if sum > 100.0 {
+        let k = 100.0 / sum;
+        (busy * k, idle * k, blocked * k)
+    } else {
+        (busy, idle, blocked)
+    }
+}
+
 /// One stage's line, from the change between two snapshots `dt` apart.
 pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> String {
     let secs = dt.as_secs_f64().max(1e-9);
@@ -54,9 +72,11 @@ pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> Str
     let share = |a: Duration, b: Duration| {
         (a.saturating_sub(b).as_secs_f64() / worker_secs * 100.0).clamp(0.0, 100.0)
     };
-    let busy = share(t.busy, p.busy);
-    let idle = share(t.idle, p.idle);
-    let blocked = share(t.blocked, p.blocked);
+    let (busy, idle, blocked) = shares(
+        share(t.busy, p.busy),
+        share(t.idle, p.idle),
+        share(t.blocked, p.blocked),
+    );
     // The mean length seen at the receives of the interval, over the capacity: what the
     // `/metrics` endpoint serves as `millrace_stage_queue_fill_ratio` (over its own last
     // interval), and the run's mean when nothing was received.
@@ -113,8 +133,9 @@ impl LiveView {
         }
     }
 
-    /// Redraws from a new snapshot, first printing decisions and wedges not yet shown.
-    pub fn update(&mut self, snap: &Report) {
+    /// Redraws from a new snapshot, first printing decisions and wedges not yet shown;
+    /// `progress`, where the source's size is known, adds the percentage and the time left.
+    pub fn update(&mut self, snap: &Report, progress: Option<&Progress>) {
         let new: Vec<String> = snap
             .decisions()
             .skip(self.decisions_shown)
@@ -151,8 +172,11 @@ impl LiveView {
         for (i, (now, pb)) in parts.iter().zip(&self.rows).enumerate() {
             pb.set_message(row(now, before.get(i).copied(), dt));
         }
+        let known = progress
+            .and_then(|p| p.describe(crate::progress::Counts::of(snap), snap.wall()))
+            .map_or_else(String::new, |k| format!(" ({k})"));
         self.header.set_message(format!(
-            "{}: {:.1} s, {} in, {} delivered   (Ctrl-C stops, twice aborts)",
+            "{}: {:.1} s, {} in{known}, {} delivered   (Ctrl-C stops, twice aborts)",
             self.title,
             snap.wall().as_secs_f64(),
             snap.items_in(),
@@ -207,7 +231,7 @@ mod tests {
             .report;
         let text = millrace_prometheus::render("p", &report);
         let mut view = LiveView::new("p");
-        view.update(&report);
+        view.update(&report, None);
         let header = view.header.message();
         assert!(
             header.contains(&format!(
@@ -228,6 +252,15 @@ mod tests {
             .unwrap();
         assert_eq!(shown, workers, "{a}");
         view.finish();
+    }
+
+    #[test]
+    fn shares_never_add_up_past_all_of_the_time() {
+        // The numbers: busy 17% idle 51% blocked 70%.
+        let (b, i, x) = shares(17.0, 51.0, 70.0);
+        assert!((b + i + x - 100.0).abs() < 1e-9);
+        assert!(b < i && i < x, "the proportions are kept");
+        assert_eq!(shares(10.0, 20.0, 30.0), (10.0, 20.0, 30.0));
     }
 
     #[test]

@@ -33,6 +33,7 @@ struct Doc<'a> {
     error: Option<&'a str>,
     wall_seconds: f64,
     throughput_per_second: f64,
+    delivered_per_second: f64,
     totals: Totals,
     stages: Vec<Stage<'a>>,
     bottleneck: Option<Bottleneck>,
@@ -326,6 +327,11 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         error: s.error.as_deref(),
         wall_seconds: wall,
         throughput_per_second: if wall > 0.0 {
+            t.items_in as f64 / wall
+        } else {
+            0.0
+        },
+        delivered_per_second: if wall > 0.0 {
             t.delivered as f64 / wall
         } else {
             0.0
@@ -500,6 +506,7 @@ pub fn not_started(
         error: Some(error),
         wall_seconds: 0.0,
         throughput_per_second: 0.0,
+        delivered_per_second: 0.0,
         totals: Totals {
             items_in: 0,
             expanded: 0,

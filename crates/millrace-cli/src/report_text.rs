@@ -11,6 +11,8 @@
 //!
 //! ```text
 //! pipeline `seed` (examples/seed.toml): completed in 1.234 s, 8.10 M items/s
+//! (items/s counts the items the source read; when fewer were delivered, as behind a
+//! filter, `(20.1 k delivered/s)` follows)
 //!   in 10,000,000 = delivered 10,000,000 + filtered 0 + failed 0 + cancelled 0
 //! stage            kind      workers      items in     items out  filtered  failed  busy  idle  blocked      capacity  queue
 //! source           range           1    10,000,000    10,000,000         0       0   61%    0%      39%             -      -
@@ -41,15 +43,19 @@ fn headline(s: &Summary) -> String {
         .as_deref()
         .map_or_else(String::new, |f| format!(" ({f})"));
     let wall = r.wall().as_secs_f64();
-    let per_sec = if wall > 0.0 {
-        t.delivered as f64 / wall
-    } else {
-        0.0
-    };
+    // Throughput counts the items the source read; a filtering run delivers fewer.
+    let per_sec = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
     let mut line = format!("pipeline `{}`{from}: ", s.pipeline);
     match s.outcome {
         Outcome::Completed => {
-            let _ = write!(line, "completed in {wall:.3} s, {} items/s", rate(per_sec));
+            let _ = write!(
+                line,
+                "completed in {wall:.3} s, {} items/s",
+                rate(per_sec(t.items_in))
+            );
+            if t.delivered != t.items_in {
+                let _ = write!(line, " ({} delivered/s)", rate(per_sec(t.delivered)));
+            }
         }
         Outcome::Failed => {
             let _ = write!(line, "FAILED after {wall:.3} s");
@@ -107,6 +113,10 @@ fn capacity(s: &StageReport) -> String {
 }
 
 fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64, items_out: u64) {
+    // As in the live view, the three shares never add up to more than all of the time.
+    let (busy, idle, blocked) =
+        crate::live::shares(s.busy * 100.0, s.idle * 100.0, s.blocked * 100.0);
+    let (busy, idle, blocked) = (busy / 100.0, idle / 100.0, blocked / 100.0);
     // A fused stage has no queue: it runs on the previous stage's workers.
     let queue = if s.fused {
         "fused".into()
@@ -125,9 +135,9 @@ fn stage_row(out: &mut String, s: &StageReport, kind: Option<&str>, failed: u64,
         count(items_out),
         count(s.tally.filtered),
         count(failed),
-        pct(s.busy),
-        pct(s.idle),
-        pct(s.blocked),
+        pct(busy),
+        pct(idle),
+        pct(blocked),
         capacity(s),
         queue
     );

@@ -11,8 +11,8 @@
 //! timeouts).
 //!
 //! The item, the stages and the checksum are [`millrace_workloads::seed`]'s, the very ones the
-//! benchmark measures as W1; what is the command's own is the response path and the batch
-//! size it runs them with.
+//! benchmark measures as W1; what is the command's own is the response path. Nothing else
+//! is set: the stages are autoscaled and the batch sizes adapt, as a user would write it.
 
 use millrace::{Outcome, Pipeline, Stage};
 use millrace_workloads::seed::{checksum, scale, square, wrap};
@@ -27,10 +27,9 @@ pub const CHECKSUM_10M: u64 = checksum(DEFAULT_N);
 /// `wrap` received back from stage `scale`.
 pub fn pipeline(n: u64) -> Pipeline<u64> {
     Pipeline::source(0..n)
-        .stage(Stage::map("wrap", wrap).batch(1024))
-        .stage(Stage::map("square", square).batch(1024))
-        .stage(Stage::map("scale", scale).batch(1024))
-        .default_batch(1024)
+        .stage(Stage::map("wrap", wrap))
+        .stage(Stage::map("square", square))
+        .stage(Stage::map("scale", scale))
         .reply_to("wrap", 0u64, |sum, _id, reply| match reply {
             Outcome::Output(d) => sum.wrapping_add(d.y),
             _ => sum,

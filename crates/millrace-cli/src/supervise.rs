@@ -12,6 +12,8 @@
 //! * a [`StopRequest`] raised by the sink becomes a graceful stop, and so does reaching
 //!   the [`Watch::deadline`] (`millrace tune` runs for a set time);
 //! * every [`live::INTERVAL`] the live view, if any, is redrawn from `Handle::snapshot`;
+//!   without one, every [`Watch::progress_every`] a progress line is printed on stderr
+//!   ([`progress::status_line`]).
 //! * the metrics server, if any (`--metrics-addr`), reads the same snapshots at each
 //!   scrape, and the final report once the run has ended.
 
@@ -21,6 +23,7 @@ use millrace::{Finished, Report, RunError, Running};
 use millrace_prometheus::MetricsServer;
 
 use crate::live::{self, LiveView};
+use crate::progress::{self, Progress};
 use crate::signals::Interrupts;
 use crate::sink_runner::StopRequest;
 
@@ -54,6 +57,10 @@ pub struct Watch<'a> {
     pub interrupts: &'a Interrupts,
     /// Stop the run gracefully at this time, if it is still going.
     pub deadline: Option<Instant>,
+    /// The source's progress, where its size is known (for the live view and the lines).
+    pub progress: Option<&'a Progress>,
+    /// Without a live view, print a progress line on stderr this often.
+    pub progress_every: Option<Duration>,
     /// The `/metrics` endpoint, if one is served.
     pub metrics: Option<&'a MetricsServer>,
 }
@@ -75,8 +82,13 @@ pub fn supervise<R: Send + 'static>(
         stop,
         interrupts,
         deadline,
+        progress,
+        progress_every,
         metrics,
     } = watch;
+    // Progress lines stand in for the live view, not beside it.
+    let progress_every = progress_every.filter(|d| live.is_none() && !d.is_zero());
+    let mut next_line = progress_every.map(|every| Instant::now() + every);
     let handle = running.handle();
     if let Some(server) = metrics {
         server.watch(handle.clone());
@@ -144,13 +156,23 @@ pub fn supervise<R: Send + 'static>(
         }
         if let Some(view) = live.as_mut() {
             if Instant::now() >= next_draw {
-                view.update(&handle.snapshot());
+                view.update(&handle.snapshot(), progress);
                 next_draw = Instant::now() + live::INTERVAL;
+            }
+        }
+        if let (Some(due), Some(every)) = (next_line, progress_every) {
+            if Instant::now() >= due {
+                crate::commands::print_err(&format!(
+                    "{}\n",
+                    progress::status_line(&handle.snapshot(), progress)
+                ));
+                next_line = Some(due.max(Instant::now() - every) + every);
             }
         }
         // Sleep until the run ends, an interrupt arrives, or the next timer is due.
         let now = Instant::now();
         let timers = [
+            next_line,
             live.as_ref().map(|_| next_draw),
             deadline.filter(|_| !forwarded),
             abort_deadline,

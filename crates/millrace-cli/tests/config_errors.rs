@@ -360,3 +360,20 @@ fn the_forms_of_duration_in_use_are_accepted() {
         drop(dir);
     }
 }
+
+#[test]
+fn every_error_of_a_file_is_reported_at_once_in_file_order() {
+    rejects(
+        "[source]\nkind = \"range\"\nedn = 10\n\n\
+         [[stage]]\nkind = \"square\"\nwokers = 4\n\n\
+         [[stage]]\nkind = \"grep\"\npattern = \"(\"\n\n\
+         [sink]\nkind = \"sum\"\non_error = \"ski\"\n",
+        &[
+            "FILE:3:1: unknown key `edn` in [source]",
+            "FILE:7:1: unknown key `wokers`",
+            "FILE:11:11: `pattern` is not a valid regex",
+            "FILE:15:12: `on_error` must be one of skip, stop",
+            "FILE: 4 errors",
+        ],
+    );
+}

@@ -75,8 +75,12 @@ fn pipeline_autoscale_covers_stages_without_workers_but_not_async_ones() {
         ]
     );
     assert_eq!(spec.scaling.cpu_budget, Some(2));
-    // Without it, the default is one worker.
+    // Without it, too: autoscaling is the default.
     let spec = load(&format!("{SOURCE}{THREE}{SINK}"), &[]).unwrap();
+    assert_eq!(workers(&spec)[0], Workers::Auto { min: 1, max: None });
+    // `autoscale = false` gives such stages one worker.
+    let text = format!("[pipeline]\nautoscale = false\n{SOURCE}{THREE}{SINK}");
+    let spec = load(&text, &[]).unwrap();
     assert_eq!(workers(&spec)[0], Workers::Fixed(1));
 }
 

@@ -16,7 +16,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use common::{drain, line_by_line, pipeline_file, sigint, wait_for_handler, wait_or_kill};
+use common::{
+    drain, line_by_line, pipeline_file, read_report, sigint, totals, wait_for_handler, wait_or_kill,
+};
 
 /// How long a line may take to show at the sink before the test counts it as held back:
 /// far longer than the flush interval (100 ms), so a busy machine does not fail the test.
@@ -97,25 +99,6 @@ impl Streaming {
         let stderr = self.stderr.join().expect("the stderr reader");
         (status.code(), String::from_utf8_lossy(&stderr).into_owned())
     }
-}
-
-fn read_report(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
-}
-
-/// The report's totals balance: in (+ expanded) = delivered + filtered + failed + cancelled.
-fn totals(json: &serde_json::Value) -> [u64; 5] {
-    let t = &json["totals"];
-    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k} in {t}"));
-    let [i, d, f, x, c] = [
-        n("items_in"),
-        n("delivered"),
-        n("filtered"),
-        n("failed"),
-        n("cancelled"),
-    ];
-    assert_eq!(i + n("expanded"), d + f + x + c, "unbalanced: {t}");
-    [i, d, f, x, c]
 }
 
 #[test]

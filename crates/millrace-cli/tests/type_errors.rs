@@ -185,16 +185,23 @@ fn check_shows_what_each_part_emits() {
          [sink]\nkind = \"sum\"\n",
     );
     std::fs::write(dir.path().join("in.txt"), "3\n4\n").unwrap();
-    let resolved = "[pipeline]\nname = \"pipeline\"\ncapacity = 4096\nbatch = 256\nfuse = false\n\
-         \n[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
-         # emits: record {line: number, text: text}\n\
-         \n[[stage]]\nname = \"parse\"\nkind = \"parse\"\nworkers = 1\ncapacity = 4096\nbatch = 256\n\
+    // Nothing set: the stages are autoscaled within the cores and batch sizes adapt.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let adapts = "# batch: not set, adapts while the pipeline runs";
+    let resolved = format!(
+        "[pipeline]\nname = \"pipeline\"\ncapacity = 16384\n{adapts}\n\
+         # cpu_budget: not set, so the number of cores ({cores} here)\n\
+         autoscale_interval = \"200ms\"\nfuse = false\nfuse_auto = true\n\
+         \n[source]\nkind = \"lines\"\npath = \"in.txt\"\nfollow = false\n\
+         # emits: record {{line: number, text: text}}\n\
+         \n[[stage]]\nname = \"parse\"\nkind = \"parse\"\nworkers = \"auto\"\ncapacity = 16384\n{adapts}\n\
          ordered = false\non_error = \"skip\"\nfield = \"text\"\ninto = \"value\"\n\
-         # emits: record {line: number, text: text, value: number}\n\
-         \n[[stage]]\nname = \"square\"\nkind = \"square\"\nworkers = 1\ncapacity = 4096\nbatch = 256\n\
+         # emits: record {{line: number, text: text, value: number}}\n\
+         \n[[stage]]\nname = \"square\"\nkind = \"square\"\nworkers = \"auto\"\ncapacity = 16384\n{adapts}\n\
          ordered = false\non_error = \"skip\"\nfield = \"value\"\ninto = \"value\"\n\
-         # emits: record {line: number, text: text, value: number}\n\
-         \n[sink]\nkind = \"sum\"\non_error = \"skip\"\nfield = \"value\"\n";
+         # emits: record {{line: number, text: text, value: number}}\n\
+         \n[sink]\nkind = \"sum\"\non_error = \"skip\"\nfield = \"value\"\n"
+    );
     millrace()
         .arg("check")
         .arg(&path)
@@ -204,6 +211,6 @@ fn check_shows_what_each_part_emits() {
             "# {}: valid; the resolved pipeline, every default written out:\n{resolved}",
             path.display()
         ));
-    let spec = millrace_cli::config::load_str(resolved, "again.toml", dir.path(), &[]).unwrap();
+    let spec = millrace_cli::config::load_str(&resolved, "again.toml", dir.path(), &[]).unwrap();
     assert_eq!(millrace_cli::commands::check::to_toml(&spec), resolved);
 }

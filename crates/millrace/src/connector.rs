@@ -8,7 +8,8 @@
 //! # Semantics
 //!
 //! * **Bounded.** A connector holds at most its capacity in batches; a sender waits only when
-//!   it is full. Memory is bounded by capacities, not by input length.
+//!   it is full. Producers fill batches to the connector's [`BatchSize`], pinned by the user
+//!   or adapted while the pipeline runs (see [`crate::batch_size`]). Memory is bounded by capacities, not by input length.
 //! * **Disconnection.** When every outlet is dropped, inlets drain what is queued and then
 //!   report the end; this is how "no more input" travels down a pipeline. When every inlet is
 //!   dropped, sends fail and hand the batch back.
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
+use crate::batch_size::BatchSize;
 use crate::item::Batch;
 use crate::pool::Pool;
 
@@ -30,6 +32,7 @@ use crate::pool::Pool;
 pub(crate) struct Outlet<T> {
     tx: Sender<Batch<T>>,
     pool: Arc<Pool<T>>,
+    size: Arc<BatchSize>,
 }
 
 // Derived Clone would require T: Clone; only the handle is cloned.
@@ -38,6 +41,7 @@ impl<T> Clone for Outlet<T> {
         Outlet {
             tx: self.tx.clone(),
             pool: Arc::clone(&self.pool),
+            size: Arc::clone(&self.size),
         }
     }
 }
@@ -46,6 +50,7 @@ impl<T> Clone for Outlet<T> {
 pub(crate) struct Inlet<T> {
     rx: Receiver<Batch<T>>,
     pool: Arc<Pool<T>>,
+    size: Arc<BatchSize>,
 }
 
 impl<T> Clone for Inlet<T> {
@@ -53,21 +58,24 @@ impl<T> Clone for Inlet<T> {
         Inlet {
             rx: self.rx.clone(),
             pool: Arc::clone(&self.pool),
+            size: Arc::clone(&self.size),
         }
     }
 }
 
-/// A connector holding at most `capacity` batches. Its two ends share a [`Pool`]: the
-/// consumer gives back the vectors it emptied, the producer fills them again.
-pub(crate) fn connector<T>(capacity: usize) -> (Outlet<T>, Inlet<T>) {
+/// A connector holding at most `capacity` batches of `size` items. Its two ends share a
+/// [`Pool`] (the consumer gives back the vectors it emptied, the producer fills them again)
+/// and the [`BatchSize`] (producers fill batches to it; both ends measure for it).
+pub(crate) fn connector<T>(capacity: usize, size: Arc<BatchSize>) -> (Outlet<T>, Inlet<T>) {
     let (tx, rx) = bounded(capacity.max(1));
     let pool = Arc::new(Pool::new());
     (
         Outlet {
             tx,
             pool: Arc::clone(&pool),
+            size: Arc::clone(&size),
         },
-        Inlet { rx, pool },
+        Inlet { rx, pool, size },
     )
 }
 
@@ -79,6 +87,12 @@ pub(crate) enum Poll<T> {
 }
 
 impl<T> Outlet<T> {
+    /// The connector's batch size: fill batches to [`get`](BatchSize::get), and report
+    /// how long filling took ([`filled`](BatchSize::filled)).
+    pub(crate) fn batch_size(&self) -> &BatchSize {
+        &self.size
+    }
+
     /// An empty vector for the next batch, with room for `capacity` items (recycled if the
     /// consumer gave one back).
     pub(crate) fn fresh(&self, capacity: usize) -> Vec<T> {
@@ -118,6 +132,12 @@ impl<T> Outlet<T> {
 }
 
 impl<T> Inlet<T> {
+    /// The connector's batch size: report how long a batch took to process
+    /// ([`used`](BatchSize::used)).
+    pub(crate) fn batch_size(&self) -> &BatchSize {
+        &self.size
+    }
+
     /// Gives back the vector of a batch this side emptied, for the producer to fill again.
     pub(crate) fn recycle(&self, spent: Vec<T>) {
         self.pool.give(spent);

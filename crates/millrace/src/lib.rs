@@ -40,8 +40,10 @@
 //!   ([`Stage`]).
 //! * **Ordering**: a stage marked [`ordered`](Stage::ordered) emits in input order despite
 //!   many workers, through a bounded reorder buffer.
-//! * **Batching**: connectors move batches; a worker flushes a partial batch as soon as it
-//!   would otherwise wait.
+//! * **Batching**: connectors move batches whose size adapts while the pipeline runs (large
+//!   for cheap items, single items for costly or sparse ones) unless [pinned](Stage::batch),
+//!   within a [capacity](Stage::capacity) counted in items; a worker flushes a partial batch
+//!   as soon as it would otherwise wait.
 //! * **Errors and panics** fail one item, under an [`ErrorPolicy`]: skip, retry with
 //!   backoff, or stop gracefully; failed items can go to [dead letters](Stage::dead_letter).
 //!   A sink that can fail ([`try_for_each`](PipelineBuilder::try_for_each)) follows the
@@ -54,8 +56,8 @@
 //!   into busy, idle and blocked; the [`Report`] names the bottleneck and why.
 //! * **Fusion**: adjacent stages can share workers, with no hop between them
 //!   ([`fuse`](PipelineBuilder::fuse)).
-//! * **Autoscaling**: stages on [`auto_workers`](Stage::auto_workers) (or every stage, with
-//!   [`autoscale`](PipelineBuilder::autoscale)) get their worker counts from a controller
+//! * **Autoscaling**: stages without a worker count (or with
+//!   [`auto_workers`](Stage::auto_workers) bounds) get their worker counts from a controller
 //!   that measures each stage's cost while the pipeline runs, within a CPU budget; adjacent
 //!   auto stages with the same bounds share workers by default. A
 //!   [wedge detector](PipelineBuilder::wedge_timeout) names what every worker is doing
@@ -80,6 +82,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod autoscale;
+mod batch_size;
 mod connector;
 mod control;
 mod error;
@@ -103,6 +106,8 @@ pub mod timeline;
 pub mod trace;
 mod window;
 
+#[cfg(all(test, loom))]
+mod loom_batch_size;
 #[cfg(all(test, loom))]
 mod loom_channel;
 #[cfg(all(test, loom))]

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
+use crate::batch_size::BatchSize;
+
 /// One worker's counters.
 #[derive(Default, Debug)]
 pub(crate) struct Counters {
@@ -140,9 +142,9 @@ pub(crate) struct StageMetrics {
     workers: AtomicUsize,
     /// Capacity of the stage's input connector, in batches.
     pub(crate) queue_capacity: usize,
-    /// Items per batch on the stage's input connector (0: not known), so that reports can
-    /// give the capacity in items.
-    pub(crate) batch: usize,
+    /// The batch size of the stage's input connector (`None`: not known), so that reports
+    /// can give the capacity in items and what an adaptive size chose.
+    pub(crate) batch: Option<Arc<BatchSize>>,
     /// Runs on the previous stage's workers (no connector of its own).
     pub(crate) fused: bool,
     slots: Box<[CachePadded<Counters>]>,
@@ -164,7 +166,7 @@ impl StageMetrics {
             name,
             workers: AtomicUsize::new(workers),
             queue_capacity,
-            batch: 0,
+            batch: None,
             fused: false,
             slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
@@ -178,10 +180,9 @@ impl StageMetrics {
         self
     }
 
-    /// Sets the items per batch on the stage's input connector, for the capacity in items.
-    // Not called yet: the launch passes only the capacity in batches for now.
-    pub(crate) fn batch(mut self, items: usize) -> Self {
-        self.batch = items;
+    /// Sets the batch size of the stage's input connector.
+    pub(crate) fn batch(mut self, size: Arc<BatchSize>) -> Self {
+        self.batch = Some(size);
         self
     }
 
@@ -204,10 +205,22 @@ impl StageMetrics {
     }
 
     pub(crate) fn tally(&self) -> Tally {
+        self.tally_at(None)
+    }
+
+    /// The counters, with the time of batches still being processed at `now` (time since
+    /// the run started) counted as busy: a stage deep in a long first batch is busy, not
+    /// idle, in a snapshot or the report of an aborted run.
+    pub(crate) fn tally_at(&self, now: Option<Duration>) -> Tally {
         let mut t = Tally::default();
         let (mut busy, mut idle, mut blocked, mut qsum, mut qn) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut waiting = 0u64;
         for s in self.slots.iter() {
+            if let Some(now) = now {
+                if let (Activity::Busy, since) = s.activity() {
+                    busy += now.saturating_sub(since).as_nanos() as u64;
+                }
+            }
             t.items_in += s.items_in.load(Relaxed);
             t.items_out += s.items_out.load(Relaxed);
             t.filtered += s.filtered.load(Relaxed);

@@ -123,14 +123,17 @@ impl Report {
     /// The report of a run from its ledger, `wall` after it started.
     pub(crate) fn build(ledger: &Ledger, wall: Duration, end: EndState) -> Report {
         let scaling = lock(&ledger.scaling).clone();
-        let source = StageReport::new(&ledger.source, wall, None);
+        let source = StageReport::new(&ledger.source, wall, None, None);
         let stages: Vec<StageReport> = ledger
             .stages
             .iter()
             .enumerate()
-            .map(|(i, m)| StageReport::new(m, wall, worker_seconds(&scaling.history, i, wall)))
+            .map(|(i, m)| {
+                let worker_seconds = worker_seconds(&scaling.history, i, wall);
+                StageReport::new(m, wall, worker_seconds, Some(wall))
+            })
             .collect();
-        let sink = StageReport::new(&ledger.sink, wall, None);
+        let sink = StageReport::new(&ledger.sink, wall, None, None);
         let latency = {
             let h = lock(&ledger.latency);
             Latency {

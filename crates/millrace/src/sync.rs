@@ -1,8 +1,8 @@
 //! The synchronisation primitives the protocols are built on, routed through one place.
 //!
 //! Under `cfg(loom)` every mutex, condition variable and atomic used by the hand-off
-//! protocols ([`crate::window`], [`crate::reorder`], [`crate::segment::crew`], and the stop and
-//! cancel flags of [`crate::signals`]) comes from [loom], so the model checks in
+//! protocols ([`crate::window`], [`crate::reorder`], [`crate::segment::crew`], the stop and
+//! cancel flags of [`crate::signals`], and each connector's [`crate::batch_size`]) comes from [loom], so the model checks in
 //! `loom_*.rs` explore every interleaving of the real code; otherwise they are `std`'s.
 //! This is the shim habit of tokio's `crate::loom`.
 //!

@@ -249,7 +249,9 @@ fn time_shares_are_fractions_and_latency_covers_every_delivered_item() {
 fn slow_in_the_middle(first: &str) -> millrace::Report {
     let first = first.to_owned();
     within(60, move || {
+        // One fixed worker each (not autoscaled), so each stage is judged on its own.
         Pipeline::source(0..300u64)
+            .default_workers(1)
             .stage(Stage::map(&first, |x: u64| x).batch(4))
             .stage(
                 Stage::map("slow", |x: u64| {
@@ -270,6 +272,7 @@ fn slow_in_the_middle(first: &str) -> millrace::Report {
 fn the_bottleneck_is_the_stage_whose_workers_are_busiest() {
     let report = within(60, || {
         Pipeline::source(0..300u64)
+            .default_workers(1)
             .stage(
                 Stage::map("slow", |x: u64| {
                     std::thread::sleep(Duration::from_millis(1));
@@ -321,6 +324,48 @@ fn a_snapshot_mid_run_reports_a_running_pipeline() {
         let report = running.join().unwrap().report;
         assert_eq!(report.end(), EndState::Stopped);
         assert!(report.delivered() >= snapshot.delivered());
+    });
+}
+
+#[test]
+fn a_stage_inside_its_first_batch_counts_as_busy_before_the_batch_ends() {
+    // Issue 14, bug 1: a stage still inside its first batch showed busy 0%, and the
+    // bottleneck was named elsewhere. The gate holds the batch open until the test is done.
+    let (open, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    within(30, move || {
+        let running = Pipeline::source(0..10u64)
+            .stage(
+                Stage::map("held", move |x: u64| {
+                    if x == 0 {
+                        let _ = gate.lock().unwrap().recv();
+                    }
+                    x
+                })
+                .workers(1)
+                .batch(10),
+            )
+            .for_each(|_| {})
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        common::eventually(20, "the held stage to count as busy", || {
+            handle
+                .snapshot()
+                .stage("held")
+                .is_some_and(|s| s.busy > 0.0)
+        });
+        let snapshot = handle.snapshot();
+        assert_eq!(snapshot.stage("held").unwrap().tally.items_in, 10);
+        assert_eq!(
+            snapshot.bottleneck().map(|b| b.stage.clone()),
+            Some("held".to_owned())
+        );
+        let _ = open.send(());
+        let report = running.join().unwrap().report;
+        assert_eq!(report.delivered(), 10);
+        let held = report.stage("held").unwrap();
+        assert!(held.busy <= 1.0 && held.busy + held.idle + held.blocked <= 1.0 + 1e-9);
     });
 }
 

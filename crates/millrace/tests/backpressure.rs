@@ -252,7 +252,7 @@ fn item_gate() -> (
 #[test]
 fn a_small_capacity_is_honoured_in_items_not_rounded_up_to_a_default_batch() {
     // `.capacity(8)` of large items must mean about 8 items in the queue, not one default
-    // batch of 256 (issue 13): the default batch is cut to a quarter of the capacity.
+    // batch (issue 13): an adaptive batch size stays within a quarter of the capacity.
     let report = within(30, || {
         Pipeline::source((0..200u64).map(|x| vec![x as u8; 1 << 10]))
             .stage(Stage::map("big", |v: Vec<u8>| v.len()).capacity(8))
@@ -263,10 +263,12 @@ fn a_small_capacity_is_honoured_in_items_not_rounded_up_to_a_default_batch() {
             .report
     });
     let big = report.stage("big").unwrap();
-    assert_eq!((big.batch, big.queue_capacity), (2, 4));
+    assert_eq!((big.batch_limit, big.queue_capacity), (2, 4));
+    assert!(big.batch_adaptive && big.batch <= big.batch_limit);
     assert_eq!(big.queue_items(), Some(8));
     // An explicit batch still pins it: one batch of 64.
     let pinned = report.stage("pinned").unwrap();
     assert_eq!((pinned.batch, pinned.queue_capacity), (64, 1));
+    assert!(!pinned.batch_adaptive);
     assert_eq!(report.delivered(), 200);
 }

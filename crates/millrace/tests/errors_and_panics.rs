@@ -417,6 +417,7 @@ fn a_worker_gets_fresh_state_after_a_panic() {
                         (x, *seen)
                     },
                 )
+                .workers(1)
                 .batch(10),
             )
             .collect()

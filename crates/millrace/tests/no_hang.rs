@@ -358,12 +358,15 @@ fn a_sync_stage_stuck_for_good_fails_the_run_and_is_detached() {
     let (release, held) = gate();
     let err = within(60, move || {
         Pipeline::source(0..1_000u64)
-            .stage(Stage::map("stuck", move |x: u64| {
-                if x == 3 {
-                    let _ = held.lock().unwrap().recv();
-                }
-                x
-            }))
+            .stage(
+                Stage::map("stuck", move |x: u64| {
+                    if x == 3 {
+                        let _ = held.lock().unwrap().recv();
+                    }
+                    x
+                })
+                .workers(1),
+            )
             .wedge_timeout(Duration::from_millis(200), WedgePolicy::Fail)
             .autoscale_interval(Duration::from_millis(20))
             .default_batch(1)

@@ -1,6 +1,7 @@
 //! Property tests: random pipelines against a sequential reference.
 //!
-//! A random pipeline has 1–6 stages of 1–8 workers each, input capacity 1–64, batch 1–256,
+//! A random pipeline has 1–6 stages of 1–8 workers each, input capacity 1–64 or the default,
+//! batch 1–256 or adaptive (unset),
 //! ordered or not, and each stage one of: a map, a filter, a flat-map, a `try_map` or
 //! `try_flat_map` that returns errors, a map or flat-map that panics, a `try_map` that panics,
 //! or a flaky `try_map` that fails the first k tries of each item; its error policy skips,

@@ -181,11 +181,12 @@ fn stage_spec(rng: &mut Rng) -> StageSpec {
     StageSpec {
         op: op(rng),
         workers: rng.usize(1, 8),
-        capacity: rng.usize(1, 64),
-        batch: if rng.chance(50) {
-            rng.usize(1, 8)
-        } else {
-            rng.usize(1, 256)
+        // Unset (the defaults: 16,384 items, an adaptive batch size) or set, small or large.
+        capacity: (!rng.chance(20)).then(|| rng.usize(1, 64)),
+        batch: match rng.pick(&[2, 2, 3]) {
+            0 => Some(rng.usize(1, 8)),
+            1 => Some(rng.usize(1, 256)),
+            _ => None,
         },
         ordered: rng.chance(40),
         policy: rng.chance(50).then(|| policy(rng)),
@@ -335,7 +336,7 @@ fn shape(case: &Case, action: Action) -> String {
         .iter()
         .map(|s| {
             format!(
-                "{:?} w{} c{} b{}{}{}{}{}",
+                "{:?} w{} c{:?} b{:?}{}{}{}{}",
                 s.op,
                 s.workers,
                 s.capacity,

@@ -13,9 +13,10 @@ pub mod w4_ordered;
 pub mod w5_large;
 pub mod w6_hops;
 
+use std::cell::RefCell;
 use std::fmt;
 
-use millrace::{ErrorPolicy, PipelineBuilder, Stage};
+use millrace::{ErrorPolicy, PipelineBuilder, Report, Stage};
 
 use crate::error::Error;
 
@@ -261,29 +262,113 @@ impl Implementation {
     }
 }
 
-/// How a millrace implementation is set up: workers per stage, batch size, capacity.
+thread_local! {
+    /// The report of the last millrace run on this thread.
+    static LAST_REPORT: RefCell<Option<Report>> = const { RefCell::new(None) };
+}
+
+/// Keeps `report` as the last millrace run's (each workload's `millrace` calls it).
+pub fn remember(report: &Report) {
+    LAST_REPORT.with(|last| *last.borrow_mut() = Some(report.clone()));
+}
+
+/// The report of the last millrace run on this thread, if any; taken.
+pub fn take_last_report() -> Option<Report> {
+    LAST_REPORT.with(|last| last.borrow_mut().take())
+}
+
+/// What a run's adaptive batch sizes and autoscaler chose, in one line: each connector's
+/// batch size at the end (of its limit) and each part's workers.
+pub fn chosen(report: &Report) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let stages = report.stages();
+    let mut i = 0;
+    while i < stages.len() {
+        let first = &stages[i];
+        let mut names = vec![first.name.clone()];
+        let mut j = i + 1;
+        while j < stages.len() && stages[j].fused {
+            names.push(stages[j].name.clone());
+            j += 1;
+        }
+        let batch = if first.batch_adaptive {
+            format!("batch {} (≤ {})", first.batch, first.batch_limit)
+        } else {
+            format!("batch {} (pinned)", first.batch)
+        };
+        let workers = match first.workers {
+            1 => "1 worker".to_owned(),
+            n => format!("{n} workers"),
+        };
+        parts.push(format!("{}: {workers}, {batch}", names.join("+")));
+        i = j;
+    }
+    let sink = report.sink();
+    parts.push(format!(
+        "sink: batch {} (≤ {})",
+        sink.batch, sink.batch_limit
+    ));
+    parts.join("; ")
+}
+
+/// How a millrace implementation is set up: workers per stage, batch size, capacity, or
+/// nothing at all (the pipeline as a user writes it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MillraceConfig {
-    /// Workers of each stage, in order.
-    pub workers: Vec<usize>,
-    /// The batch size of every stage and of the sink.
-    pub batch: usize,
-    /// Every connector's capacity in items, or `None` for millrace's default (4096).
+    /// Workers of each stage, in order; `None`: not set (the stages are autoscaled).
+    pub workers: Option<Vec<usize>>,
+    /// The batch size of every stage and of the sink; `None`: not set (it adapts).
+    pub batch: Option<usize>,
+    /// Every connector's capacity in items (`default_capacity`), or `None` for millrace's
+    /// default.
     pub capacity: Option<usize>,
+    /// `.capacity(items)` on each stage, as a user sizing each stage writes it.
+    pub stage_capacity: Option<usize>,
     /// Whether adjacent stages of equal worker counts share workers
     /// ([`PipelineBuilder::fuse`]).
     pub fuse: bool,
 }
 
+/// The capacity the "as a user writes it" rows set on each stage: what the other pipelines
+/// of the comparison (the crossbeam baseline) use.
+pub const USER_CAPACITY: usize = 1024;
+
 impl MillraceConfig {
     /// Workers per stage and batch size, default capacity.
     pub fn new(workers: &[usize], batch: usize) -> Self {
         MillraceConfig {
-            workers: workers.to_vec(),
-            batch,
+            workers: Some(workers.to_vec()),
+            batch: Some(batch),
             capacity: None,
+            stage_capacity: None,
             fuse: false,
         }
+    }
+
+    /// The pipeline as a user writes it: the public API with nothing set.
+    pub fn as_written() -> Self {
+        MillraceConfig {
+            workers: None,
+            batch: None,
+            capacity: None,
+            stage_capacity: None,
+            fuse: false,
+        }
+    }
+
+    /// As a user who sizes each stage writes it: `.workers(w)` and
+    /// `.capacity(`[`USER_CAPACITY`]`)` on each stage, nothing else.
+    pub fn user_sized(workers: &[usize]) -> Self {
+        MillraceConfig {
+            workers: Some(workers.to_vec()),
+            stage_capacity: Some(USER_CAPACITY),
+            ..Self::as_written()
+        }
+    }
+
+    /// Whether this is one of the "as a user writes it" rows (no batch size set).
+    pub fn is_as_written(&self) -> bool {
+        self.batch.is_none()
     }
 
     /// With adjacent stages of equal worker counts fused.
@@ -298,13 +383,16 @@ impl MillraceConfig {
         self
     }
 
-    /// Sets the pipeline-wide batch, capacity and a stop-on-error policy (a failed item
-    /// must not go unnoticed in a benchmark).
+    /// Sets the pipeline-wide settings and a stop-on-error policy (a failed item must not go
+    /// unnoticed in a benchmark; it does not change the speed of a run without failures).
     pub fn pipeline<T: Send + 'static>(&self, builder: PipelineBuilder<T>) -> PipelineBuilder<T> {
-        let builder = builder
-            .default_batch(self.batch)
-            .on_error(ErrorPolicy::Stop);
-        let builder = if self.fuse { builder.fuse() } else { builder };
+        let mut builder = builder.on_error(ErrorPolicy::Stop);
+        if let Some(batch) = self.batch {
+            builder = builder.default_batch(batch);
+        }
+        if self.fuse {
+            builder = builder.fuse();
+        }
         match self.capacity {
             Some(items) => builder.default_capacity(items),
             None => builder,
@@ -313,29 +401,58 @@ impl MillraceConfig {
 
     /// Applies the settings of stage `index` (0-based) to `stage`.
     pub fn stage<T, U>(&self, index: usize, stage: Stage<T, U>) -> Stage<T, U> {
-        let workers = self.workers.get(index).copied().unwrap_or(1);
-        stage.workers(workers).batch(self.batch)
+        let mut stage = stage;
+        if let Some(workers) = &self.workers {
+            stage = stage.workers(workers.get(index).copied().unwrap_or(1));
+        }
+        if let Some(batch) = self.batch {
+            stage = stage.batch(batch);
+        }
+        if let Some(items) = self.stage_capacity {
+            stage = stage.capacity(items);
+        }
+        stage
     }
 
-    /// Threads the run uses: every worker, plus the source and the sink. Fused runs of
-    /// adjacent stages with equal worker counts share their workers (assuming no ordered
-    /// stage ends a run early).
-    pub fn threads(&self) -> usize {
+    /// Threads the run uses: every worker, plus the source and the sink (`None` when the
+    /// stages are autoscaled). Fused runs of adjacent stages with equal worker counts share
+    /// their workers (assuming no ordered stage ends a run early).
+    pub fn threads(&self) -> Option<usize> {
+        let workers = self.workers.as_ref()?;
         let workers: usize = if self.fuse {
-            let mut runs = self.workers.clone();
+            let mut runs = workers.clone();
             runs.dedup();
             runs.iter().sum()
         } else {
-            self.workers.iter().sum()
+            workers.iter().sum()
         };
-        workers + 2
+        Some(workers + 2)
     }
 }
 
 impl fmt::Display for MillraceConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let workers: Vec<String> = self.workers.iter().map(usize::to_string).collect();
-        write!(f, "workers {} · batch {}", workers.join(","), self.batch)?;
+        let workers = self.workers.as_ref().map(|w| {
+            let w: Vec<String> = w.iter().map(usize::to_string).collect();
+            w.join(",")
+        });
+        if self.is_as_written() {
+            write!(f, "as a user writes it: ")?;
+            match (&workers, self.stage_capacity) {
+                (None, None) => return write!(f, "nothing set"),
+                (Some(w), Some(c)) => return write!(f, "workers {w} · .capacity({c}) per stage"),
+                (Some(w), None) => write!(f, "workers {w}")?,
+                (None, Some(c)) => write!(f, ".capacity({c}) per stage")?,
+            }
+        } else {
+            match &workers {
+                Some(w) => write!(f, "workers {w}")?,
+                None => write!(f, "autoscaled")?,
+            }
+            if let Some(batch) = self.batch {
+                write!(f, " · batch {batch}")?;
+            }
+        }
         if let Some(items) = self.capacity {
             write!(f, " · capacity {items}")?;
         }

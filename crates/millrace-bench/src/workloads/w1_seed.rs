@@ -27,6 +27,8 @@ pub fn configs() -> Vec<MillraceConfig> {
         MillraceConfig::new(&[2, 2, 2], 4096)
             .with_capacity(16_384)
             .fused(),
+        MillraceConfig::as_written(),
+        MillraceConfig::user_sized(&[1, 1, 1]),
     ]
 }
 
@@ -62,5 +64,6 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         .stage(config.stage(2, Stage::map("scale", scale)))
         .fold(0, add)
         .run()?;
+    crate::workloads::remember(&finished.report);
     Ok(finished.output)
 }

@@ -49,6 +49,10 @@ pub fn configs() -> Vec<MillraceConfig> {
     [[1, 1, 2, 1], [1, 1, 1, 1], [1, 1, 3, 1], [2, 2, 4, 2]]
         .iter()
         .map(|workers| MillraceConfig::new(workers, BATCH))
+        .chain([
+            MillraceConfig::as_written(),
+            MillraceConfig::user_sized(&[1, 1, 2, 1]),
+        ])
         .collect()
 }
 
@@ -86,5 +90,6 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         .stage(config.stage(3, Stage::map("d", d)))
         .fold(0, add)
         .run()?;
+    crate::workloads::remember(&finished.report);
     Ok(finished.output)
 }

@@ -49,5 +49,6 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         .stage(config.stage(3, Stage::map("d", d)).ordered())
         .fold(0, hash)
         .run()?;
+    crate::workloads::remember(&finished.report);
     Ok(finished.output)
 }

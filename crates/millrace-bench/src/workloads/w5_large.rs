@@ -58,15 +58,27 @@ pub fn configs() -> Vec<MillraceConfig> {
         MillraceConfig::new(&[2, 2, 1], 1).with_capacity(2),
         MillraceConfig::new(&[1, 2, 1], 1).with_capacity(2),
         MillraceConfig::new(&[1, 2, 1], 1).with_capacity(4),
+        MillraceConfig::as_written(),
+        MillraceConfig::user_sized(&[1, 2, 1]),
     ]
 }
+
+/// millrace's default capacity of a connector, in items.
+const DEFAULT_CAPACITY: usize = 16_384;
 
 /// The most buffers a millrace run under `config` can hold at once: each worker of the three
 /// stages one batch (in hand or being sent), and the two connectors that carry buffers full.
 pub fn millrace_in_flight(config: &MillraceConfig) -> usize {
-    let batch = config.batch;
-    let workers: usize = config.workers.iter().take(3).sum();
-    let capacity = config.capacity.unwrap_or(4096);
+    let capacity = config
+        .stage_capacity
+        .or(config.capacity)
+        .unwrap_or(DEFAULT_CAPACITY);
+    // Unset, the batch size adapts up to a quarter of the capacity, in four slots.
+    let batch = config.batch.unwrap_or((capacity / 4).max(1));
+    let workers: usize = match &config.workers {
+        Some(workers) => workers.iter().take(3).sum(),
+        None => crate::machine::cores(),
+    };
     let per_connector = capacity.div_ceil(batch).max(1) * batch;
     workers * batch + 2 * per_connector
 }
@@ -109,5 +121,6 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         .stage(config.stage(2, Stage::map("release", release)))
         .fold(0, add)
         .run()?;
+    crate::workloads::remember(&finished.report);
     Ok(finished.output)
 }

@@ -40,6 +40,8 @@ pub fn configs() -> Vec<MillraceConfig> {
         MillraceConfig::new(&[2; HOPS], 4096)
             .with_capacity(16_384)
             .fused(),
+        MillraceConfig::as_written(),
+        MillraceConfig::user_sized(&[1; HOPS]),
     ]
 }
 
@@ -73,5 +75,7 @@ pub fn millrace(n: u64, config: &MillraceConfig) -> Result<u64, Error> {
         let name = format!("hop{}", hop + 1);
         pipeline = pipeline.stage(config.stage(hop, Stage::map(&name, step)));
     }
-    Ok(pipeline.fold(0, add).run()?.output)
+    let finished = pipeline.fold(0, add).run()?;
+    crate::workloads::remember(&finished.report);
+    Ok(finished.output)
 }

@@ -6,13 +6,16 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, Format};
 use crate::config::duration;
 use crate::config::params::Params;
-use crate::config::{self, typecheck, PipelineSpec, Policy, Scaling, Workers};
+use crate::config::{
+    self, typecheck, ConfigError, PipelineSpec, Policy, Scaling, Severity, Workers,
+};
 use crate::value::Ty;
+use crate::{diagnostics, preflight};
 
-use super::{fail, print_or_closed, EXIT_CONFIG, EXIT_OK};
+use super::{print_err, print_or_closed, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
 
 fn quote(s: &str) -> String {
     serde_json::Value::from(s).to_string()
@@ -93,6 +96,14 @@ fn emits(out: &mut String, ty: Option<&Ty>) {
     }
 }
 
+/// The `batch` line: the size set, or a comment saying that it adapts.
+fn batch_line(batch: Option<usize>) -> String {
+    match batch {
+        Some(items) => format!("batch = {items}"),
+        None => "# batch: not set, adapts while the pipeline runs".to_owned(),
+    }
+}
+
 /// The resolved pipeline as TOML, with a `# emits: TYPE` comment after the source and each
 /// stage (left out for a pipeline whose types do not fit, which only an untyped load lets
 /// through).
@@ -101,7 +112,12 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
     let mut emitted = emitted.iter();
     let mut out = String::new();
     let _ = writeln!(out, "[pipeline]\nname = {}", quote(&spec.name));
-    let _ = writeln!(out, "capacity = {}\nbatch = {}", spec.capacity, spec.batch);
+    let _ = writeln!(
+        out,
+        "capacity = {}\n{}",
+        spec.capacity,
+        batch_line(spec.batch)
+    );
     if let Some(r) = &spec.report {
         let _ = writeln!(out, "report = {}", quote(&r.display().to_string()));
     }
@@ -125,8 +141,10 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
         }
         let _ = writeln!(
             out,
-            "capacity = {}\nbatch = {}\nordered = {}",
-            s.capacity, s.batch, s.ordered
+            "capacity = {}\n{}\nordered = {}",
+            s.capacity,
+            batch_line(s.batch),
+            s.ordered
         );
         policy(&mut out, s.policy);
         dead_letter(&mut out, s.dead_letter.as_deref());
@@ -140,30 +158,49 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
     out
 }
 
-/// Runs `millrace check`; returns the exit code.
+/// Runs `millrace check`; returns the exit code: 0 valid, 2 a bad file, 1 (under
+/// `--strict`) a valid file whose inputs or outputs are not ready.
 pub fn run(args: &CheckArgs) -> u8 {
-    match config::load(&args.file, &args.set) {
-        Ok(spec) => {
+    let shown = args.file.display().to_string();
+    let spec = match config::load(&args.file, &args.set) {
+        Ok(spec) => spec,
+        Err(e) => return refuse(args.format, &shown, &[e], EXIT_CONFIG),
+    };
+    let found = preflight::check(&spec, None, args.strict);
+    let failed = found.iter().any(|d| d.severity() == Severity::Error);
+    let code = if failed { EXIT_FAILED } else { EXIT_OK };
+    match args.format {
+        Format::Json => refuse(Format::Json, &spec.file, &found, code),
+        Format::Text if failed => refuse(Format::Text, &spec.file, &found, code),
+        Format::Text => {
             let code = print_or_closed(
                 &format!(
                     "# {}: valid; the resolved pipeline, every default written out:\n{}",
                     spec.file,
                     to_toml(&spec)
                 ),
-                EXIT_OK,
+                code,
             );
-            for (name, value) in spec.source.params.iter() {
-                if let config::params::ParamValue::Path(_, p) = value {
-                    if p.as_os_str() != "-" && !p.exists() {
-                        eprintln!(
-                            "millrace: warning: source `{name}` {} does not exist (yet)",
-                            p.display()
-                        );
-                    }
-                }
+            for warning in &found {
+                print_err(&format!("millrace: {warning}\n"));
             }
             code
         }
-        Err(e) => fail(EXIT_CONFIG, &e.to_string()),
+    }
+}
+
+/// Writes `found` in `format` (text to stderr; JSON to stdout) and returns `code`.
+fn refuse(format: Format, file: &str, found: &[ConfigError], code: u8) -> u8 {
+    match format {
+        Format::Text => {
+            for d in found {
+                print_err(&format!("millrace: {d}\n"));
+            }
+            code
+        }
+        Format::Json => {
+            let doc = diagnostics::document(file, found);
+            print_or_closed(&format!("{doc}\n"), code)
+        }
     }
 }

@@ -98,8 +98,10 @@ pub struct Supervised {
     pub runner: Option<SinkRunner>,
 }
 
-/// Builds `spec`'s pipeline and runs it under the live view `live`, Ctrl-C, an optional
-/// `deadline` (a graceful stop) and an optional metrics server, then summarises it, naming each part's kind from `kinds`.
+/// Builds `spec`'s pipeline and runs it under the live view `live` (or, without one, a
+/// progress line every `progress_every`), Ctrl-C, an optional `deadline` (a graceful
+/// stop) and an optional metrics server, then summarises it, naming each part's kind
+/// from `kinds`.
 ///
 /// # Errors
 ///
@@ -111,6 +113,7 @@ pub fn run_supervised(
     kinds: Vec<Option<String>>,
     live: Option<LiveView>,
     deadline: Option<Instant>,
+    progress_every: Option<std::time::Duration>,
     metrics: Option<&MetricsServer>,
 ) -> Result<Supervised, (u8, String)> {
     let failed = |code: u8, message: String| (fail(code, &message), message);
@@ -130,6 +133,8 @@ pub fn run_supervised(
         stop: Some(&stop),
         interrupts: &interrupts,
         deadline,
+        progress: Some(source_log.progress()),
+        progress_every,
         metrics,
     };
     let (ended, interruption) = supervise(running, watch);

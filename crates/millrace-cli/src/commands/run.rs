@@ -7,11 +7,13 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::time::Duration;
 
-use crate::cli::RunArgs;
-use crate::config;
+use crate::cli::{Format, RunArgs};
+use crate::config::{self, ConfigError};
 use crate::live::LiveView;
 use crate::metrics_serve;
+use crate::progress::{Progress, Unit, DEFAULT_EVERY};
 use crate::report_html;
 use crate::report_json;
 use crate::report_text;
@@ -19,6 +21,7 @@ use crate::seed;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
 use crate::supervise::{supervise, Watch};
+use crate::{diagnostics, preflight};
 
 use super::{fail, print_err, print_out, run_supervised, Supervised, EXIT_CONFIG, EXIT_FAILED};
 
@@ -90,6 +93,37 @@ fn not_started(
     code
 }
 
+/// How often to print a progress line when no live view is drawn: `--progress-every`
+/// (`0` or `off`: never), else every [`DEFAULT_EVERY`] when stderr is not a terminal (and
+/// not `--quiet`).
+///
+/// # Errors
+///
+/// A `--progress-every` that is not a duration.
+fn progress_every(args: &RunArgs) -> Result<Option<Duration>, String> {
+    match args.progress_every.as_deref().map(str::trim) {
+        Some("0" | "off") => Ok(None),
+        Some(text) => config::duration::parse(text).map(Some).map_err(|e| {
+            format!("--progress-every {text:?}: {e} (write a duration like 10s or 1m, or off)")
+        }),
+        None if args.quiet || std::io::stderr().is_terminal() => Ok(None),
+        None => Ok(Some(DEFAULT_EVERY)),
+    }
+}
+
+/// Writes config errors or pre-flight findings to stderr in `format`; returns `code`.
+fn diagnose(format: Format, file: &str, found: &[ConfigError], code: u8) -> u8 {
+    match format {
+        Format::Text => {
+            for d in found {
+                print_err(&format!("millrace: {d}\n"));
+            }
+        }
+        Format::Json => print_err(&format!("{}\n", diagnostics::document(file, found))),
+    }
+    code
+}
+
 /// The `/metrics` server `--metrics-addr` asks for, listening before the run starts; an
 /// address that cannot be served is a usage error.
 fn metrics_server(
@@ -121,6 +155,10 @@ fn run_seed(args: &RunArgs) -> u8 {
             "--set needs a pipeline file (the built-in seed pipeline takes --n)",
         );
     }
+    let progress_every = match progress_every(args) {
+        Ok(every) => every,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
     let n = args.n.unwrap_or(seed::DEFAULT_N);
     let metrics = match metrics_server(args, "seed") {
         Ok(m) => m,
@@ -131,11 +169,15 @@ fn run_seed(args: &RunArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
     let interrupts = Interrupts::install();
+    let progress = Progress::default();
+    progress.start(Unit::Items, Some(n));
     let watch = Watch {
         live: live_view(args.quiet || args.no_live, "seed", false),
         stop: None,
         interrupts: &interrupts,
         deadline: None,
+        progress: Some(&progress),
+        progress_every,
         metrics: metrics.as_ref(),
     };
     let (ended, interruption) = supervise(running, watch);
@@ -172,14 +214,34 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             "--n is for the built-in seed pipeline; with a file use --set source.end=N",
         );
     }
+    let progress_every = match progress_every(args) {
+        Ok(every) => every,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
     let spec = match config::load(file, &args.set) {
         Ok(spec) => spec,
-        Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
+        Err(e) => {
+            let shown = file.display().to_string();
+            return diagnose(args.error_format, &shown, &[e], EXIT_CONFIG);
+        }
     };
     let json_path = args.report.as_deref().or(spec.report.as_deref());
     if args.report.is_none() {
         if let Err(code) = check_report_path(json_path) {
             return code;
+        }
+    }
+    if args.strict {
+        let found = preflight::check(&spec, json_path, true);
+        if !found.is_empty() {
+            let code = diagnose(args.error_format, &spec.file, &found, EXIT_FAILED);
+            let message = found
+                .iter()
+                .map(|d| d.message())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let message = format!("pre-flight (--strict): {message}");
+            return not_started(code, &message, &spec.name, Some(file), json_path);
         }
     }
     let writes_stdout = spec.sink.part.kind.name == "stdout"
@@ -200,7 +262,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         dead_letters,
         summary,
         runner,
-    } = match run_supervised(&spec, kinds, live, None, metrics.as_ref()) {
+    } = match run_supervised(&spec, kinds, live, None, progress_every, metrics.as_ref()) {
         Ok(run) => run,
         Err((code, message)) => {
             return not_started(code, &message, &spec.name, Some(file), json_path);

@@ -30,8 +30,9 @@ pub enum ParamType {
     Bool,
     /// Any string.
     Text,
-    /// A file or directory path; relative paths in a file are relative to the file's
-    /// directory, on the command line to the current directory. `-` means stdin/stdout.
+    /// A file or directory path; relative paths, in the file or in a `--set`, are relative
+    /// to the pipeline file's directory; a leading `~` is the home directory. `-` means
+    /// stdin/stdout.
     Path,
     /// A regular expression (Rust `regex` syntax), checked when the file is loaded.
     Regex,
@@ -218,8 +219,9 @@ impl Params {
     }
 }
 
-/// How relative paths resolve: against the pipeline file's directory for values written in
-/// it, against the current directory for `--set` values.
+/// How relative paths resolve: against the pipeline file's directory, for values written
+/// in it and `--set` values alike (one rule, whatever the current directory); `~` and
+/// `~/…` against the home directory (`$HOME`).
 #[derive(Clone, Debug)]
 pub struct PathBase {
     /// The directory of the pipeline file.
@@ -227,12 +229,30 @@ pub struct PathBase {
 }
 
 impl PathBase {
-    fn resolve(&self, written: &str, loc: &Loc) -> PathBuf {
+    fn resolve(&self, written: &str, loc: &Loc) -> Result<PathBuf, ConfigError> {
+        let home = || {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        loc.clone(),
+                        format!("{written:?} starts with `~`, but HOME is not set"),
+                    )
+                    .help("write the path out, or set HOME")
+                })
+        };
+        if written == "~" {
+            return home();
+        }
+        if let Some(rest) = written.strip_prefix("~/") {
+            return Ok(home()?.join(rest));
+        }
         let p = Path::new(written);
-        if written == "-" || p.is_absolute() || matches!(loc, Loc::Override(_)) {
-            p.to_path_buf()
+        if written == "-" || p.is_absolute() {
+            Ok(p.to_path_buf())
         } else {
-            self.file_dir.join(p)
+            Ok(self.file_dir.join(p))
         }
     }
 }
@@ -331,7 +351,7 @@ pub fn check(spec: &ParamSpec, node: &Node, base: &PathBase) -> Result<ParamValu
         (ParamType::Text, NodeKind::Str(s)) => Ok(ParamValue::Text(s.clone())),
         (ParamType::Text, _) => Err(expected(spec, "a string", node)),
         (ParamType::Path, NodeKind::Str(s)) if !s.is_empty() => {
-            Ok(ParamValue::Path(s.clone(), base.resolve(s, &node.loc)))
+            Ok(ParamValue::Path(s.clone(), base.resolve(s, &node.loc)?))
         }
         (ParamType::Path, _) => Err(expected(spec, "a non-empty path string", node)),
         (ParamType::Regex, NodeKind::Str(s)) => match regex::Regex::new(s) {

@@ -1,258 +1,52 @@
 //! From the config tree to a [`PipelineSpec`]: every key known, every value checked,
 //! defaults applied.
 //!
-//! Each table is read through a `Keys` reader that marks the keys it takes; whatever is
-//! left at the end is an unknown key, reported with the closest known one. The first error
-//! found is returned (errors come in file order within a table).
+//! Each table is read through a `Keys` reader (`table.rs`) that knows the keys it
+//! takes; whatever else is there is an unknown key, reported with the closest known one.
+//! The settings every stage has are read by `settings.rs`. Reading goes on
+//! after an error, with what could be read, and every error is recorded in the
+//! [`Findings`]: the file's errors are reported all at once, in file order.
 
 use std::path::PathBuf;
 
-use super::error::{did_you_mean, ConfigError, Loc};
-use super::node::{parse_override_value, Entry, Node, NodeKind};
-use super::params::{self, Default, ParamSpec, ParamType, ParamValue, Params, PathBase};
+use super::error::{did_you_mean, ConfigError, Findings, Loc};
+use super::node::{parse_override_value, Node, NodeKind};
+use super::params::{self, Default, ParamType, ParamValue, Params, PathBase};
 use super::scaling;
 use super::schema::{
-    Part, PipelineSpec, Policy, SinkSpec, StageSpec, Workers, DEFAULT_BATCH, DEFAULT_CAPACITY,
-    DEFAULT_RETRY_ATTEMPTS, DEFAULT_RETRY_BACKOFF_MS, DEFAULT_WORKERS,
+    Part, PipelineSpec, Policy, SinkSpec, StageSpec, Workers, DEFAULT_CAPACITY, DEFAULT_WORKERS,
 };
+use super::settings::{
+    no_paths, policy, read_settings, read_sink_settings, text_setting, Settings, STAGE_SETTINGS,
+};
+use super::table::Keys;
 use crate::kinds::{self, Exec, Role};
 
-/// Settings a stage (and `[pipeline]`, as defaults) may set.
-const STAGE_SETTINGS: &[&str] = &[
-    "workers",
-    "capacity",
-    "batch",
-    "on_error",
-    "retry_attempts",
-    "retry_backoff_ms",
-    "retry_then",
-    "dead_letter",
-];
-
-/// Reads one table; [`Keys::check_unknown`] rejects keys it does not know.
-struct Keys<'a> {
-    entries: &'a [Entry],
-    what: String,
-}
-
-impl<'a> Keys<'a> {
-    fn new(node: &'a Node, what: &str) -> Result<Self, ConfigError> {
-        let entries = node.entries().ok_or_else(|| {
-            ConfigError::new(
-                node.loc.clone(),
-                format!("{what} must be a table, found {}", node.describe()),
-            )
-        })?;
-        Ok(Keys {
-            entries,
-            what: what.to_owned(),
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|e| e.key == key).map(|e| &e.value)
-    }
-
-    /// Fails on the first key (in file order) that is not in `known`.
-    fn check_unknown(&self, known: &[&str]) -> Result<(), ConfigError> {
-        match self
-            .entries
-            .iter()
-            .find(|e| !known.contains(&e.key.as_str()))
-        {
-            None => Ok(()),
-            Some(entry) => Err(ConfigError::new(
-                entry.key_loc.clone(),
-                format!("unknown key `{}` in {}", entry.key, self.what),
-            )
-            .help(
-                did_you_mean(&entry.key, known.iter().copied()).unwrap_or_else(|| {
-                    format!("the keys {} takes are: {}", self.what, known.join(", "))
-                }),
-            )),
-        }
-    }
-}
-
-fn int_setting(
-    keys: &Keys<'_>,
-    name: &'static str,
-    min: i64,
-    max: i64,
-) -> Result<Option<i64>, ConfigError> {
-    let Some(node) = keys.get(name) else {
-        return Ok(None);
-    };
-    let spec = ParamSpec {
-        name,
-        ty: ParamType::Int { min, max },
-        default: Default::Optional,
-        doc: "",
-    };
-    match params::check(&spec, node, &no_paths())? {
-        ParamValue::Int(i) => Ok(Some(i)),
-        _ => Ok(None),
-    }
-}
-
-fn text_setting(
-    keys: &Keys<'_>,
-    name: &'static str,
-    ty: ParamType,
-    base: &PathBase,
-) -> Result<Option<(ParamValue, Loc)>, ConfigError> {
-    let Some(node) = keys.get(name) else {
-        return Ok(None);
-    };
-    let spec = ParamSpec {
-        name,
-        ty,
-        default: Default::Optional,
-        doc: "",
-    };
-    Ok(Some((params::check(&spec, node, base)?, node.loc.clone())))
-}
-
-fn no_paths() -> PathBase {
-    PathBase {
-        file_dir: PathBuf::new(),
-    }
-}
-
-/// The stage settings read from one table: each `None` when not given.
-#[derive(Clone, Debug, Default)]
-struct Settings {
-    workers: Option<(Workers, Loc)>,
-    capacity: Option<usize>,
-    batch: Option<usize>,
-    on_error: Option<(String, Loc)>,
-    attempts: Option<(u32, Loc)>,
-    backoff_ms: Option<(u64, Loc)>,
-    then_stop: Option<(bool, Loc)>,
-    dead_letter: Option<PathBuf>,
-}
-
-fn read_settings(keys: &Keys<'_>, base: &PathBase) -> Result<Settings, ConfigError> {
-    let size = |i: Option<i64>| i.and_then(|i| usize::try_from(i).ok());
-    let mut s = Settings {
-        workers: keys
-            .get("workers")
-            .map(|n| scaling::workers(n).map(|w| (w, n.loc.clone())))
-            .transpose()?,
-        capacity: size(int_setting(keys, "capacity", 1, 1 << 24)?),
-        batch: size(int_setting(keys, "batch", 1, 1 << 16)?),
-        ..Settings::default()
-    };
-    if let Some((ParamValue::Text(p), loc)) = text_setting(
-        keys,
-        "on_error",
-        ParamType::Choice(&["skip", "retry", "stop"]),
-        base,
-    )? {
-        s.on_error = Some((p, loc));
-    }
-    if let Some(node) = keys.get("retry_attempts") {
-        let attempts = int_setting_node(node, "retry_attempts", 1, 1000)?;
-        s.attempts = Some((u32::try_from(attempts).unwrap_or(1), node.loc.clone()));
-    }
-    if let Some(node) = keys.get("retry_backoff_ms") {
-        let ms = int_setting_node(node, "retry_backoff_ms", 0, 60_000)?;
-        s.backoff_ms = Some((u64::try_from(ms).unwrap_or(0), node.loc.clone()));
-    }
-    if let Some((ParamValue::Text(t), loc)) = text_setting(
-        keys,
-        "retry_then",
-        ParamType::Choice(&["skip", "stop"]),
-        base,
-    )? {
-        s.then_stop = Some((t == "stop", loc));
-    }
-    if let Some((ParamValue::Path(_, p), _)) =
-        text_setting(keys, "dead_letter", ParamType::Path, base)?
-    {
-        s.dead_letter = Some(p);
-    }
-    Ok(s)
-}
-
-fn int_setting_node(
-    node: &Node,
-    name: &'static str,
-    min: i64,
-    max: i64,
-) -> Result<i64, ConfigError> {
-    let spec = ParamSpec {
-        name,
-        ty: ParamType::Int { min, max },
-        default: Default::Optional,
-        doc: "",
-    };
-    match params::check(&spec, node, &no_paths())? {
-        ParamValue::Int(i) => Ok(i),
-        _ => Ok(min),
-    }
-}
-
-/// The policy `own` settings give, inheriting from `inherited` (the pipeline's).
-fn policy(own: &Settings, inherited: &Settings) -> Result<Policy, ConfigError> {
-    let on_error = own
-        .on_error
-        .as_ref()
-        .or(inherited.on_error.as_ref())
-        .map_or("skip", |(p, _)| p.as_str());
-    let retry_key = [
-        own.attempts.as_ref().map(|(_, l)| ("retry_attempts", l)),
-        own.backoff_ms
-            .as_ref()
-            .map(|(_, l)| ("retry_backoff_ms", l)),
-        own.then_stop.as_ref().map(|(_, l)| ("retry_then", l)),
-    ]
-    .into_iter()
-    .flatten()
-    .next();
-    match on_error {
-        "retry" => Ok(Policy::Retry {
-            attempts: own
-                .attempts
-                .clone()
-                .or(inherited.attempts.clone())
-                .map_or(DEFAULT_RETRY_ATTEMPTS, |(a, _)| a),
-            backoff_ms: own
-                .backoff_ms
-                .clone()
-                .or(inherited.backoff_ms.clone())
-                .map_or(DEFAULT_RETRY_BACKOFF_MS, |(b, _)| b),
-            then_stop: own
-                .then_stop
-                .clone()
-                .or(inherited.then_stop.clone())
-                .is_some_and(|(t, _)| t),
-        }),
-        other => {
-            if let Some((key, loc)) = retry_key {
-                return Err(ConfigError::new(
-                    loc.clone(),
-                    format!("`{key}` has no effect: the error policy here is `{other}`"),
-                )
-                .help("set on_error = \"retry\" to retry failed items"));
-            }
-            Ok(if other == "stop" {
-                Policy::Stop
-            } else {
-                Policy::Skip
-            })
-        }
-    }
-}
-
-/// Reads the `kind` of a source, stage or sink table and its parameters.
+/// Reads the `kind` of a source, stage or sink table and its parameters; `None` if the
+/// kind cannot be known (its parameters are then not checked either).
 fn part(
     keys: &Keys<'_>,
     node: &Node,
     role: Role,
     fixed: &[&str],
     base: &PathBase,
-) -> Result<Part, ConfigError> {
+    found: &mut Findings,
+) -> Option<Part> {
+    found.keep(kind_of(keys, node, role)).and_then(|kind| {
+        let before = found.count();
+        let params = params_of(keys, node, kind, fixed, base, found);
+        // A cross-parameter check needs every parameter it reads.
+        (found.count() == before).then_some(())?;
+        found.keep(validated(keys, node, kind, params))
+    })
+}
+
+/// The kind a source, stage or sink table names.
+fn kind_of(
+    keys: &Keys<'_>,
+    node: &Node,
+    role: Role,
+) -> Result<&'static kinds::KindSpec, ConfigError> {
     let what = keys.what.clone();
     let kind_node = keys.get("kind").ok_or_else(|| {
         ConfigError::new(node.loc.clone(), format!("{what} has no `kind`")).help(format!(
@@ -286,29 +80,63 @@ fn part(
             .help(help));
         }
     };
-    keys.check_unknown(&known_keys(fixed, kind))?;
+    Ok(kind)
+}
+
+/// The parameters of `kind` read from its table, every error recorded.
+fn params_of(
+    keys: &Keys<'_>,
+    node: &Node,
+    kind: &'static kinds::KindSpec,
+    fixed: &[&str],
+    base: &PathBase,
+    found: &mut Findings,
+) -> Params {
+    let known = known_keys(fixed, kind);
+    keys.check_unknown(&known, found);
+    // A required parameter misspelt is reported once, as the unknown key.
+    let misspelt = |name: &str| {
+        keys.entries
+            .iter()
+            .any(|e| !known.contains(&e.key.as_str()) && did_you_mean(&e.key, [name]).is_some())
+    };
     let mut params = Params::default();
     for spec in kind.params {
         match (keys.get(spec.name), spec.default) {
-            (Some(value), _) => params.push(
-                spec.name,
-                params::check(spec, value, base)?,
-                value.loc.clone(),
-            ),
-            (None, Default::Required) => {
-                return Err(ConfigError::new(
-                    node.loc.clone(),
-                    format!("{what} (kind `{}`) needs `{}`", kind.name, spec.name),
-                )
-                .help(format!("`{}`: {} ({})", spec.name, spec.doc, spec.ty)))
+            (Some(value), _) => {
+                if let Some(checked) = found.keep(params::check(spec, value, base)) {
+                    params.push(spec.name, checked, value.loc.clone());
+                }
             }
+            (None, Default::Required) if misspelt(spec.name) => {}
+            (None, Default::Required) => found.push(
+                ConfigError::new(
+                    node.loc.clone(),
+                    format!("{} (kind `{}`) needs `{}`", keys.what, kind.name, spec.name),
+                )
+                .help(format!("`{}`: {} ({})", spec.name, spec.doc, spec.ty)),
+            ),
             (None, Default::Optional) => {}
             (None, Default::Value(text)) => {
                 let value = parse_override_value(text, &Loc::Whole);
-                params.push(spec.name, params::check(spec, &value, base)?, Loc::Whole);
+                if let Some(checked) = found.keep(params::check(spec, &value, base)) {
+                    params.push(spec.name, checked, Loc::Whole);
+                }
             }
         }
     }
+    params
+}
+
+/// `params` once `kind`'s own check of them taken together passes.
+fn validated(
+    keys: &Keys<'_>,
+    node: &Node,
+    kind: &'static kinds::KindSpec,
+    params: Params,
+) -> Result<Part, ConfigError> {
+    let what = keys.what.clone();
+    let kind_node = keys.get("kind").unwrap_or(node);
     if let Some(validate) = kind.validate {
         validate(&params).map_err(|e| {
             let part = match keys.get("name").map(|n| &n.kind) {
@@ -357,145 +185,196 @@ fn stage_keys() -> Vec<&'static str> {
     fixed
 }
 
-/// Resolves the whole tree.
-///
-/// # Errors
-///
-/// The first [`ConfigError`] found.
+/// Resolves the whole tree, recording every error found in `found`; `None` when the
+/// pipeline cannot be made (the errors say why).
 pub fn resolve(
     root: &Node,
     base: &PathBase,
     file_stem: &str,
     file: &str,
-) -> Result<PipelineSpec, ConfigError> {
-    let top = Keys::new(root, "the pipeline file")?;
-    top.check_unknown(&["pipeline", "source", "stage", "sink"])?;
+    found: &mut Findings,
+) -> Option<PipelineSpec> {
+    let top = found.keep(Keys::new(root, "the pipeline file"))?;
+    top.check_unknown(&["pipeline", "source", "stage", "sink"], found);
     let (mut name, mut report, mut defaults) = (file_stem.to_owned(), None, Settings::default());
     let mut scaling = super::schema::Scaling::default();
     if let Some(node) = top.get("pipeline") {
-        let keys = Keys::new(node, "[pipeline]")?;
-        let mut known = vec!["name", "report"];
-        known.extend_from_slice(STAGE_SETTINGS);
-        known.extend_from_slice(scaling::PIPELINE_KEYS);
-        keys.check_unknown(&known)?;
-        let (autoscale, settings) = scaling::pipeline(|k| keys.get(k))?;
-        scaling = settings;
-        if let Some((ParamValue::Text(n), _)) = text_setting(&keys, "name", ParamType::Text, base)?
-        {
-            name = n;
-        }
-        if let Some((ParamValue::Path(_, p), _)) =
-            text_setting(&keys, "report", ParamType::Path, base)?
-        {
-            report = Some(p);
-        }
-        defaults = read_settings(&keys, base)?;
-        if let (true, Some((Workers::Fixed(n), loc))) = (autoscale, &defaults.workers) {
-            return Err(ConfigError::new(
-                loc.clone(),
-                format!("`workers = {n}` and `autoscale = true` in [pipeline] disagree"),
-            )
-            .help("drop one: autoscale = true gives every stage without workers = \"auto\""));
-        }
-        if autoscale && defaults.workers.is_none() {
-            defaults.workers = Some((Workers::Auto { min: 1, max: None }, Loc::Whole));
-        }
-        // The pipeline's own policy settings must hang together.
-        policy(&defaults, &Settings::default())?;
+        pipeline_table(
+            node,
+            base,
+            found,
+            &mut name,
+            &mut report,
+            &mut scaling,
+            &mut defaults,
+        );
     }
 
-    let source_node = top.get("source").ok_or_else(|| {
-        ConfigError::new(Loc::Whole, "the pipeline has no [source]")
-            .help("add a [source] table, e.g. [source] kind = \"range\" end = 1000")
-    })?;
-    let keys = Keys::new(source_node, "[source]")?;
-    let source = part(&keys, source_node, Role::Source, &["kind"], base)?;
+    found.reading(Some("source"));
+    let source = match top.get("source") {
+        Some(source_node) => found
+            .keep(Keys::new(source_node, "[source]"))
+            .and_then(|keys| part(&keys, source_node, Role::Source, &["kind"], base, found)),
+        None => {
+            found.push(
+                ConfigError::new(Loc::Whole, "the pipeline has no [source]")
+                    .help("add a [source] table, e.g. [source] kind = \"range\" end = 1000"),
+            );
+            None
+        }
+    };
 
     let mut stages: Vec<StageSpec> = Vec::new();
+    let mut all_stages = true;
     if let Some(node) = top.get("stage") {
-        let NodeKind::Array(items) = &node.kind else {
-            return Err(ConfigError::new(
-                node.loc.clone(),
-                format!(
-                    "`stage` must be an array of tables, found {}",
-                    node.describe()
-                ),
-            )
-            .help("write each stage as a [[stage]] table"));
-        };
-        for (i, item) in items.iter().enumerate() {
-            stages.push(stage(item, i + 1, &stages, &defaults, base)?);
+        found.reading(None);
+        match &node.kind {
+            NodeKind::Array(items) => {
+                let mut names = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match stage(item, i + 1, &mut names, &defaults, base, found) {
+                        Some(s) => stages.push(s),
+                        None => all_stages = false,
+                    }
+                }
+            }
+            _ => {
+                all_stages = false;
+                found.push(
+                    ConfigError::new(
+                        node.loc.clone(),
+                        format!(
+                            "`stage` must be an array of tables, found {}",
+                            node.describe()
+                        ),
+                    )
+                    .help("write each stage as a [[stage]] table"),
+                );
+            }
         }
     }
 
-    let sink_node = top.get("sink").ok_or_else(|| {
-        ConfigError::new(Loc::Whole, "the pipeline has no [sink]")
-            .help("add a [sink] table, e.g. [sink] kind = \"count\"")
-    })?;
-    let keys = Keys::new(sink_node, "[sink]")?;
-    let sink_part = part(
-        &keys,
-        sink_node,
-        Role::Sink,
-        &["kind", "on_error", "dead_letter"],
-        base,
-    )?;
-    let own = read_sink_settings(&keys, base)?;
-    let sink_policy = match own.on_error.as_ref().map(|(p, _)| p.as_str()) {
-        Some("stop") => Policy::Stop,
-        Some(_) => Policy::Skip,
-        None if policy(&defaults, &Settings::default())?.stops() => Policy::Stop,
-        None => Policy::Skip,
+    found.reading(Some("sink"));
+    let sink = match top.get("sink") {
+        Some(sink_node) => sink(sink_node, &defaults, base, found),
+        None => {
+            found.push(
+                ConfigError::new(Loc::Whole, "the pipeline has no [sink]")
+                    .help("add a [sink] table, e.g. [sink] kind = \"count\""),
+            );
+            None
+        }
     };
-    let sink = SinkSpec {
-        part: sink_part,
-        policy: sink_policy,
-        dead_letter: own.dead_letter.or(defaults.dead_letter.clone()),
-    };
+    found.reading(None);
 
-    Ok(PipelineSpec {
+    let (source, sink) = (source?, sink?);
+    all_stages.then_some(PipelineSpec {
         name,
         file: file.to_owned(),
-        batch: defaults.batch.unwrap_or(DEFAULT_BATCH),
+        batch: defaults.batch,
         capacity: defaults.capacity.unwrap_or(DEFAULT_CAPACITY),
         report,
         scaling,
         source,
         stages,
         sink,
+        text: None,
     })
 }
 
-fn read_sink_settings(keys: &Keys<'_>, base: &PathBase) -> Result<Settings, ConfigError> {
-    let mut s = Settings::default();
-    if let Some((ParamValue::Text(p), loc)) =
-        text_setting(keys, "on_error", ParamType::Choice(&["skip", "stop"]), base)?
+/// Reads `[pipeline]`: its name, report path, scaling and the defaults of every stage.
+fn pipeline_table(
+    node: &Node,
+    base: &PathBase,
+    found: &mut Findings,
+    name: &mut String,
+    report: &mut Option<PathBuf>,
+    scaling: &mut super::schema::Scaling,
+    defaults: &mut Settings,
+) {
+    let Some(keys) = found.keep(Keys::new(node, "[pipeline]")) else {
+        return;
+    };
+    let mut known = vec!["name", "report"];
+    known.extend_from_slice(STAGE_SETTINGS);
+    known.extend_from_slice(scaling::PIPELINE_KEYS);
+    keys.check_unknown(&known, found);
+    let autoscale = match found.keep(scaling::pipeline(|k| keys.get(k))) {
+        Some((autoscale, settings)) => {
+            *scaling = settings;
+            autoscale
+        }
+        None => false,
+    };
+    if let Some(Some((ParamValue::Text(n), _))) =
+        found.keep(text_setting(&keys, "name", ParamType::Text, base))
     {
-        s.on_error = Some((p, loc));
+        *name = n;
     }
-    if let Some((ParamValue::Path(_, p), _)) =
-        text_setting(keys, "dead_letter", ParamType::Path, base)?
+    if let Some(Some((ParamValue::Path(_, p), _))) =
+        found.keep(text_setting(&keys, "report", ParamType::Path, base))
     {
-        s.dead_letter = Some(p);
+        *report = Some(p);
     }
-    Ok(s)
+    *defaults = read_settings(&keys, base, found);
+    if let (true, Some((Workers::Fixed(n), loc))) = (autoscale, &defaults.workers) {
+        found.push(
+            ConfigError::new(
+                loc.clone(),
+                format!("`workers = {n}` and `autoscale = true` in [pipeline] disagree"),
+            )
+            .help("drop one: autoscale = true gives every stage without workers = \"auto\""),
+        );
+    }
+    // Stages without `workers` are autoscaled unless the file says `autoscale = false`.
+    if !autoscale && keys.get("autoscale").is_some() && defaults.workers.is_none() {
+        defaults.workers = Some((Workers::Fixed(DEFAULT_WORKERS), Loc::Whole));
+    }
+    // The pipeline's own policy settings must hang together.
+    found.keep(policy(defaults, &Settings::default()));
 }
 
-fn stage(
-    node: &Node,
-    position: usize,
-    before: &[StageSpec],
+/// Reads `[sink]`.
+fn sink(
+    sink_node: &Node,
     defaults: &Settings,
     base: &PathBase,
-) -> Result<StageSpec, ConfigError> {
-    let kind = match node.get("kind").map(|e| &e.value.kind) {
-        Some(NodeKind::Str(k)) => format!(" (`{k}`)"),
-        _ => String::new(),
+    found: &mut Findings,
+) -> Option<SinkSpec> {
+    let keys = found.keep(Keys::new(sink_node, "[sink]"))?;
+    let sink_part = part(
+        &keys,
+        sink_node,
+        Role::Sink,
+        &["kind", "on_error", "dead_letter"],
+        base,
+        found,
+    );
+    let own = read_sink_settings(&keys, base, found);
+    // An error in [pipeline]'s policy is reported there, once.
+    let inherited_stop = policy(defaults, &Settings::default()).is_ok_and(|p| p.stops());
+    let sink_policy = match own.on_error.as_ref().map(|(p, _)| p.as_str()) {
+        Some("stop") => Policy::Stop,
+        Some(_) => Policy::Skip,
+        None if inherited_stop => Policy::Stop,
+        None => Policy::Skip,
     };
-    let mut keys = Keys::new(node, &format!("[[stage]] #{position}{kind}"))?;
-    let part = part(&keys, node, Role::Transform, &stage_keys(), base)?;
-    let taken = |n: &str| before.iter().any(|s| s.name == n);
-    let name = match keys.get("name") {
+    Some(SinkSpec {
+        part: sink_part?,
+        policy: sink_policy,
+        dead_letter: own.dead_letter.or(defaults.dead_letter.clone()),
+    })
+}
+
+/// The name a stage goes by: its `name`, or its kind made unique (`spin`, `spin-2`, …).
+fn stage_name(
+    keys: &Keys<'_>,
+    kind: Option<&str>,
+    taken: &[String],
+    found: &mut Findings,
+) -> Option<String> {
+    let taken = |n: &str| taken.iter().any(|t| t == n);
+    match keys.get("name") {
         Some(Node {
             kind: NodeKind::Str(n),
             loc,
@@ -508,58 +387,99 @@ fn stage(
                 } else {
                     format!("`{n}` is reserved for the report's {n} row")
                 };
-                return Err(ConfigError::new(loc.clone(), why));
+                found.push(ConfigError::new(loc.clone(), why));
+                return None;
             }
-            n.clone()
+            Some(n.clone())
         }
         Some(other) => {
-            return Err(ConfigError::new(
+            found.push(ConfigError::new(
                 other.loc.clone(),
                 format!("`name` must be a string, found {}", other.describe()),
-            ))
+            ));
+            None
         }
         None => {
-            let kind = part.kind.name;
+            let kind = kind?;
             let mut n = kind.to_owned();
             let mut k = 2;
             while taken(&n) {
                 n = format!("{kind}-{k}");
                 k += 1;
             }
-            n
+            Some(n)
         }
+    }
+}
+
+/// Reads the `position`th `[[stage]]`; `names` holds the names of the stages before it,
+/// and gets this one's.
+fn stage(
+    node: &Node,
+    position: usize,
+    names: &mut Vec<String>,
+    defaults: &Settings,
+    base: &PathBase,
+    found: &mut Findings,
+) -> Option<StageSpec> {
+    let kind_name = match node.get("kind").map(|e| &e.value.kind) {
+        Some(NodeKind::Str(k)) => Some(k.clone()),
+        _ => None,
     };
-    keys.what = format!("[[stage]] #{position} `{name}`");
-    let ordered = Node::flag(keys.get("ordered"), "ordered")?;
-    let own = read_settings(&keys, base)?;
+    let shown_kind = kind_name
+        .as_deref()
+        .map_or_else(String::new, |k| format!(" (`{k}`)"));
+    found.reading(None);
+    let mut keys = found.keep(Keys::new(
+        node,
+        &format!("[[stage]] #{position}{shown_kind}"),
+    ))?;
+    let name = stage_name(&keys, kind_name.as_deref(), names, found);
+    if let Some(n) = &name {
+        names.push(n.clone());
+        found.reading(Some(n));
+    }
+    let part = part(&keys, node, Role::Transform, &stage_keys(), base, found);
+    if let Some(n) = &name {
+        keys.what = format!("[[stage]] #{position} `{n}`");
+    }
+    let ordered = found.keep(Node::flag(keys.get("ordered"), "ordered"));
+    let own = read_settings(&keys, base, found);
+    let policy = found.keep(policy(&own, defaults));
+    found.reading(None);
+    let (name, part, ordered, policy) = (name?, part?, ordered?, policy?);
     let workers = match (part.kind.exec, &own.workers) {
         (Exec::Threads, _) => own
             .workers
             .as_ref()
             .or(defaults.workers.as_ref())
-            .map_or(Workers::Fixed(DEFAULT_WORKERS), |(w, _)| *w),
+            .map_or(Workers::Auto { min: 1, max: None }, |(w, _)| *w),
         (Exec::Async { .. }, None) => Workers::Async,
         (Exec::Async { .. }, Some((_, loc))) => {
-            return Err(ConfigError::new(
-                loc.clone(),
-                format!(
-                    "`workers` does not apply to `{name}`: `{}` is an async stage",
-                    part.kind.name
-                ),
-            )
-            .help("set `concurrency` (items in flight at once) instead"))
+            found.push(
+                ConfigError::new(
+                    loc.clone(),
+                    format!(
+                        "`workers` does not apply to `{name}`: `{}` is an async stage",
+                        part.kind.name
+                    ),
+                )
+                .help("set `concurrency` (items in flight at once) instead")
+                .in_part(&name),
+            );
+            return None;
         }
     };
-    Ok(StageSpec {
+    Some(StageSpec {
         name,
         workers,
         capacity: own
             .capacity
             .or(defaults.capacity)
             .unwrap_or(DEFAULT_CAPACITY),
-        batch: own.batch.or(defaults.batch).unwrap_or(DEFAULT_BATCH),
+        batch: own.batch.or(defaults.batch),
         ordered,
-        policy: policy(&own, defaults)?,
+        policy,
         dead_letter: own.dead_letter.clone().or(defaults.dead_letter.clone()),
         part,
     })

@@ -6,16 +6,17 @@
 //! ```toml
 //! [pipeline]              # optional: name and defaults for every stage
 //! name = "seed"
-//! workers = 1             # default workers per stage
-//! capacity = 4096         # default input capacity, in items
-//! batch = 1024            # default batch size
+//! workers = 1             # default workers per stage (default: autoscaled)
+//! capacity = 16384        # default input capacity, in items
+//! batch = 1024            # default batch size (default: adapts while the pipeline runs)
 //! on_error = "skip"       # skip | retry | stop
 //! retry_attempts = 3      # with on_error = "retry": tries in all,
 //! retry_backoff_ms = 10   #   the first pause (doubling),
 //! retry_then = "skip"     #   and what to do when they are used up (skip | stop)
 //! dead_letter = "failed.jsonl"   # failed items, one JSON line each
 //! report = "report.json"  # write the JSON report here (as --report does)
-//! autoscale = true        # every stage without `workers` gets workers = "auto"
+//! autoscale = true        # every stage without `workers` gets workers = "auto" (the
+//!                         # default; `false`: they get 1 worker)
 //! cpu_budget = 2          # workers of autoscaled stages busy at once (default: cores)
 //! autoscale_interval = "200ms"   # how often the autoscaler measures and decides
 //! wedge_timeout = "5s"    # nothing moved this long with items in flight: a wedge
@@ -50,12 +51,11 @@ use crate::config::error::Loc;
 use crate::config::params::Params;
 use crate::kinds::KindSpec;
 
-/// Workers per stage when neither the stage nor `[pipeline]` says.
+/// Workers per stage when neither the stage nor `[pipeline]` says and `autoscale = false`
+/// (otherwise such a stage is autoscaled).
 pub const DEFAULT_WORKERS: usize = 1;
-/// Input capacity, in items, when neither the stage nor `[pipeline]` says.
-pub const DEFAULT_CAPACITY: usize = 4096;
-/// Batch size when neither the stage nor `[pipeline]` says.
-pub const DEFAULT_BATCH: usize = 256;
+/// Input capacity, in items, when neither the stage nor `[pipeline]` says (the library's).
+pub const DEFAULT_CAPACITY: usize = 16_384;
 /// Tries in all under `on_error = "retry"` when `retry_attempts` is not given.
 pub const DEFAULT_RETRY_ATTEMPTS: u32 = 3;
 /// First pause under `on_error = "retry"` when `retry_backoff_ms` is not given.
@@ -230,8 +230,8 @@ pub struct StageSpec {
     pub workers: Workers,
     /// Input capacity in items.
     pub capacity: usize,
-    /// Batch size.
-    pub batch: usize,
+    /// Batch size; `None`: it adapts while the pipeline runs.
+    pub batch: Option<usize>,
     /// Whether it emits in input order.
     pub ordered: bool,
     /// What it does with failed items.
@@ -258,8 +258,8 @@ pub struct PipelineSpec {
     pub name: String,
     /// The file it was read from, as given.
     pub file: String,
-    /// The batch size of the sink's input (the pipeline default).
-    pub batch: usize,
+    /// The batch size of the sink's input (the pipeline default); `None`: it adapts.
+    pub batch: Option<usize>,
     /// The capacity of the sink's input (the pipeline default).
     pub capacity: usize,
     /// Where to write the JSON report, if the file asks for one.
@@ -272,4 +272,7 @@ pub struct PipelineSpec {
     pub stages: Vec<StageSpec>,
     /// The sink.
     pub sink: SinkSpec,
+    /// The text it was read from, to quote in diagnostics found after loading (the
+    /// pre-flight checks); `None` when made otherwise.
+    pub text: Option<crate::config::error::LineIndex>,
 }

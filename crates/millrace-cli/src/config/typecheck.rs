@@ -107,6 +107,15 @@ fn types_of(part: &Part) -> Types {
 
 /// The error for `who`, which cannot take the items of type `input` that `before` emits.
 fn mismatch<'a>(who: Who<'a>, before: Who<'a>, input: &Ty, m: &Mismatch) -> ConfigError {
+    let row = match who {
+        Who::Source(_) => "source",
+        Who::Stage(s) => &s.name,
+        Who::Sink(_) => "sink",
+    };
+    mismatch_of(who, before, input, m).in_part(row)
+}
+
+fn mismatch_of<'a>(who: Who<'a>, before: Who<'a>, input: &Ty, m: &Mismatch) -> ConfigError {
     let part = who.spec();
     let types = types_of(part);
     let takes = accepts_in_words(&types.input);

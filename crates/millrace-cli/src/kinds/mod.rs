@@ -5,7 +5,7 @@
 //! check, and how to build it. The loader, `millrace stages` and the pipeline builder all
 //! read these declarations.
 //!
-//! 1. [`sources`]: `range`, `lines`, `files`;
+//! 1. [`sources`]: `range`, `lines` ([`follow`] reads a growing file), `files`;
 //! 2. [`transforms`]: `square`, `scale`, `parse`, `grep`, `spin`;
 //! 3. [`waiting`]: the async kinds, `sleep` and `http` ([`http`] does the requests);
 //! 4. [`bytes`]: `hash`, `compress`, `chunk`;
@@ -19,6 +19,7 @@
 //! `workers`.
 
 pub mod bytes;
+pub mod follow;
 pub mod http;
 pub mod sinks;
 pub mod sources;

@@ -1,5 +1,5 @@
-//! Source kinds: `range` (numbers), `lines` (a file or stdin, line by line) and `files`
-//! (a directory walk).
+//! Source kinds: `range` (numbers), `lines` (a file or stdin, line by line; a growing file
+//! followed with `follow = true`, see [`super::follow`]) and `files` (a directory walk).
 //!
 //! A source is an iterator read on the pipeline's source thread. Opening it (the file, the
 //! directory) happens before the run starts, so a missing input fails the command at once.
@@ -17,9 +17,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::follow::Follow;
 use super::types::Types;
 use super::{Builder, Exec, KindSpec, Opened, Role};
+use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
+use crate::progress::{Progress, Unit};
 use crate::value::{Record, Ty, Value};
 
 /// How many unreadable inputs are kept in full.
@@ -34,9 +37,15 @@ pub struct SourceLog {
     first_skip: Mutex<Option<String>>,
     unreadable: AtomicU64,
     unreadable_sample: Mutex<Vec<String>>,
+    progress: Progress,
 }
 
 impl SourceLog {
+    /// How far the source has got, of how much where that is known.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
     /// Records the error that ends the source (the first one is kept).
     pub fn fail(&self, message: String) {
         if let Ok(mut e) = self.error.lock() {
@@ -134,14 +143,22 @@ pub static KINDS: &[KindSpec] = &[
         takes: "nothing",
         gives: "record {line: number, text: text}",
         types: |_| Types::source(lines_type()),
-        params: &[ParamSpec {
-            name: "path",
-            ty: ParamType::Path,
-            default: Default::Value("\"-\""),
-            doc: "the file to read; \"-\" reads stdin",
-        }],
+        params: &[
+            ParamSpec {
+                name: "path",
+                ty: ParamType::Path,
+                default: Default::Value("\"-\""),
+                doc: "the file to read; \"-\" reads stdin",
+            },
+            ParamSpec {
+                name: "follow",
+                ty: ParamType::Bool,
+                default: Default::Value("false"),
+                doc: "at the end of the file, wait for more lines (tail -f); Ctrl-C ends the run",
+            },
+        ],
         example: "[source]\nkind = \"lines\"\npath = \"data/app.log\"",
-        validate: None,
+        validate: Some(follow_needs_a_file),
         exec: Exec::Threads,
         build: Builder::Source(open_lines),
     },
@@ -196,12 +213,32 @@ fn files_type() -> Ty {
     ])
 }
 
-fn open_range(params: &Params, _log: &Arc<SourceLog>) -> Result<Opened, String> {
+fn open_range(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
     let (start, end) = (params.uint("start"), params.uint("end"));
-    let step = usize::try_from(params.uint("step").max(1)).unwrap_or(usize::MAX);
+    let step_u64 = params.uint("step").max(1);
+    let numbers = if end > start {
+        (end - start - 1) / step_u64 + 1
+    } else {
+        0
+    };
+    log.progress().start(Unit::Items, Some(numbers));
+    let step = usize::try_from(step_u64).unwrap_or(usize::MAX);
     Ok(Opened::at_rest(Box::new(
         (start..end).step_by(step).map(Value::Number),
     )))
+}
+
+/// `follow = true` reads a file as it grows; stdin is a stream already.
+fn follow_needs_a_file(params: &Params) -> Result<(), ConfigError> {
+    let stdin = params.path("path").map_or(true, |p| p == Path::new("-"));
+    if params.bool("follow") && stdin {
+        return Err(ConfigError::new(
+            params.loc("follow"),
+            "`follow = true` needs a file `path`: stdin is read as it comes anyway",
+        )
+        .help("set path = \"FILE\", or drop follow"));
+    }
+    Ok(())
 }
 
 /// Opens `lines`' input. Stdin, a pipe or a device may keep the reader waiting for the next
@@ -213,7 +250,20 @@ fn open_lines(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
     } else {
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let at_rest = file.metadata().is_ok_and(|m| m.is_file());
-        (Box::new(BufReader::with_capacity(1 << 16, file)), !at_rest)
+        if params.bool("follow") {
+            (
+                Box::new(BufReader::with_capacity(1 << 16, Follow::new(file))),
+                true,
+            )
+        } else {
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            log.progress().start(Unit::Bytes, size);
+            (Box::new(BufReader::with_capacity(1 << 16, file)), !at_rest)
+        }
     };
     let values = Box::new(Lines {
         reader,
@@ -247,7 +297,8 @@ impl Iterator for Lines {
                 self.done = true;
                 None
             }
-            Ok(_) => {
+            Ok(n) => {
+                self.log.progress().advance(n as u64);
                 self.line += 1;
                 while matches!(buf.last(), Some(b'\n' | b'\r')) {
                     buf.pop();
@@ -281,6 +332,8 @@ fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
         Some(re) => Some(regex::Regex::new(re).map_err(|e| e.to_string())?),
         None => None,
     };
+    log.progress().start(Unit::Files, None);
+    count_files(dir.to_path_buf(), matching.clone(), Arc::clone(log));
     Ok(Opened::at_rest(Box::new(Walk {
         stack: vec![dir.to_path_buf()],
         files: Vec::new(),
@@ -288,6 +341,37 @@ fn open_files(params: &Params, log: &Arc<SourceLog>) -> Result<Opened, String> {
         matching,
         log: Arc::clone(log),
     })))
+}
+
+/// Counts the regular files under `dir` that the walk will meet (those `matching`), on a
+/// thread of its own, and gives the total to `log`'s progress once it is known. Without
+/// the thread, there is no total, and no percentage.
+fn count_files(dir: PathBuf, matching: Option<regex::Regex>, log: Arc<SourceLog>) {
+    let counter = move || {
+        let mut stack = vec![dir];
+        let mut files = 0u64;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => stack.push(entry.path()),
+                    Ok(t) if t.is_file() => {
+                        let shown = entry.path().display().to_string();
+                        if matching.as_ref().map_or(true, |re| re.is_match(&shown)) {
+                            files += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        log.progress().set_total(files);
+    };
+    let _ = std::thread::Builder::new()
+        .name("millrace-count".into())
+        .spawn(counter);
 }
 
 /// A depth-first, sorted directory walk that reads each regular file whole.
@@ -349,6 +433,7 @@ impl Walk {
                 return None;
             }
         }
+        self.log.progress().advance(1);
         let read = File::open(path).and_then(|f| {
             let size = f.metadata()?.len();
             if size > self.max_size {

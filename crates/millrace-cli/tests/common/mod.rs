@@ -1,5 +1,5 @@
-//! Helpers shared by the CLI tests: the binary with a timeout, the examples folder, and a
-//! local HTTP server ([`http`]).
+//! Helpers shared by the CLI tests: the binary with a timeout, the examples folder, child
+//! processes and signals, the JSON report's totals, and a local HTTP server ([`http`]).
 
 #![allow(dead_code)]
 
@@ -135,4 +135,25 @@ pub(crate) fn line_by_line<R: std::io::Read + Send + 'static>(
         }
     });
     rx
+}
+
+/// The JSON report at `path`.
+pub(crate) fn read_report(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
+}
+
+/// The report's totals `[in, delivered, filtered, failed, cancelled]`, checked to balance:
+/// in (+ expanded) = delivered + filtered + failed + cancelled.
+pub(crate) fn totals(json: &serde_json::Value) -> [u64; 5] {
+    let t = &json["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k} in {t}"));
+    let [i, d, f, x, c] = [
+        n("items_in"),
+        n("delivered"),
+        n("filtered"),
+        n("failed"),
+        n("cancelled"),
+    ];
+    assert_eq!(i + n("expanded"), d + f + x + c, "unbalanced: {t}");
+    [i, d, f, x, c]
 }

@@ -7,7 +7,8 @@
 //!
 //! * **Emit mode.** A stage with an ordered stage somewhere after it keeps batches whole and
 //!   numbered (see [`EmitMode`]); otherwise it re-batches freely.
-//! * **Output batch size** is the next stage's batch size (the sink takes the default).
+//! * **Output batch size** is the next connector's [`BatchSize`](crate::batch_size::BatchSize):
+//!   pinned, or adapting while the run goes (the sink's connector takes the defaults).
 //! * **Windows.** Each ordered stage gets a reorder window; the producer that numbers its
 //!   batches (the source, or the previous ordered stage) admits through it.
 //! * **Response routes.** An item that ends in stage `k` is answered to the nearest stage
@@ -21,7 +22,8 @@ use std::thread::JoinHandle;
 use crossbeam_channel::unbounded;
 
 use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings};
-use crate::connector::{connector, Inlet};
+use crate::batch_size::BatchSize;
+use crate::connector::{connector, Inlet, Outlet};
 use crate::control::Control;
 use crate::error::BuildError;
 use crate::ledger::RelayWatch;
@@ -33,17 +35,19 @@ use crate::segment::worker::MakePull;
 use crate::sync::lock;
 use crate::window::Window;
 
+#[cfg(feature = "async")]
+use super::plan::DEFAULT_CONCURRENCY;
 use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, StagePlan};
 use super::sink::{SinkCtx, SINK};
 use super::source::{run_source, Credits, Source, SourceCtx};
 
-/// Default concurrency of async stages.
-#[cfg(feature = "async")]
-const DEFAULT_CONCURRENCY: usize = 64;
-
 pub(crate) struct Launch {
     pub(crate) settings: Settings,
     pub(crate) resolved: Vec<Resolved>,
+    /// The sink's queue, in batches.
+    pub(crate) sink_queue: usize,
+    /// The batch size of the connector into each stage, then of the one into the sink.
+    pub(crate) batch_sizes: Vec<Arc<BatchSize>>,
     #[cfg(feature = "async")]
     pub(crate) concurrency: Vec<usize>,
     #[cfg(feature = "async")]
@@ -82,21 +86,38 @@ impl Launch {
             budget,
         } = resolve(&settings, plan);
         let source = Arc::new(StageMetrics::new(Arc::from("source"), 1, 0));
+        // One batch size per connector: into each stage, then into the sink.
+        let (sink_batch, sink_adaptive) = batch_for(None, &settings, settings.capacity);
+        let sink_queue = batches(settings.capacity, sink_batch);
+        let batch_sizes: Vec<Arc<BatchSize>> = resolved
+            .iter()
+            .map(|r| (r.batch, r.adaptive))
+            .chain([(sink_batch, sink_adaptive)])
+            .map(|(batch, adaptive)| {
+                Arc::new(if adaptive {
+                    BatchSize::adaptive(batch)
+                } else {
+                    BatchSize::pinned(batch)
+                })
+            })
+            .collect();
         let stages = plan
             .iter()
             .zip(&resolved)
-            .map(|(p, r)| {
+            .zip(&batch_sizes)
+            .map(|((p, r), size)| {
                 let slots = r.auto.map_or(r.workers, |(_, max)| max);
                 Arc::new(
                     StageMetrics::with_slots(Arc::clone(&p.name), r.workers, r.queue, slots)
                         .fused(r.fused)
-                        .batch(r.batch),
+                        .batch(Arc::clone(size)),
                 )
             })
             .collect();
-        let sink_batch = batch_for(None, &settings, settings.capacity);
-        let sink_queue = batches(settings.capacity, sink_batch);
-        let sink = Arc::new(StageMetrics::new(Arc::from(SINK), 1, sink_queue).batch(sink_batch));
+        let sink = Arc::new(
+            StageMetrics::new(Arc::from(SINK), 1, sink_queue)
+                .batch(Arc::clone(&batch_sizes[plan.len()])),
+        );
         let mut control = Control::new(source, stages, sink, !settings.show_caught_panics);
         // The plan's segments are what the bottleneck judges, as the autoscaler sizes them.
         control.ledger.segments = segments.clone();
@@ -156,6 +177,8 @@ impl Launch {
             timeouts: plan.iter().map(|p| p.timeout).collect(),
             settings,
             resolved,
+            sink_queue,
+            batch_sizes,
             control,
             windows,
             relays: Vec::new(),
@@ -220,24 +243,21 @@ impl Launch {
         self.resolved[index + 1..].iter().any(|r| r.ordered)
     }
 
-    /// The batch size and queue capacity of the connector into stage `index` (or the sink).
-    pub(crate) fn connector_into(&self, index: usize) -> (usize, usize) {
-        match self.resolved.get(index) {
-            Some(r) => (r.batch, r.queue),
-            None => {
-                let batch = batch_for(None, &self.settings, self.settings.capacity);
-                (batch, batches(self.settings.capacity, batch))
-            }
-        }
+    /// The connector into stage `index` (or, past the last stage, the sink).
+    pub(crate) fn connector_into<T>(&self, index: usize) -> (Outlet<T>, Inlet<T>) {
+        let queue = self
+            .resolved
+            .get(index)
+            .map_or(self.sink_queue, |r| r.queue);
+        let size = &self.batch_sizes[index.min(self.resolved.len())];
+        connector(queue, Arc::clone(size))
     }
 
     pub(crate) fn start_source<S: Send + 'static>(&mut self, source: Source<S>) -> Open<S> {
-        let (batch, queue) = self.connector_into(0);
-        let (outlet, inlet) = connector(queue);
+        let (outlet, inlet) = self.connector_into(0);
         let ctx = SourceCtx {
             control: Arc::clone(&self.control),
             metrics: Arc::clone(&self.control.ledger.source),
-            batch,
             gate: self.next_gate(None),
             credits: self.credits.clone(),
             events: self.route_before(0),

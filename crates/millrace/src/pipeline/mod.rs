@@ -234,19 +234,21 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self.stage(Stage::try_map(name, f))
     }
 
-    /// Sets the number of workers of stages that do not set their own (default 1).
+    /// Sets the number of workers of stages that do not set their own. By default such
+    /// stages are autoscaled (see [`autoscale`](PipelineBuilder::autoscale)); with a
+    /// default count they are fixed at it. Of this and `autoscale`, the last call wins.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_workers(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline default)", "workers"));
         }
-        self.settings.workers = workers;
+        self.settings.workers = Some(workers);
         self
     }
 
     /// Sets the input capacity, in items, of stages that do not set their own, and of the
-    /// sink (default 4096). Capacity is honoured in items: where no batch size was set, a
-    /// connector's batches are at most a quarter of its capacity.
+    /// sink (default 16,384). Capacity is honoured in items: a connector whose batch size
+    /// adapts holds four batches of at most a quarter of its capacity.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_capacity(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
@@ -256,14 +258,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Sets the batch size of stages that do not set their own, and of the sink (default 256).
+    /// Pins the batch size of stages that do not set their own, and of the sink. By default
+    /// each connector's batch size adapts while the pipeline runs: large batches when items
+    /// are cheap and plentiful, single items when they are sparse or costly (see
+    /// [`Stage::batch`]).
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_batch(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
             self.error = Some(BuildError::zero("(pipeline default)", "batch"));
         }
-        self.settings.batch = items;
-        self.settings.batch_set = true;
+        self.settings.batch = Some(items);
         self
     }
 
@@ -360,9 +364,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Adjacent autoscaled stages run fused unless
     /// [`fuse_auto(false)`](PipelineBuilder::fuse_auto); each segment starts at an even
     /// share of the budget and the controller moves workers to the bottleneck from there.
+    ///
+    /// This is the default; the call undoes an earlier
+    /// [`default_workers`](PipelineBuilder::default_workers) (the last call wins).
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn autoscale(mut self) -> Self {
-        self.settings.autoscale = true;
+        self.settings.workers = None;
         self
     }
 

@@ -15,14 +15,20 @@ use crate::response::Hook;
 use crate::stage::dead_letter::DeadLetterFn;
 use crate::stage::{Body, Stage};
 
+/// The input capacity, in items, of a connector whose stage sets none (and of the sink's).
+pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
+
+/// Default concurrency of async stages.
+pub(crate) const DEFAULT_CONCURRENCY: usize = 64;
+
 /// Pipeline-wide defaults and limits.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
-    pub(crate) workers: usize,
+    /// Workers of stages without a count of their own; `None`: they are autoscaled.
+    pub(crate) workers: Option<usize>,
     pub(crate) capacity: usize,
-    pub(crate) batch: usize,
-    /// Whether `batch` was set by the user (`default_batch`), rather than the default.
-    pub(crate) batch_set: bool,
+    /// Batch size of connectors without one of their own; `None`: it adapts.
+    pub(crate) batch: Option<usize>,
     pub(crate) policy: ErrorPolicy,
     pub(crate) reorder_window: Option<usize>,
     pub(crate) max_in_flight: usize,
@@ -30,8 +36,6 @@ pub(crate) struct Settings {
     pub(crate) fuse: bool,
     /// Fuse adjacent autoscaled stages with equal bounds (on by default).
     pub(crate) fuse_auto: bool,
-    /// Every stage without a worker count of its own is autoscaled.
-    pub(crate) autoscale: bool,
     /// Workers that may be busy at once (default: the cores).
     pub(crate) cpu_budget: Option<usize>,
     pub(crate) autoscale_interval: Duration,
@@ -47,16 +51,14 @@ pub(crate) struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            workers: 1,
-            capacity: 4096,
-            batch: 256,
-            batch_set: false,
+            workers: None,
+            capacity: DEFAULT_CAPACITY,
+            batch: None,
             policy: ErrorPolicy::Skip,
             reorder_window: None,
             max_in_flight: 1 << 16,
             fuse: false,
             fuse_auto: true,
-            autoscale: false,
             cpu_budget: None,
             autoscale_interval: Duration::from_millis(100),
             wedge: None,
@@ -92,7 +94,11 @@ pub(crate) struct Resolved {
     /// Autoscaled between these bounds.
     pub(crate) auto: Option<(usize, usize)>,
     pub(crate) workers: usize,
+    /// Items per batch on its input connector: the size the user pinned, or the most an
+    /// adaptive size may reach.
     pub(crate) batch: usize,
+    /// Whether the input connector's batch size adapts (see [`crate::batch_size`]).
+    pub(crate) adaptive: bool,
     /// Input capacity in items, as asked (a fused stage has no queue of its own).
     pub(crate) capacity: usize,
     pub(crate) queue: usize,
@@ -115,17 +121,23 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     let mut resolved: Vec<Resolved> = Vec::with_capacity(plan.len());
     for p in plan {
         let capacity = p.capacity.unwrap_or(settings.capacity);
-        let batch = batch_for(p.batch, settings, capacity);
+        let (mut batch, adaptive) = batch_for(p.batch, settings, capacity);
+        if p.asynchronous && adaptive {
+            // An async stage holds a batch until its last item ends: batches of at most a
+            // quarter of its concurrency keep several in flight, so the permits stay busy.
+            let concurrency = p.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+            batch = batch.min((concurrency / 4).max(1));
+        }
         let auto = match p.auto {
             _ if p.asynchronous => None,
             Some((min, max)) => Some((min.max(1), if max == 0 { budget } else { max })),
-            None if settings.autoscale && p.workers.is_none() => Some((1, budget)),
+            None if p.workers.is_none() && settings.workers.is_none() => Some((1, budget)),
             None => None,
         }
         .map(|(min, max)| (min, max.max(min)));
         let workers = match auto {
             Some((min, _)) => min,
-            None => p.workers.unwrap_or(settings.workers),
+            None => p.workers.or(settings.workers).unwrap_or(1),
         };
         // Fuse with the stage before when both run on threads, that stage's output need
         // not pass through a reorder buffer first, and the pipeline asks: fixed stages
@@ -140,7 +152,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
             (Some(bounds), Some(prev_bounds)) => {
                 settings.fuse_auto
                     && bounds == prev_bounds
-                    && (batch, capacity) == (prev.batch, prev.capacity)
+                    && (batch, adaptive, capacity) == (prev.batch, prev.adaptive, prev.capacity)
             }
             _ => false,
         });
@@ -151,6 +163,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
             auto,
             workers,
             batch,
+            adaptive,
             capacity,
             queue: if fused { 0 } else { batches(capacity, batch) },
             ordered: p.ordered,
@@ -175,17 +188,19 @@ pub(super) fn batches(items: usize, batch: usize) -> usize {
     items.div_ceil(batch).max(1)
 }
 
-/// The batch size of a connector holding `capacity` items: the one the user set (for the
-/// stage, else for the pipeline), else the default cut down to a quarter of the capacity.
-/// Capacity is counted in items and the queue holds whole batches, so without the cut a
-/// small capacity would silently round up to one default batch (`.capacity(8)` of 1 MiB
-/// items would hold 256 MiB, not 8): with it a queue holds at least four batches and
-/// overshoots the capacity by less than one.
-pub(super) fn batch_for(explicit: Option<usize>, settings: &Settings, capacity: usize) -> usize {
-    match explicit {
-        Some(batch) => batch,
-        None if settings.batch_set => settings.batch,
-        None => settings.batch.min((capacity / 4).max(1)),
+/// The batch size of a connector holding `capacity` items, and whether it adapts: the one
+/// the user set (for the stage, else for the pipeline) is pinned; otherwise it adapts up to
+/// the capacity over [`SLOTS`](crate::batch_size::SLOTS) queue slots, so that the queue holds
+/// the capacity in items (`.capacity(8)` of 1 MiB items holds 8 MiB, not a whole default
+/// batch's worth).
+pub(super) fn batch_for(
+    explicit: Option<usize>,
+    settings: &Settings,
+    capacity: usize,
+) -> (usize, bool) {
+    match explicit.or(settings.batch) {
+        Some(batch) => (batch, false),
+        None => (crate::batch_size::limit_for(capacity), true),
     }
 }
 
@@ -289,6 +304,7 @@ mod tests {
         ];
         let apart = resolve(&settings(4), &plan);
         assert_eq!(layout(&apart).0, [0..1, 1..2, 2..3]);
+        assert!(apart.resolved.iter().all(|r| r.auto.is_none()));
         let fused = resolve(
             &Settings {
                 fuse: true,
@@ -301,11 +317,8 @@ mod tests {
     }
 
     #[test]
-    fn auto_stages_with_equal_bounds_fuse_by_default_and_share_the_budget() {
-        let auto = Settings {
-            autoscale: true,
-            ..settings(6)
-        };
+    fn stages_without_a_worker_count_are_autoscaled_fused_and_share_the_budget() {
+        let auto = settings(6);
         let plan = [stage(None, None), stage(None, None), stage(None, None)];
         let fused = resolve(&auto, &plan);
         assert_eq!(fused.segments, [Range { start: 0, end: 3 }]);
@@ -322,53 +335,73 @@ mod tests {
 
     #[test]
     fn an_auto_stage_with_a_batch_or_capacity_of_its_own_keeps_its_connector() {
-        let auto = Settings {
-            autoscale: true,
-            ..settings(2)
-        };
+        let auto = settings(2);
         let mut batched = stage(None, None);
         batched.batch = Some(16);
         let mut buffered = stage(None, None);
         buffered.capacity = Some(64);
         let mut same = stage(None, None);
-        same.batch = Some(auto.batch);
+        same.capacity = Some(auto.capacity);
         let plan = [stage(None, None), same, buffered, batched];
         let r = resolve(&auto, &plan);
         // Setting the default explicitly changes nothing; a different one breaks the run.
         assert_eq!(r.segments, [0..2, 2..3, 3..4]);
-        // 64 items with no batch size set: batches of 16 (a quarter), four of them.
-        assert_eq!((r.resolved[2].batch, r.resolved[2].queue), (16, 4));
+        // 64 items with no batch size set: adaptive batches of at most 16, four of them.
+        let buffered = &r.resolved[2];
+        assert_eq!(
+            (buffered.batch, buffered.adaptive, buffered.queue),
+            (16, true, 4)
+        );
+        let batched = &r.resolved[3];
+        assert!(!batched.adaptive, "a batch size set pins it");
     }
 
     #[test]
-    fn the_default_batch_is_cut_to_a_quarter_of_a_small_capacity_unless_set() {
+    fn an_unset_batch_adapts_within_the_capacity_in_items_and_a_set_one_is_pinned() {
         let defaults = settings(2);
-        assert_eq!(batch_for(None, &defaults, 4096), 256);
-        assert_eq!(batch_for(None, &defaults, 1024), 256);
-        assert_eq!(batch_for(None, &defaults, 100), 25);
-        assert_eq!(batch_for(None, &defaults, 2), 1);
+        assert_eq!(batch_for(None, &defaults, 16_384), (4096, true));
+        assert_eq!(batch_for(None, &defaults, 1024), (256, true));
+        assert_eq!(batch_for(None, &defaults, 2), (1, true));
+        // Two slots of one item: the queue holds the 2 items asked for, not a batch more.
+        assert_eq!(batches(2, batch_for(None, &defaults, 2).0), 2);
         assert_eq!(
             batch_for(Some(64), &defaults, 8),
-            64,
+            (64, false),
             "a stage's own batch pins it"
         );
         let set = Settings {
-            batch_set: true,
+            batch: Some(256),
             ..defaults
         };
         assert_eq!(
             batch_for(None, &set, 8),
-            256,
+            (256, false),
             "so does the pipeline's, when set"
         );
     }
 
     #[test]
+    fn an_async_stage_takes_batches_of_at_most_a_quarter_of_its_concurrency() {
+        let mut waits = stage(None, None);
+        waits.asynchronous = true;
+        waits.concurrency = Some(1000);
+        let mut pinned = waits.clone();
+        pinned.batch = Some(4096);
+        let mut default = stage(None, None);
+        default.asynchronous = true;
+        let r = resolve(&settings(2), &[waits, pinned, default]);
+        let sizes: Vec<_> = r.resolved.iter().map(|r| (r.batch, r.adaptive)).collect();
+        assert_eq!(
+            sizes,
+            [(250, true), (4096, false), (DEFAULT_CONCURRENCY / 4, true)]
+        );
+        // The capacity still holds in items: more slots of smaller batches.
+        assert_eq!(r.resolved[0].queue, DEFAULT_CAPACITY.div_ceil(250));
+    }
+
+    #[test]
     fn ordered_async_fixed_and_bounded_stages_break_an_auto_run() {
-        let auto = Settings {
-            autoscale: true,
-            ..settings(8)
-        };
+        let auto = settings(8);
         let mut ordered = stage(None, None);
         ordered.ordered = true;
         let mut asynchronous = stage(None, None);

@@ -2,15 +2,17 @@
 //!
 //! Items come from an iterator read on this thread ([`Pipeline::source`](crate::Pipeline::source))
 //! or from [`Submitter`]s on any thread ([`Pipeline::submitter`](crate::Pipeline::submitter)).
-//! Either way the source gives each item its [`ItemId`], cuts batches of the first stage's
-//! batch size, numbers them for ordered stages, and admits each batch through the first
+//! Either way the source gives each item its [`ItemId`], cuts batches of the first
+//! connector's [batch size](crate::batch_size) (and measures its own pace for it), numbers them for ordered stages, and admits each batch through the first
 //! ordered stage's reorder window and, when the response path is on, the in-flight window.
 //!
 //! # Flushing
 //!
 //! Submitted items are batched only while more are already waiting: when the queue of
 //! submitted items runs dry, the partial batch goes out at once, so a lone item is not held
-//! back waiting for company. An iterator source fills whole batches (its `next` is the wait).
+//! back waiting for company. An iterator source cannot know whether its `next` would wait,
+//! so it fills whole batches, of the size the connector chose from its measured pace: a
+//! sparse iterator (one item a millisecond) gets batches of one item, each sent at once.
 //!
 //! # Stopping
 //!
@@ -20,7 +22,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
@@ -53,7 +55,6 @@ pub(crate) struct Credits {
 pub(crate) struct SourceCtx {
     pub(crate) control: Arc<Control>,
     pub(crate) metrics: Arc<StageMetrics>,
-    pub(crate) batch: usize,
     pub(crate) gate: Option<Arc<Window>>,
     pub(crate) credits: Option<Credits>,
     pub(crate) events: Option<Upstream>,
@@ -120,14 +121,23 @@ pub(crate) fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, o
 }
 
 pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, outlet: &Outlet<S>) {
+    let size = outlet.batch_size();
     let mut next_id = 0u64;
     let mut seq = 0u64;
     while !ctx.control.signals.stopping() {
+        let want = size.get();
         let start = Instant::now();
-        let mut items = outlet.fresh(ctx.batch);
+        let mut items = outlet.fresh(want);
+        // A batch is born when its first item arrives: the wait for that item is the
+        // iterator's time, not the item's, so latency counts from there.
+        let mut born = start;
         let filled = ctx.control.catch(|| {
-            items.extend(iter.by_ref().take(ctx.batch));
-            items.len() == ctx.batch
+            if let Some(first) = iter.next() {
+                born = Instant::now();
+                items.push(first);
+                items.extend(iter.by_ref().take(want - 1));
+            }
+            items.len() == want
         });
         let more = match filled {
             Ok(more) => more,
@@ -137,16 +147,18 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
                 false
             }
         };
+        let took = start.elapsed();
         let counters = ctx.counters();
-        counters.add_time(&counters.busy_ns, start.elapsed());
+        counters.add_time(&counters.busy_ns, took);
         if items.is_empty() {
             break;
         }
         let len = items.len();
+        size.filled(len, took, born - start);
         let first = next_id;
         let batch = Batch {
             seq,
-            born: start,
+            born,
             ids: Ids::Range {
                 start: next_id,
                 len,
@@ -206,20 +218,25 @@ fn run_submitted<S>(
             }
         };
         let start = Instant::now();
+        let want = outlet.batch_size().get();
         let mut batch = Batch {
             seq,
             born: start,
             ids: Ids::default(),
-            items: outlet.fresh(ctx.batch),
+            items: outlet.fresh(want),
         };
         batch.push(first.0, first.1);
-        while batch.len() < ctx.batch {
+        while batch.len() < want {
             match rx.try_recv() {
                 Ok((id, item)) => batch.push(id, item),
                 Err(_) => break,
             }
         }
-        counters.add_time(&counters.busy_ns, start.elapsed());
+        let took = start.elapsed();
+        outlet
+            .batch_size()
+            .filled(batch.len(), took, Duration::ZERO);
+        counters.add_time(&counters.busy_ns, took);
         let first = admitted;
         admitted += batch.len() as u64;
         seq += 1;

@@ -296,6 +296,8 @@ mod tests {
             workers: 1,
             queue_capacity: 4,
             batch: 16,
+            batch_limit: 16,
+            batch_adaptive: false,
             fused: false,
             tally: Tally {
                 items_in: 100,

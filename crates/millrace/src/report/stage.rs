@@ -14,12 +14,17 @@ pub struct StageReport {
     /// Its workers.
     pub workers: usize,
     /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
-    /// The capacity asked for in items is rounded up to whole batches; see
-    /// [`queue_items`](StageReport::queue_items) for the capacity in items.
+    /// See [`queue_items`](StageReport::queue_items) for the capacity in items.
     pub queue_capacity: usize,
-    /// Items per batch on its input connector (0 for the source, for a fused stage, and
-    /// where the run did not record it).
+    /// Items per batch on its input connector when the report was made: the size pinned,
+    /// or what the adaptive size had chosen (see [`Stage::batch`](crate::Stage::batch)). 0
+    /// for the source, for a fused stage, and where the run did not record it.
     pub batch: usize,
+    /// The most items a batch on its input connector may hold (the pinned size, or the
+    /// adaptive size's limit: the capacity over four).
+    pub batch_limit: usize,
+    /// Whether the batch size of its input connector adapted while the pipeline ran.
+    pub batch_adaptive: bool,
     /// Whether it ran fused with the stage before: on that stage's workers, taking its
     /// output directly rather than through a connector (see
     /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
@@ -39,8 +44,15 @@ pub struct StageReport {
 impl StageReport {
     /// `worker_seconds`: for an autoscaled stage, its worker count integrated over the run
     /// (see [`worker_seconds`]); otherwise the run's wall time × its workers is used.
-    pub(crate) fn new(m: &StageMetrics, wall: Duration, worker_seconds: Option<f64>) -> Self {
-        let tally = m.tally();
+    /// `busy_until`: for a stage's workers, the moment of the report (time since the run
+    /// started), up to which a batch still in progress counts as busy.
+    pub(crate) fn new(
+        m: &StageMetrics,
+        wall: Duration,
+        worker_seconds: Option<f64>,
+        busy_until: Option<Duration>,
+    ) -> Self {
+        let tally = m.tally_at(busy_until);
         // Shares of the workers' time: the time its workers existed (wall time × workers,
         // or the integral of an autoscaled stage's count over the run), or the time
         // measured if that is more. A worker that ran out of input early still counts the
@@ -61,11 +73,14 @@ impl StageReport {
         } else {
             0.0
         };
+        let batch = m.batch.as_deref().filter(|_| m.queue_capacity > 0);
         StageReport {
             name: m.name.to_string(),
             workers: m.workers(),
             queue_capacity: m.queue_capacity,
-            batch: if m.queue_capacity > 0 { m.batch } else { 0 },
+            batch: batch.map_or(0, |b| b.get()),
+            batch_limit: batch.map_or(0, |b| b.limit()),
+            batch_adaptive: batch.is_some_and(|b| b.is_adaptive()),
             fused: m.fused,
             busy: share(tally.busy),
             idle: share(tally.idle),
@@ -76,10 +91,11 @@ impl StageReport {
     }
 
     /// Capacity of its input connector in items: [`queue_capacity`](StageReport::queue_capacity)
-    /// batches of [`batch`](StageReport::batch) items. `None` for the source, a fused stage,
-    /// or where the batch size was not recorded.
+    /// batches of at most [`batch_limit`](StageReport::batch_limit) items. `None` for the
+    /// source, a fused stage, or where the batch size was not recorded.
     pub fn queue_items(&self) -> Option<usize> {
-        (self.queue_capacity > 0 && self.batch > 0).then(|| self.queue_capacity * self.batch)
+        (self.queue_capacity > 0 && self.batch_limit > 0)
+            .then(|| self.queue_capacity * self.batch_limit)
     }
 
     /// Items that left the stage with at least one output.

@@ -168,6 +168,8 @@ mod tests {
             workers,
             queue_capacity,
             batch,
+            batch_limit: batch,
+            batch_adaptive: false,
             fused: false,
             tally: Tally {
                 items_in: 1_000,
@@ -279,6 +281,7 @@ mod tests {
             fused: true,
             queue_capacity: 0,
             batch: 0,
+            batch_limit: 0,
             ..stage("b", 2, 0, 0)
         };
         let text = report(vec![stage("a", 2, 4, 16), fused], Vec::new(), 0).to_string();

@@ -285,11 +285,31 @@ async fn drive<T, U, C>(
             let _ = cancel_tx.send(true);
         }
     };
-    let batches = stream::unfold(from_intake, |mut rx| async move {
-        rx.recv().await.map(|b| (b, rx))
+    // Items admitted into the driver, running or waiting for a permit: at most twice the
+    // concurrency (a batch larger than that is admitted alone), so memory stays bounded in
+    // items whatever the batch size, and the permits never sit idle while a batch waits for
+    // its slowest item.
+    let admission = (2 * concurrency.max(1)).min(Semaphore::MAX_PERMITS);
+    let admitted = Arc::new(Semaphore::new(admission));
+    let batches = stream::unfold(from_intake, move |mut rx| {
+        let admitted = Arc::clone(&admitted);
+        async move {
+            let batch = rx.recv().await?;
+            let items = u32::try_from(batch.len().clamp(1, admission)).unwrap_or(u32::MAX);
+            // The semaphore is never closed, so admission fails only if it is gone.
+            let admit = admitted.acquire_many_owned(items).await.ok()?;
+            Some(((batch, admit), rx))
+        }
     });
     let work = batches
-        .map(|batch| run_batch(&ctx, &call, &permits, timeout, cancel_rx.clone(), batch))
+        .map(|(batch, admit)| {
+            let run = run_batch(&ctx, &call, &permits, timeout, cancel_rx.clone(), batch);
+            async move {
+                let out = run.await;
+                drop(admit);
+                out
+            }
+        })
         .buffer_unordered(batches_in_flight)
         .for_each(|out| {
             let to_output = to_output.clone();

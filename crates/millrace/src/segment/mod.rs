@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 use crate::autoscale::AutoStage;
-use crate::connector::{connector, Inlet};
+use crate::connector::Inlet;
 use crate::pipeline::launch::{Launch, Open};
 use crate::reorder::Reorder;
 use crate::stage::dead_letter::DeadLetterFn;
@@ -63,13 +63,11 @@ impl Launch {
     fn emitter<U: Send + 'static>(
         &self,
         last: usize,
-        out_batch: usize,
         workers: usize,
         growth: Option<Growth<U>>,
     ) -> Arc<Emitter<U>> {
         Arc::new(Emitter {
             mode: self.emit_mode(last),
-            out_batch,
             metrics: Arc::clone(&self.control.ledger.stages[last]),
             events: self.route_before(last),
             control: Arc::clone(&self.control),
@@ -92,8 +90,7 @@ impl Launch {
             };
             return inlet;
         };
-        let (out_batch, out_queue) = self.connector_into(next);
-        let (outlet, inlet) = connector(out_queue);
+        let (outlet, inlet) = self.connector_into(next);
         let metrics = Arc::clone(&self.control.ledger.stages[last]);
         let auto = self.resolved[last].auto;
         let growth = auto.map(|_| Growth {
@@ -103,7 +100,7 @@ impl Launch {
             free_slots: Mutex::new(Vec::new()),
             control: Arc::clone(&self.control),
         });
-        let emitter = self.emitter(last, out_batch, workers, growth);
+        let emitter = self.emitter(last, workers, growth);
         for worker in 0..workers {
             let (input, emitter, outlet) =
                 (make_pull(worker), Arc::clone(&emitter), outlet.clone());
@@ -163,13 +160,13 @@ impl Launch {
                 let inlet = self.connect(open, index);
                 let control = Arc::clone(&self.control);
                 Arc::new(move |worker| {
-                    Box::new(InletPull {
-                        inlet: inlet.clone(),
-                        metrics: Arc::clone(&metrics),
+                    Box::new(InletPull::new(
+                        inlet.clone(),
+                        Arc::clone(&metrics),
                         worker,
-                        events: events.clone(),
-                        control: Arc::clone(&control),
-                    })
+                        events.clone(),
+                        Arc::clone(&control),
+                    ))
                 })
             }
         };
@@ -192,22 +189,27 @@ impl Launch {
         open: Open<T>,
     ) -> Open<U> {
         let inlet = self.connect(open, index);
-        let (out_batch, out_queue) = self.connector_into(index + 1);
-        let (outlet, next_inlet) = connector(out_queue);
+        let (outlet, next_inlet) = self.connector_into(index + 1);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let emitter = self.emitter(index, out_batch, 1, None);
-        let intake = InletPull {
+        let emitter = self.emitter(index, 1, None);
+        let intake = InletPull::new(
             inlet,
             metrics,
-            worker: 0,
-            events: self.route_before(index),
-            control: Arc::clone(&self.control),
-        };
+            0,
+            self.route_before(index),
+            Arc::clone(&self.control),
+        );
         let segment = asynchronous::AsyncSegment {
             ctx,
             concurrency: self.concurrency[index],
             timeout: self.timeouts[index],
-            batch: self.resolved[index].batch,
+            // The fewest items a batch may hold, for the batches in flight to cover the
+            // concurrency.
+            batch: if self.resolved[index].adaptive {
+                1
+            } else {
+                self.resolved[index].batch
+            },
             intake,
             emitter,
             outlet,

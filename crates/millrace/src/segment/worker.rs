@@ -23,9 +23,10 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::autoscale::Scalable;
+use crate::batch_size::BatchSize;
 use crate::connector::{Inlet, Outlet, Poll};
 use crate::control::Control;
 use crate::item::Batch;
@@ -40,7 +41,8 @@ use crate::stage::process::Process;
 
 /// How a segment hands its output on.
 pub(crate) enum EmitMode<U> {
-    /// Re-batch freely: fill output batches to the downstream batch size, flush partial ones
+    /// Re-batch freely: fill output batches to the downstream connector's batch size (which
+    /// may change between batches), flush partial ones
     /// before waiting for input, drop empty ones.
     Free,
     /// Exactly one output batch per input batch, with the input's sequence number, even when
@@ -63,7 +65,6 @@ pub(crate) struct OrderedEmit<U> {
 /// The output side of a segment, shared by its workers.
 pub(crate) struct Emitter<U> {
     pub(crate) mode: EmitMode<U>,
-    pub(crate) out_batch: usize,
     /// The last stage's counters (for blocked time and cancelled items).
     pub(crate) metrics: Arc<StageMetrics>,
     pub(crate) events: Option<Upstream>,
@@ -110,6 +111,19 @@ pub(crate) trait Pull<T>: Send {
     fn wants_spare(&self) -> bool {
         false
     }
+    /// The batch the chain took in last, for the connectors' batch sizes to learn what its
+    /// processing cost (`None`: the chain's input is not a connector of this segment).
+    fn intake(&self) -> Option<Intake<'_>> {
+        None
+    }
+}
+
+/// The batch a worker's chain took in last: when, how many items, and the batch size of the
+/// connector it came from.
+pub(crate) struct Intake<'a> {
+    pub(crate) at: Instant,
+    pub(crate) items: usize,
+    pub(crate) size: &'a BatchSize,
 }
 
 /// Makes worker `w`'s pull chain.
@@ -123,11 +137,31 @@ pub(crate) struct InletPull<T> {
     pub(crate) worker: usize,
     pub(crate) events: Option<Upstream>,
     pub(crate) control: Arc<Control>,
+    /// When the last batch was taken in, and its items.
+    pub(crate) taken: (Instant, usize),
 }
 
 impl<T: Send> InletPull<T> {
+    pub(crate) fn new(
+        inlet: Inlet<T>,
+        metrics: Arc<StageMetrics>,
+        worker: usize,
+        events: Option<Upstream>,
+        control: Arc<Control>,
+    ) -> Self {
+        InletPull {
+            inlet,
+            metrics,
+            worker,
+            events,
+            control,
+            taken: (Instant::now(), 0),
+        }
+    }
+
     /// Accounts for a received batch; `None` if a cancel dropped it.
-    fn accept(&self, batch: Batch<T>, waited: Duration) -> Option<Batch<T>> {
+    fn accept(&mut self, batch: Batch<T>, waited: Duration) -> Option<Batch<T>> {
+        self.taken = (Instant::now(), batch.len());
         let counters = self.metrics.slot(self.worker);
         counters.add_time(&counters.idle_ns, waited);
         // The queue as the batch found it: what is left, plus the batch itself.
@@ -145,6 +179,14 @@ impl<T: Send> InletPull<T> {
 impl<T: Send> Pull<T> for InletPull<T> {
     fn recycle(&mut self, spent: Vec<T>) {
         self.inlet.recycle(spent);
+    }
+
+    fn intake(&self) -> Option<Intake<'_>> {
+        Some(Intake {
+            at: self.taken.0,
+            items: self.taken.1,
+            size: self.inlet.batch_size(),
+        })
     }
 
     fn poll(&mut self) -> Poll<T> {
@@ -223,6 +265,10 @@ impl<T, U: Send> Pull<U> for Then<T, U> {
     fn wants_spare(&self) -> bool {
         self.spare.is_none()
     }
+
+    fn intake(&self) -> Option<Intake<'_>> {
+        self.inner.intake()
+    }
 }
 
 /// One worker of a segment: pull processed batches, emit them, until input ends (or, in an
@@ -266,6 +312,16 @@ pub(crate) fn run_worker<U: Send + 'static>(
                 }
             }
         };
+        // What the chain's processing of this batch cost, per item, sizes the batches of
+        // the connectors on both sides; a chain fed by an async driver did its work there.
+        match input.intake() {
+            Some(intake) => {
+                let took = intake.at.elapsed();
+                intake.size.used(intake.items, took);
+                outlet.batch_size().produced(intake.items, took);
+            }
+            None => outlet.batch_size().produced(out.len(), Duration::ZERO),
+        }
         emitter.emit(out, &mut pending, &outlet, counters);
     };
     if let Some(partial) = pending.take() {
@@ -375,15 +431,16 @@ impl<U: Send + 'static> Emitter<U> {
                         acc
                     }
                 };
-                while acc.len() >= self.out_batch {
+                let out_batch = outlet.batch_size().get();
+                while acc.len() >= out_batch {
                     // The tail goes into a recycled vector (none is needed for no tail).
-                    let tail = acc.len() - self.out_batch;
+                    let tail = acc.len() - out_batch;
                     let room = if tail > 0 {
                         outlet.fresh(tail)
                     } else {
                         Vec::new()
                     };
-                    let rest = acc.split_off_into(self.out_batch, room);
+                    let rest = acc.split_off_into(out_batch, room);
                     self.send(outlet, acc, counters);
                     acc = rest;
                 }

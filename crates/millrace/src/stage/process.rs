@@ -76,8 +76,10 @@ where
             .ctx
             .process(batch, out, &mut self.logic, &*self.make, counters);
         let end = Instant::now();
-        counters.add_time(&counters.busy_ns, end - start);
+        // Out of `Busy` first: a tally in between misses this batch for a moment rather
+        // than counting it twice (see `StageMetrics::tally_at`).
         counters.enter(Activity::Between, end - self.ctx.control.signals.started);
+        counters.add_time(&counters.busy_ns, end - start);
         out
     }
 }

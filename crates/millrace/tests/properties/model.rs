@@ -115,8 +115,10 @@ impl Policy {
 pub(crate) struct StageSpec {
     pub(crate) op: Op,
     pub(crate) workers: usize,
-    pub(crate) capacity: usize,
-    pub(crate) batch: usize,
+    /// `None`: the default capacity.
+    pub(crate) capacity: Option<usize>,
+    /// `None`: the batch size adapts.
+    pub(crate) batch: Option<usize>,
     pub(crate) ordered: bool,
     pub(crate) policy: Option<Policy>,
     pub(crate) hook: bool,
@@ -475,7 +477,12 @@ pub(crate) fn build_stage(
     if !matches!(case.layout, Layout::Auto(_)) {
         stage = stage.workers(spec.workers);
     }
-    stage = stage.capacity(spec.capacity).batch(spec.batch);
+    if let Some(items) = spec.capacity {
+        stage = stage.capacity(items);
+    }
+    if let Some(items) = spec.batch {
+        stage = stage.batch(items);
+    }
     if spec.ordered {
         stage = stage.ordered();
     }

@@ -49,8 +49,13 @@ pub(crate) fn stage_spec(hooks: bool) -> impl Strategy<Value = StageSpec> {
     (
         op(),
         1..=8usize,
-        1..=64usize,
-        prop_oneof![1..=8usize, 1..=256usize],
+        prop::option::weighted(0.8, 1..=64usize),
+        // Unset (adaptive) as often as small or large.
+        prop_oneof![
+            Just(None),
+            (1..=8usize).prop_map(Some),
+            (1..=256usize).prop_map(Some)
+        ],
         prop::bool::weighted(0.4),
         prop::option::weighted(0.5, policy()),
         prop::bool::weighted(if hooks { 0.3 } else { 0.0 }),

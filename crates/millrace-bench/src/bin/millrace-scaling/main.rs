@@ -1,5 +1,6 @@
-//! `millrace-scaling`: the benchmarks of async stages (W3) and of autoscaling (W2 and W4
-//! with every stage on `auto`, and W2 whose costs change half-way), each against baselines
+//! `millrace-scaling`: the benchmarks of async stages (W3), of autoscaling (W2 and W4
+//! with every stage on `auto`, and W2 whose costs change half-way), of latency at light load
+//! and of scale (stages × workers as threads outnumber cores), each against baselines
 //! measured in the same run. The standard matrix of W1–W6 is `millrace-bench`.
 //!
 //! ```text
@@ -9,6 +10,8 @@
 
 mod auto;
 mod io;
+mod light;
+mod sweep;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +25,10 @@ pub(crate) enum Part {
     W3,
     /// The autoscaling workloads.
     Auto,
+    /// Latency at light load (one item per millisecond).
+    Light,
+    /// Stages × workers per stage, as threads outnumber cores.
+    Sweep,
 }
 
 /// Options from the command line.
@@ -37,7 +44,8 @@ pub(crate) struct Options {
     /// Timed runs per measurement, the median reported (1 with --quick).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive)]
     pub(crate) runs: usize,
-    /// Only W3 (`w3`) or only the autoscaling workloads (`auto`).
+    /// Only W3 (`w3`), the autoscaling workloads (`auto`), light load (`light`) or the scale
+    /// sweep (`sweep`).
     #[arg(long, value_name = "PART")]
     pub(crate) only: Option<Part>,
 }
@@ -77,9 +85,11 @@ fn main() -> ExitCode {
     }
     println!("machine: {}", millrace_bench::machine::describe());
     let mut failed = false;
-    let parts: [(Part, &str, RunPart); 2] = [
+    let parts: [(Part, &str, RunPart); 4] = [
         (Part::W3, "W3", io::run),
         (Part::Auto, "autoscaling", auto::run),
+        (Part::Light, "light load", light::run),
+        (Part::Sweep, "scale sweep", sweep::run),
     ];
     for (part, name, run) in parts {
         if options.only.is_some_and(|only| only != part) {

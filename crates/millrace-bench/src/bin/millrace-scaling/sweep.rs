@@ -1,0 +1,102 @@
+//! The scale sweep: W6-shaped work (every stage `y + 1`) through 1, 4, 16 and 64 stages, each
+//! with 1 to 256 workers, nothing else set (batch sizes adapt). It records how throughput per
+//! core degrades as threads outnumber cores (issue 13: the worst point no worse than half the
+//! best).
+//!
+//! Throughput is counted in hops: items per second × stages, per core of the machine, so
+//! points with different stage counts compare.
+
+use std::time::Instant;
+
+use millrace::{Pipeline, Stage};
+
+use crate::{median_of, Options};
+
+/// Items of one point: about the same work (items × stages) at every stage count.
+fn items(stages: usize, quick: bool) -> u64 {
+    if quick {
+        10_000
+    } else {
+        (8_000_000 / stages as u64).max(200_000)
+    }
+}
+
+fn expected(n: u64, stages: usize) -> u64 {
+    (0..n).fold(0u64, |sum, x| sum.wrapping_add(x + stages as u64))
+}
+
+fn point(n: u64, stages: usize, workers: usize) -> Result<u64, String> {
+    let mut builder = Pipeline::source(0..n)
+        .default_workers(workers)
+        .stage(Stage::map("hop0", |y: u64| y + 1));
+    for hop in 1..stages {
+        builder = builder.stage(Stage::map(&format!("hop{hop}"), |y: u64| y + 1));
+    }
+    let finished = builder
+        .fold(0u64, u64::wrapping_add)
+        .run()
+        .map_err(|e| e.to_string())?;
+    Ok(finished.output)
+}
+
+pub(crate) fn run(options: &Options) -> Result<(), String> {
+    let cores = millrace_bench::machine::cores();
+    let (stage_counts, worker_counts): (&[usize], &[usize]) = if options.quick {
+        (&[1, 4], &[1, 4])
+    } else {
+        (&[1, 4, 16, 64], &[1, 4, 16, 64, 256])
+    };
+    println!();
+    println!(
+        "## Scale sweep — W6-shaped stages (y + 1), nothing set but the workers, {} run(s), median; {cores} cores",
+        options.runs
+    );
+    println!();
+    print!("| stages \\ workers per stage |");
+    for w in worker_counts {
+        print!(" {w} |");
+    }
+    println!();
+    print!("|---|");
+    for _ in worker_counts {
+        print!("---:|");
+    }
+    println!();
+    let mut points = Vec::new();
+    for &stages in stage_counts {
+        let n = items(stages, options.quick);
+        let want = expected(n, stages);
+        print!("| {stages} (N = {n}) |");
+        for &workers in worker_counts {
+            let (time, sum) = median_of(options.runs, || {
+                let start = Instant::now();
+                let sum = point(n, stages, workers);
+                (start.elapsed(), sum)
+            })?;
+            let sum = sum?;
+            if sum != want {
+                return Err(format!(
+                    "{stages} stages × {workers} workers: checksum {sum}, expected {want}"
+                ));
+            }
+            let per_core = n as f64 * stages as f64 / time.as_secs_f64() / cores as f64;
+            points.push((stages, workers, per_core));
+            print!(" {:.1} M ({} thr) |", per_core / 1e6, stages * workers + 2);
+        }
+        println!();
+    }
+    let best = points.iter().map(|p| p.2).fold(0.0, f64::max);
+    let Some(worst) = points.iter().min_by(|a, b| a.2.total_cmp(&b.2)) else {
+        return Ok(());
+    };
+    let ratio = worst.2 / best;
+    println!();
+    println!(
+        "Hops per second per core, millions (threads in brackets). Worst point: {} stages × {} workers, {:.2} of the best ({}; target ≥ 0.5).",
+        worst.0,
+        worst.1,
+        ratio,
+        if ratio >= 0.5 { "met" } else { "MISSED" }
+    );
+    Ok(())
+}

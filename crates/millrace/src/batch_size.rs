@@ -1,0 +1,294 @@
+//! The batch size of one connector: pinned by the user, or chosen while the pipeline runs.
+//!
+//! Every connector carries batches ([`crate::item::Batch`]); how many items a batch holds
+//! decides what an item costs in hand-offs (one channel operation and, at worst, one wake-up
+//! per batch) and how long an item can wait for company (a batch leaves when it is full, or
+//! when its producer would otherwise wait). No single size suits every stage: a 1 ns stage
+//! wants thousands of items per batch, a 1 ms one wants one, and a source that yields an item
+//! per millisecond wants each item sent alone.
+//!
+//! So unless the user pins it ([`Stage::batch`](crate::Stage::batch),
+//! [`PipelineBuilder::default_batch`](crate::PipelineBuilder::default_batch)), a connector's
+//! [`BatchSize`] adapts, between 1 and its limit (the capacity in items over
+//! [`SLOTS`] queue slots, so the capacity is honoured in items), from two measurements:
+//!
+//! * **The producer's pace** ([`BatchSize::filled`] for a source, [`BatchSize::produced`]
+//!   for a stage): how long the last batch took to make, per item (a source's wait for items
+//!   included). A batch should take about [`FILL_TARGET`] to
+//!   fill: cheap items make large batches (hand-offs are amortised), slow or sparse ones small
+//!   batches (no item waits long for the rest of its batch; light traffic goes item by item).
+//! * **The consumer's cost** ([`BatchSize::used`]): how long the next stage took per item. A
+//!   batch should take at most [`USE_TARGET`] to process, so that a stage's workers share the
+//!   work evenly and the tail of a run is short.
+//!
+//! Each measurement moves the size one step, doubling or halving, toward what it asks: a
+//! thread preempted in the middle of a batch (more threads than cores) measures a pace far
+//! slower than the real one, and one such batch must not collapse the size. A source whose
+//! iterator waited for the first item of a batch (more than [`FILL_TARGET`]) is sparse, and
+//! drops to single items at once, so light traffic is never held back. Producers and
+//! consumers update the size with relaxed atomics: a lost update only delays the next step.
+
+use std::time::Duration;
+
+use crate::sync::AtomicUsize;
+use crate::sync::Ordering::Relaxed;
+
+/// Queue slots of a connector whose batch size adapts: its capacity in items, split into
+/// this many batches of at most `capacity / SLOTS` items.
+pub(crate) const SLOTS: usize = 4;
+
+/// How long a producer should take to fill a batch.
+pub(crate) const FILL_TARGET: Duration = Duration::from_micros(50);
+
+/// How long a consumer should take to process a batch, at most.
+pub(crate) const USE_TARGET: Duration = Duration::from_millis(1);
+
+/// The batch size adaptive connectors start with: small, so the first items of a sparse
+/// source are not held back; fast producers double it within a few batches.
+const START: usize = 1;
+
+/// One connector's batch size.
+#[derive(Debug)]
+pub(crate) struct BatchSize {
+    /// The size producers fill batches to now.
+    size: AtomicUsize,
+    /// The largest size the consumer's cost allows (the limit until it is measured).
+    consumer_cap: AtomicUsize,
+    limit: usize,
+    adaptive: bool,
+}
+
+impl BatchSize {
+    /// A size the user set: it never changes.
+    pub(crate) fn pinned(items: usize) -> Self {
+        let items = items.max(1);
+        BatchSize {
+            size: AtomicUsize::new(items),
+            consumer_cap: AtomicUsize::new(items),
+            limit: items,
+            adaptive: false,
+        }
+    }
+
+    /// A size the pipeline chooses, between 1 and `limit`.
+    pub(crate) fn adaptive(limit: usize) -> Self {
+        let limit = limit.max(1);
+        BatchSize {
+            size: AtomicUsize::new(START.min(limit)),
+            consumer_cap: AtomicUsize::new(limit),
+            limit,
+            adaptive: true,
+        }
+    }
+
+    /// Items per batch now.
+    #[inline]
+    pub(crate) fn get(&self) -> usize {
+        self.size.load(Relaxed)
+    }
+
+    /// The most items a batch may hold.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether the pipeline chooses the size.
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.adaptive
+    }
+
+    /// A source filled a batch of `items` in `took`, of which `first` waiting for the first
+    /// item.
+    pub(crate) fn filled(&self, items: usize, took: Duration, first: Duration) {
+        if !self.adaptive || items == 0 {
+            return;
+        }
+        if first > FILL_TARGET {
+            // The source is sparse: its iterator waits for items. Each goes alone, at once.
+            self.size.store(1, Relaxed);
+        } else if items >= self.get() {
+            self.produced(items, took);
+        } else {
+            // A partial batch says the source ran dry, not how fast it is: never grow.
+            let want = per_target(FILL_TARGET, items, took);
+            self.step_toward(want.min(self.get()));
+        }
+    }
+
+    /// A stage produced `items` in `took` (its processing time for them).
+    pub(crate) fn produced(&self, items: usize, took: Duration) {
+        if !self.adaptive || items == 0 {
+            return;
+        }
+        let want = per_target(FILL_TARGET, items, took).min(self.consumer_cap.load(Relaxed));
+        self.step_toward(want);
+    }
+
+    /// A consumer processed a batch of `items` in `took`.
+    pub(crate) fn used(&self, items: usize, took: Duration) {
+        if !self.adaptive || items == 0 {
+            return;
+        }
+        let measured = per_target(USE_TARGET, items, took).min(self.limit);
+        let old = self.consumer_cap.load(Relaxed);
+        let cap = step(old, measured);
+        if cap != old {
+            self.consumer_cap.store(cap, Relaxed);
+        }
+        if self.get() > cap {
+            self.size.store(cap, Relaxed);
+        }
+    }
+
+    /// Moves the size one step toward `want`.
+    fn step_toward(&self, want: usize) {
+        let now = self.get();
+        let next = step(now, want.min(self.limit));
+        if next != now {
+            self.size.store(next, Relaxed);
+        }
+    }
+}
+
+/// One step from `now` toward `want`: at most doubling or halving. A thread preempted in the
+/// middle of a batch measures a pace far slower than the real one; halving, not jumping,
+/// keeps one such batch from collapsing the size (a sparse source is told apart by its wait
+/// for the first item, see [`BatchSize::filled`]).
+fn step(now: usize, want: usize) -> usize {
+    if want > now {
+        (now.saturating_mul(2)).min(want)
+    } else {
+        (now / 2).max(want).max(1)
+    }
+}
+
+/// How many items of the measured pace fit in `target`, at least 1.
+fn per_target(target: Duration, items: usize, took: Duration) -> usize {
+    let per_item = (took.as_nanos() / items as u128).max(1);
+    (target.as_nanos() / per_item).clamp(1, usize::MAX as u128) as usize
+}
+
+/// The size adaptive connectors may use with `capacity` items: a batch per slot.
+pub(crate) fn limit_for(capacity: usize) -> usize {
+    (capacity / SLOTS).max(1)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    /// A source batch of `n` items at `per_item` each, the first arriving at once.
+    fn fill(size: &BatchSize, n: usize, per_item: Duration) {
+        size.filled(n, per_item * n as u32, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_pinned_size_never_changes() {
+        let size = BatchSize::pinned(64);
+        size.filled(64, Duration::from_nanos(64), Duration::from_secs(1));
+        size.used(64, Duration::from_secs(1));
+        assert_eq!((size.get(), size.limit()), (64, 64));
+    }
+
+    #[test]
+    fn cheap_items_double_the_size_up_to_the_limit() {
+        let size = BatchSize::adaptive(512);
+        let mut seen = vec![size.get()];
+        while size.get() < 512 {
+            fill(&size, size.get(), Duration::from_nanos(1));
+            seen.push(size.get());
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]);
+        fill(&size, 512, Duration::from_nanos(1));
+        assert_eq!(size.get(), 512, "never past the limit");
+    }
+
+    #[test]
+    fn a_sparse_source_sends_items_one_by_one_at_once() {
+        let size = BatchSize::adaptive(2048);
+        for _ in 0..12 {
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        assert_eq!(size.get(), 2048);
+        // Traffic turns light: the source waited 1 ms for the first item of its next batch.
+        size.filled(2048, Duration::from_millis(2048), Duration::from_millis(1));
+        assert_eq!(size.get(), 1, "at once, not by halves");
+        size.filled(1, Duration::from_millis(1), Duration::from_millis(1));
+        assert_eq!(size.get(), 1);
+    }
+
+    #[test]
+    fn one_slow_batch_halves_the_size_rather_than_collapsing_it() {
+        let size = BatchSize::adaptive(2048);
+        for _ in 0..12 {
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        // The thread was preempted mid-batch: 2048 items took 5 ms.
+        size.filled(2048, Duration::from_millis(5), Duration::ZERO);
+        assert_eq!(size.get(), 1024);
+        fill(&size, 1024, Duration::from_nanos(1));
+        assert_eq!(size.get(), 2048, "and the next fast batch restores it");
+    }
+
+    #[test]
+    fn the_size_settles_where_a_batch_takes_the_fill_target() {
+        let size = BatchSize::adaptive(4096);
+        // 0.5 µs per item: 100 items fill 50 µs.
+        for _ in 0..20 {
+            fill(&size, size.get(), US / 2);
+        }
+        assert_eq!(size.get(), 100);
+        // From above, too: a stage at 2 µs an item settles at 25.
+        for _ in 0..20 {
+            size.produced(size.get(), US * 2 * size.get() as u32);
+        }
+        assert_eq!(size.get(), 25);
+    }
+
+    #[test]
+    fn a_partial_batch_does_not_grow_the_size() {
+        let size = BatchSize::adaptive(4096);
+        fill(&size, 1, Duration::from_nanos(1));
+        assert_eq!(size.get(), 2);
+        fill(&size, 1, Duration::from_nanos(1));
+        assert_eq!(
+            size.get(),
+            2,
+            "one item of two: the source ran dry, not fast"
+        );
+    }
+
+    #[test]
+    fn a_costly_consumer_caps_the_size() {
+        let size = BatchSize::adaptive(4096);
+        for _ in 0..20 {
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        assert_eq!(size.get(), 4096);
+        // The consumer takes 100 µs per item: 10 items make its 1 ms. The cap comes down by
+        // halves, and the size with it.
+        for _ in 0..20 {
+            size.used(50, US * 5000);
+        }
+        assert_eq!(size.get(), 10);
+        for _ in 0..20 {
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        assert_eq!(size.get(), 10, "producers stay under the cap");
+        // The consumer gets cheap again: the cap lifts and the size grows.
+        for _ in 0..20 {
+            size.used(10, US);
+            fill(&size, size.get(), Duration::from_nanos(1));
+        }
+        assert_eq!(size.get(), 4096);
+    }
+
+    #[test]
+    fn the_limit_splits_the_capacity_into_slots() {
+        assert_eq!(limit_for(16_384), 16_384 / SLOTS);
+        assert_eq!(limit_for(4), 1);
+        assert_eq!(limit_for(0), 1);
+    }
+}
