@@ -146,22 +146,24 @@ fn timed<T: Send + 'static>(
     Ok((wall, finished.output, cost))
 }
 
+// Worker counts are given: a stage without one is autoscaled, and this measures the
+// observers, not the autoscaler.
 fn w1(n: u64, variant: Variant) -> Result<(Duration, u64, Cost), String> {
     let builder = Pipeline::source(0..n)
         .default_batch(1024)
-        .stage(Stage::map("wrap", w1_seed::wrap))
-        .stage(Stage::map("square", w1_seed::square))
-        .stage(Stage::map("scale", w1_seed::scale));
+        .stage(Stage::map("wrap", w1_seed::wrap).workers(1))
+        .stage(Stage::map("square", w1_seed::square).workers(1))
+        .stage(Stage::map("scale", w1_seed::scale).workers(1));
     timed(builder, w1_seed::add, variant)
 }
 
 fn w2(n: u64, variant: Variant) -> Result<(Duration, u64, Cost), String> {
     let builder = Pipeline::source(0..n)
         .default_batch(64)
-        .stage(Stage::map("a", w2_imbalanced::a))
-        .stage(Stage::map("b", w2_imbalanced::b))
+        .stage(Stage::map("a", w2_imbalanced::a).workers(1))
+        .stage(Stage::map("b", w2_imbalanced::b).workers(1))
         .stage(Stage::map("c", w2_imbalanced::c).workers(2))
-        .stage(Stage::map("d", w2_imbalanced::d));
+        .stage(Stage::map("d", w2_imbalanced::d).workers(1));
     timed(builder, w2_imbalanced::add, variant)
 }
 
