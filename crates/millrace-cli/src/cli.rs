@@ -32,6 +32,7 @@ Examples:
   millrace run examples/files.toml --report report.json --quiet
   millrace run --strict --error-format json f.toml   check inputs and outputs first
   generate-pipeline | millrace run -        the pipeline file on stdin
+  millrace run examples/imbalanced.toml --report run.html --metrics-addr 127.0.0.1:9100
 
 On a terminal a live view shows each stage's items/s, busy/idle/blocked share, queue fill
 and workers, the percentage done and time left where the source knows its size, and the
@@ -117,9 +118,19 @@ pub struct RunArgs {
     /// No live view, even on a terminal (the report is still printed).
     #[arg(long)]
     pub no_live: bool,
-    /// Also write the report as JSON (schema: REPORT_SCHEMA.md, version 2).
-    #[arg(long, value_name = "FILE.json")]
+    /// Also write the report: as one self-contained HTML page if FILE ends in `.html`,
+    /// else as JSON (schema: REPORT_SCHEMA.md, version 3).
+    #[arg(long, value_name = "FILE.json|FILE.html")]
     pub report: Option<PathBuf>,
+    /// Serve the run's counters for Prometheus at http://HOST:PORT/metrics while it runs
+    /// (port 0: any free port; the address is printed).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Write the engine's traces (spans for the run, its threads and sampled batches;
+    /// decisions, wedges, item errors) on stderr, as text or one JSON object a line.
+    /// `RUST_LOG` filters them (default `info`); setting `RUST_LOG` alone turns on text.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
     /// Override a setting of the file, e.g. `source.end=1000`, `stage.grep.workers=4`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,

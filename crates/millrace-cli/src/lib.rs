@@ -11,9 +11,9 @@
 //!   end and failed items.
 //! * [`preflight`] — checking inputs and outputs before a run; [`diagnostics`] — errors
 //!   and warnings as JSON;
-//! * [`supervise`], [`signals`], [`live`], [`progress`] — watching a run; [`summary`],
-//!   [`report_text`], [`report_json`] — telling how it went; [`seed`] — the built-in
-//!   seed pipeline.
+//! * [`supervise`], [`signals`], [`live`], [`progress`], [`metrics_serve`], [`logging`] —
+//!   watching a run; [`summary`], [`report_text`], [`report_json`], [`report_html`] —
+//!   telling how it went; [`seed`] — the built-in seed pipeline.
 
 pub mod build;
 pub mod cli;
@@ -23,8 +23,11 @@ pub mod dead_letter;
 pub mod diagnostics;
 pub mod kinds;
 pub mod live;
+pub mod logging;
+pub mod metrics_serve;
 pub mod preflight;
 pub mod progress;
+pub mod report_html;
 pub mod report_json;
 pub mod report_text;
 pub mod seed;

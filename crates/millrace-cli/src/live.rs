@@ -11,6 +11,12 @@
 //! decision of the autoscaler and each wedge the detector finds is printed above the view
 //! as it happens. The view draws on stderr through `indicatif`, only when stderr is a
 //! terminal and `--quiet` is not given, and is cleared before the final report is printed.
+//!
+//! It reads the same `Handle::snapshot` as the `/metrics` endpoint (`--metrics-addr`): the
+//! header's counts are the endpoint's `millrace_stage_items_in_total{stage="source"}` and
+//! `millrace_stage_items_out_total{stage="sink"}`, the worker counts its
+//! `millrace_stage_workers`, and the queue fill is computed the same way (over the view's
+//! interval rather than the endpoint's).
 
 use std::time::Duration;
 
@@ -71,16 +77,17 @@ pub fn row(now: &StageReport, before: Option<&StageReport>, dt: Duration) -> Str
         share(t.idle, p.idle),
         share(t.blocked, p.blocked),
     );
-    let samples = t.batches.saturating_sub(p.batches);
+    // The mean length seen at the receives of the interval, over the capacity: what the
+    // `/metrics` endpoint serves as `millrace_stage_queue_fill_ratio` (over its own last
+    // interval), and the run's mean when nothing was received.
+    let receives = t.queue_samples.saturating_sub(p.queue_samples);
     let fill = if now.queue_capacity == 0 {
         None
-    } else if samples == 0 {
+    } else if receives == 0 {
         Some(now.queue_fill)
     } else {
-        let sum_now = t.queue_mean * t.batches as f64;
-        let sum_before = p.queue_mean * p.batches as f64;
-        let mean = (sum_now - sum_before) / samples as f64;
-        Some((mean / now.queue_capacity as f64).clamp(0.0, 1.0))
+        let len = t.queue_len_sum.saturating_sub(p.queue_len_sum) as f64;
+        Some((len / receives as f64 / now.queue_capacity as f64).clamp(0.0, 1.0))
     };
     let queue = match fill {
         // As wide as a bar (`[####    ]  50%`), so that the columns after it line up.
@@ -198,6 +205,54 @@ impl LiveView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The value of `name{pipeline="p",stage="STAGE"}` in the endpoint's text.
+    fn served(text: &str, name: &str, stage: &str) -> String {
+        let key = format!("{name}{{pipeline=\"p\",stage=\"{stage}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn the_view_shows_the_counts_and_workers_the_endpoint_serves() {
+        let pipeline = millrace::Pipeline::source(0..5000u64)
+            .stage(millrace::Stage::map("a", |x: u64| x + 1).workers(2))
+            .for_each(|_| {});
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(pipeline.run());
+        });
+        let report = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the run ends within 30 s")
+            .expect("the run")
+            .report;
+        let text = millrace_prometheus::render("p", &report);
+        let mut view = LiveView::new("p");
+        view.update(&report, None);
+        let header = view.header.message();
+        assert!(
+            header.contains(&format!(
+                "{} in, {} delivered",
+                served(&text, "millrace_stage_items_in_total", "source"),
+                served(&text, "millrace_stage_items_out_total", "sink")
+            )),
+            "{header}"
+        );
+        let a = row(&report.stages()[0], None, report.wall());
+        let shown: f64 = a
+            .rsplit('×')
+            .next()
+            .and_then(|w| w.parse().ok())
+            .expect("×N");
+        let workers: f64 = served(&text, "millrace_stage_workers", "a")
+            .parse()
+            .unwrap();
+        assert_eq!(shown, workers, "{a}");
+        view.finish();
+    }
 
     #[test]
     fn shares_never_add_up_past_all_of_the_time() {

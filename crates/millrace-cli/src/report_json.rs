@@ -1,6 +1,7 @@
-//! The report as JSON (`--report FILE.json`): schema `millrace-report`, version 2 (which
-//! added the autoscaler's decisions, the worker counts over time, wedges, and async
-//! stages' in-flight counts; later, within version 2, whether each stage ran fused).
+//! The report as JSON (`--report FILE.json`): schema `millrace-report`, version 3 (which
+//! added the timeline: every part's counters sampled over the run, and errors counted by
+//! kind; version 2 added the autoscaler's decisions, the worker counts over time, wedges,
+//! and async stages' in-flight counts).
 //!
 //! The schema is documented field by field in `REPORT_SCHEMA.md` beside this crate's
 //! `Cargo.toml`; `tests/report_json.rs` checks that a real report has every documented
@@ -18,7 +19,7 @@ use crate::summary::Summary;
 /// The schema's name.
 pub const SCHEMA: &str = "millrace-report";
 /// The schema's version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// How many unfinished ids are listed (the count is always complete).
 const UNFINISHED_LISTED: usize = 1000;
 
@@ -47,6 +48,74 @@ struct Doc<'a> {
     worker_history: Vec<WorkersAt>,
     wedges: Vec<WedgeEntry>,
     controller_busy_seconds: f64,
+    timeline: Timeline,
+}
+
+/// Every part's counters sampled over the run (see `millrace::timeline`).
+#[derive(Serialize)]
+struct Timeline {
+    interval_seconds: f64,
+    at_seconds: Vec<f64>,
+    parts: Vec<PartSeries>,
+}
+
+/// One part's counters at each sample: cumulative counts and times, the gauges of the
+/// moment, and the queue's mean fill over the step ending at the sample.
+#[derive(Serialize)]
+struct PartSeries {
+    name: String,
+    items_in: Vec<u64>,
+    items_out: Vec<u64>,
+    filtered: Vec<u64>,
+    failed: Vec<u64>,
+    busy_seconds: Vec<f64>,
+    idle_seconds: Vec<f64>,
+    blocked_seconds: Vec<f64>,
+    queue_fill: Vec<Option<f64>>,
+    workers: Vec<usize>,
+    in_flight: Vec<u64>,
+}
+
+fn timeline(t: &millrace::Timeline) -> Timeline {
+    let samples = t.samples();
+    let steps: Vec<millrace::timeline::Step> = t.steps().collect();
+    let parts = t
+        .parts()
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let series = |f: &dyn Fn(&millrace::timeline::PartSample) -> u64| -> Vec<u64> {
+                samples.iter().map(|s| f(&s.parts[i])).collect()
+            };
+            let secs = |f: &dyn Fn(&millrace::timeline::PartSample) -> std::time::Duration| {
+                samples
+                    .iter()
+                    .map(|s| f(&s.parts[i]).as_secs_f64())
+                    .collect()
+            };
+            PartSeries {
+                name: name.clone(),
+                items_in: series(&|p| p.items_in),
+                items_out: series(&|p| p.items_out),
+                filtered: series(&|p| p.filtered),
+                failed: series(&|p| p.failed),
+                busy_seconds: secs(&|p| p.busy),
+                idle_seconds: secs(&|p| p.idle),
+                blocked_seconds: secs(&|p| p.blocked),
+                queue_fill: std::iter::once(None)
+                    .chain(steps.iter().map(|s| s.parts[i].queue_fill))
+                    .take(samples.len())
+                    .collect(),
+                workers: samples.iter().map(|s| s.parts[i].workers).collect(),
+                in_flight: series(&|p| p.in_flight),
+            }
+        })
+        .collect();
+    Timeline {
+        interval_seconds: t.interval().as_secs_f64(),
+        at_seconds: samples.iter().map(|s| s.at.as_secs_f64()).collect(),
+        parts,
+    }
 }
 
 #[derive(Serialize)]
@@ -140,6 +209,14 @@ struct Latency {
 struct Errors {
     total: u64,
     sample: Vec<ErrorEntry>,
+    by_kind: Vec<ErrorCount>,
+}
+
+#[derive(Serialize)]
+struct ErrorCount {
+    stage: String,
+    kind: String,
+    count: u64,
 }
 
 #[derive(Serialize)]
@@ -283,6 +360,20 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         errors: Errors {
             total: r.errors_total() + s.sink.rejected,
             sample,
+            by_kind: r
+                .errors_by_kind()
+                .iter()
+                .map(|(stage, kind, count)| ErrorCount {
+                    stage: stage.clone(),
+                    kind: (*kind).to_owned(),
+                    count: *count,
+                })
+                .chain((s.sink.rejected > 0).then(|| ErrorCount {
+                    stage: "sink".to_owned(),
+                    kind: "rejected".to_owned(),
+                    count: s.sink.rejected,
+                }))
+                .collect(),
         },
         unfinished: Unfinished {
             count: r.unfinished().len(),
@@ -370,6 +461,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             })
             .collect(),
         controller_busy_seconds: r.controller_busy().as_secs_f64(),
+        timeline: timeline(r.timeline()),
     };
     serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
 }
@@ -437,6 +529,7 @@ pub fn not_started(
         errors: Errors {
             total: 0,
             sample: Vec::new(),
+            by_kind: Vec::new(),
         },
         unfinished: Unfinished {
             count: 0,
@@ -456,6 +549,7 @@ pub fn not_started(
         worker_history: Vec::new(),
         wedges: Vec::new(),
         controller_busy_seconds: 0.0,
+        timeline: timeline(&millrace::Timeline::default()),
     };
     serde_json::to_value(doc).unwrap_or(serde_json::Value::Null)
 }

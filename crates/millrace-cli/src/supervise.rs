@@ -14,10 +14,13 @@
 //! * every [`live::INTERVAL`] the live view, if any, is redrawn from `Handle::snapshot`;
 //!   without one, every [`Watch::progress_every`] a progress line is printed on stderr
 //!   ([`progress::status_line`]).
+//! * the metrics server, if any (`--metrics-addr`), reads the same snapshots at each
+//!   scrape, and the final report once the run has ended.
 
 use std::time::{Duration, Instant};
 
 use millrace::{Finished, Report, RunError, Running};
+use millrace_prometheus::MetricsServer;
 
 use crate::live::{self, LiveView};
 use crate::progress::{self, Progress};
@@ -58,6 +61,8 @@ pub struct Watch<'a> {
     pub progress: Option<&'a Progress>,
     /// Without a live view, print a progress line on stderr this often.
     pub progress_every: Option<Duration>,
+    /// The `/metrics` endpoint, if one is served.
+    pub metrics: Option<&'a MetricsServer>,
 }
 
 /// How often a sink's stop request is looked at (it raises a flag, not a wake-up).
@@ -79,11 +84,29 @@ pub fn supervise<R: Send + 'static>(
         deadline,
         progress,
         progress_every,
+        metrics,
     } = watch;
     // Progress lines stand in for the live view, not beside it.
     let progress_every = progress_every.filter(|d| live.is_none() && !d.is_zero());
     let mut next_line = progress_every.map(|every| Instant::now() + every);
     let handle = running.handle();
+    if let Some(server) = metrics {
+        server.watch(handle.clone());
+    }
+    // Scrapes after the end read the final report.
+    let ended = |e: Ended<R>| {
+        if let Some(server) = metrics {
+            let report = match &e {
+                Ended::Joined(Ok(finished)) => Some(&finished.report),
+                Ended::Joined(Err(error)) => error.report(),
+                Ended::Abandoned(report) => Some(report),
+            };
+            if let Some(report) = report {
+                server.finish(report);
+            }
+        }
+        e
+    };
     // The join runs on a thread of its own, so that its end wakes the loop below.
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     let joiner = std::thread::Builder::new()
@@ -93,7 +116,10 @@ pub fn supervise<R: Send + 'static>(
         });
     if let Err(e) = joiner {
         eprintln!("millrace: cannot watch the run ({e}); its report is a snapshot");
-        return (Ended::Abandoned(handle.snapshot()), Interruption::None);
+        return (
+            ended(Ended::Abandoned(handle.snapshot())),
+            Interruption::None,
+        );
     }
     let mut interruption = Interruption::None;
     let mut forwarded = false;
@@ -126,7 +152,7 @@ pub fn supervise<R: Send + 'static>(
             if let Some(view) = live.take() {
                 view.finish();
             }
-            return (Ended::Abandoned(handle.snapshot()), interruption);
+            return (ended(Ended::Abandoned(handle.snapshot())), interruption);
         }
         if let Some(view) = live.as_mut() {
             if Instant::now() >= next_draw {
@@ -164,9 +190,9 @@ pub fn supervise<R: Send + 'static>(
                     view.finish();
                 }
                 return match joined {
-                    Ok(result) => (Ended::Joined(result), interruption),
+                    Ok(result) => (ended(Ended::Joined(result)), interruption),
                     // The joining thread is gone without an answer (it panicked).
-                    Err(_) => (Ended::Abandoned(handle.snapshot()), interruption),
+                    Err(_) => (ended(Ended::Abandoned(handle.snapshot())), interruption),
                 };
             }
             recv(interrupts.wakeup()) -> _ => {}

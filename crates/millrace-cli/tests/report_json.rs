@@ -45,6 +45,8 @@ const WALKED: &[&str] = &[
     "worker_history",
     "wedges",
     "in_progress",
+    "errors.by_kind",
+    "timeline.parts",
 ];
 
 /// Objects whose keys are data (a sink's result, stage names), not fields.
@@ -96,7 +98,7 @@ fn report_has_every_documented_field_and_nothing_undocumented() {
         .stdout("sum: 21\n");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(json["schema"], "millrace-report");
-    assert_eq!(json["version"], 2);
+    assert_eq!(json["version"], 3);
     assert_eq!(json["outcome"], "completed");
     assert_eq!(json["result"]["sum"], 21);
     assert_eq!(json["totals"]["failed"], 1);
@@ -243,4 +245,51 @@ fn a_sum_above_2_pow_53_is_also_written_as_text() {
     assert_eq!(json["result"]["sum"].as_u64(), Some(expected));
     // As a double, the number would be another one: the text is what keeps it exact.
     assert_ne!((expected as f64) as u64, expected);
+}
+
+#[test]
+fn the_timeline_ends_on_every_parts_totals_and_only_grows() {
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"range\"\nend = 20000\n[[stage]]\nkind = \"square\"\n[sink]\nkind = \"count\"\n",
+    );
+    let report = dir.path().join("report.json");
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .arg("--report")
+        .arg(&report)
+        .arg("--quiet")
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let timeline = &json["timeline"];
+    let at = timeline["at_seconds"].as_array().unwrap();
+    assert!(at.len() >= 2, "{timeline}");
+    let wall = json["wall_seconds"].as_f64().unwrap();
+    assert!((at.last().unwrap().as_f64().unwrap() - wall).abs() < 1e-9);
+    let parts = timeline["parts"].as_array().unwrap();
+    let stages = json["stages"].as_array().unwrap();
+    assert_eq!(parts.len(), stages.len());
+    for (part, stage) in parts.iter().zip(stages) {
+        assert_eq!(part["name"], stage["name"]);
+        for field in ["items_in", "items_out", "filtered", "failed"] {
+            let series: Vec<u64> = part[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            assert_eq!(series.len(), at.len());
+            assert!(
+                series.windows(2).all(|w| w[0] <= w[1]),
+                "{field}: {series:?}"
+            );
+            assert_eq!(
+                series.last().copied(),
+                stage[field].as_u64(),
+                "{field} of {}",
+                stage["name"]
+            );
+        }
+    }
 }

@@ -18,6 +18,8 @@ pub(crate) struct Control {
     pub(crate) ledger: Ledger,
     /// Caught panics of user code print nothing (see `crate::panics`).
     pub(crate) quiet_panics: bool,
+    /// The run's span, for its threads (feature `tracing`).
+    pub(crate) trace: crate::trace::Trace,
 }
 
 impl Control {
@@ -30,7 +32,9 @@ impl Control {
         if quiet_panics {
             crate::panics::install_quiet_hook();
         }
+        let trace = crate::trace::Trace::new(stages.len());
         Control {
+            trace,
             signals: Signals::new(),
             ledger: Ledger::new(source, stages, sink),
             quiet_panics,

@@ -219,6 +219,16 @@ impl ItemError {
         &self.stage
     }
 
+    /// Its kind in a word, as the report counts errors: `failed` (the stage returned an
+    /// error), `panicked` or `timed_out`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ItemErrorKind::Failed(_) => "failed",
+            ItemErrorKind::Panicked(_) => "panicked",
+            ItemErrorKind::TimedOut(_) => "timed_out",
+        }
+    }
+
     /// How many times the stage tried the item (more than 1 under a retry policy).
     pub fn attempts(&self) -> u32 {
         self.attempts

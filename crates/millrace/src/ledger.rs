@@ -1,6 +1,6 @@
 //! The run's ledger: what happened, for the report. Every stage's counters, the error log,
-//! the unfinished ids, panics of hooks, the latency histogram, the autoscaler's log and the
-//! threads it started. Threads write to it as they go; [`Report`](crate::Report) is built
+//! the unfinished ids, panics of hooks, the latency histogram, the autoscaler's log, the
+//! timeline of sampled counters and the threads the autoscaler started. Threads write to it as they go; [`Report`](crate::Report) is built
 //! from it, live or at the end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,7 @@ use crate::error::{ItemError, RunErrorKind};
 use crate::item::ItemId;
 use crate::metrics::{LatencyHistogram, StageMetrics};
 use crate::sync::{lock, Mutex};
+use crate::timeline::Timeline;
 
 /// How many item errors a report keeps in full; the rest are only counted.
 pub(crate) const ERROR_SAMPLE: usize = 100;
@@ -21,6 +22,9 @@ pub(crate) const ERROR_SAMPLE: usize = 100;
 pub(crate) struct ErrorLog {
     pub(crate) sample: Vec<ItemError>,
     pub(crate) total: u64,
+    /// How many errors of each kind each stage had: (stage, kind, count), in order of first
+    /// occurrence.
+    pub(crate) by_kind: Vec<(Arc<str>, &'static str, u64)>,
 }
 
 /// What the controller records: decisions, worker counts over time, wedges, its own cost.
@@ -54,6 +58,8 @@ pub(crate) struct Ledger {
     /// The stages of each segment (stages that share workers), from the plan: the parts the
     /// autoscaler sizes and the bottleneck judges.
     pub(crate) segments: Vec<std::ops::Range<usize>>,
+    /// Every part's counters sampled over the run (empty when sampling is off).
+    pub(crate) timeline: Mutex<Timeline>,
 }
 
 impl Ledger {
@@ -63,7 +69,12 @@ impl Ledger {
         sink: Arc<StageMetrics>,
     ) -> Self {
         let segments = (0..stages.len()).map(|i| i..i + 1).collect();
+        let parts = std::iter::once(&*source)
+            .chain(stages.iter().map(|m| &**m))
+            .chain(std::iter::once(&*sink));
+        let timeline = Mutex::new(Timeline::new(parts, Duration::ZERO));
         Ledger {
+            timeline,
             first_error: Mutex::new(None),
             errors: Mutex::new(ErrorLog::default()),
             hook_panics: Mutex::new(Vec::new()),
@@ -80,10 +91,34 @@ impl Ledger {
         }
     }
 
+    /// Every part: the source, each stage in order, the sink.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &StageMetrics> {
+        std::iter::once(&*self.source)
+            .chain(self.stages.iter().map(|m| &**m))
+            .chain(std::iter::once(&*self.sink))
+    }
+
+    /// Samples every part into the timeline at `at`, if a sample is due and anything
+    /// moved since the last one. Returns whether nothing had moved (the run is idle).
+    pub(crate) fn sample(&self, at: Duration) -> bool {
+        let mut timeline = lock(&self.timeline);
+        timeline.due(at) && !timeline.record_if_moved(at, self.parts())
+    }
+
     /// Records an item's failure in the log.
     pub(crate) fn log_error(&self, error: &ItemError) {
+        crate::trace::item_failed(error);
         let mut log = lock(&self.errors);
         log.total += 1;
+        let kind = error.kind_name();
+        match log
+            .by_kind
+            .iter_mut()
+            .find(|(stage, k, _)| **stage == *error.stage() && *k == kind)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => log.by_kind.push((Arc::from(error.stage()), kind, 1)),
+        }
         if log.sample.len() < ERROR_SAMPLE {
             log.sample.push(error.clone());
         }

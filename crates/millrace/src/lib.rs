@@ -102,6 +102,8 @@ mod segment;
 mod signals;
 mod stage;
 mod sync;
+pub mod timeline;
+pub mod trace;
 mod window;
 
 #[cfg(all(test, loom))]
@@ -140,6 +142,7 @@ pub use report::{
 pub use response::{Outcome, Responses, Status};
 pub use run_error::RunError;
 pub use stage::{DeadLetter, Rejected, Stage};
+pub use timeline::Timeline;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -125,6 +125,11 @@ pub struct Tally {
     /// Mean batches waiting in the input connector, sampled at each receive (0 before the
     /// first receive).
     pub queue_mean: f64,
+    /// Sum of the input connector's length (in batches) seen at each receive:
+    /// `queue_mean = queue_len_sum / queue_samples`.
+    pub queue_len_sum: u64,
+    /// Receives at which the input connector's length was seen.
+    pub queue_samples: u64,
     /// Async stages: items in flight at the moment of the tally.
     pub in_flight: u64,
     /// Async stages: time items spent waiting (alive, not being polled), summed over items.
@@ -237,6 +242,7 @@ impl StageMetrics {
         t.idle = Duration::from_nanos(idle);
         t.blocked = Duration::from_nanos(blocked);
         t.queue_mean = if qn > 0 { qsum as f64 / qn as f64 } else { 0.0 };
+        (t.queue_len_sum, t.queue_samples) = (qsum, qn);
         t
     }
 }
@@ -247,6 +253,8 @@ pub(crate) struct LatencyHistogram {
     buckets: Vec<u64>,
     count: u64,
     max_ns: u64,
+    /// Sum of the samples, each weighted, in nanoseconds.
+    sum_ns: u128,
 }
 
 const SUB_BUCKETS: u32 = 4;
@@ -257,6 +265,7 @@ impl Default for LatencyHistogram {
             buckets: vec![0; (64 * SUB_BUCKETS) as usize],
             count: 0,
             max_ns: 0,
+            sum_ns: 0,
         }
     }
 }
@@ -289,6 +298,35 @@ impl LatencyHistogram {
         self.buckets[Self::bucket_of(ns)] += weight;
         self.count += weight;
         self.max_ns = self.max_ns.max(ns);
+        self.sum_ns += u128::from(ns) * u128::from(weight);
+    }
+
+    /// The weighted sum of the samples.
+    pub(crate) fn sum(&self) -> Duration {
+        Duration::from_nanos(self.sum_ns.min(u128::from(u64::MAX)) as u64)
+    }
+
+    /// The buckets that hold samples: each one's upper bound (exclusive) and its count,
+    /// in increasing order.
+    pub(crate) fn buckets(&self) -> Vec<(Duration, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| {
+                // Below 4 ns some buckets are never used: the bound is the next larger one.
+                let lower = if i < 2 {
+                    i as u64
+                } else {
+                    Self::lower_bound(i)
+                };
+                let upper = (i + 1..self.buckets.len())
+                    .map(Self::lower_bound)
+                    .find(|&b| b > lower)
+                    .unwrap_or(u64::MAX);
+                (Duration::from_nanos(upper), *n)
+            })
+            .collect()
     }
 
     /// The latency below which a fraction `q` of the samples fall.

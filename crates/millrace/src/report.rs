@@ -38,6 +38,7 @@ use crate::item::ItemId;
 use crate::ledger::{Ledger, ScalingLog};
 
 use crate::sync::lock;
+use crate::timeline::Timeline;
 
 mod bottleneck;
 mod stage;
@@ -79,6 +80,11 @@ pub struct Latency {
     pub max: Duration,
     /// Items the samples cover.
     pub samples: u64,
+    /// Sum of the sampled latencies, each weighted by its batch's items.
+    pub sum: Duration,
+    /// The histogram's buckets that hold samples: each one's upper bound (exclusive) and
+    /// how many items fell in it, in increasing order. Buckets are a quarter-octave wide.
+    pub buckets: Vec<(Duration, u64)>,
 }
 
 /// What a run did: counts, time, latency, errors and the bottleneck.
@@ -92,10 +98,12 @@ pub struct Report {
     latency: Latency,
     errors: Vec<ItemError>,
     errors_total: u64,
+    errors_by_kind: Vec<(String, &'static str, u64)>,
     unfinished: Vec<ItemId>,
     hook_panics: Vec<String>,
     bottleneck: Option<Bottleneck>,
     scaling: ScalingLog,
+    timeline: Timeline,
 }
 
 /// Worker-seconds of stage `stage` over a run of `wall`, from the autoscaler's history of
@@ -134,17 +142,29 @@ impl Report {
                 p99: h.quantile(0.99),
                 max: h.max(),
                 samples: h.count(),
+                sum: h.sum(),
+                buckets: h.buckets(),
             }
         };
-        let (errors, errors_total) = {
+        let (errors, errors_total, errors_by_kind) = {
             let log = lock(&ledger.errors);
-            (log.sample.clone(), log.total)
+            let by_kind = log
+                .by_kind
+                .iter()
+                .map(|(stage, kind, n)| (stage.to_string(), *kind, *n))
+                .collect();
+            (log.sample.clone(), log.total, by_kind)
         };
         let mut unfinished = lock(&ledger.unfinished).clone();
         unfinished.sort_unstable();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let bottleneck = find_bottleneck(&source, &stages, &ledger.segments, &sink, cores);
+        let mut timeline = lock(&ledger.timeline).clone();
+        if !timeline.interval().is_zero() {
+            timeline.close(wall, ledger.parts());
+        }
         Report {
+            timeline,
             end,
             wall,
             source,
@@ -153,6 +173,7 @@ impl Report {
             latency,
             errors,
             errors_total,
+            errors_by_kind,
             unfinished,
             hook_panics: lock(&ledger.hook_panics).clone(),
             bottleneck,
@@ -270,6 +291,13 @@ impl Report {
         self.errors_total
     }
 
+    /// How many item errors of each kind each stage had, counting every error (not only
+    /// the ones kept in full): (stage, [kind](ItemError::kind_name), count), in order of
+    /// each pair's first error.
+    pub fn errors_by_kind(&self) -> &[(String, &'static str, u64)] {
+        &self.errors_by_kind
+    }
+
     /// Ids of items a cancel dropped before they finished, sorted.
     pub fn unfinished(&self) -> &[ItemId] {
         &self.unfinished
@@ -299,6 +327,13 @@ impl Report {
     /// Time the controller spent measuring and deciding.
     pub fn controller_busy(&self) -> Duration {
         self.scaling.controller_busy
+    }
+
+    /// Every part's counters sampled over the run, ending with one sample at the time of
+    /// the report (see [`crate::timeline`]); empty when sampling was turned off
+    /// ([`PipelineBuilder::timeline`](crate::PipelineBuilder::timeline)).
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// The stage holding the pipeline back, if the run did enough to tell.

@@ -15,6 +15,8 @@ pub mod tune;
 use std::sync::Arc;
 use std::time::Instant;
 
+use millrace_prometheus::MetricsServer;
+
 use crate::build::{build, Built};
 use crate::config::PipelineSpec;
 use crate::dead_letter::DeadLetters;
@@ -97,8 +99,9 @@ pub struct Supervised {
 }
 
 /// Builds `spec`'s pipeline and runs it under the live view `live` (or, without one, a
-/// progress line every `progress_every`), Ctrl-C and an optional `deadline` (a graceful
-/// stop), then summarises it, naming each part's kind from `kinds`.
+/// progress line every `progress_every`), Ctrl-C, an optional `deadline` (a graceful
+/// stop) and an optional metrics server, then summarises it, naming each part's kind
+/// from `kinds`.
 ///
 /// # Errors
 ///
@@ -111,6 +114,7 @@ pub fn run_supervised(
     live: Option<LiveView>,
     deadline: Option<Instant>,
     progress_every: Option<std::time::Duration>,
+    metrics: Option<&MetricsServer>,
 ) -> Result<Supervised, (u8, String)> {
     let failed = |code: u8, message: String| (fail(code, &message), message);
     let Built {
@@ -131,6 +135,7 @@ pub fn run_supervised(
         deadline,
         progress: Some(source_log.progress()),
         progress_every,
+        metrics,
     };
     let (ended, interruption) = supervise(running, watch);
     // The I/O stages' runtime has served its purpose once the run has ended.

@@ -12,7 +12,9 @@ use std::time::Duration;
 use crate::cli::{Format, RunArgs};
 use crate::config::{self, ConfigError};
 use crate::live::LiveView;
+use crate::metrics_serve;
 use crate::progress::{Progress, Unit, DEFAULT_EVERY};
+use crate::report_html;
 use crate::report_json;
 use crate::report_text;
 use crate::seed;
@@ -28,6 +30,7 @@ pub fn run(args: &RunArgs) -> u8 {
     // Catch Ctrl-C from the start: one that comes while the file loads stops the run as
     // soon as it starts, rather than killing the process.
     Interrupts::install();
+    crate::logging::init(args.log_format);
     match &args.file {
         None => run_seed(args),
         Some(file) => run_file(file, args),
@@ -53,7 +56,12 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     }
     let mut code = summary.exit_code();
     if let Some(path) = json_path {
-        if let Err(e) = report_json::write(summary, path) {
+        let written = if report_html::is_html(path) {
+            report_html::write(summary, path)
+        } else {
+            report_json::write(summary, path)
+        };
+        if let Err(e) = written {
             eprintln!("millrace: {e}");
             code = code.max(EXIT_FAILED);
         }
@@ -72,8 +80,13 @@ fn not_started(
 ) -> u8 {
     if let Some(path) = json_path {
         let file = file.map(|f| f.display().to_string());
-        let doc = report_json::not_started(name, file.as_deref(), message, code);
-        if let Err(e) = report_json::write_value(&doc, path) {
+        let written = if report_html::is_html(path) {
+            report_html::write_not_started(name, file.as_deref(), message, code, path)
+        } else {
+            let doc = report_json::not_started(name, file.as_deref(), message, code);
+            report_json::write_value(&doc, path)
+        };
+        if let Err(e) = written {
             print_err(&format!("millrace: {e}\n"));
         }
     }
@@ -111,6 +124,19 @@ fn diagnose(format: Format, file: &str, found: &[ConfigError], code: u8) -> u8 {
     code
 }
 
+/// The `/metrics` server `--metrics-addr` asks for, listening before the run starts; an
+/// address that cannot be served is a usage error.
+fn metrics_server(
+    args: &RunArgs,
+    name: &str,
+) -> Result<Option<millrace_prometheus::MetricsServer>, u8> {
+    args.metrics_addr
+        .as_deref()
+        .map(|addr| metrics_serve::bind(addr, name, args.quiet))
+        .transpose()
+        .map_err(|e| fail(EXIT_CONFIG, &e))
+}
+
 /// Checks that the JSON report can be written, if one is asked for.
 fn check_report_path(json_path: Option<&Path>) -> Result<(), u8> {
     match json_path.map(report_json::check_writable) {
@@ -134,6 +160,10 @@ fn run_seed(args: &RunArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
     let n = args.n.unwrap_or(seed::DEFAULT_N);
+    let metrics = match metrics_server(args, "seed") {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
     let running = match seed::pipeline(n).spawn() {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
@@ -148,6 +178,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         deadline: None,
         progress: Some(&progress),
         progress_every,
+        metrics: metrics.as_ref(),
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = vec![None; 5];
@@ -216,6 +247,10 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
     let writes_stdout = spec.sink.part.kind.name == "stdout"
         || (spec.sink.part.kind.name == "file"
             && spec.sink.part.params.path("path") == Some(Path::new("-")));
+    let metrics = match metrics_server(args, &spec.name) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
     let live = live_view(args.quiet || args.no_live, &spec.name, writes_stdout);
     let kinds: Vec<Option<String>> = std::iter::once(spec.source.kind.name)
         .chain(spec.stages.iter().map(|s| s.part.kind.name))
@@ -227,7 +262,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         dead_letters,
         summary,
         runner,
-    } = match run_supervised(&spec, kinds, live, None, progress_every) {
+    } = match run_supervised(&spec, kinds, live, None, progress_every, metrics.as_ref()) {
         Ok(run) => run,
         Err((code, message)) => {
             return not_started(code, &message, &spec.name, Some(file), json_path);

@@ -256,7 +256,7 @@ pub fn run(args: &TuneArgs) -> u8 {
         summary,
         runner,
         ..
-    } = match run_supervised(&spec, Vec::new(), live, deadline, None) {
+    } = match run_supervised(&spec, Vec::new(), live, deadline, None, None) {
         Ok(run) => run,
         Err((code, _)) => return code,
     };

@@ -27,6 +27,14 @@
 //! and writes a diagnosis: for each stage, what each worker is doing and since when (stuck
 //! in user code, waiting for input on an empty queue, blocked on a full one). By policy it
 //! keeps waiting or fails the run with that diagnosis.
+//!
+//! # The timeline
+//!
+//! The same thread samples every part's counters into the run's
+//! [timeline](crate::timeline) each time a sample is due (every 100 ms by default). When
+//! it only samples (no autoscaled stage, no wedge watch) and nothing moved since the last
+//! sample, it waits twice as long before the next look, up to 1.6 s, and is back at the
+//! interval as soon as something moves: an idle pipeline costs about one wake-up a second.
 
 pub(crate) mod policy;
 pub(crate) mod wedge;
@@ -45,6 +53,10 @@ use crate::sync::lock;
 pub use policy::{Decision, DecisionReason};
 use policy::{Policy, StageSample};
 pub use wedge::{RunningHook, Wedge, WedgedPart, WorkerActivity, WorkerState};
+
+/// The longest the controller waits between two looks at an idle run when it only samples
+/// the timeline (its wait doubles from the interval while nothing moves).
+const IDLE_WAIT: Duration = Duration::from_millis(1600);
 
 /// What to do when the pipeline is wedged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +88,8 @@ pub(crate) struct ControllerSettings {
     pub(crate) interval: Duration,
     pub(crate) budget: usize,
     pub(crate) wedge: Option<(Duration, WedgePolicy)>,
+    /// How often the timeline samples (`None`: not at all).
+    pub(crate) timeline: Option<Duration>,
     /// Every segment's stages, in order: the units the policy sizes.
     pub(crate) segments: Vec<Range<usize>>,
 }
@@ -87,9 +101,13 @@ pub(crate) fn spawn_controller(
     settings: ControllerSettings,
     done: Receiver<()>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let body = control.trace.in_thread("millrace-controller", {
+        let control = Arc::clone(&control);
+        move || Controller::new(control, autos, settings).run(&done)
+    });
     std::thread::Builder::new()
         .name("millrace-controller".into())
-        .spawn(move || Controller::new(control, autos, settings).run(&done))
+        .spawn(body)
 }
 
 struct Controller {
@@ -120,23 +138,53 @@ impl Controller {
     }
 
     fn run(mut self, done: &Receiver<()>) {
-        let workers = self.workers();
-        lock(&self.control.ledger.scaling)
-            .history
-            .push((self.control.signals.now(), workers));
+        // The worker counts over time start when the autoscaler or the wedge watch does
+        // (the timeline alone has its own counts).
+        if !self.autos.is_empty() || self.settings.wedge.is_some() {
+            let workers = self.workers();
+            lock(&self.control.ledger.scaling)
+                .history
+                .push((self.control.signals.now(), workers));
+        }
+        let tick = self.tick();
+        // Sampling alone backs off while nothing moves, up to IDLE_WAIT.
+        let sampling_only = self.autos.is_empty() && self.settings.wedge.is_none();
+        let mut wait = tick;
+        let mut start = Instant::now();
         loop {
-            match done.recv_timeout(self.settings.interval) {
+            if self.settings.timeline.is_some() {
+                let idle = self.control.ledger.sample(self.control.signals.now());
+                wait = if idle && sampling_only {
+                    (wait * 2).min(IDLE_WAIT.max(tick))
+                } else {
+                    tick
+                };
+            }
+            lock(&self.control.ledger.scaling).controller_busy += start.elapsed();
+            match done.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
-            let start = Instant::now();
+            start = Instant::now();
             if !self.autos.is_empty() {
                 self.scale();
             }
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
             }
-            lock(&self.control.ledger.scaling).controller_busy += start.elapsed();
+        }
+    }
+
+    /// How often the thread wakes: the autoscaling interval if it scales or watches for
+    /// wedges, the timeline's if it samples, the shorter if both.
+    fn tick(&self) -> Duration {
+        let controls = !self.autos.is_empty() || self.settings.wedge.is_some();
+        match (
+            controls.then_some(self.settings.interval),
+            self.settings.timeline,
+        ) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(self.settings.interval),
         }
     }
 
@@ -194,6 +242,7 @@ impl Controller {
         }
         let at = self.control.signals.now();
         let workers = self.workers();
+        decisions.iter().for_each(crate::trace::decision);
         let mut log = lock(&self.control.ledger.scaling);
         log.decisions.extend(decisions.into_iter().map(|d| (at, d)));
         log.history.push((at, workers));
@@ -225,6 +274,7 @@ impl Controller {
         }
         self.wedged = true;
         let diagnosis = diagnose(c, stalled);
+        crate::trace::wedge(&diagnosis);
         lock(&c.ledger.scaling)
             .wedges
             .push((c.signals.now(), diagnosis.clone()));

@@ -121,6 +121,9 @@ impl Launch {
         let mut control = Control::new(source, stages, sink, !settings.show_caught_panics);
         // The plan's segments are what the bottleneck judges, as the autoscaler sizes them.
         control.ledger.segments = segments.clone();
+        if let Some(every) = settings.timeline {
+            lock(&control.ledger.timeline).set_interval(every);
+        }
         let control = Arc::new(control);
 
         // Reorder windows: by default room for everything the region's connectors and
@@ -272,6 +275,7 @@ impl Launch {
         if self.failed.is_some() {
             return;
         }
+        let f = self.control.trace.in_thread(&name, f);
         match std::thread::Builder::new().name(name.clone()).spawn(f) {
             Ok(handle) => self.threads.push(handle),
             Err(e) => self.refused(BuildError::thread(&name, &e)),
@@ -304,10 +308,13 @@ impl Launch {
         })
     }
 
-    /// Starts the controller if any stage is autoscaled or a wedge timeout is set. Returns
-    /// its thread and the sender whose drop stops it.
+    /// Starts the controller if any stage is autoscaled, a wedge timeout is set or the
+    /// timeline is sampled. Returns its thread and the sender whose drop stops it.
     pub(crate) fn start_controller(&mut self) -> Option<Controller> {
-        if self.autos.is_empty() && self.settings.wedge.is_none() || self.failed.is_some() {
+        let needed = !self.autos.is_empty()
+            || self.settings.wedge.is_some()
+            || self.settings.timeline.is_some();
+        if !needed || self.failed.is_some() {
             return None;
         }
         let (done_tx, done_rx) = crossbeam_channel::bounded(0);
@@ -315,6 +322,7 @@ impl Launch {
             interval: self.settings.autoscale_interval,
             budget: self.budget,
             wedge: self.settings.wedge,
+            timeline: self.settings.timeline,
             segments: self.segments.clone(),
         };
         let autos = std::mem::take(&mut self.autos);

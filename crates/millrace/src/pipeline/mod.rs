@@ -421,6 +421,37 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Sets how often every part's counters are sampled for the report's
+    /// [timeline](crate::Report::timeline) (default every 100 ms; at least 1 ms); `None`
+    /// turns sampling off. Sampling costs one pass over the counters per interval, on the
+    /// controller thread, which otherwise starts only for autoscaling or a wedge timeout.
+    /// The timeline keeps at most [`timeline::MAX_SAMPLES`](crate::timeline::MAX_SAMPLES)
+    /// samples: on long runs its interval doubles as it fills.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use millrace::Pipeline;
+    ///
+    /// let finished = Pipeline::source(0..1000u64)
+    ///     .map("double", |x| 2 * x)
+    ///     .timeline(Some(Duration::from_millis(10)))
+    ///     .fold(0u64, |s, x| s + x)
+    ///     .run()?;
+    /// let timeline = finished.report.timeline();
+    /// assert_eq!(timeline.parts(), ["source", "double", "sink"]);
+    /// // The last sample is taken at the end: it holds the final counts.
+    /// let last = timeline.samples().last().unwrap();
+    /// assert_eq!(last.parts[1].items_in, 1000);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
+    pub fn timeline(mut self, every: Option<std::time::Duration>) -> Self {
+        self.settings.timeline = every.map(|d| d.max(std::time::Duration::from_millis(1)));
+        self
+    }
+
     /// Whether panics that millrace catches in user code (stages, sinks, hooks, dead-letter
     /// handlers) also go through the process's panic hook, which prints them to stderr.
     ///

@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) cpu_budget: Option<usize>,
     pub(crate) autoscale_interval: Duration,
     pub(crate) wedge: Option<(Duration, WedgePolicy)>,
+    /// How often the timeline samples every part's counters (`None`: not at all).
+    pub(crate) timeline: Option<Duration>,
     /// Caught panics of user code go through the panic hook (print) as well.
     pub(crate) show_caught_panics: bool,
     #[cfg(feature = "async")]
@@ -60,6 +62,7 @@ impl Default for Settings {
             cpu_budget: None,
             autoscale_interval: Duration::from_millis(100),
             wedge: None,
+            timeline: Some(Duration::from_millis(100)),
             show_caught_panics: crate::panics::shown_by_default(),
             #[cfg(feature = "async")]
             runtime: None,

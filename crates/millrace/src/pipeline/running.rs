@@ -129,6 +129,7 @@ pub(super) fn finish<R: Send + 'static>(
     let extra = std::mem::take(&mut *lock(&control.ledger.extra_threads));
     extra.into_iter().for_each(join);
     let report = Report::build(&control.ledger, control.signals.now(), end_state(control));
+    crate::trace::run_ended(&control.trace, &report);
     let first = lock(&control.ledger.first_error).take();
     match (first, output) {
         (None, Some(output)) => Ok(Finished { output, report }),
@@ -185,6 +186,7 @@ fn join_detaching<R>(
         let _ = sink.join();
     }
     let report = Report::build(&control.ledger, control.signals.now(), EndState::Failed);
+    crate::trace::run_ended(&control.trace, &report);
     let kind = match lock(&control.ledger.first_error).take() {
         Some(RunErrorKind::Wedged(mut wedge)) => {
             wedge.detached = detached;

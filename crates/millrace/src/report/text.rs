@@ -194,10 +194,12 @@ mod tests {
             latency: Latency::default(),
             errors,
             errors_total,
+            errors_by_kind: Vec::new(),
             unfinished: Vec::new(),
             hook_panics: Vec::new(),
             bottleneck: None,
             scaling: ScalingLog::default(),
+            timeline: crate::Timeline::default(),
         }
     }
 
@@ -253,6 +255,7 @@ mod tests {
             p99: Duration::from_nanos(123_456_789),
             max: Duration::from_nanos(8_589_934_592),
             samples: 1_000,
+            ..Latency::default()
         };
         let text = r.to_string();
         assert!(

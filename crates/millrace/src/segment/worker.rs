@@ -365,9 +365,11 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
         Arc::clone(emitter),
         outlet.clone(),
     );
-    let spawned = std::thread::Builder::new()
-        .name(format!("millrace-{}-{worker}", emitter.metrics.name))
-        .spawn(move || run_worker(input, emitter2, worker, outlet));
+    let name = format!("millrace-{}-{worker}", emitter.metrics.name);
+    let body = (growth.control.trace).in_thread(&name, move || {
+        run_worker(input, emitter2, worker, outlet);
+    });
+    let spawned = std::thread::Builder::new().name(name).spawn(body);
     match spawned {
         Ok(handle) => lock(&growth.control.ledger.extra_threads).push(handle),
         // The OS refused a thread: the segment keeps the workers it has (the autoscaler

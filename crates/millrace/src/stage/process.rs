@@ -63,6 +63,7 @@ where
     M: Fn() -> L + Send + Sync + 'static,
 {
     fn process(&mut self, batch: Batch<T>, out: Vec<U>) -> (Batch<U>, Vec<T>) {
+        let _span = (self.ctx.control.trace).batch(&self.ctx.name, batch.seq, batch.len());
         let counters = self.ctx.metrics.slot(self.worker);
         counters.add(&counters.batches, 1);
         counters.add(&counters.items_in, batch.len() as u64);

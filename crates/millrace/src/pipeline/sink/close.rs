@@ -29,12 +29,13 @@ fn spawn_sink<R: Send + 'static>(
         return None;
     }
     let ended = SinkEnded(Arc::clone(&launch.control));
+    let body = launch.control.trace.in_thread("millrace-sink", move || {
+        let _ended = ended;
+        sink()
+    });
     let spawned = std::thread::Builder::new()
         .name("millrace-sink".into())
-        .spawn(move || {
-            let _ended = ended;
-            sink()
-        });
+        .spawn(body);
     match spawned {
         Ok(handle) => Some(handle),
         Err(e) => {
