@@ -13,7 +13,7 @@
 //!   and warnings as JSON;
 //! * [`supervise`], [`signals`], [`live`], [`progress`] — watching a run; [`summary`],
 //!   [`report_text`], [`report_json`] — telling how it went; [`seed`] — the built-in
-//!   seed pipeline.
+//!   seed pipeline; [`scale_out`] — stages on other processes over NATS (`nats` feature).
 
 pub mod build;
 pub mod cli;
@@ -27,6 +27,7 @@ pub mod preflight;
 pub mod progress;
 pub mod report_json;
 pub mod report_text;
+pub mod scale_out;
 pub mod seed;
 pub mod signals;
 pub mod sink_runner;
@@ -64,5 +65,6 @@ where
         Some(Command::Check(args)) => commands::check::run(&args),
         Some(Command::Stages(args)) => commands::stages::run(&args),
         Some(Command::Tune(args)) => commands::tune::run(&args),
+        Some(Command::Worker(args)) => commands::worker(&args),
     }
 }

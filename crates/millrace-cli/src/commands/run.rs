@@ -222,12 +222,15 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         .chain(std::iter::once(spec.sink.part.kind.name))
         .map(|k| Some(k.to_owned()))
         .collect();
-    let Supervised {
-        source_log,
-        dead_letters,
-        summary,
-        runner,
-    } = match run_supervised(&spec, kinds, live, None, progress_every) {
+    let (
+        Supervised {
+            source_log,
+            dead_letters,
+            summary,
+            runner,
+        },
+        remote,
+    ) = match supervise_file(&spec, kinds, live, progress_every) {
         Ok(run) => run,
         Err((code, message)) => {
             return not_started(code, &message, &spec.name, Some(file), json_path);
@@ -250,5 +253,21 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             }
         }
     }
-    finish(&summary, args, json_path)
+    let code = finish(&summary, args, json_path);
+    remote.map_or(code, |r| r.finish(code, args.quiet, args.allow_failures))
+}
+
+/// Runs `spec` here, or (with remote stages) its origin: see [`crate::scale_out`].
+fn supervise_file(
+    spec: &config::PipelineSpec,
+    kinds: Vec<Option<String>>,
+    live: Option<LiveView>,
+    progress_every: Option<Duration>,
+) -> Result<(Supervised, Option<crate::scale_out::RemoteAccount>), (u8, String)> {
+    #[cfg(feature = "nats")]
+    if let Some(scale) = &spec.scale_out {
+        return crate::scale_out::run_origin(spec, scale, live, progress_every)
+            .map(|(run, account)| (run, Some(account)));
+    }
+    run_supervised(spec, kinds, live, None, progress_every).map(|run| (run, None))
 }
