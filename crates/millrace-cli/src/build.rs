@@ -131,10 +131,37 @@ pub fn open_source(
 ///
 /// Why the I/O runtime cannot start.
 pub fn configure<T: Send + 'static>(
-    mut builder: PipelineBuilder<T>,
+    builder: PipelineBuilder<T>,
     spec: &PipelineSpec,
     stages: &[StageSpec],
 ) -> Result<(PipelineBuilder<T>, Option<tokio::runtime::Runtime>), String> {
+    let runtime = stage_runtime(stages)?;
+    let handle = runtime.as_ref().map(|rt| rt.handle().clone());
+    Ok((settings(builder, spec, handle), runtime))
+}
+
+/// The runtime `stages` need, if one of them does network I/O.
+///
+/// # Errors
+///
+/// Why the I/O runtime cannot start.
+pub fn stage_runtime(stages: &[StageSpec]) -> Result<Option<tokio::runtime::Runtime>, String> {
+    let needs_io = stages
+        .iter()
+        .any(|s| s.part.kind.exec == Exec::Async { io: true });
+    if needs_io {
+        io_runtime().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// `builder` with `spec`'s pipeline-wide settings, and the I/O `runtime` if given.
+pub fn settings<T: Send + 'static>(
+    mut builder: PipelineBuilder<T>,
+    spec: &PipelineSpec,
+    runtime: Option<tokio::runtime::Handle>,
+) -> PipelineBuilder<T> {
     builder = builder.default_capacity(spec.capacity);
     if let Some(batch) = spec.batch {
         builder = builder.default_batch(batch);
@@ -158,14 +185,10 @@ pub fn configure<T: Send + 'static>(
         };
         builder = builder.wedge_timeout(wedge.after, policy);
     }
-    let needs_io = stages
-        .iter()
-        .any(|s| s.part.kind.exec == Exec::Async { io: true });
-    let runtime = if needs_io { Some(io_runtime()?) } else { None };
-    if let Some(rt) = &runtime {
-        builder = builder.runtime(rt.handle().clone());
+    if let Some(handle) = runtime {
+        builder = builder.runtime(handle);
     }
-    Ok((builder, runtime))
+    builder
 }
 
 /// Makes each of `stages` from its kind and settings (opening its dead-letter file).

@@ -4,7 +4,9 @@
 //! are finished and acked) and prints what it did. Start it on as many machines as needed:
 //! they share the edge's input.
 
-use crate::build::{add_stages, configure, make_stages};
+use millrace::PipelineBuilder;
+
+use crate::build::{add_stages, make_stages, settings, stage_runtime};
 use crate::cli::WorkerArgs;
 use crate::commands::{fail, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
 use crate::config::{self, Workers};
@@ -78,31 +80,19 @@ pub fn run_worker(args: &WorkerArgs) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(EXIT_FAILED, &e),
     };
-    let (runtime_tx, runtime_rx) = std::sync::mpsc::channel();
+    // The I/O stages' runtime (if any) lives as long as the worker.
+    let runtime = match stage_runtime(scale.stages(&spec)) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_FAILED, &e),
+    };
+    let handle = runtime.as_ref().map(|rt| rt.handle().clone());
     let part_spec = spec.clone();
-    let part = move |builder: millrace::PipelineBuilder<Item>| match configure(builder, &part_spec, scale.stages(&part_spec)) {
-        Ok((builder, runtime)) => {
-            let _ = runtime_tx.send(Ok(runtime));
-            add_stages(builder, stages)
-        }
-        Err(e) => {
-            let _ = runtime_tx.send(Err(e));
-            add_stages(builder, stages)
-        }
+    let part = move |builder: PipelineBuilder<Item>| {
+        add_stages(settings(builder, &part_spec, handle), stages)
     };
     let worker = match job.worker(&into, &out, part).and_then(|w| w.spawn()) {
         Ok(w) => w,
         Err(e) => return fail(EXIT_FAILED, &e.to_string()),
-    };
-    // The I/O stages' runtime (if any) lives as long as the worker.
-    let runtime = match runtime_rx.recv() {
-        Ok(Ok(runtime)) => runtime,
-        Ok(Err(e)) => {
-            worker.stop();
-            let _ = worker.join();
-            return fail(EXIT_FAILED, &e);
-        }
-        Err(_) => None,
     };
     eprintln!(
         "millrace: worker ready: stage(s) {names} of `{}`, taking from {} (Ctrl-C stops it)",
