@@ -209,7 +209,12 @@ kind = "sum"
         .args(["--set", "stage.parse.connector=memory"])
         .output()
         .expect("run in memory");
-    assert_eq!(in_memory.status.code(), Some(3), "{}", stderr_of(&in_memory));
+    assert_eq!(
+        in_memory.status.code(),
+        Some(3),
+        "{}",
+        stderr_of(&in_memory)
+    );
 
     let mut worker = Worker::start(&file, "parse");
     worker.wait_for("worker ready", 1);
@@ -226,7 +231,12 @@ kind = "sum"
     );
     assert!(report.contains("stage `parse`: 2 failed"), "{report}");
     let allowed = millrace()
-        .args(["run", &file.display().to_string(), "--quiet", "--allow-failures"])
+        .args([
+            "run",
+            &file.display().to_string(),
+            "--quiet",
+            "--allow-failures",
+        ])
         .output()
         .expect("run the origin again");
     assert!(allowed.status.success(), "{}", stderr_of(&allowed));

@@ -26,7 +26,9 @@ fn a_url_that_is_not_a_nats_url_is_an_error_at_the_url() {
     let text = format!("[pipeline]\nurl = \"http://host:4222\"\n\n{SOURCE}{SINK}");
     let (file, said) = check_fails(&text);
     assert!(
-        said.contains(&format!("{file}:2:7: `url` \"http://host:4222\" is not a NATS server URL")),
+        said.contains(&format!(
+            "{file}:2:7: `url` \"http://host:4222\" is not a NATS server URL"
+        )),
         "{said}"
     );
 }
@@ -44,7 +46,9 @@ fn an_unknown_connector_is_an_error_at_its_value() {
     let text = format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nconnector = \"kafka\"\n{SINK}");
     let (file, said) = check_fails(&text);
     assert!(
-        said.contains(&format!("{file}:7:13: `connector` must be \"nats\" or \"memory\"")),
+        said.contains(&format!(
+            "{file}:7:13: `connector` must be \"nats\" or \"memory\""
+        )),
         "{said}"
     );
 }
@@ -87,7 +91,9 @@ fn connector_nats_without_the_feature_says_how_to_get_it() {
     let text = format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nconnector = \"nats\"\n{SINK}");
     let (file, said) = check_fails(&text);
     assert!(
-        said.contains(&format!("{file}:7:13: this millrace was built without NATS support")),
+        said.contains(&format!(
+            "{file}:7:13: this millrace was built without NATS support"
+        )),
         "{said}"
     );
     assert!(said.contains("--features nats"), "{said}");

@@ -85,8 +85,7 @@ pub fn take(root: &mut Node, found: &mut Findings) -> Taken {
                     .enumerate()
                     .map(|(i, item)| {
                         let part = format!("stage #{}", i + 1);
-                        matches!(item.kind, NodeKind::Table(_))
-                            .then(|| setting(item, &part, found))
+                        matches!(item.kind, NodeKind::Table(_)).then(|| setting(item, &part, found))
                     })
                     .collect();
             }
@@ -153,10 +152,7 @@ fn setting(table: &mut Node, part: &str, found: &mut Findings) -> Setting {
                 _ => found.push(
                     ConfigError::new(
                         entry.value.loc.clone(),
-                        format!(
-                            "`url` must be a string, found {}",
-                            entry.value.describe()
-                        ),
+                        format!("`url` must be a string, found {}", entry.value.describe()),
                     )
                     .help(format!("write it like {DEFAULT_URL:?}"))
                     .in_part(part),
@@ -181,9 +177,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
             return Err(format!("the scheme `{scheme}` is not nats or tls"));
         }
         if rest.contains('@') {
-            return Err("credentials do not go in the file: set MILLRACE_NATS_CREDS, \
+            return Err(
+                "credentials do not go in the file: set MILLRACE_NATS_CREDS, \
                         MILLRACE_NATS_USER and MILLRACE_NATS_PASSWORD, or MILLRACE_NATS_TOKEN"
-                .into());
+                    .into(),
+            );
         }
         let host_port = rest.trim_end_matches('/');
         let (host, port) = match host_port.rsplit_once(':') {

@@ -106,7 +106,8 @@ pub fn run_origin(
     progress_every: Option<Duration>,
 ) -> Result<(Supervised, RemoteAccount), (u8, String)> {
     let failed = |code: u8, message: String| (fail(code, &message), message);
-    let broker = super::connect(&scale.url, false).map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
+    let broker =
+        super::connect(&scale.url, false).map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
     let (job, into, out) =
         super::edges(&broker, spec).map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
 
@@ -121,7 +122,8 @@ pub fn run_origin(
         front,
         make_stages(front_stages, &mut dead_letters).map_err(|e| failed(EXIT_FAILED, e))?,
     );
-    let back_made = make_stages(back_stages, &mut dead_letters).map_err(|e| failed(EXIT_FAILED, e))?;
+    let back_made =
+        make_stages(back_stages, &mut dead_letters).map_err(|e| failed(EXIT_FAILED, e))?;
 
     let origin = job
         .origin(&into, &out)
@@ -159,7 +161,11 @@ pub fn run_origin(
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = std::iter::once(Some("nats".to_owned()))
-        .chain(back_stages.iter().map(|s| Some(s.part.kind.name.to_owned())))
+        .chain(
+            back_stages
+                .iter()
+                .map(|s| Some(s.part.kind.name.to_owned())),
+        )
         .chain(std::iter::once(Some(spec.sink.part.kind.name.to_owned())))
         .collect();
     let summary = Summary::new(&spec.name, Some(&spec.file), kinds, ended, interruption);
