@@ -1,5 +1,8 @@
-//! Which stages run remotely: the `connector` and `url` settings of `[pipeline]` and each
-//! `[[stage]]`.
+//! Which stages run remotely: the `connector` setting of `[pipeline]` (the default) and of
+//! each `[[stage]]`, and the server's `url` under `[pipeline]`.
+//!
+//! One server serves a pipeline's broker edges: its `url` is set under `[pipeline]` only
+//! (a stage's `url` belongs to its kind: `http` has one).
 //!
 //! ```toml
 //! [pipeline]
@@ -33,7 +36,8 @@ pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 /// item, `chunk` many), whose outputs are child items the worker cannot give wire ids.
 pub const LOCAL_ONLY_KINDS: &[&str] = &["grep", "chunk"];
 
-/// The `connector` and `url` settings as written, before the stages are resolved.
+/// The `connector` settings (and the pipeline's `url`) as written, before the stages are
+/// resolved.
 #[derive(Clone, Debug, Default)]
 pub struct Taken {
     pipeline: Option<Setting>,
@@ -41,7 +45,7 @@ pub struct Taken {
     stages: Vec<Option<Setting>>,
 }
 
-/// One table's `connector` and `url`.
+/// One table's `connector` and (`[pipeline]`'s) `url`.
 #[derive(Clone, Debug, Default)]
 struct Setting {
     /// `Some(true)`: `nats`, `Some(false)`: `memory`; with where it was written.
@@ -67,8 +71,9 @@ impl ScaleOut {
     }
 }
 
-/// Removes `connector` and `url` from `[pipeline]` and every `[[stage]]` of `root`, and
-/// checks their values (errors go to `found`).
+/// Removes `connector` from `[pipeline]` and every `[[stage]]` of `root`, and `url` from
+/// `[pipeline]` (a stage's `url` is its kind's: `http` has one), and checks their values
+/// (errors go to `found`).
 pub fn take(root: &mut Node, found: &mut Findings) -> Taken {
     let mut taken = Taken::default();
     let NodeKind::Table(top) = &mut root.kind else {
@@ -77,7 +82,7 @@ pub fn take(root: &mut Node, found: &mut Findings) -> Taken {
     for entry in top.iter_mut() {
         match (entry.key.as_str(), &mut entry.value.kind) {
             ("pipeline", NodeKind::Table(_)) => {
-                taken.pipeline = Some(setting(&mut entry.value, "pipeline", found));
+                taken.pipeline = Some(setting(&mut entry.value, "pipeline", true, found));
             }
             ("stage", NodeKind::Array(items)) => {
                 taken.stages = items
@@ -85,7 +90,8 @@ pub fn take(root: &mut Node, found: &mut Findings) -> Taken {
                     .enumerate()
                     .map(|(i, item)| {
                         let part = format!("stage #{}", i + 1);
-                        matches!(item.kind, NodeKind::Table(_)).then(|| setting(item, &part, found))
+                        matches!(item.kind, NodeKind::Table(_))
+                            .then(|| setting(item, &part, false, found))
                     })
                     .collect();
             }
@@ -95,8 +101,8 @@ pub fn take(root: &mut Node, found: &mut Findings) -> Taken {
     taken
 }
 
-/// Takes one table's `connector` and `url` out of it.
-fn setting(table: &mut Node, part: &str, found: &mut Findings) -> Setting {
+/// Takes one table's `connector` (and, with `with_url`, its `url`) out of it.
+fn setting(table: &mut Node, part: &str, with_url: bool, found: &mut Findings) -> Setting {
     let mut out = Setting::default();
     let NodeKind::Table(entries) = &mut table.kind else {
         return out;
@@ -137,7 +143,7 @@ fn setting(table: &mut Node, part: &str, found: &mut Findings) -> Setting {
                     .in_part(part),
                 ),
             },
-            "url" => match &entry.value.kind {
+            "url" if with_url => match &entry.value.kind {
                 NodeKind::Str(url) => match check_url(url) {
                     Ok(()) => out.url = Some((url.clone(), entry.value.loc.clone())),
                     Err(why) => found.push(
@@ -206,7 +212,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
 pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Option<ScaleOut> {
     let default = taken.pipeline.as_ref();
     let mut remote = Vec::new();
-    let mut url: Option<&(String, Loc)> = default.and_then(|d| d.url.as_ref());
+    let url = default.and_then(|d| d.url.as_ref());
     for (i, stage) in spec.stages.iter().enumerate() {
         let own = taken.stages.get(i).and_then(Option::as_ref);
         let marked = own
@@ -215,22 +221,6 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
         let Some((true, loc)) = marked else {
             continue;
         };
-        if let Some(stage_url) = own.and_then(|s| s.url.as_ref()) {
-            match url {
-                Some((first, _)) if first != &stage_url.0 => found.push(
-                    ConfigError::new(
-                        stage_url.1.clone(),
-                        format!(
-                            "stage `{}` names the server {:?}, another remote stage {first:?}",
-                            stage.name, stage_url.0
-                        ),
-                    )
-                    .help("every broker edge of a pipeline goes through one server")
-                    .in_part(&format!("stage {}", stage.name)),
-                ),
-                _ => url = Some(stage_url),
-            }
-        }
         if LOCAL_ONLY_KINDS.contains(&stage.part.kind.name) {
             found.push(
                 ConfigError::new(

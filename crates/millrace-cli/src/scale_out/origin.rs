@@ -22,6 +22,30 @@ use crate::signals::Interrupts;
 use crate::summary::{Outcome, Summary};
 use crate::supervise::{supervise, Watch};
 
+/// How long a run stopped early (Ctrl-C, a failed sink) waits for its front part and
+/// network tasks: a front part whose publishes wait for room on a full edge (no worker
+/// takes from it) would never end.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for the front part and the network tasks: at most [`STOP_GRACE`] when the run
+/// stopped early (`None`: they did not end in time and are left to the process's end).
+fn finish(
+    end: millrace_nats::RemoteEnd,
+    stopped_early: bool,
+) -> Option<Result<millrace_nats::RemoteFinished, millrace_nats::NatsError>> {
+    if !stopped_early {
+        return Some(end.finish());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("millrace-origin-end".into())
+        .spawn(move || {
+            let _ = tx.send(end.finish());
+        })
+        .ok()?;
+    rx.recv_timeout(STOP_GRACE).ok()
+}
+
 /// What the parts of a scaled-out run other than the back one did.
 #[derive(Debug)]
 pub struct RemoteAccount {
@@ -183,13 +207,19 @@ pub fn run_origin(
         remote: None,
         error: None,
     };
-    match end.finish() {
-        Ok(finished) => {
+    match finish(end, stopped_early) {
+        Some(Ok(finished)) => {
             account.front = Some(finished.front);
             account.remote = Some(finished.remote);
         }
-        Err(e) if !stopped_early => account.error = Some(e.to_string()),
-        Err(_) => {}
+        Some(Err(e)) if !stopped_early => account.error = Some(e.to_string()),
+        Some(Err(_)) => {}
+        None => {
+            account.error = Some(format!(
+                "the front part did not end within {STOP_GRACE:?} of the stop (its publishes \
+                 wait for room on the broker): its report is left out"
+            ));
+        }
     }
     drop((front_runtime, back_runtime));
     let (mut summary, runner) = summary.map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
