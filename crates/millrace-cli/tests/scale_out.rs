@@ -175,6 +175,52 @@ fn a_remote_stage_on_a_worker_gives_the_in_memory_sum_and_a_balanced_report() {
 }
 
 #[test]
+fn two_workers_share_the_remote_stage_and_the_sum_is_the_in_memory_one() {
+    let server = LocalServer::start().expect("start nats-server");
+    let n = 20_000;
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
+    let in_memory = millrace()
+        .args(["run", &file.display().to_string(), "--quiet"])
+        .args(["--set", "stage.heavy.connector=memory"])
+        .output()
+        .expect("run in memory");
+    assert!(in_memory.status.success(), "{}", stderr_of(&in_memory));
+
+    let mut first = Worker::start(&file, "heavy");
+    let mut second = Worker::start(&file, "heavy");
+    first.wait_for("worker ready", 1);
+    second.wait_for("worker ready", 1);
+    let remote = millrace()
+        .args(["run", &file.display().to_string(), "--no-live"])
+        .output()
+        .expect("run the origin");
+    let report = stderr_of(&remote);
+    assert!(remote.status.success(), "{report}");
+    assert_eq!(stdout_of(&remote), stdout_of(&in_memory), "{report}");
+    assert!(
+        report.contains(&format!(
+            "remote: {n} published, {n} delivered back, 0 filtered, 0 failed (balanced)"
+        )),
+        "{report}"
+    );
+    // Between them the workers finished every message the origin published.
+    let finished: u64 = [first.stop(), second.stop()]
+        .iter()
+        .map(|said| messages_finished(said))
+        .sum();
+    assert!(finished >= n.div_ceil(64), "{finished} messages finished");
+}
+
+/// The number in a stopped worker's `worker stopped: N message(s) finished`.
+fn messages_finished(said: &str) -> u64 {
+    said.lines()
+        .find_map(|l| l.split("worker stopped: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `worker stopped` line in:\n{said}"))
+}
+
+#[test]
 fn items_that_fail_in_a_remote_stage_are_counted_and_make_the_run_exit_3() {
     let server = LocalServer::start().expect("start nats-server");
     let dir = tempfile::tempdir().expect("temp dir");
