@@ -98,3 +98,38 @@ fn connector_nats_without_the_feature_says_how_to_get_it() {
     );
     assert!(said.contains("--features nats"), "{said}");
 }
+
+#[cfg(feature = "nats")]
+#[test]
+fn the_scale_out_example_checks_and_its_resolved_form_keeps_the_remote_stage_and_url() {
+    let path = common::repo_root().join("examples/nats/scale_out.toml");
+    let spec = millrace_cli::config::load(&path, &[]).expect("the example loads");
+    let scale = spec.scale_out.clone().expect("a remote stage");
+    assert_eq!(scale.stages(&spec)[0].name, "c");
+    assert_eq!(scale.url, "nats://127.0.0.1:4222");
+    let resolved = millrace_cli::commands::check::to_toml(&spec);
+    let dir = path.parent().expect("examples/nats");
+    let again = millrace_cli::config::load_str(&resolved, &spec.file, dir, &[])
+        .unwrap_or_else(|e| panic!("the resolved form does not load: {e}\n{resolved}"));
+    assert_eq!(again.scale_out, spec.scale_out);
+}
+
+#[cfg(feature = "nats")]
+#[test]
+fn a_pipeline_wide_connector_makes_every_stage_remote_but_those_marked_memory() {
+    let text = format!(
+        "[pipeline]\nconnector = \"nats\"\n\n{SOURCE}\n[[stage]]\nname = \"one\"\nkind = \"square\"\n\n\
+         [[stage]]\nname = \"two\"\nkind = \"square\"\n\n[[stage]]\nname = \"kept\"\n\
+         kind = \"scale\"\nfactor = 2\nconnector = \"memory\"\n{SINK}"
+    );
+    let spec = millrace_cli::config::load_str(&text, "p.toml", std::path::Path::new(""), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let scale = spec.scale_out.clone().expect("remote stages");
+    let names: Vec<_> = scale
+        .stages(&spec)
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["one", "two"]);
+    assert_eq!(scale.url, millrace_cli::config::connector::DEFAULT_URL);
+}
