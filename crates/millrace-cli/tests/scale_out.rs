@@ -146,13 +146,22 @@ fn a_remote_stage_on_a_worker_gives_the_in_memory_sum_and_a_balanced_report() {
 
     let mut worker = Worker::start(&file, "heavy");
     worker.wait_for("worker ready", 1);
+    let json_path = file.with_file_name("report.json");
     let remote = millrace()
-        .args(["run", &file.display().to_string(), "--no-live"])
+        .args(["run", &file.display().to_string(), "--no-live", "--report"])
+        .arg(&json_path)
         .output()
         .expect("run the origin");
     let report = stderr_of(&remote);
     assert!(remote.status.success(), "{report}");
     assert_eq!(stdout_of(&remote), stdout_of(&in_memory), "{report}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("the JSON report"))
+            .expect("JSON");
+    assert_eq!(json["remote"]["stages"], serde_json::json!(["heavy"]));
+    assert_eq!(json["remote"]["published"], n);
+    assert_eq!(json["remote"]["delivered"], n);
+    assert_eq!(json["remote"]["balanced"], true);
     assert!(
         report.contains("stage(s) `heavy` ran on `millrace worker` processes"),
         "{report}"

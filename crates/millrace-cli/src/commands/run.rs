@@ -15,6 +15,7 @@ use crate::live::LiveView;
 use crate::progress::{Progress, Unit, DEFAULT_EVERY};
 use crate::report_json;
 use crate::report_text;
+use crate::scale_out::RemoteAccount;
 use crate::seed;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
@@ -42,8 +43,14 @@ pub(super) fn live_view(off: bool, title: &str, writes_stdout: bool) -> Option<L
     (wanted && !clash).then(|| LiveView::new(title))
 }
 
-/// Prints the report and writes the JSON one; returns the exit code.
-fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
+/// Prints the report and writes the JSON one (with the remote stages' account of a
+/// scaled-out run); returns the exit code.
+fn finish(
+    summary: &Summary,
+    args: &RunArgs,
+    json_path: Option<&Path>,
+    remote: Option<&RemoteAccount>,
+) -> u8 {
     if !args.quiet {
         print_err(&report_text::render(summary));
     } else if let Some(e) = &summary.error {
@@ -53,7 +60,11 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
     }
     let mut code = summary.exit_code();
     if let Some(path) = json_path {
-        if let Err(e) = report_json::write(summary, path) {
+        let mut doc = report_json::to_json(summary);
+        if let (Some(remote), Some(fields)) = (remote, doc.as_object_mut()) {
+            fields.insert("remote".into(), remote.to_json());
+        }
+        if let Err(e) = report_json::write_value(&doc, path) {
             eprintln!("millrace: {e}");
             code = code.max(EXIT_FAILED);
         }
@@ -169,7 +180,7 @@ fn run_seed(args: &RunArgs) -> u8 {
             json: serde_json::json!({ "sum": sum, "sum_text": sum.to_string(), "n": n }),
         });
     }
-    finish(&summary, args, args.report.as_deref())
+    finish(&summary, args, args.report.as_deref(), None)
 }
 
 fn run_file(file: &Path, args: &RunArgs) -> u8 {
@@ -253,7 +264,7 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             }
         }
     }
-    let code = finish(&summary, args, json_path);
+    let code = finish(&summary, args, json_path, remote.as_ref());
     remote.map_or(code, |r| r.finish(code, args.quiet, args.allow_failures))
 }
 
@@ -263,7 +274,7 @@ fn supervise_file(
     kinds: Vec<Option<String>>,
     live: Option<LiveView>,
     progress_every: Option<Duration>,
-) -> Result<(Supervised, Option<crate::scale_out::RemoteAccount>), (u8, String)> {
+) -> Result<(Supervised, Option<RemoteAccount>), (u8, String)> {
     #[cfg(feature = "nats")]
     if let Some(scale) = &spec.scale_out {
         return crate::scale_out::run_origin(spec, scale, live, progress_every)

@@ -38,6 +38,11 @@ pub enum RemoteAccount {}
 
 #[cfg(not(feature = "nats"))]
 impl RemoteAccount {
+    /// The account as the JSON report's `remote` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        match *self {}
+    }
+
     /// Prints the account and returns the whole run's exit code.
     pub fn finish(&self, _code: u8, _quiet: bool, _allow_failures: bool) -> u8 {
         match *self {}

@@ -90,6 +90,27 @@ impl RemoteAccount {
         out
     }
 
+    /// The account as the JSON report's `remote` object (REPORT_SCHEMA.md).
+    pub fn to_json(&self) -> serde_json::Value {
+        let remote = self.remote.as_ref();
+        serde_json::json!({
+            "stages": self.stages,
+            "published": remote.map(|r| r.published),
+            "delivered": remote.map(|r| r.delivered),
+            "filtered": remote.map(|r| &r.filtered),
+            "failed": remote.map(|r| &r.failed),
+            "errors": remote.map(|r| r
+                .errors
+                .iter()
+                .map(|(id, e)| serde_json::json!({ "item": id.to_string(), "error": e }))
+                .collect::<Vec<_>>()),
+            "duplicates_dropped": remote.map(|r| r.duplicates_dropped),
+            "stale_dropped": remote.map(|r| r.stale_dropped),
+            "balanced": remote.map(RemoteReport::is_balanced),
+            "error": self.error,
+        })
+    }
+
     /// Prints the account on stderr (only an error under `quiet`) and returns the whole
     /// run's exit code, from the back part's `code`.
     pub fn finish(&self, code: u8, quiet: bool, allow_failures: bool) -> u8 {
