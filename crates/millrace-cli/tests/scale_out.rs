@@ -285,6 +285,18 @@ kind = "sum"
         "{report}"
     );
     assert!(report.contains("stage `parse`: 2 failed"), "{report}");
+    let json_path = dir.path().join("report.json");
+    let with_json = millrace()
+        .args(["run", &file.display().to_string(), "--quiet", "--report"])
+        .arg(&json_path)
+        .output()
+        .expect("run the origin with a JSON report");
+    assert_eq!(with_json.status.code(), Some(3));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("the JSON report"))
+            .expect("JSON");
+    assert_eq!(json["exit_code"], 3);
+    assert_eq!(json["remote"]["failed"]["parse"], 2);
     let allowed = millrace()
         .args([
             "run",

@@ -59,10 +59,14 @@ fn finish(
         print_err(&format!("millrace: {why}\n"));
     }
     let mut code = summary.exit_code();
+    if let Some(remote) = remote {
+        code = remote.exit_code(code, args.allow_failures);
+    }
     if let Some(path) = json_path {
         let mut doc = report_json::to_json(summary);
         if let (Some(remote), Some(fields)) = (remote, doc.as_object_mut()) {
             fields.insert("remote".into(), remote.to_json());
+            fields.insert("exit_code".into(), code.into());
         }
         if let Err(e) = report_json::write_value(&doc, path) {
             eprintln!("millrace: {e}");

@@ -43,6 +43,11 @@ impl RemoteAccount {
         match *self {}
     }
 
+    /// The whole run's exit code.
+    pub fn exit_code(&self, _code: u8, _allow_failures: bool) -> u8 {
+        match *self {}
+    }
+
     /// Prints the account and returns the whole run's exit code.
     pub fn finish(&self, _code: u8, _quiet: bool, _allow_failures: bool) -> u8 {
         match *self {}
