@@ -237,7 +237,19 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
         }
         remote.push((i, loc));
     }
-    let (&(first, _), &(last, _)) = (remote.first()?, remote.last()?);
+    let (&(first, ref first_loc), &(last, _)) = (remote.first()?, remote.last()?);
+    if let Some(why) = job_name_problem(&spec.name) {
+        found.push(
+            ConfigError::new(
+                first_loc.clone(),
+                format!(
+                    "the pipeline's name `{}` names its job on the NATS server, and {why}",
+                    spec.name
+                ),
+            )
+            .help("give the pipeline a name under [pipeline], e.g. name = \"my-pipeline\""),
+        );
+    }
     if let Some(window) = remote.windows(2).find(|w| w[1].0 != w[0].0 + 1) {
         let (gap_at, loc) = (&window[1].0, &window[1].1);
         found.push(
@@ -261,9 +273,34 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
     })
 }
 
+/// Why `name` cannot name a job on the server, if it cannot (millrace-nats's rule for the
+/// names of streams: 1 to 32 ASCII letters, digits, `-` and `_`, not starting with `_`).
+fn job_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 32 {
+        Some("a job's name must have 1 to 32 characters")
+    } else if name.starts_with('_') {
+        Some("names starting with `_` are millrace's own")
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Some("only ASCII letters, digits, `-` and `_` may name a job")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check_url;
+    use super::{check_url, job_name_problem};
+
+    #[test]
+    fn a_job_name_is_letters_digits_dashes_and_underscores() {
+        assert_eq!(job_name_problem("scale-out_2"), None);
+        assert!(job_name_problem("my.pipe").is_some());
+        assert!(job_name_problem("_own").is_some());
+        assert!(job_name_problem(&"x".repeat(33)).is_some());
+    }
 
     #[test]
     fn a_nats_url_with_host_and_port_is_accepted() {
