@@ -133,3 +133,35 @@ fn a_pipeline_wide_connector_makes_every_stage_remote_but_those_marked_memory() 
     assert_eq!(names, ["one", "two"]);
     assert_eq!(scale.url, millrace_cli::config::connector::DEFAULT_URL);
 }
+
+#[cfg(feature = "nats")]
+#[test]
+fn a_remote_stage_that_would_stop_the_run_on_error_is_refused() {
+    let text = format!(
+        "{SOURCE}\n[[stage]]\nname = \"strict\"\nkind = \"square\"\non_error = \"stop\"\n\
+         connector = \"nats\"\n{SINK}"
+    );
+    let (file, said) = check_fails(&text);
+    assert!(
+        said.contains(&format!(
+            "{file}:9:13: stage `strict` runs remotely with on_error = \"stop\""
+        )),
+        "{said}"
+    );
+}
+
+#[cfg(feature = "nats")]
+#[test]
+fn a_pipeline_name_that_cannot_name_the_job_is_refused() {
+    let text = format!(
+        "[pipeline]\nname = \"my pipeline\"\n\n{SOURCE}\n[[stage]]\nkind = \"square\"\n\
+         connector = \"nats\"\n{SINK}"
+    );
+    let (file, said) = check_fails(&text);
+    assert!(
+        said.contains(&format!(
+            "{file}:10:13: the pipeline's name `my pipeline` names its job on the NATS server"
+        )),
+        "{said}"
+    );
+}

@@ -22,8 +22,10 @@
 //! [`take`] removes these keys from the tree before the rest of the file is resolved (so
 //! the other tables' readers never see them) and checks their values; [`settle`] then
 //! checks them against the resolved stages: the remote stages must be one consecutive run,
-//! and a remote stage's items must be able to cross a broker edge (a flat-map kind's
-//! outputs cannot yet: their ids are the origin's to give).
+//! a remote stage's items must be able to cross a broker edge (a flat-map kind's outputs
+//! cannot yet: their ids are the origin's to give), a remote stage cannot stop the run
+//! (`on_error = "stop"` would stop only its worker), and the pipeline's name must be able
+//! to name its job on the server.
 
 use super::error::{ConfigError, Findings, Loc};
 use super::node::{Node, NodeKind};
@@ -232,6 +234,23 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
                     ),
                 )
                 .help("keep it in the origin: connector = \"memory\" on this stage")
+                .in_part(&format!("stage {}", stage.name)),
+            );
+        }
+        if stage.policy.stops() {
+            found.push(
+                ConfigError::new(
+                    loc.clone(),
+                    format!(
+                        "stage `{}` runs remotely with on_error = \"{}\": a failure there would \
+                         stop only its worker, not the run",
+                        stage.name, stage.policy
+                    ),
+                )
+                .help(
+                    "use on_error = \"skip\" (or \"retry\" then \"skip\") on remote stages: \
+                     their failed items are counted in the run's report",
+                )
                 .in_part(&format!("stage {}", stage.name)),
             );
         }
