@@ -5,13 +5,15 @@
 //! Which stages are remote is read by [`crate::config::connector`] (`connector = "nats"`).
 //! The pipeline is then built in parts from the pieces of [`crate::build`]:
 //!
-//! * the **origin** ([`run_origin`]): the source and the stages before the remote run
-//!   (the *front*), whose outputs are published to the edge `in`; and the stages after it
-//!   and the sink (the *back*), fed by what comes back on the edge `out`, each item once.
+//! * the **origin** (`run_origin`, `origin.rs`): the source and the stages before the
+//!   remote run (the *front*), whose outputs are published to the edge `in`; and the stages
+//!   after it and the sink (the *back*), fed by what comes back on the edge `out`, each
+//!   item once.
 //!   Its report is the back part's, followed by the front part's and the remote stages'
 //!   accounting (published = delivered + filtered + failed);
-//! * a **worker** ([`run_worker`]): the remote stages, on items taken off `in`, publishing
-//!   to `out`. Start one on as many machines as needed: they share the edge's input.
+//! * a **worker** (`run_worker`, `worker.rs`): the remote stages, on items taken off
+//!   `in`, publishing to `out`. Start one on as many machines as needed: they share the
+//!   edge's input.
 //!
 //! Both sides name their job on the server after the pipeline (`[pipeline] name`, or the
 //! file's stem), so a worker and an origin started from the same file meet. Items cross
