@@ -162,6 +162,7 @@ fn a_remote_stage_on_a_worker_gives_the_in_memory_sum_and_a_balanced_report() {
     assert_eq!(json["remote"]["published"], n);
     assert_eq!(json["remote"]["delivered"], n);
     assert_eq!(json["remote"]["balanced"], true);
+    remote_fields_are_documented(&json["remote"]);
     assert!(
         report.contains("stage(s) `heavy` ran on `millrace worker` processes"),
         "{report}"
@@ -218,6 +219,34 @@ fn two_workers_share_the_remote_stage_and_the_sum_is_the_in_memory_one() {
         .map(|said| messages_finished(said))
         .sum();
     assert!(finished >= n.div_ceil(64), "{finished} messages finished");
+}
+
+/// Every field of the JSON report's `remote` object has its row in REPORT_SCHEMA.md
+/// (`remote.KEY`, or `.KEY` after another field in a `remote` row), and every documented
+/// one is there.
+fn remote_fields_are_documented(remote: &serde_json::Value) {
+    let schema =
+        std::fs::read_to_string(common::repo_root().join("crates/millrace-cli/REPORT_SCHEMA.md"))
+            .expect("REPORT_SCHEMA.md");
+    let rows: Vec<&str> = schema
+        .lines()
+        .filter(|l| l.starts_with("| `remote."))
+        .map(|l| l.split(" | ").next().unwrap_or(l))
+        .collect();
+    let keys: Vec<&String> = remote.as_object().expect("an object").keys().collect();
+    for key in &keys {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!("`remote.{key}`"))
+                || r.contains(&format!("`.{key}`"))),
+            "`remote.{key}` is not in REPORT_SCHEMA.md"
+        );
+    }
+    let documented = rows.iter().flat_map(|r| r.split(", ")).count();
+    assert_eq!(
+        documented,
+        keys.len(),
+        "documented: {rows:?}, present: {keys:?}"
+    );
 }
 
 /// The number in a stopped worker's `worker stopped: N message(s) finished`.
