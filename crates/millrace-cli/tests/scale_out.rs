@@ -19,7 +19,8 @@ use millrace_nats::local_server::LocalServer;
 /// How long a worker may take to connect and get ready, or to stop.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A `millrace worker` process, its stderr read line by line on a thread of its own.
+/// A `millrace` process (a worker, or an origin), its stderr read line by line on a
+/// thread of its own.
 struct Worker {
     child: Child,
     lines: mpsc::Receiver<String>,
@@ -28,9 +29,13 @@ struct Worker {
 
 impl Worker {
     fn start(file: &Path, stage: &str) -> Worker {
+        let file = file.display().to_string();
+        Worker::spawn(&["worker", &file, "--stage", stage, "--workers", "2"])
+    }
+
+    fn spawn(args: &[&str]) -> Worker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-            .args(["worker", &file.display().to_string(), "--stage", stage])
-            .args(["--workers", "2"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -337,6 +342,28 @@ kind = "sum"
         .expect("run the origin again");
     assert!(allowed.status.success(), "{}", stderr_of(&allowed));
     worker.stop();
+}
+
+#[test]
+fn an_origin_whose_stages_no_worker_takes_ends_on_two_ctrl_c() {
+    let server = LocalServer::start().expect("start nats-server");
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));
+    let file = file.display().to_string();
+    let mut origin = Worker::spawn(&["run", &file, "--no-live"]);
+    let deadline = Instant::now() + LIMIT;
+    while !common::catches_sigint(origin.child.id()) {
+        assert!(Instant::now() < deadline, "the origin never caught Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&origin.child);
+    origin.wait_for("interrupted", 1);
+    sigint(&origin.child);
+    let status = wait_or_kill(&mut origin.child, LIMIT);
+    assert_eq!(status.code(), Some(130));
+    origin.seen.extend(origin.lines.try_iter());
+    let said = origin.seen.join("\n");
+    assert!(said.contains("aborted"), "{said}");
+    assert!(said.contains("stage(s) `heavy` ran on"), "{said}");
 }
 
 /// A port nothing listens on.
