@@ -345,7 +345,7 @@ kind = "sum"
 }
 
 #[test]
-fn an_origin_whose_stages_no_worker_takes_ends_on_two_ctrl_c() {
+fn an_origin_whose_stages_no_worker_takes_ends_on_ctrl_c() {
     let server = LocalServer::start().expect("start nats-server");
     let (_dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));
     let file = file.display().to_string();
@@ -362,7 +362,10 @@ fn an_origin_whose_stages_no_worker_takes_ends_on_two_ctrl_c() {
     assert_eq!(status.code(), Some(130));
     origin.seen.extend(origin.lines.try_iter());
     let said = origin.seen.join("\n");
-    assert!(said.contains("aborted"), "{said}");
+    // The first Ctrl-C may end the run on its own (when the part after the broker had not
+    // started waiting for items), else the second aborts it: either way it ends, and says
+    // what the remote stages did.
+    assert!(said.contains("interrupted"), "{said}");
     assert!(said.contains("stage(s) `heavy` ran on"), "{said}");
 }
 
