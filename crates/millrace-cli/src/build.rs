@@ -16,9 +16,9 @@
 
 use std::sync::Arc;
 
-use millrace::{DeadLetter, ItemId, Pipeline, Submitter, WedgePolicy};
+use millrace::{DeadLetter, ItemId, Pipeline, PipelineBuilder, Stage, Submitter, WedgePolicy};
 
-use crate::config::{PipelineSpec, Workers};
+use crate::config::{PipelineSpec, StageSpec, Workers};
 use crate::dead_letter::DeadLetters;
 use crate::kinds::{Builder, Exec, SourceLog};
 use crate::sink_runner::{SinkRunner, StopRequest};
@@ -83,23 +83,85 @@ fn feed(
 /// Why an input cannot be opened or an output created (the run fails with exit code 1).
 pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
     let source_log = Arc::new(SourceLog::default());
+    let builder = open_source(spec, &source_log)?;
+    let mut dead_letters = DeadLetters::default();
+    let (builder, runtime) = configure(builder, spec, &spec.stages)?;
+    let builder = add_stages(builder, make_stages(&spec.stages, &mut dead_letters)?);
+    let (pipeline, stop) = close(builder, spec, &mut dead_letters)?;
+    Ok(Built {
+        pipeline,
+        source_log,
+        dead_letters,
+        stop,
+        runtime,
+    })
+}
+
+/// Opens `spec`'s source: a pipeline builder whose items are numbered from 0.
+///
+/// # Errors
+///
+/// Why the input cannot be opened.
+pub fn open_source(
+    spec: &PipelineSpec,
+    source_log: &Arc<SourceLog>,
+) -> Result<PipelineBuilder<Item>, String> {
     let Builder::Source(open) = spec.source.kind.build else {
         return Err(format!("`{}` is not a source kind", spec.source.kind.name));
     };
-    let opened = open(&spec.source.params, &source_log)?;
+    let opened = open(&spec.source.params, source_log)?;
     let waits = opened.waits;
     let items = opened.values.enumerate().map(|(i, value)| Item {
         id: ItemId::new(i as u64),
         value,
     });
-    let mut builder = if waits {
+    Ok(if waits {
         let (submitter, builder) = Pipeline::submitter(spec.batch.unwrap_or(256).max(1) * 4);
         feed(items, submitter)?;
         builder
     } else {
         Pipeline::source(items)
-    };
-    let mut dead_letters = DeadLetters::default();
+    })
+}
+
+/// Applies `spec`'s pipeline-wide settings (capacity, batch, autoscaling, fusion, wedge)
+/// to `builder`, and gives it an I/O runtime if one of `stages` needs one.
+///
+/// # Errors
+///
+/// Why the I/O runtime cannot start.
+pub fn configure<T: Send + 'static>(
+    builder: PipelineBuilder<T>,
+    spec: &PipelineSpec,
+    stages: &[StageSpec],
+) -> Result<(PipelineBuilder<T>, Option<tokio::runtime::Runtime>), String> {
+    let runtime = stage_runtime(stages)?;
+    let handle = runtime.as_ref().map(|rt| rt.handle().clone());
+    Ok((settings(builder, spec, handle), runtime))
+}
+
+/// The runtime `stages` need, if one of them does network I/O.
+///
+/// # Errors
+///
+/// Why the I/O runtime cannot start.
+pub fn stage_runtime(stages: &[StageSpec]) -> Result<Option<tokio::runtime::Runtime>, String> {
+    let needs_io = stages
+        .iter()
+        .any(|s| s.part.kind.exec == Exec::Async { io: true });
+    if needs_io {
+        io_runtime().map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// `builder` with `spec`'s pipeline-wide settings, and the I/O `runtime` if given.
+pub fn settings<T: Send + 'static>(
+    mut builder: PipelineBuilder<T>,
+    spec: &PipelineSpec,
+    runtime: Option<tokio::runtime::Handle>,
+) -> PipelineBuilder<T> {
     builder = builder.default_capacity(spec.capacity);
     if let Some(batch) = spec.batch {
         builder = builder.default_batch(batch);
@@ -123,15 +185,23 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
         };
         builder = builder.wedge_timeout(wedge.after, policy);
     }
-    let needs_io = spec
-        .stages
-        .iter()
-        .any(|s| s.part.kind.exec == Exec::Async { io: true });
-    let runtime = if needs_io { Some(io_runtime()?) } else { None };
-    if let Some(rt) = &runtime {
-        builder = builder.runtime(rt.handle().clone());
+    if let Some(handle) = runtime {
+        builder = builder.runtime(handle);
     }
-    for stage_spec in &spec.stages {
+    builder
+}
+
+/// Makes each of `stages` from its kind and settings (opening its dead-letter file).
+///
+/// # Errors
+///
+/// Why a dead-letter file cannot be opened.
+pub fn make_stages(
+    stages: &[StageSpec],
+    dead_letters: &mut DeadLetters,
+) -> Result<Vec<Stage<Item, Item>>, String> {
+    let mut made = Vec::with_capacity(stages.len());
+    for stage_spec in stages {
         let Builder::Transform(make) = stage_spec.part.kind.build else {
             return Err(format!(
                 "`{}` is not a transform kind",
@@ -165,9 +235,29 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
                 );
             });
         }
-        builder = builder.stage(stage);
+        made.push(stage);
     }
+    Ok(made)
+}
 
+/// `builder` with `stages` added, in order.
+pub fn add_stages(
+    builder: PipelineBuilder<Item>,
+    stages: Vec<Stage<Item, Item>>,
+) -> PipelineBuilder<Item> {
+    stages.into_iter().fold(builder, PipelineBuilder::stage)
+}
+
+/// Closes `builder` with `spec`'s sink: a fold whose accumulator is the [`SinkRunner`].
+///
+/// # Errors
+///
+/// Why the output cannot be created.
+pub fn close(
+    builder: PipelineBuilder<Item>,
+    spec: &PipelineSpec,
+    dead_letters: &mut DeadLetters,
+) -> Result<(Pipeline<SinkRunner>, Arc<StopRequest>), String> {
     let Builder::Sink(open_sink) = spec.sink.part.kind.build else {
         return Err(format!("`{}` is not a sink kind", spec.sink.part.kind.name));
     };
@@ -188,11 +278,5 @@ pub fn build(spec: &PipelineSpec) -> Result<Built, String> {
         runner.take(item);
         runner
     });
-    Ok(Built {
-        pipeline,
-        source_log,
-        dead_letters,
-        stop,
-        runtime,
-    })
+    Ok((pipeline, stop))
 }

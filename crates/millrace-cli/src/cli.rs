@@ -94,6 +94,38 @@ pub enum Command {
     /// Run a pipeline with autoscaling for a while and print the worker counts it settled on.
     #[command(after_help = TUNE_EXAMPLES)]
     Tune(TuneArgs),
+    /// Run a pipeline file's remote stages (`connector = "nats"`) here, on items from the
+    /// NATS server, until Ctrl-C (needs the `nats` feature).
+    #[command(after_help = WORKER_EXAMPLES)]
+    Worker(WorkerArgs),
+}
+
+const WORKER_EXAMPLES: &str = "\
+Examples:
+  nats-server -js -sd /var/lib/nats                       a server with JetStream on
+  millrace worker examples/scale_out.toml --stage heavy   on each machine that helps
+  millrace run examples/scale_out.toml                    the source and sink side
+
+The stages marked connector = \"nats\" run on the workers; they share the stage's input,
+so scaling out is starting another worker. The server is the file's `url` (default
+nats://127.0.0.1:4222); credentials come from MILLRACE_NATS_CREDS (a .creds file),
+MILLRACE_NATS_USER and MILLRACE_NATS_PASSWORD, or MILLRACE_NATS_TOKEN. A worker waits for
+a server that is not up yet, saying so.";
+
+/// `millrace worker`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The pipeline file (TOML).
+    pub file: PathBuf,
+    /// The first stage of the run of remote stages to work on.
+    #[arg(long, value_name = "NAME")]
+    pub stage: String,
+    /// Workers per remote stage in this process (default: as the file says).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Override a setting of the file (the worker and the origin must agree).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// How diagnostics (config errors, pre-flight findings) are written.

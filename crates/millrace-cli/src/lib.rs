@@ -13,7 +13,8 @@
 //!   and warnings as JSON;
 //! * [`supervise`], [`signals`], [`live`], [`progress`], [`metrics_serve`], [`logging`] —
 //!   watching a run; [`summary`], [`report_text`], [`report_json`], [`report_html`] —
-//!   telling how it went; [`seed`] — the built-in seed pipeline.
+//!   telling how it went; [`seed`] — the built-in seed pipeline; [`scale_out`] — stages on
+//!   other processes over NATS (`nats` feature).
 
 pub mod build;
 pub mod cli;
@@ -30,6 +31,7 @@ pub mod progress;
 pub mod report_html;
 pub mod report_json;
 pub mod report_text;
+pub mod scale_out;
 pub mod seed;
 pub mod signals;
 pub mod sink_runner;
@@ -67,5 +69,6 @@ where
         Some(Command::Check(args)) => commands::check::run(&args),
         Some(Command::Stages(args)) => commands::stages::run(&args),
         Some(Command::Tune(args)) => commands::tune::run(&args),
+        Some(Command::Worker(args)) => commands::worker(&args),
     }
 }

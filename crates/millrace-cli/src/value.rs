@@ -47,8 +47,10 @@ impl Item {
     }
 }
 
-/// A dynamic value.
+/// A dynamic value. With the `nats` feature it is serde-serializable, so it can cross a
+/// broker edge (see `crate::scale_out`).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "nats", derive(serde::Serialize, serde::Deserialize))]
 pub enum Value {
     /// An unsigned 64-bit number; arithmetic on it wraps.
     Number(u64),
@@ -204,6 +206,7 @@ impl fmt::Display for Ty {
 
 /// Named fields, in insertion order. Records are small; lookups scan.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "nats", derive(serde::Serialize, serde::Deserialize))]
 pub struct Record {
     fields: Vec<(Arc<str>, Value)>,
 }

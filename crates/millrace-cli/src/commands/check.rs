@@ -121,18 +121,28 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
     if let Some(r) = &spec.report {
         let _ = writeln!(out, "report = {}", quote(&r.display().to_string()));
     }
+    if let Some(scale) = &spec.scale_out {
+        let _ = writeln!(out, "url = {}", quote(&scale.url));
+    }
     let any_auto = spec.stages.iter().any(|s| s.workers.is_auto());
     scaling(&mut out, &spec.scaling, any_auto);
     let _ = writeln!(out, "\n[source]\nkind = {}", quote(spec.source.kind.name));
     params(&mut out, &spec.source.params);
     emits(&mut out, emitted.next());
-    for s in &spec.stages {
+    for (i, s) in spec.stages.iter().enumerate() {
         let _ = writeln!(
             out,
             "\n[[stage]]\nname = {}\nkind = {}",
             quote(&s.name),
             quote(s.part.kind.name)
         );
+        if spec
+            .scale_out
+            .as_ref()
+            .is_some_and(|r| (r.first..r.end).contains(&i))
+        {
+            out.push_str("connector = \"nats\"\n");
+        }
         match s.workers {
             Workers::Async => out.push_str("# async: scaled by `concurrency`, not workers\n"),
             w => {

@@ -86,6 +86,22 @@ pub fn fail(code: u8, message: &str) -> u8 {
     code
 }
 
+/// `millrace worker`: runs its remote stages (see [`crate::scale_out`]); returns the exit
+/// code. Without the `nats` feature it says how to get it.
+pub fn worker(args: &crate::cli::WorkerArgs) -> u8 {
+    #[cfg(feature = "nats")]
+    return crate::scale_out::run_worker(args);
+    #[cfg(not(feature = "nats"))]
+    {
+        let _ = args;
+        fail(
+            EXIT_CONFIG,
+            "this millrace was built without NATS support: build it with the `nats` feature \
+             (cargo install millrace-cli --features nats)",
+        )
+    }
+}
+
 /// A pipeline file run to its end under supervision.
 pub struct Supervised {
     /// What the source met besides items.

@@ -17,6 +17,7 @@ use crate::progress::{Progress, Unit, DEFAULT_EVERY};
 use crate::report_html;
 use crate::report_json;
 use crate::report_text;
+use crate::scale_out::RemoteAccount;
 use crate::seed;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, SinkSide, Summary};
@@ -45,8 +46,14 @@ pub(super) fn live_view(off: bool, title: &str, writes_stdout: bool) -> Option<L
     (wanted && !clash).then(|| LiveView::new(title))
 }
 
-/// Prints the report and writes the JSON one; returns the exit code.
-fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
+/// Prints the report and writes the JSON one (with the remote stages' account of a
+/// scaled-out run); returns the exit code.
+fn finish(
+    summary: &Summary,
+    args: &RunArgs,
+    json_path: Option<&Path>,
+    remote: Option<&RemoteAccount>,
+) -> u8 {
     if !args.quiet {
         print_err(&report_text::render(summary));
     } else if let Some(e) = &summary.error {
@@ -55,11 +62,19 @@ fn finish(summary: &Summary, args: &RunArgs, json_path: Option<&Path>) -> u8 {
         print_err(&format!("millrace: {why}\n"));
     }
     let mut code = summary.exit_code();
+    if let Some(remote) = remote {
+        code = remote.exit_code(code, args.allow_failures);
+    }
     if let Some(path) = json_path {
         let written = if report_html::is_html(path) {
             report_html::write(summary, path)
         } else {
-            report_json::write(summary, path)
+            let mut doc = report_json::to_json(summary);
+            if let (Some(remote), Some(fields)) = (remote, doc.as_object_mut()) {
+                fields.insert("remote".into(), remote.to_json());
+                fields.insert("exit_code".into(), code.into());
+            }
+            report_json::write_value(&doc, path)
         };
         if let Err(e) = written {
             eprintln!("millrace: {e}");
@@ -200,7 +215,7 @@ fn run_seed(args: &RunArgs) -> u8 {
             json: serde_json::json!({ "sum": sum, "sum_text": sum.to_string(), "n": n }),
         });
     }
-    finish(&summary, args, args.report.as_deref())
+    finish(&summary, args, args.report.as_deref(), None)
 }
 
 fn run_file(file: &Path, args: &RunArgs) -> u8 {
@@ -257,12 +272,15 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
         .chain(std::iter::once(spec.sink.part.kind.name))
         .map(|k| Some(k.to_owned()))
         .collect();
-    let Supervised {
-        source_log,
-        dead_letters,
-        summary,
-        runner,
-    } = match run_supervised(&spec, kinds, live, None, progress_every, metrics.as_ref()) {
+    let (
+        Supervised {
+            source_log,
+            dead_letters,
+            summary,
+            runner,
+        },
+        remote,
+    ) = match supervise_file(&spec, kinds, live, progress_every, metrics.as_ref()) {
         Ok(run) => run,
         Err((code, message)) => {
             return not_started(code, &message, &spec.name, Some(file), json_path);
@@ -285,5 +303,22 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             }
         }
     }
-    finish(&summary, args, json_path)
+    let code = finish(&summary, args, json_path, remote.as_ref());
+    remote.map_or(code, |r| r.finish(code, args.quiet, args.allow_failures))
+}
+
+/// Runs `spec` here, or (with remote stages) its origin: see [`crate::scale_out`].
+fn supervise_file(
+    spec: &config::PipelineSpec,
+    kinds: Vec<Option<String>>,
+    live: Option<LiveView>,
+    progress_every: Option<Duration>,
+    metrics: Option<&millrace_prometheus::MetricsServer>,
+) -> Result<(Supervised, Option<RemoteAccount>), (u8, String)> {
+    #[cfg(feature = "nats")]
+    if let Some(scale) = &spec.scale_out {
+        return crate::scale_out::run_origin(spec, scale, live, progress_every, metrics)
+            .map(|(run, account)| (run, Some(account)));
+    }
+    run_supervised(spec, kinds, live, None, progress_every, metrics).map(|run| (run, None))
 }

@@ -249,6 +249,12 @@ pub fn run(args: &TuneArgs) -> u8 {
     for note in prepare(&mut spec) {
         eprintln!("millrace: {note}");
     }
+    if spec.scale_out.take().is_some() {
+        eprintln!(
+            "millrace: tune runs every stage here, the remote (connector = \"nats\") ones too: \
+             their counts are per process, for `millrace worker --workers N`"
+        );
+    }
     let live = live_view(args.no_live, &spec.name, false);
     let deadline = Some(Instant::now() + limit);
     let Supervised {

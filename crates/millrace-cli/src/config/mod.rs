@@ -15,6 +15,10 @@
 //!    emits;
 //! 5. the result is a [`PipelineSpec`] with every default applied.
 //!
+//! The `connector` and `url` settings (which stages run on `millrace worker` processes)
+//! are taken out of the tree before step 3 and checked against the resolved stages after
+//! it, by [`connector`].
+//!
 //! Errors are [`ConfigError`]s ([`error`]), located and with a hint where one helps. Each
 //! step reads on after an error, so one `ConfigError` carries every error of the file (the
 //! type check, which needs the rest to be sound, runs only on a file without other errors).
@@ -24,6 +28,7 @@
 //! input makes the loader panic; `tests/config_fuzz.rs` feeds it arbitrary text and
 //! mutations of the examples to keep it so.
 
+pub mod connector;
 pub mod duration;
 pub mod error;
 pub mod interpolate;
@@ -149,7 +154,11 @@ fn load_text(
     let base = PathBase {
         file_dir: dir.to_path_buf(),
     };
-    let spec = resolve::resolve(&root, &base, &stem, file, &mut found);
+    let connectors = connector::take(&mut root, &mut found);
+    let mut spec = resolve::resolve(&root, &base, &stem, file, &mut found);
+    if let Some(spec) = &mut spec {
+        spec.scale_out = connector::settle(&connectors, spec, &mut found);
+    }
     let mut spec = found.finish(spec).map_err(located)?;
     spec.text = Some(index.clone());
     if typed {

@@ -279,6 +279,7 @@ pub fn resolve(
         stages,
         sink,
         text: None,
+        scale_out: None,
     })
 }
 

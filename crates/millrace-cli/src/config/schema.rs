@@ -275,4 +275,7 @@ pub struct PipelineSpec {
     /// The text it was read from, to quote in diagnostics found after loading (the
     /// pre-flight checks); `None` when made otherwise.
     pub text: Option<crate::config::error::LineIndex>,
+    /// The stages that run on `millrace worker` processes, across a NATS server; `None`:
+    /// all run here (see [`crate::config::connector`]).
+    pub scale_out: Option<crate::config::connector::ScaleOut>,
 }

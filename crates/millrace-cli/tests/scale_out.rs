@@ -1,0 +1,421 @@
+//! Scale out over NATS (the `nats` feature): a pipeline file's `connector = "nats"` stages
+//! run on `millrace worker` processes, `millrace run` runs the source and sink side and
+//! reports the whole pipeline. Each test starts its own `nats-server` (JetStream on, a free
+//! port, a temporary store), which stops when the test ends; every process has a timeout.
+
+#![cfg(feature = "nats")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{millrace, pipeline_file, sigint, wait_or_kill};
+use millrace_nats::local_server::LocalServer;
+
+/// How long a worker may take to connect and get ready, or to stop.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A `millrace` process (a worker, or an origin), its stderr read line by line on a
+/// thread of its own.
+struct Worker {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Worker {
+    fn start(file: &Path, stage: &str) -> Worker {
+        let file = file.display().to_string();
+        Worker::spawn(&["worker", &file, "--stage", stage, "--workers", "2"])
+    }
+
+    fn spawn(args: &[&str]) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start millrace worker");
+        let stderr = child.stderr.take().expect("worker stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Worker {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to [`LIMIT`]) until `count` lines of stderr contain `text`.
+    fn wait_for(&mut self, text: &str, count: usize) {
+        let deadline = Instant::now() + LIMIT;
+        while self.seen.iter().filter(|l| l.contains(text)).count() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "the worker did not say {text:?} {count} time(s); it said:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stops it with Ctrl-C and returns everything it said.
+    fn stop(mut self) -> String {
+        sigint(&self.child);
+        let status = wait_or_kill(&mut self.child, LIMIT);
+        self.seen.extend(self.lines.try_iter());
+        let said = self.seen.join("\n");
+        assert!(status.success(), "the worker failed ({status}):\n{said}");
+        said
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pipeline of four stages whose third, `heavy`, is remote, through `url`.
+fn four_stages(url: &str, n: u64) -> String {
+    format!(
+        r#"
+[pipeline]
+name = "four"
+workers = 1
+capacity = 256
+url = "{url}"
+
+[source]
+kind = "range"
+end = {n}
+
+[[stage]]
+name = "a"
+kind = "square"
+
+[[stage]]
+name = "heavy"
+kind = "spin"
+units = 2
+connector = "nats"
+
+[[stage]]
+name = "d"
+kind = "scale"
+factor = 3
+
+[sink]
+kind = "sum"
+"#
+    )
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_remote_stage_on_a_worker_gives_the_in_memory_sum_and_a_balanced_report() {
+    let server = LocalServer::start().expect("start nats-server");
+    let n = 3000;
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
+    let in_memory = millrace()
+        .args(["run", &file.display().to_string(), "--quiet"])
+        .args(["--set", "stage.heavy.connector=memory"])
+        .output()
+        .expect("run in memory");
+    assert!(in_memory.status.success(), "{}", stderr_of(&in_memory));
+    assert!(stdout_of(&in_memory).starts_with("sum: "));
+
+    let mut worker = Worker::start(&file, "heavy");
+    worker.wait_for("worker ready", 1);
+    let json_path = file.with_file_name("report.json");
+    let remote = millrace()
+        .args(["run", &file.display().to_string(), "--no-live", "--report"])
+        .arg(&json_path)
+        .output()
+        .expect("run the origin");
+    let report = stderr_of(&remote);
+    assert!(remote.status.success(), "{report}");
+    assert_eq!(stdout_of(&remote), stdout_of(&in_memory), "{report}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("the JSON report"))
+            .expect("JSON");
+    assert_eq!(json["remote"]["stages"], serde_json::json!(["heavy"]));
+    assert_eq!(json["remote"]["published"], n);
+    assert_eq!(json["remote"]["delivered"], n);
+    assert_eq!(json["remote"]["balanced"], true);
+    remote_fields_are_documented(&json["remote"]);
+    assert!(
+        report.contains("stage(s) `heavy` ran on `millrace worker` processes"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "remote: {n} published, {n} delivered back, 0 filtered, 0 failed (balanced)"
+        )),
+        "{report}"
+    );
+    // The back part (after the broker) and the front part each account for every item.
+    assert!(
+        report.contains("in 3,000 = delivered 3,000 + filtered 0 + failed 0"),
+        "{report}"
+    );
+    assert!(report.contains("3,000 in, 3,000 delivered"), "{report}");
+
+    let said = worker.stop();
+    assert!(said.contains("worker stopped"), "{said}");
+}
+
+#[test]
+fn two_workers_share_the_remote_stage_and_the_sum_is_the_in_memory_one() {
+    let server = LocalServer::start().expect("start nats-server");
+    let n = 20_000;
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
+    let in_memory = millrace()
+        .args(["run", &file.display().to_string(), "--quiet"])
+        .args(["--set", "stage.heavy.connector=memory"])
+        .output()
+        .expect("run in memory");
+    assert!(in_memory.status.success(), "{}", stderr_of(&in_memory));
+
+    let mut first = Worker::start(&file, "heavy");
+    let mut second = Worker::start(&file, "heavy");
+    first.wait_for("worker ready", 1);
+    second.wait_for("worker ready", 1);
+    let remote = millrace()
+        .args(["run", &file.display().to_string(), "--no-live"])
+        .output()
+        .expect("run the origin");
+    let report = stderr_of(&remote);
+    assert!(remote.status.success(), "{report}");
+    assert_eq!(stdout_of(&remote), stdout_of(&in_memory), "{report}");
+    assert!(
+        report.contains(&format!(
+            "remote: {n} published, {n} delivered back, 0 filtered, 0 failed (balanced)"
+        )),
+        "{report}"
+    );
+    // Between them the workers finished every message the origin published.
+    let finished: u64 = [first.stop(), second.stop()]
+        .iter()
+        .map(|said| messages_finished(said))
+        .sum();
+    assert!(finished >= n.div_ceil(64), "{finished} messages finished");
+}
+
+/// Every field of the JSON report's `remote` object has its row in REPORT_SCHEMA.md
+/// (`remote.KEY`, or `.KEY` after another field in a `remote` row), and every documented
+/// one is there.
+fn remote_fields_are_documented(remote: &serde_json::Value) {
+    let schema =
+        std::fs::read_to_string(common::repo_root().join("crates/millrace-cli/REPORT_SCHEMA.md"))
+            .expect("REPORT_SCHEMA.md");
+    let rows: Vec<&str> = schema
+        .lines()
+        .filter(|l| l.starts_with("| `remote."))
+        .map(|l| l.split(" | ").next().unwrap_or(l))
+        .collect();
+    let keys: Vec<&String> = remote.as_object().expect("an object").keys().collect();
+    for key in &keys {
+        assert!(
+            rows.iter().any(|r| r.contains(&format!("`remote.{key}`"))
+                || r.contains(&format!("`.{key}`"))),
+            "`remote.{key}` is not in REPORT_SCHEMA.md"
+        );
+    }
+    let documented = rows.iter().flat_map(|r| r.split(", ")).count();
+    assert_eq!(
+        documented,
+        keys.len(),
+        "documented: {rows:?}, present: {keys:?}"
+    );
+}
+
+/// The number in a stopped worker's `worker stopped: N message(s) finished`.
+fn messages_finished(said: &str) -> u64 {
+    said.lines()
+        .find_map(|l| l.split("worker stopped: ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `worker stopped` line in:\n{said}"))
+}
+
+#[test]
+fn items_that_fail_in_a_remote_stage_are_counted_and_make_the_run_exit_3() {
+    let server = LocalServer::start().expect("start nats-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("numbers.txt");
+    std::fs::write(&input, "1\nx\n3\ny\n5\n").expect("write input");
+    let text = format!(
+        r#"
+[pipeline]
+name = "parsing"
+url = "{}"
+
+[source]
+kind = "lines"
+path = "{}"
+
+[[stage]]
+name = "parse"
+kind = "parse"
+on_error = "skip"
+connector = "nats"
+
+[sink]
+kind = "sum"
+"#,
+        server.url(),
+        input.display()
+    );
+    let file = dir.path().join("parsing.toml");
+    std::fs::write(&file, text).expect("write pipeline");
+    let in_memory = millrace()
+        .args(["run", &file.display().to_string(), "--quiet"])
+        .args(["--set", "stage.parse.connector=memory"])
+        .output()
+        .expect("run in memory");
+    assert_eq!(
+        in_memory.status.code(),
+        Some(3),
+        "{}",
+        stderr_of(&in_memory)
+    );
+
+    let mut worker = Worker::start(&file, "parse");
+    worker.wait_for("worker ready", 1);
+    let remote = millrace()
+        .args(["run", &file.display().to_string(), "--no-live"])
+        .output()
+        .expect("run the origin");
+    let report = stderr_of(&remote);
+    assert_eq!(remote.status.code(), Some(3), "{report}");
+    assert_eq!(stdout_of(&remote), stdout_of(&in_memory), "{report}");
+    assert!(
+        report.contains("remote: 5 published, 3 delivered back, 0 filtered, 2 failed (balanced)"),
+        "{report}"
+    );
+    assert!(report.contains("stage `parse`: 2 failed"), "{report}");
+    let json_path = dir.path().join("report.json");
+    let with_json = millrace()
+        .args(["run", &file.display().to_string(), "--quiet", "--report"])
+        .arg(&json_path)
+        .output()
+        .expect("run the origin with a JSON report");
+    assert_eq!(with_json.status.code(), Some(3));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("the JSON report"))
+            .expect("JSON");
+    assert_eq!(json["exit_code"], 3);
+    assert_eq!(json["remote"]["failed"]["parse"], 2);
+    let allowed = millrace()
+        .args([
+            "run",
+            &file.display().to_string(),
+            "--quiet",
+            "--allow-failures",
+        ])
+        .output()
+        .expect("run the origin again");
+    assert!(allowed.status.success(), "{}", stderr_of(&allowed));
+    worker.stop();
+}
+
+#[test]
+fn an_origin_whose_stages_no_worker_takes_ends_on_ctrl_c() {
+    let server = LocalServer::start().expect("start nats-server");
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));
+    let file = file.display().to_string();
+    let mut origin = Worker::spawn(&["run", &file, "--no-live"]);
+    let deadline = Instant::now() + LIMIT;
+    while !common::catches_sigint(origin.child.id()) {
+        assert!(Instant::now() < deadline, "the origin never caught Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&origin.child);
+    origin.wait_for("interrupted", 1);
+    sigint(&origin.child);
+    let status = wait_or_kill(&mut origin.child, LIMIT);
+    assert_eq!(status.code(), Some(130));
+    origin.seen.extend(origin.lines.try_iter());
+    let said = origin.seen.join("\n");
+    // The first Ctrl-C may end the run on its own (when the part after the broker had not
+    // started waiting for items), else the second aborts it: either way it ends, and says
+    // what the remote stages did.
+    assert!(said.contains("interrupted"), "{said}");
+    assert!(said.contains("stage(s) `heavy` ran on"), "{said}");
+}
+
+/// A port nothing listens on.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+#[test]
+fn a_worker_that_cannot_reach_its_server_says_so_and_keeps_trying() {
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let (_dir, file) = pipeline_file(&four_stages(&url, 10));
+    let mut worker = Worker::start(&file, "heavy");
+    worker.wait_for(&format!("cannot reach the NATS server at {url}"), 2);
+    assert!(
+        worker.seen.iter().any(|l| l.contains("trying again")),
+        "{}",
+        worker.seen.join("\n")
+    );
+}
+
+#[test]
+fn the_origin_against_an_unreachable_server_fails_at_once_saying_where() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let (_dir, file) = pipeline_file(&four_stages(&url, 10));
+    let out = millrace()
+        .args(["run", &file.display().to_string(), "--quiet"])
+        .output()
+        .expect("run the origin");
+    assert_eq!(out.status.code(), Some(1));
+    let said = stderr_of(&out);
+    assert!(
+        said.contains(&format!("cannot reach the NATS server at {url}")),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_worker_for_a_stage_that_is_not_where_the_remote_run_starts_is_refused() {
+    let (_dir, file) = pipeline_file(&four_stages("nats://127.0.0.1:4222", 10));
+    let out = millrace()
+        .args(["worker", &file.display().to_string(), "--stage", "d"])
+        .output()
+        .expect("run the worker");
+    assert_eq!(out.status.code(), Some(2));
+    let said = stderr_of(&out);
+    assert!(
+        said.contains("stage `d` is not remote") && said.contains("starts at `heavy`"),
+        "{said}"
+    );
+}
