@@ -499,7 +499,10 @@ fn a_consuming_try_map_moves_items_and_hands_failures_back_for_retry_and_dead_le
                     l.lock()
                         .unwrap()
                         .push(letter.item.expect("the item came back"));
-                }),
+                })
+                // One worker: the shared counter fails every other call, so each good item
+                // fails at most once in a row (two workers could fail one three times).
+                .workers(1),
             )
             .collect()
             .run()
