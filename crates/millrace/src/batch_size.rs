@@ -104,6 +104,19 @@ impl BatchSize {
         self.size.load(Relaxed)
     }
 
+    /// The most items one batch should carry now: what the consumers have shown they take
+    /// in stride (twice the largest batch they took within [`USE_TARGET`], at most their
+    /// cap and the limit). Outputs that exist together (a stage's output of one batch) go
+    /// on whole up to this, rather than split to [`get`](BatchSize::get): splitting what is
+    /// already here only adds hand-offs.
+    pub(crate) fn most(&self) -> usize {
+        if !self.adaptive {
+            return self.limit;
+        }
+        let proven = (2 * self.proven.load(Relaxed)).max(1);
+        self.consumer_cap.load(Relaxed).min(proven).min(self.limit)
+    }
+
     /// The most items a batch may hold.
     pub(crate) fn limit(&self) -> usize {
         self.limit
@@ -351,6 +364,23 @@ mod tests {
             round(&size, NS, NS);
         }
         assert_eq!(size.get(), 4096);
+    }
+
+    #[test]
+    fn outputs_that_exist_together_go_on_up_to_what_the_consumer_takes_in_stride() {
+        let size = BatchSize::adaptive(4096);
+        // A 2 µs stage's outputs fill a batch of 25 in 50 µs, but a cheap consumer has taken
+        // batches of 1024 in stride: 2048 outputs of one input batch go on together.
+        size.used(1024, US * 100);
+        for _ in 0..20 {
+            let n = size.get();
+            size.produced(n, US * 2 * n as u32);
+        }
+        assert_eq!((size.get(), size.most()), (25, 2048));
+        // A costly consumer caps it: 1 ms an item, one item a batch.
+        size.used(4, Duration::from_millis(4));
+        assert_eq!(size.most(), 1);
+        assert_eq!(BatchSize::pinned(64).most(), 64);
     }
 
     #[test]

@@ -431,16 +431,20 @@ impl<U: Send + 'static> Emitter<U> {
                         acc
                     }
                 };
-                let out_batch = outlet.batch_size().get();
-                while acc.len() >= out_batch {
-                    // The tail goes into a recycled vector (none is needed for no tail).
-                    let tail = acc.len() - out_batch;
-                    let room = if tail > 0 {
-                        outlet.fresh(tail)
-                    } else {
-                        Vec::new()
-                    };
-                    let rest = acc.split_off_into(out_batch, room);
+                // Partial outputs wait for company up to the batch size; outputs that are
+                // all here already go on together, split only where the next stage could
+                // not take them in one batch (see `BatchSize::most`).
+                let size = outlet.batch_size();
+                let fill_to = size.get();
+                let most = size.most().max(fill_to);
+                while acc.len() >= fill_to {
+                    if acc.len() <= most {
+                        self.send(outlet, acc, counters);
+                        return;
+                    }
+                    // The tail goes into a recycled vector.
+                    let room = outlet.fresh(acc.len() - most);
+                    let rest = acc.split_off_into(most, room);
                     self.send(outlet, acc, counters);
                     acc = rest;
                 }
