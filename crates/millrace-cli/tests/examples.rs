@@ -172,8 +172,17 @@ fn imbalanced_example_names_the_heavy_stage_as_bottleneck() {
         &[format!("source.end={n}")],
         &format!("sum: {sum}\n"),
     );
-    assert.stderr(predicate::str::contains("bottleneck: c: "));
-    assert_eq!(json["bottleneck"]["stage"], "c");
+    // `c` holds the pipeline back; on a machine whose cores are busy elsewhere the report
+    // may say instead that the threads outnumber the cores, naming `c` as the busiest.
+    assert.stderr(
+        predicate::str::contains("bottleneck: c: ")
+            .or(predicate::str::contains("the busiest, `c`")),
+    );
+    let bottleneck = &json["bottleneck"];
+    assert!(
+        bottleneck["stage"] == "c" || bottleneck.to_string().contains("`c`"),
+        "{bottleneck}"
+    );
 }
 
 #[test]
