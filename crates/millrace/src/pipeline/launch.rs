@@ -348,7 +348,7 @@ impl Launch {
             control: Arc::clone(&self.control),
             metrics: Arc::clone(&self.control.ledger.sink),
             events: self.route_before(self.resolved.len()),
-            taken: std::sync::Mutex::new(None),
+            taken: std::cell::Cell::new(None),
         }
     }
 }

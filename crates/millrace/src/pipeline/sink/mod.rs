@@ -16,6 +16,7 @@
 mod close;
 pub(crate) mod outputs;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,8 +55,8 @@ pub(crate) struct SinkCtx {
     pub(crate) events: Option<Upstream>,
     /// When the last batch was taken, and its items: the time until the next is asked for
     /// is what the sink took to consume it, which the connector's batch size learns from.
-    /// (A std mutex: one thread takes it, once per batch, uncontended.)
-    pub(crate) taken: std::sync::Mutex<Option<(Instant, usize)>>,
+    /// (Only the thread that consumes the batches touches it.)
+    pub(crate) taken: Cell<Option<(Instant, usize)>>,
 }
 
 impl SinkCtx {
@@ -67,11 +68,7 @@ impl SinkCtx {
     /// that arrive after a cancel are dropped as unfinished.
     pub(crate) fn next_batch<T>(&self, inlet: &Inlet<T>) -> Option<Batch<T>> {
         let counters = self.counters();
-        let mut taken = match self.taken.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some((at, items)) = taken.take() {
+        if let Some((at, items)) = self.taken.take() {
             inlet.batch_size().used(items, at.elapsed());
         }
         loop {
@@ -95,7 +92,7 @@ impl SinkCtx {
                 continue;
             }
             lock(&self.control.ledger.latency).record(batch.born.elapsed(), batch.len() as u64);
-            *taken = Some((Instant::now(), batch.len()));
+            self.taken.set(Some((Instant::now(), batch.len())));
             return Some(batch);
         }
     }
