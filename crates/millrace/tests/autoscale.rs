@@ -203,8 +203,10 @@ fn a_stage_blocked_forever_is_named_by_the_wedge_detector() {
     within(60, || {
         let release = Arc::new(AtomicBool::new(false));
         let gate = Arc::clone(&release);
+        // One fixed worker a stage, so the diagnosis names worker 0.
         let running = Pipeline::source(0..100u64)
             .default_batch(4)
+            .default_workers(1)
             .map("fine", |x| x + 1)
             .map("stuck", move |x| {
                 if x == 10 {
