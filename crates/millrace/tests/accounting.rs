@@ -169,6 +169,8 @@ fn stage_reports_carry_names_workers_and_queue_capacity_in_batches() {
         Pipeline::source(0..10u64)
             .default_capacity(100)
             .default_batch(10)
+            // Every worker from the start (3 may be more than this machine's cores).
+            .lazy_workers(false)
             .stage(
                 Stage::map("first", |x: u64| x)
                     .workers(3)
@@ -201,6 +203,7 @@ fn pipeline_default_workers_apply_to_stages_without_their_own() {
     let report = within(30, || {
         Pipeline::source(0..10u64)
             .default_workers(3)
+            .lazy_workers(false)
             .map("default", |x| x)
             .stage(Stage::map("own", |x: u64| x).workers(2))
             .for_each(|_| {})

@@ -6,7 +6,8 @@
 //! `try_flat_map` that returns errors, a map or flat-map that panics, a `try_map` that panics,
 //! or a flaky `try_map` that fails the first k tries of each item; its error policy skips,
 //! retries, or stops. The stages run on their own workers, fused (`fuse()` with equal worker
-//! counts), or autoscaled (fused by default, resized while items flow). The sink is
+//! counts), on their own workers started lazily (a CPU budget of 1: one worker first, more
+//! while they are all busy), or autoscaled (fused by default, resized while items flow). The sink is
 //! `outputs()` read on the test thread, a `for_each`, `respond()` (outcomes back to the
 //! origin), `reply_to` the first stage (outcomes, with the values, folded by that stage), or a
 //! `try_for_each` that fails items — returns an error or panics on bad values,

@@ -255,10 +255,11 @@ fn generate(seed: u64) -> (Case, Action) {
     } else {
         SourceMode::Iter
     };
-    let layout = match rng.pick(&[3, 1, 1]) {
+    let layout = match rng.pick(&[3, 1, 1, 1]) {
         0 => Layout::Separate,
         1 => Layout::Fused,
-        _ => Layout::Auto(rng.usize(1, 4)),
+        2 => Layout::Auto(rng.usize(1, 4)),
+        _ => Layout::Lazy,
     };
     if layout == Layout::Fused {
         let workers = stages[0].workers;

@@ -20,6 +20,16 @@
 //!
 //! Every decision and the worker counts over time go into the report.
 //!
+//! # Fixed stages with more workers than cores
+//!
+//! A fixed stage (`.workers(n)`) with more workers than the CPU budget starts at the budget
+//! (see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)). Each tick,
+//! if every one of its workers is in its code at that moment and its workers were at least
+//! 90% busy over the tick (none waited long for input or for room), the controller doubles
+//! its workers, up to `n`. A stage whose workers block in its code (a synchronous wait)
+//! reaches its count within a few ticks; hundreds of workers of a cheap stage, which would
+//! mostly wait and cost wake-ups, are never started. Workers once started stay.
+//!
 //! # Wedge detection
 //!
 //! With [`PipelineBuilder::wedge_timeout`](crate::PipelineBuilder::wedge_timeout), the
@@ -73,6 +83,9 @@ pub(crate) trait Scalable: Send + Sync {
     /// Sets the stage's target worker count (starting workers at once, retiring lazily).
     /// Returns `false` if the stage has ended, so nothing changed.
     fn resize(&self, workers: usize) -> bool;
+    /// Starts workers until the stage has `workers`, leaving its target as it is.
+    /// Returns `false` if the stage has ended.
+    fn grow_to(&self, workers: usize) -> bool;
 }
 
 /// One autoscaled segment as the controller sees it.
@@ -83,6 +96,20 @@ pub(crate) struct AutoStage {
     pub(crate) max: usize,
     pub(crate) scaler: Arc<dyn Scalable>,
 }
+
+/// A fixed segment that started fewer workers than its count; the controller starts the
+/// rest while all of them are busy.
+pub(crate) struct LazyStage {
+    /// The stages of its segment.
+    pub(crate) stages: Range<usize>,
+    /// The worker count the user set.
+    pub(crate) count: usize,
+    pub(crate) scaler: Arc<dyn Scalable>,
+}
+
+/// The least share of a lazily started segment's worker time spent busy over a tick for
+/// it to grow.
+const SATURATED: f64 = 0.9;
 
 pub(crate) struct ControllerSettings {
     pub(crate) interval: Duration,
@@ -98,12 +125,13 @@ pub(crate) struct ControllerSettings {
 pub(crate) fn spawn_controller(
     control: Arc<Control>,
     autos: Vec<AutoStage>,
+    lazies: Vec<LazyStage>,
     settings: ControllerSettings,
     done: Receiver<()>,
 ) -> std::io::Result<JoinHandle<()>> {
     let body = control.trace.in_thread("millrace-controller", {
         let control = Arc::clone(&control);
-        move || Controller::new(control, autos, settings).run(&done)
+        move || Controller::new(control, autos, lazies, settings).run(&done)
     });
     std::thread::Builder::new()
         .name("millrace-controller".into())
@@ -113,23 +141,34 @@ pub(crate) fn spawn_controller(
 struct Controller {
     control: Arc<Control>,
     autos: Vec<AutoStage>,
+    lazies: Vec<LazyStage>,
     settings: ControllerSettings,
     policy: Policy,
     last: Vec<Tally>,
+    /// Every stage's counters at the last look at the lazy segments, batches in progress
+    /// counted as busy.
+    lazy_last: Vec<Tally>,
     progress: u64,
     last_progress: Instant,
     wedged: bool,
 }
 
 impl Controller {
-    fn new(control: Arc<Control>, autos: Vec<AutoStage>, settings: ControllerSettings) -> Self {
+    fn new(
+        control: Arc<Control>,
+        autos: Vec<AutoStage>,
+        lazies: Vec<LazyStage>,
+        settings: ControllerSettings,
+    ) -> Self {
         let policy = Policy::new(settings.segments.len(), settings.budget);
-        let last = control.ledger.stages.iter().map(|m| m.tally()).collect();
+        let last: Vec<Tally> = control.ledger.stages.iter().map(|m| m.tally()).collect();
         Controller {
             control,
             autos,
+            lazies,
             settings,
             policy,
+            lazy_last: last.clone(),
             last,
             progress: 0,
             last_progress: Instant::now(),
@@ -140,7 +179,7 @@ impl Controller {
     fn run(mut self, done: &Receiver<()>) {
         // The worker counts over time start when the autoscaler or the wedge watch does
         // (the timeline alone has its own counts).
-        if !self.autos.is_empty() || self.settings.wedge.is_some() {
+        if self.sizes() || self.settings.wedge.is_some() {
             let workers = self.workers();
             lock(&self.control.ledger.scaling)
                 .history
@@ -148,7 +187,7 @@ impl Controller {
         }
         let tick = self.tick();
         // Sampling alone backs off while nothing moves, up to IDLE_WAIT.
-        let sampling_only = self.autos.is_empty() && self.settings.wedge.is_none();
+        let sampling_only = !self.sizes() && self.settings.wedge.is_none();
         let mut wait = tick;
         let mut start = Instant::now();
         loop {
@@ -169,16 +208,24 @@ impl Controller {
             if !self.autos.is_empty() {
                 self.scale();
             }
+            if !self.lazies.is_empty() {
+                self.grow_lazy();
+            }
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
             }
         }
     }
 
-    /// How often the thread wakes: the autoscaling interval if it scales or watches for
-    /// wedges, the timeline's if it samples, the shorter if both.
+    /// Whether it sizes any segment (autoscaled, or started lazily).
+    fn sizes(&self) -> bool {
+        !self.autos.is_empty() || !self.lazies.is_empty()
+    }
+
+    /// How often the thread wakes: the autoscaling interval if it sizes segments or
+    /// watches for wedges, the timeline's if it samples, the shorter if both.
     fn tick(&self) -> Duration {
-        let controls = !self.autos.is_empty() || self.settings.wedge.is_some();
+        let controls = self.sizes() || self.settings.wedge.is_some();
         match (
             controls.then_some(self.settings.interval),
             self.settings.timeline,
@@ -237,6 +284,53 @@ impl Controller {
             }
             true
         });
+        self.record(decisions);
+    }
+
+    /// Doubles the workers of each lazily started segment whose workers are all in its
+    /// code now and were busy through the last tick, up to its count.
+    fn grow_lazy(&mut self) {
+        let at = self.control.signals.now();
+        let stages = &self.control.ledger.stages;
+        let now: Vec<Tally> = stages.iter().map(|m| m.tally_at(Some(at))).collect();
+        let mut decisions = Vec::new();
+        for lazy in &self.lazies {
+            let segment = lazy.stages.clone();
+            let metrics = &stages[segment.clone()];
+            let workers = metrics[0].workers();
+            if workers >= lazy.count {
+                continue;
+            }
+            let busy_share = busy_share(&now[segment.clone()], &self.lazy_last[segment.clone()]);
+            if busy_share < SATURATED || in_code(metrics) < workers {
+                continue;
+            }
+            let to = (workers * 2).min(lazy.count);
+            if !lazy.scaler.grow_to(to) {
+                continue;
+            }
+            for m in metrics {
+                m.set_workers(to);
+            }
+            let name: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
+            decisions.push(Decision {
+                stage: segment.start,
+                name: name.join("+"),
+                from: workers,
+                to,
+                reason: DecisionReason::AllBusy {
+                    stage: name.join("+"),
+                    count: lazy.count,
+                    busy_share,
+                },
+            });
+        }
+        self.lazy_last = now;
+        self.record(decisions);
+    }
+
+    /// Logs applied decisions with the worker counts after them.
+    fn record(&self, decisions: Vec<Decision>) {
         if decisions.is_empty() {
             return;
         }
@@ -324,6 +418,38 @@ fn segment_sample(
         },
         queue_fill: queue_fill.min(1.0),
     }
+}
+
+/// The share of a segment's worker time spent busy between two tallies (0 when nothing
+/// was measured).
+fn busy_share(now: &[Tally], before: &[Tally]) -> f64 {
+    let delta = |time: fn(&Tally) -> Duration| -> f64 {
+        now.iter()
+            .zip(before)
+            .map(|(now, before)| time(now).saturating_sub(time(before)))
+            .sum::<Duration>()
+            .as_secs_f64()
+    };
+    let busy = delta(|t| t.busy);
+    let total = busy + delta(|t| t.idle) + delta(|t| t.blocked);
+    if total > 0.0 {
+        busy / total
+    } else {
+        0.0
+    }
+}
+
+/// How many of a segment's workers are in one of its stages' code now (a worker of a
+/// fused segment is in at most one stage at a time).
+fn in_code(metrics: &[Arc<StageMetrics>]) -> usize {
+    metrics
+        .iter()
+        .map(|m| {
+            m.slots()
+                .filter(|slot| matches!(slot.activity().0, Activity::Busy))
+                .count()
+        })
+        .sum()
 }
 
 /// Whether items were admitted that have not yet ended somewhere, or a response hook is

@@ -97,6 +97,18 @@ pub enum DecisionReason {
         /// Mean fill of its input queue over the last tick (0 to 1).
         queue_fill: f64,
     },
+    /// A fixed stage that started fewer workers than its count (more than the CPU budget,
+    /// see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)) had
+    /// every worker in its code: it starts more, up to its count.
+    #[non_exhaustive]
+    AllBusy {
+        /// The stage's (or fused segment's `a+b+c`) name.
+        stage: String,
+        /// The worker count the stage set.
+        count: usize,
+        /// Share of its workers' time spent busy over the last tick (0 to 1).
+        busy_share: f64,
+    },
 }
 
 impl fmt::Display for DecisionReason {
@@ -123,6 +135,15 @@ impl fmt::Display for DecisionReason {
                     queue_fill * 100.0
                 )
             }
+            DecisionReason::AllBusy {
+                stage,
+                count,
+                busy_share,
+            } => write!(
+                f,
+                "more workers to {stage}: every worker in its code, {:.0}% busy (toward its count of {count})",
+                busy_share * 100.0
+            ),
         }
     }
 }

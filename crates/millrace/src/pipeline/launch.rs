@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::unbounded;
 
-use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings};
+use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings, LazyStage};
 use crate::batch_size::BatchSize;
 use crate::connector::{connector, Inlet, Outlet};
 use crate::control::Control;
@@ -64,6 +64,8 @@ pub(crate) struct Launch {
     pub(crate) failed: Option<BuildError>,
     /// The stages the controller sizes, as their segments start.
     pub(crate) autos: Vec<AutoStage>,
+    /// The fixed stages that start fewer workers than their count, as their segments start.
+    pub(crate) lazies: Vec<LazyStage>,
     pub(crate) budget: usize,
     /// The stages of each segment (stages that share workers), in order.
     pub(crate) segments: Vec<Range<usize>>,
@@ -108,7 +110,7 @@ impl Launch {
             .map(|((p, r), size)| {
                 let slots = r.auto.map_or(r.workers, |(_, max)| max);
                 Arc::new(
-                    StageMetrics::with_slots(Arc::clone(&p.name), r.workers, r.queue, slots)
+                    StageMetrics::with_slots(Arc::clone(&p.name), r.start, r.queue, slots)
                         .fused(r.fused)
                         .batch(Arc::clone(size)),
                 )
@@ -187,6 +189,7 @@ impl Launch {
             threads: Vec::new(),
             failed: None,
             autos: Vec::new(),
+            lazies: Vec::new(),
             budget,
             segments,
         };
@@ -308,10 +311,12 @@ impl Launch {
         })
     }
 
-    /// Starts the controller if any stage is autoscaled, a wedge timeout is set or the
-    /// timeline is sampled. Returns its thread and the sender whose drop stops it.
+    /// Starts the controller if any stage is autoscaled or starts workers lazily, a wedge
+    /// timeout is set or the timeline is sampled. Returns its thread and the sender whose
+    /// drop stops it.
     pub(crate) fn start_controller(&mut self) -> Option<Controller> {
         let needed = !self.autos.is_empty()
+            || !self.lazies.is_empty()
             || self.settings.wedge.is_some()
             || self.settings.timeline.is_some();
         if !needed || self.failed.is_some() {
@@ -326,7 +331,8 @@ impl Launch {
             segments: self.segments.clone(),
         };
         let autos = std::mem::take(&mut self.autos);
-        match spawn_controller(Arc::clone(&self.control), autos, settings, done_rx) {
+        let lazies = std::mem::take(&mut self.lazies);
+        match spawn_controller(Arc::clone(&self.control), autos, lazies, settings, done_rx) {
             Ok(thread) => Some(Controller {
                 done: done_tx,
                 thread,

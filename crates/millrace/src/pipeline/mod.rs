@@ -359,6 +359,44 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Whether a fixed stage with more workers than the
+    /// [CPU budget](PipelineBuilder::cpu_budget) starts them lazily (on by default): it
+    /// starts as many as the budget, and the controller adds more, doubling each tick (100
+    /// ms by default) up to the stage's count, while every worker is in the stage's code
+    /// and they were at least 90% busy over the tick. A stage whose workers wait in its
+    /// code (a blocking call) reaches its count in a few ticks; a cheap stage's extra
+    /// workers, which would only wait and cost wake-ups, are never started (the scale sweep
+    /// in `BENCHMARKS.md`). Started workers stay until the end of input. With `false`,
+    /// every stage starts all its workers at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let finished = Pipeline::source(0..1000u64)
+    ///     .cpu_budget(2)
+    ///     .stage(Stage::map("cheap", |x: u64| x + 1).workers(64))
+    ///     .fold(0u64, |sum, y| sum + y)
+    ///     .run()?;
+    /// // The 64 workers of a stage that never kept two busy were never started.
+    /// assert!(finished.report.stages()[0].workers <= 2);
+    ///
+    /// let eager = Pipeline::source(0..1000u64)
+    ///     .cpu_budget(2)
+    ///     .lazy_workers(false)
+    ///     .stage(Stage::map("cheap", |x: u64| x + 1).workers(64))
+    ///     .fold(0u64, |sum, y| sum + y)
+    ///     .run()?;
+    /// assert_eq!(eager.report.stages()[0].workers, 64);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
+    pub fn lazy_workers(mut self, lazy: bool) -> Self {
+        self.settings.lazy_workers = lazy;
+        self
+    }
+
     /// Autoscales every stage that sets no worker count of its own (see
     /// [`Stage::auto_workers`]), within the [CPU budget](PipelineBuilder::cpu_budget).
     /// Adjacent autoscaled stages run fused unless

@@ -36,6 +36,9 @@ pub(crate) struct Settings {
     pub(crate) fuse: bool,
     /// Fuse adjacent autoscaled stages with equal bounds (on by default).
     pub(crate) fuse_auto: bool,
+    /// Fixed stages start at most the CPU budget's workers and add the rest while all are
+    /// busy (on by default).
+    pub(crate) lazy_workers: bool,
     /// Workers that may be busy at once (default: the cores).
     pub(crate) cpu_budget: Option<usize>,
     pub(crate) autoscale_interval: Duration,
@@ -59,6 +62,7 @@ impl Default for Settings {
             max_in_flight: 1 << 16,
             fuse: false,
             fuse_auto: true,
+            lazy_workers: true,
             cpu_budget: None,
             autoscale_interval: Duration::from_millis(100),
             wedge: None,
@@ -93,7 +97,12 @@ pub(crate) struct Resolved {
     pub(crate) fused: bool,
     /// Autoscaled between these bounds.
     pub(crate) auto: Option<(usize, usize)>,
+    /// Its worker count: fixed, or an autoscaled segment's first size.
     pub(crate) workers: usize,
+    /// The workers started with the pipeline: `workers`, or for a fixed stage with more
+    /// workers than the CPU budget, the budget (the controller starts the rest while all
+    /// of them are busy; see [`crate::autoscale`]).
+    pub(crate) start: usize,
     /// Items per batch on its input connector: the size the user pinned, or the most an
     /// adaptive size may reach.
     pub(crate) batch: usize,
@@ -162,6 +171,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
             fused,
             auto,
             workers,
+            start: workers,
             batch,
             adaptive,
             capacity,
@@ -172,6 +182,9 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     }
     let segments = segments(&resolved);
     start_autoscaled_at_an_even_share(&mut resolved, &segments, plan, budget);
+    if settings.lazy_workers {
+        start_fixed_within_the_budget(&mut resolved, plan, budget);
+    }
     Resolution {
         resolved,
         segments,
@@ -240,8 +253,23 @@ fn start_autoscaled_at_an_even_share(
         if let Some((min, max)) = resolved[segment.start].auto {
             for r in &mut resolved[segment.clone()] {
                 r.workers = share.clamp(min, max);
+                r.start = r.workers;
             }
         }
+    }
+}
+
+/// Starts fixed stages with more workers than the CPU budget at the budget: hundreds of
+/// idle threads of a cheap stage cost more in wake-ups than they do work (the scale sweep
+/// in `BENCHMARKS.md`), while a stage whose workers block in its code reaches its count
+/// within a few controller ticks.
+fn start_fixed_within_the_budget(resolved: &mut [Resolved], plan: &[StagePlan], budget: usize) {
+    for (r, p) in resolved.iter_mut().zip(plan) {
+        r.start = if r.auto.is_none() && !p.asynchronous {
+            r.workers.min(budget.max(1))
+        } else {
+            r.workers
+        };
     }
 }
 
@@ -314,6 +342,30 @@ mod tests {
         );
         assert_eq!(layout(&fused), (vec![0..2, 2..3], vec![2, 2, 3]));
         assert_eq!(fused.resolved[1].queue, 0, "a fused stage has no connector");
+    }
+
+    #[test]
+    fn fixed_stages_start_within_the_budget_unless_lazy_workers_are_off() {
+        let mut waits = stage(Some(8), None);
+        waits.asynchronous = true;
+        let plan = [
+            stage(Some(8), None),
+            stage(Some(2), None),
+            stage(None, Some((1, 16))),
+            waits,
+        ];
+        let starts = |settings: &Settings| -> Vec<(usize, usize)> {
+            let r = resolve(settings, &plan);
+            r.resolved.iter().map(|r| (r.workers, r.start)).collect()
+        };
+        // 8 fixed workers on a budget of 3 start at 3; 2 start at once; the auto stage
+        // starts at its share (clamped to its min of 1); the async stage runs on one driver.
+        assert_eq!(starts(&settings(3)), [(8, 3), (2, 2), (1, 1), (1, 1)]);
+        let eager = Settings {
+            lazy_workers: false,
+            ..settings(3)
+        };
+        assert_eq!(starts(&eager), [(8, 8), (2, 2), (1, 1), (1, 1)]);
     }
 
     #[test]

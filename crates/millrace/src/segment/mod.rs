@@ -25,7 +25,7 @@ pub(crate) mod worker;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use crate::autoscale::AutoStage;
+use crate::autoscale::{AutoStage, LazyStage};
 use crate::connector::Inlet;
 use crate::pipeline::launch::{Launch, Open};
 use crate::reorder::Reorder;
@@ -59,25 +59,29 @@ impl Launch {
     }
 
     /// The output side of the segment ending with stage `last`, shared by its `workers`
-    /// (sync or async: one construction for both); `growth` for an autoscaled segment.
+    /// (sync or async: one construction for both); `growth` for a segment that may start
+    /// more workers while it runs, `shrinks` if it may also retire them (autoscaled).
     fn emitter<U: Send + 'static>(
         &self,
         last: usize,
         workers: usize,
         growth: Option<Growth<U>>,
+        shrinks: bool,
     ) -> Arc<Emitter<U>> {
         Arc::new(Emitter {
             mode: self.emit_mode(last),
             metrics: Arc::clone(&self.control.ledger.stages[last]),
             events: self.route_before(last),
             control: Arc::clone(&self.control),
-            crew: Crew::new(workers, growth.is_some()),
+            crew: Crew::new(workers, shrinks),
             growth,
         })
     }
 
     /// Ends an open segment at the connector into stage `next` (or the sink): starts the
-    /// segment's workers, each running its pull chain into a shared emitter.
+    /// segment's workers, each running its pull chain into a shared emitter. An autoscaled
+    /// segment, and a fixed one that starts fewer workers than its count (its resolved
+    /// `start`), keep the means to start more and are handed to the controller.
     pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
         let Open::Pending {
             make_pull,
@@ -93,14 +97,16 @@ impl Launch {
         let (outlet, inlet) = self.connector_into(next);
         let metrics = Arc::clone(&self.control.ledger.stages[last]);
         let auto = self.resolved[last].auto;
-        let growth = auto.map(|_| Growth {
+        let count = self.resolved[last].workers;
+        let lazy = auto.is_none() && workers < count;
+        let growth = (auto.is_some() || lazy).then(|| Growth {
             make_pull: Arc::clone(&make_pull),
             outlet: Mutex::new(Some(outlet.clone())),
             next_worker: AtomicUsize::new(workers),
             free_slots: Mutex::new(Vec::new()),
             control: Arc::clone(&self.control),
         });
-        let emitter = self.emitter(last, workers, growth);
+        let emitter = self.emitter(last, workers, growth, auto.is_some());
         for worker in 0..workers {
             let (input, emitter, outlet) =
                 (make_pull(worker), Arc::clone(&emitter), outlet.clone());
@@ -108,18 +114,25 @@ impl Launch {
                 run_worker(input, emitter, worker, outlet)
             });
         }
+        let stages = self
+            .segments
+            .iter()
+            .find(|segment| segment.contains(&last))
+            .cloned()
+            .unwrap_or(last..last + 1);
+        let scaler = Arc::new(SegmentScaler(Arc::downgrade(&emitter)));
         if let Some((min, max)) = auto {
-            let stages = self
-                .segments
-                .iter()
-                .find(|segment| segment.contains(&last))
-                .cloned()
-                .unwrap_or(last..last + 1);
             self.autos.push(AutoStage {
                 stages,
                 min,
                 max,
-                scaler: Arc::new(SegmentScaler(Arc::downgrade(&emitter))),
+                scaler,
+            });
+        } else if lazy {
+            self.lazies.push(LazyStage {
+                stages,
+                count,
+                scaler,
             });
         }
         inlet
@@ -135,7 +148,7 @@ impl Launch {
         open: Open<T>,
     ) -> Open<U> {
         let r = &self.resolved[index];
-        let (workers, policy, fused) = (r.workers, r.policy, r.fused);
+        let (workers, policy, fused) = (r.start, r.policy, r.fused);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
         let events = self.route_before(index);
         let ctx = Arc::new(StageCtx {
@@ -191,7 +204,7 @@ impl Launch {
         let inlet = self.connect(open, index);
         let (outlet, next_inlet) = self.connector_into(index + 1);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let emitter = self.emitter(index, 1, None);
+        let emitter = self.emitter(index, 1, None, false);
         let intake = InletPull::new(
             inlet,
             metrics,

@@ -71,11 +71,13 @@ pub(crate) struct Emitter<U> {
     pub(crate) control: Arc<Control>,
     /// The segment's live workers; the last one out cleans up.
     pub(crate) crew: Crew,
-    /// For a stage the autoscaler sizes: how to start more workers, and the target count.
+    /// For a segment that may grow (autoscaled, or fixed and started lazily): how to start
+    /// more workers.
     pub(crate) growth: Option<Growth<U>>,
 }
 
-/// What an autoscaled segment needs to start workers while it runs.
+/// What a segment needs to start workers while it runs (an autoscaled one, or a fixed one
+/// that started fewer than its count).
 pub(crate) struct Growth<U> {
     pub(crate) make_pull: MakePull<U>,
     /// An outlet to clone for new workers; dropped when the last worker exits, so the
@@ -396,15 +398,27 @@ impl<U: Send + 'static> Scalable for SegmentScaler<U> {
             return false;
         }
         emitter.crew.set_target(workers);
-        while emitter.crew.alive() < workers {
-            let before = emitter.crew.alive();
-            grow(&emitter);
-            if emitter.crew.alive() == before {
-                return false; // the segment has ended
-            }
-        }
-        true
+        grow_to(&emitter, workers)
     }
+
+    fn grow_to(&self, workers: usize) -> bool {
+        let Some(emitter) = self.0.upgrade() else {
+            return false; // the segment has ended
+        };
+        emitter.growth.is_some() && grow_to(&emitter, workers)
+    }
+}
+
+/// Starts workers until the segment has `workers`; `false` if it has ended meanwhile.
+fn grow_to<U: Send + 'static>(emitter: &Arc<Emitter<U>>, workers: usize) -> bool {
+    while emitter.crew.alive() < workers {
+        let before = emitter.crew.alive();
+        grow(emitter);
+        if emitter.crew.alive() == before {
+            return false; // the segment has ended
+        }
+    }
+    true
 }
 
 impl<U: Send + 'static> Emitter<U> {

@@ -136,6 +136,9 @@ pub(crate) enum Layout {
     /// `autoscale()` within this CPU budget: adjacent stages fused (the default), resized
     /// while items flow.
     Auto(usize),
+    /// Each stage on its own fixed workers within a CPU budget of 1: a stage of more than
+    /// one worker starts one and is grown (every 5 ms) while its workers are all busy.
+    Lazy,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

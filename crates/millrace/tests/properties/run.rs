@@ -94,6 +94,9 @@ fn apply_layout(builder: PipelineBuilder<Item>, layout: Layout) -> PipelineBuild
             .autoscale()
             .cpu_budget(budget)
             .autoscale_interval(std::time::Duration::from_millis(5)),
+        Layout::Lazy => builder
+            .cpu_budget(1)
+            .autoscale_interval(std::time::Duration::from_millis(5)),
     }
 }
 

@@ -116,6 +116,7 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
                 3 => Just(Layout::Separate),
                 1 => Just(Layout::Fused),
                 1 => (1..=4usize).prop_map(Layout::Auto),
+                1 => Just(Layout::Lazy),
             ],
         )
             .prop_map(

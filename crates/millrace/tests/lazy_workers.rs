@@ -1,0 +1,146 @@
+//! Fixed stages with more workers than the CPU budget start at the budget and grow, while
+//! all their workers are busy in the stage's code, up to the count the user set
+//! (`PipelineBuilder::lazy_workers`, on by default).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::within;
+use millrace::{DecisionReason, Pipeline, Stage};
+
+/// A stage of `workers` workers, batch 1, in which every item waits at a barrier of
+/// `workers`: it can only finish once every worker is in the stage's code at once.
+fn all_at_once(workers: usize) -> Stage<u64, u64> {
+    let barrier = Arc::new(Barrier::new(workers));
+    Stage::map("meet", move |x: u64| {
+        barrier.wait();
+        x
+    })
+    .workers(workers)
+    .batch(1)
+}
+
+#[test]
+fn workers_blocked_in_the_stage_grow_to_the_count_the_stage_set() {
+    let finished = within(60, || {
+        Pipeline::source(0..16u64)
+            .cpu_budget(2)
+            .autoscale_interval(Duration::from_millis(10))
+            .stage(all_at_once(8))
+            .fold(0u64, |sum, x| sum + x)
+            .run()
+            .expect("the run completes once all 8 workers have met")
+    });
+    assert_eq!(finished.output, (0..16).sum::<u64>());
+    let report = &finished.report;
+    assert_eq!(report.stages()[0].workers, 8);
+    let steps: Vec<(usize, usize)> = report.decisions().map(|(_, d)| (d.from, d.to)).collect();
+    assert_eq!(
+        steps,
+        [(2, 4), (4, 8)],
+        "doubling from the budget to the count"
+    );
+    for (_, decision) in report.decisions() {
+        assert!(
+            matches!(decision.reason, DecisionReason::AllBusy { count: 8, .. }),
+            "{}",
+            decision.reason
+        );
+        assert!(decision
+            .reason
+            .to_string()
+            .contains("every worker in its code"));
+    }
+}
+
+#[test]
+fn with_lazy_workers_off_every_worker_starts_at_once() {
+    let finished = within(60, || {
+        Pipeline::source(0..16u64)
+            .cpu_budget(2)
+            .lazy_workers(false)
+            .stage(all_at_once(8))
+            .fold(0u64, |sum, x| sum + x)
+            .run()
+            .expect("all 8 workers are there from the start")
+    });
+    assert_eq!(finished.output, (0..16).sum::<u64>());
+    assert_eq!(finished.report.stages()[0].workers, 8);
+    assert_eq!(finished.report.decisions().count(), 0);
+}
+
+#[test]
+fn a_stage_within_the_budget_starts_every_worker_and_is_never_resized() {
+    let finished = within(60, || {
+        Pipeline::source(0..4u64)
+            .cpu_budget(4)
+            .stage(all_at_once(4))
+            .fold(0u64, |sum, x| sum + x)
+            .run()
+            .expect("4 workers on a budget of 4 start at once")
+    });
+    assert_eq!(finished.report.stages()[0].workers, 4);
+    assert_eq!(finished.report.decisions().count(), 0);
+}
+
+#[test]
+fn never_more_workers_in_the_stage_than_its_count_while_it_grows() {
+    let inside = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let finished = within(60, {
+        let (inside, most) = (Arc::clone(&inside), Arc::clone(&most));
+        move || {
+            Pipeline::source(0..200u64)
+                .cpu_budget(1)
+                .autoscale_interval(Duration::from_millis(5))
+                .stage(
+                    Stage::map("wait", move |x: u64| {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(2));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        x
+                    })
+                    .workers(6)
+                    .batch(1),
+                )
+                .fold(0u64, |sum, x| sum + x)
+                .run()
+                .expect("the run completes")
+        }
+    });
+    assert_eq!(finished.output, (0..200).sum::<u64>());
+    let workers = finished.report.stages()[0].workers;
+    assert!((1..=6).contains(&workers), "{workers} workers");
+    assert!(most.load(Ordering::SeqCst) <= 6);
+    // 1 → 2 → 4 → 6: every step at most doubles, the last stops at the count.
+    for (_, d) in finished.report.decisions() {
+        assert!(d.to <= (d.from * 2).min(6), "{} → {}", d.from, d.to);
+    }
+}
+
+#[test]
+fn an_ordered_stage_that_grows_keeps_the_input_order() {
+    let finished = within(60, || {
+        Pipeline::source(0..300u64)
+            .cpu_budget(1)
+            .autoscale_interval(Duration::from_millis(5))
+            .stage(
+                Stage::map("wait", |x: u64| {
+                    // Later items finish sooner: order must be restored, not kept by luck.
+                    std::thread::sleep(Duration::from_micros(300 * (3 - x % 4)));
+                    x
+                })
+                .workers(8)
+                .batch(1)
+                .ordered(),
+            )
+            .collect()
+            .run()
+            .expect("the run completes")
+    });
+    assert_eq!(finished.output, (0..300).collect::<Vec<u64>>());
+}
