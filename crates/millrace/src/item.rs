@@ -160,6 +160,25 @@ impl Ids {
         (0..self.len()).map(move |i| self.get(i))
     }
 
+    /// Appends `other`'s ids: a range that continues this one extends it at no cost per id.
+    pub(crate) fn append(&mut self, other: &Ids) {
+        match (&mut *self, other) {
+            (_, Ids::Range { len: 0, .. }) => {}
+            (Ids::Range { len: 0, .. }, _) => *self = other.clone(),
+            (
+                Ids::Range { start, len },
+                Ids::Range {
+                    start: next,
+                    len: more,
+                },
+            ) if *start + *len as u64 == *next => {
+                *len += more;
+            }
+            (Ids::List(ids), Ids::List(more)) => ids.extend_from_slice(more),
+            _ => other.iter().for_each(|id| self.push(id)),
+        }
+    }
+
     /// Splits off the ids from `at` onwards, like [`Vec::split_off`].
     pub(crate) fn split_off(&mut self, at: usize) -> Ids {
         match self {
@@ -227,6 +246,27 @@ impl<T> Batch<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appending_a_range_that_continues_a_range_extends_it() {
+        let mut ids = Ids::Range { start: 10, len: 5 };
+        ids.append(&Ids::Range { start: 15, len: 3 });
+        assert_eq!(ids, Ids::Range { start: 10, len: 8 });
+        ids.append(&Ids::Range { start: 99, len: 0 });
+        assert_eq!(ids, Ids::Range { start: 10, len: 8 }, "nothing to append");
+        let mut empty = Ids::default();
+        empty.append(&Ids::Range { start: 7, len: 2 });
+        assert_eq!(empty, Ids::Range { start: 7, len: 2 });
+        // A gap, or a child, turns the range into a list in order.
+        let mut gap = Ids::Range { start: 0, len: 2 };
+        gap.append(&Ids::Range { start: 5, len: 1 });
+        let child = ItemId::new(6).child(1);
+        gap.append(&Ids::List(vec![child]));
+        assert_eq!(
+            gap.iter().collect::<Vec<_>>(),
+            [ItemId::new(0), ItemId::new(1), ItemId::new(5), child]
+        );
+    }
 
     #[test]
     fn ids_stay_a_range_while_contiguous() {

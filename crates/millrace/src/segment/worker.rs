@@ -432,25 +432,32 @@ impl<U: Send + 'static> Emitter<U> {
     ) {
         match &self.mode {
             EmitMode::Free => {
-                let mut acc = match pending.take() {
-                    None => out,
-                    Some(mut acc) => {
-                        acc.born = acc.born.min(out.born);
-                        for id in out.ids.iter() {
-                            acc.ids.push(id);
-                        }
-                        let mut spent = out.items;
-                        acc.items.append(&mut spent);
-                        outlet.recycle(spent);
-                        acc
-                    }
-                };
                 // Partial outputs wait for company up to the batch size; outputs that are
                 // all here already go on together, split only where the next stage could
                 // not take them in one batch (see `BatchSize::most`).
                 let size = outlet.batch_size();
                 let fill_to = size.get();
                 let most = size.most().max(fill_to);
+                let mut acc = match pending.take() {
+                    None => out,
+                    // Merging would only split again, and every later batch with it: the
+                    // waiting partial goes on alone (one short batch, no copy), and this
+                    // output starts afresh. Merged, one partial batch of a cheap stage put
+                    // its emitter out of step for the rest of the run, copying every item
+                    // and id twice (W6-shaped hops at a quarter of their speed).
+                    Some(partial) if partial.len() + out.len() > most => {
+                        self.send(outlet, partial, counters);
+                        out
+                    }
+                    Some(mut acc) => {
+                        acc.born = acc.born.min(out.born);
+                        acc.ids.append(&out.ids);
+                        let mut spent = out.items;
+                        acc.items.append(&mut spent);
+                        outlet.recycle(spent);
+                        acc
+                    }
+                };
                 while acc.len() >= fill_to {
                     if acc.len() <= most {
                         self.send(outlet, acc, counters);
@@ -522,6 +529,49 @@ mod tests {
             free_slots: Mutex::new(Vec::new()),
             control,
         }
+    }
+
+    /// A batch of the items `start..start + len`, with their ids.
+    fn batch(start: u64, len: usize) -> Batch<u64> {
+        Batch {
+            seq: 0,
+            born: Instant::now(),
+            ids: crate::item::Ids::Range { start, len },
+            items: (start..start + len as u64).collect(),
+        }
+    }
+
+    #[test]
+    fn a_partial_output_goes_on_alone_rather_than_putting_later_batches_out_of_step() {
+        let growth = growth();
+        let emitter = Emitter {
+            mode: EmitMode::Free,
+            metrics: Arc::new(StageMetrics::new(Arc::from("a"), 1, 1)),
+            events: None,
+            control: Arc::clone(&growth.control),
+            crew: Crew::new(1, false),
+            growth: None,
+        };
+        let (outlet, inlet) = crate::connector::connector::<u64>(8, Arc::new(BatchSize::pinned(4)));
+        let counters = emitter.metrics.slot(0);
+        let mut pending = None;
+        emitter.emit(batch(0, 3), &mut pending, &outlet, counters);
+        assert!(pending.is_some(), "3 of 4 items wait for company");
+        emitter.emit(batch(3, 4), &mut pending, &outlet, counters);
+        emitter.emit(batch(7, 4), &mut pending, &outlet, counters);
+        assert!(pending.is_none(), "full batches go on as they are");
+        // Small outputs that fit together still merge, their ids staying a range.
+        emitter.emit(batch(11, 1), &mut pending, &outlet, counters);
+        emitter.emit(batch(12, 2), &mut pending, &outlet, counters);
+        let merged = pending.take().expect("3 of 4 items wait");
+        assert_eq!(merged.items, [11, 12, 13]);
+        assert_eq!(merged.ids, crate::item::Ids::Range { start: 11, len: 3 });
+        let sent: Vec<Vec<u64>> = std::iter::from_fn(|| match inlet.poll() {
+            Poll::Ready(b) => Some(b.items),
+            _ => None,
+        })
+        .collect();
+        assert_eq!(sent, [vec![0, 1, 2], vec![3, 4, 5, 6], vec![7, 8, 9, 10]]);
     }
 
     #[test]
