@@ -22,8 +22,9 @@
 //!
 //! # Fixed stages with more workers than cores
 //!
-//! A fixed stage (`.workers(n)`) with more workers than the CPU budget starts at the budget
-//! (see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)). Each tick,
+//! A fixed stage (`.workers(n)`) with more workers than the CPU budget starts at the budget,
+//! or at one worker among dozens of fixed stages (see
+//! [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)). Each tick,
 //! if every one of its workers is in its code at that moment and its workers were at least
 //! 90% busy over the tick (none waited long for input or for room), the controller doubles
 //! its workers, up to `n`. A stage whose workers block in its code (a synchronous wait)

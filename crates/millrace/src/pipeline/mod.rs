@@ -361,7 +361,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Whether a fixed stage with more workers than the
     /// [CPU budget](PipelineBuilder::cpu_budget) starts them lazily (on by default): it
-    /// starts as many as the budget, and the controller adds more, doubling each tick (100
+    /// starts as many as the budget (one, when the fixed stages together would start more
+    /// than 16 workers per core), and the controller adds more, doubling each tick (100
     /// ms by default) up to the stage's count, while every worker is in the stage's code
     /// and they were at least 90% busy over the tick. A stage whose workers wait in its
     /// code (a blocking call) reaches its count in a few ticks; a cheap stage's extra

@@ -183,7 +183,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     let segments = segments(&resolved);
     start_autoscaled_at_an_even_share(&mut resolved, &segments, plan, budget);
     if settings.lazy_workers {
-        start_fixed_within_the_budget(&mut resolved, plan, budget);
+        start_fixed_within_the_budget(&mut resolved, &segments, plan, budget);
     }
     Resolution {
         resolved,
@@ -259,17 +259,40 @@ fn start_autoscaled_at_an_even_share(
     }
 }
 
+/// Fixed workers per core past which every fixed stage starts with one worker (see
+/// [`start_fixed_within_the_budget`]).
+pub(crate) const CROWD_PER_CORE: usize = 16;
+
 /// Starts fixed stages with more workers than the CPU budget at the budget: hundreds of
-/// idle threads of a cheap stage cost more in wake-ups than they do work (the scale sweep
-/// in `BENCHMARKS.md`), while a stage whose workers block in its code reaches its count
-/// within a few controller ticks.
-fn start_fixed_within_the_budget(resolved: &mut [Resolved], plan: &[StagePlan], budget: usize) {
+/// idle threads of a cheap stage cost more in wake-ups than they do work, while a stage
+/// whose workers block in its code reaches its count within a few controller ticks. When
+/// even that would start more than [`CROWD_PER_CORE`] workers per core (dozens of stages),
+/// each fixed stage of several workers starts with one. (The scale sweep in
+/// `BENCHMARKS.md`: 64 cheap stages on 2 cores ran at 350 M hops/s per core with one
+/// worker each, 270–285 M with two, and 0.6 M with 256 each started at once.)
+fn start_fixed_within_the_budget(
+    resolved: &mut [Resolved],
+    segments: &[Range<usize>],
+    plan: &[StagePlan],
+    budget: usize,
+) {
+    let budget = budget.max(1);
+    let fixed = |r: &Resolved, p: &StagePlan| r.auto.is_none() && !p.asynchronous;
+    // A fused segment's stages share its workers: count them once.
+    let started: usize = segments
+        .iter()
+        .filter(|s| fixed(&resolved[s.start], &plan[s.start]))
+        .map(|s| resolved[s.start].workers.min(budget))
+        .sum();
+    let most = if started > CROWD_PER_CORE * budget {
+        1
+    } else {
+        budget
+    };
     for (r, p) in resolved.iter_mut().zip(plan) {
-        r.start = if r.auto.is_none() && !p.asynchronous {
-            r.workers.min(budget.max(1))
-        } else {
-            r.workers
-        };
+        if fixed(r, p) {
+            r.start = r.workers.min(most);
+        }
     }
 }
 
@@ -366,6 +389,13 @@ mod tests {
             ..settings(3)
         };
         assert_eq!(starts(&eager), [(8, 8), (2, 2), (1, 1), (1, 1)]);
+        // 40 stages of 4 workers would start 80 on a budget of 2 (more than 16 a core):
+        // each starts with one.
+        let crowd: Vec<StagePlan> = (0..40).map(|_| stage(Some(4), None)).collect();
+        let r = resolve(&settings(2), &crowd);
+        assert!(r.resolved.iter().all(|r| (r.workers, r.start) == (4, 1)));
+        let r = resolve(&settings(2), &crowd[..16]);
+        assert!(r.resolved.iter().all(|r| (r.workers, r.start) == (4, 2)));
     }
 
     #[test]

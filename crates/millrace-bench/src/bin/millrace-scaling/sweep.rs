@@ -25,7 +25,9 @@ fn expected(n: u64, stages: usize) -> u64 {
     (0..n).fold(0u64, |sum, x| sum.wrapping_add(x + stages as u64))
 }
 
-fn point(n: u64, stages: usize, workers: usize) -> Result<u64, String> {
+/// Runs one point: its checksum, and the threads it started (every stage's workers at the
+/// end, the source and the sink).
+fn point(n: u64, stages: usize, workers: usize) -> Result<(u64, usize), String> {
     let mut builder = Pipeline::source(0..n)
         .default_workers(workers)
         .stage(Stage::map("hop0", |y: u64| y + 1));
@@ -36,7 +38,14 @@ fn point(n: u64, stages: usize, workers: usize) -> Result<u64, String> {
         .fold(0u64, u64::wrapping_add)
         .run()
         .map_err(|e| e.to_string())?;
-    Ok(finished.output)
+    let threads = finished
+        .report
+        .stages()
+        .iter()
+        .map(|s| s.workers)
+        .sum::<usize>()
+        + 2;
+    Ok((finished.output, threads))
 }
 
 pub(crate) fn run(options: &Options) -> Result<(), String> {
@@ -73,7 +82,7 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
                 let sum = point(n, stages, workers);
                 (start.elapsed(), sum)
             })?;
-            let sum = sum?;
+            let (sum, threads) = sum?;
             if sum != want {
                 return Err(format!(
                     "{stages} stages × {workers} workers: checksum {sum}, expected {want}"
@@ -81,7 +90,12 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             }
             let per_core = n as f64 * stages as f64 / time.as_secs_f64() / cores as f64;
             points.push((stages, workers, per_core));
-            print!(" {:.1} M ({} thr) |", per_core / 1e6, stages * workers + 2);
+            print!(
+                " {:.1} M ({} of {} thr) |",
+                per_core / 1e6,
+                threads,
+                stages * workers + 2
+            );
         }
         println!();
     }
@@ -92,7 +106,7 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     let ratio = worst.2 / best;
     println!();
     println!(
-        "Hops per second per core, millions (threads in brackets). Worst point: {} stages × {} workers, {:.2} of the best ({}; target ≥ 0.5).",
+        "Hops per second per core, millions (in brackets: the threads started, of those the worker counts ask for; fixed workers beyond the cores start while all of a stage's workers are busy). Worst point: {} stages × {} workers, {:.2} of the best ({}; target ≥ 0.5).",
         worst.0,
         worst.1,
         ratio,
