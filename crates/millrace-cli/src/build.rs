@@ -176,7 +176,9 @@ pub fn settings<T: Send + 'static>(
     if scaling.fuse {
         builder = builder.fuse();
     }
-    builder = builder.fuse_auto(scaling.fuse_auto);
+    builder = builder
+        .fuse_auto(scaling.fuse_auto)
+        .lazy_workers(scaling.lazy_workers);
     if let Some(wedge) = scaling.wedge {
         let policy = if wedge.fail {
             WedgePolicy::Fail

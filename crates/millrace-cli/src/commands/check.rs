@@ -52,7 +52,7 @@ fn dead_letter(out: &mut String, path: Option<&Path>) {
 }
 
 /// The autoscaling, wedge and fusion settings, as `[pipeline]` keys. `fuse` is always
-/// written; `fuse_auto` when a stage is autoscaled or it is off.
+/// written; `fuse_auto` when a stage is autoscaled or it is off; `lazy_workers` when off.
 fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
     match s.cpu_budget {
         Some(n) => {
@@ -85,6 +85,9 @@ fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
     let _ = writeln!(out, "fuse = {}", s.fuse);
     if any_auto || !s.fuse_auto {
         let _ = writeln!(out, "fuse_auto = {}", s.fuse_auto);
+    }
+    if !s.lazy_workers {
+        out.push_str("lazy_workers = false\n");
     }
 }
 

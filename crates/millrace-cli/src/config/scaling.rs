@@ -1,6 +1,7 @@
 //! The autoscaling, fusion and wedge settings of a pipeline file: `workers` as a number,
 //! `"auto"` or `{ min, max }`, and `[pipeline]`'s `autoscale`, `cpu_budget`,
-//! `autoscale_interval`, `wedge_timeout`, `wedge_policy`, `fuse` and `fuse_auto`.
+//! `autoscale_interval`, `wedge_timeout`, `wedge_policy`, `fuse`, `fuse_auto` and
+//! `lazy_workers`.
 //!
 //! ```toml
 //! [pipeline]
@@ -13,6 +14,8 @@
 //!                             # workers (default: false)
 //! fuse_auto = false           # keep adjacent autoscaled stages apart (default: true,
 //!                             # those with the same bounds share workers, sized as one)
+//! lazy_workers = false        # start every fixed worker at once (default: true, more
+//!                             # than the budget start while all are busy)
 //!
 //! [[stage]]
 //! kind = "spin"
@@ -39,6 +42,7 @@ pub const PIPELINE_KEYS: &[&str] = &[
     "wedge_policy",
     "fuse",
     "fuse_auto",
+    "lazy_workers",
 ];
 
 const WORKERS_FORMS: &str = "a number from 1 to 1024, \"auto\", or { min = N, max = N }";
@@ -115,7 +119,7 @@ pub fn workers(node: &Node) -> Result<Workers, ConfigError> {
 }
 
 /// `[pipeline]`'s scaling keys, read through `get`: whether `autoscale = true`, and the
-/// rest (`fuse` defaults to false, `fuse_auto` to true).
+/// rest (`fuse` defaults to false, `fuse_auto` and `lazy_workers` to true).
 ///
 /// # Errors
 ///
@@ -129,6 +133,10 @@ pub fn pipeline<'a>(
     let fuse_auto = match get("fuse_auto") {
         None => true,
         node => Node::flag(node, "fuse_auto")?,
+    };
+    let lazy_workers = match get("lazy_workers") {
+        None => true,
+        node => Node::flag(node, "lazy_workers")?,
     };
     let cpu_budget = get("cpu_budget")
         .map(|n| worker_count(n, "cpu_budget"))
@@ -187,6 +195,7 @@ pub fn pipeline<'a>(
             wedge: after.map(|after| Wedge { after, fail }),
             fuse,
             fuse_auto,
+            lazy_workers,
         },
     ))
 }

@@ -23,6 +23,7 @@
 //! wedge_policy = "report" # report | fail
 //! fuse = false            # adjacent stages with equal fixed workers share them
 //! fuse_auto = true        # adjacent autoscaled stages with the same bounds share them
+//! lazy_workers = true     # fixed workers beyond the budget start while all are busy
 //!
 //! [source]
 //! kind = "range"
@@ -125,6 +126,9 @@ pub struct Scaling {
     /// Adjacent autoscaled stages with the same bounds share workers, sized as one
     /// (`fuse_auto`; default true).
     pub fuse_auto: bool,
+    /// A stage with more fixed workers than the CPU budget starts at the budget and adds
+    /// the rest while all are busy (`lazy_workers`; default true).
+    pub lazy_workers: bool,
 }
 
 impl Default for Scaling {
@@ -135,6 +139,7 @@ impl Default for Scaling {
             wedge: None,
             fuse: false,
             fuse_auto: true,
+            lazy_workers: true,
         }
     }
 }
