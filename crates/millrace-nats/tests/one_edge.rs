@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{server, within};
-use millrace::{ItemId, Pipeline, Stage};
+use millrace::{ItemId, Pipeline, PipelineBuilder, Stage};
 use millrace_nats::{Broker, EdgeConfig, NatsError, RemoteOutcome};
 
 fn small_edges() -> EdgeConfig {
@@ -19,6 +19,19 @@ fn small_edges() -> EdgeConfig {
     }
 }
 
+/// The stages the worker runs, and the in-memory reference runs after the same front.
+fn remote_stages(b: PipelineBuilder<u64>) -> PipelineBuilder<(u64, u64)> {
+    b.stage(Stage::map("square", |x: u64| (x, x * x)).workers(2))
+        .filter("no-sevens", |&(x, _): &(u64, u64)| x % 7 != 0)
+        .try_map("check", |&(x, y): &(u64, u64)| {
+            if x % 100 == 13 {
+                Err(format!("unlucky {x}"))
+            } else {
+                Ok((x, y))
+            }
+        })
+}
+
 #[test]
 fn a_pipeline_through_a_worker_gives_what_it_gives_in_memory() {
     within(120, || {
@@ -28,17 +41,7 @@ fn a_pipeline_through_a_worker_gives_what_it_gives_in_memory() {
         let to = job.edge::<u64>("in", small_edges()).unwrap();
         let from = job.edge::<(u64, u64)>("out", small_edges()).unwrap();
         let worker = job
-            .worker(&to, &from, |b| {
-                b.stage(Stage::map("square", |x: u64| (x, x * x)).workers(2))
-                    .filter("no-sevens", |&(x, _): &(u64, u64)| x % 7 != 0)
-                    .try_map("check", |&(x, y): &(u64, u64)| {
-                        if x % 100 == 13 {
-                            Err(format!("unlucky {x}"))
-                        } else {
-                            Ok((x, y))
-                        }
-                    })
-            })
+            .worker(&to, &from, remote_stages)
             .unwrap()
             .spawn()
             .unwrap();
@@ -54,21 +57,8 @@ fn a_pipeline_through_a_worker_gives_what_it_gives_in_memory() {
         let worker = worker.join().unwrap();
 
         // In memory, the same stages.
-        let mut expected: Vec<(u64, u64)> = Pipeline::source(0..n)
-            .filter("even-hundreds-out", |x| x % 200 != 0)
-            .map("square", |x: u64| (x, x * x))
-            .filter("no-sevens", |&(x, _): &(u64, u64)| x % 7 != 0)
-            .try_map("check", |&(x, y): &(u64, u64)| {
-                if x % 100 == 13 {
-                    Err(format!("unlucky {x}"))
-                } else {
-                    Ok((x, y))
-                }
-            })
-            .collect()
-            .run()
-            .unwrap()
-            .output;
+        let front = Pipeline::source(0..n).filter("even-hundreds-out", |x| x % 200 != 0);
+        let mut expected: Vec<(u64, u64)> = remote_stages(front).collect().run().unwrap().output;
         expected.sort_unstable();
 
         let mut ids: Vec<ItemId> = got.iter().map(|(id, _)| *id).collect();

@@ -17,7 +17,7 @@ use super::super::launch::Launch;
 use super::super::running::Running;
 use super::super::{Launched, Pipeline, PipelineBuilder};
 use super::outputs::Outputs;
-use super::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkFn};
+use super::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkCtx, SinkFn};
 
 /// Starts the sink thread running `sink`; its end, however it ends, is what
 /// [`Running::join`] waits for first. `None` if the OS refused (the launch has the error).
@@ -43,6 +43,24 @@ fn spawn_sink<R: Send + 'static>(
             None
         }
     }
+}
+
+/// Starts the controller and the sink thread running `sink`, and hands the run over. If a
+/// thread could not start, the launch winds down (dropping `extra` with the controller:
+/// what the caller would have handed out alongside) and the error comes back.
+fn start_run<R: Send + 'static, D>(
+    mut launch: Launch,
+    sink: impl FnOnce(SinkCtx) -> Option<R> + Send + 'static,
+    extra: D,
+) -> Result<(Running<R>, D), BuildError> {
+    let ctx = launch.sink_ctx();
+    let controller = launch.start_controller();
+    let sink = spawn_sink(&mut launch, move || sink(ctx));
+    let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
+        return Err(launch.abort((controller, extra)));
+    };
+    let running = Running::new(launch.control, launch.threads, sink, controller);
+    Ok((running, extra))
 }
 
 impl<T: Send + 'static> PipelineBuilder<T> {
@@ -72,19 +90,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     fn with_sink<R: Send + 'static>(self, sink: SinkFn<T, R>) -> Pipeline<R> {
         Pipeline {
             start: Box::new(move || {
-                let (mut launch, inlet, _) = self.launch::<()>(false)?;
-                let ctx = launch.sink_ctx();
-                let controller = launch.start_controller();
-                let sink = spawn_sink(&mut launch, move || run_sink(inlet, sink, ctx));
-                let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
-                    return Err(launch.abort(controller));
-                };
-                Ok(Running::new(
-                    launch.control,
-                    launch.threads,
-                    sink,
-                    controller,
-                ))
+                let (launch, inlet, _) = self.launch::<()>(false)?;
+                let (running, ()) = start_run(launch, move |ctx| run_sink(inlet, sink, ctx), ())?;
+                Ok(running)
             }),
         }
     }
@@ -286,25 +294,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 let (done, value) = crossbeam_channel::bounded(1);
                 let replies: Box<dyn TakeReplies> =
                     Box::new(ReplyFold::<T, A, F>::new(init, f, done));
-                let (mut launch, inlet, _) =
+                let (launch, inlet, _) =
                     self.launch_replying::<()>(false, Some((index, replies)))?;
-                let ctx = launch.sink_ctx();
-                let controller = launch.start_controller();
-                let sink = spawn_sink(&mut launch, move || {
+                let sink = move |ctx| {
                     run_serve_sink(inlet, ctx);
                     // The stage's relay hands its fold over once every response is in;
                     // the sink's end of the response path is closed by now.
                     value.recv().ok()
-                });
-                let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
-                    return Err(launch.abort(controller));
                 };
-                Ok(Running::new(
-                    launch.control,
-                    launch.threads,
-                    sink,
-                    controller,
-                ))
+                let (running, ()) = start_run(launch, sink, ())?;
+                Ok(running)
             }),
         }
     }
@@ -332,19 +331,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn respond(self) -> Result<(Running<()>, Responses<T>), BuildError> {
-        let (mut launch, inlet, responses) = self.launch::<T>(true)?;
+        let (launch, inlet, responses) = self.launch::<T>(true)?;
         let Some((responses, drain)) = responses else {
             unreachable!("a serving launch makes the responses")
         };
-        let ctx = launch.sink_ctx();
-        let controller = launch.start_controller();
-        let sink = spawn_sink(&mut launch, move || run_serve_sink(inlet, ctx));
-        let Some(sink) = sink.filter(|_| launch.failed.is_none()) else {
-            return Err(launch.abort((controller, responses, drain)));
-        };
-        Ok((
-            Running::new(launch.control, launch.threads, sink, controller).draining(drain),
-            responses,
-        ))
+        let sink = move |ctx| run_serve_sink(inlet, ctx);
+        let (running, (responses, drain)) = start_run(launch, sink, (responses, drain))?;
+        Ok((running.draining(drain), responses))
     }
 }
