@@ -11,7 +11,10 @@ use crate::metrics::{StageMetrics, Tally};
 pub struct StageReport {
     /// The stage's name (`source` and `sink` for the ends).
     pub name: String,
-    /// Its workers.
+    /// Its workers when the report was made: a fixed stage's count, or, for an autoscaled
+    /// stage and for a fixed stage with more workers than the CPU budget (started lazily,
+    /// see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)), those
+    /// it had then.
     pub workers: usize,
     /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
     /// See [`queue_items`](StageReport::queue_items) for the capacity in items.
