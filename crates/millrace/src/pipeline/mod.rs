@@ -373,15 +373,27 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use millrace::{Pipeline, Stage};
     ///
-    /// let finished = Pipeline::source(0..1000u64)
+    /// // A stage that waits in a blocking call, with 16 workers on a budget of 2: it starts
+    /// // 2, and doubles them while all of them are waiting in it.
+    /// let finished = Pipeline::source(0..64u64)
     ///     .cpu_budget(2)
-    ///     .stage(Stage::map("cheap", |x: u64| x + 1).workers(64))
+    ///     .stage(
+    ///         Stage::map("fetch", |x: u64| {
+    ///             std::thread::sleep(Duration::from_millis(20));
+    ///             x
+    ///         })
+    ///         .workers(16)
+    ///         .batch(1),
+    ///     )
     ///     .fold(0u64, |sum, y| sum + y)
     ///     .run()?;
-    /// // The 64 workers of a stage that never kept two busy were never started.
-    /// assert!(finished.report.stages()[0].workers <= 2);
+    /// assert!(finished.report.stages()[0].workers > 2);
+    /// for (_, decision) in finished.report.decisions() {
+    ///     println!("{}", decision.reason); // more workers to fetch: every worker in its code …
+    /// }
     ///
     /// let eager = Pipeline::source(0..1000u64)
     ///     .cpu_budget(2)
