@@ -35,6 +35,7 @@
 //! [`FILL_DEADLINE`] (see `pipeline::source`), so light traffic is never held back. Producers
 //! and consumers update the size with relaxed atomics: a lost update only delays a step.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::AtomicUsize;
@@ -66,8 +67,9 @@ pub(crate) struct BatchSize {
     /// The largest size the consumer's cost allows (the limit until it is measured).
     consumer_cap: AtomicUsize,
     /// The largest batch a consumer has processed within [`USE_TARGET`]: producers grow the
-    /// size to at most twice it, so every doubling waits for a consumer to show that it
-    /// takes the size in stride (a single item is taken for granted).
+    /// size to at most twice it (to one while it is 0), so every doubling waits for a
+    /// consumer to show that it takes the size in stride, the first one too: two 200 ms
+    /// items must not share a batch while other workers are idle.
     proven: AtomicUsize,
     limit: usize,
     adaptive: bool,
@@ -92,7 +94,7 @@ impl BatchSize {
         BatchSize {
             size: AtomicUsize::new(START.min(limit)),
             consumer_cap: AtomicUsize::new(limit),
-            proven: AtomicUsize::new(START),
+            proven: AtomicUsize::new(0),
             limit,
             adaptive: true,
         }
@@ -115,6 +117,29 @@ impl BatchSize {
         }
         let proven = (2 * self.proven.load(Relaxed)).max(1);
         self.consumer_cap.load(Relaxed).min(proven).min(self.limit)
+    }
+
+    /// Items a producer fills a batch to when its batches also travel whole through the
+    /// `carried` connectors (to an ordered stage, which restores order by batch): its own
+    /// size, and at most what each of them takes ([`most`](BatchSize::most)). A size the
+    /// user pinned here is not lowered by sizes that merely adapt downstream.
+    pub(crate) fn fill_size(&self, carried: &[Arc<BatchSize>]) -> usize {
+        self.capped(self.get(), carried)
+    }
+
+    /// The most items a batch that also travels whole through the `carried` connectors
+    /// should carry (see [`fill_size`](BatchSize::fill_size)).
+    pub(crate) fn most_carried(&self, carried: &[Arc<BatchSize>]) -> usize {
+        self.capped(self.most(), carried)
+    }
+
+    fn capped(&self, own: usize, carried: &[Arc<BatchSize>]) -> usize {
+        carried
+            .iter()
+            .filter(|c| self.adaptive || !c.adaptive)
+            .map(|c| c.most())
+            .fold(own, usize::min)
+            .max(1)
     }
 
     /// The most items a batch may hold.
@@ -163,7 +188,8 @@ impl BatchSize {
             return;
         }
         let measured = per_target(USE_TARGET, items, took).min(self.limit);
-        if items <= measured && items > self.proven.load(Relaxed) {
+        // `measured` is at least 1: a single item that took longer proves nothing.
+        if took <= USE_TARGET && items <= measured && items > self.proven.load(Relaxed) {
             self.proven.store(items, Relaxed);
         }
         // Down at once (a costly consumer must not wait for the size to come down by
@@ -251,7 +277,7 @@ mod tests {
         // taken, then waits for the consumer to take that.
         assert_eq!(
             seen,
-            [1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 512]
+            [1, 1, 2, 2, 4, 4, 8, 8, 16, 16, 32, 32, 64, 64, 128, 128, 256, 256, 512]
         );
         round(&size, NS, NS);
         assert_eq!(size.get(), 512, "never past the limit");
@@ -260,12 +286,17 @@ mod tests {
     #[test]
     fn the_size_waits_for_a_consumer_before_each_doubling() {
         let size = BatchSize::adaptive(4096);
-        // A fast source, and no consumer has taken a batch yet: it stays at two at most.
+        // A fast source, and no consumer has taken a batch yet: single items.
         for _ in 0..20 {
             fill(&size, size.get(), NS);
         }
-        assert_eq!(size.get(), 2, "unmeasured");
-        // A consumer takes a batch of two in stride: the source may go to four, no further.
+        assert_eq!(size.get(), 1, "unmeasured");
+        // A consumer takes an item in stride: the source may go to two, no further.
+        size.used(1, NS);
+        for _ in 0..20 {
+            fill(&size, size.get(), NS);
+        }
+        assert_eq!(size.get(), 2);
         size.used(2, NS);
         for _ in 0..20 {
             fill(&size, size.get(), NS);
@@ -276,7 +307,7 @@ mod tests {
     #[test]
     fn a_costly_consumer_keeps_single_items_from_the_start() {
         // 64 idle workers of a 5 ms stage behind a fast source: each batch they take costs
-        // 5 ms an item, so none of them is ever handed more than two.
+        // 5 ms an item, so none of them is ever handed more than one.
         let size = BatchSize::adaptive(4096);
         let mut largest = 0;
         for _ in 0..64 {
@@ -285,8 +316,18 @@ mod tests {
             fill(&size, n, NS);
             size.used(n, Duration::from_millis(5) * n as u32);
         }
-        assert!(largest <= 2, "a batch of {largest}");
+        assert_eq!(largest, 1, "a batch of {largest}");
         assert_eq!(size.get(), 1);
+    }
+
+    #[test]
+    fn a_single_item_that_took_long_is_no_proof_that_two_fit() {
+        let size = BatchSize::adaptive(4096);
+        for _ in 0..20 {
+            fill(&size, size.get(), NS);
+            size.used(1, Duration::from_millis(200));
+        }
+        assert_eq!((size.get(), size.most()), (1, 1));
     }
 
     #[test]
@@ -336,6 +377,7 @@ mod tests {
     fn a_partial_batch_does_not_grow_the_size() {
         let size = BatchSize::adaptive(4096);
         round(&size, NS, NS);
+        round(&size, NS, NS);
         assert_eq!(size.get(), 2);
         fill(&size, 1, NS);
         assert_eq!(
@@ -381,6 +423,28 @@ mod tests {
         size.used(4, Duration::from_millis(4));
         assert_eq!(size.most(), 1);
         assert_eq!(BatchSize::pinned(64).most(), 64);
+    }
+
+    #[test]
+    fn batches_that_travel_whole_are_filled_to_what_every_connector_on_the_way_takes() {
+        let own = BatchSize::adaptive(4096);
+        for _ in 0..30 {
+            round(&own, NS, NS);
+        }
+        let costly = Arc::new(BatchSize::adaptive(4096));
+        costly.used(1, Duration::from_millis(20));
+        let cheap = Arc::new(BatchSize::adaptive(4096));
+        cheap.used(2048, US);
+        assert_eq!(own.fill_size(&[]), 4096);
+        assert_eq!(own.fill_size(&[Arc::clone(&cheap)]), 4096);
+        assert_eq!(own.fill_size(&[Arc::clone(&cheap), Arc::clone(&costly)]), 1);
+        assert_eq!(own.most_carried(&[Arc::clone(&costly)]), 1);
+        // A pin downstream binds; a pin here is not lowered by an adaptive size downstream.
+        let pinned_after = Arc::new(BatchSize::pinned(16));
+        assert_eq!(own.fill_size(&[pinned_after]), 16);
+        let pinned = BatchSize::pinned(1024);
+        assert_eq!(pinned.fill_size(&[Arc::clone(&costly)]), 1024);
+        assert_eq!(pinned.fill_size(&[Arc::new(BatchSize::pinned(8))]), 8);
     }
 
     #[test]

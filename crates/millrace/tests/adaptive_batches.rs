@@ -8,7 +8,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use millrace::{Pipeline, Stage};
@@ -141,4 +141,56 @@ fn cheap_items_travel_in_large_batches() {
         per_batch >= 64.0,
         "{per_batch:.0} items a batch of 1 ns items\n{report}"
     );
+}
+
+#[test]
+fn items_that_wait_on_each_other_each_get_a_worker_with_nothing_set() {
+    // Four items that meet at a barrier, on four workers: two to a batch, one worker held
+    // two of them and the run hung (found by a new user's trial, with 200 ms items taking
+    // twice as long for the same reason).
+    let barrier = Arc::new(Barrier::new(4));
+    let finished = within(60, move || {
+        Pipeline::source(0..4u64)
+            .lazy_workers(false)
+            .stage(
+                Stage::map("meet", move |x: u64| {
+                    barrier.wait();
+                    x
+                })
+                .workers(4),
+            )
+            .collect()
+            .run()
+            .expect("every item reaches the barrier on a worker of its own")
+    });
+    let mut got = finished.output;
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2, 3]);
+}
+
+#[test]
+fn items_that_wait_on_each_other_behind_a_cheap_stage_each_get_a_worker_when_ordered() {
+    // The same behind a cheap stage, with the waiting stage ordered: the cheap stage keeps
+    // the source's batches whole (an ordered stage restores order by batch), so the
+    // source's batches must be no larger than what the waiting stage takes. (Before, the
+    // source filled to the cheap stage's size: an ordered 20 ms stage of 32 workers behind
+    // one ran 4x slower than unordered, and a cancel took 10 s to take effect.)
+    let barrier = Arc::new(Barrier::new(4));
+    let finished = within(60, move || {
+        Pipeline::source(0..4u64)
+            .lazy_workers(false)
+            .stage(Stage::map("wrap", |x: u64| x).workers(1))
+            .stage(
+                Stage::map("meet", move |x: u64| {
+                    barrier.wait();
+                    x
+                })
+                .workers(4)
+                .ordered(),
+            )
+            .collect()
+            .run()
+            .expect("every item reaches the barrier on a worker of its own")
+    });
+    assert_eq!(finished.output, (0..4).collect::<Vec<u64>>());
 }

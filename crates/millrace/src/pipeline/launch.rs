@@ -246,6 +246,25 @@ impl Launch {
         self.resolved[index + 1..].iter().any(|r| r.ordered)
     }
 
+    /// The batch sizes of the connectors after connector `from` (into stage `from`, or the
+    /// sink's) that carry its batches whole: a segment that keeps its batches whole for an
+    /// ordered stage downstream (`EmitMode::Preserve`) hands them on unchanged, so the
+    /// producer of connector `from` (the source, or an ordered stage's emitter) sizes its
+    /// batches for every one of those connectors too.
+    pub(crate) fn carried_sizes(&self, from: usize) -> Vec<Arc<BatchSize>> {
+        let mut sizes = Vec::new();
+        let mut at = from;
+        while let Some(segment) = self.segments.iter().find(|s| s.start == at) {
+            let last = segment.end - 1;
+            if self.resolved[last].ordered || !self.has_ordered_after(last) {
+                break; // it re-batches (or, ordered, re-numbers and splits)
+            }
+            at = segment.end;
+            sizes.push(Arc::clone(&self.batch_sizes[at]));
+        }
+        sizes
+    }
+
     /// The connector into stage `index` (or, past the last stage, the sink).
     pub(crate) fn connector_into<T>(&self, index: usize) -> (Outlet<T>, Inlet<T>) {
         let queue = self
@@ -264,6 +283,7 @@ impl Launch {
             gate: self.next_gate(None),
             credits: self.credits.clone(),
             events: self.route_before(0),
+            carried: self.carried_sizes(0),
         };
         self.spawn("millrace-source".into(), move || {
             run_source(source, ctx, outlet)

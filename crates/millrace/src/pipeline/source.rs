@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
-use crate::batch_size::FILL_DEADLINE;
+use crate::batch_size::{BatchSize, FILL_DEADLINE};
 use crate::connector::Outlet;
 use crate::control::Control;
 use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
@@ -59,6 +59,9 @@ pub(crate) struct SourceCtx {
     pub(crate) gate: Option<Arc<Window>>,
     pub(crate) credits: Option<Credits>,
     pub(crate) events: Option<Upstream>,
+    /// The batch sizes of the connectors after the first that carry the source's batches
+    /// whole (up to an ordered stage): the source fills to what each of them takes.
+    pub(crate) carried: Vec<Arc<BatchSize>>,
 }
 
 impl SourceCtx {
@@ -126,7 +129,7 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
     let mut next_id = 0u64;
     let mut seq = 0u64;
     while !ctx.control.signals.stopping() {
-        let want = size.get();
+        let want = size.fill_size(&ctx.carried);
         let start = Instant::now();
         let mut items = outlet.fresh(want);
         // A batch is born when its first item arrives: the wait for that item is the
@@ -256,7 +259,7 @@ fn run_submitted<S>(
             }
         };
         let start = Instant::now();
-        let want = outlet.batch_size().get();
+        let want = outlet.batch_size().fill_size(&ctx.carried);
         let mut batch = Batch {
             seq,
             born: start,

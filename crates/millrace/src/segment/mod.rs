@@ -50,6 +50,7 @@ impl Launch {
                     .expect("every ordered stage has a window"),
                 next_gate: self.next_gate(Some(last)),
                 next_seq: AtomicU64::new(0),
+                carried: self.carried_sizes(last + 1),
             }))
         } else if self.has_ordered_after(last) {
             EmitMode::Preserve

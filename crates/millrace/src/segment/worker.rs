@@ -60,6 +60,25 @@ pub(crate) struct OrderedEmit<U> {
     /// The window of the next ordered stage downstream, which this stage admits into.
     pub(crate) next_gate: Option<Arc<Window>>,
     pub(crate) next_seq: AtomicU64,
+    /// The batch sizes of the connectors after this stage's outlet that carry its batches
+    /// whole (up to the next ordered stage).
+    pub(crate) carried: Vec<Arc<BatchSize>>,
+}
+
+/// `batch` cut into pieces of at most `most` items, in order; each piece's items move once
+/// (cut from the back). One batch, uncut, when it fits.
+fn pieces<U>(batch: Batch<U>, most: usize, outlet: &Outlet<U>) -> Vec<Batch<U>> {
+    let most = most.max(1);
+    let mut batch = batch;
+    let mut pieces = Vec::with_capacity(batch.len().div_ceil(most));
+    while batch.len() > most {
+        let at = (batch.len() - 1) / most * most;
+        let room = outlet.fresh(batch.len() - at);
+        pieces.push(batch.split_off_into(at, room));
+    }
+    pieces.push(batch);
+    pieces.reverse();
+    pieces
 }
 
 /// The output side of a segment, shared by its workers.
@@ -476,16 +495,21 @@ impl<U: Send + 'static> Emitter<U> {
             EmitMode::Preserve => self.send(outlet, out, counters),
             EmitMode::Ordered(ordered) => {
                 let seq = out.seq;
-                let released = ordered.reorder.insert(seq, out, |mut batch| {
+                let released = ordered.reorder.insert(seq, out, |batch| {
                     if batch.is_empty() {
                         return;
                     }
-                    batch.seq = ordered.next_seq.fetch_add(1, Ordering::Relaxed);
-                    if let Some(gate) = &ordered.next_gate {
-                        // A closed gate means a cancel; the send below then drops or delivers.
-                        gate.admit(batch.seq);
+                    // Numbered afresh, so a batch may go on in pieces: no larger than the
+                    // next stage (and those that keep its batches whole) takes.
+                    let most = outlet.batch_size().most_carried(&ordered.carried);
+                    for mut piece in pieces(batch, most, outlet) {
+                        piece.seq = ordered.next_seq.fetch_add(1, Ordering::Relaxed);
+                        if let Some(gate) = &ordered.next_gate {
+                            // A closed gate means a cancel; the send then drops or delivers.
+                            gate.admit(piece.seq);
+                        }
+                        self.send(outlet, piece, counters);
                     }
-                    self.send(outlet, batch, counters);
                 });
                 ordered.region.advance(released);
             }
@@ -539,6 +563,27 @@ mod tests {
             ids: crate::item::Ids::Range { start, len },
             items: (start..start + len as u64).collect(),
         }
+    }
+
+    #[test]
+    fn a_batch_cut_into_pieces_keeps_its_items_and_ids_in_order() {
+        let (outlet, _inlet) =
+            crate::connector::connector::<u64>(8, Arc::new(BatchSize::pinned(4)));
+        let cut = pieces(batch(10, 10), 4, &outlet);
+        let items: Vec<Vec<u64>> = cut.iter().map(|b| b.items.clone()).collect();
+        assert_eq!(
+            items,
+            [vec![10, 11, 12, 13], vec![14, 15, 16, 17], vec![18, 19]]
+        );
+        for piece in &cut {
+            let ids: Vec<u64> = piece.ids.iter().map(|id| id.0).collect();
+            assert_eq!(ids, piece.items);
+        }
+        assert_eq!(
+            pieces(batch(0, 4), 4, &outlet).len(),
+            1,
+            "a batch that fits stays whole"
+        );
     }
 
     #[test]
