@@ -10,7 +10,9 @@
 //! clearly saturated (busy at least 90% of the time, or with a backlog and at least twice
 //! as busy as any other part), a part that is, say, 87% busy
 //! may be waiting for a core rather than holding the others back; the reason then says
-//! the threads outnumber the cores instead of calling that part saturated.
+//! the threads outnumber the cores instead of calling that part saturated. So it does when
+//! no part is even half busy: with threads waiting for cores, the time is not all going to
+//! hand-offs.
 
 use std::fmt;
 
@@ -247,7 +249,12 @@ pub(super) fn find_bottleneck(
         });
     }
     let kind = if busiest.busy < 0.5 && busiest.input_fill < 0.75 {
-        BottleneckKind::WaitingOnOneAnother
+        if threads > cores {
+            // Not the hand-offs alone: the threads wait for cores too.
+            BottleneckKind::Oversubscribed { threads, cores }
+        } else {
+            BottleneckKind::WaitingOnOneAnother
+        }
     } else {
         BottleneckKind::Saturated
     };
@@ -373,6 +380,27 @@ mod tests {
             "{}",
             b.reason
         );
+    }
+
+    #[test]
+    fn more_threads_than_cores_with_nothing_half_busy_says_so_rather_than_blaming_hand_offs() {
+        // 16 workers of a CPU-bound stage on 2 cores, started at once: each waits for a core
+        // most of the time, and no part looks even half busy.
+        let source = stage("source", 0.05, 0.0, 0.0);
+        let mut hash = stage("hash", 0.16, 0.33, 0.3);
+        hash.workers = 16;
+        let stages = vec![hash];
+        let sink = stage("sink", 0.01, 0.99, 0.0);
+        let b = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, 2).unwrap();
+        assert_eq!(b.stage, "hash");
+        assert_eq!(
+            b.reason.kind,
+            BottleneckKind::Oversubscribed {
+                threads: 18,
+                cores: 2
+            }
+        );
+        assert!(!b.reason.to_string().contains("hand-offs"), "{}", b.reason);
     }
 
     #[test]
