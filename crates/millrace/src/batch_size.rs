@@ -21,10 +21,17 @@
 //!   per item. A batch should take at most [`USE_TARGET`] to process, so that a stage's
 //!   workers share the work evenly, the tail of a run is short, a stop or cancel takes effect
 //!   soon and large items are not held by the hundred. The size grows only as far as twice
-//!   the largest batch a consumer has processed within that time: every doubling waits for a
-//!   consumer to show it takes the size in stride, so a fast source cannot hand out large
-//!   batches before a slow stage has been measured (64 idle workers of a 5 ms stage each get
-//!   an item or two, not one of them 512).
+//!   the largest batch a consumer has processed within that time (one item until a consumer
+//!   has taken one that fast): every doubling waits for a consumer to show it takes the size
+//!   in stride, so a fast source cannot hand out large batches before a slow stage has been
+//!   measured (64 idle workers of a 5 ms stage each get an item, not one of them 512).
+//!
+//! An ordered stage restores order by batch, so the stages before it keep their batches
+//! whole, and the batches the source (or an ordered stage before) makes travel through
+//! several connectors: their producer fills them to what every one of those connectors
+//! takes ([`BatchSize::fill_size`]), and an ordered stage cuts its output to what the next
+//! ones take (a cheap stage in front of a costly ordered one no longer hands it the cheap
+//! stage's large batches).
 //!
 //! A producer's measurement moves the size one step, doubling or halving, toward what it
 //! asks: a thread preempted in the middle of a batch (more threads than cores) measures a
@@ -121,25 +128,38 @@ impl BatchSize {
 
     /// Items a producer fills a batch to when its batches also travel whole through the
     /// `carried` connectors (to an ordered stage, which restores order by batch): its own
-    /// size, and at most what each of them takes ([`most`](BatchSize::most)). A size the
-    /// user pinned here is not lowered by sizes that merely adapt downstream.
+    /// size, and at most what each of them has shown it takes
+    /// ([`in_stride`](BatchSize::in_stride)). A size the user pinned here is not lowered by
+    /// sizes that merely adapt downstream.
     pub(crate) fn fill_size(&self, carried: &[Arc<BatchSize>]) -> usize {
-        self.capped(self.get(), carried)
-    }
-
-    /// The most items a batch that also travels whole through the `carried` connectors
-    /// should carry (see [`fill_size`](BatchSize::fill_size)).
-    pub(crate) fn most_carried(&self, carried: &[Arc<BatchSize>]) -> usize {
-        self.capped(self.most(), carried)
-    }
-
-    fn capped(&self, own: usize, carried: &[Arc<BatchSize>]) -> usize {
         carried
             .iter()
             .filter(|c| self.adaptive || !c.adaptive)
-            .map(|c| c.most())
-            .fold(own, usize::min)
+            .map(|c| c.in_stride())
+            .fold(self.get(), usize::min)
             .max(1)
+    }
+
+    /// The most items a batch should carry that travels whole through this connector and
+    /// the `carried` ones: what each has shown it takes in stride.
+    pub(crate) fn most_carried(&self, carried: &[Arc<BatchSize>]) -> usize {
+        carried
+            .iter()
+            .filter(|c| self.adaptive || !c.adaptive)
+            .map(|c| c.in_stride())
+            .fold(self.in_stride(), usize::min)
+            .max(1)
+    }
+
+    /// What the consumers have shown they take in stride: twice the largest batch one took
+    /// within [`USE_TARGET`] (one item before any did), at most the limit; a pinned size's
+    /// limit. Unlike [`most`](BatchSize::most) it never comes down: one batch of a consumer
+    /// that was preempted (more threads than cores) must not cut every batch upstream.
+    pub(crate) fn in_stride(&self) -> usize {
+        if !self.adaptive {
+            return self.limit;
+        }
+        (2 * self.proven.load(Relaxed)).clamp(1, self.limit)
     }
 
     /// The most items a batch may hold.
@@ -439,6 +459,11 @@ mod tests {
         assert_eq!(own.fill_size(&[Arc::clone(&cheap)]), 4096);
         assert_eq!(own.fill_size(&[Arc::clone(&cheap), Arc::clone(&costly)]), 1);
         assert_eq!(own.most_carried(&[Arc::clone(&costly)]), 1);
+        // One slow batch of a consumer that had taken 2048 in stride (it was preempted)
+        // lowers its own cap, but not what travels to it whole.
+        cheap.used(2048, Duration::from_millis(20));
+        assert!(cheap.most() < 4096);
+        assert_eq!(own.fill_size(&[Arc::clone(&cheap)]), 4096);
         // A pin downstream binds; a pin here is not lowered by an adaptive size downstream.
         let pinned_after = Arc::new(BatchSize::pinned(16));
         assert_eq!(own.fill_size(&[pinned_after]), 16);
