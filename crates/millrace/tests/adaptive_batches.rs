@@ -24,6 +24,9 @@ fn idle_workers_of_a_costly_stage_each_get_work_rather_than_one_large_batch() {
     let (b, m) = (Arc::clone(&busy), Arc::clone(&most));
     let report = within(120, move || {
         Pipeline::source(0..640u64)
+            // All 64 from the start: the subject is the batches they are handed, not how
+            // lazily started workers grow (`tests/lazy_workers.rs`).
+            .lazy_workers(false)
             .stage(
                 Stage::map("io", move |x: u64| {
                     let now = b.fetch_add(1, Ordering::SeqCst) + 1;

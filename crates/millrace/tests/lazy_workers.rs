@@ -52,7 +52,7 @@ fn workers_blocked_in_the_stage_grow_to_the_count_the_stage_set() {
         assert!(decision
             .reason
             .to_string()
-            .contains("every worker in its code"));
+            .contains("none waiting for input or room"));
     }
 }
 

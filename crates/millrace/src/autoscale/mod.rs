@@ -25,9 +25,8 @@
 //! A fixed stage (`.workers(n)`) with more workers than the CPU budget starts at the budget,
 //! or at one worker among dozens of fixed stages (see
 //! [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)). Each tick,
-//! if every one of its workers is in its code at that moment and its workers were at least
-//! 90% busy over the tick (none waited long for input or for room), the controller doubles
-//! its workers, up to `n`. A stage whose workers block in its code (a synchronous wait)
+//! if its workers were at least 90% busy over the tick and none of them waits at that
+//! moment (for input or for room), the controller doubles its workers, up to `n`. A stage whose workers block in its code (a synchronous wait)
 //! reaches its count within a few ticks; hundreds of workers of a cheap stage, which would
 //! mostly wait and cost wake-ups, are never started. Workers once started stay.
 //!
@@ -43,7 +42,8 @@
 //!
 //! The same thread samples every part's counters into the run's
 //! [timeline](crate::timeline) each time a sample is due (every 100 ms by default). When
-//! it only samples (no autoscaled stage, no wedge watch) and nothing moved since the last
+//! it only samples (no autoscaled stage, no lazily started stage below its count, no wedge
+//! watch) and nothing moved since the last
 //! sample, it waits twice as long before the next look, up to 1.6 s, and is back at the
 //! interval as soon as something moves: an idle pipeline costs about one wake-up a second.
 
@@ -187,11 +187,13 @@ impl Controller {
                 .push((self.control.signals.now(), workers));
         }
         let tick = self.tick();
-        // Sampling alone backs off while nothing moves, up to IDLE_WAIT.
-        let sampling_only = !self.sizes() && self.settings.wedge.is_none();
         let mut wait = tick;
         let mut start = Instant::now();
         loop {
+            // Sampling alone backs off while nothing moves, up to IDLE_WAIT; so does a
+            // controller whose lazily started segments have all reached their counts.
+            let sampling_only =
+                self.autos.is_empty() && !self.lazy_below_count() && self.settings.wedge.is_none();
             if self.settings.timeline.is_some() {
                 let idle = self.control.ledger.sample(self.control.signals.now());
                 wait = if idle && sampling_only {
@@ -221,6 +223,13 @@ impl Controller {
     /// Whether it sizes any segment (autoscaled, or started lazily).
     fn sizes(&self) -> bool {
         !self.autos.is_empty() || !self.lazies.is_empty()
+    }
+
+    /// Whether a lazily started segment has fewer workers than its count.
+    fn lazy_below_count(&self) -> bool {
+        self.lazies
+            .iter()
+            .any(|lazy| self.control.ledger.stages[lazy.stages.start].workers() < lazy.count)
     }
 
     /// How often the thread wakes: the autoscaling interval if it sizes segments or
@@ -288,8 +297,8 @@ impl Controller {
         self.record(decisions);
     }
 
-    /// Doubles the workers of each lazily started segment whose workers are all in its
-    /// code now and were busy through the last tick, up to its count.
+    /// Doubles the workers of each lazily started segment whose workers were busy through
+    /// the last tick and none of which waits now (for input or for room), up to its count.
     fn grow_lazy(&mut self) {
         let at = self.control.signals.now();
         let stages = &self.control.ledger.stages;
@@ -303,7 +312,7 @@ impl Controller {
                 continue;
             }
             let busy_share = busy_share(&now[segment.clone()], &self.lazy_last[segment.clone()]);
-            if busy_share < SATURATED || in_code(metrics) < workers {
+            if busy_share < SATURATED || waiting(metrics) > 0 {
                 continue;
             }
             let to = (workers * 2).min(lazy.count);
@@ -440,14 +449,15 @@ fn busy_share(now: &[Tally], before: &[Tally]) -> f64 {
     }
 }
 
-/// How many of a segment's workers are in one of its stages' code now (a worker of a
-/// fused segment is in at most one stage at a time).
-fn in_code(metrics: &[Arc<StageMetrics>]) -> usize {
+/// How many of a segment's workers wait now, for input or for room downstream. (One that is
+/// between two batches, or ready to run but without a core, does not count: on a busy
+/// machine the workers of a stage that blocks in its code are often there.)
+fn waiting(metrics: &[Arc<StageMetrics>]) -> usize {
     metrics
         .iter()
         .map(|m| {
             m.slots()
-                .filter(|slot| matches!(slot.activity().0, Activity::Busy))
+                .filter(|slot| matches!(slot.activity().0, Activity::Idle | Activity::Blocked))
                 .count()
         })
         .sum()

@@ -99,7 +99,7 @@ pub enum DecisionReason {
     },
     /// A fixed stage that started fewer workers than its count (more than the CPU budget,
     /// see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)) had
-    /// every worker in its code: it starts more, up to its count.
+    /// its workers busy and none waiting for input or room: it starts more, up to its count.
     #[non_exhaustive]
     AllBusy {
         /// The stage's (or fused segment's `a+b+c`) name.
@@ -141,7 +141,7 @@ impl fmt::Display for DecisionReason {
                 busy_share,
             } => write!(
                 f,
-                "more workers to {stage}: every worker in its code, {:.0}% busy (toward its count of {count})",
+                "more workers to {stage}: {:.0}% busy, none waiting for input or room (toward its count of {count})",
                 busy_share * 100.0
             ),
         }

@@ -363,8 +363,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// [CPU budget](PipelineBuilder::cpu_budget) starts them lazily (on by default): it
     /// starts as many as the budget (one, when the fixed stages together would start more
     /// than 16 workers per core), and the controller adds more, doubling each tick (100
-    /// ms by default) up to the stage's count, while every worker is in the stage's code
-    /// and they were at least 90% busy over the tick. A stage whose workers wait in its
+    /// ms by default) up to the stage's count, while its workers were at least 90% busy
+    /// over the tick and none of them waits for input or for room. A stage whose workers wait in its
     /// code (a blocking call) reaches its count in a few ticks; a cheap stage's extra
     /// workers, which would only wait and cost wake-ups, are never started (the scale sweep
     /// in `BENCHMARKS.md`). Started workers stay until the end of input. With `false`,
@@ -392,7 +392,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///     .run()?;
     /// assert!(finished.report.stages()[0].workers > 2);
     /// for (_, decision) in finished.report.decisions() {
-    ///     println!("{}", decision.reason); // more workers to fetch: every worker in its code …
+    ///     println!("{}", decision.reason); // more workers to fetch: 100% busy, none waiting …
     /// }
     ///
     /// let eager = Pipeline::source(0..1000u64)
