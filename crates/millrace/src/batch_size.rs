@@ -132,22 +132,23 @@ impl BatchSize {
     /// ([`in_stride`](BatchSize::in_stride)). A size the user pinned here is not lowered by
     /// sizes that merely adapt downstream.
     pub(crate) fn fill_size(&self, carried: &[Arc<BatchSize>]) -> usize {
-        carried
-            .iter()
-            .filter(|c| self.adaptive || !c.adaptive)
-            .map(|c| c.in_stride())
-            .fold(self.get(), usize::min)
-            .max(1)
+        self.within_carried(self.get(), carried)
     }
 
     /// The most items a batch should carry that travels whole through this connector and
     /// the `carried` ones: what each has shown it takes in stride.
     pub(crate) fn most_carried(&self, carried: &[Arc<BatchSize>]) -> usize {
+        self.within_carried(self.in_stride(), carried)
+    }
+
+    /// `own`, at most what each `carried` connector takes in stride (an adaptive one does
+    /// not lower a pinned size here), at least 1.
+    fn within_carried(&self, own: usize, carried: &[Arc<BatchSize>]) -> usize {
         carried
             .iter()
             .filter(|c| self.adaptive || !c.adaptive)
             .map(|c| c.in_stride())
-            .fold(self.in_stride(), usize::min)
+            .fold(own, usize::min)
             .max(1)
     }
 

@@ -13,15 +13,14 @@ use std::time::Duration;
 
 use millrace::{Pipeline, Stage};
 
-use common::within;
+use common::{within, Inside};
 
 #[test]
 fn idle_workers_of_a_costly_stage_each_get_work_rather_than_one_large_batch() {
     // 64 workers of a stage that blocks 5 ms an item, behind a fast source. Batches that grew
     // 1, 2, 4, … 512 before the stage was measured left all but ten workers idle.
-    let busy = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
-    let (b, m) = (Arc::clone(&busy), Arc::clone(&most));
+    let inside = Inside::default();
+    let io = inside.clone();
     let report = within(120, move || {
         Pipeline::source(0..640u64)
             // All 64 from the start: the subject is the batches they are handed, not how
@@ -29,10 +28,7 @@ fn idle_workers_of_a_costly_stage_each_get_work_rather_than_one_large_batch() {
             .lazy_workers(false)
             .stage(
                 Stage::map("io", move |x: u64| {
-                    let now = b.fetch_add(1, Ordering::SeqCst) + 1;
-                    m.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(5));
-                    b.fetch_sub(1, Ordering::SeqCst);
+                    io.during(|| std::thread::sleep(Duration::from_millis(5)));
                     x
                 })
                 .workers(64),
@@ -50,9 +46,9 @@ fn idle_workers_of_a_costly_stage_each_get_work_rather_than_one_large_batch() {
         "{per_batch:.1} items a batch into a 5 ms stage\n{report}"
     );
     assert!(
-        most.load(Ordering::SeqCst) >= 16,
+        inside.most() >= 16,
         "at most {} of 64 workers ever worked at once",
-        most.load(Ordering::SeqCst)
+        inside.most()
     );
 }
 

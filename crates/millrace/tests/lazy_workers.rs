@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::within;
+use common::{within, Inside};
 use millrace::{DecisionReason, Pipeline, Stage};
 
 /// A stage of `workers` workers, batch 1, in which every item waits at a barrier of
@@ -88,20 +87,16 @@ fn a_stage_within_the_budget_starts_every_worker_and_is_never_resized() {
 
 #[test]
 fn never_more_workers_in_the_stage_than_its_count_while_it_grows() {
-    let inside = Arc::new(AtomicUsize::new(0));
-    let most = Arc::new(AtomicUsize::new(0));
+    let inside = Inside::default();
     let finished = within(60, {
-        let (inside, most) = (Arc::clone(&inside), Arc::clone(&most));
+        let inside = inside.clone();
         move || {
             Pipeline::source(0..200u64)
                 .cpu_budget(1)
                 .autoscale_interval(Duration::from_millis(5))
                 .stage(
                     Stage::map("wait", move |x: u64| {
-                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                        most.fetch_max(now, Ordering::SeqCst);
-                        std::thread::sleep(Duration::from_millis(2));
-                        inside.fetch_sub(1, Ordering::SeqCst);
+                        inside.during(|| std::thread::sleep(Duration::from_millis(2)));
                         x
                     })
                     .workers(6)
@@ -115,7 +110,7 @@ fn never_more_workers_in_the_stage_than_its_count_while_it_grows() {
     assert_eq!(finished.output, (0..200).sum::<u64>());
     let workers = finished.report.stages()[0].workers;
     assert!((1..=6).contains(&workers), "{workers} workers");
-    assert!(most.load(Ordering::SeqCst) <= 6);
+    assert!(inside.most() <= 6);
     // 1 → 2 → 4 → 6: every step at most doubles, the last stops at the count.
     for (_, d) in finished.report.decisions() {
         assert!(d.to <= (d.from * 2).min(6), "{} → {}", d.from, d.to);

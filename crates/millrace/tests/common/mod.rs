@@ -4,8 +4,9 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
 /// The prefix of every panic message a test injects on purpose.
@@ -79,5 +80,28 @@ pub(crate) fn hang_safe_config(cases: u32) -> proptest::test_runner::Config {
     proptest::test_runner::Config {
         max_shrink_time: 3 * 60 * 1000,
         ..proptest::test_runner::Config::with_cases(cases)
+    }
+}
+
+/// Counts the calls that are inside a stage's code at once, and the most there ever were.
+#[derive(Clone, Default)]
+pub(crate) struct Inside {
+    now: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl Inside {
+    /// Runs `f`, counted as inside while it runs.
+    pub(crate) fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let out = f();
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
+    /// The most calls that were inside at once.
+    pub(crate) fn most(&self) -> usize {
+        self.most.load(Ordering::SeqCst)
     }
 }
