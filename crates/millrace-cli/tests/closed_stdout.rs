@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{drain, repo_root, wait_or_kill, TIMEOUT};
+use common::{drain, read_report, repo_root, wait_or_kill, TIMEOUT};
 
 /// Runs `millrace ARGS` in `dir` with a stdout nobody reads (closed before it starts);
 /// returns the exit code and stderr.
@@ -39,10 +39,6 @@ fn with_closed_stdout(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let status = wait_or_kill(&mut child, TIMEOUT);
     let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
     (status.code(), stderr)
-}
-
-fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
 }
 
 #[test]
@@ -75,7 +71,7 @@ fn a_run_whose_result_cannot_be_printed_ends_closed_with_its_report() {
     assert_eq!(code, Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("stdout was closed"), "{stderr}");
-    let r = report(&dir.path().join("r.json"));
+    let r = read_report(&dir.path().join("r.json"));
     assert_eq!(r["outcome"], "closed");
     assert_eq!(r["exit_code"], 141);
     assert_eq!(r["result"]["count"], 1000);
@@ -113,7 +109,7 @@ fn a_stdout_sink_whose_reader_leaves_stops_and_counts_the_rest_unwritten() {
     assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("stdout was closed"), "{stderr}");
-    let r = report(&dir.path().join("r.json"));
+    let r = read_report(&dir.path().join("r.json"));
     assert_eq!(r["outcome"], "closed");
     let t = &r["totals"];
     let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k}: {t}"));

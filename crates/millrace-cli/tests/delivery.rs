@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{millrace, pipeline_file};
+use common::{millrace, pipeline_file, read_report};
 
 /// Whether this system has `/dev/full`; the tests say so and pass trivially if not.
 fn have_dev_full() -> bool {
@@ -16,10 +16,6 @@ fn have_dev_full() -> bool {
         eprintln!("no /dev/full here: nothing to test");
     }
     there
-}
-
-fn report(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
 }
 
 #[test]
@@ -46,7 +42,7 @@ fn a_file_sink_on_a_full_disk_delivers_nothing() {
         stderr.contains("delivered 0 + filtered 0 + failed 100"),
         "{stderr}"
     );
-    let r = report(&json);
+    let r = read_report(&json);
     assert_eq!(r["outcome"], "failed");
     assert_eq!(r["totals"]["delivered"], 0);
     assert_eq!(r["totals"]["failed"], 100);
@@ -99,7 +95,7 @@ fn dead_letters_to_a_full_disk_are_reported_not_written() {
         stderr.contains("dead letters: 0 of 3 items written to /dev/full (3 could not be)"),
         "{stderr}"
     );
-    let r = report(&json);
+    let r = read_report(&json);
     assert_eq!(r["outcome"], "failed");
     assert_eq!(r["dead_letters"][0]["items"], 0);
     assert_eq!(r["dead_letters"][0]["not_written"], 3);

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{millrace, pipeline_file};
+use common::{millrace, pipeline_file, read_report};
 use predicates::prelude::*;
 
 /// Three lines, none a number: `parse` fails every item, and skips it.
@@ -15,10 +15,6 @@ fn all_fail() -> (tempfile::TempDir, std::path::PathBuf) {
     let (dir, path) = pipeline_file(ALL_FAIL);
     std::fs::write(dir.path().join("in.txt"), "one\ntwo\nthree\n").unwrap();
     (dir, path)
-}
-
-fn read_report(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{millrace, pipeline_file, seed_sum};
+use common::{millrace, pipeline_file, read_report, seed_sum};
 
 const N: u64 = 100_000;
 
@@ -42,8 +42,7 @@ fn run(text: &str, sets: &[&str]) -> (Layout, String) {
         .get_output()
         .stderr
         .clone();
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).expect("the report")).expect("JSON");
+    let json = read_report(&report);
     let layout = json["stages"]
         .as_array()
         .expect("stages")

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{catches_sigint, example, repo_root, sigint};
+use common::{catches_sigint, example, read_report, repo_root, sigint};
 
 /// Waits for `child` up to `limit`; kills it and fails the test if it is still running.
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
@@ -147,10 +147,6 @@ fn finish(mut run: LongRun) -> (std::process::ExitStatus, String, String) {
         String::from_utf8_lossy(&stdout).into_owned(),
         stderr,
     )
-}
-
-fn read_report(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{millrace, pipeline_file};
+use common::{millrace, pipeline_file, read_report};
 use millrace_cli::build::build;
 use millrace_cli::config::{load_str, load_str_untyped};
 use millrace_cli::sink_runner::SinkRunner;
@@ -29,7 +29,7 @@ fn run_json(text: &str, files: &[(&str, &str)]) -> (serde_json::Value, String, t
         .arg(&report)
         .output()
         .unwrap();
-    let json = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json = read_report(&report);
     (json, String::from_utf8_lossy(&out.stdout).into_owned(), dir)
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::http::serve;
-use common::{millrace, pipeline_file};
+use common::{millrace, pipeline_file, read_report};
 use millrace::{ErrorPolicy, ItemId, Pipeline};
 use millrace_cli::config::{load_str, load_str_untyped};
 use millrace_cli::kinds::{self, Builder, Role, SinkFault, SourceLog};
@@ -292,8 +292,7 @@ fn every_transform_runs_clean_after_each_source_the_loader_lets_it_follow() {
                     .arg(&report)
                     .assert()
                     .success();
-                let json: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+                let json = read_report(&report);
                 let totals = &json["totals"];
                 assert_eq!(totals["failed"], 0, "{text}\n{json:#}");
                 assert!(

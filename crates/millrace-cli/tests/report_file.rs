@@ -5,11 +5,7 @@
 
 mod common;
 
-use common::{millrace, pipeline_file};
-
-fn report(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).expect("the JSON report")).expect("valid JSON")
-}
+use common::{millrace, pipeline_file, read_report};
 
 #[test]
 fn a_run_that_cannot_start_still_writes_its_report() {
@@ -26,7 +22,7 @@ fn a_run_that_cannot_start_still_writes_its_report() {
         .expect("run millrace");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    let r = report(&json);
+    let r = read_report(&json);
     assert_eq!(r["schema"], "millrace-report");
     assert_eq!(r["outcome"], "failed");
     assert_eq!(r["exit_code"], 1);

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{millrace, pipeline_file, wait_or_kill};
+use common::{millrace, pipeline_file, read_report, wait_or_kill};
 
 /// A pipeline with an autoscaled stage and a stage that fails some items.
 const PIPELINE: &str =
@@ -89,7 +89,7 @@ fn a_report_that_is_not_html_stays_json() {
         .arg("--quiet")
         .assert()
         .success();
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json = read_report(&report);
     assert_eq!(json["schema"], "millrace-report");
 }
 

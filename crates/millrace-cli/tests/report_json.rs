@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{millrace, pipeline_file};
+use common::{millrace, pipeline_file, read_report};
 
 /// The field paths the schema document lists (`stages[].name`, `totals.done`, …).
 fn documented_fields() -> BTreeSet<String> {
@@ -96,7 +96,7 @@ fn report_has_every_documented_field_and_nothing_undocumented() {
         .assert()
         .success()
         .stdout("sum: 21\n");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json = read_report(&report);
     assert_eq!(json["schema"], "millrace-report");
     assert_eq!(json["version"], 3);
     assert_eq!(json["outcome"], "completed");
@@ -123,8 +123,7 @@ fn report_has_every_documented_field_and_nothing_undocumented() {
         .arg(&wedge_report)
         .assert()
         .code(1);
-    let wedged: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&wedge_report).unwrap()).unwrap();
+    let wedged: serde_json::Value = read_report(&wedge_report);
 
     let mut present = BTreeSet::new();
     leaf_paths(&json, "", &mut present);
@@ -185,7 +184,7 @@ fn a_wedge_fails_the_run_and_is_in_the_report() {
             "the pipeline is wedged: no item has moved",
         ))
         .stderr(predicates::str::contains("wedged at "));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json = read_report(&report);
     assert_eq!(json["outcome"], "failed");
     let wedge = &json["wedges"][0];
     assert!(wedge["at_seconds"].as_f64().unwrap() >= 0.3, "{wedge}");
@@ -215,9 +214,7 @@ fn pipeline_file_can_ask_for_the_report() {
         .assert()
         .success()
         .stdout("count: 100\n");
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
-            .unwrap();
+    let json = read_report(&dir.path().join("out/report.json"));
     assert_eq!(json["result"]["count"], 100);
     assert_eq!(json["totals"]["done"], 100);
 }
@@ -263,7 +260,7 @@ fn the_timeline_ends_on_every_parts_totals_and_only_grows() {
         .arg("--quiet")
         .assert()
         .success();
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json = read_report(&report);
     let timeline = &json["timeline"];
     let at = timeline["at_seconds"].as_array().unwrap();
     assert!(at.len() >= 2, "{timeline}");

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{example, millrace};
+use common::{example, millrace, read_report};
 use predicates::prelude::*;
 
 /// The `name` → `workers` pairs of tune's snippets.
@@ -207,8 +207,7 @@ fn fused_stages_come_with_fuse_true_and_the_snippets_reproduce_the_layout() {
         run.args(["--set", &format!("stage.{name}.workers={w}")]);
     }
     run.assert().success();
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).expect("the report")).expect("JSON");
+    let json = read_report(&report);
     let ran = layout(&json);
     let fused: Vec<(&str, bool)> = ran.iter().map(|(n, f, _)| (n.as_str(), *f)).collect();
     assert_eq!(
