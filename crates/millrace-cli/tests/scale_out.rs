@@ -136,17 +136,24 @@ fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[test]
-fn a_remote_stage_on_a_worker_gives_the_in_memory_sum_and_a_balanced_report() {
-    let server = LocalServer::start().expect("start nats-server");
-    let n = 3000;
-    let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
+/// Runs the pipeline `file` with its remote stage in memory (the reference), and checks
+/// that it succeeded.
+fn run_in_memory(file: &std::path::Path) -> std::process::Output {
     let in_memory = millrace()
         .args(["run", &file.display().to_string(), "--quiet"])
         .args(["--set", "stage.heavy.connector=memory"])
         .output()
         .expect("run in memory");
     assert!(in_memory.status.success(), "{}", stderr_of(&in_memory));
+    in_memory
+}
+
+#[test]
+fn a_remote_stage_on_a_worker_gives_the_in_memory_sum_and_a_balanced_report() {
+    let server = LocalServer::start().expect("start nats-server");
+    let n = 3000;
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
+    let in_memory = run_in_memory(&file);
     assert!(stdout_of(&in_memory).starts_with("sum: "));
 
     let mut worker = Worker::start(&file, "heavy");
@@ -194,12 +201,7 @@ fn two_workers_share_the_remote_stage_and_the_sum_is_the_in_memory_one() {
     let server = LocalServer::start().expect("start nats-server");
     let n = 20_000;
     let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
-    let in_memory = millrace()
-        .args(["run", &file.display().to_string(), "--quiet"])
-        .args(["--set", "stage.heavy.connector=memory"])
-        .output()
-        .expect("run in memory");
-    assert!(in_memory.status.success(), "{}", stderr_of(&in_memory));
+    let in_memory = run_in_memory(&file);
 
     let mut first = Worker::start(&file, "heavy");
     let mut second = Worker::start(&file, "heavy");

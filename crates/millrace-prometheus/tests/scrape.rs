@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use millrace::{Pipeline, Report, Stage};
+use millrace::{Pipeline, Report, Running, Stage};
 use millrace_prometheus::{MetricsServer, CONTENT_TYPE};
 use openmetrics_parser::{MetricsExposition, OpenMetricsType, OpenMetricsValue};
 
@@ -32,6 +32,15 @@ fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A ten-item pipeline, running: something for a server to watch.
+fn tiny_run() -> Running<()> {
+    Pipeline::source(0..10u64)
+        .map("id", |x| x)
+        .for_each(|_| {})
+        .spawn()
+        .expect("the pipeline starts")
 }
 
 fn scrape(server: &MetricsServer) -> Exposition {
@@ -248,11 +257,7 @@ fn a_scrape_during_a_run_parses_grows_and_ends_on_the_reports_totals() {
 #[test]
 fn a_path_other_than_metrics_is_not_found() {
     within(60, || {
-        let running = Pipeline::source(0..10u64)
-            .map("id", |x| x)
-            .for_each(|_| {})
-            .spawn()
-            .expect("the pipeline starts");
+        let running = tiny_run();
         let server = MetricsServer::serve("127.0.0.1:0", "test", running.handle()).unwrap();
         let url = format!("http://{}/", server.local_addr());
         match ureq::get(&url).call() {
@@ -266,11 +271,7 @@ fn a_path_other_than_metrics_is_not_found() {
 #[test]
 fn an_address_in_use_is_an_error_that_names_it() {
     within(60, || {
-        let running = Pipeline::source(0..10u64)
-            .map("id", |x| x)
-            .for_each(|_| {})
-            .spawn()
-            .expect("the pipeline starts");
+        let running = tiny_run();
         let first = MetricsServer::serve("127.0.0.1:0", "a", running.handle()).unwrap();
         let addr = first.local_addr();
         let err = MetricsServer::serve(addr, "b", running.handle()).unwrap_err();
@@ -288,11 +289,7 @@ fn a_bound_server_answers_503_until_it_watches_a_pipeline() {
             Err(ureq::Error::Status(503, _)) => {}
             other => panic!("expected a 503, got {other:?}"),
         }
-        let running = Pipeline::source(0..10u64)
-            .map("id", |x| x)
-            .for_each(|_| {})
-            .spawn()
-            .expect("the pipeline starts");
+        let running = tiny_run();
         server.watch(running.handle());
         let text = ureq::get(&url).call().unwrap().into_string().unwrap();
         assert!(text.contains(r#"stage="id""#), "{text}");
