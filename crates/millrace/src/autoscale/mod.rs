@@ -211,7 +211,8 @@ impl Controller {
             if !self.autos.is_empty() {
                 self.scale();
             }
-            if !self.lazies.is_empty() {
+            // Workers only grow: once every lazy segment has its count, nothing is left.
+            if self.lazy_below_count() {
                 self.grow_lazy();
             }
             if let Some((after, policy)) = self.settings.wedge {

@@ -65,20 +65,22 @@ pub(crate) struct OrderedEmit<U> {
     pub(crate) carried: Vec<Arc<BatchSize>>,
 }
 
-/// `batch` cut into pieces of at most `most` items, in order; each piece's items move once
-/// (cut from the back). One batch, uncut, when it fits.
-fn pieces<U>(batch: Batch<U>, most: usize, outlet: &Outlet<U>) -> Vec<Batch<U>> {
+/// Hands `batch` to `each` in pieces of at most `most` items, in order; each piece's items
+/// move once (cut from the back). A batch that fits goes whole, with nothing allocated.
+fn in_pieces<U>(batch: Batch<U>, most: usize, outlet: &Outlet<U>, mut each: impl FnMut(Batch<U>)) {
     let most = most.max(1);
+    if batch.len() <= most {
+        return each(batch);
+    }
     let mut batch = batch;
-    let mut pieces = Vec::with_capacity(batch.len().div_ceil(most));
+    let mut tails = Vec::with_capacity(batch.len().div_ceil(most) - 1);
     while batch.len() > most {
         let at = (batch.len() - 1) / most * most;
         let room = outlet.fresh(batch.len() - at);
-        pieces.push(batch.split_off_into(at, room));
+        tails.push(batch.split_off_into(at, room));
     }
-    pieces.push(batch);
-    pieces.reverse();
-    pieces
+    each(batch);
+    tails.into_iter().rev().for_each(each);
 }
 
 /// The output side of a segment, shared by its workers.
@@ -502,14 +504,14 @@ impl<U: Send + 'static> Emitter<U> {
                     // Numbered afresh, so a batch may go on in pieces: no larger than the
                     // next stage (and those that keep its batches whole) takes.
                     let most = outlet.batch_size().most_carried(&ordered.carried);
-                    for mut piece in pieces(batch, most, outlet) {
+                    in_pieces(batch, most, outlet, |mut piece| {
                         piece.seq = ordered.next_seq.fetch_add(1, Ordering::Relaxed);
                         if let Some(gate) = &ordered.next_gate {
                             // A closed gate means a cancel; the send then drops or delivers.
                             gate.admit(piece.seq);
                         }
                         self.send(outlet, piece, counters);
-                    }
+                    });
                 });
                 ordered.region.advance(released);
             }
@@ -569,7 +571,8 @@ mod tests {
     fn a_batch_cut_into_pieces_keeps_its_items_and_ids_in_order() {
         let (outlet, _inlet) =
             crate::connector::connector::<u64>(8, Arc::new(BatchSize::pinned(4)));
-        let cut = pieces(batch(10, 10), 4, &outlet);
+        let mut cut = Vec::new();
+        in_pieces(batch(10, 10), 4, &outlet, |piece| cut.push(piece));
         let items: Vec<Vec<u64>> = cut.iter().map(|b| b.items.clone()).collect();
         assert_eq!(
             items,
@@ -579,11 +582,9 @@ mod tests {
             let ids: Vec<u64> = piece.ids.iter().map(|id| id.0).collect();
             assert_eq!(ids, piece.items);
         }
-        assert_eq!(
-            pieces(batch(0, 4), 4, &outlet).len(),
-            1,
-            "a batch that fits stays whole"
-        );
+        let mut whole = Vec::new();
+        in_pieces(batch(0, 4), 4, &outlet, |piece| whole.push(piece.items));
+        assert_eq!(whole, [vec![0, 1, 2, 3]], "a batch that fits stays whole");
     }
 
     #[test]
