@@ -6,7 +6,7 @@
 //! ```toml
 //! [pipeline]
 //! autoscale = true            # stages without `workers` are autoscaled
-//! cpu_budget = 2              # default: the number of cores
+//! cpu_budget = 2              # default: the cores (less one from 8 cores up)
 //! autoscale_interval = "200ms"
 //! wedge_timeout = "5s"        # report a wedge after 5 s without progress
 //! wedge_policy = "fail"       # … and fail the run (default: "report")

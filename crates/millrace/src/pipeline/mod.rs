@@ -425,7 +425,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Sets how many workers of autoscaled stages may be busy at once (default: the number
-    /// of cores). Async stages' waiting does not count.
+    /// of cores, less one on machines of 8 cores or more, where the source, the sink and
+    /// the autoscaler's controller get a core beside the workers). Async stages' waiting
+    /// does not count.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn cpu_budget(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
