@@ -178,7 +178,8 @@ pub fn settings<T: Send + 'static>(
     }
     builder = builder
         .fuse_auto(scaling.fuse_auto)
-        .lazy_workers(scaling.lazy_workers);
+        .lazy_workers(scaling.lazy_workers)
+        .adaptive_fusion(scaling.adaptive_fusion);
     if let Some(wedge) = scaling.wedge {
         let policy = if wedge.fail {
             WedgePolicy::Fail

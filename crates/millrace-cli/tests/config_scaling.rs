@@ -119,6 +119,22 @@ fn fuse_settings_reach_the_spec_with_their_defaults() {
     let spec = load(&format!("{SOURCE}{THREE}{SINK}"), &[]).unwrap();
     assert!(!spec.scaling.fuse, "fuse is off by default");
     assert!(spec.scaling.fuse_auto, "fuse_auto is on by default");
+    assert!(
+        spec.scaling.adaptive_fusion,
+        "adaptive_fusion is on by default"
+    );
+    let spec = load(
+        &format!("[pipeline]\nadaptive_fusion = false\n{SOURCE}{THREE}{SINK}"),
+        &[],
+    )
+    .unwrap();
+    assert!(!spec.scaling.adaptive_fusion);
+    let spec = load(
+        &format!("{SOURCE}{THREE}{SINK}"),
+        &["pipeline.adaptive_fusion=false"],
+    )
+    .unwrap();
+    assert!(!spec.scaling.adaptive_fusion);
     let spec = load(
         &format!("[pipeline]\nfuse = true\nfuse_auto = false\n{SOURCE}{THREE}{SINK}"),
         &[],
@@ -235,7 +251,15 @@ fn check_prints_the_fuse_settings() {
         .success()
         .stdout(predicate::str::contains(
             "\nfuse = false\nfuse_auto = false\n",
-        ));
+        ))
+        .stdout(predicate::str::contains("adaptive_fusion").not());
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "pipeline.adaptive_fusion=false"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\nadaptive_fusion = false\n"));
 }
 
 #[test]

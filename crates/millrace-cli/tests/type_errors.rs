@@ -190,7 +190,7 @@ fn check_shows_what_each_part_emits() {
     let adapts = "# batch: not set, adapts while the pipeline runs";
     let resolved = format!(
         "[pipeline]\nname = \"pipeline\"\ncapacity = 16384\n{adapts}\n\
-         # cpu_budget: not set, so the number of cores ({cores} here)\n\
+         # cpu_budget: not set, so the number of cores ({cores} here), less one from 8 up\n\
          autoscale_interval = \"200ms\"\nfuse = false\nfuse_auto = true\n\
          \n[source]\nkind = \"lines\"\npath = \"in.txt\"\nfollow = false\n\
          # emits: record {{line: number, text: text}}\n\

@@ -55,9 +55,6 @@ pub(crate) struct Ledger {
     pub(crate) scaling: Mutex<ScalingLog>,
     /// Each relay thread's watch (for the wedge detector).
     pub(crate) relays: Mutex<Vec<Arc<RelayWatch>>>,
-    /// The stages of each segment (stages that share workers), from the plan: the parts the
-    /// autoscaler sizes and the bottleneck judges.
-    pub(crate) segments: Vec<std::ops::Range<usize>>,
     /// Every part's counters sampled over the run (empty when sampling is off).
     pub(crate) timeline: Mutex<Timeline>,
 }
@@ -68,7 +65,6 @@ impl Ledger {
         stages: Vec<Arc<StageMetrics>>,
         sink: Arc<StageMetrics>,
     ) -> Self {
-        let segments = (0..stages.len()).map(|i| i..i + 1).collect();
         let parts = std::iter::once(&*source)
             .chain(stages.iter().map(|m| &**m))
             .chain(std::iter::once(&*sink));
@@ -85,7 +81,6 @@ impl Ledger {
             stages,
             sink,
             extra_threads: Mutex::new(Vec::new()),
-            segments,
             scaling: Mutex::new(ScalingLog::default()),
             relays: Mutex::new(Vec::new()),
         }

@@ -1,12 +1,16 @@
 //! Model checks (loom) of the crew protocol of autoscaled segments (`segment/crew.rs`): workers
 //! retiring while the target drops never retire the last worker, exactly the surplus
 //! retires, and the end of input is always noticed by a last worker, even when a worker is
-//! added while the others leave.
+//! added while the others leave. Also the hand-over of a run of stages fused at the start
+//! (`segment::worker::Handover`): the stages' own workers start only once every fused
+//! worker has left, exactly when the request came before the end.
 
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 use crate::segment::crew::Crew;
+use crate::segment::worker::Handover;
 
 #[test]
 fn loom_crew_retires_the_surplus_and_never_the_last_worker() {
@@ -70,5 +74,56 @@ fn loom_crew_end_of_input_is_seen_even_when_a_worker_joins_late() {
             outlet.lock().unwrap().is_none(),
             "the end of input reached downstream"
         );
+    });
+}
+
+#[test]
+fn loom_a_split_starts_the_stages_own_workers_only_after_every_fused_worker_left() {
+    loom::model(|| {
+        let crew = Arc::new(Crew::new(2, false));
+        let started = Arc::new(AtomicBool::new(false));
+        let starts = Arc::new(AtomicUsize::new(0));
+        let handover = {
+            let (started, starts) = (Arc::clone(&started), Arc::clone(&starts));
+            Arc::new(Handover::new(Box::new(move || {
+                started.store(true, Ordering::SeqCst);
+                starts.fetch_add(1, Ordering::SeqCst);
+            })))
+        };
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (crew, started, handover) = (
+                    Arc::clone(&crew),
+                    Arc::clone(&started),
+                    Arc::clone(&handover),
+                );
+                thread::spawn(move || {
+                    // Two batches, or fewer once the hand-over is asked for.
+                    for _ in 0..2 {
+                        if handover.is_requested() {
+                            break;
+                        }
+                        assert!(
+                            !started.load(Ordering::SeqCst),
+                            "a stage's own workers ran beside its fused ones"
+                        );
+                    }
+                    if crew.leave() {
+                        handover.finish();
+                    }
+                })
+            })
+            .collect();
+        // The controller asks while the workers run or after they ended.
+        let asked = handover.request();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(
+            starts.load(Ordering::SeqCst),
+            usize::from(asked),
+            "started once exactly when the request came before the end"
+        );
+        assert!(!handover.request(), "an ended segment takes no request");
     });
 }

@@ -12,7 +12,7 @@
 //! (`busy_ns`, `idle_ns`, `blocked_ns`), and `queue_*` for samples of the stage's input
 //! connector taken each time a worker receives a batch.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,8 +145,14 @@ pub(crate) struct StageMetrics {
     /// The batch size of the stage's input connector (`None`: not known), so that reports
     /// can give the capacity in items and what an adaptive size chose.
     pub(crate) batch: Option<Arc<BatchSize>>,
-    /// Runs on the previous stage's workers (no connector of its own).
-    pub(crate) fused: bool,
+    /// Runs on the previous stage's workers (no connector of its own), at least at the start
+    /// (see [`split`](StageMetrics::split)).
+    fused: bool,
+    /// For a stage fused at the start that may split off: its input queue once split, in
+    /// batches.
+    standby_queue: usize,
+    /// Whether it has split off the stage before (see `plan::fuse_at_the_start`).
+    split: AtomicBool,
     slots: Box<[CachePadded<Counters>]>,
 }
 
@@ -168,16 +174,39 @@ impl StageMetrics {
             queue_capacity,
             batch: None,
             fused: false,
+            standby_queue: 0,
+            split: AtomicBool::new(false),
             slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
         }
     }
 
-    /// Marks the stage as running on the previous stage's workers.
-    pub(crate) fn fused(mut self, fused: bool) -> Self {
+    /// Marks the stage as running on the previous stage's workers; `standby_queue` (in
+    /// batches) is its input queue should it split off (0 if it never does).
+    pub(crate) fn fused(mut self, fused: bool, standby_queue: usize) -> Self {
         self.fused = fused;
+        self.standby_queue = standby_queue;
         self
+    }
+
+    /// Whether it runs on the previous stage's workers now.
+    pub(crate) fn is_fused(&self) -> bool {
+        self.fused && !self.split.load(Relaxed)
+    }
+
+    /// Capacity of its input connector now, in batches (0 while fused).
+    pub(crate) fn queue_capacity(&self) -> usize {
+        if self.split.load(Relaxed) {
+            self.standby_queue
+        } else {
+            self.queue_capacity
+        }
+    }
+
+    /// Records that it split off the stage before and now reads its own connector.
+    pub(crate) fn mark_split(&self) {
+        self.split.store(true, Relaxed);
     }
 
     /// Sets the batch size of the stage's input connector.

@@ -44,7 +44,7 @@ mod bottleneck;
 mod stage;
 mod text;
 
-use bottleneck::find_bottleneck;
+use bottleneck::{find_bottleneck, segments_of};
 pub use bottleneck::{Bottleneck, BottleneckKind, BottleneckReason};
 
 pub use stage::StageReport;
@@ -158,7 +158,7 @@ impl Report {
         let mut unfinished = lock(&ledger.unfinished).clone();
         unfinished.sort_unstable();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let bottleneck = find_bottleneck(&source, &stages, &ledger.segments, &sink, cores);
+        let bottleneck = find_bottleneck(&source, &stages, &segments_of(&stages), &sink, cores);
         let mut timeline = lock(&ledger.timeline).clone();
         if !timeline.interval().is_zero() {
             timeline.close(wall, ledger.parts());

@@ -255,13 +255,14 @@ fn generate(seed: u64) -> (Case, Action) {
     } else {
         SourceMode::Iter
     };
-    let layout = match rng.pick(&[3, 1, 1, 1]) {
+    let layout = match rng.pick(&[3, 1, 1, 1, 1]) {
         0 => Layout::Separate,
         1 => Layout::Fused,
         2 => Layout::Auto(rng.usize(1, 4)),
-        _ => Layout::Lazy,
+        3 => Layout::Lazy,
+        _ => Layout::Adaptive,
     };
-    if layout == Layout::Fused {
+    if layout.equal_workers() {
         let workers = stages[0].workers;
         for spec in &mut stages {
             spec.workers = workers;

@@ -52,7 +52,8 @@ fn dead_letter(out: &mut String, path: Option<&Path>) {
 }
 
 /// The autoscaling, wedge and fusion settings, as `[pipeline]` keys. `fuse` is always
-/// written; `fuse_auto` when a stage is autoscaled or it is off; `lazy_workers` when off.
+/// written; `fuse_auto` when a stage is autoscaled or it is off; `lazy_workers` and
+/// `adaptive_fusion` when off.
 fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
     match s.cpu_budget {
         Some(n) => {
@@ -62,7 +63,7 @@ fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let _ = writeln!(
                 out,
-                "# cpu_budget: not set, so the number of cores ({cores} here)"
+                "# cpu_budget: not set, so the number of cores ({cores} here), less one from 8 up"
             );
         }
         None => {}
@@ -88,6 +89,9 @@ fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
     }
     if !s.lazy_workers {
         out.push_str("lazy_workers = false\n");
+    }
+    if !s.adaptive_fusion {
+        out.push_str("adaptive_fusion = false\n");
     }
 }
 

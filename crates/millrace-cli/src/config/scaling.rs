@@ -1,7 +1,7 @@
 //! The autoscaling, fusion and wedge settings of a pipeline file: `workers` as a number,
 //! `"auto"` or `{ min, max }`, and `[pipeline]`'s `autoscale`, `cpu_budget`,
-//! `autoscale_interval`, `wedge_timeout`, `wedge_policy`, `fuse`, `fuse_auto` and
-//! `lazy_workers`.
+//! `autoscale_interval`, `wedge_timeout`, `wedge_policy`, `fuse`, `fuse_auto`,
+//! `lazy_workers` and `adaptive_fusion`.
 //!
 //! ```toml
 //! [pipeline]
@@ -16,6 +16,8 @@
 //!                             # those with the same bounds share workers, sized as one)
 //! lazy_workers = false        # start every fixed worker at once (default: true, more
 //!                             # than the budget start while all are busy)
+//! adaptive_fusion = false     # keep equal fixed stages apart (default: true, they start
+//!                             # fused and split once busy)
 //!
 //! [[stage]]
 //! kind = "spin"
@@ -43,6 +45,7 @@ pub const PIPELINE_KEYS: &[&str] = &[
     "fuse",
     "fuse_auto",
     "lazy_workers",
+    "adaptive_fusion",
 ];
 
 const WORKERS_FORMS: &str = "a number from 1 to 1024, \"auto\", or { min = N, max = N }";
@@ -119,7 +122,8 @@ pub fn workers(node: &Node) -> Result<Workers, ConfigError> {
 }
 
 /// `[pipeline]`'s scaling keys, read through `get`: whether `autoscale = true`, and the
-/// rest (`fuse` defaults to false, `fuse_auto` and `lazy_workers` to true).
+/// rest (`fuse` defaults to false, `fuse_auto`, `lazy_workers` and `adaptive_fusion` to
+/// true).
 ///
 /// # Errors
 ///
@@ -137,6 +141,10 @@ pub fn pipeline<'a>(
     let lazy_workers = match get("lazy_workers") {
         None => true,
         node => Node::flag(node, "lazy_workers")?,
+    };
+    let adaptive_fusion = match get("adaptive_fusion") {
+        None => true,
+        node => Node::flag(node, "adaptive_fusion")?,
     };
     let cpu_budget = get("cpu_budget")
         .map(|n| worker_count(n, "cpu_budget"))
@@ -196,6 +204,7 @@ pub fn pipeline<'a>(
             fuse,
             fuse_auto,
             lazy_workers,
+            adaptive_fusion,
         },
     ))
 }

@@ -17,13 +17,15 @@
 //! report = "report.json"  # write the JSON report here (as --report does)
 //! autoscale = true        # every stage without `workers` gets workers = "auto" (the
 //!                         # default; `false`: they get 1 worker)
-//! cpu_budget = 2          # workers of autoscaled stages busy at once (default: cores)
+//! cpu_budget = 2          # workers of autoscaled stages busy at once (default: cores,
+//!                         # less one from 8 up)
 //! autoscale_interval = "200ms"   # how often the autoscaler measures and decides
 //! wedge_timeout = "5s"    # nothing moved this long with items in flight: a wedge
 //! wedge_policy = "report" # report | fail
 //! fuse = false            # adjacent stages with equal fixed workers share them
 //! fuse_auto = true        # adjacent autoscaled stages with the same bounds share them
 //! lazy_workers = true     # fixed workers beyond the budget start while all are busy
+//! adaptive_fusion = true  # equal fixed stages start fused and split once busy
 //!
 //! [source]
 //! kind = "range"
@@ -129,6 +131,9 @@ pub struct Scaling {
     /// A stage with more fixed workers than the CPU budget starts at the budget and adds
     /// the rest while all are busy (`lazy_workers`; default true).
     pub lazy_workers: bool,
+    /// Adjacent stages with equal fixed worker counts start fused and split once their
+    /// workers are all busy (`adaptive_fusion`; default true).
+    pub adaptive_fusion: bool,
 }
 
 impl Default for Scaling {
@@ -140,6 +145,7 @@ impl Default for Scaling {
             fuse: false,
             fuse_auto: true,
             lazy_workers: true,
+            adaptive_fusion: true,
         }
     }
 }

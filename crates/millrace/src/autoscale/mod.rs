@@ -87,6 +87,11 @@ pub(crate) trait Scalable: Send + Sync {
     /// Starts workers until the stage has `workers`, leaving its target as it is.
     /// Returns `false` if the stage has ended.
     fn grow_to(&self, workers: usize) -> bool;
+    /// Hands a segment of stages fused at the start over to a segment each. Returns
+    /// `false` if the segment has ended, cannot split, or was asked already.
+    fn split(&self) -> bool {
+        false
+    }
 }
 
 /// One autoscaled segment as the controller sees it.
@@ -108,8 +113,16 @@ pub(crate) struct LazyStage {
     pub(crate) scaler: Arc<dyn Scalable>,
 }
 
+/// A run of fixed stages fused at the start (see `plan::fuse_at_the_start`); the controller
+/// splits it into a segment per stage once its workers are all busy.
+pub(crate) struct SplitStage {
+    /// The stages of the fused segment.
+    pub(crate) stages: Range<usize>,
+    pub(crate) scaler: Arc<dyn Scalable>,
+}
+
 /// The least share of a lazily started segment's worker time spent busy over a tick for
-/// it to grow.
+/// it to grow (and of a fused run's, for it to split).
 const SATURATED: f64 = 0.9;
 
 pub(crate) struct ControllerSettings {
@@ -127,12 +140,13 @@ pub(crate) fn spawn_controller(
     control: Arc<Control>,
     autos: Vec<AutoStage>,
     lazies: Vec<LazyStage>,
+    splits: Vec<SplitStage>,
     settings: ControllerSettings,
     done: Receiver<()>,
 ) -> std::io::Result<JoinHandle<()>> {
     let body = control.trace.in_thread("millrace-controller", {
         let control = Arc::clone(&control);
-        move || Controller::new(control, autos, lazies, settings).run(&done)
+        move || Controller::new(control, autos, lazies, splits, settings).run(&done)
     });
     std::thread::Builder::new()
         .name("millrace-controller".into())
@@ -143,12 +157,16 @@ struct Controller {
     control: Arc<Control>,
     autos: Vec<AutoStage>,
     lazies: Vec<LazyStage>,
+    /// The fused runs not split yet.
+    splits: Vec<SplitStage>,
     settings: ControllerSettings,
     policy: Policy,
     last: Vec<Tally>,
     /// Every stage's counters at the last look at the lazy segments, batches in progress
     /// counted as busy.
     lazy_last: Vec<Tally>,
+    /// The same, at the last look at the fused runs.
+    split_last: Vec<Tally>,
     progress: u64,
     last_progress: Instant,
     wedged: bool,
@@ -159,6 +177,7 @@ impl Controller {
         control: Arc<Control>,
         autos: Vec<AutoStage>,
         lazies: Vec<LazyStage>,
+        splits: Vec<SplitStage>,
         settings: ControllerSettings,
     ) -> Self {
         let policy = Policy::new(settings.segments.len(), settings.budget);
@@ -167,9 +186,11 @@ impl Controller {
             control,
             autos,
             lazies,
+            splits,
             settings,
             policy,
             lazy_last: last.clone(),
+            split_last: last.clone(),
             last,
             progress: 0,
             last_progress: Instant::now(),
@@ -192,8 +213,10 @@ impl Controller {
         loop {
             // Sampling alone backs off while nothing moves, up to IDLE_WAIT; so does a
             // controller whose lazily started segments have all reached their counts.
-            let sampling_only =
-                self.autos.is_empty() && !self.lazy_below_count() && self.settings.wedge.is_none();
+            let sampling_only = self.autos.is_empty()
+                && !self.lazy_below_count()
+                && self.splits.is_empty()
+                && self.settings.wedge.is_none();
             if self.settings.timeline.is_some() {
                 let idle = self.control.ledger.sample(self.control.signals.now());
                 wait = if idle && sampling_only {
@@ -215,6 +238,9 @@ impl Controller {
             if self.lazy_below_count() {
                 self.grow_lazy();
             }
+            if !self.splits.is_empty() {
+                self.split_busy();
+            }
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
             }
@@ -223,7 +249,7 @@ impl Controller {
 
     /// Whether it sizes any segment (autoscaled, or started lazily).
     fn sizes(&self) -> bool {
-        !self.autos.is_empty() || !self.lazies.is_empty()
+        !self.autos.is_empty() || !self.lazies.is_empty() || !self.splits.is_empty()
     }
 
     /// Whether a lazily started segment has fewer workers than its count.
@@ -337,6 +363,41 @@ impl Controller {
             });
         }
         self.lazy_last = now;
+        self.record(decisions);
+    }
+
+    /// Splits each run of stages fused at the start whose workers were busy through the last
+    /// tick and none of which waits now (for input or for room): its stages then run at
+    /// once, on workers of their own, rather than in turn on the same ones.
+    fn split_busy(&mut self) {
+        let at = self.control.signals.now();
+        let stages = &self.control.ledger.stages;
+        let now: Vec<Tally> = stages.iter().map(|m| m.tally_at(Some(at))).collect();
+        let mut decisions = Vec::new();
+        self.splits.retain(|run| {
+            let segment = run.stages.clone();
+            let metrics = &stages[segment.clone()];
+            let busy_share = busy_share(&now[segment.clone()], &self.split_last[segment.clone()]);
+            if busy_share < SATURATED || waiting(metrics) > 0 {
+                return true;
+            }
+            if run.scaler.split() {
+                let workers = metrics[0].workers();
+                let names: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
+                decisions.push(Decision {
+                    stage: segment.start,
+                    name: names.join("+"),
+                    from: workers,
+                    to: workers,
+                    reason: DecisionReason::Split {
+                        stages: names.join("+"),
+                        busy_share,
+                    },
+                });
+            }
+            false
+        });
+        self.split_last = now;
         self.record(decisions);
     }
 

@@ -109,6 +109,18 @@ pub enum DecisionReason {
         /// Share of its workers' time spent busy over the last tick (0 to 1).
         busy_share: f64,
     },
+    /// Fixed stages with equal worker counts that started fused (see
+    /// [`PipelineBuilder::adaptive_fusion`](crate::PipelineBuilder::adaptive_fusion)) had
+    /// their workers busy and none waiting for input or room: each stage now runs on
+    /// workers of its own (its count of them), so the stages run at once rather than in
+    /// turn. The worker count of each stage is unchanged.
+    #[non_exhaustive]
+    Split {
+        /// The fused stages' names, `a+b+c`.
+        stages: String,
+        /// Share of their workers' time spent busy over the last tick (0 to 1).
+        busy_share: f64,
+    },
 }
 
 impl fmt::Display for DecisionReason {
@@ -142,6 +154,11 @@ impl fmt::Display for DecisionReason {
             } => write!(
                 f,
                 "more workers to {stage}: {:.0}% busy, none waiting for input or room (toward its count of {count})",
+                busy_share * 100.0
+            ),
+            DecisionReason::Split { stages, busy_share } => write!(
+                f,
+                "split {stages} into stages of their own: {:.0}% busy, none waiting for input or room",
                 busy_share * 100.0
             ),
         }

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::unbounded;
 
-use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings, LazyStage};
+use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings, LazyStage, SplitStage};
 use crate::batch_size::BatchSize;
 use crate::connector::{connector, Inlet, Outlet};
 use crate::control::Control;
@@ -66,6 +66,8 @@ pub(crate) struct Launch {
     pub(crate) autos: Vec<AutoStage>,
     /// The fixed stages that start fewer workers than their count, as their segments start.
     pub(crate) lazies: Vec<LazyStage>,
+    /// The runs of stages fused at the start that may split, as their segments start.
+    pub(crate) splits: Vec<SplitStage>,
     pub(crate) budget: usize,
     /// The stages of each segment (stages that share workers), in order.
     pub(crate) segments: Vec<Range<usize>>,
@@ -111,7 +113,7 @@ impl Launch {
                 let slots = r.auto.map_or(r.workers, |(_, max)| max);
                 Arc::new(
                     StageMetrics::with_slots(Arc::clone(&p.name), r.start, r.queue, slots)
-                        .fused(r.fused)
+                        .fused(r.fused, r.standby_queue)
                         .batch(Arc::clone(size)),
                 )
             })
@@ -120,9 +122,7 @@ impl Launch {
             StageMetrics::new(Arc::from(SINK), 1, sink_queue)
                 .batch(Arc::clone(&batch_sizes[plan.len()])),
         );
-        let mut control = Control::new(source, stages, sink, !settings.show_caught_panics);
-        // The plan's segments are what the bottleneck judges, as the autoscaler sizes them.
-        control.ledger.segments = segments.clone();
+        let control = Control::new(source, stages, sink, !settings.show_caught_panics);
         if let Some(every) = settings.timeline {
             lock(&control.ledger.timeline).set_interval(every);
         }
@@ -190,6 +190,7 @@ impl Launch {
             failed: None,
             autos: Vec::new(),
             lazies: Vec::new(),
+            splits: Vec::new(),
             budget,
             segments,
         };
@@ -275,6 +276,12 @@ impl Launch {
         connector(queue, Arc::clone(size))
     }
 
+    /// The connector into stage `index` of a run fused at the start, for when it splits.
+    pub(crate) fn standby_connector_into<T>(&self, index: usize) -> (Outlet<T>, Inlet<T>) {
+        let queue = self.resolved[index].standby_queue;
+        connector(queue, Arc::clone(&self.batch_sizes[index]))
+    }
+
     pub(crate) fn start_source<S: Send + 'static>(&mut self, source: Source<S>) -> Open<S> {
         let (outlet, inlet) = self.connector_into(0);
         let ctx = SourceCtx {
@@ -337,6 +344,7 @@ impl Launch {
     pub(crate) fn start_controller(&mut self) -> Option<Controller> {
         let needed = !self.autos.is_empty()
             || !self.lazies.is_empty()
+            || !self.splits.is_empty()
             || self.settings.wedge.is_some()
             || self.settings.timeline.is_some();
         if !needed || self.failed.is_some() {
@@ -352,7 +360,15 @@ impl Launch {
         };
         let autos = std::mem::take(&mut self.autos);
         let lazies = std::mem::take(&mut self.lazies);
-        match spawn_controller(Arc::clone(&self.control), autos, lazies, settings, done_rx) {
+        let splits = std::mem::take(&mut self.splits);
+        match spawn_controller(
+            Arc::clone(&self.control),
+            autos,
+            lazies,
+            splits,
+            settings,
+            done_rx,
+        ) {
             Ok(thread) => Some(Controller {
                 done: done_tx,
                 thread,
@@ -390,6 +406,8 @@ pub(crate) enum Open<T> {
         workers: usize,
         /// The segment's last stage.
         last: usize,
+        /// For a run of stages fused at the start, its unfused form so far.
+        standby: Option<Box<crate::segment::Standby<T>>>,
     },
 }
 

@@ -410,6 +410,51 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Whether adjacent fixed stages with equal worker counts start fused and split when
+    /// they are busy (on by default).
+    ///
+    /// Such a run of stages (two or more, each `.workers(n)` with the same `n` within the
+    /// [CPU budget](PipelineBuilder::cpu_budget), none ordered and no ordered stage after
+    /// them) starts as one segment of `n` workers that each run the stages in turn, as
+    /// [`fuse`](PipelineBuilder::fuse) makes it: no thread per stage, no hand-off between
+    /// them. Cheap stages stay that way (W1 with one worker per stage: 42 M items/s on five
+    /// threads on two cores, 180 M fused). Once the segment's workers are busy through a
+    /// controller tick and none waits for input or room, the controller splits it: each
+    /// stage gets `n` workers of its own, reading a connector of its own, so costly stages
+    /// run at once. A stage never runs more than `n` calls at once, before, during or after
+    /// the split; the report says whether a stage ran fused at the end
+    /// ([`StageReport::fused`](crate::StageReport::fused)) and records the split as a
+    /// [`Decision`](crate::Decision) ([`DecisionReason::Split`](crate::DecisionReason::Split)).
+    ///
+    /// `false` starts each stage on threads of its own, as
+    /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them; so does
+    /// [`fuse`](PipelineBuilder::fuse), which keeps equal stages fused for good.
+    ///
+    /// ```
+    /// use millrace::{Pipeline, Stage};
+    ///
+    /// let fast = Pipeline::source(0..100_000u64)
+    ///     .stage(Stage::map("wrap", |x: u64| (x, 0u64)).workers(1))
+    ///     .stage(Stage::map("square", |(x, _): (u64, u64)| (x, x * x)).workers(1))
+    ///     .fold(0u64, |sum, (_, y)| sum.wrapping_add(y))
+    ///     .run()?;
+    /// assert_eq!(fast.output, (0..100_000u64).map(|x| x * x).fold(0, u64::wrapping_add));
+    ///
+    /// let apart = Pipeline::source(0..1000u64)
+    ///     .adaptive_fusion(false)
+    ///     .stage(Stage::map("wrap", |x: u64| (x, 0u64)).workers(1))
+    ///     .stage(Stage::map("square", |(x, _): (u64, u64)| (x, x * x)).workers(1))
+    ///     .fold(0u64, |sum, (_, y)| sum.wrapping_add(y))
+    ///     .run()?;
+    /// assert!(!apart.report.stages()[1].fused);
+    /// # Ok::<(), millrace::RunError>(())
+    /// ```
+    #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
+    pub fn adaptive_fusion(mut self, on: bool) -> Self {
+        self.settings.adaptive_fusion = on;
+        self
+    }
+
     /// Autoscales every stage that sets no worker count of its own (see
     /// [`Stage::auto_workers`]), within the [CPU budget](PipelineBuilder::cpu_budget).
     /// Adjacent autoscaled stages run fused unless

@@ -39,6 +39,9 @@ pub(crate) struct Settings {
     /// Fixed stages start at most the CPU budget's workers and add the rest while all are
     /// busy (on by default).
     pub(crate) lazy_workers: bool,
+    /// Adjacent fixed stages with equal worker counts start fused and split once the fused
+    /// segment is busy through a controller tick (on by default).
+    pub(crate) adaptive_fusion: bool,
     /// Workers that may be busy at once (default: the cores, less one from 8 cores up; see `default_budget`).
     pub(crate) cpu_budget: Option<usize>,
     pub(crate) autoscale_interval: Duration,
@@ -63,6 +66,7 @@ impl Default for Settings {
             fuse: false,
             fuse_auto: true,
             lazy_workers: true,
+            adaptive_fusion: true,
             cpu_budget: None,
             autoscale_interval: Duration::from_millis(100),
             wedge: None,
@@ -111,6 +115,12 @@ pub(crate) struct Resolved {
     /// Input capacity in items, as asked (a fused stage has no queue of its own).
     pub(crate) capacity: usize,
     pub(crate) queue: usize,
+    /// For a stage fused at the start of the run that may split off (see
+    /// [`fuse_at_the_start`]), its input queue once split, in batches; 0 otherwise.
+    pub(crate) standby_queue: usize,
+    /// Part of a run of stages fused at the start that splits when its workers are all busy
+    /// (the run's first stage included).
+    pub(crate) splits: bool,
     pub(crate) ordered: bool,
     pub(crate) policy: ErrorPolicy,
 }
@@ -178,14 +188,20 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
             adaptive,
             capacity,
             queue: if fused { 0 } else { batches(capacity, batch) },
+            standby_queue: 0,
+            splits: false,
             ordered: p.ordered,
             policy: p.policy.unwrap_or(settings.policy),
         });
     }
-    let segments = segments(&resolved);
+    let mut segments = segments(&resolved);
     start_autoscaled_at_an_even_share(&mut resolved, &segments, plan, budget);
     if settings.lazy_workers {
         start_fixed_within_the_budget(&mut resolved, &segments, plan, budget);
+    }
+    if settings.adaptive_fusion && !settings.fuse {
+        fuse_at_the_start(&mut resolved, plan);
+        segments = self::segments(&resolved);
     }
     Resolution {
         resolved,
@@ -316,6 +332,48 @@ fn start_fixed_within_the_budget(
     }
 }
 
+/// Fuses each run of two or more adjacent fixed stages with equal worker counts, all started
+/// at once (within the budget), when no ordered stage comes after them: the run
+/// starts as one segment (a thread per worker rather than per stage and worker, and no
+/// hand-off between its stages), and the controller splits it into its stages once its
+/// workers are all busy through a tick (see [`crate::autoscale`]). Each stage still runs at
+/// most its count of calls at once, fused or split.
+///
+/// Cheap stages hand items on faster than threads can: W1 as a user writes it with
+/// `.capacity(1024)` and one worker per stage ran at 42 M items/s on five threads on two
+/// cores, 180 M fused (`BENCHMARKS.md`); costly ones split and run in parallel as before.
+fn fuse_at_the_start(resolved: &mut [Resolved], plan: &[StagePlan]) {
+    // Stages before an ordered stage keep their batches whole and numbered: only those
+    // after the last ordered stage re-batch freely.
+    let after_ordered = plan.iter().rposition(|p| p.ordered).map_or(0, |i| i + 1);
+    let fusable = |r: &Resolved, p: &StagePlan| {
+        r.auto.is_none() && !p.asynchronous && !r.fused && r.start == r.workers
+    };
+    let mut head = after_ordered;
+    while head < plan.len() {
+        let mut end = head + 1;
+        if fusable(&resolved[head], &plan[head]) {
+            while end < plan.len()
+                && fusable(&resolved[end], &plan[end])
+                && resolved[end].workers == resolved[head].workers
+            {
+                end += 1;
+            }
+        }
+        if end - head >= 2 {
+            for (i, r) in resolved[head..end].iter_mut().enumerate() {
+                r.splits = true;
+                if i > 0 {
+                    r.fused = true;
+                    r.standby_queue = r.queue;
+                    r.queue = 0;
+                }
+            }
+        }
+        head = end;
+    }
+}
+
 /// The pieces of a [`Stage`] the launch needs, apart from its settings and hook.
 pub(crate) fn stage_parts<T, U>(
     stage: Stage<T, U>,
@@ -373,7 +431,13 @@ mod tests {
             stage(Some(2), None),
             stage(Some(3), None),
         ];
-        let apart = resolve(&settings(4), &plan);
+        let apart = resolve(
+            &Settings {
+                adaptive_fusion: false,
+                ..settings(4)
+            },
+            &plan,
+        );
         assert_eq!(layout(&apart).0, [0..1, 1..2, 2..3]);
         assert!(apart.resolved.iter().all(|r| r.auto.is_none()));
         let fused = resolve(
@@ -385,6 +449,49 @@ mod tests {
         );
         assert_eq!(layout(&fused), (vec![0..2, 2..3], vec![2, 2, 3]));
         assert_eq!(fused.resolved[1].queue, 0, "a fused stage has no connector");
+        assert!(
+            fused.resolved.iter().all(|r| !r.splits),
+            "fused for good under fuse()"
+        );
+    }
+
+    #[test]
+    fn equal_fixed_stages_start_fused_and_may_split_unless_ordered_after() {
+        let plan = [
+            stage(Some(2), None),
+            stage(Some(2), None),
+            stage(Some(2), None),
+            stage(Some(3), None),
+            stage(None, None),
+            stage(Some(1), None),
+            stage(Some(1), None),
+        ];
+        let r = resolve(&settings(4), &plan);
+        assert_eq!(
+            layout(&r).0,
+            [0..3, 3..4, 4..5, 5..7],
+            "equal neighbours fuse; a lone count, an auto stage, stand alone"
+        );
+        let splits: Vec<bool> = r.resolved.iter().map(|r| r.splits).collect();
+        assert_eq!(splits, [true, true, true, false, false, true, true]);
+        // Once split, each stage after a run's first reads a queue of its own.
+        assert_eq!(r.resolved[1].queue, 0);
+        assert!(r.resolved[1].standby_queue > 0);
+        assert_eq!(r.resolved[0].standby_queue, 0);
+
+        // Before an ordered stage, batches stay whole: nothing there fuses at the start.
+        let mut ordered = plan.clone();
+        ordered[5].ordered = true;
+        let r = resolve(&settings(4), &ordered);
+        assert!(r.resolved.iter().all(|r| !r.splits));
+        assert_eq!(r.segments.len(), 7);
+
+        // Stages started lazily (more workers than the budget) do not fuse at the start.
+        let r = resolve(&settings(1), &plan);
+        assert_eq!(
+            r.resolved.iter().map(|r| r.splits).collect::<Vec<_>>(),
+            [false, false, false, false, false, true, true]
+        );
     }
 
     #[test]

@@ -276,22 +276,23 @@ impl Part {
     }
 }
 
+/// The segments of these stages as they ran at the end: a stage fused at the end joins the
+/// one before it (a run fused at the start that split counts as its stages).
+pub(crate) fn segments_of(stages: &[StageReport]) -> Vec<Range<usize>> {
+    let mut segments: Vec<Range<usize>> = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        match segments.last_mut() {
+            Some(last) if s.fused => last.end = i + 1,
+            _ => segments.push(i..i + 1),
+        }
+    }
+    segments
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The segments the plan would have made of these stages: a fused stage joins the one
-    /// before it.
-    fn segments_of(stages: &[StageReport]) -> Vec<Range<usize>> {
-        let mut segments: Vec<Range<usize>> = Vec::new();
-        for (i, s) in stages.iter().enumerate() {
-            match segments.last_mut() {
-                Some(last) if s.fused => last.end = i + 1,
-                _ => segments.push(i..i + 1),
-            }
-        }
-        segments
-    }
     use crate::metrics::Tally;
 
     /// More cores than any of these runs has threads, unless a test says otherwise.

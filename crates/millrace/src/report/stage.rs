@@ -71,20 +71,21 @@ impl StageReport {
                 0.0
             }
         };
-        let queue_fill = if m.queue_capacity > 0 {
-            (tally.queue_mean / m.queue_capacity as f64).min(1.0)
+        let queue_capacity = m.queue_capacity();
+        let queue_fill = if queue_capacity > 0 {
+            (tally.queue_mean / queue_capacity as f64).min(1.0)
         } else {
             0.0
         };
-        let batch = m.batch.as_deref().filter(|_| m.queue_capacity > 0);
+        let batch = m.batch.as_deref().filter(|_| queue_capacity > 0);
         StageReport {
             name: m.name.to_string(),
             workers: m.workers(),
-            queue_capacity: m.queue_capacity,
+            queue_capacity,
             batch: batch.map_or(0, |b| b.get()),
             batch_limit: batch.map_or(0, |b| b.limit()),
             batch_adaptive: batch.is_some_and(|b| b.is_adaptive()),
-            fused: m.fused,
+            fused: m.is_fused(),
             busy: share(tally.busy),
             idle: share(tally.idle),
             blocked: share(tally.blocked),

@@ -25,8 +25,9 @@ pub(crate) mod worker;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use crate::autoscale::{AutoStage, LazyStage};
-use crate::connector::Inlet;
+use crate::autoscale::{AutoStage, LazyStage, SplitStage};
+use crate::connector::{Inlet, Outlet};
+use crate::metrics::StageMetrics;
 use crate::pipeline::launch::{Launch, Open};
 use crate::reorder::Reorder;
 use crate::stage::dead_letter::DeadLetterFn;
@@ -36,8 +37,27 @@ use crate::sync::Mutex;
 
 use crew::Crew;
 use worker::{
-    run_worker, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit, SegmentScaler, Then,
+    run_worker, start_standby, EmitMode, Emitter, Growth, Handover, InletPull, MakePull,
+    OrderedEmit, SegmentScaler, Then,
 };
+
+/// What makes each worker's [`Process`](crate::stage::process::Process) of a stage.
+type MakeProcessFn<T, U> =
+    dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn crate::stage::process::Process<T, U>> + Send + Sync;
+
+/// The unfused form of a run of stages fused at the start (see `plan::fuse_at_the_start`),
+/// built beside the fused segment as the run's stages are added: each stage so far as a
+/// segment of its own, without workers, on a connector of its own.
+pub(crate) struct Standby<T> {
+    /// Starts the workers of each of the run's stages before the latest (already connected
+    /// to the connector into the stage after it).
+    starts: Vec<Box<dyn FnOnce() + Send>>,
+    /// The latest stage's own segment, to connect where the next stage or the end is known.
+    make_pull: MakePull<T>,
+    last: usize,
+    /// The run's first stage.
+    first: usize,
+}
 
 impl Launch {
     /// How the segment ending with stage `last` hands its output on.
@@ -68,6 +88,7 @@ impl Launch {
         workers: usize,
         growth: Option<Growth<U>>,
         shrinks: bool,
+        handover: Option<Handover>,
     ) -> Arc<Emitter<U>> {
         Arc::new(Emitter {
             mode: self.emit_mode(last),
@@ -76,7 +97,39 @@ impl Launch {
             control: Arc::clone(&self.control),
             crew: Crew::new(workers, shrinks),
             growth,
+            handover,
         })
+    }
+
+    /// The means to start workers on segment `make_pull` (ending with stage `last`) while
+    /// it runs, sending to `outlet`; `first` is the index of the first worker it starts.
+    fn growth<U: Send + 'static>(
+        &self,
+        make_pull: &MakePull<U>,
+        outlet: &Outlet<U>,
+        first: usize,
+    ) -> Growth<U> {
+        Growth {
+            make_pull: Arc::clone(make_pull),
+            outlet: Mutex::new(Some(outlet.clone())),
+            next_worker: AtomicUsize::new(first),
+            free_slots: Mutex::new(Vec::new()),
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    /// Builds the segment of stage `last` alone (see [`Standby`]) on `outlet`, without
+    /// workers; returns what starts its `count` workers.
+    fn standby_segment<U: Send + 'static>(
+        &self,
+        make_pull: MakePull<U>,
+        last: usize,
+        outlet: &Outlet<U>,
+    ) -> Box<dyn FnOnce() + Send> {
+        let growth = self.growth(&make_pull, outlet, 0);
+        let emitter = self.emitter(last, 0, Some(growth), false, None);
+        let count = self.resolved[last].workers;
+        Box::new(move || start_standby(&emitter, count))
     }
 
     /// Ends an open segment at the connector into stage `next` (or the sink): starts the
@@ -88,6 +141,7 @@ impl Launch {
             make_pull,
             workers,
             last,
+            standby,
         } = open
         else {
             let Open::Connected(inlet) = open else {
@@ -100,14 +154,27 @@ impl Launch {
         let auto = self.resolved[last].auto;
         let count = self.resolved[last].workers;
         let lazy = auto.is_none() && workers < count;
-        let growth = (auto.is_some() || lazy).then(|| Growth {
-            make_pull: Arc::clone(&make_pull),
-            outlet: Mutex::new(Some(outlet.clone())),
-            next_worker: AtomicUsize::new(workers),
-            free_slots: Mutex::new(Vec::new()),
-            control: Arc::clone(&self.control),
+        let growth = (auto.is_some() || lazy).then(|| self.growth(&make_pull, &outlet, workers));
+        let handover = standby.map(|standby| {
+            let Standby {
+                mut starts,
+                make_pull,
+                last: standby_last,
+                first,
+            } = *standby;
+            starts.push(self.standby_segment(make_pull, standby_last, &outlet));
+            // The stages after the first read connectors of their own once split.
+            let split: Vec<Arc<StageMetrics>> = self.control.ledger.stages[first + 1..=last]
+                .iter()
+                .map(Arc::clone)
+                .collect();
+            Handover::new(Box::new(move || {
+                split.iter().for_each(|m| m.mark_split());
+                starts.into_iter().for_each(|start| start());
+            }))
         });
-        let emitter = self.emitter(last, workers, growth, auto.is_some());
+        let splits = handover.is_some();
+        let emitter = self.emitter(last, workers, growth, auto.is_some(), handover);
         for worker in 0..workers {
             let (input, emitter, outlet) =
                 (make_pull(worker), Arc::clone(&emitter), outlet.clone());
@@ -135,6 +202,8 @@ impl Launch {
                 count,
                 scaler,
             });
+        } else if splits {
+            self.splits.push(SplitStage { stages, scaler });
         }
         inlet
     }
@@ -149,7 +218,7 @@ impl Launch {
         open: Open<T>,
     ) -> Open<U> {
         let r = &self.resolved[index];
-        let (workers, policy, fused) = (r.start, r.policy, r.fused);
+        let (workers, policy, fused, splits) = (r.start, r.policy, r.fused, r.splits);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
         let events = self.route_before(index);
         let ctx = Arc::new(StageCtx {
@@ -168,28 +237,67 @@ impl Launch {
             #[cfg(feature = "async")]
             Body::Async(launch) => return self.start_async(index, launch, ctx, open),
         };
-        let input: MakePull<T> = match open {
-            Open::Pending { make_pull, .. } if fused => make_pull,
+        let make_process: Arc<MakeProcessFn<T, U>> = Arc::from(make_process);
+        let control = Arc::clone(&self.control);
+        let pull_from = |inlet: Inlet<T>| -> MakePull<T> {
+            let (metrics, events, control) =
+                (Arc::clone(&metrics), events.clone(), Arc::clone(&control));
+            Arc::new(move |worker| {
+                Box::new(InletPull::new(
+                    inlet.clone(),
+                    Arc::clone(&metrics),
+                    worker,
+                    events.clone(),
+                    Arc::clone(&control),
+                ))
+            })
+        };
+        let then = |input: MakePull<T>| -> MakePull<U> {
+            let (ctx, make_process) = (Arc::clone(&ctx), Arc::clone(&make_process));
+            Arc::new(move |worker| Box::new(Then::new(input(worker), make_process(&ctx, worker))))
+        };
+        // A stage of a run fused at the start is also built as a segment of its own, for
+        // when the run splits (see `Standby`).
+        let (input, standby) = match open {
+            Open::Pending {
+                make_pull, standby, ..
+            } if fused => {
+                let standby = standby.filter(|_| splits).map(|standby| {
+                    let Standby {
+                        mut starts,
+                        make_pull: before,
+                        last: before_last,
+                        first,
+                    } = *standby;
+                    let (outlet, inlet) = self.standby_connector_into(index);
+                    starts.push(self.standby_segment(before, before_last, &outlet));
+                    Box::new(Standby {
+                        starts,
+                        make_pull: then(pull_from(inlet)),
+                        last: index,
+                        first,
+                    })
+                });
+                (make_pull, standby)
+            }
             open => {
                 let inlet = self.connect(open, index);
-                let control = Arc::clone(&self.control);
-                Arc::new(move |worker| {
-                    Box::new(InletPull::new(
-                        inlet.clone(),
-                        Arc::clone(&metrics),
-                        worker,
-                        events.clone(),
-                        Arc::clone(&control),
-                    ))
-                })
+                let standby = splits.then(|| {
+                    Box::new(Standby {
+                        starts: Vec::new(),
+                        make_pull: then(pull_from(inlet.clone())),
+                        last: index,
+                        first: index,
+                    })
+                });
+                (pull_from(inlet), standby)
             }
         };
-        let make_pull: MakePull<U> =
-            Arc::new(move |worker| Box::new(Then::new(input(worker), make_process(&ctx, worker))));
         Open::Pending {
-            make_pull,
+            make_pull: then(input),
             workers,
             last: index,
+            standby,
         }
     }
 
@@ -205,7 +313,7 @@ impl Launch {
         let inlet = self.connect(open, index);
         let (outlet, next_inlet) = self.connector_into(index + 1);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let emitter = self.emitter(index, 1, None, false);
+        let emitter = self.emitter(index, 1, None, false, None);
         let intake = InletPull::new(
             inlet,
             metrics,

@@ -57,7 +57,10 @@ pub(crate) fn check(case: &Case, o: &Observed) {
 
     // Per-stage accounting.
     assert_eq!(report.source().tally.items_out, admitted as u64);
-    assert_eq!(report.stages().len(), case.stages.len());
+    assert_eq!(
+        report.stages().len(),
+        case.stages.len() + usize::from(case.paced())
+    );
     for (i, (s, want)) in report.stages().iter().zip(&r.stages).enumerate() {
         assert_eq!(s.name, name(i));
         let t = &s.tally;

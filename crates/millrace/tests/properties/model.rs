@@ -128,7 +128,7 @@ pub(crate) struct StageSpec {
 /// How the stages get their workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layout {
-    /// Each stage on its own workers.
+    /// Each stage on its own workers (`adaptive_fusion(false)`).
     Separate,
     /// `fuse()`, every stage with the first one's worker count: stages share workers, runs
     /// broken only after ordered stages.
@@ -139,6 +139,19 @@ pub(crate) enum Layout {
     /// Each stage on its own fixed workers within a CPU budget of 1: a stage of more than
     /// one worker starts one and is grown (every 5 ms) while its workers are all busy.
     Lazy,
+    /// The defaults, every stage with the first one's worker count: runs of stages after
+    /// the last ordered one start fused. Without ordered stages (it would take back the order
+    /// they promise), a last stage that passes items on after 20 µs
+    /// keeps the fused workers busy, so the controller (every millisecond) splits them in
+    /// the middle of most runs.
+    Adaptive,
+}
+
+impl Layout {
+    /// Whether every stage has the first one's worker count.
+    pub(crate) fn equal_workers(self) -> bool {
+        matches!(self, Layout::Fused | Layout::Adaptive)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,6 +287,12 @@ impl Case {
 
     pub(crate) fn last_ordered(&self) -> bool {
         self.stages.last().is_some_and(|s| s.ordered)
+    }
+
+    /// Whether the pipeline ends with the `Adaptive` layout's pace stage (after the case's
+    /// own stages; see [`Layout::Adaptive`]).
+    pub(crate) fn paced(&self) -> bool {
+        self.layout == Layout::Adaptive && !self.stages.iter().any(|s| s.ordered)
     }
 }
 

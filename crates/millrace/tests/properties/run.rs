@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use millrace::{Handle, ItemId, Outcome, Pipeline, PipelineBuilder, Report, RunErrorKind};
+use millrace::{Handle, ItemId, Outcome, Pipeline, PipelineBuilder, Report, RunErrorKind, Stage};
 
 use crate::model::{build_sink, build_stage, name, Case, Item, Layout, SinkMode, SourceMode};
 use crate::reference::Kind;
@@ -82,14 +82,25 @@ pub(crate) fn configure(
     for (i, spec) in case.stages.iter().enumerate() {
         builder = builder.stage(build_stage(i, spec, case, obs));
     }
+    if case.paced() {
+        let workers = case.stages.first().map_or(1, |s| s.workers);
+        builder = builder.stage(
+            Stage::map("pace", |it: Item| {
+                std::thread::sleep(std::time::Duration::from_micros(20));
+                it
+            })
+            .workers(workers),
+        );
+    }
     builder
 }
 
 /// Sets the pipeline-wide settings a layout needs (the stages' own are set by `build_stage`).
 fn apply_layout(builder: PipelineBuilder<Item>, layout: Layout) -> PipelineBuilder<Item> {
     match layout {
-        Layout::Separate => builder,
+        Layout::Separate => builder.adaptive_fusion(false),
         Layout::Fused => builder.fuse(),
+        Layout::Adaptive => builder.autoscale_interval(std::time::Duration::from_millis(1)),
         Layout::Auto(budget) => builder
             .autoscale()
             .cpu_budget(budget)

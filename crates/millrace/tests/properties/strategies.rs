@@ -117,6 +117,7 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
                 1 => Just(Layout::Fused),
                 1 => (1..=4usize).prop_map(Layout::Auto),
                 1 => Just(Layout::Lazy),
+                1 => Just(Layout::Adaptive),
             ],
         )
             .prop_map(
@@ -133,7 +134,7 @@ pub(crate) fn case() -> impl Strategy<Value = Case> {
                     layout,
                 )| {
                     let mut stages = stages;
-                    if layout == Layout::Fused {
+                    if layout.equal_workers() {
                         let workers = stages[0].workers;
                         for spec in &mut stages {
                             spec.workers = workers;

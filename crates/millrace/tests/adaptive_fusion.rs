@@ -1,0 +1,152 @@
+//! Adjacent fixed stages with equal worker counts start fused and split once their workers
+//! are all busy (`PipelineBuilder::adaptive_fusion`, on by default): outputs, per-stage
+//! worker bounds and the report hold across the split.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{within, Inside};
+use millrace::{DecisionReason, Finished, Pipeline, Stage};
+
+fn splits(finished: &Finished<Vec<u64>>) -> usize {
+    finished
+        .report
+        .decisions()
+        .filter(|(_, d)| matches!(d.reason, DecisionReason::Split { .. }))
+        .count()
+}
+
+#[test]
+fn a_busy_fused_run_splits_and_no_stage_runs_more_calls_than_its_count() {
+    let (a, b) = (Arc::new(Inside::default()), Arc::new(Inside::default()));
+    let (in_a, in_b) = (Arc::clone(&a), Arc::clone(&b));
+    let mut finished = within(60, || {
+        Pipeline::source(0..300u64)
+            .autoscale_interval(Duration::from_millis(2))
+            .stage(Stage::map("a", move |x: u64| in_a.during(|| x * 2)).workers(2))
+            .stage(
+                Stage::map("b", move |x: u64| {
+                    in_b.during(|| {
+                        std::thread::sleep(Duration::from_millis(1));
+                        x + 1
+                    })
+                })
+                .workers(2),
+            )
+            .collect()
+            .run()
+            .expect("the run completes")
+    });
+    finished.output.sort_unstable();
+    assert_eq!(
+        finished.output,
+        (0..300).map(|x| x * 2 + 1).collect::<Vec<_>>()
+    );
+    assert_eq!(splits(&finished), 1, "the busy run split once");
+    let (_, decision) = finished
+        .report
+        .decisions()
+        .next()
+        .expect("the split is recorded");
+    assert_eq!(
+        (decision.name.as_str(), decision.from, decision.to),
+        ("a+b", 2, 2)
+    );
+    assert!(decision
+        .reason
+        .to_string()
+        .starts_with("split a+b into stages of their own"));
+    let stages = finished.report.stages();
+    assert!(
+        !stages[1].fused,
+        "b reads a connector of its own at the end"
+    );
+    assert!(stages[1].queue_capacity > 0);
+    assert_eq!((stages[0].workers, stages[1].workers), (2, 2));
+    assert!(
+        a.most() <= 2 && b.most() <= 2,
+        "at most 2 calls at once in each stage, split or not"
+    );
+    assert_eq!(stages[1].tally.items_in, 300);
+}
+
+#[test]
+fn cheap_equal_stages_deliver_everything_and_the_report_says_how_they_ran() {
+    let finished = within(60, || {
+        Pipeline::source(0..200_000u64)
+            .stage(Stage::map("wrap", |x: u64| x + 1).workers(1))
+            .stage(Stage::map("square", |x: u64| x * 3).workers(1))
+            .stage(Stage::map("scale", |x: u64| x ^ 7).workers(1))
+            .collect()
+            .run()
+            .expect("the run completes")
+    });
+    let mut output = finished.output.clone();
+    output.sort_unstable();
+    let mut want: Vec<u64> = (0..200_000u64).map(|x| ((x + 1) * 3) ^ 7).collect();
+    want.sort_unstable();
+    assert_eq!(output, want);
+    // Fused at the end unless the controller found the run busy and split it (a loaded
+    // machine can make even cheap stages look busy): the report agrees with itself.
+    let stages = finished.report.stages();
+    let split = splits(&finished) == 1;
+    assert!(
+        stages[1..].iter().all(|s| s.fused != split),
+        "{}",
+        finished.report
+    );
+    assert!(
+        !stages[0].fused,
+        "the run's first stage reads the source's connector"
+    );
+}
+
+#[test]
+fn with_adaptive_fusion_off_every_stage_runs_on_its_own_workers() {
+    let finished = within(60, || {
+        Pipeline::source(0..10_000u64)
+            .adaptive_fusion(false)
+            .stage(Stage::map("a", |x: u64| x + 1).workers(2))
+            .stage(Stage::map("b", |x: u64| x + 1).workers(2))
+            .collect()
+            .run()
+            .expect("the run completes")
+    });
+    assert_eq!(finished.output.len(), 10_000);
+    assert!(finished.report.stages().iter().all(|s| !s.fused));
+    assert_eq!(splits(&finished), 0);
+}
+
+#[test]
+fn a_cancel_before_or_during_the_split_ends_the_run() {
+    for cancel_after in [0, 3, 20, 60] {
+        let finished = within(60, move || {
+            let running = Pipeline::source(0..1_000_000u64)
+                .autoscale_interval(Duration::from_millis(2))
+                .stage(Stage::map("a", |x: u64| x + 1).workers(2))
+                .stage(
+                    Stage::map("b", |x: u64| {
+                        std::thread::sleep(Duration::from_micros(200));
+                        x
+                    })
+                    .workers(2),
+                )
+                .stage(Stage::map("c", |x: u64| x + 1).workers(2))
+                .collect()
+                .spawn()
+                .expect("the pipeline starts");
+            std::thread::sleep(Duration::from_millis(cancel_after));
+            running.cancel();
+            running.join()
+        });
+        let report = match finished {
+            Ok(finished) => finished.report,
+            Err(e) => e.report().expect("a cancelled run still reports").clone(),
+        };
+        let delivered = report.delivered();
+        let accounted = delivered + report.cancelled() + report.failed() + report.filtered();
+        assert_eq!(accounted, report.items_in(), "{report}");
+    }
+}
