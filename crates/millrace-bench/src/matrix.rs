@@ -202,6 +202,11 @@ pub fn setup(workload: Workload, implementation: &Implementation) -> String {
             workload.channel_capacity()
         ),
         Implementation::Millrace(config) => match config.threads() {
+            // Equal neighbours start fused and split once busy (adaptive fusion): what ran
+            // is under "What the adaptive batch sizes and the autoscaler chose".
+            Some(threads) if config.is_as_written() => {
+                format!("{config} (up to {threads} threads)")
+            }
             Some(threads) => format!("{config} ({threads} threads)"),
             None => format!("{config} (autoscaled, {} cores)", machine::cores()),
         },

@@ -392,6 +392,9 @@ impl MillraceConfig {
         }
         if self.fuse {
             builder = builder.fuse();
+        } else if !self.is_as_written() {
+            // A tuned row runs as its label says: one thread per stage and worker.
+            builder = builder.adaptive_fusion(false);
         }
         match self.capacity {
             Some(items) => builder.default_capacity(items),

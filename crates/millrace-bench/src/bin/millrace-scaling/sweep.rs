@@ -27,8 +27,8 @@ fn expected(n: u64, stages: usize) -> u64 {
     (0..n).fold(0u64, |sum, x| sum.wrapping_add(x + stages as u64))
 }
 
-/// Runs one point: its checksum, and the threads it started (every stage's workers at the
-/// end, the source and the sink).
+/// Runs one point: its checksum, and the threads it ran at the end (the workers of every
+/// stage not fused with the one before, the source and the sink).
 fn point(n: u64, stages: usize, workers: usize) -> Result<(u64, usize), String> {
     let mut builder = Pipeline::source(0..n)
         .default_workers(workers)
@@ -40,10 +40,13 @@ fn point(n: u64, stages: usize, workers: usize) -> Result<(u64, usize), String> 
         .fold(0u64, u64::wrapping_add)
         .run()
         .map_err(|e| e.to_string())?;
+    // A stage fused with the one before (equal neighbours start fused, and stay so until
+    // busy) runs on that stage's workers.
     let threads = finished
         .report
         .stages()
         .iter()
+        .filter(|s| !s.fused)
         .map(|s| s.workers)
         .sum::<usize>()
         + 2;
@@ -119,7 +122,7 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         .fold(f64::INFINITY, f64::min);
     println!();
     println!(
-        "Hops per second per core, millions (in brackets: the threads started, of those the worker counts ask for; fixed workers beyond the cores start while all of a stage's workers are busy). Worst point: {} stages × {} workers, {:.2} of the best ({}; target ≥ 0.5).",
+        "Hops per second per core, millions (in brackets: the threads running at the end, of those the worker counts ask for; fixed workers beyond the cores start while all of a stage's workers are busy, and equal neighbours start fused and split once busy). Worst point: {} stages × {} workers, {:.2} of the best ({}; target ≥ 0.5).",
         worst.0,
         worst.1,
         ratio,
