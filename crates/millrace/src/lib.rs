@@ -54,7 +54,9 @@
 //!   items are listed by id).
 //! * **Accounting**: per stage, items in/out/filtered/failed and each worker's time split
 //!   into busy, idle and blocked; the [`Report`] names the bottleneck and why.
-//! * **Fusion**: adjacent stages can share workers, with no hop between them
+//! * **Fusion**: adjacent stages can share workers, with no hop between them: equal fixed
+//!   stages start that way and split once busy
+//!   ([`adaptive_fusion`](PipelineBuilder::adaptive_fusion)), or stay fused for good
 //!   ([`fuse`](PipelineBuilder::fuse)).
 //! * **Autoscaling**: stages without a worker count (or with
 //!   [`auto_workers`](Stage::auto_workers) bounds) get their worker counts from a controller

@@ -311,8 +311,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// ([`StageReport::fused`](crate::StageReport::fused)); fused stages show no queue of
     /// their own.
     ///
-    /// This is for stages with fixed worker counts; autoscaled stages are fused by default
-    /// (see [`fuse_auto`](PipelineBuilder::fuse_auto)).
+    /// This is for stages with fixed worker counts, and keeps them fused for the whole run;
+    /// without it, equal neighbours start fused and split once busy (see
+    /// [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Autoscaled stages are fused
+    /// by default (see [`fuse_auto`](PipelineBuilder::fuse_auto)).
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn fuse(mut self) -> Self {
         self.settings.fuse = true;

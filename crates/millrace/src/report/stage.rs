@@ -16,7 +16,8 @@ pub struct StageReport {
     /// see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)), those
     /// it had then.
     pub workers: usize,
-    /// Capacity of its input connector, in batches (0 for the source and for a fused stage).
+    /// Capacity of its input connector, in batches (0 for the source and for a stage fused
+    /// at the end of the run).
     /// See [`queue_items`](StageReport::queue_items) for the capacity in items.
     pub queue_capacity: usize,
     /// Items per batch on its input connector when the report was made: the size pinned,
@@ -28,9 +29,12 @@ pub struct StageReport {
     pub batch_limit: usize,
     /// Whether the batch size of its input connector adapted while the pipeline ran.
     pub batch_adaptive: bool,
-    /// Whether it ran fused with the stage before: on that stage's workers, taking its
-    /// output directly rather than through a connector (see
-    /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse)).
+    /// Whether it ran fused with the stage before at the end of the run: on that stage's
+    /// workers, taking its output directly rather than through a connector (see
+    /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse); a run of stages that
+    /// started fused and split, see
+    /// [`PipelineBuilder::adaptive_fusion`](crate::PipelineBuilder::adaptive_fusion), reads
+    /// `false` and has a queue of its own).
     pub fused: bool,
     /// Its counters.
     pub tally: Tally,
