@@ -417,7 +417,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///
     /// Such a run of stages (two or more, each `.workers(n)` with the same `n` within the
     /// [CPU budget](PipelineBuilder::cpu_budget), none ordered and no ordered stage after
-    /// them) starts as one segment of `n` workers that each run the stages in turn, as
+    /// them, none with per-worker state: a [`Stage::map_with`](crate::Stage::map_with)'s
+    /// workers keep their state for the whole run) starts as one segment of `n` workers that each run the stages in turn, as
     /// [`fuse`](PipelineBuilder::fuse) makes it: no thread per stage, no hand-off between
     /// them. Cheap stages stay that way (W1 with one worker per stage: 42 M items/s on five
     /// threads on two cores, 180 M fused). Once the segment's workers are busy through a

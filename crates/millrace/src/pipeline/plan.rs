@@ -93,6 +93,8 @@ pub(crate) struct StagePlan {
     pub(crate) timeout: Option<std::time::Duration>,
     /// Autoscaled between these bounds (a max of 0 means the CPU budget).
     pub(crate) auto: Option<(usize, usize)>,
+    /// Keeps state per worker (never fused at the start: a split would replace its workers).
+    pub(crate) per_worker_state: bool,
 }
 
 /// One stage's settings, defaults applied.
@@ -256,10 +258,16 @@ pub(super) fn batch_for(
 /// The stages of each segment: a stage starts a new one unless it is fused with the one
 /// before.
 fn segments(resolved: &[Resolved]) -> Vec<Range<usize>> {
+    segments_of_fused(resolved.iter().map(|r| r.fused))
+}
+
+/// The runs of stages that share workers, given for each stage whether it is fused with
+/// the one before (the report reads the same from its stages at the end of a run).
+pub(crate) fn segments_of_fused(fused: impl IntoIterator<Item = bool>) -> Vec<Range<usize>> {
     let mut segments: Vec<Range<usize>> = Vec::new();
-    for (i, r) in resolved.iter().enumerate() {
+    for (i, fused) in fused.into_iter().enumerate() {
         match segments.last_mut() {
-            Some(last) if r.fused => last.end = i + 1,
+            Some(last) if fused => last.end = i + 1,
             _ => segments.push(i..i + 1),
         }
     }
@@ -333,7 +341,8 @@ fn start_fixed_within_the_budget(
 }
 
 /// Fuses each run of two or more adjacent fixed stages with equal worker counts, all started
-/// at once (within the budget), when no ordered stage comes after them: the run
+/// at once (within the budget) and without per-worker state (a split would start their
+/// workers afresh), when no ordered stage comes after them: the run
 /// starts as one segment (a thread per worker rather than per stage and worker, and no
 /// hand-off between its stages), and the controller splits it into its stages once its
 /// workers are all busy through a tick (see [`crate::autoscale`]). Each stage still runs at
@@ -347,7 +356,11 @@ fn fuse_at_the_start(resolved: &mut [Resolved], plan: &[StagePlan]) {
     // after the last ordered stage re-batch freely.
     let after_ordered = plan.iter().rposition(|p| p.ordered).map_or(0, |i| i + 1);
     let fusable = |r: &Resolved, p: &StagePlan| {
-        r.auto.is_none() && !p.asynchronous && !r.fused && r.start == r.workers
+        r.auto.is_none()
+            && !p.asynchronous
+            && !p.per_worker_state
+            && !r.fused
+            && r.start == r.workers
     };
     let mut head = after_ordered;
     while head < plan.len() {
@@ -389,6 +402,7 @@ pub(crate) fn stage_parts<T, U>(
         concurrency: stage.concurrency,
         timeout: stage.timeout,
         auto: stage.auto,
+        per_worker_state: stage.per_worker_state,
     };
     (plan, stage.hook, stage.dead_letter, stage.body)
 }
@@ -409,6 +423,7 @@ mod tests {
             concurrency: None,
             timeout: None,
             auto,
+            per_worker_state: false,
         }
     }
 
@@ -485,6 +500,12 @@ mod tests {
         let r = resolve(&settings(4), &ordered);
         assert!(r.resolved.iter().all(|r| !r.splits));
         assert_eq!(r.segments.len(), 7);
+
+        // A stage with per-worker state keeps its workers for the whole run: it stands alone.
+        let mut stateful = plan.clone();
+        stateful[1].per_worker_state = true;
+        let r = resolve(&settings(4), &stateful);
+        assert_eq!(layout(&r).0, [0..1, 1..2, 2..3, 3..4, 4..5, 5..7]);
 
         // Stages started lazily (more workers than the budget) do not fuse at the start.
         let r = resolve(&settings(1), &plan);

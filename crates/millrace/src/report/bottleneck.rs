@@ -279,14 +279,7 @@ impl Part {
 /// The segments of these stages as they ran at the end: a stage fused at the end joins the
 /// one before it (a run fused at the start that split counts as its stages).
 pub(crate) fn segments_of(stages: &[StageReport]) -> Vec<Range<usize>> {
-    let mut segments: Vec<Range<usize>> = Vec::new();
-    for (i, s) in stages.iter().enumerate() {
-        match segments.last_mut() {
-            Some(last) if s.fused => last.end = i + 1,
-            _ => segments.push(i..i + 1),
-        }
-    }
-    segments
+    crate::pipeline::plan::segments_of_fused(stages.iter().map(|s| s.fused))
 }
 
 #[cfg(test)]

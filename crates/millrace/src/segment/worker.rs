@@ -29,6 +29,7 @@ use crate::autoscale::Scalable;
 use crate::batch_size::BatchSize;
 use crate::connector::{Inlet, Outlet, Poll};
 use crate::control::Control;
+use crate::error::{BuildError, RunErrorKind};
 use crate::item::Batch;
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::reorder::Reorder;
@@ -435,18 +436,32 @@ pub(crate) fn run_worker<U: Send + 'static>(
 /// Starts workers of a segment built without any (a stage's own segment, standing by while
 /// it runs fused), up to `workers`.
 pub(crate) fn start_standby<U: Send + 'static>(emitter: &Arc<Emitter<U>>, workers: usize) {
-    grow_to(emitter, workers);
+    let mut refused = 0;
+    for _ in 0..workers {
+        match grow(emitter) {
+            Some(true) => {}
+            Some(false) => refused += 1,
+            None => return, // already at the end of input
+        }
+    }
+    if refused == workers {
+        // Nothing would take this stage's input: end the run rather than hang.
+        let why = std::io::Error::other("the OS refused every thread of the stage as it split off");
+        emitter
+            .control
+            .fail_hard(RunErrorKind::Build(BuildError::thread(
+                &format!("millrace-{}", emitter.metrics.name),
+                &why,
+            )));
+    }
 }
 
-/// Starts one more worker of an autoscaled segment, if the segment still runs.
-fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
-    let Some(growth) = &emitter.growth else {
-        return;
-    };
+/// Starts one more worker of an autoscaled segment, if the segment still runs: `None` if it
+/// has ended, else whether the OS started the thread.
+fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) -> Option<bool> {
+    let growth = emitter.growth.as_ref()?;
     let outlet = lock(&growth.outlet);
-    let Some(outlet) = outlet.as_ref() else {
-        return;
-    };
+    let outlet = outlet.as_ref()?;
     let worker = growth.take_slot();
     emitter.crew.join();
     let (input, emitter2, outlet) = (
@@ -460,12 +475,16 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) {
     });
     let spawned = std::thread::Builder::new().name(name).spawn(body);
     match spawned {
-        Ok(handle) => lock(&growth.control.ledger.extra_threads).push(handle),
+        Ok(handle) => {
+            lock(&growth.control.ledger.extra_threads).push(handle);
+            Some(true)
+        }
         // The OS refused a thread: the segment keeps the workers it has (the autoscaler
         // sees the count unchanged and stops growing it).
         Err(_) => {
             let _ = emitter.crew.cancel_join();
             lock(&growth.free_slots).push(worker);
+            Some(false)
         }
     }
 }
@@ -507,7 +526,7 @@ impl<U: Send + 'static> Scalable for SegmentScaler<U> {
 fn grow_to<U: Send + 'static>(emitter: &Arc<Emitter<U>>, workers: usize) -> bool {
     while emitter.crew.alive() < workers {
         let before = emitter.crew.alive();
-        grow(emitter);
+        let _ = grow(emitter);
         if emitter.crew.alive() == before {
             return false; // the segment has ended
         }

@@ -75,6 +75,10 @@ pub struct Stage<T, U> {
     pub(crate) concurrency: Option<usize>,
     pub(crate) timeout: Option<std::time::Duration>,
     pub(crate) auto: Option<(usize, usize)>,
+    /// Keeps state per worker (`map_with`, `try_map_with`, `try_flat_map_with`): its workers
+    /// are never replaced by others mid-run, so it does not start fused to split later (see
+    /// `PipelineBuilder::adaptive_fusion`).
+    pub(crate) per_worker_state: bool,
 }
 
 /// What runs a stage: sync workers, or (with the `async` feature) a runtime.
@@ -127,6 +131,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             dead_letter: None,
             hook: None,
             body,
+            per_worker_state: false,
             concurrency: None,
             timeout: None,
             auto: None,
@@ -178,6 +183,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             f: Arc::clone(&f),
             state: init(),
         })
+        .with_state()
     }
 
     /// A stage that maps each item to any number of outputs; the outputs take the place of
@@ -243,7 +249,9 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         E: Into<BoxError> + 'static,
         F: Fn(&T) -> Result<I, E> + Send + Sync + 'static,
     {
-        Self::try_flat_map_with(name, || (), move |_: &mut (), item: &T| f(item))
+        let mut stage = Self::try_flat_map_with(name, || (), move |_: &mut (), item: &T| f(item));
+        stage.per_worker_state = false; // `()` is no state
+        stage
     }
 
     /// A fallible map whose workers each own a state built by `init` (a compressor context,
@@ -279,6 +287,12 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         })
     }
 
+    /// Marks the stage as keeping state per worker.
+    fn with_state(mut self) -> Self {
+        self.per_worker_state = true;
+        self
+    }
+
     /// The most general fallible form: per-worker state, any number of outputs.
     pub fn try_flat_map_with<S, N, I, E, F>(name: &str, init: N, f: F) -> Self
     where
@@ -295,6 +309,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             init: Arc::clone(&init),
             _types: PhantomData,
         })
+        .with_state()
     }
 }
 
