@@ -2,7 +2,7 @@
 //! retiring while the target drops never retire the last worker, exactly the surplus
 //! retires, and the end of input is always noticed by a last worker, even when a worker is
 //! added while the others leave. Also the hand-over of a run of stages fused at the start
-//! (`segment::worker::Handover`): the stages' own workers start only once every fused
+//! (`segment::handover`): the stages' own workers start only once every fused
 //! worker has left, exactly when the request came before the end.
 
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,7 +10,7 @@ use loom::sync::{Arc, Mutex};
 use loom::thread;
 
 use crate::segment::crew::Crew;
-use crate::segment::worker::Handover;
+use crate::segment::handover::Handover;
 
 #[test]
 fn loom_crew_retires_the_surplus_and_never_the_last_worker() {

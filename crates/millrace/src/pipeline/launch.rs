@@ -407,7 +407,7 @@ pub(crate) enum Open<T> {
         /// The segment's last stage.
         last: usize,
         /// For a run of stages fused at the start, its unfused form so far.
-        standby: Option<Box<crate::segment::Standby<T>>>,
+        standby: Option<Box<crate::segment::standby::Standby<T>>>,
     },
 }
 

@@ -14,12 +14,19 @@
 //! * **Run**: each worker runs [`worker::run_worker`]; [`crew`] keeps the count of live
 //!   workers (who may retire when the autoscaler shrinks the segment, who is last out).
 //!
+//! * **Runs fused at the start**: a run of equal fixed stages is built twice, as one fused
+//!   segment and, without workers, as a segment per stage ([`standby`]); the fused
+//!   segment's [`Handover`](handover::Handover) starts the latter when the controller splits
+//!   the run.
+//!
 //! The autoscaler sizes segments through [`worker::SegmentScaler`], and the report's
-//! bottleneck judges the same segments, as the plan made them.
+//! bottleneck judges the segments as they ran at the end.
 
 #[cfg(feature = "async")]
 pub(crate) mod asynchronous;
 pub(crate) mod crew;
+pub(crate) mod handover;
+pub(crate) mod standby;
 pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -36,28 +43,16 @@ use crate::stage::Body;
 use crate::sync::Mutex;
 
 use crew::Crew;
+use handover::Handover;
+use standby::Standby;
 use worker::{
-    run_worker, start_standby, EmitMode, Emitter, Growth, Handover, InletPull, MakePull,
-    OrderedEmit, SegmentScaler, Then,
+    run_worker, start_standby, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit,
+    SegmentScaler, Then,
 };
 
 /// What makes each worker's [`Process`](crate::stage::process::Process) of a stage.
 type MakeProcessFn<T, U> =
     dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn crate::stage::process::Process<T, U>> + Send + Sync;
-
-/// The unfused form of a run of stages fused at the start (see `plan::fuse_at_the_start`),
-/// built beside the fused segment as the run's stages are added: each stage so far as a
-/// segment of its own, without workers, on a connector of its own.
-pub(crate) struct Standby<T> {
-    /// Starts the workers of each of the run's stages before the latest (already connected
-    /// to the connector into the stage after it).
-    starts: Vec<Box<dyn FnOnce() + Send>>,
-    /// The latest stage's own segment, to connect where the next stage or the end is known.
-    make_pull: MakePull<T>,
-    last: usize,
-    /// The run's first stage.
-    first: usize,
-}
 
 impl Launch {
     /// How the segment ending with stage `last` hands its output on.

@@ -38,6 +38,7 @@ use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
 use super::crew::Crew;
+use super::handover::Handover;
 use crate::stage::process::Process;
 
 /// How a segment hands its output on.
@@ -99,53 +100,6 @@ pub(crate) struct Emitter<U> {
     /// For stages fused at the start that may split (see `plan::fuse_at_the_start`): how
     /// they hand over to segments of their own.
     pub(crate) handover: Option<Handover>,
-}
-
-/// How a segment of stages fused at the start hands them over to a segment each.
-///
-/// The controller [requests](Handover::request) it; each worker leaves after the batch in
-/// hand (a worker waiting for input leaves after the next one, or at the end of input); the
-/// last one out runs `start`, which starts the workers of the stages' own segments. They
-/// were built with the fused segment, without workers, on connectors of their own between
-/// the stages and the fused segment's own at both ends, so no stage ever runs more calls at
-/// once than its count. Without a request, the last one out drops `start`, and the idle
-/// segments with it (their hold on the connectors ends, so the end of input travels on).
-pub(crate) struct Handover {
-    requested: crate::sync::AtomicBool,
-    /// Taken by the last worker out; `None` once the segment has ended.
-    start: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl Handover {
-    pub(crate) fn new(start: Box<dyn FnOnce() + Send>) -> Self {
-        Handover {
-            requested: crate::sync::AtomicBool::new(false),
-            start: Mutex::new(Some(start)),
-        }
-    }
-
-    /// Asks the workers to hand over; `false` if it was asked already or the segment has
-    /// ended (its last worker out decided, under the same lock, whether to start the
-    /// stages' own segments: a request counts only if it came before).
-    pub(crate) fn request(&self) -> bool {
-        let start = lock(&self.start);
-        start.is_some() && !self.requested.swap(true, crate::sync::Ordering::AcqRel)
-    }
-
-    /// Whether the workers should leave after the batch in hand.
-    pub(crate) fn is_requested(&self) -> bool {
-        self.requested.load(crate::sync::Ordering::Acquire)
-    }
-
-    /// Run by the last worker out: starts the stages' own segments if asked, else lets them go.
-    pub(crate) fn finish(&self) {
-        let start = lock(&self.start).take();
-        if self.is_requested() {
-            if let Some(start) = start {
-                start();
-            }
-        }
-    }
 }
 
 /// What a segment needs to start workers while it runs (an autoscaled one, or a fixed one

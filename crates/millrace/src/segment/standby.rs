@@ -1,0 +1,19 @@
+//! The unfused form of a run of stages fused at the start (see `pipeline::plan`'s
+//! `fuse_at_the_start`), built beside the fused segment as the run's stages are added, for
+//! when the run splits (see [`Handover`](super::handover::Handover)).
+
+use super::worker::MakePull;
+
+/// The unfused form of a run of stages fused at the start (see `plan::fuse_at_the_start`),
+/// built beside the fused segment as the run's stages are added: each stage so far as a
+/// segment of its own, without workers, on a connector of its own.
+pub(crate) struct Standby<T> {
+    /// Starts the workers of each of the run's stages before the latest (already connected
+    /// to the connector into the stage after it).
+    pub(crate) starts: Vec<Box<dyn FnOnce() + Send>>,
+    /// The latest stage's own segment, to connect where the next stage or the end is known.
+    pub(crate) make_pull: MakePull<T>,
+    pub(crate) last: usize,
+    /// The run's first stage.
+    pub(crate) first: usize,
+}
