@@ -431,7 +431,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///
     /// `false` starts each stage on threads of its own, as
     /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them; so does
-    /// [`fuse`](PipelineBuilder::fuse), which keeps equal stages fused for good.
+    /// [`fuse`](PipelineBuilder::fuse), which keeps equal stages fused for good. Turn it off
+    /// for stages that wait on one another outside the pipeline (a stage whose closure
+    /// blocks until a later stage has done something): fused, they run in turn on the same
+    /// threads, and a worker blocked in one never reaches the other.
     ///
     /// ```
     /// use millrace::{Pipeline, Stage};
