@@ -61,7 +61,9 @@ pub(crate) struct StageSample {
     pub queue_fill: f64,
 }
 
-/// One change of a stage's worker count, and why.
+/// One change of a stage's (or a fused segment's) worker count, and why; or the split of a
+/// run of stages fused at the start, with the count unchanged
+/// ([`DecisionReason::Split`]).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Decision {
@@ -78,7 +80,8 @@ pub struct Decision {
     pub reason: DecisionReason,
 }
 
-/// Why the autoscaler changed a stage's worker count: the measurements it acted on.
+/// Why the controller changed a stage's worker count, or split a fused run: the
+/// measurements it acted on.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum DecisionReason {

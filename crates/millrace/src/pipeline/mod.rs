@@ -415,26 +415,36 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Whether adjacent fixed stages with equal worker counts start fused and split when
     /// they are busy (on by default).
     ///
-    /// Such a run of stages (two or more, each `.workers(n)` with the same `n` within the
-    /// [CPU budget](PipelineBuilder::cpu_budget), none ordered and no ordered stage after
-    /// them, none with per-worker state: a [`Stage::map_with`](crate::Stage::map_with)'s
-    /// workers keep their state for the whole run) starts as one segment of `n` workers that each run the stages in turn, as
-    /// [`fuse`](PipelineBuilder::fuse) makes it: no thread per stage, no hand-off between
-    /// them. Cheap stages stay that way (W1 with one worker per stage: 42 M items/s on five
-    /// threads on two cores, 180 M fused). Once the segment's workers are busy through a
-    /// controller tick and none waits for input or room, the controller splits it: each
-    /// stage gets `n` workers of its own, reading a connector of its own, so costly stages
-    /// run at once. A stage never runs more than `n` calls at once, before, during or after
-    /// the split; the report says whether a stage ran fused at the end
-    /// ([`StageReport::fused`](crate::StageReport::fused)) and records the split as a
-    /// [`Decision`](crate::Decision) ([`DecisionReason::Split`](crate::DecisionReason::Split)).
+    /// Such a run of stages (two or more, each `.workers(n)` with the same `n`, at most the
+    /// [CPU budget](PipelineBuilder::cpu_budget)) starts as one segment of `n` workers that
+    /// each run the stages in turn, as [`fuse`](PipelineBuilder::fuse) makes it: no thread
+    /// per stage, no hand-off between them. Not fused at the start:
+    ///
+    /// * stages before an ordered stage (anywhere later in the pipeline), and the ordered
+    ///   stage itself: they keep their batches whole for the reorder buffer;
+    /// * stages with per-worker state ([`Stage::map_with`](crate::Stage::map_with),
+    ///   `try_map_with`, `try_flat_map_with`): their workers keep their state for the whole
+    ///   run, and a split would start them afresh;
+    /// * stages with more workers than the budget (they start lazily, see
+    ///   [`lazy_workers`](PipelineBuilder::lazy_workers)), and async stages.
+    ///
+    /// Cheap stages stay fused (W1 with one worker per stage and `.capacity(1024)`, two
+    /// cores: 42 M items/s on five threads, 145 M fused; `BENCHMARKS.md`). The controller
+    /// looks every [`autoscale_interval`](PipelineBuilder::autoscale_interval) (100 ms by
+    /// default): the first time the segment's workers were busy through the interval and
+    /// none waits for input or room, it splits the run. Each stage then gets `n` workers of
+    /// its own, reading a connector of its own, so costly stages run at once. A stage never
+    /// runs more than `n` calls at once, before, during or after the split. The report says
+    /// whether a stage ran fused at the end ([`StageReport::fused`](crate::StageReport::fused))
+    /// and records the split as a [`Decision`](crate::Decision) with the worker count
+    /// unchanged ([`DecisionReason::Split`](crate::DecisionReason::Split)).
     ///
     /// `false` starts each stage on threads of its own, as
-    /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them; so does
-    /// [`fuse`](PipelineBuilder::fuse), which keeps equal stages fused for good. Turn it off
-    /// for stages that wait on one another outside the pipeline (a stage whose closure
-    /// blocks until a later stage has done something): fused, they run in turn on the same
-    /// threads, and a worker blocked in one never reaches the other.
+    /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them. [`fuse`](PipelineBuilder::fuse)
+    /// wins over both: with it, equal stages are fused for the whole run and never split.
+    /// Turn adaptive fusion off for stages that wait on one another outside the pipeline (a
+    /// stage whose closure blocks until a later stage has done something): fused, they run in
+    /// turn on the same threads, and a worker blocked in one never reaches the other.
     ///
     /// ```
     /// use millrace::{Pipeline, Stage};
@@ -479,6 +489,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// of cores, less one on machines of 8 cores or more, where the source, the sink and
     /// the autoscaler's controller get a core beside the workers). Async stages' waiting
     /// does not count.
+    ///
+    /// Fixed stages are not bound by it, but it decides how they start: a stage with more
+    /// workers than the budget starts at the budget and grows while busy (see
+    /// [`lazy_workers`](PipelineBuilder::lazy_workers)), and only stages within it start
+    /// fused (see [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)).
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn cpu_budget(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
