@@ -162,11 +162,9 @@ struct Controller {
     settings: ControllerSettings,
     policy: Policy,
     last: Vec<Tally>,
-    /// Every stage's counters at the last look at the lazy segments, batches in progress
-    /// counted as busy.
-    lazy_last: Vec<Tally>,
-    /// The same, at the last look at the fused runs.
-    split_last: Vec<Tally>,
+    /// Every stage's counters at the last look at the lazy segments and the fused runs,
+    /// batches in progress counted as busy.
+    busy_last: Vec<Tally>,
     progress: u64,
     last_progress: Instant,
     wedged: bool,
@@ -189,8 +187,7 @@ impl Controller {
             splits,
             settings,
             policy,
-            lazy_last: last.clone(),
-            split_last: last.clone(),
+            busy_last: last.clone(),
             last,
             progress: 0,
             last_progress: Instant::now(),
@@ -234,12 +231,20 @@ impl Controller {
             if !self.autos.is_empty() {
                 self.scale();
             }
-            // Workers only grow: once every lazy segment has its count, nothing is left.
-            if self.lazy_below_count() {
-                self.grow_lazy();
-            }
-            if !self.splits.is_empty() {
-                self.split_busy();
+            // Workers only grow (once every lazy segment has its count, nothing is left), and
+            // a fused run splits once: both look at how busy a segment was since the last
+            // look, which both keep on every tick until they are done.
+            let lazy = self.lazy_below_count();
+            if lazy || !self.splits.is_empty() {
+                let at = self.control.signals.now();
+                let now: Vec<Tally> = (self.control.ledger.stages.iter())
+                    .map(|m| m.tally_at(Some(at)))
+                    .collect();
+                if lazy {
+                    self.grow_lazy(&now);
+                }
+                self.split_busy(&now);
+                self.busy_last = now;
             }
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
@@ -326,10 +331,8 @@ impl Controller {
 
     /// Doubles the workers of each lazily started segment whose workers were busy through
     /// the last tick and none of which waits now (for input or for room), up to its count.
-    fn grow_lazy(&mut self) {
-        let at = self.control.signals.now();
+    fn grow_lazy(&self, now: &[Tally]) {
         let stages = &self.control.ledger.stages;
-        let now: Vec<Tally> = stages.iter().map(|m| m.tally_at(Some(at))).collect();
         let mut decisions = Vec::new();
         for lazy in &self.lazies {
             let segment = lazy.stages.clone();
@@ -338,7 +341,7 @@ impl Controller {
             if workers >= lazy.count {
                 continue;
             }
-            let busy_share = busy_share(&now[segment.clone()], &self.lazy_last[segment.clone()]);
+            let busy_share = busy_share(&now[segment.clone()], &self.busy_last[segment.clone()]);
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 continue;
             }
@@ -349,55 +352,50 @@ impl Controller {
             for m in metrics {
                 m.set_workers(to);
             }
-            let name: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
             decisions.push(Decision {
                 stage: segment.start,
-                name: name.join("+"),
+                name: segment_name(metrics),
                 from: workers,
                 to,
                 reason: DecisionReason::AllBusy {
-                    stage: name.join("+"),
+                    stage: segment_name(metrics),
                     count: lazy.count,
                     busy_share,
                 },
             });
         }
-        self.lazy_last = now;
         self.record(decisions);
     }
 
     /// Splits each run of stages fused at the start whose workers were busy through the last
     /// tick and none of which waits now (for input or for room): its stages then run at
     /// once, on workers of their own, rather than in turn on the same ones.
-    fn split_busy(&mut self) {
-        let at = self.control.signals.now();
+    fn split_busy(&mut self, now: &[Tally]) {
         let stages = &self.control.ledger.stages;
-        let now: Vec<Tally> = stages.iter().map(|m| m.tally_at(Some(at))).collect();
+        let busy_last = &self.busy_last;
         let mut decisions = Vec::new();
         self.splits.retain(|run| {
             let segment = run.stages.clone();
             let metrics = &stages[segment.clone()];
-            let busy_share = busy_share(&now[segment.clone()], &self.split_last[segment.clone()]);
+            let busy_share = busy_share(&now[segment.clone()], &busy_last[segment.clone()]);
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 return true;
             }
             if run.scaler.split() {
                 let workers = metrics[0].workers();
-                let names: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
                 decisions.push(Decision {
                     stage: segment.start,
-                    name: names.join("+"),
+                    name: segment_name(metrics),
                     from: workers,
                     to: workers,
                     reason: DecisionReason::Split {
-                        stages: names.join("+"),
+                        stages: segment_name(metrics),
                         busy_share,
                     },
                 });
             }
             false
         });
-        self.split_last = now;
         self.record(decisions);
     }
 
@@ -474,9 +472,8 @@ fn segment_sample(
     } else {
         0.0
     };
-    let name: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
     StageSample {
-        name: name.join("+"),
+        name: segment_name(metrics),
         auto: auto.is_some(),
         workers: first.workers(),
         min: auto.map_or(1, |a| a.min),
@@ -490,6 +487,12 @@ fn segment_sample(
         },
         queue_fill: queue_fill.min(1.0),
     }
+}
+
+/// A segment's name: its stages' names joined by `+` (`a+b+c`).
+fn segment_name(metrics: &[Arc<StageMetrics>]) -> String {
+    let names: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
+    names.join("+")
 }
 
 /// The share of a segment's worker time spent busy between two tallies (0 when nothing

@@ -50,10 +50,6 @@ use worker::{
     SegmentScaler, Then,
 };
 
-/// What makes each worker's [`Process`](crate::stage::process::Process) of a stage.
-type MakeProcessFn<T, U> =
-    dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn crate::stage::process::Process<T, U>> + Send + Sync;
-
 impl Launch {
     /// How the segment ending with stage `last` hands its output on.
     fn emit_mode<U>(&self, last: usize) -> EmitMode<U> {
@@ -154,10 +150,9 @@ impl Launch {
             let Standby {
                 mut starts,
                 make_pull,
-                last: standby_last,
                 first,
             } = *standby;
-            starts.push(self.standby_segment(make_pull, standby_last, &outlet));
+            starts.push(self.standby_segment(make_pull, last, &outlet));
             // The stages after the first read connectors of their own once split.
             let split: Vec<Arc<StageMetrics>> = self.control.ledger.stages[first + 1..=last]
                 .iter()
@@ -232,7 +227,6 @@ impl Launch {
             #[cfg(feature = "async")]
             Body::Async(launch) => return self.start_async(index, launch, ctx, open),
         };
-        let make_process: Arc<MakeProcessFn<T, U>> = Arc::from(make_process);
         let control = Arc::clone(&self.control);
         let pull_from = |inlet: Inlet<T>| -> MakePull<T> {
             let (metrics, events, control) =
@@ -255,21 +249,23 @@ impl Launch {
         // when the run splits (see `Standby`).
         let (input, standby) = match open {
             Open::Pending {
-                make_pull, standby, ..
+                make_pull,
+                last,
+                standby,
+                ..
             } if fused => {
-                let standby = standby.filter(|_| splits).map(|standby| {
+                // (Only a stage of a run fused at the start finds a standby form before it.)
+                let standby = standby.map(|standby| {
                     let Standby {
                         mut starts,
                         make_pull: before,
-                        last: before_last,
                         first,
                     } = *standby;
                     let (outlet, inlet) = self.standby_connector_into(index);
-                    starts.push(self.standby_segment(before, before_last, &outlet));
+                    starts.push(self.standby_segment(before, last, &outlet));
                     Box::new(Standby {
                         starts,
                         make_pull: then(pull_from(inlet)),
-                        last: index,
                         first,
                     })
                 });
@@ -281,7 +277,6 @@ impl Launch {
                     Box::new(Standby {
                         starts: Vec::new(),
                         make_pull: then(pull_from(inlet.clone())),
-                        last: index,
                         first: index,
                     })
                 });

@@ -11,9 +11,9 @@ pub(crate) struct Standby<T> {
     /// Starts the workers of each of the run's stages before the latest (already connected
     /// to the connector into the stage after it).
     pub(crate) starts: Vec<Box<dyn FnOnce() + Send>>,
-    /// The latest stage's own segment, to connect where the next stage or the end is known.
+    /// The latest stage's own segment (the open segment's last stage), to connect where the
+    /// next stage or the end is known.
     pub(crate) make_pull: MakePull<T>,
-    pub(crate) last: usize,
     /// The run's first stage.
     pub(crate) first: usize,
 }

@@ -108,7 +108,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         M: Fn() -> L + Send + Sync + 'static,
     {
         let make = Arc::new(make);
-        let make_process: MakeProcess<T, U> = Box::new(move |ctx, worker| {
+        let make_process: MakeProcess<T, U> = Arc::new(move |ctx, worker| {
             Box::new(StageWorker {
                 ctx: Arc::clone(ctx),
                 worker,
@@ -249,9 +249,7 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         E: Into<BoxError> + 'static,
         F: Fn(&T) -> Result<I, E> + Send + Sync + 'static,
     {
-        let mut stage = Self::try_flat_map_with(name, || (), move |_: &mut (), item: &T| f(item));
-        stage.per_worker_state = false; // `()` is no state
-        stage
+        Self::try_flat_map_logic(name, || (), move |_: &mut (), item: &T| f(item))
     }
 
     /// A fallible map whose workers each own a state built by `init` (a compressor context,
@@ -302,6 +300,18 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
         E: Into<BoxError> + 'static,
         F: Fn(&mut S, &T) -> Result<I, E> + Send + Sync + 'static,
     {
+        Self::try_flat_map_logic(name, init, f).with_state()
+    }
+
+    /// The fallible forms' one logic; `try_flat_map` passes `()` as the state (no state).
+    fn try_flat_map_logic<S, N, I, E, F>(name: &str, init: N, f: F) -> Self
+    where
+        S: Send + 'static,
+        N: Fn() -> S + Send + Sync + 'static,
+        I: IntoIterator<Item = U> + 'static,
+        E: Into<BoxError> + 'static,
+        F: Fn(&mut S, &T) -> Result<I, E> + Send + Sync + 'static,
+    {
         let (f, init) = (Arc::new(f), Arc::new(init));
         Self::from_logic(name, move || TryLogic {
             f: Arc::clone(&f),
@@ -309,7 +319,6 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
             init: Arc::clone(&init),
             _types: PhantomData,
         })
-        .with_state()
     }
 }
 

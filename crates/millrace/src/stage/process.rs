@@ -40,9 +40,10 @@ pub(crate) trait Process<T, U>: Send {
     fn process(&mut self, batch: Batch<T>, out: Vec<U>) -> (Batch<U>, Vec<T>);
 }
 
-/// Makes a worker's [`Process`] for a stage, given the stage's context and the worker index.
+/// Makes a worker's [`Process`] for a stage, given the stage's context and the worker index
+/// (shared: a stage fused at the start is built twice, see `segment::standby`).
 pub(crate) type MakeProcess<T, U> =
-    Box<dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn Process<T, U>> + Send + Sync>;
+    Arc<dyn Fn(&Arc<StageCtx<T>>, usize) -> Box<dyn Process<T, U>> + Send + Sync>;
 
 /// A worker's processing of one stage with logic `L`, built by `make` (a `map_with` state's
 /// `init`) on the worker's thread before its first batch, and rebuilt after a panic. A
