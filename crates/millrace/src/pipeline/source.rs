@@ -181,14 +181,17 @@ pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, o
 ///
 /// A clock read costs about 25 ns on the VMs we measure on. Read every 64 items, it took a
 /// fifth of a one-stage pipeline's CPU time (W6-shaped, all threads pinned to one core,
-/// `perf`): 255 M hops/s per core; read every 256, 305 M.
-const CHECK_EVERY: usize = 256;
+/// `perf`: 255 M hops/s per core; read every 256, 305 M). 256 was tried and dropped: it
+/// bounds in items, not in time, how long an item that turns slow mid-batch can hold the
+/// ones before it, and a live tail of 200 items at 10 ms each after a backlog then waited
+/// for all 200 (`tests/adaptive_batches.rs` caught it under CI). At 64 it waits for 64 at most.
+const CHECK_EVERY: usize = 64;
 
 /// Fills `items` (its first item already in, which arrived at `born`) up to `want` items.
-/// The clock is read at 2, 4, 8, … 256 items, then every 256 ([`CHECK_EVERY`]): once the
+/// The clock is read at 2, 4, 8, … 64 items, then every 64 ([`CHECK_EVERY`]): once the
 /// batch has been open past [`FILL_DEADLINE`], it ships with what it has, so items that
 /// start to come slowly in the middle of a batch (a backlog read, then a live tail) wait for
-/// at most as many more as the batch holds, and never more than 256, not for a whole batch. (Between two reads the source waits in the
+/// at most as many more as the batch holds, and never more than 64, not for a whole batch. (Between two reads the source waits in the
 /// iterator's `next`: a source that may wait indefinitely is a [`Submitter`]'s job, which
 /// ships a partial batch as soon as its queue runs dry.) Returns whether the iterator may
 /// have more.
@@ -434,8 +437,8 @@ mod tests {
 
     #[test]
     fn a_batch_that_slows_down_ships_within_one_stride_of_the_slow_item() {
-        // Checkpoints at 2, 4 … 256, 512, 768 …: the deadline passes at item 600, so the
-        // batch ships at the next checkpoint, 768, or earlier if this machine is slow.
+        // Checkpoints at 2, 4 … 64, 128, 192 …: the deadline passes at item 600, so the
+        // batch ships at the next checkpoint, 640, or earlier if this machine is slow.
         let (items, more) = fill_until_shipped(600, 4096);
         assert!(more);
         assert!(
