@@ -90,6 +90,26 @@ impl Streaming {
         }
     }
 
+    /// Waits for `lines` on the child's stdout, in any order (the stages run on several
+    /// workers, and nothing asks for order); as [`expect`](Self::expect) otherwise.
+    fn expect_all(&mut self, lines: &[&str]) {
+        let mut got: Vec<String> = Vec::new();
+        for line in lines {
+            match self.stdout.recv_timeout(PER_LINE) {
+                Ok(line) => got.push(line),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    panic!("{line:?} did not reach stdout within {PER_LINE:?} (got {got:?})");
+                }
+            }
+        }
+        got.sort_unstable();
+        let mut want: Vec<&str> = lines.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+
     /// Sends Ctrl-C with stdin still open; returns the exit code and stderr.
     fn interrupt(mut self) -> (Option<i32>, String) {
         wait_for_handler(&mut self.child);
@@ -108,8 +128,8 @@ fn ctrl_c_ends_a_run_whose_source_waits_on_stdin_and_counts_what_was_read() {
     let mut run = start(&file, &report);
     run.write("event 1");
     run.write("event 2");
-    run.expect("event 1");
-    run.expect("event 2");
+    // (Written back to back, the two lines may go through the grep on two workers at once.)
+    run.expect_all(&["event 1", "event 2"]);
     let (code, stderr) = run.interrupt();
     assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("interrupted (Ctrl-C)"), "{stderr}");
