@@ -46,6 +46,31 @@ impl<T> Clone for Outlet<T> {
     }
 }
 
+/// A connector's pool and batch size without its sender: for a producer that fills batches
+/// of the connector's size but hands them on otherwise (a source fused with the stages after
+/// it, see `segment::pulled_source`). Holding it keeps no connector open.
+pub(crate) struct Stock<T> {
+    pool: Arc<Pool<T>>,
+    size: Arc<BatchSize>,
+}
+
+impl<T> Stock<T> {
+    /// An empty vector for `capacity` items, recycled if the pool has one.
+    pub(crate) fn fresh(&self, capacity: usize) -> Vec<T> {
+        self.pool.take(capacity)
+    }
+
+    /// Gives back an emptied vector.
+    pub(crate) fn recycle(&self, spent: Vec<T>) {
+        self.pool.give(spent);
+    }
+
+    /// The connector's batch size.
+    pub(crate) fn batch_size(&self) -> &BatchSize {
+        &self.size
+    }
+}
+
 /// The receiving end of a connector.
 pub(crate) struct Inlet<T> {
     rx: Receiver<Batch<T>>,
@@ -97,6 +122,14 @@ impl<T> Outlet<T> {
     /// consumer gave one back).
     pub(crate) fn fresh(&self, capacity: usize) -> Vec<T> {
         self.pool.take(capacity)
+    }
+
+    /// The connector's pool, without the sender, for batches of `size`.
+    pub(crate) fn stock(&self, size: Arc<BatchSize>) -> Stock<T> {
+        Stock {
+            pool: Arc::clone(&self.pool),
+            size,
+        }
     }
 
     /// A vector the consumer gave back, if there is one.

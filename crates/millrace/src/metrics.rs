@@ -146,8 +146,9 @@ pub(crate) struct StageMetrics {
     /// can give the capacity in items and what an adaptive size chose.
     pub(crate) batch: Option<Arc<BatchSize>>,
     /// Runs on the previous stage's workers (no connector of its own), at least at the start
-    /// (see [`split`](StageMetrics::split)).
-    fused: bool,
+    /// (see [`split`](StageMetrics::split)); for the source, on the first stage's workers
+    /// (see `segment::pulled_source`).
+    fused: AtomicBool,
     /// For a stage fused at the start that may split off: its input queue once split, in
     /// batches.
     standby_queue: usize,
@@ -173,7 +174,7 @@ impl StageMetrics {
             workers: AtomicUsize::new(workers),
             queue_capacity,
             batch: None,
-            fused: false,
+            fused: AtomicBool::new(false),
             standby_queue: 0,
             split: AtomicBool::new(false),
             slots: (0..slots.max(workers).max(1))
@@ -185,14 +186,19 @@ impl StageMetrics {
     /// Marks the stage as running on the previous stage's workers; `standby_queue` (in
     /// batches) is its input queue should it split off (0 if it never does).
     pub(crate) fn fused(mut self, fused: bool, standby_queue: usize) -> Self {
-        self.fused = fused;
+        self.fused = AtomicBool::new(fused);
         self.standby_queue = standby_queue;
         self
     }
 
     /// Whether it runs on the previous stage's workers now.
     pub(crate) fn is_fused(&self) -> bool {
-        self.fused && !self.split.load(Relaxed)
+        self.fused.load(Relaxed) && !self.split.load(Relaxed)
+    }
+
+    /// Marks the source as cut on the first stage's workers (until it splits off).
+    pub(crate) fn mark_pulled(&self) {
+        self.fused.store(true, Relaxed);
     }
 
     /// Capacity of its input connector now, in batches (0 while fused).

@@ -1,10 +1,12 @@
 //! Adjacent fixed stages with equal worker counts start fused and split once their workers
 //! are all busy (`PipelineBuilder::adaptive_fusion`, on by default): outputs, per-stage
-//! worker bounds and the report hold across the split.
+//! worker bounds and the report hold across the split. An iterator source in front of such
+//! a run is cut on the run's workers until it splits.
 
 mod common;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{within, Inside};
@@ -18,12 +20,32 @@ fn splits(finished: &Finished<Vec<u64>>) -> usize {
         .count()
 }
 
+/// The names of the threads an iterator's `next` ran on.
+#[derive(Clone, Default)]
+struct Threads(Arc<Mutex<BTreeSet<String>>>);
+
+impl Threads {
+    fn record(&self) {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        self.0.lock().expect("no panic holds it").insert(name);
+    }
+
+    fn names(&self) -> BTreeSet<String> {
+        self.0.lock().expect("no panic holds it").clone()
+    }
+}
+
 #[test]
 fn a_busy_fused_run_splits_and_no_stage_runs_more_calls_than_its_count() {
     let (a, b) = (Arc::new(Inside::default()), Arc::new(Inside::default()));
     let (in_a, in_b) = (Arc::clone(&a), Arc::clone(&b));
+    let threads = Threads::default();
+    let on = threads.clone();
     let mut finished = within(60, || {
-        Pipeline::source(0..300u64)
+        Pipeline::source((0..300u64).inspect(move |_| on.record()))
             .autoscale_interval(Duration::from_millis(2))
             .stage(Stage::map("a", move |x: u64| in_a.during(|| x * 2)).workers(2))
             .stage(
@@ -70,6 +92,50 @@ fn a_busy_fused_run_splits_and_no_stage_runs_more_calls_than_its_count() {
         "at most 2 calls at once in each stage, split or not"
     );
     assert_eq!(stages[1].tally.items_in, 300);
+    // The source was cut on the fused workers, then on a thread of its own once split.
+    let names = threads.names();
+    assert!(names.contains("millrace-source"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.starts_with("millrace-b-")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_source_in_front_of_a_cheap_run_is_cut_on_the_runs_workers_and_never_split_off() {
+    let threads = Threads::default();
+    let on = threads.clone();
+    // (The iterator notes its thread now and then: noting it costs more than the stages.)
+    let source = (0..100_000u64).inspect(move |x| {
+        if x % 1000 == 0 {
+            on.record();
+        }
+    });
+    let finished = within(60, || {
+        Pipeline::source(source)
+            .autoscale_interval(Duration::from_millis(5))
+            .stage(Stage::map("a", |x: u64| x + 1).workers(1).capacity(8))
+            .stage(Stage::map("b", |x: u64| x * 3).workers(1).capacity(8))
+            .collect()
+            .run()
+            .expect("the run completes")
+    });
+    let mut output = finished.output.clone();
+    output.sort_unstable();
+    assert_eq!(
+        output,
+        (0..100_000u64).map(|x| (x + 1) * 3).collect::<Vec<_>>()
+    );
+    // Each part's share of an 8-item batch is far below a hand-off (even timed on a busy
+    // machine, where preemption inflates it a few times over): the run stays fused, and
+    // the source with it, on the run's one worker.
+    assert_eq!(splits(&finished), 0, "{}", finished.report);
+    assert_eq!(threads.names(), BTreeSet::from(["millrace-b-0".to_owned()]));
+    let source = finished.report.source();
+    assert_eq!(
+        (source.tally.items_in, source.tally.items_out),
+        (100_000, 100_000)
+    );
 }
 
 #[test]
@@ -97,9 +163,14 @@ fn cheap_equal_stages_deliver_everything_and_the_report_says_how_they_ran() {
         "{}",
         finished.report
     );
-    assert!(
-        !stages[0].fused,
-        "the run's first stage reads the source's connector"
+    assert!(!stages[0].fused, "the run's first stage heads it");
+    // The source was read on the run's workers while the run was fused, on its own thread
+    // once split.
+    assert_eq!(
+        finished.report.source().fused,
+        !split,
+        "{}",
+        finished.report
     );
 }
 

@@ -118,8 +118,20 @@ pub(crate) struct LazyStage {
 pub(crate) struct SplitStage {
     /// The stages of the fused segment.
     pub(crate) stages: Range<usize>,
+    /// Whether the source is cut on the run's workers (see `segment::pulled_source`): its
+    /// time is then the run's too, and it splits off with the stages.
+    pub(crate) with_source: bool,
     pub(crate) scaler: Arc<dyn Scalable>,
 }
+
+/// The least time each part of a fused run (each stage, and the source fused with it) must
+/// spend on a batch for the run to split: split, every batch crosses a connector between
+/// parts, and a hand-off where one side waits (a wake-up) costs 1–5 µs on the VMs we
+/// measure on. Cheap stages stay fused, on any number of cores: W1 written with
+/// `.capacity(1024)` and one worker per stage (256-item batches, well under a microsecond
+/// per stage) split on 16 cores and ran at 92 M items/s, against 108 M unfused and more
+/// fused (`BENCHMARKS.md`); costly ones (W2's 1 µs items fill 50 µs batches) still split.
+const SPLIT_WORTH: Duration = Duration::from_micros(5);
 
 /// The least share of a lazily started segment's worker time spent busy over a tick for
 /// it to grow (and of a fused run's, for it to split).
@@ -165,6 +177,8 @@ struct Controller {
     /// Every stage's counters at the last look at the lazy segments and the fused runs,
     /// batches in progress counted as busy.
     busy_last: Vec<Tally>,
+    /// The source's counters at that look (a source fused with a run is part of its work).
+    source_last: Tally,
     progress: u64,
     last_progress: Instant,
     wedged: bool,
@@ -180,6 +194,7 @@ impl Controller {
     ) -> Self {
         let policy = Policy::new(settings.segments.len(), settings.budget);
         let last: Vec<Tally> = control.ledger.stages.iter().map(|m| m.tally()).collect();
+        let source_last = control.ledger.source.tally();
         Controller {
             control,
             autos,
@@ -188,6 +203,7 @@ impl Controller {
             settings,
             policy,
             busy_last: last.clone(),
+            source_last,
             last,
             progress: 0,
             last_progress: Instant::now(),
@@ -240,11 +256,13 @@ impl Controller {
                 let now: Vec<Tally> = (self.control.ledger.stages.iter())
                     .map(|m| m.tally_at(Some(at)))
                     .collect();
+                let source = self.control.ledger.source.tally_at(Some(at));
                 if lazy {
                     self.grow_lazy(&now);
                 }
-                self.split_busy(&now);
+                self.split_busy(&now, &source);
                 self.busy_last = now;
+                self.source_last = source;
             }
             if let Some((after, policy)) = self.settings.wedge {
                 self.watch(after, policy);
@@ -368,17 +386,35 @@ impl Controller {
     }
 
     /// Splits each run of stages fused at the start whose workers were busy through the last
-    /// tick and none of which waits now (for input or for room): its stages then run at
-    /// once, on workers of their own, rather than in turn on the same ones.
-    fn split_busy(&mut self, now: &[Tally]) {
+    /// tick, none of which waits now (for input or for room), and whose parts each spent at
+    /// least [`SPLIT_WORTH`] on a batch: its stages then run at once, on workers of their
+    /// own, rather than in turn on the same ones. (`source`: the source's counters now.)
+    fn split_busy(&mut self, now: &[Tally], source: &Tally) {
         let stages = &self.control.ledger.stages;
-        let busy_last = &self.busy_last;
+        let (busy_last, source_last) = (&self.busy_last, &self.source_last);
         let mut decisions = Vec::new();
         self.splits.retain(|run| {
             let segment = run.stages.clone();
             let metrics = &stages[segment.clone()];
-            let busy_share = busy_share(&now[segment.clone()], &busy_last[segment.clone()]);
+            // The run's parts: its stages, and the source if it is cut on the run's workers.
+            let mut parts_now = now[segment.clone()].to_vec();
+            let mut parts_before = busy_last[segment.clone()].to_vec();
+            if run.with_source {
+                parts_now.push(source.clone());
+                parts_before.push(source_last.clone());
+            }
+            let busy_share = busy_share(&parts_now, &parts_before);
             if busy_share < SATURATED || waiting(metrics) > 0 {
+                return true;
+            }
+            let batches = now[segment.start]
+                .batches
+                .saturating_sub(busy_last[segment.start].batches);
+            let busy: Duration = (parts_now.iter().zip(&parts_before))
+                .map(|(now, before)| now.busy.saturating_sub(before.busy))
+                .sum();
+            let spent = batches * parts_now.len() as u64;
+            if spent == 0 || busy.as_nanos() / u128::from(spent) < SPLIT_WORTH.as_nanos() {
                 return true;
             }
             if run.scaler.split() {

@@ -31,6 +31,7 @@ use crate::metrics::StageMetrics;
 use crate::response::{
     relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream,
 };
+use crate::segment::pulled_source::PulledSource;
 use crate::segment::worker::MakePull;
 use crate::sync::lock;
 use crate::window::Window;
@@ -68,6 +69,8 @@ pub(crate) struct Launch {
     pub(crate) lazies: Vec<LazyStage>,
     /// The runs of stages fused at the start that may split, as their segments start.
     pub(crate) splits: Vec<SplitStage>,
+    /// Whether the source is cut on the workers of the run fused at the start it feeds.
+    pub(crate) source_pulled: bool,
     pub(crate) budget: usize,
     /// The stages of each segment (stages that share workers), in order.
     pub(crate) segments: Vec<Range<usize>>,
@@ -191,6 +194,7 @@ impl Launch {
             autos: Vec::new(),
             lazies: Vec::new(),
             splits: Vec::new(),
+            source_pulled: false,
             budget,
             segments,
         };
@@ -282,6 +286,9 @@ impl Launch {
         connector(queue, Arc::clone(&self.batch_sizes[index]))
     }
 
+    /// Starts the source: on a thread of its own, or, for an iterator in front of a run
+    /// fused at the start with nothing to admit its batches through, on that run's workers
+    /// (see `segment::pulled_source`).
     pub(crate) fn start_source<S: Send + 'static>(&mut self, source: Source<S>) -> Open<S> {
         let (outlet, inlet) = self.connector_into(0);
         let ctx = SourceCtx {
@@ -292,10 +299,42 @@ impl Launch {
             events: self.route_before(0),
             carried: self.carried_sizes(0),
         };
-        self.spawn("millrace-source".into(), move || {
-            run_source(source, ctx, outlet)
-        });
-        Open::Connected(inlet)
+        let fuses = self.resolved.first().is_some_and(|r| r.splits)
+            && ctx.gate.is_none()
+            && ctx.credits.is_none();
+        match source {
+            Source::Iter(cutter) if fuses => {
+                self.source_pulled = true;
+                let size = self.pulled_batch_size();
+                let pulled = PulledSource::new(cutter, ctx, outlet.stock(size));
+                Open::Pulled {
+                    make_pull: pulled.make_pull(),
+                    split_off: pulled.split_off(outlet),
+                    inlet,
+                }
+            }
+            source => {
+                self.spawn("millrace-source".into(), move || {
+                    run_source(source, ctx, outlet)
+                });
+                Open::Connected(inlet)
+            }
+        }
+    }
+
+    /// The batch size of a source cut on the first stage's workers: no connector holds its
+    /// batches, only the workers' hands, so an adaptive size may grow to the stage's whole
+    /// capacity shared among its workers (rather than a quarter of it, one of the
+    /// connector's [`SLOTS`](crate::batch_size::SLOTS)); a pinned one stays.
+    fn pulled_batch_size(&self) -> Arc<BatchSize> {
+        let first = &self.resolved[0];
+        let connector = &self.batch_sizes[0];
+        Arc::new(if connector.is_adaptive() {
+            let capacity = connector.limit() * crate::batch_size::SLOTS;
+            BatchSize::adaptive((capacity / first.workers.max(1)).max(connector.limit()))
+        } else {
+            BatchSize::pinned(connector.limit())
+        })
     }
 
     /// Starts a thread of the run. If the OS refuses, the refusal becomes the pipeline's
@@ -408,6 +447,13 @@ pub(crate) enum Open<T> {
         last: usize,
         /// For a run of stages fused at the start, its unfused form so far.
         standby: Option<Box<crate::segment::standby::Standby<T>>>,
+    },
+    /// The source, cut on the workers of the run fused at the start that it feeds; once
+    /// the run splits, `split_off` starts its own thread, shipping into `inlet`'s connector.
+    Pulled {
+        make_pull: MakePull<T>,
+        split_off: Box<dyn FnOnce() + Send>,
+        inlet: Inlet<T>,
     },
 }
 

@@ -39,7 +39,7 @@ use plan::{stage_parts, Settings, StagePlan};
 pub use running::{Finished, Handle, Running};
 pub use sink::outputs::Outputs;
 pub use source::Submitter;
-use source::{run_iter, Source};
+use source::{Cutter, Source};
 
 /// What starting a builder yields: the launch, the open end's inlet, a serving pipeline's
 /// responses.
@@ -73,9 +73,7 @@ impl Pipeline<()> {
     {
         let iter = items.into_iter();
         PipelineBuilder::new(Box::new(move |launch: &mut Launch| {
-            launch.start_source(Source::Iter(Box::new(move |ctx, outlet| {
-                run_iter(iter, ctx, outlet)
-            })))
+            launch.start_source(Source::Iter(Box::new(Cutter::new(iter))))
         }))
     }
 

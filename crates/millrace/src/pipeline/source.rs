@@ -37,12 +37,101 @@ use crate::response::Upstream;
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
-/// Runs an iterator source to its end; monomorphised for the iterator's type, so filling a
-/// batch is a tight loop with no dynamic call per item.
-pub(crate) type IterSource<S> = Box<dyn FnOnce(&SourceCtx, &Outlet<S>) + Send>;
+/// An iterator source's items, cut into numbered batches; monomorphised for the iterator's
+/// type, so filling a batch is a tight loop with no dynamic call per item. It runs on the
+/// source's own thread ([`run_iter`]), or on the workers of a run of stages fused at the
+/// start that the source is fused with (`segment::pulled_source`).
+pub(crate) trait Cut<S>: Send {
+    /// Fills `items` (empty, from the connector's pool) with up to `want` items and numbers
+    /// them as the next batch, accounting the source's time. `None` when the iterator has
+    /// ended (or panicked: the run fails then); the flag says whether it may have more.
+    fn cut(
+        &mut self,
+        ctx: &SourceCtx,
+        size: &BatchSize,
+        items: Vec<S>,
+        want: usize,
+    ) -> Option<(Batch<S>, bool)>;
+}
+
+/// [`Cut`] for an iterator: the ids and sequence numbers given so far.
+pub(crate) struct Cutter<I> {
+    iter: I,
+    next_id: u64,
+    seq: u64,
+    ended: bool,
+}
+
+impl<I> Cutter<I> {
+    pub(crate) fn new(iter: I) -> Self {
+        Cutter {
+            iter,
+            next_id: 0,
+            seq: 0,
+            ended: false,
+        }
+    }
+}
+
+impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
+    fn cut(
+        &mut self,
+        ctx: &SourceCtx,
+        size: &BatchSize,
+        mut items: Vec<S>,
+        want: usize,
+    ) -> Option<(Batch<S>, bool)> {
+        if self.ended {
+            return None;
+        }
+        let start = Instant::now();
+        // A batch is born when its first item arrives: the wait for that item is the
+        // iterator's time, not the item's, so latency counts from there.
+        let mut born = start;
+        let iter = &mut self.iter;
+        let filled = ctx.control.catch(|| match iter.next() {
+            Some(first) => {
+                born = Instant::now();
+                items.push(first);
+                fill_rest(iter, &mut items, want, born)
+            }
+            None => false,
+        });
+        let more = match filled {
+            Ok(more) => more,
+            Err(payload) => {
+                ctx.control
+                    .fail(RunErrorKind::SourcePanicked(panic_message(&*payload)));
+                false
+            }
+        };
+        self.ended = !more;
+        let took = start.elapsed();
+        let counters = ctx.counters();
+        counters.add_time(&counters.busy_ns, took);
+        if items.is_empty() {
+            self.ended = true;
+            return None;
+        }
+        let len = items.len();
+        size.filled(len, took, born - start);
+        let batch = Batch {
+            seq: self.seq,
+            born,
+            ids: Ids::Range {
+                start: self.next_id,
+                len,
+            },
+            items,
+        };
+        self.next_id += len as u64;
+        self.seq += 1;
+        Some((batch, more))
+    }
+}
 
 pub(crate) enum Source<S> {
-    Iter(IterSource<S>),
+    Iter(Box<dyn Cut<S>>),
     Submitted(Receiver<(ItemId, S)>, Weak<SubmitShared<S>>),
 }
 
@@ -81,7 +170,7 @@ impl SourceCtx {
         }
     }
 
-    fn counters(&self) -> &Counters {
+    pub(crate) fn counters(&self) -> &Counters {
         self.metrics.slot(0)
     }
 
@@ -119,58 +208,22 @@ impl SourceCtx {
 
 pub(crate) fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, outlet: Outlet<S>) {
     match source {
-        Source::Iter(run) => run(&ctx, &outlet),
+        Source::Iter(mut cutter) => run_iter(&mut *cutter, &ctx, &outlet),
         Source::Submitted(rx, shared) => run_submitted(rx, shared, &ctx, &outlet),
     }
 }
 
-pub(crate) fn run_iter<S, I: Iterator<Item = S>>(mut iter: I, ctx: &SourceCtx, outlet: &Outlet<S>) {
+/// Runs an iterator source on a thread of its own: cuts batches and ships them, until the
+/// iterator ends or the run stops.
+pub(crate) fn run_iter<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, outlet: &Outlet<S>) {
     let size = outlet.batch_size();
-    let mut next_id = 0u64;
-    let mut seq = 0u64;
     while !ctx.control.signals.stopping() {
         let want = size.fill_size(&ctx.carried);
-        let start = Instant::now();
-        let mut items = outlet.fresh(want);
-        // A batch is born when its first item arrives: the wait for that item is the
-        // iterator's time, not the item's, so latency counts from there.
-        let mut born = start;
-        let filled = ctx.control.catch(|| match iter.next() {
-            Some(first) => {
-                born = Instant::now();
-                items.push(first);
-                fill_rest(&mut iter, &mut items, want, born)
-            }
-            None => false,
-        });
-        let more = match filled {
-            Ok(more) => more,
-            Err(payload) => {
-                ctx.control
-                    .fail(RunErrorKind::SourcePanicked(panic_message(&*payload)));
-                false
-            }
-        };
-        let took = start.elapsed();
-        let counters = ctx.counters();
-        counters.add_time(&counters.busy_ns, took);
-        if items.is_empty() {
+        let Some((batch, more)) = cutter.cut(ctx, size, outlet.fresh(want), want) else {
             break;
-        }
-        let len = items.len();
-        size.filled(len, took, born - start);
-        let first = next_id;
-        let batch = Batch {
-            seq,
-            born,
-            ids: Ids::Range {
-                start: next_id,
-                len,
-            },
-            items,
         };
-        next_id += len as u64;
-        seq += 1;
+        // (A cut batch is never empty; its first id is the source position of its first item.)
+        let first = batch.ids.get(0).0;
         if !ctx.ship(outlet, batch, first) || !more {
             break;
         }

@@ -182,15 +182,16 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
     parts
 }
 
-/// The run's worker threads: the source's, each segment's (fused stages share theirs) and
-/// the sink's. An async stage counts as its one worker: its other threads mostly wait.
+/// The run's worker threads: the source's (unless it ran on the first stage's workers), each
+/// segment's (fused stages share theirs) and the sink's. An async stage counts as its one
+/// worker: its other threads mostly wait.
 pub(super) fn worker_threads(
     source: &StageReport,
     stages: &[StageReport],
     segments: &[Range<usize>],
     sink: &StageReport,
 ) -> usize {
-    source.workers
+    usize::from(!source.fused) * source.workers
         + segments
             .iter()
             .filter_map(|segment| stages.get(segment.start))

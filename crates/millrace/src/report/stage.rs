@@ -34,7 +34,9 @@ pub struct StageReport {
     /// [`PipelineBuilder::fuse`](crate::PipelineBuilder::fuse); a run of stages that
     /// started fused and split, see
     /// [`PipelineBuilder::adaptive_fusion`](crate::PipelineBuilder::adaptive_fusion), reads
-    /// `false` and has a queue of its own).
+    /// `false` and has a queue of its own). For the source: whether its iterator was read on
+    /// the first stage's workers rather than on a thread of its own (an iterator in front of
+    /// a run fused at the start, until the run splits).
     pub fused: bool,
     /// Its counters.
     pub tally: Tally,

@@ -22,7 +22,8 @@ use super::{Latency, Report};
 const ERRORS_SHOWN: usize = 10;
 
 /// A stage's queue column: its mean fill, `fused` for a stage with no queue of its own
-/// (it runs on the previous stage's workers), `-` for the source.
+/// (it runs on the previous stage's workers; the source, on the first stage's), `-` for the
+/// source otherwise.
 fn queue_cell(s: &StageReport) -> String {
     if s.fused {
         "fused".into()

@@ -26,6 +26,7 @@
 pub(crate) mod asynchronous;
 pub(crate) mod crew;
 pub(crate) mod handover;
+pub(crate) mod pulled_source;
 pub(crate) mod standby;
 pub(crate) mod worker;
 
@@ -128,17 +129,22 @@ impl Launch {
     /// segment, and a fixed one that starts fewer workers than its count (its resolved
     /// `start`), keep the means to start more and are handed to the controller.
     pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
-        let Open::Pending {
-            make_pull,
-            workers,
-            last,
-            standby,
-        } = open
-        else {
-            let Open::Connected(inlet) = open else {
-                unreachable!()
-            };
-            return inlet;
+        let (make_pull, workers, last, standby) = match open {
+            Open::Pending {
+                make_pull,
+                workers,
+                last,
+                standby,
+            } => (make_pull, workers, last, standby),
+            Open::Connected(inlet) => return inlet,
+            // (The launch pulls the source only into a run fused at the start, whose first
+            // stage takes it in `start_stage`; anything else gets the source's own thread.)
+            Open::Pulled {
+                split_off, inlet, ..
+            } => {
+                split_off();
+                return inlet;
+            }
         };
         let (outlet, inlet) = self.connector_into(next);
         let metrics = Arc::clone(&self.control.ledger.stages[last]);
@@ -193,7 +199,12 @@ impl Launch {
                 scaler,
             });
         } else if splits {
-            self.splits.push(SplitStage { stages, scaler });
+            let with_source = self.source_pulled && stages.start == 0;
+            self.splits.push(SplitStage {
+                stages,
+                with_source,
+                scaler,
+            });
         }
         inlet
     }
@@ -270,6 +281,20 @@ impl Launch {
                     })
                 });
                 (make_pull, standby)
+            }
+            // The source, fused with the run this stage starts; once the run splits, this
+            // stage's own workers read from the connector the source then ships into.
+            Open::Pulled {
+                make_pull,
+                split_off,
+                inlet,
+            } if splits => {
+                let standby = Box::new(Standby {
+                    starts: vec![split_off],
+                    make_pull: then(pull_from(inlet)),
+                    first: index,
+                });
+                (make_pull, Some(standby))
             }
             open => {
                 let inlet = self.connect(open, index);

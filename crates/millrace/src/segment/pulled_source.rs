@@ -1,0 +1,140 @@
+//! A source fused with the run of stages after it: the run's workers cut the source's
+//! batches themselves, so no item crosses a connector, and no thread waits on another,
+//! before the run's first stage.
+//!
+//! The launch fuses the source this way when the pipeline's first stages are a run fused at
+//! the start (see `plan::fuse_at_the_start`), its items come from an iterator, and nothing
+//! admits the source's batches (no ordered stage, no response path: a worker must never wait
+//! for room in a window while it holds items of its own). A cheap run then runs on as many
+//! threads as it has workers, where it ran on those and the source's: W1 written with
+//! `.capacity(1024)` and one worker per stage (two threads on two cores, not three) went
+//! from 144 M to the figure in `BENCHMARKS.md`.
+//!
+//! The workers take turns at the iterator (a lock around its [`Cut`]). The source is
+//! accounted as before (its own busy time, items and batches), and the connector into the
+//! first stage is built as usual but stands by: when the run splits, the source gets a thread
+//! of its own again ([`PulledSource::split_off`]) and ships into that connector, which the
+//! first stage's own workers read from, like any stage of a split run.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::connector::{Outlet, Poll, Stock};
+use crate::error::{BuildError, RunErrorKind};
+use crate::item::Batch;
+use crate::pipeline::source::{run_iter, Cut, SourceCtx};
+use crate::sync::{lock, Mutex};
+
+use super::worker::{Intake, MakePull, Pull};
+
+/// The source's iterator and what its batches need, shared by the workers that cut them.
+pub(crate) struct PulledSource<S> {
+    cutter: Mutex<Box<dyn Cut<S>>>,
+    ctx: SourceCtx,
+    /// The pool and batch size of the connector into the first stage.
+    stock: Stock<S>,
+}
+
+impl<S: Send + 'static> PulledSource<S> {
+    pub(crate) fn new(cutter: Box<dyn Cut<S>>, ctx: SourceCtx, stock: Stock<S>) -> Arc<Self> {
+        ctx.metrics.mark_pulled();
+        Arc::new(PulledSource {
+            cutter: Mutex::new(cutter),
+            ctx,
+            stock,
+        })
+    }
+
+    /// Makes each worker's pull of the source.
+    pub(crate) fn make_pull(self: &Arc<Self>) -> MakePull<S> {
+        let source = Arc::clone(self);
+        Arc::new(move |_worker| {
+            Box::new(SourcePull {
+                source: Arc::clone(&source),
+                taken: (Instant::now(), 0),
+                short: false,
+            })
+        })
+    }
+
+    /// What starts the source's own thread when the run splits, shipping into `outlet` (the
+    /// connector into the first stage). Dropped unstarted (a run that never split), it
+    /// drops `outlet`, so the end of input still travels on.
+    pub(crate) fn split_off(self: &Arc<Self>, outlet: Outlet<S>) -> Box<dyn FnOnce() + Send> {
+        let source = Arc::clone(self);
+        Box::new(move || {
+            source.ctx.metrics.mark_split();
+            let control = Arc::clone(&source.ctx.control);
+            let name = "millrace-source";
+            let body = control.trace.in_thread(name, move || {
+                let mut cutter = lock(&source.cutter);
+                run_iter(&mut **cutter, &source.ctx, &outlet);
+            });
+            match std::thread::Builder::new().name(name.into()).spawn(body) {
+                Ok(handle) => lock(&control.ledger.extra_threads).push(handle),
+                // Nothing would feed the first stage: end the run rather than hang.
+                Err(why) => control.fail_hard(RunErrorKind::Build(BuildError::thread(name, &why))),
+            }
+        })
+    }
+}
+
+/// One worker's pull of the source: it cuts the next batch itself.
+struct SourcePull<S> {
+    source: Arc<PulledSource<S>>,
+    /// When the last batch was cut, and its items.
+    taken: (Instant, usize),
+    /// Whether the last batch came out short (the iterator slowed down): the next poll says
+    /// there is nothing ready, so the worker sends what it holds before the iterator waits.
+    short: bool,
+}
+
+impl<S: Send> SourcePull<S> {
+    fn cut(&mut self) -> Option<Batch<S>> {
+        let source = &*self.source;
+        let signals = &source.ctx.control.signals;
+        if signals.stopping() || signals.cancelled() {
+            return None;
+        }
+        let size = source.stock.batch_size();
+        let want = size.fill_size(&source.ctx.carried);
+        let items = source.stock.fresh(want);
+        let (batch, _more) = lock(&source.cutter).cut(&source.ctx, size, items, want)?;
+        let n = batch.len();
+        self.short = n < want;
+        self.taken = (Instant::now(), n);
+        let counters = source.ctx.counters();
+        counters.add(&counters.items_in, n as u64);
+        counters.add(&counters.items_out, n as u64);
+        counters.add(&counters.batches, 1);
+        Some(batch)
+    }
+}
+
+impl<S: Send> Pull<S> for SourcePull<S> {
+    fn poll(&mut self) -> Poll<S> {
+        if std::mem::take(&mut self.short) {
+            return Poll::Empty;
+        }
+        match self.cut() {
+            Some(batch) => Poll::Ready(batch),
+            None => Poll::Closed,
+        }
+    }
+
+    fn recv(&mut self) -> Option<Batch<S>> {
+        self.cut()
+    }
+
+    fn recycle(&mut self, spent: Vec<S>) {
+        self.source.stock.recycle(spent);
+    }
+
+    fn intake(&self) -> Option<Intake<'_>> {
+        Some(Intake {
+            at: self.taken.0,
+            items: self.taken.1,
+            size: self.source.stock.batch_size(),
+        })
+    }
+}
