@@ -69,6 +69,11 @@ impl<T> Stock<T> {
     pub(crate) fn batch_size(&self) -> &BatchSize {
         &self.size
     }
+
+    /// The connector's batch size, shared.
+    pub(crate) fn batch_size_arc(&self) -> &Arc<BatchSize> {
+        &self.size
+    }
 }
 
 /// The receiving end of a connector.

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::batch_size::BatchSize;
+use crate::sync::{lock, Mutex};
 
 /// One worker's counters.
 #[derive(Default, Debug)]
@@ -145,6 +146,9 @@ pub(crate) struct StageMetrics {
     /// The batch size of the stage's input connector (`None`: not known), so that reports
     /// can give the capacity in items and what an adaptive size chose.
     pub(crate) batch: Option<Arc<BatchSize>>,
+    /// For the source, while its batches are cut on the first stage's workers (see
+    /// `segment::pulled_source`): their batch size (no connector carries them).
+    pulled_batch: Mutex<Option<Arc<BatchSize>>>,
     /// Runs on the previous stage's workers (no connector of its own), at least at the start
     /// (see [`split`](StageMetrics::split)); for the source, on the first stage's workers
     /// (see `segment::pulled_source`).
@@ -174,6 +178,7 @@ impl StageMetrics {
             workers: AtomicUsize::new(workers),
             queue_capacity,
             batch: None,
+            pulled_batch: Mutex::new(None),
             fused: AtomicBool::new(false),
             standby_queue: 0,
             split: AtomicBool::new(false),
@@ -196,11 +201,6 @@ impl StageMetrics {
         self.fused.load(Relaxed) && !self.split.load(Relaxed)
     }
 
-    /// Marks the source as cut on the first stage's workers (until it splits off).
-    pub(crate) fn mark_pulled(&self) {
-        self.fused.store(true, Relaxed);
-    }
-
     /// Capacity of its input connector now, in batches (0 while fused).
     pub(crate) fn queue_capacity(&self) -> usize {
         if self.split.load(Relaxed) {
@@ -213,6 +213,19 @@ impl StageMetrics {
     /// Records that it split off the stage before and now reads its own connector.
     pub(crate) fn mark_split(&self) {
         self.split.store(true, Relaxed);
+    }
+
+    /// Marks the source as cut on the first stage's workers (until it splits off), in
+    /// batches of `size`.
+    pub(crate) fn mark_pulled(&self, size: Arc<BatchSize>) {
+        *lock(&self.pulled_batch) = Some(size);
+        self.fused.store(true, Relaxed);
+    }
+
+    /// The batch size of the source's batches while they are cut on the first stage's
+    /// workers.
+    pub(crate) fn pulled_batch(&self) -> Option<Arc<BatchSize>> {
+        lock(&self.pulled_batch).clone().filter(|_| self.is_fused())
     }
 
     /// Sets the batch size of the stage's input connector.

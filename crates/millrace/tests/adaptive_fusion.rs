@@ -136,6 +136,11 @@ fn a_source_in_front_of_a_cheap_run_is_cut_on_the_runs_workers_and_never_split_o
         (source.tally.items_in, source.tally.items_out),
         (100_000, 100_000)
     );
+    // No connector holds the source's batches: they may take the first stage's whole
+    // capacity (one worker), not a quarter of it.
+    assert!(source.fused);
+    assert_eq!(source.batch_limit, 8);
+    assert!((1..=8).contains(&source.batch));
 }
 
 #[test]

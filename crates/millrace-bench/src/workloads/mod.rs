@@ -282,19 +282,26 @@ pub fn take_last_report() -> Option<Report> {
 pub fn chosen(report: &Report) -> String {
     let mut parts: Vec<String> = Vec::new();
     let stages = report.stages();
+    // A source read on the first stages' workers: its batches are theirs (no connector).
+    let source = Some(report.source()).filter(|s| s.fused);
     let mut i = 0;
     while i < stages.len() {
         let first = &stages[i];
         let mut names = vec![first.name.clone()];
+        let mut batched = first;
+        if let (0, Some(source)) = (i, source) {
+            names.insert(0, "source".to_owned());
+            batched = source;
+        }
         let mut j = i + 1;
         while j < stages.len() && stages[j].fused {
             names.push(stages[j].name.clone());
             j += 1;
         }
-        let batch = if first.batch_adaptive {
-            format!("batch {} (≤ {})", first.batch, first.batch_limit)
+        let batch = if batched.batch_adaptive {
+            format!("batch {} (≤ {})", batched.batch, batched.batch_limit)
         } else {
-            format!("batch {} (pinned)", first.batch)
+            format!("batch {} (pinned)", batched.batch)
         };
         let workers = match first.workers {
             1 => "1 worker".to_owned(),

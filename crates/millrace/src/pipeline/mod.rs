@@ -63,8 +63,10 @@ impl<R> fmt::Debug for Pipeline<R> {
 }
 
 impl Pipeline<()> {
-    /// Starts a pipeline whose items come from `items`, read on a thread of its own. Item
-    /// ids count from 0 in iteration order.
+    /// Starts a pipeline whose items come from `items`, read on a thread of its own (or, in
+    /// front of equal fixed stages, on their workers until they split: see
+    /// [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Item ids count from 0 in
+    /// iteration order.
     pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
     where
         I: IntoIterator,
@@ -426,16 +428,26 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// * stages with more workers than the budget (they start lazily, see
     ///   [`lazy_workers`](PipelineBuilder::lazy_workers)), and async stages.
     ///
+    /// When such a run is the pipeline's first stages and its items come from an iterator
+    /// ([`Pipeline::source`](crate::Pipeline::source)), with no ordered stage and no response
+    /// path, the source is fused too: the run's workers take turns reading the iterator,
+    /// in batches of up to the first stage's capacity shared among them, so no item waits in
+    /// a connector before the run. (A [`Submitter`](crate::Submitter) keeps its thread.)
+    ///
     /// Cheap stages stay fused (W1 with one worker per stage and `.capacity(1024)`, two
-    /// cores: 42 M items/s on five threads, 145 M fused; `BENCHMARKS.md`). The controller
-    /// looks every [`autoscale_interval`](PipelineBuilder::autoscale_interval) (100 ms by
-    /// default): the first time the segment's workers were busy through the interval and
-    /// none waits for input or room, it splits the run. Each stage then gets `n` workers of
-    /// its own, reading a connector of its own, so costly stages run at once. A stage never
-    /// runs more than `n` calls at once, before, during or after the split. The report says
-    /// whether a stage ran fused at the end ([`StageReport::fused`](crate::StageReport::fused))
-    /// and records the split as a [`Decision`](crate::Decision) with the worker count
-    /// unchanged ([`DecisionReason::Split`](crate::DecisionReason::Split)).
+    /// cores: 42 M items/s on five threads, 145 M with the stages fused, about 200 M with
+    /// the source fused as well; `BENCHMARKS.md`). The controller looks every
+    /// [`autoscale_interval`](PipelineBuilder::autoscale_interval) (100 ms by default): the
+    /// first time the segment's workers were busy through the interval, none waits for
+    /// input or room, and each part of the run (each stage, and the source if fused) spent
+    /// at least 5 µs on a batch, it splits the run; below that, a hand-off between threads
+    /// would cost about as much as the part's work. Each stage then gets `n` workers of its
+    /// own, reading a connector of its own, and a fused source a thread of its own, so
+    /// costly stages run at once. A stage never runs more than `n` calls at once, before,
+    /// during or after the split. The report says whether a stage (or the source) ran fused
+    /// at the end ([`StageReport::fused`](crate::StageReport::fused)) and records the split as
+    /// a [`Decision`](crate::Decision) with the worker count unchanged
+    /// ([`DecisionReason::Split`](crate::DecisionReason::Split)).
     ///
     /// `false` starts each stage on threads of its own, as
     /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them. [`fuse`](PipelineBuilder::fuse)

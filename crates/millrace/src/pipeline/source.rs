@@ -2,6 +2,8 @@
 //!
 //! Items come from an iterator read on this thread ([`Pipeline::source`](crate::Pipeline::source))
 //! or from [`Submitter`]s on any thread ([`Pipeline::submitter`](crate::Pipeline::submitter)).
+//! An iterator's batches are cut by a [`Cut`], which the workers of a run of stages fused at
+//! the start may run instead of this thread (`segment::pulled_source`).
 //! Either way the source gives each item its [`ItemId`], cuts batches of the first
 //! connector's [batch size](crate::batch_size) (and measures its own pace for it), numbers them for ordered stages, and admits each batch through the first
 //! ordered stage's reorder window and, when the response path is on, the in-flight window.

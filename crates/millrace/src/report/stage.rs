@@ -22,7 +22,9 @@ pub struct StageReport {
     pub queue_capacity: usize,
     /// Items per batch on its input connector when the report was made: the size pinned,
     /// or what the adaptive size had chosen (see [`Stage::batch`](crate::Stage::batch)). 0
-    /// for the source, for a fused stage, and where the run did not record it.
+    /// for the source, for a fused stage, and where the run did not record it; for a source
+    /// read on the first stage's workers ([`fused`](StageReport::fused)), the size of the
+    /// batches they cut (at most the first stage's capacity shared among its workers).
     pub batch: usize,
     /// The most items a batch on its input connector may hold (the pinned size, or the
     /// adaptive size's limit: the capacity over four).
@@ -83,7 +85,9 @@ impl StageReport {
         } else {
             0.0
         };
-        let batch = m.batch.as_deref().filter(|_| queue_capacity > 0);
+        // (A source cut on the first stage's workers has its batch size, and no queue.)
+        let batch = (m.pulled_batch()).or_else(|| m.batch.clone().filter(|_| queue_capacity > 0));
+        let batch = batch.as_deref();
         StageReport {
             name: m.name.to_string(),
             workers: m.workers(),

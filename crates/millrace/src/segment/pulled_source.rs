@@ -37,7 +37,7 @@ pub(crate) struct PulledSource<S> {
 
 impl<S: Send + 'static> PulledSource<S> {
     pub(crate) fn new(cutter: Box<dyn Cut<S>>, ctx: SourceCtx, stock: Stock<S>) -> Arc<Self> {
-        ctx.metrics.mark_pulled();
+        ctx.metrics.mark_pulled(Arc::clone(stock.batch_size_arc()));
         Arc::new(PulledSource {
             cutter: Mutex::new(cutter),
             ctx,
