@@ -47,7 +47,12 @@ fn a_busy_fused_run_splits_and_no_stage_runs_more_calls_than_its_count() {
     let mut finished = within(60, || {
         Pipeline::source((0..300u64).inspect(move |_| on.record()))
             .autoscale_interval(Duration::from_millis(2))
-            .stage(Stage::map("a", move |x: u64| in_a.during(|| x * 2)).workers(2))
+            // (A small capacity: the source is read on the run's workers until it splits.)
+            .stage(
+                Stage::map("a", move |x: u64| in_a.during(|| x * 2))
+                    .workers(2)
+                    .capacity(64),
+            )
             .stage(
                 Stage::map("b", move |x: u64| {
                     in_b.during(|| {
@@ -55,7 +60,8 @@ fn a_busy_fused_run_splits_and_no_stage_runs_more_calls_than_its_count() {
                         x + 1
                     })
                 })
-                .workers(2),
+                .workers(2)
+                .capacity(64),
             )
             .collect()
             .run()
@@ -169,14 +175,9 @@ fn cheap_equal_stages_deliver_everything_and_the_report_says_how_they_ran() {
         finished.report
     );
     assert!(!stages[0].fused, "the run's first stage heads it");
-    // The source was read on the run's workers while the run was fused, on its own thread
-    // once split.
-    assert_eq!(
-        finished.report.source().fused,
-        !split,
-        "{}",
-        finished.report
-    );
+    // The default capacity lets the source's connector carry large batches: the source
+    // keeps a thread of its own beside the run.
+    assert!(!finished.report.source().fused, "{}", finished.report);
 }
 
 #[test]

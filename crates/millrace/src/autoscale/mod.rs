@@ -127,11 +127,18 @@ pub(crate) struct SplitStage {
 /// The least time each part of a fused run (each stage, and the source fused with it) must
 /// spend on a batch for the run to split: split, every batch crosses a connector between
 /// parts, and a hand-off where one side waits (a wake-up) costs 1–5 µs on the VMs we
-/// measure on. Cheap stages stay fused, on any number of cores: W1 written with
-/// `.capacity(1024)` and one worker per stage (256-item batches, well under a microsecond
-/// per stage) split on 16 cores and ran at 92 M items/s, against 108 M unfused and more
-/// fused (`BENCHMARKS.md`); costly ones (W2's 1 µs items fill 50 µs batches) still split.
+/// measure on. W1 written with `.capacity(1024)` and one worker per stage (256-item batches,
+/// well under a microsecond per stage) split on 16 cores and ran at 92 M items/s, against
+/// 108 M unfused and more fused (`BENCHMARKS.md`).
 const SPLIT_WORTH: Duration = Duration::from_micros(5);
+
+/// The least time each part of a fused run must spend on an item for the run to split, so
+/// that large batches of cheap items stay fused too: split, every item also moves between
+/// cores once per part, and a nanosecond stage gains nothing from a core of its own. Ten
+/// W6-shaped hops (under a nanosecond each) ran at 1.5 G hops/s per core fused on one
+/// thread, 0.3–0.9 G split (the scale sweep in `BENCHMARKS.md`); W2's 1 µs stages still
+/// split.
+const SPLIT_WORTH_PER_ITEM: Duration = Duration::from_nanos(50);
 
 /// The least share of a lazily started segment's worker time spent busy over a tick for
 /// it to grow (and of a fused run's, for it to split).
@@ -386,9 +393,10 @@ impl Controller {
     }
 
     /// Splits each run of stages fused at the start whose workers were busy through the last
-    /// tick, none of which waits now (for input or for room), and whose parts each spent at
-    /// least [`SPLIT_WORTH`] on a batch: its stages then run at once, on workers of their
-    /// own, rather than in turn on the same ones. (`source`: the source's counters now.)
+    /// tick, none of which waits now (for input or for room), and whose parts spent on
+    /// average at least [`SPLIT_WORTH`] on a batch and [`SPLIT_WORTH_PER_ITEM`] on an item:
+    /// its stages then run at once, on workers of their own, rather than in turn on the same
+    /// ones. (`source`: the source's counters now.)
     fn split_busy(&mut self, now: &[Tally], source: &Tally) {
         let stages = &self.control.ledger.stages;
         let (busy_last, source_last) = (&self.busy_last, &self.source_last);
@@ -407,14 +415,17 @@ impl Controller {
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 return true;
             }
-            let batches = now[segment.start]
-                .batches
-                .saturating_sub(busy_last[segment.start].batches);
+            let (first_now, first_before) = (&now[segment.start], &busy_last[segment.start]);
+            let batches = first_now.batches.saturating_sub(first_before.batches);
+            let items = first_now.items_in.saturating_sub(first_before.items_in);
             let busy: Duration = (parts_now.iter().zip(&parts_before))
                 .map(|(now, before)| now.busy.saturating_sub(before.busy))
                 .sum();
-            let spent = batches * parts_now.len() as u64;
-            if spent == 0 || busy.as_nanos() / u128::from(spent) < SPLIT_WORTH.as_nanos() {
+            let per_part = busy.as_nanos() / parts_now.len() as u128;
+            let worth = |count: u64, least: Duration| {
+                count > 0 && per_part / u128::from(count) >= least.as_nanos()
+            };
+            if !worth(batches, SPLIT_WORTH) || !worth(items, SPLIT_WORTH_PER_ITEM) {
                 return true;
             }
             if run.scaler.split() {

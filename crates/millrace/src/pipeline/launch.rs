@@ -42,6 +42,16 @@ use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, S
 use super::sink::{SinkCtx, SINK};
 use super::source::{run_source, Credits, Source, SourceCtx};
 
+/// The batch limit of the connector into the first stage below which an iterator source is
+/// read on the workers of a run fused at the start rather than on its own thread (see
+/// `segment::pulled_source`). Small batches cost a hand-off every few hundred items, which
+/// cheap stages cannot amortise; large ones cost little, and a source on its own thread runs
+/// beside the run. W1 with one worker per stage, M items/s by `.capacity` (batch limit a
+/// quarter of it), source read on the worker / on its own thread, two cores, three runs:
+/// 1,024: 171–209 / 116–152; 2,048: 191–207 / 167–216; 4,096: 209–291 / 226–235; 8,192:
+/// 214–233 / 268–295; 16,384 (the default): 214–220 / 295–300.
+const PULL_BELOW: usize = 2048;
+
 pub(crate) struct Launch {
     pub(crate) settings: Settings,
     pub(crate) resolved: Vec<Resolved>,
@@ -300,6 +310,7 @@ impl Launch {
             carried: self.carried_sizes(0),
         };
         let fuses = self.resolved.first().is_some_and(|r| r.splits)
+            && self.batch_sizes[0].limit() < PULL_BELOW
             && ctx.gate.is_none()
             && ctx.credits.is_none();
         match source {

@@ -64,8 +64,8 @@ impl<R> fmt::Debug for Pipeline<R> {
 
 impl Pipeline<()> {
     /// Starts a pipeline whose items come from `items`, read on a thread of its own (or, in
-    /// front of equal fixed stages, on their workers until they split: see
-    /// [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Item ids count from 0 in
+    /// front of equal fixed stages of a small capacity, on their workers until they split:
+    /// see [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Item ids count from 0 in
     /// iteration order.
     pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
     where
@@ -428,20 +428,24 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// * stages with more workers than the budget (they start lazily, see
     ///   [`lazy_workers`](PipelineBuilder::lazy_workers)), and async stages.
     ///
-    /// When such a run is the pipeline's first stages and its items come from an iterator
-    /// ([`Pipeline::source`](crate::Pipeline::source)), with no ordered stage and no response
-    /// path, the source is fused too: the run's workers take turns reading the iterator,
-    /// in batches of up to the first stage's capacity shared among them, so no item waits in
-    /// a connector before the run. (A [`Submitter`](crate::Submitter) keeps its thread.)
+    /// When such a run is the pipeline's first stages, its items come from an iterator
+    /// ([`Pipeline::source`](crate::Pipeline::source)), the first stage's capacity is small
+    /// (under 8,192 items: batches under 2,048, too small for cheap stages to amortise a
+    /// hand-off), and there is no ordered stage and no response path, the source is fused
+    /// too: the run's workers take turns reading the iterator, in batches of up to the first
+    /// stage's capacity shared among them, so no item waits in a connector before the run.
+    /// With larger batches the source keeps its thread, beside the run, and so does a
+    /// [`Submitter`](crate::Submitter).
     ///
     /// Cheap stages stay fused (W1 with one worker per stage and `.capacity(1024)`, two
     /// cores: 42 M items/s on five threads, 145 M with the stages fused, about 200 M with
     /// the source fused as well; `BENCHMARKS.md`). The controller looks every
     /// [`autoscale_interval`](PipelineBuilder::autoscale_interval) (100 ms by default): the
     /// first time the segment's workers were busy through the interval, none waits for
-    /// input or room, and each part of the run (each stage, and the source if fused) spent
-    /// at least 5 µs on a batch, it splits the run; below that, a hand-off between threads
-    /// would cost about as much as the part's work. Each stage then gets `n` workers of its
+    /// input or room, and the run's parts (each stage, and the source if fused) spent on
+    /// average at least 5 µs on a batch and 50 ns on an item, it splits the run; below
+    /// that, handing batches and items between threads would cost about as much as the
+    /// parts' work, on any number of cores. Each stage then gets `n` workers of its
     /// own, reading a connector of its own, and a fused source a thread of its own, so
     /// costly stages run at once. A stage never runs more than `n` calls at once, before,
     /// during or after the split. The report says whether a stage (or the source) ran fused

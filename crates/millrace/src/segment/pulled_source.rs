@@ -3,12 +3,15 @@
 //! before the run's first stage.
 //!
 //! The launch fuses the source this way when the pipeline's first stages are a run fused at
-//! the start (see `plan::fuse_at_the_start`), its items come from an iterator, and nothing
-//! admits the source's batches (no ordered stage, no response path: a worker must never wait
-//! for room in a window while it holds items of its own). A cheap run then runs on as many
-//! threads as it has workers, where it ran on those and the source's: W1 written with
-//! `.capacity(1024)` and one worker per stage (two threads on two cores, not three) went
-//! from 144 M to the figure in `BENCHMARKS.md`.
+//! the start (see `plan::fuse_at_the_start`), its items come from an iterator, the connector
+//! into the first stage would carry small batches (`launch::PULL_BELOW`: larger ones amortise
+//! the hand-off, and a source on its own thread runs beside the run), and nothing admits the
+//! source's batches (no ordered stage, no response path: a worker must never wait for room
+//! in a window while it holds items of its own). A cheap run then runs on as many threads as
+//! it has workers, where it ran on those and the source's, and in batches of up to the first
+//! stage's capacity shared among its workers (no connector holds them): W1 written with
+//! `.capacity(1024)` and one worker per stage went from 144 M to about 200 M items/s on two
+//! cores (`BENCHMARKS.md`).
 //!
 //! The workers take turns at the iterator (a lock around its [`Cut`]). The source is
 //! accounted as before (its own busy time, items and batches), and the connector into the
