@@ -3,7 +3,9 @@
 //! retires, and the end of input is always noticed by a last worker, even when a worker is
 //! added while the others leave. Also the hand-over of a run of stages fused at the start
 //! (`segment::handover`): the stages' own workers start only once every fused
-//! worker has left, exactly when the request came before the end.
+//! worker has left, exactly when the request came before the end; and a source read on the
+//! fused workers (`segment::pulled_source`) hands over to its own thread with every batch
+//! cut exactly once, never by its thread beside a fused worker.
 
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
@@ -125,5 +127,72 @@ fn loom_a_split_starts_the_stages_own_workers_only_after_every_fused_worker_left
             "started once exactly when the request came before the end"
         );
         assert!(!handover.request(), "an ended segment takes no request");
+    });
+}
+
+#[test]
+fn loom_a_source_read_on_fused_workers_hands_over_with_every_batch_cut_once() {
+    const BATCHES: u64 = 3;
+    loom::model(|| {
+        // The iterator's `Cut` under its lock: the next batch's position.
+        let cutter = Arc::new(Mutex::new(0u64));
+        let cut = Arc::new(Mutex::new(Vec::new()));
+        let crew = Arc::new(Crew::new(2, false));
+        let own_thread = Arc::new(AtomicBool::new(false));
+        let handover = {
+            let own_thread = Arc::clone(&own_thread);
+            Arc::new(Handover::new(Box::new(move || {
+                own_thread.store(true, Ordering::SeqCst);
+            })))
+        };
+        // Cuts the next batch, if the iterator has one.
+        let take = |cutter: &Mutex<u64>, cut: &Mutex<Vec<u64>>| {
+            let mut next = cutter.lock().unwrap();
+            if *next < BATCHES {
+                cut.lock().unwrap().push(*next);
+                *next += 1;
+            }
+        };
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cutter, cut, crew, own_thread, handover) = (
+                    Arc::clone(&cutter),
+                    Arc::clone(&cut),
+                    Arc::clone(&crew),
+                    Arc::clone(&own_thread),
+                    Arc::clone(&handover),
+                );
+                thread::spawn(move || {
+                    // `run_worker`: a batch at a time, until the hand-over is asked for.
+                    for _ in 0..2 {
+                        if handover.is_requested() {
+                            break;
+                        }
+                        assert!(
+                            !own_thread.load(Ordering::SeqCst),
+                            "the source's thread cut beside a fused worker"
+                        );
+                        take(&cutter, &cut);
+                    }
+                    if crew.leave() {
+                        handover.finish();
+                    }
+                })
+            })
+            .collect();
+        let asked = handover.request();
+        for w in workers {
+            w.join().unwrap();
+        }
+        if own_thread.load(Ordering::SeqCst) {
+            // The source's own thread (`run_iter`): the rest of the batches.
+            for _ in 0..BATCHES {
+                take(&cutter, &cut);
+            }
+        }
+        // Every batch cut exactly once, in order: by the fused workers, then by the source's
+        // own thread if the hand-over came before they ran out.
+        assert_eq!(*cut.lock().unwrap(), (0..BATCHES).collect::<Vec<_>>());
+        assert_eq!(own_thread.load(Ordering::SeqCst), asked);
     });
 }

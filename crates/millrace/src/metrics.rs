@@ -19,7 +19,6 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::batch_size::BatchSize;
-use crate::sync::{lock, Mutex};
 
 /// One worker's counters.
 #[derive(Default, Debug)]
@@ -147,8 +146,9 @@ pub(crate) struct StageMetrics {
     /// can give the capacity in items and what an adaptive size chose.
     pub(crate) batch: Option<Arc<BatchSize>>,
     /// For the source, while its batches are cut on the first stage's workers (see
-    /// `segment::pulled_source`): their batch size (no connector carries them).
-    pulled_batch: Mutex<Option<Arc<BatchSize>>>,
+    /// `segment::pulled_source`): their batch size (no connector carries them). Set once at
+    /// the launch and read by reports: `std`'s mutex, not part of any hand-off protocol.
+    pulled_batch: std::sync::Mutex<Option<Arc<BatchSize>>>,
     /// Runs on the previous stage's workers (no connector of its own), at least at the start
     /// (see [`split`](StageMetrics::split)); for the source, on the first stage's workers
     /// (see `segment::pulled_source`).
@@ -178,7 +178,7 @@ impl StageMetrics {
             workers: AtomicUsize::new(workers),
             queue_capacity,
             batch: None,
-            pulled_batch: Mutex::new(None),
+            pulled_batch: std::sync::Mutex::new(None),
             fused: AtomicBool::new(false),
             standby_queue: 0,
             split: AtomicBool::new(false),
@@ -218,14 +218,19 @@ impl StageMetrics {
     /// Marks the source as cut on the first stage's workers (until it splits off), in
     /// batches of `size`.
     pub(crate) fn mark_pulled(&self, size: Arc<BatchSize>) {
-        *lock(&self.pulled_batch) = Some(size);
+        *self
+            .pulled_batch
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(size);
         self.fused.store(true, Relaxed);
     }
 
     /// The batch size of the source's batches while they are cut on the first stage's
     /// workers.
     pub(crate) fn pulled_batch(&self) -> Option<Arc<BatchSize>> {
-        lock(&self.pulled_batch).clone().filter(|_| self.is_fused())
+        let size = self.pulled_batch.lock();
+        let size = size.unwrap_or_else(std::sync::PoisonError::into_inner);
+        size.clone().filter(|_| self.is_fused())
     }
 
     /// Sets the batch size of the stage's input connector.
