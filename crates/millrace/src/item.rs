@@ -14,8 +14,9 @@
 use std::fmt;
 use std::time::Instant;
 
-/// How many levels of flat-map children an id names.
-const DEPTH: usize = 3;
+/// How many levels of flat-map children an id names. Four fit in the padding the id's
+/// `u64` leaves: an `ItemId` is 24 bytes with three levels or four.
+const DEPTH: usize = 4;
 
 /// The identity of one item: the position in the source of the input item it comes from
 /// (`.0`, counting from 0) and, for a flat-map's child, its position among its siblings.
@@ -23,8 +24,8 @@ const DEPTH: usize = 3;
 /// An input item's id is `#n`. A flat-map that turns an item into two or more outputs gives
 /// them the ids `#n.1`, `#n.2`, …, and a flat-map further on numbers their children the same
 /// way (`#n.2.1`); an item that a flat-map turns into exactly one output keeps its id. Ids
-/// name three levels of children; children of a fourth flat-map in a chain keep their
-/// parent's id.
+/// name four levels of children; children of a fifth flat-map in a chain keep their
+/// parent's id (so siblings there share it).
 ///
 /// # Examples
 ///
@@ -78,7 +79,7 @@ impl ItemId {
     }
 
     /// The id a flat-map gives this item's child at `position` (from 1): `#25` → `#25.3`.
-    /// Past the third level (and for position 0) it is this id.
+    /// Past the fourth level (and for position 0) it is this id.
     pub fn child(self, position: u32) -> ItemId {
         let depth = self.1.depth();
         if depth == DEPTH || position == 0 {
@@ -306,11 +307,13 @@ mod tests {
         assert_eq!(grandchild.to_string(), "#25.3.2");
         assert_eq!(grandchild.parent(), Some(child));
         assert!(grandchild.is_child() && !parent.is_child());
-        let deepest = grandchild.child(1);
-        assert_eq!(deepest.to_string(), "#25.3.2.1");
-        // Past three levels, children keep their parent's id.
+        let deepest = grandchild.child(1).child(5);
+        assert_eq!(deepest.to_string(), "#25.3.2.1.5");
+        // Past four levels, children keep their parent's id.
         assert_eq!(deepest.child(4), deepest);
         assert_ne!(parent.child(1), parent.child(2));
+        // Four levels cost nothing over three: the path fits beside the origin's u64.
+        assert_eq!(std::mem::size_of::<ItemId>(), 24);
     }
 
     #[test]
