@@ -227,3 +227,33 @@ fn a_cancel_before_or_during_the_split_ends_the_run() {
         assert_eq!(accounted, report.items_in(), "{report}");
     }
 }
+
+#[test]
+fn a_long_autoscale_interval_holds_though_the_timeline_samples_more_often() {
+    // The timeline samples every 100 ms by default; the controller sizes and splits only
+    // every autoscale interval. A busy run that would split at its first look does not
+    // within a run shorter than the interval.
+    let finished = within(60, || {
+        Pipeline::source(0..800u64)
+            .autoscale_interval(Duration::from_secs(3600))
+            .stage(Stage::map("a", |x: u64| x + 1).workers(2).capacity(64))
+            .stage(
+                Stage::map("b", |x: u64| {
+                    std::thread::sleep(Duration::from_millis(1));
+                    x
+                })
+                .workers(2)
+                .capacity(64),
+            )
+            .collect()
+            .run()
+            .expect("the run completes")
+    });
+    assert_eq!(finished.output.len(), 800);
+    assert_eq!(splits(&finished), 0, "{}", finished.report);
+    assert!(finished.report.stages()[1].fused);
+    assert!(
+        !finished.report.timeline().samples().is_empty(),
+        "the timeline still sampled"
+    );
+}

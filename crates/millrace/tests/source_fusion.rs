@@ -206,6 +206,46 @@ fn a_slow_tail_after_a_backlog_is_not_held_back_on_the_workers() {
 }
 
 #[test]
+fn a_slow_iterator_on_the_workers_does_not_hold_finished_items_back() {
+    // Each item comes 100 ms after the last. A worker that cut a batch whose first item was
+    // long in coming sends what it holds before it waits on the iterator again: each item
+    // reaches the sink before the iterator has made the next. (Held back for company, one in
+    // two waited for the next item.)
+    const ITEMS: u64 = 12;
+    let made = Arc::new(AtomicU64::new(0));
+    let late = Arc::new(AtomicU64::new(0));
+    let (m, seen, l) = (Arc::clone(&made), Arc::clone(&made), Arc::clone(&late));
+    let source = (0..ITEMS).inspect(move |_| {
+        std::thread::sleep(Duration::from_millis(100));
+        m.fetch_add(1, Ordering::SeqCst);
+    });
+    let finished = within(60, move || {
+        // The source's batches pinned to one item, the sink's to two: an output waits for
+        // company unless the worker sends it on.
+        Pipeline::source(source)
+            .default_batch(2)
+            .autoscale_interval(Duration::from_secs(3600))
+            .stage(Stage::map("a", |x: u64| x * 2).workers(1).batch(1))
+            .stage(Stage::map("b", |x: u64| x + 1).workers(1))
+            .for_each(move |y| {
+                let x = (y - 1) / 2;
+                if seen.load(Ordering::SeqCst) > x + 1 {
+                    l.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .run()
+            .expect("the run completes")
+    });
+    assert!(finished.report.source().fused, "{}", finished.report);
+    assert_eq!(finished.report.delivered(), ITEMS);
+    let late = late.load(Ordering::SeqCst);
+    assert!(
+        late <= 2,
+        "{late} of {ITEMS} items reached the sink only after the iterator made the next"
+    );
+}
+
+#[test]
 fn per_worker_state_a_response_path_or_a_submitter_keep_the_source_on_its_thread() {
     // `map_with` never starts fused; with hooks the source admits through the in-flight
     // window; a submitter is a thread's of its own.
@@ -261,4 +301,34 @@ fn per_worker_state_a_response_path_or_a_submitter_keep_the_source_on_its_thread
     });
     assert!(!submitted.report.source().fused);
     assert_eq!(submitted.output.len(), 1_000);
+}
+
+#[test]
+fn the_workers_cut_at_most_the_first_stages_capacity_in_items_among_them() {
+    for (capacity, workers, limit) in [(1, 1, 1), (3, 1, 3), (3, 2, 1), (64, 4, 16)] {
+        let finished = within(60, move || {
+            Pipeline::source(0..2_000u64)
+                .cpu_budget(4)
+                .stage(
+                    Stage::map("a", |x: u64| x + 1)
+                        .workers(workers)
+                        .capacity(capacity),
+                )
+                .stage(
+                    Stage::map("b", |x: u64| x * 2)
+                        .workers(workers)
+                        .capacity(capacity),
+                )
+                .collect()
+                .run()
+                .expect("the run completes")
+        });
+        let source = finished.report.source();
+        assert!(source.fused, "{}", finished.report);
+        assert_eq!(
+            source.batch_limit, limit,
+            "capacity {capacity}, {workers} workers"
+        );
+        assert_eq!(finished.output.len(), 2_000);
+    }
 }

@@ -124,15 +124,16 @@ pub(crate) struct SplitStage {
     pub(crate) scaler: Arc<dyn Scalable>,
 }
 
-/// The least time each part of a fused run (each stage, and the source fused with it) must
-/// spend on a batch for the run to split: split, every batch crosses a connector between
+/// The least time the parts of a fused run (each stage, and the source fused with it) must
+/// spend on a batch, on average, for the run to split: split, every batch crosses a connector between
 /// parts, and a hand-off where one side waits (a wake-up) costs 1–5 µs on the VMs we
 /// measure on. W1 written with `.capacity(1024)` and one worker per stage (256-item batches,
 /// well under a microsecond per stage) split on 16 cores and ran at 92 M items/s, against
 /// 108 M unfused and more fused (`BENCHMARKS.md`).
 const SPLIT_WORTH: Duration = Duration::from_micros(5);
 
-/// The least time each part of a fused run must spend on an item for the run to split, so
+/// The least time the parts of a fused run must spend on an item, on average, for the run
+/// to split, so
 /// that large batches of cheap items stay fused too: split, every item also moves between
 /// cores once per part, and a nanosecond stage gains nothing from a core of its own. Ten
 /// W6-shaped hops (under a nanosecond each) ran at 1.5 G hops/s per core fused on one
@@ -228,6 +229,10 @@ impl Controller {
                 .push((self.control.signals.now(), workers));
         }
         let tick = self.tick();
+        // The controller wakes at the finer of the autoscale and timeline intervals; it sizes
+        // and splits segments only every autoscale interval (so that a longer one holds).
+        let decide_every = (self.settings.interval.as_nanos() / tick.as_nanos().max(1)).max(1);
+        let mut ticks: u128 = 0;
         let mut wait = tick;
         let mut start = Instant::now();
         loop {
@@ -251,6 +256,13 @@ impl Controller {
                 _ => return,
             }
             start = Instant::now();
+            if let Some((after, policy)) = self.settings.wedge {
+                self.watch(after, policy);
+            }
+            ticks += 1;
+            if ticks % decide_every != 0 {
+                continue;
+            }
             if !self.autos.is_empty() {
                 self.scale();
             }
@@ -270,9 +282,6 @@ impl Controller {
                 self.split_busy(&now, &source);
                 self.busy_last = now;
                 self.source_last = source;
-            }
-            if let Some((after, policy)) = self.settings.wedge {
-                self.watch(after, policy);
             }
         }
     }

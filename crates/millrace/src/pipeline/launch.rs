@@ -335,14 +335,13 @@ impl Launch {
 
     /// The batch size of a source cut on the first stage's workers: no connector holds its
     /// batches, only the workers' hands, so an adaptive size may grow to the stage's whole
-    /// capacity shared among its workers (rather than a quarter of it, one of the
+    /// capacity in items shared among its workers (rather than a quarter of it, one of the
     /// connector's [`SLOTS`](crate::batch_size::SLOTS)); a pinned one stays.
     fn pulled_batch_size(&self) -> Arc<BatchSize> {
         let first = &self.resolved[0];
         let connector = &self.batch_sizes[0];
         Arc::new(if connector.is_adaptive() {
-            let capacity = connector.limit() * crate::batch_size::SLOTS;
-            BatchSize::adaptive((capacity / first.workers.max(1)).max(connector.limit()))
+            BatchSize::adaptive((first.capacity / first.workers.max(1)).max(1))
         } else {
             BatchSize::pinned(connector.limit())
         })

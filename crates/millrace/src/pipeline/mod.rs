@@ -425,17 +425,20 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// * stages with per-worker state ([`Stage::map_with`](crate::Stage::map_with),
     ///   `try_map_with`, `try_flat_map_with`): their workers keep their state for the whole
     ///   run, and a split would start them afresh;
-    /// * stages with more workers than the budget (they start lazily, see
-    ///   [`lazy_workers`](PipelineBuilder::lazy_workers)), and async stages.
+    /// * stages with more workers than the budget while they start lazily (see
+    ///   [`lazy_workers`](PipelineBuilder::lazy_workers); with `lazy_workers(false)` they
+    ///   start all at once, and fuse like any other), and async stages.
     ///
     /// When such a run is the pipeline's first stages, its items come from an iterator
-    /// ([`Pipeline::source`](crate::Pipeline::source)), the first stage's capacity is small
-    /// (under 8,192 items: batches under 2,048, too small for cheap stages to amortise a
+    /// ([`Pipeline::source`](crate::Pipeline::source)), the first stage's batches are small
+    /// (a limit under 2,048 items: a capacity under 8,192, or a pinned
+    /// [`batch`](crate::Stage::batch) under 2,048; too small for cheap stages to amortise a
     /// hand-off), and there is no ordered stage and no response path, the source is fused
-    /// too: the run's workers take turns reading the iterator, in batches of up to the first
-    /// stage's capacity shared among them, so no item waits in a connector before the run.
-    /// With larger batches the source keeps its thread, beside the run, and so does a
-    /// [`Submitter`](crate::Submitter).
+    /// too: the run's workers (threads named after the run's last stage) take turns reading
+    /// the iterator, in batches of at most the first stage's capacity in items shared among
+    /// them, so no item waits in a connector before the run. With larger batches the source
+    /// keeps its thread, beside the run; so does a [`Submitter`](crate::Submitter), and so
+    /// does any source under [`fuse`](PipelineBuilder::fuse).
     ///
     /// Cheap stages stay fused (W1 with one worker per stage and `.capacity(1024)`, two
     /// cores: 42 M items/s on five threads, 145 M with the stages fused, about 200 M with
@@ -445,7 +448,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// input or room, and the run's parts (each stage, and the source if fused) spent on
     /// average at least 5 µs on a batch and 50 ns on an item, it splits the run; below
     /// that, handing batches and items between threads would cost about as much as the
-    /// parts' work, on any number of cores. Each stage then gets `n` workers of its
+    /// parts' work, on any number of cores. A fused source's time counts, its waits for
+    /// items too: a slow iterator in front of cheap stages splits the run, and gets a
+    /// thread of its own. (A busy machine may keep a costly run fused: a worker that waits
+    /// for room downstream at the look holds the split off.) Each stage then gets `n` workers of its
     /// own, reading a connector of its own, and a fused source a thread of its own, so
     /// costly stages run at once. A stage never runs more than `n` calls at once, before,
     /// during or after the split. The report says whether a stage (or the source) ran fused
@@ -517,7 +523,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Sets how often the autoscaler measures and decides (default 100 ms).
+    /// Sets how often the controller measures and decides (default 100 ms): autoscaled
+    /// stages' worker counts, lazily started stages' growth, and the splits of runs fused
+    /// at the start ([`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). The
+    /// [`timeline`](PipelineBuilder::timeline) keeps its own interval; a finer one does not
+    /// make the decisions more frequent.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn autoscale_interval(mut self, interval: std::time::Duration) -> Self {
         self.settings.autoscale_interval = interval.max(std::time::Duration::from_millis(1));

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 
-use crate::batch_size::{BatchSize, FILL_DEADLINE};
+use crate::batch_size::{BatchSize, FILL_DEADLINE, FILL_TARGET};
 use crate::connector::Outlet;
 use crate::control::Control;
 use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
@@ -46,14 +46,24 @@ use crate::window::Window;
 pub(crate) trait Cut<S>: Send {
     /// Fills `items` (empty, from the connector's pool) with up to `want` items and numbers
     /// them as the next batch, accounting the source's time. `None` when the iterator has
-    /// ended (or panicked: the run fails then); the flag says whether it may have more.
+    /// ended (or panicked: the run fails then).
     fn cut(
         &mut self,
         ctx: &SourceCtx,
         size: &BatchSize,
         items: Vec<S>,
         want: usize,
-    ) -> Option<(Batch<S>, bool)>;
+    ) -> Option<Cutting<S>>;
+}
+
+/// A batch [`Cut`] from an iterator, and what the cut saw of the iterator.
+pub(crate) struct Cutting<S> {
+    pub(crate) batch: Batch<S>,
+    /// Whether the iterator may have more.
+    pub(crate) more: bool,
+    /// Whether the iterator made the cut wait for the batch's first item (past
+    /// [`FILL_TARGET`]): a sparse or slow source, whose next item may be as long in coming.
+    pub(crate) waited: bool,
 }
 
 /// [`Cut`] for an iterator: the ids and sequence numbers given so far.
@@ -82,7 +92,7 @@ impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
         size: &BatchSize,
         mut items: Vec<S>,
         want: usize,
-    ) -> Option<(Batch<S>, bool)> {
+    ) -> Option<Cutting<S>> {
         if self.ended {
             return None;
         }
@@ -128,7 +138,11 @@ impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
         };
         self.next_id += len as u64;
         self.seq += 1;
-        Some((batch, more))
+        Some(Cutting {
+            batch,
+            more,
+            waited: born - start > FILL_TARGET,
+        })
     }
 }
 
@@ -221,7 +235,8 @@ pub(crate) fn run_iter<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, outlet: &Out
     let size = outlet.batch_size();
     while !ctx.control.signals.stopping() {
         let want = size.fill_size(&ctx.carried);
-        let Some((batch, more)) = cutter.cut(ctx, size, outlet.fresh(want), want) else {
+        let Some(Cutting { batch, more, .. }) = cutter.cut(ctx, size, outlet.fresh(want), want)
+        else {
             break;
         };
         // (A cut batch is never empty; its first id is the source position of its first item.)

@@ -25,7 +25,7 @@ use std::time::Instant;
 use crate::connector::{Outlet, Poll, Stock};
 use crate::error::{BuildError, RunErrorKind};
 use crate::item::Batch;
-use crate::pipeline::source::{run_iter, Cut, SourceCtx};
+use crate::pipeline::source::{run_iter, Cut, Cutting, SourceCtx};
 use crate::sync::{lock, Mutex};
 
 use super::worker::{Intake, MakePull, Pull};
@@ -87,8 +87,9 @@ struct SourcePull<S> {
     source: Arc<PulledSource<S>>,
     /// When the last batch was cut, and its items.
     taken: (Instant, usize),
-    /// Whether the last batch came out short (the iterator slowed down): the next poll says
-    /// there is nothing ready, so the worker sends what it holds before the iterator waits.
+    /// Whether the last batch came out short, or its first item was long in coming (the
+    /// iterator is slow or sparse): the next poll says there is nothing ready, so the worker
+    /// sends the outputs it holds back for company before the iterator waits again.
     short: bool,
 }
 
@@ -102,9 +103,11 @@ impl<S: Send> SourcePull<S> {
         let size = source.stock.batch_size();
         let want = size.fill_size(&source.ctx.carried);
         let items = source.stock.fresh(want);
-        let (batch, _more) = lock(&source.cutter).cut(&source.ctx, size, items, want)?;
+        let Cutting { batch, waited, .. } =
+            lock(&source.cutter).cut(&source.ctx, size, items, want)?;
         let n = batch.len();
-        self.short = n < want;
+        // A short batch, or one whose first item was long in coming: the next may be too.
+        self.short = n < want || waited;
         self.taken = (Instant::now(), n);
         let counters = source.ctx.counters();
         counters.add(&counters.items_in, n as u64);
