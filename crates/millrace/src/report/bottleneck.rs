@@ -52,6 +52,9 @@ pub struct BottleneckReason {
     pub input_fill: f64,
     /// Mean fill of its output queue (0 to 1); `None` for the sink.
     pub output_fill: Option<f64>,
+    /// For a part of fused stages: the stage that took the largest share of its workers'
+    /// time, and that share (0 to 1), so a fused run still names its heavy stage.
+    pub heaviest: Option<(String, f64)>,
 }
 
 /// The kind of verdict a [`BottleneckReason`] gives.
@@ -83,18 +86,24 @@ pub enum BottleneckKind {
 impl fmt::Display for BottleneckReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            BottleneckKind::Oversubscribed { threads, cores } => write!(
-                f,
-                "the threads outnumber the cores ({threads} threads on {cores} core{}) and no \
-                 part is saturated: the busiest, `{}`, is {}% busy, input queue {} ({}%), \
-                 counting time spent waiting for a core; fewer workers or fusing stages may \
-                 help",
-                if *cores == 1 { "" } else { "s" },
-                self.part,
-                pct(self.busy),
-                describe_fill(self.input_fill),
-                pct(self.input_fill)
-            ),
+            BottleneckKind::Oversubscribed { threads, cores } => {
+                write!(
+                    f,
+                    "the threads outnumber the cores ({threads} threads on {cores} core{}) and \
+                     no part is saturated: the busiest, `{}`, is {}% busy, input queue {} \
+                     ({}%)",
+                    if *cores == 1 { "" } else { "s" },
+                    self.part,
+                    pct(self.busy),
+                    describe_fill(self.input_fill),
+                    pct(self.input_fill)
+                )?;
+                self.write_heaviest(f)?;
+                f.write_str(
+                    ", counting time spent waiting for a core; fewer workers or fusing stages \
+                     may help",
+                )
+            }
             BottleneckKind::SourceBound { waiting, idle } => write!(
                 f,
                 "{}: {}% busy; the stages wait for input (`{waiting}` idle {}% of the time)",
@@ -119,6 +128,7 @@ impl fmt::Display for BottleneckReason {
                         pct(output)
                     )?;
                 }
+                self.write_heaviest(f)?;
                 if self.kind == BottleneckKind::WaitingOnOneAnother {
                     // Nothing is saturated, nothing has a backlog in front of it, the input
                     // is not what is missing, and every thread has a core: the time goes to
@@ -134,6 +144,16 @@ impl fmt::Display for BottleneckReason {
     }
 }
 
+impl BottleneckReason {
+    /// `, most of it in `c` (24%)` for a part of fused stages.
+    fn write_heaviest(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.heaviest {
+            Some((stage, busy)) => write!(f, ", most of it in `{stage}` ({}%)", pct(*busy)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The busy share from which a part counts as saturated whatever else runs on its cores.
 const SATURATED: f64 = 0.9;
 
@@ -143,6 +163,8 @@ struct Part {
     name: String,
     /// Share of the part's workers' time spent busy, summed over its stages.
     busy: f64,
+    /// Of several fused stages, the busiest and its share.
+    heaviest: Option<(String, f64)>,
     input_fill: f64,
     output_fill: Option<f64>,
 }
@@ -168,6 +190,10 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
                     .join("+"),
                 // Fused stages share workers: each one's busy share is a part of theirs.
                 busy: run.iter().map(|s| s.busy).sum::<f64>().min(1.0),
+                heaviest: (run.len() > 1)
+                    .then(|| run.iter().max_by(|a, b| a.busy.total_cmp(&b.busy)))
+                    .flatten()
+                    .map(|s| (s.name.clone(), s.busy)),
                 input_fill: fills[segment.start],
                 output_fill: Some(fills[segment.end]),
             }
@@ -176,6 +202,7 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
     parts.push(Part {
         name: sink.name.clone(),
         busy: sink.busy,
+        heaviest: None,
         input_fill: sink.queue_fill,
         output_fill: None,
     });
@@ -246,6 +273,7 @@ pub(super) fn find_bottleneck(
                 busy: source.busy,
                 input_fill: 0.0,
                 output_fill: Some(first.queue_fill),
+                heaviest: None,
             },
         });
     }
@@ -273,6 +301,7 @@ impl Part {
             busy: self.busy,
             input_fill: self.input_fill,
             output_fill: self.output_fill,
+            heaviest: self.heaviest.clone(),
         }
     }
 }
@@ -352,8 +381,10 @@ mod tests {
         assert_eq!(b.stage, "a+b+c");
         assert_eq!(
             b.reason.to_string(),
-            "a+b+c: 95% busy, input queue full (90%), output queue half full (30%)"
+            "a+b+c: 95% busy, input queue full (90%), output queue half full (30%), most of \
+             it in `c` (40%)"
         );
+        assert_eq!(b.reason.heaviest, Some(("c".to_owned(), 0.4)));
     }
 
     #[test]
