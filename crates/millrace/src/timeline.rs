@@ -57,6 +57,9 @@ pub struct PartSample {
     pub workers: usize,
     /// Async stages: items in flight at that moment.
     pub in_flight: u64,
+    /// Capacity in batches of its input queue at that moment (0: none of its own; a stage
+    /// that started fused gets one when its run splits).
+    pub queue_capacity: usize,
 }
 
 impl PartSample {
@@ -75,6 +78,7 @@ impl PartSample {
             queue_samples: t.queue_samples,
             workers: m.workers(),
             in_flight: t.in_flight,
+            queue_capacity: m.queue_capacity(),
         }
     }
 }
@@ -172,7 +176,9 @@ impl Timeline {
         &self.parts
     }
 
-    /// Capacity in batches of each part's input queue (0: none of its own).
+    /// Capacity in batches of each part's input queue at the start of the run (0: none of
+    /// its own). A stage that started fused gets one when its run splits: each sample has
+    /// the capacities at its moment ([`PartSample::queue_capacity`]).
     pub fn queue_capacities(&self) -> &[usize] {
         &self.capacities
     }
@@ -262,8 +268,10 @@ impl Timeline {
                 .parts
                 .iter()
                 .zip(&b.parts)
-                .zip(&self.capacities)
-                .map(|((a, b), &capacity)| {
+                .map(|(a, b)| {
+                    // The capacity at the step's end: a stage split off in the step received
+                    // from its own queue.
+                    let capacity = b.queue_capacity;
                     let receives = b.queue_samples.saturating_sub(a.queue_samples);
                     let queue_fill = (capacity > 0 && receives > 0).then(|| {
                         let len = b.queue_len_sum.saturating_sub(a.queue_len_sum);
@@ -352,5 +360,23 @@ mod tests {
         assert_eq!(step.parts[0].workers, 2);
         assert!(!t.due(Duration::from_millis(19)));
         assert!(t.due(Duration::from_millis(20)));
+    }
+
+    #[test]
+    fn a_stage_split_off_a_fused_run_has_its_queue_filled_from_the_split_on() {
+        // Fused at the start (no queue of its own), four batches of room once split.
+        let m = StageMetrics::new(Arc::from("b"), 1, 0).fused(true, 4);
+        let ms = Duration::from_millis;
+        let mut t = Timeline::new(std::iter::once(&m), ms(10));
+        t.record(ms(0), std::iter::once(&m));
+        m.mark_split();
+        let c = m.slot(0);
+        c.add(&c.queue_len_sum, 2); // one receive that saw 2 batches of 4
+        c.add(&c.queue_samples, 1);
+        t.record(ms(10), std::iter::once(&m));
+        assert_eq!(t.queue_capacities(), [0], "at the start");
+        assert_eq!(t.samples()[1].parts[0].queue_capacity, 4);
+        let step = t.steps().next().unwrap();
+        assert_eq!(step.parts[0].queue_fill, Some(0.5));
     }
 }
