@@ -47,8 +47,10 @@ fn a_failing_try_for_each_fails_that_item_only_under_skip() {
     let (finished, written) = within(30, || {
         let written = Arc::new(Mutex::new(Vec::new()));
         let w = Arc::clone(&written);
+        // One worker keeps the batches in input order, so the error log (the first 100
+        // failures to arrive) starts at item 0 and holds item 11's panic.
         let finished = Pipeline::source(0..1000u64)
-            .map("id", |x| x)
+            .stage(Stage::map("id", |x: u64| x).workers(1))
             .try_for_each(move |&x| {
                 if x % 7 == 0 {
                     return Err(format!("injected: cannot write {x}"));
