@@ -65,13 +65,8 @@ impl<T> Stock<T> {
         self.pool.give(spent);
     }
 
-    /// The connector's batch size.
-    pub(crate) fn batch_size(&self) -> &BatchSize {
-        &self.size
-    }
-
-    /// The connector's batch size, shared.
-    pub(crate) fn batch_size_arc(&self) -> &Arc<BatchSize> {
+    /// The batch size of the batches it makes.
+    pub(crate) fn batch_size(&self) -> &Arc<BatchSize> {
         &self.size
     }
 }

@@ -53,6 +53,20 @@ impl Control {
         self.signals.cancel();
     }
 
+    /// Starts a thread of the run once the launch is over (a worker grown by the
+    /// controller, a source split off its fused run): traced like the launch's, and joined
+    /// with them at the end (the ledger's extra threads). `Err` if the OS refused it.
+    pub(crate) fn spawn_late(
+        &self,
+        name: String,
+        f: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let body = self.trace.in_thread(&name, f);
+        let handle = std::thread::Builder::new().name(name).spawn(body)?;
+        crate::sync::lock(&self.ledger.extra_threads).push(handle);
+        Ok(())
+    }
+
     /// Runs user code, catching a panic (quietly unless the run shows caught panics).
     #[inline]
     pub(crate) fn catch<R>(

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{within, Inside};
+use common::{report_of, within, Inside};
 use millrace::{DecisionReason, Finished, Pipeline, Stage};
 
 fn splits(finished: &Finished<Vec<u64>>) -> usize {
@@ -218,10 +218,7 @@ fn a_cancel_before_or_during_the_split_ends_the_run() {
             running.cancel();
             running.join()
         });
-        let report = match finished {
-            Ok(finished) => finished.report,
-            Err(e) => e.report().expect("a cancelled run still reports").clone(),
-        };
+        let report = report_of(finished);
         let delivered = report.delivered();
         let accounted = delivered + report.cancelled() + report.failed() + report.filtered();
         assert_eq!(accounted, report.items_in(), "{report}");

@@ -300,11 +300,7 @@ fn a_cancel_between_a_sink_items_tries_leaves_it_unfinished_not_failed() {
         // Let the sink get into item 0's retries, then cancel.
         common::eventually(10, "the sink to retry", || *tried.lock().unwrap() >= 5);
         running.cancel();
-        let err_or_ok = running.join();
-        match err_or_ok {
-            Ok(finished) => finished.report,
-            Err(e) => e.report().expect("a report").clone(),
-        }
+        common::report_of(running.join())
     });
     // Every item was either mid-retry or tried once after the cancel: none failed for good,
     // all ten are unfinished, and the books balance.

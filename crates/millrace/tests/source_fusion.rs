@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::within;
+use common::{report_of, within};
 use millrace::{Pipeline, RunErrorKind, Stage};
 
 /// Two cheap stages of `workers` each, with a capacity small enough for the source to be
@@ -146,10 +146,7 @@ fn a_cancel_while_the_workers_read_accounts_for_every_item_admitted() {
             running.cancel();
             running.join()
         });
-        let report = match finished {
-            Ok(finished) => finished.report,
-            Err(e) => e.report().expect("a cancelled run still reports").clone(),
-        };
+        let report = report_of(finished);
         assert!(report.is_balanced(), "{report}");
         let accounted = report.delivered() + report.cancelled();
         assert_eq!(accounted, report.items_in(), "{report}");

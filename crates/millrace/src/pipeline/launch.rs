@@ -79,8 +79,6 @@ pub(crate) struct Launch {
     pub(crate) lazies: Vec<LazyStage>,
     /// The runs of stages fused at the start that may split, as their segments start.
     pub(crate) splits: Vec<SplitStage>,
-    /// Whether the source is cut on the workers of the run fused at the start it feeds.
-    pub(crate) source_pulled: bool,
     pub(crate) budget: usize,
     /// The stages of each segment (stages that share workers), in order.
     pub(crate) segments: Vec<Range<usize>>,
@@ -204,7 +202,6 @@ impl Launch {
             autos: Vec::new(),
             lazies: Vec::new(),
             splits: Vec::new(),
-            source_pulled: false,
             budget,
             segments,
         };
@@ -315,7 +312,6 @@ impl Launch {
             && ctx.credits.is_none();
         match source {
             Source::Iter(cutter) if fuses => {
-                self.source_pulled = true;
                 let size = self.pulled_batch_size();
                 let pulled = PulledSource::new(cutter, ctx, outlet.stock(size));
                 Open::Pulled {

@@ -199,7 +199,8 @@ impl Launch {
                 scaler,
             });
         } else if splits {
-            let with_source = self.source_pulled && stages.start == 0;
+            // (`PulledSource::new` marks the source fused with the run it feeds.)
+            let with_source = stages.start == 0 && self.control.ledger.source.is_fused();
             self.splits.push(SplitStage {
                 stages,
                 with_source,

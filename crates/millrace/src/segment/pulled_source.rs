@@ -40,7 +40,7 @@ pub(crate) struct PulledSource<S> {
 
 impl<S: Send + 'static> PulledSource<S> {
     pub(crate) fn new(cutter: Box<dyn Cut<S>>, ctx: SourceCtx, stock: Stock<S>) -> Arc<Self> {
-        ctx.metrics.mark_pulled(Arc::clone(stock.batch_size_arc()));
+        ctx.metrics.mark_pulled(Arc::clone(stock.batch_size()));
         Arc::new(PulledSource {
             cutter: Mutex::new(cutter),
             ctx,
@@ -69,14 +69,13 @@ impl<S: Send + 'static> PulledSource<S> {
             source.ctx.metrics.mark_split();
             let control = Arc::clone(&source.ctx.control);
             let name = "millrace-source";
-            let body = control.trace.in_thread(name, move || {
+            let spawned = control.spawn_late(name.into(), move || {
                 let mut cutter = lock(&source.cutter);
                 run_iter(&mut **cutter, &source.ctx, &outlet);
             });
-            match std::thread::Builder::new().name(name.into()).spawn(body) {
-                Ok(handle) => lock(&control.ledger.extra_threads).push(handle),
+            if let Err(why) = spawned {
                 // Nothing would feed the first stage: end the run rather than hang.
-                Err(why) => control.fail_hard(RunErrorKind::Build(BuildError::thread(name, &why))),
+                control.fail_hard(RunErrorKind::Build(BuildError::thread(name, &why)));
             }
         })
     }

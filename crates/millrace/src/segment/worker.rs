@@ -424,15 +424,11 @@ fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) -> Option<bool> {
         outlet.clone(),
     );
     let name = format!("millrace-{}-{worker}", emitter.metrics.name);
-    let body = (growth.control.trace).in_thread(&name, move || {
+    let spawned = (growth.control).spawn_late(name, move || {
         run_worker(input, emitter2, worker, outlet);
     });
-    let spawned = std::thread::Builder::new().name(name).spawn(body);
     match spawned {
-        Ok(handle) => {
-            lock(&growth.control.ledger.extra_threads).push(handle);
-            Some(true)
-        }
+        Ok(()) => Some(true),
         // The OS refused a thread: the segment keeps the workers it has (the autoscaler
         // sees the count unchanged and stops growing it).
         Err(_) => {

@@ -105,3 +105,14 @@ impl Inside {
         self.most.load(Ordering::SeqCst)
     }
 }
+
+/// The report of a run that ended either way: completed, or with an error that carries it
+/// (a cancelled or failed run still reports).
+pub(crate) fn report_of<T>(
+    ended: Result<millrace::Finished<T>, millrace::RunError>,
+) -> millrace::Report {
+    match ended {
+        Ok(finished) => finished.report,
+        Err(e) => e.report().expect("a run that ended still reports").clone(),
+    }
+}
