@@ -87,6 +87,7 @@ mod autoscale;
 mod batch_size;
 mod connector;
 mod control;
+mod deadline;
 mod error;
 pub mod fmt;
 mod item;

@@ -31,6 +31,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
 use crate::batch_size::{BatchSize, FILL_DEADLINE, FILL_TARGET};
 use crate::connector::Outlet;
 use crate::control::Control;
+use crate::deadline::Deadline;
 use crate::error::{panic_message, RunErrorKind, SubmitError, TrySubmitError};
 use crate::item::{Batch, Ids, ItemId};
 use crate::metrics::{Activity, Counters, StageMetrics};
@@ -271,6 +272,7 @@ fn fill_rest<S>(
     want: usize,
     born: Instant,
 ) -> bool {
+    let deadline = Deadline::new(born, FILL_DEADLINE);
     let mut checkpoint = 2;
     while items.len() < want {
         let upto = checkpoint.min(want);
@@ -279,7 +281,7 @@ fn fill_rest<S>(
         if items.len() < upto {
             return false; // the iterator ran dry
         }
-        if items.len() < want && born.elapsed() > FILL_DEADLINE {
+        if items.len() < want && deadline.passed() {
             return true;
         }
         checkpoint = if checkpoint < CHECK_EVERY {

@@ -31,6 +31,9 @@ pub(crate) trait Logic<T, U>: Send + 'static {
     /// map). The worker then keeps the batch's ids as they are instead of rebuilding them.
     const ONE_TO_ONE: bool = false;
 
+    /// Whether every call emits at most one output (a map, a filter, a fallible map).
+    const AT_MOST_ONE: bool = false;
+
     /// Processes `item`, pushing its outputs onto `out`.
     fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T>;
 
@@ -57,6 +60,7 @@ where
     S: Send + 'static,
 {
     const ONE_TO_ONE: bool = true;
+    const AT_MOST_ONE: bool = true;
 
     #[inline]
     fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
@@ -79,6 +83,8 @@ where
     F: Fn(&T) -> bool + Send + Sync + 'static,
     T: Send + 'static,
 {
+    const AT_MOST_ONE: bool = true;
+
     #[inline]
     fn call(&mut self, item: T, out: &mut Vec<T>) -> Step<T> {
         if (self.f)(&item) {

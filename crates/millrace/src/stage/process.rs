@@ -34,10 +34,15 @@ pub(crate) struct StageCtx<T> {
 
 /// One batch step of a segment's pipeline of stages: one worker's processing of one stage.
 pub(crate) trait Process<T, U>: Send {
-    /// Processes `batch` into an output batch whose items go into `out` (an empty vector,
-    /// recycled when one was at hand); returns it with the input's vector, emptied, for
-    /// recycling (see [`crate::pool`]).
-    fn process(&mut self, batch: Batch<T>, out: Vec<U>) -> (Batch<U>, Vec<T>);
+    /// Processes `batch` onto `out` and returns it with the input's vector, emptied, for
+    /// recycling (see [`crate::pool`]). `out` is an empty batch (its vector recycled when
+    /// one was at hand) or a partial output batch of this worker's still waiting for
+    /// company, whose items and ids the outputs extend (no copy of them later).
+    fn process(&mut self, batch: Batch<T>, out: Batch<U>) -> (Batch<U>, Vec<T>);
+
+    /// Whether every item gives at most one output (a map, a filter, a fallible map): a
+    /// batch's outputs then fit wherever its inputs would.
+    fn at_most_one_out(&self) -> bool;
 }
 
 /// Makes a worker's [`Process`] for a stage, given the stage's context and the worker index
@@ -63,7 +68,11 @@ where
     L: Logic<T, U>,
     M: Fn() -> L + Send + Sync + 'static,
 {
-    fn process(&mut self, batch: Batch<T>, out: Vec<U>) -> (Batch<U>, Vec<T>) {
+    fn at_most_one_out(&self) -> bool {
+        L::AT_MOST_ONE
+    }
+
+    fn process(&mut self, batch: Batch<T>, out: Batch<U>) -> (Batch<U>, Vec<T>) {
         let _span = (self.ctx.control.trace).batch(&self.ctx.name, batch.seq, batch.len());
         let counters = self.ctx.metrics.slot(self.worker);
         counters.add(&counters.batches, 1);
@@ -112,12 +121,12 @@ impl<T: Send + 'static> StageCtx<T> {
         }
     }
 
-    /// Runs `logic` over a batch; with no logic (its state could not be built), every item
-    /// is dropped as unfinished.
+    /// Runs `logic` over a batch, onto `out` (empty, or a partial batch its outputs extend);
+    /// with no logic (its state could not be built), every item is dropped as unfinished.
     pub(crate) fn process<U, L, M>(
         &self,
         batch: Batch<T>,
-        out_items: Vec<U>,
+        mut out: Batch<U>,
         logic: &mut Option<L>,
         make: &M,
         counters: &Counters,
@@ -133,13 +142,16 @@ impl<T: Send + 'static> StageCtx<T> {
             items: mut spent,
         } = batch;
         let total = spent.len();
-        let mut out = Batch {
-            seq,
-            born,
-            ids: Ids::default(),
-            items: out_items,
-        };
-        debug_assert!(out.items.is_empty(), "a recycled vector still holds items");
+        // What `out` held before (a partial batch's items, each with its id).
+        let base = out.items.len();
+        debug_assert_eq!(base, out.ids.len(), "a partial batch's ids do not line up");
+        if base == 0 {
+            out.seq = seq;
+            out.born = born;
+            out.ids = Ids::default();
+        } else {
+            out.born = out.born.min(born);
+        }
         out.items.reserve(total);
         let mut tally = Tally::default();
         let mut events = Vec::new();
@@ -175,7 +187,7 @@ impl<T: Send + 'static> StageCtx<T> {
                     let id = ids.get(next - 1);
                     if L::ONE_TO_ONE {
                         // `next - 1` items went in before this one, less those that panicked.
-                        out.items.truncate(next - 1 - panicked.len());
+                        out.items.truncate(base + next - 1 - panicked.len());
                         panicked.push(next - 1);
                     } else {
                         // Outputs pushed by the item that panicked have no ids yet.
@@ -209,8 +221,8 @@ impl<T: Send + 'static> StageCtx<T> {
             }
         }
         if L::ONE_TO_ONE {
-            tally.out = out.items.len() as u64;
-            out.ids = if panicked.is_empty() {
+            tally.out = (out.items.len() - base) as u64;
+            let mapped = if panicked.is_empty() {
                 ids
             } else {
                 let mut kept = Ids::default();
@@ -224,6 +236,11 @@ impl<T: Send + 'static> StageCtx<T> {
                 }
                 kept
             };
+            if base == 0 {
+                out.ids = mapped;
+            } else {
+                out.ids.append(&mapped);
+            }
         }
         counters.add(&counters.items_out, tally.out);
         counters.add(&counters.filtered, tally.filtered);
@@ -339,5 +356,130 @@ impl<T: Send + 'static> StageCtx<T> {
         if self.events.is_some() {
             events.push((id, Status::Failed(error)));
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+pub(crate) mod tests {
+    use super::*;
+    use crate::stage::logic::{FilterLogic, MapLogic};
+
+    /// A stage `a` of a pipeline of one stage, skipping failed items.
+    pub(crate) fn ctx() -> StageCtx<u64> {
+        let metrics = |name: &str| Arc::new(StageMetrics::new(Arc::from(name), 1, 1));
+        let stage = metrics("a");
+        StageCtx {
+            name: Arc::clone(&stage.name),
+            metrics: Arc::clone(&stage),
+            policy: ErrorPolicy::Skip,
+            dead_letter: None,
+            events: None,
+            expanded: None,
+            control: Arc::new(Control::new(
+                metrics("source"),
+                vec![stage],
+                metrics("sink"),
+                true,
+            )),
+        }
+    }
+
+    /// Items `start..start + len` with their ids, born `born`.
+    fn batch(start: u64, len: usize, born: Instant) -> Batch<u64> {
+        Batch {
+            seq: start,
+            born,
+            ids: Ids::Range { start, len },
+            items: (start..start + len as u64).collect(),
+        }
+    }
+
+    fn ids(batch: &Batch<u64>) -> Vec<u64> {
+        batch.ids.iter().map(|id| id.0).collect()
+    }
+
+    #[test]
+    fn a_map_onto_a_partial_batch_extends_its_items_and_ids_in_order() {
+        let ctx = ctx();
+        let early = Instant::now();
+        let partial = batch(0, 3, early);
+        let make = || MapLogic {
+            f: Arc::new(|_: &mut (), x: u64| x * 10),
+            state: (),
+        };
+        let mut logic = Some(make());
+        let counters = ctx.metrics.slot(0);
+        let (out, spent) = ctx.process(
+            batch(3, 4, Instant::now()),
+            partial,
+            &mut logic,
+            &make,
+            counters,
+        );
+        assert!(spent.is_empty());
+        assert_eq!(
+            out.items,
+            [0, 1, 2, 30, 40, 50, 60],
+            "the partial's items stay first"
+        );
+        assert_eq!(ids(&out), [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(out.ids, Ids::Range { start: 0, len: 7 }, "still a range");
+        assert_eq!(
+            (out.seq, out.born),
+            (0, early),
+            "the partial's number, the oldest birth"
+        );
+        assert_eq!(
+            counters.items_out.load(Ordering::Relaxed),
+            4,
+            "only this batch's outputs count"
+        );
+    }
+
+    #[test]
+    fn a_panic_onto_a_partial_batch_fails_that_item_and_keeps_the_partial() {
+        let ctx = ctx();
+        let partial = batch(0, 2, Instant::now());
+        let make = || MapLogic {
+            f: Arc::new(|_: &mut (), x: u64| {
+                assert!(x != 4, "item 4 panics");
+                x + 100
+            }),
+            state: (),
+        };
+        let mut logic = Some(make());
+        let counters = ctx.metrics.slot(0);
+        let (out, _) = ctx.process(
+            batch(2, 5, Instant::now()),
+            partial,
+            &mut logic,
+            &make,
+            counters,
+        );
+        assert_eq!(out.items, [0, 1, 102, 103, 105, 106]);
+        assert_eq!(ids(&out), [0, 1, 2, 3, 5, 6], "ids line up with the items");
+        assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.items_out.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_filter_onto_a_partial_batch_keeps_the_ids_of_what_passed() {
+        let ctx = ctx();
+        let partial = batch(0, 2, Instant::now());
+        let make = || FilterLogic {
+            f: Arc::new(|x: &u64| x % 2 == 0),
+        };
+        let mut logic = Some(make());
+        let counters = ctx.metrics.slot(0);
+        let (out, _) = ctx.process(
+            batch(2, 5, Instant::now()),
+            partial,
+            &mut logic,
+            &make,
+            counters,
+        );
+        assert_eq!(out.items, [0, 1, 2, 4, 6]);
+        assert_eq!(ids(&out), [0, 1, 2, 4, 6]);
+        assert_eq!(counters.filtered.load(Ordering::Relaxed), 2, "3 and 5");
     }
 }

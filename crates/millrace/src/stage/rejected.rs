@@ -91,6 +91,8 @@ where
     T: Send + 'static,
     U: 'static,
 {
+    const AT_MOST_ONE: bool = true;
+
     #[inline]
     fn call(&mut self, item: T, out: &mut Vec<U>) -> Step<T> {
         // A panic consumes the item: caught here so that it fails like an error would, with
