@@ -7,7 +7,7 @@
 //! With glibc's allocator that returns memory to the OS and faults it back in (page faults,
 //! and TLB shootdowns across cores when it unmaps): W1 (20 M cheap items, fused on 2 cores)
 //! took 0.79 s with the default allocator settings and 0.42–0.52 s with trimming off. A
-//! pool per connector (and a spare per fused hop, see `segment::worker::Then`) keeps a few
+//! pool per connector (and a spare per fused hop, see `segment::pull::Then`) keeps a few
 //! emptied vectors for reuse instead.
 //!
 //! A pool is bounded twice: it keeps at most [`SLOTS`] vectors, and only vectors of at most

@@ -31,8 +31,8 @@ use crate::metrics::StageMetrics;
 use crate::response::{
     relay, Hook, Listener, ResponseBatch, ResponseDrain, Responses, TakeReplies, Upstream,
 };
+use crate::segment::pull::MakePull;
 use crate::segment::pulled_source::PulledSource;
-use crate::segment::worker::MakePull;
 use crate::sync::lock;
 use crate::window::Window;
 

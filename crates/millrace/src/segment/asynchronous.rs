@@ -62,7 +62,8 @@ use crate::metrics::Counters;
 use crate::policy::ErrorPolicy;
 use crate::response::ResponseBatch;
 
-use super::worker::{run_worker, Emitter, InletPull, Pull};
+use super::pull::{InletPull, Pull};
+use super::worker::{run_worker, Emitter};
 use crate::response::drop_unfinished;
 use crate::stage::process::StageCtx;
 

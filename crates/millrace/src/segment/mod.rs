@@ -26,6 +26,7 @@
 pub(crate) mod asynchronous;
 pub(crate) mod crew;
 pub(crate) mod handover;
+pub(crate) mod pull;
 pub(crate) mod pulled_source;
 pub(crate) mod standby;
 pub(crate) mod worker;
@@ -45,11 +46,9 @@ use crate::sync::Mutex;
 
 use crew::Crew;
 use handover::Handover;
+use pull::{InletPull, MakePull, Then};
 use standby::Standby;
-use worker::{
-    run_worker, start_standby, EmitMode, Emitter, Growth, InletPull, MakePull, OrderedEmit,
-    SegmentScaler, Then,
-};
+use worker::{run_worker, start_standby, EmitMode, Emitter, Growth, OrderedEmit, SegmentScaler};
 
 impl Launch {
     /// How the segment ending with stage `last` hands its output on.

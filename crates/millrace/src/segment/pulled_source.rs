@@ -28,7 +28,7 @@ use crate::item::Batch;
 use crate::pipeline::source::{run_iter, Cut, Cutting, SourceCtx};
 use crate::sync::{lock, Mutex};
 
-use super::worker::{Intake, MakePull, Pull};
+use super::pull::{Intake, MakePull, Pull};
 
 /// The source's iterator and what its batches need, shared by the workers that cut them.
 pub(crate) struct PulledSource<S> {

@@ -2,7 +2,7 @@
 //! `fuse_at_the_start`), built beside the fused segment as the run's stages are added, for
 //! when the run splits (see [`Handover`](super::handover::Handover)).
 
-use super::worker::MakePull;
+use super::pull::MakePull;
 
 /// The unfused form of a run of stages fused at the start (see `plan::fuse_at_the_start`),
 /// built beside the fused segment as the run's stages are added: each stage so far as a
