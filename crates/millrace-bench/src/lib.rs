@@ -7,6 +7,8 @@
 //! with the verdict on each target of issue 3 ([`targets`]); the library is what the binary
 //! and the checksum tests share.
 
+#![forbid(unsafe_code)]
+
 pub mod channel_pipeline;
 pub mod cli;
 pub mod error;

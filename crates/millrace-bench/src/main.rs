@@ -2,6 +2,8 @@
 //!
 //! See `--help`, the [`millrace_bench`] crate docs and `BENCHMARKS.md`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use millrace_bench::cli::{self, Command, Options};

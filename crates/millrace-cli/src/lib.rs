@@ -16,6 +16,8 @@
 //!   telling how it went; [`seed`] — the built-in seed pipeline; [`scale_out`] — stages on
 //!   other processes over NATS (`nats` feature).
 
+#![forbid(unsafe_code)]
+
 pub mod build;
 pub mod cli;
 pub mod commands;

@@ -4,6 +4,8 @@
 //! numbers) and prints the per-stage report. See `millrace --help`, and the crate docs of
 //! `millrace_cli` for the modules.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -40,6 +40,8 @@
 //! `Handle::snapshot` sums every worker's counters: a scrape costs a few microseconds per
 //! stage and nothing on the pipeline's threads.
 
+#![forbid(unsafe_code)]
+
 mod encode;
 mod server;
 

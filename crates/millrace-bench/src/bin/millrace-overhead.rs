@@ -13,6 +13,8 @@
 //! cargo run --release -p millrace-bench --features tracing --bin millrace-overhead -- --runs 9
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;

@@ -14,6 +14,8 @@
 //! a server restart is sure to land mid-run. The origin prints one line: `sum=… outputs=… published=… delivered=…
 //! filtered=… failed=… duplicates=… balanced=… elapsed_ms=…`.
 
+#![forbid(unsafe_code)]
+
 use std::time::{Duration, Instant};
 
 use millrace::{Pipeline, Stage};

@@ -11,6 +11,8 @@
 //! `cargo build --release -p millrace-nats --bins && cargo run --release -p millrace-nats
 //! --bin nats-bench` (it starts its own nats-server; `--url` to use another).
 
+#![forbid(unsafe_code)]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

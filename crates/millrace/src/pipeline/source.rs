@@ -272,7 +272,7 @@ fn fill_rest<S>(
     want: usize,
     born: Instant,
 ) -> bool {
-    let deadline = Deadline::new(born, FILL_DEADLINE);
+    let mut deadline = Deadline::new(born, FILL_DEADLINE);
     let mut checkpoint = 2;
     while items.len() < want {
         let upto = checkpoint.min(want);

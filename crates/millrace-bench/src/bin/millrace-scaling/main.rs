@@ -8,6 +8,8 @@
 //! cargo run --release -p millrace-bench --bin millrace-scaling -- --quick # tiny, for CI
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod auto;
 mod io;
 mod light;
