@@ -130,7 +130,7 @@ pub(crate) struct SplitStage {
 /// measure on. W1 written with `.capacity(1024)` and one worker per stage (256-item batches,
 /// well under a microsecond per stage) split on 16 cores and ran at 92 M items/s, against
 /// 108 M unfused and more fused (`BENCHMARKS.md`).
-const SPLIT_WORTH: Duration = Duration::from_micros(5);
+pub(crate) const SPLIT_WORTH: Duration = Duration::from_micros(5);
 
 /// The least time the parts of a fused run must spend on an item, on average, for the run
 /// to split, so
@@ -139,7 +139,7 @@ const SPLIT_WORTH: Duration = Duration::from_micros(5);
 /// W6-shaped hops (under a nanosecond each) ran at 1.5 G hops/s per core fused on one
 /// thread, 0.3–0.9 G split (the scale sweep in `BENCHMARKS.md`); W2's 1 µs stages still
 /// split.
-const SPLIT_WORTH_PER_ITEM: Duration = Duration::from_nanos(50);
+pub(crate) const SPLIT_WORTH_PER_ITEM: Duration = Duration::from_nanos(50);
 
 /// The least share of a lazily started segment's worker time spent busy over a tick for
 /// it to grow (and of a fused run's, for it to split).

@@ -430,6 +430,11 @@ impl Launch {
         self.resolved.len()
     }
 
+    /// The batch size of the connector into the sink.
+    pub(crate) fn sink_batch_size(&self) -> Arc<BatchSize> {
+        Arc::clone(&self.batch_sizes[self.resolved.len()])
+    }
+
     pub(crate) fn sink_ctx(&self) -> SinkCtx {
         SinkCtx {
             control: Arc::clone(&self.control),

@@ -38,6 +38,7 @@ use crate::autoscale::{AutoStage, LazyStage, SplitStage};
 use crate::connector::{Inlet, Outlet};
 use crate::metrics::StageMetrics;
 use crate::pipeline::launch::{Launch, Open};
+use crate::pipeline::sink::direct::DirectSink;
 use crate::reorder::Reorder;
 use crate::stage::dead_letter::DeadLetterFn;
 use crate::stage::process::StageCtx;
@@ -80,6 +81,7 @@ impl Launch {
         growth: Option<Growth<U>>,
         shrinks: bool,
         handover: Option<Handover>,
+        direct: Option<Arc<dyn DirectSink<U>>>,
     ) -> Arc<Emitter<U>> {
         Arc::new(Emitter {
             mode: self.emit_mode(last),
@@ -89,6 +91,7 @@ impl Launch {
             crew: Crew::new(workers, shrinks),
             growth,
             handover,
+            direct,
         })
     }
 
@@ -118,7 +121,7 @@ impl Launch {
         outlet: &Outlet<U>,
     ) -> Box<dyn FnOnce() + Send> {
         let growth = self.growth(&make_pull, outlet, 0);
-        let emitter = self.emitter(last, 0, Some(growth), false, None);
+        let emitter = self.emitter(last, 0, Some(growth), false, None, None);
         let count = self.resolved[last].workers;
         Box::new(move || start_standby(&emitter, count))
     }
@@ -127,7 +130,12 @@ impl Launch {
     /// segment's workers, each running its pull chain into a shared emitter. An autoscaled
     /// segment, and a fixed one that starts fewer workers than its count (its resolved
     /// `start`), keep the means to start more and are handed to the controller.
-    pub(crate) fn connect<T: Send + 'static>(&mut self, open: Open<T>, next: usize) -> Inlet<T> {
+    pub(crate) fn connect<T: Send + 'static>(
+        &mut self,
+        open: Open<T>,
+        next: usize,
+        direct: Option<Arc<dyn DirectSink<T>>>,
+    ) -> Inlet<T> {
         let (make_pull, workers, last, standby) = match open {
             Open::Pending {
                 make_pull,
@@ -169,7 +177,17 @@ impl Launch {
             }))
         });
         let splits = handover.is_some();
-        let emitter = self.emitter(last, workers, growth, auto.is_some(), handover);
+        // One worker of its own, re-batching freely, and nothing to answer upstream: it may
+        // consume the sink's batches itself (see `pipeline::sink::direct`).
+        let direct = direct.filter(|_| {
+            workers == 1
+                && growth.is_none()
+                && next == self.resolved.len()
+                && self.route_before(next).is_none()
+                && !self.resolved[last].ordered
+                && !self.has_ordered_after(last)
+        });
+        let emitter = self.emitter(last, workers, growth, auto.is_some(), handover, direct);
         for worker in 0..workers {
             let (input, emitter, outlet) =
                 (make_pull(worker), Arc::clone(&emitter), outlet.clone());
@@ -297,7 +315,7 @@ impl Launch {
                 (make_pull, Some(standby))
             }
             open => {
-                let inlet = self.connect(open, index);
+                let inlet = self.connect(open, index, None);
                 let standby = splits.then(|| {
                     Box::new(Standby {
                         starts: Vec::new(),
@@ -325,10 +343,10 @@ impl Launch {
         ctx: Arc<StageCtx<T>>,
         open: Open<T>,
     ) -> Open<U> {
-        let inlet = self.connect(open, index);
+        let inlet = self.connect(open, index, None);
         let (outlet, next_inlet) = self.connector_into(index + 1);
         let metrics = Arc::clone(&self.control.ledger.stages[index]);
-        let emitter = self.emitter(index, 1, None, false, None);
+        let emitter = self.emitter(index, 1, None, false, None, None);
         let intake = InletPull::new(
             inlet,
             metrics,

@@ -40,6 +40,7 @@ use crate::window::Window;
 use super::crew::Crew;
 use super::handover::Handover;
 use super::pull::{MakePull, Pull};
+use crate::pipeline::sink::direct::DirectSink;
 
 /// How a segment hands its output on.
 pub(crate) enum EmitMode<U> {
@@ -100,6 +101,9 @@ pub(crate) struct Emitter<U> {
     /// For stages fused at the start that may split (see `plan::fuse_at_the_start`): how
     /// they hand over to segments of their own.
     pub(crate) handover: Option<Handover>,
+    /// The sink, for a lone worker in front of it to consume its batches itself while that
+    /// is cheap (see `pipeline::sink::direct`).
+    pub(crate) direct: Option<Arc<dyn DirectSink<U>>>,
 }
 
 /// What a segment needs to start workers while it runs (an autoscaled one, or a fixed one
@@ -418,6 +422,22 @@ impl<U: Send + 'static> Emitter<U> {
         if batch.is_empty() && !matches!(self.mode, EmitMode::Preserve) {
             return;
         }
+        let batch = match &self.direct {
+            Some(direct) => {
+                // The sink's time on this thread is time the last stage waits downstream.
+                let start = self.control.signals.now();
+                counters.enter(Activity::Blocked, start);
+                let consumed = direct.consume(batch);
+                let end = self.control.signals.now();
+                counters.enter(Activity::Between, end);
+                counters.add_time(&counters.blocked_ns, end.saturating_sub(start));
+                match consumed {
+                    Ok(spent) => return outlet.recycle(spent),
+                    Err(batch) => batch,
+                }
+            }
+            None => batch,
+        };
         let waiting = || counters.enter(Activity::Blocked, self.control.signals.now());
         match outlet.send_or_wait(batch, waiting) {
             Ok(waited) => {
@@ -494,6 +514,7 @@ mod tests {
             crew: Crew::new(1, false),
             growth: None,
             handover: None,
+            direct: None,
         };
         let (outlet, inlet) = crate::connector::connector::<u64>(8, Arc::new(BatchSize::pinned(4)));
         let counters = emitter.metrics.slot(0);

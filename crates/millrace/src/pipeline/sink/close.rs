@@ -13,11 +13,19 @@ use crate::error::{BoxError, BuildError};
 use crate::item::ItemId;
 use crate::response::{Outcome, ReplyFold, Responses, TakeReplies};
 
-use super::super::launch::Launch;
+use super::super::launch::{Launch, Open};
 use super::super::running::Running;
 use super::super::{Launched, Pipeline, PipelineBuilder};
+
+/// A launch whose stages are built, up to the open end that feeds the sink.
+type Opened<T, O> = (
+    Launch,
+    Open<T>,
+    Option<(Responses<O>, crate::response::ResponseDrain)>,
+);
+use super::direct::{run_sink, DirectSink, SharedSink};
 use super::outputs::Outputs;
-use super::{consume_each, consume_each_fallible, run_serve_sink, run_sink, SinkCtx, SinkFn};
+use super::{consume_each, consume_each_fallible, run_serve_sink, SinkCtx, SinkFn, SinkState};
 
 /// Starts the sink thread running `sink`; its end, however it ends, is what
 /// [`Running::join`] waits for first. `None` if the OS refused (the launch has the error).
@@ -68,19 +76,29 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self.launch_replying(serve, None)
     }
 
-    fn launch_replying<O: Send + 'static>(
+    /// Resolves the plan and builds the stages, up to the open end that feeds the sink.
+    fn open_up<O: Send + 'static>(
         self,
         serve: bool,
         replies: Option<(usize, Box<dyn TakeReplies>)>,
-    ) -> Result<Launched<T, O>, BuildError> {
+    ) -> Result<Opened<T, O>, BuildError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         let (mut launch, responses) =
             Launch::new(self.settings, &self.plan, self.hooks, serve, replies);
         let open = (self.chain)(&mut launch);
+        Ok((launch, open, responses))
+    }
+
+    fn launch_replying<O: Send + 'static>(
+        self,
+        serve: bool,
+        replies: Option<(usize, Box<dyn TakeReplies>)>,
+    ) -> Result<Launched<T, O>, BuildError> {
+        let (mut launch, open, responses) = self.open_up(serve, replies)?;
         let sink = launch.sink_index();
-        let inlet = launch.connect(open, sink);
+        let inlet = launch.connect(open, sink, None);
         if launch.failed.is_some() {
             return Err(launch.abort((inlet, responses)));
         }
@@ -90,8 +108,21 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     fn with_sink<R: Send + 'static>(self, sink: SinkFn<T, R>) -> Pipeline<R> {
         Pipeline {
             start: Box::new(move || {
-                let (launch, inlet, _) = self.launch::<()>(false)?;
-                let (running, ()) = start_run(launch, move |ctx| run_sink(inlet, sink, ctx), ())?;
+                let (mut launch, open, _) = self.open_up::<()>(false, None)?;
+                // The worker in front of the sink may consume its batches itself (`direct`).
+                let shared = Arc::new(SharedSink::new(
+                    SinkState::new(sink),
+                    launch.sink_ctx(),
+                    launch.sink_batch_size(),
+                ));
+                let direct: Arc<dyn DirectSink<T>> = shared.clone();
+                let index = launch.sink_index();
+                let inlet = launch.connect(open, index, Some(direct));
+                if launch.failed.is_some() {
+                    return Err(launch.abort(inlet));
+                }
+                let (running, ()) =
+                    start_run(launch, move |ctx| run_sink(inlet, &shared, &ctx), ())?;
                 Ok(running)
             }),
         }

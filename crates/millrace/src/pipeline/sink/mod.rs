@@ -14,6 +14,7 @@
 //! fails and is cancelled.
 
 mod close;
+pub(crate) mod direct;
 pub(crate) mod outputs;
 
 use std::cell::Cell;
@@ -107,43 +108,79 @@ impl SinkCtx {
     }
 }
 
-pub(crate) fn run_sink<T, R>(inlet: Inlet<T>, sink: SinkFn<T, R>, ctx: SinkCtx) -> Option<R> {
-    match sink {
-        SinkFn::Each(mut each, finish) => {
-            while let Some(batch) = ctx.next_batch(&inlet) {
-                let start = Instant::now();
-                let (delivered, spent) = each(&ctx, batch);
-                inlet.recycle(spent);
-                let counters = ctx.counters();
-                counters.add_time(&counters.busy_ns, start.elapsed());
-                ctx.delivered(delivered, None);
-            }
-            Some(finish())
+/// What a sink does with batches, between them: its closure and, for a fold, the value so
+/// far. Whoever consumes a batch (the sink thread, or the worker in front of it while the
+/// sink is cheap: see [`direct`]) holds it under one lock, so the closure never runs twice at
+/// once.
+pub(crate) struct SinkState<T, R> {
+    consumer: Consumer<T, R>,
+    /// A fold's value, `None` once a panic lost it.
+    acc: Option<R>,
+}
+
+enum Consumer<T, R> {
+    Each(EachFn<T>, Box<dyn FnOnce() -> R + Send>),
+    Fold(FoldFn<T, R>),
+}
+
+impl<T, R> SinkState<T, R> {
+    pub(crate) fn new(sink: SinkFn<T, R>) -> Self {
+        match sink {
+            SinkFn::Each(each, finish) => SinkState {
+                consumer: Consumer::Each(each, finish),
+                acc: None,
+            },
+            SinkFn::Fold(fold, init) => SinkState {
+                consumer: Consumer::Fold(fold),
+                acc: Some(init),
+            },
         }
-        SinkFn::Fold(mut fold, init) => {
-            let mut acc = Some(init);
-            while let Some(batch) = ctx.next_batch(&inlet) {
-                let start = Instant::now();
+    }
+
+    /// Consumes an accepted batch (see [`SinkCtx::next_batch`]), counting its time as the
+    /// sink's; returns its vector, emptied, for recycling.
+    pub(crate) fn consume(&mut self, ctx: &SinkCtx, batch: Batch<T>) -> Vec<T> {
+        let start = Instant::now();
+        let spent = match &mut self.consumer {
+            Consumer::Each(each, _) => {
+                let (delivered, spent) = each(ctx, batch);
+                ctx.delivered(delivered, None);
+                spent
+            }
+            Consumer::Fold(fold) => {
                 let Batch { ids, mut items, .. } = batch;
-                let folded = ctx.control.catch(|| Some(fold(acc.take()?, &mut items)));
-                inlet.recycle(items);
-                let counters = ctx.counters();
-                counters.add_time(&counters.busy_ns, start.elapsed());
-                match folded {
-                    Ok(value) => acc = value,
+                let acc = &mut self.acc;
+                match ctx.control.catch(|| Some(fold(acc.take()?, &mut items))) {
+                    Ok(Some(value)) => {
+                        *acc = Some(value);
+                        ctx.delivered(ids, None);
+                    }
+                    // The value was lost to an earlier panic: unfinished.
+                    Ok(None) => {
+                        drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, ctx.counters());
+                    }
                     Err(payload) => {
                         let message = panic_message(&*payload);
                         ctx.control.fail_hard(RunErrorKind::SinkPanicked(message));
-                        // The accumulator is lost, and with it this batch: unfinished, like
-                        // everything still on its way (drained as unfinished here).
+                        // The value is lost, and with it this batch: unfinished, like
+                        // everything still on its way (the cancel drops it).
                         drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, ctx.counters());
-                        while ctx.next_batch(&inlet).is_some() {}
-                        return None;
                     }
                 }
-                ctx.delivered(ids, None);
+                items.clear();
+                items
             }
-            acc
+        };
+        let counters = ctx.counters();
+        counters.add_time(&counters.busy_ns, start.elapsed());
+        spent
+    }
+
+    /// The sink's result once every batch is consumed: `None` if a fold's value was lost.
+    pub(crate) fn finish(self) -> Option<R> {
+        match self.consumer {
+            Consumer::Each(_, finish) => Some(finish()),
+            Consumer::Fold(_) => self.acc,
         }
     }
 }

@@ -1,0 +1,127 @@
+//! The sink consumed on the worker in front of it, while that is cheap.
+//!
+//! A sink normally runs on its own thread, taking batches off the last connector. When the
+//! stage in front of it runs on one worker of its own (a fixed `workers(1)` stage, or a run
+//! of such stages fused at the start) and re-batches freely, every batch it hands over
+//! crosses to another core and, since a cheap sink sleeps between batches, wakes it: on W1
+//! written with `.capacity(1024)`, the writes into batches the sink had read, and the
+//! wake-ups, were a third of the worker's time (`perf`). So that worker consumes its batches
+//! itself ([`DirectSink::consume`]), under the lock the sink thread takes too
+//! ([`SharedSink`]): the closure never runs twice at once, and each batch is consumed once,
+//! on one thread or the other.
+//!
+//! The sink thread still runs, waiting on the connector: it consumes whatever arrives there
+//! (batches of stages split off a fused run, which send as before), and when every producer
+//! is gone it finishes the sink (a fold's value) as always. A sink that turns out costly (on
+//! average at least the 5 µs a batch and 50 ns an item that a fused run asks to split, see
+//! `autoscale`) gets its thread back for good: the worker then sends its batches, and the
+//! two run side by side.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::autoscale::{SPLIT_WORTH, SPLIT_WORTH_PER_ITEM};
+use crate::batch_size::BatchSize;
+use crate::connector::Inlet;
+use crate::item::Batch;
+use crate::response::drop_unfinished;
+use crate::sync::{lock, Mutex};
+
+use super::{SinkCtx, SinkState};
+
+/// A sink the worker in front of it may consume batches of on its own thread.
+pub(crate) trait DirectSink<T>: Send + Sync {
+    /// Consumes `batch` here and returns its vector, emptied, for recycling; or hands the
+    /// batch back when the sink has its own thread now (send it on the connector).
+    fn consume(&self, batch: Batch<T>) -> Result<Vec<T>, Batch<T>>;
+}
+
+/// A sink's state, shared by its thread and the worker in front of it.
+pub(crate) struct SharedSink<T, R> {
+    state: Mutex<Option<(SinkState<T, R>, SinkCtx)>>,
+    /// Set once the sink is costly enough for a thread of its own.
+    own_thread: AtomicBool,
+    /// Batches, items and nanoseconds consumed on the worker, for that decision.
+    direct_batches: AtomicU64,
+    direct_items: AtomicU64,
+    direct_ns: AtomicU64,
+    /// The last connector's batch size, which learns the sink's cost per batch.
+    size: Arc<BatchSize>,
+}
+
+impl<T: Send, R: Send> SharedSink<T, R> {
+    pub(crate) fn new(state: SinkState<T, R>, ctx: SinkCtx, size: Arc<BatchSize>) -> Self {
+        SharedSink {
+            state: Mutex::new(Some((state, ctx))),
+            own_thread: AtomicBool::new(false),
+            direct_batches: AtomicU64::new(0),
+            direct_items: AtomicU64::new(0),
+            direct_ns: AtomicU64::new(0),
+            size,
+        }
+    }
+
+    /// Whether the direct batches so far cost, on average, what a thread of its own is worth.
+    fn worth_a_thread(&self) -> bool {
+        let ns = self.direct_ns.load(Ordering::Relaxed);
+        let worth = |count: &AtomicU64, at_least: Duration| {
+            let count = count.load(Ordering::Relaxed).max(1);
+            u128::from(ns / count) >= at_least.as_nanos()
+        };
+        worth(&self.direct_batches, SPLIT_WORTH) && worth(&self.direct_items, SPLIT_WORTH_PER_ITEM)
+    }
+}
+
+impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
+    fn consume(&self, batch: Batch<T>) -> Result<Vec<T>, Batch<T>> {
+        if self.own_thread.load(Ordering::Relaxed) {
+            return Err(batch);
+        }
+        let start = Instant::now();
+        let len = batch.len();
+        let mut state = lock(&self.state);
+        let Some((state, ctx)) = state.as_mut() else {
+            return Err(batch); // finished: cannot happen while a producer is alive
+        };
+        let counters = ctx.counters();
+        counters.add(&counters.batches, 1);
+        counters.add(&counters.items_in, len as u64);
+        if ctx.control.signals.cancelled() {
+            let Batch { ids, mut items, .. } = batch;
+            drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, counters);
+            items.clear();
+            return Ok(items);
+        }
+        lock(&ctx.control.ledger.latency).record(batch.born.elapsed(), len as u64);
+        let spent = state.consume(ctx, batch);
+        let took = start.elapsed();
+        self.size.used(len, took);
+        self.direct_batches.fetch_add(1, Ordering::Relaxed);
+        self.direct_items.fetch_add(len as u64, Ordering::Relaxed);
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.direct_ns.fetch_add(ns, Ordering::Relaxed);
+        if self.worth_a_thread() {
+            self.own_thread.store(true, Ordering::Relaxed);
+        }
+        Ok(spent)
+    }
+}
+
+/// The sink thread: consumes what arrives on the connector (under the shared lock), then,
+/// once every producer is gone, finishes the sink.
+pub(crate) fn run_sink<T: Send, R: Send>(
+    inlet: Inlet<T>,
+    shared: &SharedSink<T, R>,
+    ctx: &SinkCtx,
+) -> Option<R> {
+    while let Some(batch) = ctx.next_batch(&inlet) {
+        let spent = match lock(&shared.state).as_mut() {
+            Some((state, state_ctx)) => state.consume(state_ctx, batch),
+            None => Vec::new(),
+        };
+        inlet.recycle(spent);
+    }
+    let (state, _) = lock(&shared.state).take()?;
+    state.finish()
+}
