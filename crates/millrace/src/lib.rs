@@ -116,6 +116,8 @@ mod loom_channel;
 #[cfg(all(test, loom))]
 mod loom_crew;
 #[cfg(all(test, loom))]
+mod loom_direct_sink;
+#[cfg(all(test, loom))]
 mod loom_ordered_crew;
 #[cfg(all(test, loom))]
 mod loom_outputs;
