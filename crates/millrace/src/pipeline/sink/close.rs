@@ -128,8 +128,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         }
     }
 
-    /// Closes the pipeline with a closure called on each output, on the sink's thread. A
-    /// panic in it fails that item only.
+    /// Closes the pipeline with a closure called on each output, one call at a time: on the
+    /// sink's thread, or, while the closure is cheap (under about 50 ns an item) and the
+    /// last stage runs on one worker of its own, on that worker's thread (no hand-off
+    /// between them; see `Stage::workers`). A panic in it fails that item only.
     pub fn for_each<F>(self, f: F) -> Pipeline<()>
     where
         F: FnMut(T) + Send + 'static,
@@ -146,9 +148,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// (or panics) fails under the pipeline's error policy
     /// ([`on_error`](PipelineBuilder::on_error)): skipped and reported, tried again (the
     /// closure borrows the item, so it is still there), or stopping the run gracefully with
-    /// that error. Failed items are reported with the stage name `sink`. The closure runs on
-    /// the one sink thread, so a retry's backoff holds up every delivery behind it: keep
-    /// retries short here, or retry inside the closure's own client.
+    /// that error. Failed items are reported with the stage name `sink`. The closure runs
+    /// one call at a time (on the sink's thread, or on a lone last worker's while it is
+    /// cheap, as for [`for_each`](PipelineBuilder::for_each)), so a retry's backoff holds up
+    /// every delivery behind it: keep retries short here, or retry inside the closure's own
+    /// client.
     ///
     /// # Examples
     ///
@@ -185,7 +189,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Closes the pipeline with a fold over its outputs, like [`Iterator::fold`]; the run
-    /// returns the final value. A panic in `f` fails the run (the accumulator is lost).
+    /// returns the final value. `f` runs one call at a time, where
+    /// [`for_each`](PipelineBuilder::for_each)'s closure would. A panic in `f` fails the run
+    /// (the accumulator is lost).
     ///
     /// # Examples
     ///
