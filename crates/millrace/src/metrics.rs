@@ -225,6 +225,12 @@ impl StageMetrics {
         self.fused.store(true, Relaxed);
     }
 
+    /// Marks the sink as consumed on the worker in front of it (until it gets its thread
+    /// back: [`mark_split`](StageMetrics::mark_split)).
+    pub(crate) fn mark_consumed_on_the_worker(&self) {
+        self.fused.store(true, Relaxed);
+    }
+
     /// The batch size of the source's batches while they are cut on the first stage's
     /// workers.
     pub(crate) fn pulled_batch(&self) -> Option<Arc<BatchSize>> {

@@ -82,6 +82,14 @@ fn a_cheap_sink_runs_on_the_lone_worker_in_front_of_it_and_sees_every_output_in_
     let report = finished.report;
     assert!(report.is_balanced(), "{report}");
     assert_eq!(report.sink().tally.items_in, 50_000, "{report}");
+    if calls.threads().contains("millrace-sink") {
+        assert!(!report.sink().fused, "it got its thread back: {report}");
+    } else {
+        assert!(
+            report.sink().fused,
+            "the report says where it ran: {report}"
+        );
+    }
     assert_eq!(report.delivered(), 50_000, "{report}");
 }
 
@@ -143,6 +151,7 @@ fn a_costly_sink_gets_its_own_thread_back_and_misses_nothing() {
         "never two calls at once"
     );
     assert!(finished.report.is_balanced(), "{}", finished.report);
+    assert!(!finished.report.sink().fused, "{}", finished.report);
 }
 
 #[test]
@@ -161,6 +170,7 @@ fn a_sink_behind_several_workers_keeps_its_own_thread() {
         BTreeSet::from(["millrace-sink".to_owned()])
     );
     assert_eq!(finished.report.delivered(), 20_000);
+    assert!(!finished.report.sink().fused, "{}", finished.report);
 }
 
 #[test]

@@ -311,8 +311,13 @@ pub fn chosen(report: &Report) -> String {
         i = j;
     }
     let sink = report.sink();
+    let on = if sink.fused {
+        ", consumed on the last worker"
+    } else {
+        ""
+    };
     parts.push(format!(
-        "sink: batch {} (≤ {})",
+        "sink: batch {} (≤ {}){on}",
         sink.batch, sink.batch_limit
     ));
     parts.join("; ")

@@ -210,7 +210,7 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
 }
 
 /// The run's worker threads: the source's (unless it ran on the first stage's workers), each
-/// segment's (fused stages share theirs) and the sink's. An async stage counts as its one
+/// segment's (fused stages share theirs) and the sink's (unless the last worker consumed it). An async stage counts as its one
 /// worker: its other threads mostly wait.
 pub(super) fn worker_threads(
     source: &StageReport,
@@ -224,7 +224,7 @@ pub(super) fn worker_threads(
             .filter_map(|segment| stages.get(segment.start))
             .map(|s| s.workers)
             .sum::<usize>()
-        + sink.workers
+        + usize::from(!sink.fused) * sink.workers
 }
 
 /// The part holding the run back, and why; `cores` is what the machine offers

@@ -38,7 +38,10 @@ pub struct StageReport {
     /// [`PipelineBuilder::adaptive_fusion`](crate::PipelineBuilder::adaptive_fusion), reads
     /// `false` and has a queue of its own). For the source: whether its iterator was read on
     /// the first stage's workers rather than on a thread of its own (an iterator in front of
-    /// a run fused at the start, until the run splits).
+    /// a run fused at the start, until the run splits). For the sink: whether the last
+    /// stage's lone worker consumed its batches itself (a cheap `for_each`, `try_for_each`,
+    /// `fold` or `collect`; see [`PipelineBuilder::for_each`](crate::PipelineBuilder::for_each)),
+    /// rather than the sink's own thread.
     pub fused: bool,
     /// Its counters.
     pub tally: Tally,

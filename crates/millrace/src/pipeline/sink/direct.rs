@@ -94,6 +94,10 @@ impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
             return Ok(items);
         }
         lock(&ctx.control.ledger.latency).record(batch.born.elapsed(), len as u64);
+        if !ctx.metrics.is_fused() {
+            // The report shows the sink `fused` while the worker consumes it.
+            ctx.metrics.mark_consumed_on_the_worker();
+        }
         let spent = state.consume(ctx, batch);
         let took = start.elapsed();
         self.size.used(len, took);
@@ -103,6 +107,7 @@ impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
         self.direct_ns.fetch_add(ns, Ordering::Relaxed);
         if self.worth_a_thread() {
             self.own_thread.store(true, Ordering::Relaxed);
+            ctx.metrics.mark_split();
         }
         Ok(spent)
     }
