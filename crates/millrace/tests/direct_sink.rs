@@ -283,3 +283,22 @@ fn a_stop_while_the_worker_consumes_delivers_everything_read() {
     assert_eq!(finished.output, report.items_in(), "{report}");
     assert_eq!(report.delivered(), report.items_in(), "{report}");
 }
+
+#[test]
+fn adaptive_fusion_off_keeps_the_sink_on_its_own_thread() {
+    let calls = SinkCalls::default();
+    let on = calls.clone();
+    let finished = within(60, move || {
+        Pipeline::source(0..20_000u64)
+            .adaptive_fusion(false)
+            .stage(Stage::map("double", |x: u64| x * 2).workers(1))
+            .for_each(move |_| on.during(|| ()))
+            .run()
+            .expect("the run completes")
+    });
+    assert_eq!(
+        calls.threads(),
+        BTreeSet::from(["millrace-sink".to_owned()])
+    );
+    assert!(!finished.report.sink().fused, "{}", finished.report);
+}

@@ -442,7 +442,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///
     /// Cheap stages stay fused (W1 with one worker per stage and `.capacity(1024)`, two
     /// cores: 42 M items/s on five threads, 145 M with the stages fused, about 200 M with
-    /// the source fused as well; `BENCHMARKS.md`). The controller looks every
+    /// the source fused as well, about 330 M with the sink consumed on the run's worker
+    /// too; `BENCHMARKS.md`). The controller looks every
     /// [`autoscale_interval`](PipelineBuilder::autoscale_interval) (100 ms by default): the
     /// first time the segment's workers were busy through the interval, none waits for
     /// input or room, and the run's parts (each stage, and the source if fused) spent on
@@ -459,12 +460,19 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// a [`Decision`](crate::Decision) with the worker count unchanged
     /// ([`DecisionReason::Split`](crate::DecisionReason::Split)).
     ///
+    /// The same holds at the other end: a last stage (or fused run) with one worker of its
+    /// own consumes the sink's batches itself while the sink is cheap (see
+    /// [`for_each`](PipelineBuilder::for_each)), and the sink gets its thread back once it
+    /// averages 5 µs a batch and 50 ns an item.
+    ///
     /// `false` starts each stage on threads of its own, as
-    /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them. [`fuse`](PipelineBuilder::fuse)
+    /// [`lazy_workers`](PipelineBuilder::lazy_workers) sizes them, and keeps the source and
+    /// the sink on theirs. [`fuse`](PipelineBuilder::fuse)
     /// wins over both: with it, equal stages are fused for the whole run and never split.
     /// Turn adaptive fusion off for stages that wait on one another outside the pipeline (a
-    /// stage whose closure blocks until a later stage has done something): fused, they run in
-    /// turn on the same threads, and a worker blocked in one never reaches the other.
+    /// stage whose closure blocks until a later stage, or the sink, has done something):
+    /// fused, they run in turn on the same threads, and a worker blocked in one never
+    /// reaches the other.
     ///
     /// ```
     /// use millrace::{Pipeline, Stage};

@@ -180,7 +180,8 @@ impl Launch {
         // One worker of its own, re-batching freely, and nothing to answer upstream: it may
         // consume the sink's batches itself (see `pipeline::sink::direct`).
         let direct = direct.filter(|_| {
-            workers == 1
+            self.settings.adaptive_fusion
+                && workers == 1
                 && growth.is_none()
                 && next == self.resolved.len()
                 && self.route_before(next).is_none()

@@ -131,7 +131,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Closes the pipeline with a closure called on each output, one call at a time: on the
     /// sink's thread, or, while the closure is cheap (under about 50 ns an item) and the
     /// last stage runs on one worker of its own, on that worker's thread (no hand-off
-    /// between them; see `Stage::workers`). A panic in it fails that item only.
+    /// between them; [`adaptive_fusion(false)`](PipelineBuilder::adaptive_fusion) keeps it
+    /// on the sink's thread, for a closure that waits for something the last stage has yet
+    /// to do). A panic in it fails that item only.
     pub fn for_each<F>(self, f: F) -> Pipeline<()>
     where
         F: FnMut(T) + Send + 'static,

@@ -16,6 +16,10 @@
 //! average at least the 5 µs a batch and 50 ns an item that a fused run asks to split, see
 //! `autoscale`) gets its thread back for good: the worker then sends its batches, and the
 //! two run side by side.
+//!
+//! `adaptive_fusion(false)` keeps the sink on its thread, as it keeps stages apart: a sink
+//! closure that waits for something the last stage has yet to do would wait for ever on
+//! that stage's only worker.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
