@@ -17,7 +17,8 @@ pub struct StageReport {
     /// it had then.
     pub workers: usize,
     /// Capacity of its input connector, in batches (0 for the source and for a stage fused
-    /// at the end of the run).
+    /// at the end of the run; the sink keeps its connector's, which carries whatever reaches
+    /// it while the last worker consumes it itself).
     /// See [`queue_items`](StageReport::queue_items) for the capacity in items.
     pub queue_capacity: usize,
     /// Items per batch on its input connector when the report was made: the size pinned,
@@ -41,7 +42,9 @@ pub struct StageReport {
     /// a run fused at the start, until the run splits). For the sink: whether the last
     /// stage's lone worker consumed its batches itself (a cheap `for_each`, `try_for_each`,
     /// `fold` or `collect`; see [`PipelineBuilder::for_each`](crate::PipelineBuilder::for_each)),
-    /// rather than the sink's own thread.
+    /// rather than the sink's own thread. That is decided by timing the sink, so a busy
+    /// machine may hand a cheap sink its thread back: the flag says what happened, not what
+    /// the pipeline's shape implies.
     pub fused: bool,
     /// Its counters.
     pub tally: Tally,
