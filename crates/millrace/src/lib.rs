@@ -101,6 +101,7 @@ mod reorder;
 mod report;
 mod response;
 mod run_error;
+mod runqueue;
 mod segment;
 mod signals;
 mod stage;

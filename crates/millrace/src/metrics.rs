@@ -43,6 +43,9 @@ pub(crate) struct Counters {
     /// What the worker is doing now and since when: an [`Activity`] in the top two bits,
     /// nanoseconds since the run started below. Read by the wedge detector.
     pub(crate) activity: AtomicU64,
+    /// The kernel's id of the worker's thread (0: unknown), for the controller to read how
+    /// long it waited for a core (see `runqueue`).
+    pub(crate) thread_id: AtomicU64,
 }
 
 /// What a worker is doing, as the wedge detector sees it.

@@ -187,6 +187,8 @@ struct Controller {
     busy_last: Vec<Tally>,
     /// The source's counters at that look (a source fused with a run is part of its work).
     source_last: Tally,
+    /// The fused runs' workers' waits for a core at that look.
+    waits: crate::runqueue::Waits,
     progress: u64,
     last_progress: Instant,
     wedged: bool,
@@ -212,6 +214,7 @@ impl Controller {
             policy,
             busy_last: last.clone(),
             source_last,
+            waits: crate::runqueue::Waits::default(),
             last,
             progress: 0,
             last_progress: Instant::now(),
@@ -403,12 +406,14 @@ impl Controller {
 
     /// Splits each run of stages fused at the start whose workers were busy through the last
     /// tick, none of which waits now (for input or for room), and whose parts spent on
-    /// average at least [`SPLIT_WORTH`] on a batch and [`SPLIT_WORTH_PER_ITEM`] on an item:
+    /// average at least [`SPLIT_WORTH`] on a batch and [`SPLIT_WORTH_PER_ITEM`] on an item
+    /// (less the time the run's workers waited for a core, see [`crate::runqueue`]):
     /// its stages then run at once, on workers of their own, rather than in turn on the same
     /// ones. (`source`: the source's counters now.)
     fn split_busy(&mut self, now: &[Tally], source: &Tally) {
         let stages = &self.control.ledger.stages;
         let (busy_last, source_last) = (&self.busy_last, &self.source_last);
+        let waits = &mut self.waits;
         let mut decisions = Vec::new();
         self.splits.retain(|run| {
             let segment = run.stages.clone();
@@ -420,6 +425,14 @@ impl Controller {
                 parts_now.push(source.clone());
                 parts_before.push(source_last.clone());
             }
+            // Time the run's workers spent waiting for a core is not the parts' work: on a
+            // machine whose cores are all taken, a preempted batch is timed long. (Read at
+            // every look, so that each wait counts against the tick it fell in.)
+            let tids = metrics[metrics.len() - 1]
+                .slots()
+                .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
+                .filter(|&tid| tid != 0);
+            let preempted = waits.since_last(tids);
             let busy_share = busy_share(&parts_now, &parts_before);
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 return true;
@@ -429,7 +442,8 @@ impl Controller {
             let items = first_now.items_in.saturating_sub(first_before.items_in);
             let busy: Duration = (parts_now.iter().zip(&parts_before))
                 .map(|(now, before)| now.busy.saturating_sub(before.busy))
-                .sum();
+                .sum::<Duration>()
+                .saturating_sub(preempted);
             let per_part = busy.as_nanos() / parts_now.len() as u128;
             let worth = |count: u64, least: Duration| {
                 count > 0 && per_part / u128::from(count) >= least.as_nanos()

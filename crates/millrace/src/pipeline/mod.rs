@@ -452,7 +452,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// parts' work, on any number of cores. A fused source's time counts, its waits for
     /// items too: a slow iterator in front of cheap stages splits the run, and gets a
     /// thread of its own. (A busy machine may keep a costly run fused: a worker that waits
-    /// for room downstream at the look holds the split off.) Each stage then gets `n` workers of its
+    /// for room downstream at the look holds the split off. The other way round, the time
+    /// a worker waited for a core while busy is not counted as the parts' work where the
+    /// system says how long that was (Linux), so a preempted batch of a cheap run does not
+    /// look costly; elsewhere, or when it still does, a cheap run may split under load.) Each stage then gets `n` workers of its
     /// own, reading a connector of its own, and a fused source a thread of its own, so
     /// costly stages run at once. A stage never runs more than `n` calls at once, before,
     /// during or after the split. The report says whether a stage (or the source) ran fused

@@ -139,6 +139,12 @@ pub(crate) fn run_worker<U: Send + 'static>(
     outlet: Outlet<U>,
 ) {
     let counters = emitter.metrics.slot(worker);
+    if emitter.handover.is_some() {
+        // A fused run's worker: the controller takes its waits for a core off the run's
+        // busy time before it judges a split (see `runqueue`).
+        let id = crate::runqueue::current_thread_id().unwrap_or(0);
+        counters.thread_id.store(id, Ordering::Relaxed);
+    }
     let mut pending: Option<Batch<U>> = None;
     let retired = loop {
         if emitter
