@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{report_of, within, INJECTED};
-use millrace::{Pipeline, RunErrorKind, Stage};
+use millrace::{Pipeline, PipelineBuilder, RunErrorKind, Stage};
 
 /// The names of the threads the sink's closure ran on, and whether two calls overlapped.
 #[derive(Clone, Default)]
@@ -50,6 +50,11 @@ impl SinkCalls {
     }
 }
 
+/// `0..n` doubled by a stage `double` of `workers` workers: the shape most tests here close.
+fn doubled(n: u64, workers: usize) -> PipelineBuilder<u64> {
+    Pipeline::source(0..n).stage(Stage::map("double", |x: u64| x.wrapping_mul(2)).workers(workers))
+}
+
 #[test]
 fn a_cheap_sink_runs_on_the_lone_worker_in_front_of_it_and_sees_every_output_in_order() {
     let calls = SinkCalls::default();
@@ -57,8 +62,7 @@ fn a_cheap_sink_runs_on_the_lone_worker_in_front_of_it_and_sees_every_output_in_
     let seen = Arc::new(Mutex::new(Vec::new()));
     let into = Arc::clone(&seen);
     let finished = within(60, move || {
-        Pipeline::source(0..50_000u64)
-            .stage(Stage::map("double", |x: u64| x * 2).workers(1))
+        doubled(50_000, 1)
             .for_each(move |x| on.during(|| into.lock().expect("no panic").push(x)))
             .run()
             .expect("the run completes")
@@ -125,8 +129,7 @@ fn a_costly_sink_gets_its_own_thread_back_and_misses_nothing() {
     let calls = SinkCalls::default();
     let on = calls.clone();
     let finished = within(60, move || {
-        Pipeline::source(0..200u64)
-            .stage(Stage::map("double", |x: u64| x * 2).workers(1))
+        doubled(200, 1)
             .fold(Vec::new(), move |mut seen, x| {
                 on.during(|| {
                     // A millisecond an item: past the 50 ns an item and 5 µs a batch a
@@ -159,8 +162,7 @@ fn a_sink_behind_several_workers_keeps_its_own_thread() {
     let calls = SinkCalls::default();
     let on = calls.clone();
     let finished = within(60, move || {
-        Pipeline::source(0..20_000u64)
-            .stage(Stage::map("double", |x: u64| x * 2).workers(2))
+        doubled(20_000, 2)
             .for_each(move |_| on.during(|| ()))
             .run()
             .expect("the run completes")
@@ -202,8 +204,7 @@ fn a_sink_that_answers_upstream_keeps_its_own_thread() {
 #[test]
 fn a_fold_that_panics_on_the_worker_fails_the_run_and_accounts_for_every_item() {
     let ended = within(60, || {
-        Pipeline::source(0..100_000u64)
-            .stage(Stage::map("double", |x: u64| x * 2).workers(1))
+        doubled(100_000, 1)
             .fold(0u64, |sum, x| {
                 assert!(x != 20_000, "{INJECTED}: the fold breaks");
                 sum + x
@@ -229,8 +230,7 @@ fn a_fold_that_panics_on_the_worker_fails_the_run_and_accounts_for_every_item() 
 #[test]
 fn a_for_each_that_panics_on_the_worker_fails_that_item_only() {
     let finished = within(60, || {
-        Pipeline::source(0..10_000u64)
-            .stage(Stage::map("double", |x: u64| x * 2).workers(1))
+        doubled(10_000, 1)
             .for_each(|x| assert!(x % 2_000 != 2, "{INJECTED}: item {x}"))
             .run()
             .expect("the run completes")
@@ -248,8 +248,7 @@ fn a_for_each_that_panics_on_the_worker_fails_that_item_only() {
 fn a_cancel_while_the_worker_consumes_accounts_for_every_item_admitted() {
     for cancel_after in [0, 5, 30] {
         let ended = within(60, move || {
-            let running = Pipeline::source(0..u64::MAX)
-                .stage(Stage::map("double", |x: u64| x.wrapping_mul(2)).workers(1))
+            let running = doubled(u64::MAX, 1)
                 .fold(0u64, u64::wrapping_add)
                 .spawn()
                 .expect("the pipeline starts");
@@ -270,8 +269,7 @@ fn a_cancel_while_the_worker_consumes_accounts_for_every_item_admitted() {
 #[test]
 fn a_stop_while_the_worker_consumes_delivers_everything_read() {
     let finished = within(60, || {
-        let running = Pipeline::source(0..u64::MAX)
-            .stage(Stage::map("double", |x: u64| x.wrapping_mul(2)).workers(1))
+        let running = doubled(u64::MAX, 1)
             .fold(0u64, |n, _| n + 1)
             .spawn()
             .expect("the pipeline starts");
@@ -289,9 +287,8 @@ fn adaptive_fusion_off_keeps_the_sink_on_its_own_thread() {
     let calls = SinkCalls::default();
     let on = calls.clone();
     let finished = within(60, move || {
-        Pipeline::source(0..20_000u64)
+        doubled(20_000, 1)
             .adaptive_fusion(false)
-            .stage(Stage::map("double", |x: u64| x * 2).workers(1))
             .for_each(move |_| on.during(|| ()))
             .run()
             .expect("the run completes")

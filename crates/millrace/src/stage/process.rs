@@ -398,24 +398,28 @@ pub(crate) mod tests {
         batch.ids.iter().map(|id| id.0).collect()
     }
 
+    /// Runs a fresh stage `a` of logic `make` over `input`, onto `partial`: the output batch,
+    /// the input's emptied vector, and the stage's counters.
+    fn onto<L: Logic<u64, u64>>(
+        make: impl Fn() -> L,
+        partial: Batch<u64>,
+        input: Batch<u64>,
+    ) -> (Batch<u64>, Vec<u64>, StageCtx<u64>) {
+        let ctx = ctx();
+        let mut logic = Some(make());
+        let (out, spent) = ctx.process(input, partial, &mut logic, &make, ctx.metrics.slot(0));
+        (out, spent, ctx)
+    }
+
     #[test]
     fn a_map_onto_a_partial_batch_extends_its_items_and_ids_in_order() {
-        let ctx = ctx();
         let early = Instant::now();
-        let partial = batch(0, 3, early);
-        let make = || MapLogic {
+        let tens = || MapLogic {
             f: Arc::new(|_: &mut (), x: u64| x * 10),
             state: (),
         };
-        let mut logic = Some(make());
+        let (out, spent, ctx) = onto(tens, batch(0, 3, early), batch(3, 4, Instant::now()));
         let counters = ctx.metrics.slot(0);
-        let (out, spent) = ctx.process(
-            batch(3, 4, Instant::now()),
-            partial,
-            &mut logic,
-            &make,
-            counters,
-        );
         assert!(spent.is_empty());
         assert_eq!(
             out.items,
@@ -438,24 +442,16 @@ pub(crate) mod tests {
 
     #[test]
     fn a_panic_onto_a_partial_batch_fails_that_item_and_keeps_the_partial() {
-        let ctx = ctx();
-        let partial = batch(0, 2, Instant::now());
-        let make = || MapLogic {
+        let panics_at_4 = || MapLogic {
             f: Arc::new(|_: &mut (), x: u64| {
                 assert!(x != 4, "item 4 panics");
                 x + 100
             }),
             state: (),
         };
-        let mut logic = Some(make());
+        let now = Instant::now();
+        let (out, _, ctx) = onto(panics_at_4, batch(0, 2, now), batch(2, 5, now));
         let counters = ctx.metrics.slot(0);
-        let (out, _) = ctx.process(
-            batch(2, 5, Instant::now()),
-            partial,
-            &mut logic,
-            &make,
-            counters,
-        );
         assert_eq!(out.items, [0, 1, 102, 103, 105, 106]);
         assert_eq!(ids(&out), [0, 1, 2, 3, 5, 6], "ids line up with the items");
         assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
@@ -464,20 +460,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_filter_onto_a_partial_batch_keeps_the_ids_of_what_passed() {
-        let ctx = ctx();
-        let partial = batch(0, 2, Instant::now());
-        let make = || FilterLogic {
+        let even = || FilterLogic {
             f: Arc::new(|x: &u64| x % 2 == 0),
         };
-        let mut logic = Some(make());
+        let now = Instant::now();
+        let (out, _, ctx) = onto(even, batch(0, 2, now), batch(2, 5, now));
         let counters = ctx.metrics.slot(0);
-        let (out, _) = ctx.process(
-            batch(2, 5, Instant::now()),
-            partial,
-            &mut logic,
-            &make,
-            counters,
-        );
         assert_eq!(out.items, [0, 1, 2, 4, 6]);
         assert_eq!(ids(&out), [0, 1, 2, 4, 6]);
         assert_eq!(counters.filtered.load(Ordering::Relaxed), 2, "3 and 5");
