@@ -130,7 +130,7 @@ pub(crate) struct SplitStage {
 /// measure on. W1 written with `.capacity(1024)` and one worker per stage (256-item batches,
 /// well under a microsecond per stage) split on 16 cores and ran at 92 M items/s, against
 /// 108 M unfused and more fused (`BENCHMARKS.md`).
-pub(crate) const SPLIT_WORTH: Duration = Duration::from_micros(5);
+const SPLIT_WORTH: Duration = Duration::from_micros(5);
 
 /// The least time the parts of a fused run must spend on an item, on average, for the run
 /// to split, so
@@ -139,7 +139,18 @@ pub(crate) const SPLIT_WORTH: Duration = Duration::from_micros(5);
 /// W6-shaped hops (under a nanosecond each) ran at 1.5 G hops/s per core fused on one
 /// thread, 0.3–0.9 G split (the scale sweep in `BENCHMARKS.md`); W2's 1 µs stages still
 /// split.
-pub(crate) const SPLIT_WORTH_PER_ITEM: Duration = Duration::from_nanos(50);
+const SPLIT_WORTH_PER_ITEM: Duration = Duration::from_nanos(50);
+
+/// Whether `busy` time over `batches` and `items` is, on average, at least [`SPLIT_WORTH`] a
+/// batch and [`SPLIT_WORTH_PER_ITEM`] an item: work that gains from a thread of its own
+/// rather than costing about as much to hand over. Decides a fused run's split and when a
+/// sink consumed on the worker in front of it gets its thread back.
+pub(crate) fn worth_a_thread(busy: Duration, batches: u64, items: u64) -> bool {
+    let worth = |count: u64, least: Duration| {
+        count > 0 && busy.as_nanos() / u128::from(count) >= least.as_nanos()
+    };
+    worth(batches, SPLIT_WORTH) && worth(items, SPLIT_WORTH_PER_ITEM)
+}
 
 /// The least share of a lazily started segment's worker time spent busy over a tick for
 /// it to grow (and of a fused run's, for it to split).
@@ -444,11 +455,8 @@ impl Controller {
                 .map(|(now, before)| now.busy.saturating_sub(before.busy))
                 .sum::<Duration>()
                 .saturating_sub(preempted);
-            let per_part = busy.as_nanos() / parts_now.len() as u128;
-            let worth = |count: u64, least: Duration| {
-                count > 0 && per_part / u128::from(count) >= least.as_nanos()
-            };
-            if !worth(batches, SPLIT_WORTH) || !worth(items, SPLIT_WORTH_PER_ITEM) {
+            let per_part = busy / u32::try_from(parts_now.len()).unwrap_or(u32::MAX);
+            if !worth_a_thread(per_part, batches, items) {
                 return true;
             }
             if run.scaler.split() {

@@ -185,8 +185,7 @@ impl Launch {
                 && growth.is_none()
                 && next == self.resolved.len()
                 && self.route_before(next).is_none()
-                && !self.resolved[last].ordered
-                && !self.has_ordered_after(last)
+                && matches!(self.emit_mode::<T>(last), EmitMode::Free)
         });
         let emitter = self.emitter(last, workers, growth, auto.is_some(), handover, direct);
         for worker in 0..workers {

@@ -68,6 +68,12 @@ pub(crate) struct OrderedEmit<U> {
     pub(crate) carried: Vec<Arc<BatchSize>>,
 }
 
+/// The most items a freely re-batched output batch goes on with: what the next stage takes in
+/// one batch (see `BatchSize::most`), and never less than the size it fills to.
+fn free_room(size: &BatchSize) -> usize {
+    size.most().max(size.get())
+}
+
 /// Hands `batch` to `each` in pieces of at most `most` items, in order; each piece's items
 /// move once (cut from the back). A batch that fits goes whole, with nothing allocated.
 fn in_pieces<U>(batch: Batch<U>, most: usize, outlet: &Outlet<U>, mut each: impl FnMut(Batch<U>)) {
@@ -340,10 +346,7 @@ impl<U: Send + 'static> Emitter<U> {
     /// [`Pull::offer_partial`]); `None` where output batches are not merged.
     fn merge_room(&self, outlet: &Outlet<U>) -> Option<usize> {
         match self.mode {
-            EmitMode::Free => {
-                let size = outlet.batch_size();
-                Some(size.most().max(size.get()))
-            }
+            EmitMode::Free => Some(free_room(outlet.batch_size())),
             EmitMode::Preserve | EmitMode::Ordered(_) => None,
         }
     }
@@ -363,7 +366,7 @@ impl<U: Send + 'static> Emitter<U> {
                 // not take them in one batch (see `BatchSize::most`).
                 let size = outlet.batch_size();
                 let fill_to = size.get();
-                let most = size.most().max(fill_to);
+                let most = free_room(size);
                 let mut acc = match pending.take() {
                     None => out,
                     // Merging would only split again, and every later batch with it: the

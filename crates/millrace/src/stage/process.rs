@@ -35,9 +35,10 @@ pub(crate) struct StageCtx<T> {
 /// One batch step of a segment's pipeline of stages: one worker's processing of one stage.
 pub(crate) trait Process<T, U>: Send {
     /// Processes `batch` onto `out` and returns it with the input's vector, emptied, for
-    /// recycling (see [`crate::pool`]). `out` is an empty batch (its vector recycled when
-    /// one was at hand) or a partial output batch of this worker's still waiting for
-    /// company, whose items and ids the outputs extend (no copy of them later).
+    /// recycling (see [`crate::pool`]). `out` is an empty batch with the input's number and
+    /// birth (its vector recycled when one was at hand) or a partial output batch of this
+    /// worker's still waiting for company, whose items and ids the outputs extend (no copy
+    /// of them later).
     fn process(&mut self, batch: Batch<T>, out: Batch<U>) -> (Batch<U>, Vec<T>);
 
     /// Whether every item gives at most one output (a map, a filter, a fallible map): a
@@ -121,7 +122,8 @@ impl<T: Send + 'static> StageCtx<T> {
         }
     }
 
-    /// Runs `logic` over a batch, onto `out` (empty, or a partial batch its outputs extend);
+    /// Runs `logic` over a batch, onto `out` (empty and numbered and born like the batch, or a
+    /// partial batch its outputs extend);
     /// with no logic (its state could not be built), every item is dropped as unfinished.
     pub(crate) fn process<U, L, M>(
         &self,
@@ -136,22 +138,17 @@ impl<T: Send + 'static> StageCtx<T> {
         M: Fn() -> L,
     {
         let Batch {
-            seq,
             born,
             ids,
             items: mut spent,
+            ..
         } = batch;
         let total = spent.len();
         // What `out` held before (a partial batch's items, each with its id).
         let base = out.items.len();
         debug_assert_eq!(base, out.ids.len(), "a partial batch's ids do not line up");
-        if base == 0 {
-            out.seq = seq;
-            out.born = born;
-            out.ids = Ids::default();
-        } else {
-            out.born = out.born.min(born);
-        }
+        // A partial batch keeps its number and is as old as its oldest item.
+        out.born = out.born.min(born);
         out.items.reserve(total);
         let mut tally = Tally::default();
         let mut events = Vec::new();

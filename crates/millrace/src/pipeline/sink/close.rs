@@ -16,6 +16,9 @@ use crate::response::{Outcome, ReplyFold, Responses, TakeReplies};
 use super::super::launch::{Launch, Open};
 use super::super::running::Running;
 use super::super::{Launched, Pipeline, PipelineBuilder};
+use super::direct::{run_sink, DirectSink, SharedSink};
+use super::outputs::Outputs;
+use super::{consume_each, consume_each_fallible, run_serve_sink, SinkCtx, SinkFn, SinkState};
 
 /// A launch whose stages are built, up to the open end that feeds the sink.
 type Opened<T, O> = (
@@ -23,9 +26,6 @@ type Opened<T, O> = (
     Open<T>,
     Option<(Responses<O>, crate::response::ResponseDrain)>,
 );
-use super::direct::{run_sink, DirectSink, SharedSink};
-use super::outputs::Outputs;
-use super::{consume_each, consume_each_fallible, run_serve_sink, SinkCtx, SinkFn, SinkState};
 
 /// Starts the sink thread running `sink`; its end, however it ends, is what
 /// [`Running::join`] waits for first. `None` if the OS refused (the launch has the error).

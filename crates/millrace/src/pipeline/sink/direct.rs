@@ -23,13 +23,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::autoscale::{SPLIT_WORTH, SPLIT_WORTH_PER_ITEM};
+use crate::autoscale::worth_a_thread;
 use crate::batch_size::BatchSize;
 use crate::connector::Inlet;
 use crate::item::Batch;
-use crate::response::drop_unfinished;
 use crate::sync::{lock, Mutex};
 
 use super::{SinkCtx, SinkState};
@@ -67,13 +66,12 @@ impl<T: Send, R: Send> SharedSink<T, R> {
     }
 
     /// Whether the direct batches so far cost, on average, what a thread of its own is worth.
-    fn worth_a_thread(&self) -> bool {
-        let ns = self.direct_ns.load(Ordering::Relaxed);
-        let worth = |count: &AtomicU64, at_least: Duration| {
-            let count = count.load(Ordering::Relaxed).max(1);
-            u128::from(ns / count) >= at_least.as_nanos()
-        };
-        worth(&self.direct_batches, SPLIT_WORTH) && worth(&self.direct_items, SPLIT_WORTH_PER_ITEM)
+    fn worth_its_thread(&self) -> bool {
+        worth_a_thread(
+            Duration::from_nanos(self.direct_ns.load(Ordering::Relaxed)),
+            self.direct_batches.load(Ordering::Relaxed),
+            self.direct_items.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -82,34 +80,26 @@ impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
         if self.own_thread.load(Ordering::Relaxed) {
             return Err(batch);
         }
-        let start = Instant::now();
         let len = batch.len();
         let mut state = lock(&self.state);
         let Some((state, ctx)) = state.as_mut() else {
             return Err(batch); // finished: cannot happen while a producer is alive
         };
-        let counters = ctx.counters();
-        counters.add(&counters.batches, 1);
-        counters.add(&counters.items_in, len as u64);
-        if ctx.control.signals.cancelled() {
-            let Batch { ids, mut items, .. } = batch;
-            drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, counters);
-            items.clear();
-            return Ok(items);
-        }
-        lock(&ctx.control.ledger.latency).record(batch.born.elapsed(), len as u64);
+        let batch = match ctx.accept(batch) {
+            Ok(batch) => batch,
+            Err(emptied) => return Ok(emptied), // cancelled
+        };
         if !ctx.metrics.is_fused() {
             // The report shows the sink `fused` while the worker consumes it.
             ctx.metrics.mark_consumed_on_the_worker();
         }
-        let spent = state.consume(ctx, batch);
-        let took = start.elapsed();
+        let (spent, took) = state.consume(ctx, batch);
         self.size.used(len, took);
         self.direct_batches.fetch_add(1, Ordering::Relaxed);
         self.direct_items.fetch_add(len as u64, Ordering::Relaxed);
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.direct_ns.fetch_add(ns, Ordering::Relaxed);
-        if self.worth_a_thread() {
+        if self.worth_its_thread() {
             self.own_thread.store(true, Ordering::Relaxed);
             ctx.metrics.mark_split();
         }
@@ -126,7 +116,7 @@ pub(crate) fn run_sink<T: Send, R: Send>(
 ) -> Option<R> {
     while let Some(batch) = ctx.next_batch(&inlet) {
         let spent = match lock(&shared.state).as_mut() {
-            Some((state, state_ctx)) => state.consume(state_ctx, batch),
+            Some((state, state_ctx)) => state.consume(state_ctx, batch).0,
             None => Vec::new(),
         };
         inlet.recycle(spent);

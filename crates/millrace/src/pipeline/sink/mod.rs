@@ -87,16 +87,29 @@ impl SinkCtx {
             // The queue as the batch found it: what is left, plus the batch itself.
             counters.add(&counters.queue_len_sum, inlet.len() as u64 + 1);
             counters.add(&counters.queue_samples, 1);
-            counters.add(&counters.batches, 1);
-            counters.add(&counters.items_in, batch.len() as u64);
-            if self.control.signals.cancelled() {
-                drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters);
+            let Ok(batch) = self.accept(batch) else {
                 continue;
-            }
-            lock(&self.control.ledger.latency).record(batch.born.elapsed(), batch.len() as u64);
+            };
             self.taken.set(Some((Instant::now(), batch.len())));
             return Some(batch);
         }
+    }
+
+    /// Counts a batch the sink took in, however it came (off the connector, or from the
+    /// worker in front of it: [`direct`]); after a cancel, drops its items as unfinished and
+    /// hands back the emptied vector, else samples its latency and hands it back.
+    pub(crate) fn accept<T>(&self, batch: Batch<T>) -> Result<Batch<T>, Vec<T>> {
+        let counters = self.counters();
+        counters.add(&counters.batches, 1);
+        counters.add(&counters.items_in, batch.len() as u64);
+        if self.control.signals.cancelled() {
+            let Batch { ids, mut items, .. } = batch;
+            drop_unfinished(&self.control, self.events.as_ref(), ids, counters);
+            items.clear();
+            return Err(items);
+        }
+        lock(&self.control.ledger.latency).record(batch.born.elapsed(), batch.len() as u64);
+        Ok(batch)
     }
 
     /// Counts a batch's items as delivered and answers them upstream.
@@ -138,9 +151,9 @@ impl<T, R> SinkState<T, R> {
         }
     }
 
-    /// Consumes an accepted batch (see [`SinkCtx::next_batch`]), counting its time as the
-    /// sink's; returns its vector, emptied, for recycling.
-    pub(crate) fn consume(&mut self, ctx: &SinkCtx, batch: Batch<T>) -> Vec<T> {
+    /// Consumes an accepted batch (see [`SinkCtx::accept`]), counting its time as the
+    /// sink's; returns its vector, emptied, for recycling, and that time.
+    pub(crate) fn consume(&mut self, ctx: &SinkCtx, batch: Batch<T>) -> (Vec<T>, Duration) {
         let start = Instant::now();
         let spent = match &mut self.consumer {
             Consumer::Each(each, _) => {
@@ -172,9 +185,10 @@ impl<T, R> SinkState<T, R> {
                 items
             }
         };
+        let took = start.elapsed();
         let counters = ctx.counters();
-        counters.add_time(&counters.busy_ns, start.elapsed());
-        spent
+        counters.add_time(&counters.busy_ns, took);
+        (spent, took)
     }
 
     /// The sink's result once every batch is consumed: `None` if a fold's value was lost.
