@@ -1,5 +1,5 @@
-//! A lone worker in front of the sink consumes the sink's batches itself while the sink is
-//! cheap (`pipeline::sink::direct`): the sink's closure then runs on that worker's thread,
+//! The fixed workers in front of the sink consume the sink's batches themselves while the
+//! sink is cheap (`pipeline::sink::direct`): the sink's closure then runs on their threads,
 //! never twice at once, each output exactly once; a costly sink gets its own thread back;
 //! panics, cancels and the report hold either way.
 //!
@@ -158,21 +158,37 @@ fn a_costly_sink_gets_its_own_thread_back_and_misses_nothing() {
 }
 
 #[test]
-fn a_sink_behind_several_workers_keeps_its_own_thread() {
+fn a_sink_behind_several_workers_runs_on_them_one_call_at_a_time() {
     let calls = SinkCalls::default();
     let on = calls.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&seen);
     let finished = within(60, move || {
         doubled(20_000, 2)
-            .for_each(move |_| on.during(|| ()))
+            .for_each(move |y| on.during(|| into.lock().expect("no panic holds it").push(y)))
             .run()
             .expect("the run completes")
     });
+    let mut seen = seen.lock().expect("no panic holds it").clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20_000).map(|x| x * 2).collect::<Vec<u64>>());
     assert_eq!(
-        calls.threads(),
-        BTreeSet::from(["millrace-sink".to_owned()])
+        calls.overlapped.load(Ordering::SeqCst),
+        0,
+        "never two calls at once"
+    );
+    let threads = calls.threads();
+    let allowed = ["millrace-double-0", "millrace-double-1", "millrace-sink"];
+    assert!(
+        threads.iter().all(|t| allowed.contains(&t.as_str())),
+        "{threads:?}"
+    );
+    assert!(
+        threads.iter().any(|t| t.starts_with("millrace-double-")),
+        "a worker consumed the first batch: {threads:?}"
     );
     assert_eq!(finished.report.delivered(), 20_000);
-    assert!(!finished.report.sink().fused, "{}", finished.report);
+    assert!(finished.report.is_balanced(), "{}", finished.report);
 }
 
 #[test]

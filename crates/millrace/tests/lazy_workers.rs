@@ -1,6 +1,7 @@
-//! Fixed stages with more workers than the CPU budget start at the budget and grow, while
-//! all their workers are busy in the stage's code, up to the count the user set
-//! (`PipelineBuilder::lazy_workers`, on by default).
+//! Fixed stages with more workers than the CPU budget start at one and grow, while all their
+//! workers are busy in the stages' code, up to the count the user set
+//! (`PipelineBuilder::lazy_workers`, on by default); equal neighbours started so start fused
+//! and grow to their count before they may split.
 
 mod common;
 
@@ -39,8 +40,8 @@ fn workers_blocked_in_the_stage_grow_to_the_count_the_stage_set() {
     let steps: Vec<(usize, usize)> = report.decisions().map(|(_, d)| (d.from, d.to)).collect();
     assert_eq!(
         steps,
-        [(2, 4), (4, 8)],
-        "doubling from the budget to the count"
+        [(1, 2), (2, 4), (4, 8)],
+        "doubling from one to the count"
     );
     for (_, decision) in report.decisions() {
         assert!(
@@ -138,4 +139,64 @@ fn an_ordered_stage_that_grows_keeps_the_input_order() {
             .expect("the run completes")
     });
     assert_eq!(finished.output, (0..300).collect::<Vec<u64>>());
+}
+
+#[test]
+fn equal_stages_beyond_the_budget_start_fused_on_one_worker_and_grow_before_they_split() {
+    // Two stages of 4 workers on a budget of 2 whose calls wait (20 ms each): they start as
+    // one run on one worker, which grows while its worker is busy in their code, and may
+    // split into a segment per stage only once it has all 4. No stage ever runs more than 4
+    // calls at once.
+    let (inside_a, inside_b) = (Inside::default(), Inside::default());
+    let (in_a, in_b) = (inside_a.clone(), inside_b.clone());
+    let wait = || std::thread::sleep(Duration::from_millis(20));
+    let finished = within(60, move || {
+        Pipeline::source(0..48u64)
+            .cpu_budget(2)
+            .autoscale_interval(Duration::from_millis(10))
+            .stage(
+                Stage::map("a", move |x: u64| {
+                    in_a.during(wait);
+                    x + 1
+                })
+                .workers(4)
+                .batch(1),
+            )
+            .stage(
+                Stage::map("b", move |x: u64| {
+                    in_b.during(wait);
+                    x * 2
+                })
+                .workers(4)
+                .batch(1),
+            )
+            .fold(0u64, |sum, x| sum + x)
+            .run()
+            .expect("the run completes")
+    });
+    assert_eq!(finished.output, (0..48).map(|x| (x + 1) * 2).sum::<u64>());
+    assert!(inside_a.most() <= 4 && inside_b.most() <= 4);
+    let report = &finished.report;
+    let decisions: Vec<(String, usize, usize, bool)> = report
+        .decisions()
+        .map(|(_, d)| {
+            let split = matches!(d.reason, DecisionReason::Split { .. });
+            (d.name.clone(), d.from, d.to, split)
+        })
+        .collect();
+    assert_eq!(
+        decisions.first(),
+        Some(&("a+b".to_owned(), 1, 2, false)),
+        "the fused run grew first, from one worker: {report}"
+    );
+    let mut workers = 1;
+    for (name, from, to, split) in &decisions {
+        if *split {
+            assert_eq!((name.as_str(), *from, *to), ("a+b", 4, 4), "{report}");
+        } else {
+            assert_eq!((name.as_str(), *from), ("a+b", workers), "{report}");
+            assert!(*to <= (from * 2).min(4), "{report}");
+            workers = *to;
+        }
+    }
 }

@@ -22,13 +22,16 @@
 //!
 //! # Fixed stages with more workers than cores
 //!
-//! A fixed stage (`.workers(n)`) with more workers than the CPU budget starts at the budget,
-//! or at one worker among dozens of fixed stages (see
-//! [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)). Each tick,
-//! if its workers were at least 90% busy over the tick and none of them waits at that
-//! moment (for input or for room), the controller doubles its workers, up to `n`. A stage whose workers block in its code (a synchronous wait)
-//! reaches its count within a few ticks; hundreds of workers of a cheap stage, which would
-//! mostly wait and cost wake-ups, are never started. Workers once started stay.
+//! A fixed stage (`.workers(n)`) with more workers than the CPU budget starts at one worker
+//! (see [`PipelineBuilder::lazy_workers`](crate::PipelineBuilder::lazy_workers)). Each
+//! tick, if its workers were at least 90% busy over the tick, less the time they waited
+//! for a core ([`crate::runqueue`]), and none of them waits at that moment (for input or
+//! for room), the controller doubles its workers, up to `n`. A stage whose workers block in
+//! its code (a synchronous wait) reaches its count within a few ticks; the extra workers
+//! of a cheap stage, which would mostly wait for input or for a core and cost wake-ups,
+//! are never started. Workers once started stay. A run of such stages fused at the start
+//! grows the same way, and is judged for a split only once it has its count (the split
+//! is looked at before growth in each tick, so at the soonest a tick after that).
 //!
 //! # Wedge detection
 //!
@@ -200,6 +203,8 @@ struct Controller {
     source_last: Tally,
     /// The fused runs' workers' waits for a core at that look.
     waits: crate::runqueue::Waits,
+    /// The lazily started segments' workers' waits for a core at that look.
+    growth_waits: crate::runqueue::Waits,
     progress: u64,
     last_progress: Instant,
     wedged: bool,
@@ -226,6 +231,7 @@ impl Controller {
             busy_last: last.clone(),
             source_last,
             waits: crate::runqueue::Waits::default(),
+            growth_waits: crate::runqueue::Waits::default(),
             last,
             progress: 0,
             last_progress: Instant::now(),
@@ -290,10 +296,12 @@ impl Controller {
                     .map(|m| m.tally_at(Some(at)))
                     .collect();
                 let source = self.control.ledger.source.tally_at(Some(at));
+                // A fused run that started lazily grows to its count before it may split,
+                // and splits a tick after it got there at the soonest.
+                self.split_busy(&now, &source);
                 if lazy {
                     self.grow_lazy(&now);
                 }
-                self.split_busy(&now, &source);
                 self.busy_last = now;
                 self.source_last = source;
             }
@@ -379,17 +387,29 @@ impl Controller {
 
     /// Doubles the workers of each lazily started segment whose workers were busy through
     /// the last tick and none of which waits now (for input or for room), up to its count.
-    fn grow_lazy(&self, now: &[Tally]) {
+    /// Busy means running (or blocked) in the stages' code: the time the workers waited for
+    /// a core is taken off (see [`crate::runqueue`]), so a cheap stage whose workers already
+    /// take every core it can get does not start more that would only wait for one.
+    fn grow_lazy(&mut self, now: &[Tally]) {
         let stages = &self.control.ledger.stages;
         let mut decisions = Vec::new();
         for lazy in &self.lazies {
             let segment = lazy.stages.clone();
             let metrics = &stages[segment.clone()];
+            let tids = metrics[metrics.len() - 1]
+                .slots()
+                .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
+                .filter(|&tid| tid != 0);
+            let preempted = self.growth_waits.since_last(tids);
             let workers = metrics[0].workers();
             if workers >= lazy.count {
                 continue;
             }
-            let busy_share = busy_share(&now[segment.clone()], &self.busy_last[segment.clone()]);
+            let busy_share = busy_share(
+                &now[segment.clone()],
+                &self.busy_last[segment.clone()],
+                preempted,
+            );
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 continue;
             }
@@ -425,6 +445,7 @@ impl Controller {
         let stages = &self.control.ledger.stages;
         let (busy_last, source_last) = (&self.busy_last, &self.source_last);
         let waits = &mut self.waits;
+        let lazies = &self.lazies;
         let mut decisions = Vec::new();
         self.splits.retain(|run| {
             let segment = run.stages.clone();
@@ -444,8 +465,17 @@ impl Controller {
                 .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
                 .filter(|&tid| tid != 0);
             let preempted = waits.since_last(tids);
-            let busy_share = busy_share(&parts_now, &parts_before);
+            let busy_share = busy_share(&parts_now, &parts_before, Duration::ZERO);
             if busy_share < SATURATED || waiting(metrics) > 0 {
+                return true;
+            }
+            // A run that started lazily below its count grows first (a stage whose calls
+            // wait for one another, at a barrier, needs them all at once, and a worker
+            // blocked in a stage never hands over).
+            if lazies
+                .iter()
+                .any(|lazy| lazy.stages == segment && metrics[0].workers() < lazy.count)
+            {
                 return true;
             }
             let (first_now, first_before) = (&now[segment.start], &busy_last[segment.start]);
@@ -575,7 +605,7 @@ fn segment_name(metrics: &[Arc<StageMetrics>]) -> String {
 
 /// The share of a segment's worker time spent busy between two tallies (0 when nothing
 /// was measured).
-fn busy_share(now: &[Tally], before: &[Tally]) -> f64 {
+fn busy_share(now: &[Tally], before: &[Tally], less: Duration) -> f64 {
     let delta = |time: fn(&Tally) -> Duration| -> f64 {
         now.iter()
             .zip(before)
@@ -585,6 +615,7 @@ fn busy_share(now: &[Tally], before: &[Tally]) -> f64 {
     };
     let busy = delta(|t| t.busy);
     let total = busy + delta(|t| t.idle) + delta(|t| t.blocked);
+    let busy = (busy - less.as_secs_f64()).max(0.0);
     if total > 0.0 {
         busy / total
     } else {

@@ -363,14 +363,17 @@ impl<T: Send + 'static> PipelineBuilder<T> {
 
     /// Whether a fixed stage with more workers than the
     /// [CPU budget](PipelineBuilder::cpu_budget) starts them lazily (on by default): it
-    /// starts as many as the budget (one, when the fixed stages together would start more
-    /// than 16 workers per core), and the controller adds more, doubling each tick (100
-    /// ms by default) up to the stage's count, while its workers were at least 90% busy
-    /// over the tick and none of them waits for input or for room. A stage whose workers wait in its
-    /// code (a blocking call) reaches its count in a few ticks; a cheap stage's extra
-    /// workers, which would only wait and cost wake-ups, are never started (the scale sweep
-    /// in `BENCHMARKS.md`). Started workers stay until the end of input. With `false`,
-    /// every stage starts all its workers at once.
+    /// starts one, and the controller adds more, doubling each tick (100 ms by default) up
+    /// to the stage's count, while its workers were at least 90% busy over the tick (less
+    /// the time they waited for a core, where the system says: Linux) and none of them
+    /// waits for input or for room. A stage whose workers wait in its code (a blocking
+    /// call) reaches its count in a few ticks; a cheap stage's extra workers, which would
+    /// only wait for input, or for a core, and cost wake-ups, are never started (the scale
+    /// sweep in `BENCHMARKS.md`). Started workers stay until the end of input. Equal
+    /// neighbours started so run fused on their workers at first (see
+    /// [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)), grow together, and may split
+    /// only once they have their count. With `false`, every stage starts all its workers
+    /// at once.
     ///
     /// # Examples
     ///
@@ -379,7 +382,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// use millrace::{Pipeline, Stage};
     ///
     /// // A stage that waits in a blocking call, with 16 workers on a budget of 2: it starts
-    /// // 2, and doubles them while all of them are waiting in it.
+    /// // one, and doubles them while all of them are waiting in it.
     /// let finished = Pipeline::source(0..64u64)
     ///     .cpu_budget(2)
     ///     .stage(
@@ -425,9 +428,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// * stages with per-worker state ([`Stage::map_with`](crate::Stage::map_with),
     ///   `try_map_with`, `try_flat_map_with`): their workers keep their state for the whole
     ///   run, and a split would start them afresh;
-    /// * stages with more workers than the budget while they start lazily (see
-    ///   [`lazy_workers`](PipelineBuilder::lazy_workers); with `lazy_workers(false)` they
-    ///   start all at once, and fuse like any other), and async stages.
+    /// * async stages.
+    ///
+    /// Stages with more workers than the budget start fused on one worker (see
+    /// [`lazy_workers`](PipelineBuilder::lazy_workers)); the run grows while its workers
+    /// are all busy, and may split only once it has the stages' count (a run that cannot
+    /// finish a batch until more of its workers start, such as calls that meet at a
+    /// barrier, grows rather than waits for a hand-over).
     ///
     /// When such a run is the pipeline's first stages, its items come from an iterator
     /// ([`Pipeline::source`](crate::Pipeline::source)), the first stage's batches are small
@@ -522,9 +529,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// does not count.
     ///
     /// Fixed stages are not bound by it, but it decides how they start: a stage with more
-    /// workers than the budget starts at the budget and grows while busy (see
-    /// [`lazy_workers`](PipelineBuilder::lazy_workers)), and only stages within it start
-    /// fused (see [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)).
+    /// workers than the budget starts at one and grows while busy (see
+    /// [`lazy_workers`](PipelineBuilder::lazy_workers)).
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn cpu_budget(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {

@@ -199,7 +199,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
     let mut segments = segments(&resolved);
     start_autoscaled_at_an_even_share(&mut resolved, &segments, plan, budget);
     if settings.lazy_workers {
-        start_fixed_within_the_budget(&mut resolved, &segments, plan, budget);
+        start_fixed_within_the_budget(&mut resolved, plan, budget);
     }
     if settings.adaptive_fusion && !settings.fuse {
         fuse_at_the_start(&mut resolved, plan);
@@ -303,50 +303,32 @@ fn start_autoscaled_at_an_even_share(
     }
 }
 
-/// Fixed workers per core past which every fixed stage starts with one worker (see
-/// [`start_fixed_within_the_budget`]).
-pub(crate) const CROWD_PER_CORE: usize = 16;
-
-/// Starts fixed stages with more workers than the CPU budget at the budget: hundreds of
-/// idle threads of a cheap stage cost more in wake-ups than they do work, while a stage
-/// whose workers block in its code reaches its count within a few controller ticks. When
-/// even that would start more than [`CROWD_PER_CORE`] workers per core (dozens of stages),
-/// each fixed stage of several workers starts with one. (The scale sweep in
-/// `BENCHMARKS.md`: 64 cheap stages on 2 cores ran at 350 M hops/s per core with one
-/// worker each, 270–285 M with two, and 0.6 M with 256 each started at once.)
-fn start_fixed_within_the_budget(
-    resolved: &mut [Resolved],
-    segments: &[Range<usize>],
-    plan: &[StagePlan],
-    budget: usize,
-) {
+/// Starts each fixed stage with more workers than the CPU budget at one worker: the
+/// controller doubles them while they are all busy (see [`crate::autoscale`]), so a stage
+/// whose workers block in its code reaches its count within a few ticks, while a cheap
+/// stage's extra workers, which would only wait for input and cost wake-ups, never start.
+/// (The scale sweep in `BENCHMARKS.md`: one cheap stage asked for 4 to 256 workers on 2
+/// cores ran at 224–400 M hops/s per core when it started 2 of them, against 620–700 M with
+/// one, the sink then consumed on that worker; 64 cheap stages ran at 0.6 M hops/s per core
+/// with 256 workers each started at once.) Equal neighbours started this way fuse at the
+/// start like any others (see [`fuse_at_the_start`]).
+fn start_fixed_within_the_budget(resolved: &mut [Resolved], plan: &[StagePlan], budget: usize) {
     let budget = budget.max(1);
-    let fixed = |r: &Resolved, p: &StagePlan| r.auto.is_none() && !p.asynchronous;
-    // A fused segment's stages share its workers: count them once.
-    let started: usize = segments
-        .iter()
-        .filter(|s| fixed(&resolved[s.start], &plan[s.start]))
-        .map(|s| resolved[s.start].workers.min(budget))
-        .sum();
-    let most = if started > CROWD_PER_CORE * budget {
-        1
-    } else {
-        budget
-    };
     for (r, p) in resolved.iter_mut().zip(plan) {
-        if fixed(r, p) {
-            r.start = r.workers.min(most);
+        if r.auto.is_none() && !p.asynchronous && r.workers > budget {
+            r.start = 1;
         }
     }
 }
 
-/// Fuses each run of two or more adjacent fixed stages with equal worker counts, all started
-/// at once (within the budget) and without per-worker state (a split would start their
-/// workers afresh), when no ordered stage comes after them: the run
-/// starts as one segment (a thread per worker rather than per stage and worker, and no
-/// hand-off between its stages), and the controller splits it into its stages once its
-/// workers are all busy through a tick (see [`crate::autoscale`]). Each stage still runs at
-/// most its count of calls at once, fused or split.
+/// Fuses each run of two or more adjacent fixed stages with equal worker counts and without
+/// per-worker state (a split would start their workers afresh), when no ordered stage comes
+/// after them: the run starts as one segment (a thread per worker rather than per stage and
+/// worker, and no hand-off between its stages), and the controller splits it into its
+/// stages once its workers are all busy through a tick and its parts are costly enough, or,
+/// if they are not and the run started lazily below its count, doubles its workers (see
+/// [`crate::autoscale`]). Each stage still runs at most its count of calls at once, fused
+/// or split.
 ///
 /// Cheap stages hand items on faster than threads can: W1 as a user writes it with
 /// `.capacity(1024)` and one worker per stage ran at 42 M items/s on five threads on two
@@ -356,11 +338,7 @@ fn fuse_at_the_start(resolved: &mut [Resolved], plan: &[StagePlan]) {
     // after the last ordered stage re-batch freely.
     let after_ordered = plan.iter().rposition(|p| p.ordered).map_or(0, |i| i + 1);
     let fusable = |r: &Resolved, p: &StagePlan| {
-        r.auto.is_none()
-            && !p.asynchronous
-            && !p.per_worker_state
-            && !r.fused
-            && r.start == r.workers
+        r.auto.is_none() && !p.asynchronous && !p.per_worker_state && !r.fused
     };
     let mut head = after_ordered;
     while head < plan.len() {
@@ -507,12 +485,17 @@ mod tests {
         let r = resolve(&settings(4), &stateful);
         assert_eq!(layout(&r).0, [0..1, 1..2, 2..3, 3..4, 4..5, 5..7]);
 
-        // Stages started lazily (more workers than the budget) do not fuse at the start.
+        // Stages started lazily (more workers than the budget, one at first) fuse like any
+        // others: the run starts on one worker.
         let r = resolve(&settings(1), &plan);
         assert_eq!(
             r.resolved.iter().map(|r| r.splits).collect::<Vec<_>>(),
-            [false, false, false, false, false, true, true]
+            [true, true, true, false, false, true, true]
         );
+        assert_eq!(layout(&r).0, [0..3, 3..4, 4..5, 5..7]);
+        assert!(r.resolved[..3]
+            .iter()
+            .all(|r| (r.workers, r.start) == (2, 1)));
     }
 
     #[test]
@@ -537,21 +520,17 @@ mod tests {
             let r = resolve(settings, &plan);
             r.resolved.iter().map(|r| (r.workers, r.start)).collect()
         };
-        // 8 fixed workers on a budget of 3 start at 3; 2 start at once; the auto stage
+        // 8 fixed workers on a budget of 3 start at 1; 2 start at once; the auto stage
         // starts at its share (clamped to its min of 1); the async stage runs on one driver.
-        assert_eq!(starts(&settings(3)), [(8, 3), (2, 2), (1, 1), (1, 1)]);
+        assert_eq!(starts(&settings(3)), [(8, 1), (2, 2), (1, 1), (1, 1)]);
         let eager = Settings {
             lazy_workers: false,
             ..settings(3)
         };
         assert_eq!(starts(&eager), [(8, 8), (2, 2), (1, 1), (1, 1)]);
-        // 40 stages of 4 workers would start 80 on a budget of 2 (more than 16 a core):
-        // each starts with one.
-        let crowd: Vec<StagePlan> = (0..40).map(|_| stage(Some(4), None)).collect();
-        let r = resolve(&settings(2), &crowd);
-        assert!(r.resolved.iter().all(|r| (r.workers, r.start) == (4, 1)));
-        let r = resolve(&settings(2), &crowd[..16]);
-        assert!(r.resolved.iter().all(|r| (r.workers, r.start) == (4, 2)));
+        // At the budget, a stage starts all its workers at once.
+        let r = resolve(&settings(4), &[stage(Some(4), None)]);
+        assert_eq!((r.resolved[0].workers, r.resolved[0].start), (4, 4));
     }
 
     #[test]

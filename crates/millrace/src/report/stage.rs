@@ -40,7 +40,7 @@ pub struct StageReport {
     /// `false` and has a queue of its own). For the source: whether its iterator was read on
     /// the first stage's workers rather than on a thread of its own (an iterator in front of
     /// a run fused at the start, until the run splits). For the sink: whether the last
-    /// stage's lone worker consumed its batches itself (a cheap `for_each`, `try_for_each`,
+    /// stage's fixed workers consumed its batches themselves (a cheap `for_each`, `try_for_each`,
     /// `fold` or `collect`; see [`PipelineBuilder::for_each`](crate::PipelineBuilder::for_each)),
     /// rather than the sink's own thread. That is decided by timing the sink, so a busy
     /// machine may hand a cheap sink its thread back: the flag says what happened, not what

@@ -34,7 +34,7 @@ pub(crate) mod worker;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use crate::autoscale::{AutoStage, LazyStage, SplitStage};
+use crate::autoscale::{AutoStage, LazyStage, Scalable, SplitStage};
 use crate::connector::{Inlet, Outlet};
 use crate::metrics::StageMetrics;
 use crate::pipeline::launch::{Launch, Open};
@@ -177,12 +177,11 @@ impl Launch {
             }))
         });
         let splits = handover.is_some();
-        // One worker of its own, re-batching freely, and nothing to answer upstream: it may
-        // consume the sink's batches itself (see `pipeline::sink::direct`).
+        // Fixed workers of its own, re-batching freely, and nothing to answer upstream: they
+        // may consume the sink's batches themselves (see `pipeline::sink::direct`).
         let direct = direct.filter(|_| {
             self.settings.adaptive_fusion
-                && workers == 1
-                && growth.is_none()
+                && auto.is_none()
                 && next == self.resolved.len()
                 && self.route_before(next).is_none()
                 && matches!(self.emit_mode::<T>(last), EmitMode::Free)
@@ -201,7 +200,7 @@ impl Launch {
             .find(|segment| segment.contains(&last))
             .cloned()
             .unwrap_or(last..last + 1);
-        let scaler = Arc::new(SegmentScaler(Arc::downgrade(&emitter)));
+        let scaler: Arc<dyn Scalable> = Arc::new(SegmentScaler(Arc::downgrade(&emitter)));
         if let Some((min, max)) = auto {
             self.autos.push(AutoStage {
                 stages,
@@ -209,13 +208,18 @@ impl Launch {
                 max,
                 scaler,
             });
-        } else if lazy {
+            return inlet;
+        }
+        // A run fused at the start that started lazily grows to its count before it may
+        // split (see `autoscale`): both.
+        if lazy {
             self.lazies.push(LazyStage {
-                stages,
+                stages: stages.clone(),
                 count,
-                scaler,
+                scaler: Arc::clone(&scaler),
             });
-        } else if splits {
+        }
+        if splits {
             // (`PulledSource::new` marks the source fused with the run it feeds.)
             let with_source = stages.start == 0 && self.control.ledger.source.is_fused();
             self.splits.push(SplitStage {

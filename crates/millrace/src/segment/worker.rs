@@ -107,8 +107,8 @@ pub(crate) struct Emitter<U> {
     /// For stages fused at the start that may split (see `plan::fuse_at_the_start`): how
     /// they hand over to segments of their own.
     pub(crate) handover: Option<Handover>,
-    /// The sink, for a lone worker in front of it to consume its batches itself while that
-    /// is cheap (see `pipeline::sink::direct`).
+    /// The sink, for the fixed workers in front of it to consume its batches themselves
+    /// while that is cheap (see `pipeline::sink::direct`).
     pub(crate) direct: Option<Arc<dyn DirectSink<U>>>,
 }
 
@@ -145,9 +145,10 @@ pub(crate) fn run_worker<U: Send + 'static>(
     outlet: Outlet<U>,
 ) {
     let counters = emitter.metrics.slot(worker);
-    if emitter.handover.is_some() {
-        // A fused run's worker: the controller takes its waits for a core off the run's
-        // busy time before it judges a split (see `runqueue`).
+    if emitter.handover.is_some() || emitter.growth.is_some() {
+        // A fused run's worker, or a lazily started one's: the controller takes its waits
+        // for a core off the segment's busy time before it judges a split or growth (see
+        // `runqueue`).
         let id = crate::runqueue::current_thread_id().unwrap_or(0);
         counters.thread_id.store(id, Ordering::Relaxed);
     }

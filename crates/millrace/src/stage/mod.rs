@@ -487,8 +487,8 @@ impl<T, U> Stage<T, U> {
     /// autoscaled, as by [`auto_workers(1, 0)`](Stage::auto_workers).
     ///
     /// At most `workers` threads run the stage's code at once. More workers than the
-    /// [CPU budget](crate::PipelineBuilder::cpu_budget) start lazily: as many as the budget
-    /// at first, the rest while they are all busy in the stage's code (a blocking call), so
+    /// [CPU budget](crate::PipelineBuilder::cpu_budget) start lazily: one at first, the rest
+    /// while they are all busy in the stage's code (a blocking call), so
     /// a stage that waits on I/O reaches its count within a few hundred milliseconds (see
     /// [`lazy_workers`](crate::PipelineBuilder::lazy_workers)).
     #[must_use = "a stage does nothing until added to a pipeline; use the one this returns"]

@@ -131,8 +131,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Closes the pipeline with a closure called on each output, one call at a time: on the
     /// sink's thread, or, while the closure is cheap (until it averages 5 µs a batch and
     /// 50 ns an item, timed by the clock, so a busy machine may end it sooner) and the
-    /// last stage runs on one worker of its own, on that worker's thread (no hand-off
-    /// between them; [`adaptive_fusion(false)`](PipelineBuilder::adaptive_fusion) keeps it
+    /// last stage runs on fixed workers of its own, on their threads, whichever finds the
+    /// sink free (no hand-off between them; a worker that finds another in the sink sends
+    /// its batch to the sink's thread instead;
+    /// [`adaptive_fusion(false)`](PipelineBuilder::adaptive_fusion) keeps it
     /// on the sink's thread, for a closure that waits for something the last stage has yet
     /// to do). A panic in it fails that item only.
     pub fn for_each<F>(self, f: F) -> Pipeline<()>

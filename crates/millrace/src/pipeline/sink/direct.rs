@@ -1,14 +1,15 @@
 //! The sink consumed on the worker in front of it, while that is cheap.
 //!
 //! A sink normally runs on its own thread, taking batches off the last connector. When the
-//! stage in front of it runs on one worker of its own (a fixed `workers(1)` stage, or a run
-//! of such stages fused at the start) and re-batches freely, every batch it hands over
+//! stage in front of it has a fixed worker count (a `workers(n)` stage, or a run of such
+//! stages fused at the start) and re-batches freely, every batch it hands over
 //! crosses to another core and, since a cheap sink sleeps between batches, wakes it: on W1
 //! written with `.capacity(1024)`, the writes into batches the sink had read, and the
 //! wake-ups, were a third of the worker's time (`perf`). So that worker consumes its batches
 //! itself ([`DirectSink::consume`]), under the lock the sink thread takes too
 //! ([`SharedSink`]): the closure never runs twice at once, and each batch is consumed once,
-//! on one thread or the other.
+//! on one thread or another. A worker that finds the lock taken (by another worker, or by
+//! the sink thread) sends its batch on the connector instead of waiting for its turn.
 //!
 //! The sink thread still runs, waiting on the connector: it consumes whatever arrives there
 //! (batches of stages split off a fused run, which send as before), and when every producer
@@ -29,7 +30,7 @@ use crate::autoscale::worth_a_thread;
 use crate::batch_size::BatchSize;
 use crate::connector::Inlet;
 use crate::item::Batch;
-use crate::sync::{lock, Mutex};
+use crate::sync::{lock, try_lock, Mutex};
 
 use super::{SinkCtx, SinkState};
 
@@ -81,7 +82,11 @@ impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
             return Err(batch);
         }
         let len = batch.len();
-        let mut state = lock(&self.state);
+        // Whoever holds the lock (another worker of the segment, or the sink thread) is
+        // consuming: this batch goes on the connector rather than wait its turn.
+        let Some(mut state) = try_lock(&self.state) else {
+            return Err(batch);
+        };
         let Some((state, ctx)) = state.as_mut() else {
             return Err(batch); // finished: cannot happen while a producer is alive
         };
