@@ -8,15 +8,18 @@
 //! the switch, sent batches, the end of input) and the sink thread (`run_sink`: receive,
 //! consume under the lock, finish), and checks that the finished sink saw every batch
 //! exactly once, in the worker's order (one worker), whether or not it switched, and that
-//! the closure never ran twice at once. The lock and the switch flag are loom's (through
-//! `crate::sync`); the connector is the stand-in channel of `loom_channel.rs`.
+//! the closure never ran twice at once. A second model runs two workers that each take the
+//! lock only if it is free (`try_lock`) and send their batch on the connector otherwise:
+//! every batch is consumed exactly once, on one thread or another. The lock and the switch
+//! flag are loom's (through `crate::sync`); the connector is the stand-in channel of
+//! `loom_channel.rs`.
 
 use std::sync::Arc;
 
 use loom::thread;
 
 use crate::loom_channel::bounded;
-use crate::sync::{lock, AtomicBool, Mutex, Ordering};
+use crate::sync::{lock, try_lock, AtomicBool, Mutex, Ordering};
 
 const BATCHES: u64 = 3;
 
@@ -79,4 +82,42 @@ fn loom_a_sink_consumed_on_the_worker_finishes_with_every_batch_once() {
 #[test]
 fn loom_a_sink_that_gets_its_thread_back_mid_run_finishes_with_every_batch_once() {
     model(1);
+}
+
+#[test]
+fn loom_two_workers_that_find_the_sink_taken_send_and_every_batch_is_consumed_once() {
+    loom::model(|| {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Some(Vec::new())),
+            own_thread: AtomicBool::new(false),
+        });
+        let (outlet, inlet) = bounded::<u64>(2);
+        let workers: Vec<_> = (0..2u64)
+            .map(|worker| {
+                let (shared, outlet) = (Arc::clone(&shared), outlet.clone());
+                thread::spawn(move || {
+                    // `DirectSink::consume`: the lock if it is free, else the connector.
+                    for batch in [worker * 10, worker * 10 + 1] {
+                        match try_lock(&shared.state) {
+                            Some(mut state) => state
+                                .as_mut()
+                                .expect("nothing is consumed after the sink finished")
+                                .push(batch),
+                            None => outlet.send(batch).expect("the sink thread keeps its inlet"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(outlet);
+        while let Some(batch) = inlet.recv() {
+            shared.consume(batch);
+        }
+        let mut consumed = lock(&shared.state).take().expect("finished once");
+        for worker in workers {
+            worker.join().expect("a worker does not panic");
+        }
+        consumed.sort_unstable();
+        assert_eq!(consumed, [0, 1, 10, 11]);
+    });
 }
