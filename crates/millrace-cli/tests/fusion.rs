@@ -157,8 +157,10 @@ fn fixed_workers_beyond_the_budget_start_lazily_unless_lazy_workers_is_false() {
     let eight = ["8"; 3];
     let counts =
         |layout: &Layout| -> Vec<u64> { layout[1..4].iter().map(|(_, _, w)| *w).collect() };
-    // Cheap stages of 8 workers on a budget of 2 start one each, fused into one run (and
-    // grow only while all their workers are busy in them).
+    // Cheap stages of 8 workers on a budget of 2 start one each (fused into one run, which
+    // may grow while its workers are busy, and split once it has 8: whether it ran fused at
+    // the end depends on the machine's load, so only the counts are checked here; the plan's
+    // unit tests pin the fusion).
     let (layout, _) = run(&three_stages("cpu_budget = 2", eight), &[]);
     assert!(
         counts(&layout).iter().all(|&w| (1..=8).contains(&w)),

@@ -128,8 +128,8 @@ pub struct Scaling {
     /// Adjacent autoscaled stages with the same bounds share workers, sized as one
     /// (`fuse_auto`; default true).
     pub fuse_auto: bool,
-    /// A stage with more fixed workers than the CPU budget starts at the budget and adds
-    /// the rest while all are busy (`lazy_workers`; default true).
+    /// A stage with more fixed workers than the CPU budget starts one and adds the rest,
+    /// doubling, while all are busy (`lazy_workers`; default true).
     pub lazy_workers: bool,
     /// Adjacent stages with equal fixed worker counts start fused and split once their
     /// workers are all busy (`adaptive_fusion`; default true).

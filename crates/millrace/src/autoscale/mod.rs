@@ -31,7 +31,9 @@
 //! of a cheap stage, which would mostly wait for input or for a core and cost wake-ups,
 //! are never started. Workers once started stay. A run of such stages fused at the start
 //! grows the same way, and is judged for a split only once it has its count (the split
-//! is looked at before growth in each tick, so at the soonest a tick after that).
+//! is looked at before growth in each tick, so at the soonest a tick after that). A worker
+//! consuming the sink's batches itself (see `pipeline::sink::direct`) counts as waiting for
+//! room meanwhile, as it would sending them: a tick that finds one there does not grow.
 //!
 //! # Wedge detection
 //!
@@ -396,15 +398,15 @@ impl Controller {
         for lazy in &self.lazies {
             let segment = lazy.stages.clone();
             let metrics = &stages[segment.clone()];
+            let workers = metrics[0].workers();
+            if workers >= lazy.count {
+                continue; // (it never grows again: its waits need no more reads)
+            }
             let tids = metrics[metrics.len() - 1]
                 .slots()
                 .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
                 .filter(|&tid| tid != 0);
             let preempted = self.growth_waits.since_last(tids);
-            let workers = metrics[0].workers();
-            if workers >= lazy.count {
-                continue;
-            }
             let busy_share = busy_share(
                 &now[segment.clone()],
                 &self.busy_last[segment.clone()],
@@ -469,9 +471,10 @@ impl Controller {
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 return true;
             }
-            // A run that started lazily below its count grows first (a stage whose calls
-            // wait for one another, at a barrier, needs them all at once, and a worker
-            // blocked in a stage never hands over).
+            // A run that started lazily below its count grows first: a stage whose calls
+            // wait for one another gets them all at once, and a worker blocked in a stage
+            // would never hand over. (At its count such a stage may still hang a split,
+            // which waits for each worker's batch in hand: see `adaptive_fusion`'s docs.)
             if lazies
                 .iter()
                 .any(|lazy| lazy.stages == segment && metrics[0].workers() < lazy.count)

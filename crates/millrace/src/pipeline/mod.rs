@@ -378,16 +378,17 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::sync::{Arc, Barrier};
     /// use millrace::{Pipeline, Stage};
     ///
-    /// // A stage that waits in a blocking call, with 16 workers on a budget of 2: it starts
-    /// // one, and doubles them while all of them are waiting in it.
+    /// // A stage that blocks until 16 of its calls wait at once, with 16 workers on a
+    /// // budget of 2: it starts one, and doubles them while all of them are waiting in it.
+    /// let all_sixteen = Arc::new(Barrier::new(16));
     /// let finished = Pipeline::source(0..64u64)
     ///     .cpu_budget(2)
     ///     .stage(
-    ///         Stage::map("fetch", |x: u64| {
-    ///             std::thread::sleep(Duration::from_millis(20));
+    ///         Stage::map("gather", move |x: u64| {
+    ///             all_sixteen.wait();
     ///             x
     ///         })
     ///         .workers(16)
@@ -395,9 +396,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     ///     )
     ///     .fold(0u64, |sum, y| sum + y)
     ///     .run()?;
-    /// assert!(finished.report.stages()[0].workers > 2);
+    /// assert_eq!(finished.report.stages()[0].workers, 16);
     /// for (_, decision) in finished.report.decisions() {
-    ///     println!("{}", decision.reason); // more workers to fetch: 100% busy, none waiting …
+    ///     println!("{}", decision.reason); // more workers to gather: 100% busy, none waiting …
     /// }
     ///
     /// let eager = Pipeline::source(0..1000u64)
@@ -418,9 +419,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Whether adjacent fixed stages with equal worker counts start fused and split when
     /// they are busy (on by default).
     ///
-    /// Such a run of stages (two or more, each `.workers(n)` with the same `n`, at most the
-    /// [CPU budget](PipelineBuilder::cpu_budget)) starts as one segment of `n` workers that
-    /// each run the stages in turn, as [`fuse`](PipelineBuilder::fuse) makes it: no thread
+    /// Such a run of stages (two or more, each `.workers(n)` with the same `n`) starts as one
+    /// segment of `n` workers (one, when `n` is more than the
+    /// [CPU budget](PipelineBuilder::cpu_budget): see below) that each run the stages in turn, as [`fuse`](PipelineBuilder::fuse) makes it: no thread
     /// per stage, no hand-off between them. Not fused at the start:
     ///
     /// * stages before an ordered stage (anywhere later in the pipeline), and the ordered

@@ -324,11 +324,11 @@ fn start_fixed_within_the_budget(resolved: &mut [Resolved], plan: &[StagePlan], 
 /// Fuses each run of two or more adjacent fixed stages with equal worker counts and without
 /// per-worker state (a split would start their workers afresh), when no ordered stage comes
 /// after them: the run starts as one segment (a thread per worker rather than per stage and
-/// worker, and no hand-off between its stages), and the controller splits it into its
-/// stages once its workers are all busy through a tick and its parts are costly enough, or,
-/// if they are not and the run started lazily below its count, doubles its workers (see
-/// [`crate::autoscale`]). Each stage still runs at most its count of calls at once, fused
-/// or split.
+/// worker, and no hand-off between its stages). Once its workers are all busy through a
+/// tick, the controller doubles them if the run started lazily below its count, and
+/// otherwise splits it into its stages if its parts are costly enough (see
+/// [`crate::autoscale`]); a cheap run at its count stays as it is. Each stage still runs at
+/// most its count of calls at once, fused or split.
 ///
 /// Cheap stages hand items on faster than threads can: W1 as a user writes it with
 /// `.capacity(1024)` and one worker per stage ran at 42 M items/s on five threads on two

@@ -210,7 +210,9 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
 }
 
 /// The run's worker threads: the source's (unless it ran on the first stage's workers), each
-/// segment's (fused stages share theirs) and the sink's (unless the last worker consumed it). An async stage counts as its one
+/// segment's (fused stages share theirs) and the sink's (unless the last stage's workers
+/// consumed it, all or mostly: the sink thread then took only what they found it busy
+/// with). An async stage counts as its one
 /// worker: its other threads mostly wait.
 pub(super) fn worker_threads(
     source: &StageReport,

@@ -18,7 +18,7 @@ pub struct StageReport {
     pub workers: usize,
     /// Capacity of its input connector, in batches (0 for the source and for a stage fused
     /// at the end of the run; the sink keeps its connector's, which carries whatever reaches
-    /// it while the last worker consumes it itself).
+    /// it while the last stage's workers consume it themselves).
     /// See [`queue_items`](StageReport::queue_items) for the capacity in items.
     pub queue_capacity: usize,
     /// Items per batch on its input connector when the report was made: the size pinned,
@@ -40,7 +40,9 @@ pub struct StageReport {
     /// `false` and has a queue of its own). For the source: whether its iterator was read on
     /// the first stage's workers rather than on a thread of its own (an iterator in front of
     /// a run fused at the start, until the run splits). For the sink: whether the last
-    /// stage's fixed workers consumed its batches themselves (a cheap `for_each`, `try_for_each`,
+    /// stage's fixed workers consumed its batches themselves, all or some of them (a
+    /// worker that finds another in the sink sends its batch to the sink's thread; a cheap
+    /// `for_each`, `try_for_each`,
     /// `fold` or `collect`; see [`PipelineBuilder::for_each`](crate::PipelineBuilder::for_each)),
     /// rather than the sink's own thread. That is decided by timing the sink, so a busy
     /// machine may hand a cheap sink its thread back: the flag says what happened, not what

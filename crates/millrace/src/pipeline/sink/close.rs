@@ -154,8 +154,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// ([`on_error`](PipelineBuilder::on_error)): skipped and reported, tried again (the
     /// closure borrows the item, so it is still there), or stopping the run gracefully with
     /// that error. Failed items are reported with the stage name `sink`. The closure runs
-    /// one call at a time (on the sink's thread, or on a lone last worker's while it is
-    /// cheap, as for [`for_each`](PipelineBuilder::for_each)), so a retry's backoff holds up
+    /// one call at a time (on the sink's thread, or on the last stage's fixed workers' while
+    /// it is cheap, as for [`for_each`](PipelineBuilder::for_each)), so a retry's backoff holds up
     /// every delivery behind it: keep retries short here, or retry inside the closure's own
     /// client.
     ///

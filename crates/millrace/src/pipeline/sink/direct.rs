@@ -1,12 +1,12 @@
-//! The sink consumed on the worker in front of it, while that is cheap.
+//! The sink consumed on the workers in front of it, while that is cheap.
 //!
 //! A sink normally runs on its own thread, taking batches off the last connector. When the
 //! stage in front of it has a fixed worker count (a `workers(n)` stage, or a run of such
 //! stages fused at the start) and re-batches freely, every batch it hands over
 //! crosses to another core and, since a cheap sink sleeps between batches, wakes it: on W1
 //! written with `.capacity(1024)`, the writes into batches the sink had read, and the
-//! wake-ups, were a third of the worker's time (`perf`). So that worker consumes its batches
-//! itself ([`DirectSink::consume`]), under the lock the sink thread takes too
+//! wake-ups, were a third of the worker's time (`perf`). So those workers consume their
+//! batches themselves ([`DirectSink::consume`]), under the lock the sink thread takes too
 //! ([`SharedSink`]): the closure never runs twice at once, and each batch is consumed once,
 //! on one thread or another. A worker that finds the lock taken (by another worker, or by
 //! the sink thread) sends its batch on the connector instead of waiting for its turn.
@@ -15,12 +15,12 @@
 //! (batches of stages split off a fused run, which send as before), and when every producer
 //! is gone it finishes the sink (a fold's value) as always. A sink that turns out costly (on
 //! average at least the 5 µs a batch and 50 ns an item that a fused run asks to split, see
-//! `autoscale`) gets its thread back for good: the worker then sends its batches, and the
-//! two run side by side.
+//! `autoscale`) gets its thread back for good: the workers then send their batches, and
+//! the sink runs beside them.
 //!
 //! `adaptive_fusion(false)` keeps the sink on its thread, as it keeps stages apart: a sink
 //! closure that waits for something the last stage has yet to do would wait for ever on
-//! that stage's only worker.
+//! a worker of that stage.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

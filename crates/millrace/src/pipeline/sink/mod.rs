@@ -4,8 +4,9 @@
 //! a value ([`fold`](crate::PipelineBuilder::fold), [`collect`](crate::PipelineBuilder::collect)),
 //! an iterator on the calling thread ([`outputs`](crate::PipelineBuilder::outputs)), or the
 //! response path back to the submitter ([`respond`](crate::PipelineBuilder::respond)). The
-//! first three run on one sink thread, and while they are cheap behind a last stage of one
-//! worker, on that worker ([`direct`]); all take whole batches off the last connector.
+//! first three run on one sink thread, and while they are cheap behind a last stage of
+//! fixed workers, on those workers ([`direct`]); all take whole batches off the last
+//! connector.
 //!
 //! The sink also samples latency: per batch, the age of its oldest item.
 //!
