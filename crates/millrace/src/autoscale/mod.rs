@@ -402,11 +402,7 @@ impl Controller {
             if workers >= lazy.count {
                 continue; // (it never grows again: its waits need no more reads)
             }
-            let tids = metrics[metrics.len() - 1]
-                .slots()
-                .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
-                .filter(|&tid| tid != 0);
-            let preempted = self.growth_waits.since_last(tids);
+            let preempted = waited_for_a_core(&mut self.growth_waits, metrics);
             let busy_share = busy_share(
                 &now[segment.clone()],
                 &self.busy_last[segment.clone()],
@@ -462,11 +458,7 @@ impl Controller {
             // Time the run's workers spent waiting for a core is not the parts' work: on a
             // machine whose cores are all taken, a preempted batch is timed long. (Read at
             // every look, so that each wait counts against the tick it fell in.)
-            let tids = metrics[metrics.len() - 1]
-                .slots()
-                .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
-                .filter(|&tid| tid != 0);
-            let preempted = waits.since_last(tids);
+            let preempted = waited_for_a_core(waits, metrics);
             let busy_share = busy_share(&parts_now, &parts_before, Duration::ZERO);
             if busy_share < SATURATED || waiting(metrics) > 0 {
                 return true;
@@ -608,6 +600,20 @@ fn segment_name(metrics: &[Arc<StageMetrics>]) -> String {
 
 /// The share of a segment's worker time spent busy between two tallies (0 when nothing
 /// was measured).
+/// How long the workers of the segment whose stages are `metrics` waited for a core since
+/// `waits` last looked at them (their thread ids are kept in the last stage's slots, see
+/// `segment::worker::run_worker`).
+fn waited_for_a_core(
+    waits: &mut crate::runqueue::Waits,
+    metrics: &[Arc<StageMetrics>],
+) -> Duration {
+    let tids = metrics[metrics.len() - 1]
+        .slots()
+        .map(|slot| slot.thread_id.load(std::sync::atomic::Ordering::Relaxed))
+        .filter(|&tid| tid != 0);
+    waits.since_last(tids)
+}
+
 fn busy_share(now: &[Tally], before: &[Tally], less: Duration) -> f64 {
     let delta = |time: fn(&Tally) -> Duration| -> f64 {
         now.iter()
