@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use common::{report_of, within, Inside};
@@ -105,6 +105,49 @@ fn a_busy_fused_run_splits_and_no_stage_runs_more_calls_than_its_count() {
         names.iter().any(|n| n.starts_with("millrace-b-")),
         "{names:?}"
     );
+}
+
+#[test]
+fn a_stage_whose_calls_meet_at_a_barrier_hands_over_without_hanging() {
+    // `b`'s calls meet in pairs, one from each of its two workers, and the worker with the
+    // odd item takes 2 ms longer to finish its batch (one item): its partner is back at the
+    // barrier with the next item well before it. A split requested then used to wait for
+    // that partner to finish its batch, which needed a call from a worker that had already
+    // left: the run hung. Now each worker that leaves starts the stages' own workers in its
+    // place, and one of those meets the partner at the barrier.
+    for _ in 0..3 {
+        let barrier = Arc::new(Barrier::new(2));
+        let b = Arc::new(Inside::default());
+        let in_b = Arc::clone(&b);
+        let mut finished = within(60, move || {
+            Pipeline::source(0..400u64)
+                .autoscale_interval(Duration::from_millis(2))
+                .stage(Stage::map("a", |x: u64| x * 2).workers(2).batch(1))
+                .stage(
+                    Stage::map("b", move |y: u64| {
+                        in_b.during(|| {
+                            barrier.wait();
+                            if y % 4 == 2 {
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
+                            y + 1
+                        })
+                    })
+                    .workers(2)
+                    .batch(1),
+                )
+                .collect()
+                .run()
+                .expect("the run completes")
+        });
+        finished.output.sort_unstable();
+        assert_eq!(
+            finished.output,
+            (0..400).map(|x| x * 2 + 1).collect::<Vec<_>>()
+        );
+        assert!(b.most() <= 2, "at most 2 calls at once in b, split or not");
+        assert_eq!(splits(&finished), 1, "{}", finished.report);
+    }
 }
 
 #[test]

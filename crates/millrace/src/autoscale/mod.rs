@@ -465,8 +465,8 @@ impl Controller {
             }
             // A run that started lazily below its count grows first: a stage whose calls
             // wait for one another gets them all at once, and a worker blocked in a stage
-            // would never hand over. (At its count such a stage may still hang a split,
-            // which waits for each worker's batch in hand: see `adaptive_fusion`'s docs.)
+            // would never hand over. (At its count, a worker that leaves at the split hands
+            // its slot to the stages' own workers, who meet the calls still waiting.)
             if lazies
                 .iter()
                 .any(|lazy| lazy.stages == segment && metrics[0].workers() < lazy.count)

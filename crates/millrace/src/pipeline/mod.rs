@@ -483,10 +483,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Turn adaptive fusion off for stages that wait on one another outside the pipeline (a
     /// stage whose closure blocks until a later stage, or the sink, has done something):
     /// fused, they run in turn on the same threads, and a worker blocked in one never
-    /// reaches the other. The same goes for a stage whose calls wait for one another (at a
-    /// barrier, or gathering calls into a batch of their own) in a run of equal stages: a
-    /// split hands over once each worker has finished the batch in its hands, and a call
-    /// that waits for calls that would come after the hand-over waits for ever.
+    /// reaches the other. (Calls of one stage that wait for one another, at a barrier or
+    /// gathering calls into a batch of their own, are fine: a split hands each fused
+    /// worker's slot to the stages' own workers as it leaves, so a call still waiting in a
+    /// fused worker is met by theirs.)
     ///
     /// ```
     /// use millrace::{Pipeline, Stage};

@@ -113,17 +113,19 @@ impl Launch {
     }
 
     /// Builds the segment of stage `last` alone (see [`Standby`]) on `outlet`, without
-    /// workers; returns what starts its `count` workers.
+    /// workers; returns what starts one of its workers in a given slot.
     fn standby_segment<U: Send + 'static>(
         &self,
         make_pull: MakePull<U>,
         last: usize,
         outlet: &Outlet<U>,
-    ) -> Box<dyn FnOnce() + Send> {
-        let growth = self.growth(&make_pull, outlet, 0);
-        let emitter = self.emitter(last, 0, Some(growth), false, None, None);
+    ) -> Box<dyn FnMut(usize) + Send> {
         let count = self.resolved[last].workers;
-        Box::new(move || start_standby(&emitter, count))
+        // (Its workers take the slots the fused workers leave, 0 to `count - 1`.)
+        let growth = self.growth(&make_pull, outlet, count);
+        let emitter = self.emitter(last, 0, Some(growth), false, None, None);
+        let mut refused = 0;
+        Box::new(move |slot| start_standby(&emitter, slot, count, &mut refused))
     }
 
     /// Ends an open segment at the connector into stage `next` (or the sink): starts the
@@ -161,6 +163,7 @@ impl Launch {
         let growth = (auto.is_some() || lazy).then(|| self.growth(&make_pull, &outlet, workers));
         let handover = standby.map(|standby| {
             let Standby {
+                source,
                 mut starts,
                 make_pull,
                 first,
@@ -171,10 +174,16 @@ impl Launch {
                 .iter()
                 .map(Arc::clone)
                 .collect();
-            Handover::new(Box::new(move || {
-                split.iter().for_each(|m| m.mark_split());
-                starts.into_iter().for_each(|start| start());
-            }))
+            Handover::new(
+                count,
+                Box::new(move || {
+                    split.iter().for_each(|m| m.mark_split());
+                    if let Some(source) = source {
+                        source();
+                    }
+                }),
+                Box::new(move |slot| starts.iter_mut().for_each(|start| start(slot))),
+            )
         });
         let splits = handover.is_some();
         // Fixed workers of its own, re-batching freely, and nothing to answer upstream: they
@@ -290,6 +299,7 @@ impl Launch {
                 // (Only a stage of a run fused at the start finds a standby form before it.)
                 let standby = standby.map(|standby| {
                     let Standby {
+                        source,
                         mut starts,
                         make_pull: before,
                         first,
@@ -297,6 +307,7 @@ impl Launch {
                     let (outlet, inlet) = self.standby_connector_into(index);
                     starts.push(self.standby_segment(before, last, &outlet));
                     Box::new(Standby {
+                        source,
                         starts,
                         make_pull: then(pull_from(inlet)),
                         first,
@@ -312,7 +323,8 @@ impl Launch {
                 inlet,
             } if splits => {
                 let standby = Box::new(Standby {
-                    starts: vec![split_off],
+                    source: Some(split_off),
+                    starts: Vec::new(),
                     make_pull: then(pull_from(inlet)),
                     first: index,
                 });
@@ -322,6 +334,7 @@ impl Launch {
                 let inlet = self.connect(open, index, None);
                 let standby = splits.then(|| {
                     Box::new(Standby {
+                        source: None,
                         starts: Vec::new(),
                         make_pull: then(pull_from(inlet.clone())),
                         first: index,

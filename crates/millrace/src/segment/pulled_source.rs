@@ -16,12 +16,15 @@
 //! The workers take turns at the iterator (a lock around its [`Cut`]). The source is
 //! accounted as before (its own busy time, items and batches), and the connector into the
 //! first stage is built as usual but stands by: when the run splits, the source gets a thread
-//! of its own again ([`PulledSource::split_off`]) and ships into that connector, which the
-//! first stage's own workers read from, like any stage of a split run.
+//! of its own again ([`PulledSource::split_off`], as the first fused worker leaves) and ships
+//! into that connector, which the first stage's own workers read from, like any stage of a
+//! split run. The thread takes the lock a batch at a time: a fused worker still at work may
+//! cut one more batch before it leaves.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::batch_size::BatchSize;
 use crate::connector::{Outlet, Poll, Stock};
 use crate::error::{BuildError, RunErrorKind};
 use crate::item::Batch;
@@ -70,14 +73,30 @@ impl<S: Send + 'static> PulledSource<S> {
             let control = Arc::clone(&source.ctx.control);
             let name = "millrace-source";
             let spawned = control.spawn_late(name.into(), move || {
-                let mut cutter = lock(&source.cutter);
-                run_iter(&mut **cutter, &source.ctx, &outlet);
+                run_iter(&mut Locked(&source.cutter), &source.ctx, &outlet);
             });
             if let Err(why) = spawned {
                 // Nothing would feed the first stage: end the run rather than hang.
                 control.fail_hard(RunErrorKind::Build(BuildError::thread(name, &why)));
             }
         })
+    }
+}
+
+/// The iterator's [`Cut`] taken under its lock a batch at a time, on the source's own
+/// thread: a fused worker still finishing its part of a split (see `segment::handover`) may
+/// cut a batch in between, rather than wait for the iterator's end.
+struct Locked<'a, S>(&'a Mutex<Box<dyn Cut<S>>>);
+
+impl<S> Cut<S> for Locked<'_, S> {
+    fn cut(
+        &mut self,
+        ctx: &SourceCtx,
+        size: &BatchSize,
+        items: Vec<S>,
+        want: usize,
+    ) -> Option<Cutting<S>> {
+        lock(self.0).cut(ctx, size, items, want)
     }
 }
 

@@ -224,7 +224,8 @@ pub(crate) fn run_worker<U: Send + 'static>(
     if retired {
         return;
     }
-    if emitter.crew.leave() {
+    let last = emitter.crew.leave();
+    if last {
         // The last worker out: after a cancel, batches may wait behind a gap forever.
         if let EmitMode::Ordered(ordered) = &emitter.mode {
             for batch in ordered.reorder.drain() {
@@ -239,25 +240,29 @@ pub(crate) fn run_worker<U: Send + 'static>(
         if let Some(growth) = &emitter.growth {
             lock(&growth.outlet).take();
         }
-        if let Some(handover) = &emitter.handover {
-            handover.finish();
-        }
+    }
+    // Done with its slot: after a split request, the stages' own workers take it over.
+    if let Some(handover) = &emitter.handover {
+        handover.leave(worker, last);
     }
 }
 
-/// Starts workers of a segment built without any (a stage's own segment, standing by while
-/// it runs fused), up to `workers`.
-pub(crate) fn start_standby<U: Send + 'static>(emitter: &Arc<Emitter<U>>, workers: usize) {
-    let mut refused = 0;
-    for _ in 0..workers {
-        match grow(emitter) {
-            Some(true) => {}
-            Some(false) => refused += 1,
-            None => return, // already at the end of input
-        }
+/// Starts a worker of a segment built without any (a stage's own segment, standing by while
+/// it runs fused) in `slot`, the slot a fused worker has left, unless the segment has
+/// already ended (at the end of input). `refused` counts the threads the OS refused: when
+/// it refused all `count`, nothing would take the stage's input, and the run fails rather
+/// than hang.
+pub(crate) fn start_standby<U: Send + 'static>(
+    emitter: &Arc<Emitter<U>>,
+    slot: usize,
+    count: usize,
+    refused: &mut usize,
+) {
+    if grow_in(emitter, Some(slot)) != Some(false) {
+        return;
     }
-    if refused == workers {
-        // Nothing would take this stage's input: end the run rather than hang.
+    *refused += 1;
+    if *refused == count {
         let why = std::io::Error::other("the OS refused every thread of the stage as it split off");
         emitter
             .control
@@ -271,10 +276,15 @@ pub(crate) fn start_standby<U: Send + 'static>(emitter: &Arc<Emitter<U>>, worker
 /// Starts one more worker of an autoscaled segment, if the segment still runs: `None` if it
 /// has ended, else whether the OS started the thread.
 fn grow<U: Send + 'static>(emitter: &Arc<Emitter<U>>) -> Option<bool> {
+    grow_in(emitter, None)
+}
+
+/// [`grow`] in a given slot, or in the next free one.
+fn grow_in<U: Send + 'static>(emitter: &Arc<Emitter<U>>, slot: Option<usize>) -> Option<bool> {
     let growth = emitter.growth.as_ref()?;
     let outlet = lock(&growth.outlet);
     let outlet = outlet.as_ref()?;
-    let worker = growth.take_slot();
+    let worker = slot.unwrap_or_else(|| growth.take_slot());
     emitter.crew.join();
     let (input, emitter2, outlet) = (
         (growth.make_pull)(worker),
