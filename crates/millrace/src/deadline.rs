@@ -9,10 +9,12 @@
 //! enough ticks have passed that the deadline *might* have: the tick threshold assumes the
 //! slowest counter we allow for ([`SLOWEST_TSC_HZ`]), so on any faster one it is reached
 //! early, never late. A CPU that says its counter is invariant (it runs at a constant rate
-//! and never stops, CPUID leaf 8000_0007h) is trusted alone. Where it does not (an old CPU
-//! whose counter stops in deep sleep, or may lag on another core), the real clock is still
-//! read at every [`CLOCK_EVERY`]-th test, which bounds how late the answer can be in tests
-//! rather than in time. (Read at every 8th test on a CPU that says so, the real clock was
+//! and never stops, CPUID leaf 8000_0007h) is trusted alone: a thread moved to a core whose
+//! counter lags behind (the kernel keeps them in step, and checks) can then be told "not
+//! yet" late by that lag, which a filling source can afford. Where the CPU does not say so
+//! (an old CPU whose counter stops in deep sleep), the real clock is still read at every
+//! [`CLOCK_EVERY`]-th test, which bounds how late the answer can be in tests rather than in
+//! time. (Read at every 8th test on a CPU that says so, the real clock was
 //! still 11% of a one-stage run's source thread, `perf` of `y + 1` on `0..n`.) Elsewhere it
 //! is `Instant::elapsed` every time.
 //!
@@ -74,8 +76,9 @@ fn tsc_keeps_time() -> bool {
     static INVARIANT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *INVARIANT.get_or_init(|| {
         // SAFETY: `cpuid` exists on every x86-64 CPU and only reads identification
-        // registers; leaf 8000_0000h gives the highest extended leaf, so 8000_0007h is asked
-        // only where it exists. (Newer Rust marks the intrinsic safe.)
+        // registers; it touches no memory. (Leaf 8000_0000h gives the highest extended
+        // leaf, so that 8000_0007h is asked only where it means something. Newer Rust marks
+        // the intrinsic safe.)
         unsafe {
             let highest = core::arch::x86_64::__cpuid(0x8000_0000).eax;
             highest >= 0x8000_0007 && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0
@@ -84,18 +87,18 @@ fn tsc_keeps_time() -> bool {
 }
 
 impl Deadline {
-    /// A deadline `after` from `since` (a moment already past, or just taken).
-    pub(crate) fn new(since: Instant, after: Duration) -> Self {
+    /// A deadline `after` from `now`, a moment just taken: the tick count starts here, so
+    /// a moment from further back would be told "not yet" late by the difference. (Reading
+    /// the clock to take it off cost a clock read per batch of a filling source.)
+    pub(crate) fn starting(now: Instant, after: Duration) -> Self {
         Deadline {
-            since,
+            since: now,
             after,
             #[cfg(target_arch = "x86_64")]
             ticks: {
-                // What is left of the span: the tick count starts now.
-                let left = after.saturating_sub(since.elapsed());
                 TickCheck {
                     start: ticks_now(),
-                    threshold: u64::try_from(left.as_nanos() * SLOWEST_TSC_HZ / 1_000_000_000)
+                    threshold: u64::try_from(after.as_nanos() * SLOWEST_TSC_HZ / 1_000_000_000)
                         .unwrap_or(u64::MAX),
                     unchecked: 0,
                     trusted: if tsc_keeps_time() {
@@ -132,29 +135,13 @@ mod tests {
 
     #[test]
     fn a_deadline_not_yet_reached_has_not_passed() {
-        let mut deadline = Deadline::new(Instant::now(), Duration::from_secs(3600));
+        let mut deadline = Deadline::starting(Instant::now(), Duration::from_secs(3600));
         assert!((0..100).all(|_| !deadline.passed()));
     }
 
     #[test]
     fn a_deadline_is_seen_to_pass_once_its_span_is_over() {
-        let mut deadline = Deadline::new(Instant::now(), Duration::from_millis(2));
-        std::thread::sleep(Duration::from_millis(3));
-        assert!(deadline.passed());
-    }
-
-    #[test]
-    fn a_deadline_counted_from_the_past_is_seen_to_pass_at_once() {
-        // The tick count starts at `new`, from what is left of the span: nothing.
-        let since = Instant::now() - Duration::from_secs(5);
-        let mut deadline = Deadline::new(since, Duration::from_secs(1));
-        assert!(deadline.passed());
-    }
-
-    #[test]
-    fn a_deadline_partly_spent_passes_once_the_rest_is_over() {
-        let since = Instant::now() - Duration::from_millis(500);
-        let mut deadline = Deadline::new(since, Duration::from_millis(502));
+        let mut deadline = Deadline::starting(Instant::now(), Duration::from_millis(2));
         std::thread::sleep(Duration::from_millis(3));
         assert!(deadline.passed());
     }

@@ -486,7 +486,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// reaches the other. (Calls of one stage that wait for one another, at a barrier or
     /// gathering calls into a batch of their own, are fine: a split hands each fused
     /// worker's slot to the stages' own workers as it leaves, so a call still waiting in a
-    /// fused worker is met by theirs.)
+    /// fused worker is met by theirs, as long as the OS starts their threads.)
     ///
     /// ```
     /// use millrace::{Pipeline, Stage};

@@ -115,7 +115,8 @@ impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
         });
         match filled {
             Ok((true, iter)) => self.iter = Some(iter),
-            Ok((false, _ended)) => {}
+            // Ended: dropped now, not with the run.
+            Ok((false, ended)) => drop(ended),
             Err(payload) => {
                 ctx.control
                     .fail(RunErrorKind::SourcePanicked(panic_message(&*payload)));
@@ -284,7 +285,7 @@ fn fill_rest<S>(
     want: usize,
     born: Instant,
 ) -> bool {
-    let mut deadline = Deadline::new(born, FILL_DEADLINE);
+    let mut deadline = Deadline::starting(born, FILL_DEADLINE);
     let mut checkpoint = 2;
     while items.len() < want {
         let upto = checkpoint.min(want);

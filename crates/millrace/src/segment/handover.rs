@@ -7,8 +7,9 @@
 //! segment checks [`is_requested`](Handover::is_requested) between batches and leaves (as at
 //! the end of input), calling [`leave`](Handover::leave) with its slot (its worker index):
 //! if the request came first, that starts one worker of each of the stages' own segments in
-//! the slot it frees (the first one out also starts what runs once: the source's own
-//! thread); the last one out also starts every slot not started yet, and drops what starts
+//! the slot it frees (the first one out also runs what runs once: it marks the stages
+//! split, and starts the source's own thread where the fused workers read the source); the
+//! last one out also starts every slot not started yet, and drops what starts
 //! them. `request` and `leave` decide under one lock, so a request either starts the
 //! stages' own workers or is refused (the segment had ended).
 //!

@@ -96,7 +96,8 @@ impl Launch {
     }
 
     /// The means to start workers on segment `make_pull` (ending with stage `last`) while
-    /// it runs, sending to `outlet`; `first` is the index of the first worker it starts.
+    /// it runs, sending to `outlet`; `first` is the index of the first worker it starts in
+    /// a slot of its choosing (a standby segment's workers take given slots below it).
     fn growth<U: Send + 'static>(
         &self,
         make_pull: &MakePull<U>,
@@ -121,7 +122,8 @@ impl Launch {
         outlet: &Outlet<U>,
     ) -> Box<dyn FnMut(usize) + Send> {
         let count = self.resolved[last].workers;
-        // (Its workers take the slots the fused workers leave, 0 to `count - 1`.)
+        // (Its workers take the slots the fused workers leave, 0 to `count - 1`, by number;
+        // `next_worker` past them only guards against a slot taken twice.)
         let growth = self.growth(&make_pull, outlet, count);
         let emitter = self.emitter(last, 0, Some(growth), false, None, None);
         let mut refused = 0;
