@@ -10,7 +10,10 @@
 //! exactly once, in the worker's order (one worker), whether or not it switched, and that
 //! the closure never ran twice at once. A second model runs two workers that each take the
 //! lock only if it is free (`try_lock`) and send their batch on the connector otherwise:
-//! every batch is consumed exactly once, on one thread or another. The lock and the switch
+//! every batch is consumed exactly once, on one thread or another. A third runs two workers
+//! of an ordered stage, releasing through the real reorder buffer and waiting for the sink's
+//! lock, with the switch to the sink's thread in the middle: the sink sees every batch
+//! once, in sequence. The lock and the switch
 //! flag are loom's (through `crate::sync`); the connector is the stand-in channel of
 //! `loom_channel.rs`.
 
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use loom::thread;
 
 use crate::loom_channel::bounded;
+use crate::reorder::Reorder;
 use crate::sync::{lock, try_lock, AtomicBool, Mutex, Ordering};
 
 const BATCHES: u64 = 3;
@@ -119,5 +123,50 @@ fn loom_two_workers_that_find_the_sink_taken_send_and_every_batch_is_consumed_on
         }
         consumed.sort_unstable();
         assert_eq!(consumed, [0, 1, 10, 11]);
+    });
+}
+
+#[test]
+fn loom_an_ordered_stages_workers_consume_the_sink_in_order_across_the_switch() {
+    loom::model(|| {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Some(Vec::new())),
+            own_thread: AtomicBool::new(false),
+        });
+        let reorder = Arc::new(Reorder::new());
+        let (outlet, inlet) = bounded::<u64>(2);
+        let workers: Vec<_> = (0..2u64)
+            .map(|worker| {
+                let (shared, reorder, outlet) =
+                    (Arc::clone(&shared), Arc::clone(&reorder), outlet.clone());
+                thread::spawn(move || {
+                    // Each worker finishes two batches; `Emitter::emit` in ordered mode
+                    // releases what is due under the reorder buffer's lock, and `send` hands
+                    // each to `DirectSink::consume(batch, in_order = true)`.
+                    for seq in [worker, worker + 2] {
+                        reorder.insert(seq, seq, |batch| {
+                            if shared.own_thread.load(Ordering::Relaxed) {
+                                outlet.send(batch).expect("the sink thread keeps its inlet");
+                                return;
+                            }
+                            shared.consume(batch);
+                            if batch == 1 {
+                                // Found costly: the sink gets its thread back.
+                                shared.own_thread.store(true, Ordering::Relaxed);
+                            }
+                        });
+                    }
+                })
+            })
+            .collect();
+        drop(outlet);
+        while let Some(batch) = inlet.recv() {
+            shared.consume(batch);
+        }
+        let consumed = lock(&shared.state).take().expect("finished once");
+        for worker in workers {
+            worker.join().expect("a worker does not panic");
+        }
+        assert_eq!(consumed, [0, 1, 2, 3]);
     });
 }

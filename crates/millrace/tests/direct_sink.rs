@@ -56,6 +56,48 @@ fn doubled(n: u64, workers: usize) -> PipelineBuilder<u64> {
 }
 
 #[test]
+fn a_cheap_sink_behind_an_ordered_stage_runs_on_its_workers_and_sees_every_output_in_order() {
+    // Three workers finish their batches out of order (uneven waits); the ordered stage
+    // releases them in order, and its workers consume the sink themselves, one at a time.
+    let calls = SinkCalls::default();
+    let on = calls.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&seen);
+    let finished = within(60, move || {
+        Pipeline::source(0..3_000u64)
+            .stage(
+                Stage::map("shuffle", |x: u64| {
+                    if x % 5 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    x * 3
+                })
+                .workers(3)
+                .ordered(),
+            )
+            .for_each(move |x| on.during(|| into.lock().expect("no panic").push(x)))
+            .run()
+            .expect("the run completes")
+    });
+    let seen = seen.lock().expect("no panic").clone();
+    assert_eq!(seen, (0..3_000).map(|x| x * 3).collect::<Vec<_>>());
+    assert_eq!(
+        calls.overlapped.load(Ordering::SeqCst),
+        0,
+        "one call at a time"
+    );
+    assert!(
+        calls
+            .threads()
+            .iter()
+            .any(|name| name.starts_with("millrace-shuffle-")),
+        "consumed on the stage's workers: {:?}",
+        calls.threads()
+    );
+    assert_eq!(finished.report.delivered(), 3_000);
+}
+
+#[test]
 fn a_cheap_sink_runs_on_the_lone_worker_in_front_of_it_and_sees_every_output_in_order() {
     let calls = SinkCalls::default();
     let on = calls.clone();

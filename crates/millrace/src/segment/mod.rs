@@ -188,14 +188,15 @@ impl Launch {
             )
         });
         let splits = handover.is_some();
-        // Fixed workers of its own, re-batching freely, and nothing to answer upstream: they
-        // may consume the sink's batches themselves (see `pipeline::sink::direct`).
+        // Fixed workers of its own, re-batching freely or releasing in order, and nothing to
+        // answer upstream: they may consume the sink's batches themselves (see
+        // `pipeline::sink::direct`).
         let direct = direct.filter(|_| {
             self.settings.adaptive_fusion
                 && auto.is_none()
                 && next == self.resolved.len()
                 && self.route_before(next).is_none()
-                && matches!(self.emit_mode::<T>(last), EmitMode::Free)
+                && !matches!(self.emit_mode::<T>(last), EmitMode::Preserve)
         });
         let emitter = self.emitter(last, workers, growth, auto.is_some(), handover, direct);
         for worker in 0..workers {

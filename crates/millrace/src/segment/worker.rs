@@ -447,7 +447,8 @@ impl<U: Send + 'static> Emitter<U> {
                 // The sink's time on this thread is time the last stage waits downstream.
                 let start = self.control.signals.now();
                 counters.enter(Activity::Blocked, start);
-                let consumed = direct.consume(batch);
+                let in_order = matches!(self.mode, EmitMode::Ordered(_));
+                let consumed = direct.consume(batch, in_order);
                 let end = self.control.signals.now();
                 counters.enter(Activity::Between, end);
                 counters.add_time(&counters.blocked_ns, end.saturating_sub(start));

@@ -2,7 +2,7 @@
 //!
 //! A sink normally runs on its own thread, taking batches off the last connector. When the
 //! stage in front of it has a fixed worker count (a `workers(n)` stage, or a run of such
-//! stages fused at the start) and re-batches freely, every batch it hands over
+//! stages fused at the start) and re-batches freely or is ordered, every batch it hands over
 //! crosses to another core and, since a cheap sink sleeps between batches, wakes it: on W1
 //! written with `.capacity(1024)`, the writes into batches the sink had read, and the
 //! wake-ups, were a third of the worker's time (`perf`). So those workers consume their
@@ -10,6 +10,12 @@
 //! ([`SharedSink`]): the closure never runs twice at once, and each batch is consumed once,
 //! on one thread or another. A worker that finds the lock taken (by another worker, or by
 //! the sink thread) sends its batch on the connector instead of waiting for its turn.
+//!
+//! An ordered stage in front of the sink releases its outputs in order, one release at a
+//! time under its reorder buffer's lock (see `reorder`): its workers consume them here in
+//! that order, waiting for the lock rather than sending on (the sink thread holds it only
+//! for a batch that went on the connector before, once the sink has its own thread). So the
+//! ordered row of a pipeline, W4, no longer wakes the sink's thread for every batch.
 //!
 //! The sink thread still runs, waiting on the connector: it consumes whatever arrives there
 //! (batches of stages split off a fused run, which send as before), and when every producer
@@ -37,8 +43,10 @@ use super::{SinkCtx, SinkState};
 /// A sink the worker in front of it may consume batches of on its own thread.
 pub(crate) trait DirectSink<T>: Send + Sync {
     /// Consumes `batch` here and returns its vector, emptied, for recycling; or hands the
-    /// batch back when the sink has its own thread now (send it on the connector).
-    fn consume(&self, batch: Batch<T>) -> Result<Vec<T>, Batch<T>>;
+    /// batch back when the sink has its own thread now, or (unless `in_order`) when another
+    /// thread is consuming: send it on the connector. `in_order` waits for its turn
+    /// instead, for batches that must reach the sink in the order they come here.
+    fn consume(&self, batch: Batch<T>, in_order: bool) -> Result<Vec<T>, Batch<T>>;
 }
 
 /// A sink's state, shared by its thread and the worker in front of it.
@@ -77,15 +85,21 @@ impl<T: Send, R: Send> SharedSink<T, R> {
 }
 
 impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
-    fn consume(&self, batch: Batch<T>) -> Result<Vec<T>, Batch<T>> {
+    fn consume(&self, batch: Batch<T>, in_order: bool) -> Result<Vec<T>, Batch<T>> {
         if self.own_thread.load(Ordering::Relaxed) {
             return Err(batch);
         }
         let len = batch.len();
         // Whoever holds the lock (another worker of the segment, or the sink thread) is
-        // consuming: this batch goes on the connector rather than wait its turn.
-        let Some(mut state) = try_lock(&self.state) else {
-            return Err(batch);
+        // consuming: this batch goes on the connector rather than wait its turn, unless the
+        // order matters (the sink thread holds it only for a batch sent before this one).
+        let mut state = if in_order {
+            lock(&self.state)
+        } else {
+            match try_lock(&self.state) {
+                Some(state) => state,
+                None => return Err(batch),
+            }
         };
         let Some((state, ctx)) = state.as_mut() else {
             return Err(batch); // finished: cannot happen while a producer is alive
