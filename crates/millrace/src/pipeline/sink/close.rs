@@ -133,7 +133,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// 50 ns an item, timed by the clock, so a busy machine may end it sooner) and the
     /// last stage runs on fixed workers of its own, on their threads, whichever finds the
     /// sink free (no hand-off between them; a worker that finds another in the sink sends
-    /// its batch to the sink's thread instead;
+    /// its batch to the sink's thread instead; behind an [`ordered`](crate::Stage::ordered)
+    /// last stage, its workers take turns in the order of the outputs;
     /// [`adaptive_fusion(false)`](PipelineBuilder::adaptive_fusion) keeps it
     /// on the sink's thread, for a closure that waits for something the last stage has yet
     /// to do). A panic in it fails that item only.
