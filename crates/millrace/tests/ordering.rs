@@ -234,3 +234,53 @@ fn ordered_outputs_iterator_yields_in_input_order() {
     });
     assert_eq!(got, (0..800u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_ordered_stage_keeps_the_order_of_the_ids_submitted_from_several_threads() {
+    // Three threads submit at once; the ids `submit` returns are the input order an ordered
+    // stage keeps (before, an id was taken before its item was queued, so two threads could
+    // queue in the reverse order of their ids, and the output followed the queue).
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    const PER_THREAD: u64 = 2_000;
+    let (submitter, pipeline) = Pipeline::submitter::<u64>(16);
+    let ids = Arc::new(Mutex::new(HashMap::new()));
+    let (finished, ids) = within(60, move || {
+        let running = pipeline
+            .stage(
+                Stage::map("jittery", |x: u64| {
+                    jitter(x);
+                    x
+                })
+                .workers(2)
+                .ordered(),
+            )
+            .collect()
+            .spawn()
+            .expect("the pipeline starts");
+        let threads: Vec<_> = (0..3u64)
+            .map(|thread| {
+                let (submitter, ids) = (submitter.clone(), Arc::clone(&ids));
+                std::thread::spawn(move || {
+                    for k in 0..PER_THREAD {
+                        let value = thread * 1_000_000 + k;
+                        let id = submitter.submit(value).expect("the pipeline runs");
+                        ids.lock().expect("no panic").insert(value, id);
+                    }
+                })
+            })
+            .collect();
+        drop(submitter);
+        for thread in threads {
+            thread.join().expect("a submitting thread does not panic");
+        }
+        (running.join().expect("the run completes"), ids)
+    });
+    let ids = ids.lock().expect("no panic");
+    let in_output: Vec<_> = finished.output.iter().map(|value| ids[value]).collect();
+    assert_eq!(in_output.len() as u64, 3 * PER_THREAD);
+    assert!(
+        in_output.windows(2).all(|pair| pair[0] < pair[1]),
+        "outputs in the order of their ids"
+    );
+}

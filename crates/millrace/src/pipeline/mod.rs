@@ -67,6 +67,14 @@ impl Pipeline<()> {
     /// front of equal fixed stages of a small capacity, on their workers until they split:
     /// see [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Item ids count from 0 in
     /// iteration order.
+    ///
+    /// An iterator cannot say whether its `next` will wait, so the source fills batches of
+    /// the size the first connector chose from its pace: a source that waits for every item
+    /// sends each alone, at once. One that turns slow in the middle of a batch (a backlog
+    /// read fast, then a live tail) checks the clock only every 64 items, so the items
+    /// already in that batch wait for up to 64 more, or for the iterator's end: for items
+    /// that arrive while the pipeline runs, use a [`submitter`](Pipeline::submitter), whose
+    /// partial batch goes out as soon as its queue runs dry.
     pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
     where
         I: IntoIterator,
@@ -484,9 +492,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// stage whose closure blocks until a later stage, or the sink, has done something):
     /// fused, they run in turn on the same threads, and a worker blocked in one never
     /// reaches the other. (Calls of one stage that wait for one another, at a barrier or
-    /// gathering calls into a batch of their own, are fine: a split hands each fused
-    /// worker's slot to the stages' own workers as it leaves, so a call still waiting in a
-    /// fused worker is met by theirs, as long as the OS starts their threads.)
+    /// gathering calls into a batch of their own, need a worker each: pin that stage's
+    /// [`batch`](crate::Stage::batch) to 1, since an adapted batch may hand one worker
+    /// several of them, fused or not. Then a split is fine: it hands each fused worker's
+    /// slot to the stages' own workers as it leaves, so a call still waiting in a fused
+    /// worker is met by theirs, as long as the OS starts their threads. A cancel does not
+    /// end a call that waits for one that will never come.)
     ///
     /// ```
     /// use millrace::{Pipeline, Stage};

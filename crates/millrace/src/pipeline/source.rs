@@ -389,6 +389,10 @@ fn run_submitted<S>(
 pub(crate) struct SubmitShared<T> {
     sender: Mutex<Option<Sender<(ItemId, T)>>>,
     next_id: AtomicU64,
+    /// Held while an id is taken and its item queued, so the queue holds items in the order
+    /// of their ids, whichever threads submit them: an ordered stage keeps that order. (Taken
+    /// apart, two threads could queue in the reverse order of their ids.)
+    queueing: Mutex<()>,
 }
 
 /// A handle that submits items to a running pipeline, from any thread.
@@ -438,6 +442,7 @@ impl<T> Submitter<T> {
         let shared = Arc::new(SubmitShared {
             sender: Mutex::new(Some(tx)),
             next_id: AtomicU64::new(0),
+            queueing: Mutex::new(()),
         });
         (Submitter { shared }, rx)
     }
@@ -452,6 +457,11 @@ impl<T> Submitter<T> {
 
     /// Submits `item`, waiting while the pipeline's input is full. Returns the item's id.
     ///
+    /// Ids count the items in the order they enter the pipeline's input, whichever threads
+    /// submit them, and that is the input order [`ordered`](crate::Stage::ordered) stages
+    /// keep. (Submits from several threads take turns for it: one waiting for room holds
+    /// the others back.)
+    ///
     /// # Errors
     ///
     /// [`SubmitError`] with the item, if the pipeline was stopped or has ended.
@@ -459,6 +469,7 @@ impl<T> Submitter<T> {
         let Some(tx) = self.sender() else {
             return Err(SubmitError(item));
         };
+        let _queueing = lock(&self.shared.queueing);
         let id = ItemId::new(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         tx.send((id, item))
             .map(|()| id)
@@ -466,8 +477,8 @@ impl<T> Submitter<T> {
     }
 
     /// Submits `item` only if the pipeline's input has room now. An item refused does not
-    /// use up an id (unless another thread submitted at the same moment), so the ids of one
-    /// thread's submissions count them.
+    /// use up an id, so ids count the items submitted, in the order they entered (as for
+    /// [`submit`](Submitter::submit)).
     ///
     /// # Errors
     ///
@@ -477,17 +488,17 @@ impl<T> Submitter<T> {
         let Some(tx) = self.sender() else {
             return Err(TrySubmitError::Stopped(item));
         };
+        let _queueing = lock(&self.shared.queueing);
         let next = &self.shared.next_id;
-        let id = next.fetch_add(1, Ordering::Relaxed);
-        let refused = match tx.try_send((ItemId::new(id), item)) {
-            Ok(()) => return Ok(ItemId::new(id)),
-            Err(TrySendError::Full((_, item))) => TrySubmitError::Full(item),
-            Err(TrySendError::Disconnected((_, item))) => TrySubmitError::Stopped(item),
-        };
-        // Give the id back, so ids keep counting submissions; if another thread took the
-        // next id meanwhile, this one stays unused (ids stay unique).
-        let _ = next.compare_exchange(id + 1, id, Ordering::Relaxed, Ordering::Relaxed);
-        Err(refused)
+        let id = next.load(Ordering::Relaxed);
+        match tx.try_send((ItemId::new(id), item)) {
+            Ok(()) => {
+                next.store(id + 1, Ordering::Relaxed);
+                Ok(ItemId::new(id))
+            }
+            Err(TrySendError::Full((_, item))) => Err(TrySubmitError::Full(item)),
+            Err(TrySendError::Disconnected((_, item))) => Err(TrySubmitError::Stopped(item)),
+        }
     }
 }
 
