@@ -293,7 +293,10 @@ pub enum RunErrorKind {
         message: String,
     },
     /// Nothing moved for the wedge timeout while items were in flight; the diagnosis says
-    /// what each stage's workers were doing. The run was cancelled.
+    /// what each stage's workers were doing. The run was cancelled; threads that did not
+    /// return were detached ([`Wedge::detached`](crate::Wedge::detached): a worker stuck in
+    /// the stage's code, and the parts after it still waiting for its output), and the items
+    /// a stuck worker held are in none of the report's counts.
     Wedged(Wedge),
 }
 

@@ -247,7 +247,9 @@ impl Report {
     /// Whether every item is accounted for exactly once: each admitted item, and each child
     /// a flat-map made, delivered, filtered, failed or cancelled
     /// (`items_in + expanded = delivered + filtered + failed + cancelled`). Holds for every
-    /// finished run.
+    /// finished run, except one a wedge failed while a worker stayed stuck in the stage's
+    /// code ([`Wedge::detached`](crate::Wedge::detached) names it): the items in that
+    /// worker's hands are in none of the counts.
     pub fn is_balanced(&self) -> bool {
         self.items_in() + self.expanded()
             == self.delivered() + self.filtered() + self.failed() + self.cancelled()
