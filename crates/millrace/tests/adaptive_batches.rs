@@ -123,6 +123,44 @@ fn items_that_turn_slow_after_a_backlog_are_not_held_for_a_whole_batch() {
 }
 
 #[test]
+fn a_short_live_tail_after_a_backlog_is_not_held_until_the_source_ends() {
+    // 20,000 items at once, then 20 more one every 30 ms: fewer than the 64 items between
+    // two reads of the clock. The first live item must reach the sink before the source
+    // has made the last (it used to wait for all of them: found by a new user's trial).
+    const BACKLOG: u64 = 20_000;
+    const LIVE: u64 = 20;
+    let made = Arc::new(AtomicU64::new(0));
+    let made_when_first_live_arrived = Arc::new(AtomicU64::new(0));
+    let (mk, seen) = (Arc::clone(&made), Arc::clone(&made_when_first_live_arrived));
+    let live = (BACKLOG..BACKLOG + LIVE).map(|x| {
+        std::thread::sleep(Duration::from_millis(30));
+        x
+    });
+    let source = (0..BACKLOG).chain(live).inspect(move |&x| {
+        mk.store(x + 1, Ordering::SeqCst);
+    });
+    let delivered = within(120, move || {
+        Pipeline::source(source)
+            .map("parse", |x: u64| x * 2)
+            .for_each(move |y| {
+                if y == 2 * BACKLOG {
+                    seen.store(made.load(Ordering::SeqCst), Ordering::SeqCst);
+                }
+            })
+            .run()
+            .unwrap()
+            .report
+            .delivered()
+    });
+    assert_eq!(delivered, BACKLOG + LIVE);
+    let made_then = made_when_first_live_arrived.load(Ordering::SeqCst);
+    assert!(
+        made_then < BACKLOG + LIVE,
+        "the first live item waited until the source had made all {made_then}"
+    );
+}
+
+#[test]
 fn cheap_items_travel_in_large_batches() {
     let report = within(120, || {
         Pipeline::source(0..2_000_000u64)

@@ -70,11 +70,13 @@ impl Pipeline<()> {
     ///
     /// An iterator cannot say whether its `next` will wait, so the source fills batches of
     /// the size the first connector chose from its pace: a source that waits for every item
-    /// sends each alone, at once. One that turns slow in the middle of a batch (a backlog
-    /// read fast, then a live tail) checks the clock only every 64 items, so the items
-    /// already in that batch wait for up to 64 more, or for the iterator's end: for items
-    /// that arrive while the pipeline runs, use a [`submitter`](Pipeline::submitter), whose
-    /// partial batch goes out as soon as its queue runs dry.
+    /// sends each alone, at once. One that turns slow in the middle of a batch checks the
+    /// clock only every 64 items, so the items already in that batch wait for up to 64
+    /// more, or for the iterator's end; except where its size hint promised the items
+    /// (`backlog.chain(live)`: once the backlog's promise runs out, every item is checked,
+    /// and the first late one ships the batch). For items that arrive while the pipeline
+    /// runs, a [`submitter`](Pipeline::submitter) is the surer way: its partial batch goes
+    /// out as soon as its queue runs dry.
     pub fn source<I>(items: I) -> PipelineBuilder<I::Item>
     where
         I: IntoIterator,

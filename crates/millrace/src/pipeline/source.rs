@@ -274,8 +274,12 @@ const CHECK_EVERY: usize = 64;
 /// Fills `items` (its first item already in, which arrived at `born`) up to `want` items.
 /// The clock is read at 2, 4, 8, … 64 items, then every 64 ([`CHECK_EVERY`]): once the
 /// batch has been open past [`FILL_DEADLINE`], it ships with what it has, so items that
-/// start to come slowly in the middle of a batch (a backlog read, then a live tail) wait for
-/// at most as many more as the batch holds, and never more than 64, not for a whole batch. (Between two reads the source waits in the
+/// start to come slowly in the middle of a batch wait for at most as many more as the batch
+/// holds, and never more than 64, not for a whole batch. An iterator whose size hint
+/// promised the next 64 items and stops promising them (a backlog read, then a live tail of
+/// unknown pace: `backlog.chain(live)`) has the clock read at every item from then on in
+/// this batch, so the first late item ships the batch (a live tail of 20 items 50 ms apart
+/// used to arrive all at once, at the end). (Between two reads the source waits in the
 /// iterator's `next`: a source that may wait indefinitely is a [`Submitter`]'s job, which
 /// ships a partial batch as soon as its queue runs dry.) Returns whether the iterator may
 /// have more.
@@ -286,6 +290,10 @@ fn fill_rest<S>(
     born: Instant,
 ) -> bool {
     let mut deadline = Deadline::starting(born, FILL_DEADLINE);
+    // Whether the size hint promises the next stride's items; once a promise runs out,
+    // every item is a checkpoint.
+    let mut promised = iter.size_hint().0 >= CHECK_EVERY;
+    let mut item_by_item = false;
     let mut checkpoint = 2;
     while items.len() < want {
         let upto = checkpoint.min(want);
@@ -297,7 +305,13 @@ fn fill_rest<S>(
         if items.len() < want && deadline.passed() {
             return true;
         }
-        checkpoint = if checkpoint < CHECK_EVERY {
+        if promised && iter.size_hint().0 < CHECK_EVERY {
+            promised = false;
+            item_by_item = true;
+        }
+        checkpoint = if item_by_item {
+            checkpoint + 1
+        } else if checkpoint < CHECK_EVERY {
             checkpoint * 2
         } else {
             checkpoint + CHECK_EVERY
