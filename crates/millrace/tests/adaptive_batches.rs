@@ -132,10 +132,7 @@ fn a_short_live_tail_after_a_backlog_is_not_held_until_the_source_ends() {
     let made = Arc::new(AtomicU64::new(0));
     let made_when_first_live_arrived = Arc::new(AtomicU64::new(0));
     let (mk, seen) = (Arc::clone(&made), Arc::clone(&made_when_first_live_arrived));
-    let live = (BACKLOG..BACKLOG + LIVE).map(|x| {
-        std::thread::sleep(Duration::from_millis(30));
-        x
-    });
+    let live = (BACKLOG..BACKLOG + LIVE).inspect(|_| std::thread::sleep(Duration::from_millis(30)));
     let source = (0..BACKLOG).chain(live).inspect(move |&x| {
         mk.store(x + 1, Ordering::SeqCst);
     });
