@@ -45,8 +45,7 @@ pub(crate) struct Deadline {
 #[cfg(target_arch = "x86_64")]
 struct TickCheck {
     start: u64,
-    /// Ticks that take at most what is left of `after` on a counter of [`SLOWEST_TSC_HZ`]
-    /// or faster.
+    /// Ticks that take at most `after` on a counter of [`SLOWEST_TSC_HZ`] or faster.
     threshold: u64,
     /// Tests answered from the counter alone since the real clock was last read.
     unchecked: u32,
@@ -95,18 +94,16 @@ impl Deadline {
             since: now,
             after,
             #[cfg(target_arch = "x86_64")]
-            ticks: {
-                TickCheck {
-                    start: ticks_now(),
-                    threshold: u64::try_from(after.as_nanos() * SLOWEST_TSC_HZ / 1_000_000_000)
-                        .unwrap_or(u64::MAX),
-                    unchecked: 0,
-                    trusted: if tsc_keeps_time() {
-                        u32::MAX
-                    } else {
-                        CLOCK_EVERY - 1
-                    },
-                }
+            ticks: TickCheck {
+                start: ticks_now(),
+                threshold: u64::try_from(after.as_nanos() * SLOWEST_TSC_HZ / 1_000_000_000)
+                    .unwrap_or(u64::MAX),
+                unchecked: 0,
+                trusted: if tsc_keeps_time() {
+                    u32::MAX
+                } else {
+                    CLOCK_EVERY - 1
+                },
             },
         }
     }

@@ -86,26 +86,22 @@ fn large_items_are_not_held_by_the_hundred_with_nothing_set() {
     );
 }
 
-#[test]
-fn items_that_turn_slow_after_a_backlog_are_not_held_for_a_whole_batch() {
-    // 20,000 items at once, then 200 more one every 10 ms: a live tail after a backlog. The
-    // first live item must reach the sink long before the source has made the last.
-    const BACKLOG: u64 = 20_000;
-    const LIVE: u64 = 200;
+/// Runs `source`, whose items from `backlog` on are live ones, through a cheap stage into a
+/// sink: returns the items delivered, and how many the source had made when the first
+/// live item reached the sink.
+fn first_live_item_at_the_sink(
+    source: impl Iterator<Item = u64> + Send + 'static,
+    backlog: u64,
+) -> (u64, u64) {
     let made = Arc::new(AtomicU64::new(0));
     let made_when_first_live_arrived = Arc::new(AtomicU64::new(0));
     let (mk, seen) = (Arc::clone(&made), Arc::clone(&made_when_first_live_arrived));
-    let source = (0..BACKLOG + LIVE).inspect(move |&x| {
-        if x >= BACKLOG {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        mk.store(x + 1, Ordering::SeqCst);
-    });
+    let source = source.inspect(move |&x| mk.store(x + 1, Ordering::SeqCst));
     let delivered = within(120, move || {
         Pipeline::source(source)
-            .stage(Stage::map("parse", |x: u64| x * 2))
+            .map("parse", |x: u64| x * 2)
             .for_each(move |y| {
-                if y == 2 * BACKLOG {
+                if y == 2 * backlog {
                     seen.store(made.load(Ordering::SeqCst), Ordering::SeqCst);
                 }
             })
@@ -114,8 +110,25 @@ fn items_that_turn_slow_after_a_backlog_are_not_held_for_a_whole_batch() {
             .report
             .delivered()
     });
+    (
+        delivered,
+        made_when_first_live_arrived.load(Ordering::SeqCst),
+    )
+}
+
+#[test]
+fn items_that_turn_slow_after_a_backlog_are_not_held_for_a_whole_batch() {
+    // 20,000 items at once, then 200 more one every 10 ms: a live tail after a backlog. The
+    // first live item must reach the sink long before the source has made the last.
+    const BACKLOG: u64 = 20_000;
+    const LIVE: u64 = 200;
+    let source = (0..BACKLOG + LIVE).inspect(|&x| {
+        if x >= BACKLOG {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let (delivered, made_then) = first_live_item_at_the_sink(source, BACKLOG);
     assert_eq!(delivered, BACKLOG + LIVE);
-    let made_then = made_when_first_live_arrived.load(Ordering::SeqCst);
     assert!(
         made_then < BACKLOG + LIVE,
         "the first live item waited until the source had made all {made_then}"
@@ -129,28 +142,9 @@ fn a_short_live_tail_after_a_backlog_is_not_held_until_the_source_ends() {
     // has made the last (it used to wait for all of them: found by a new user's trial).
     const BACKLOG: u64 = 20_000;
     const LIVE: u64 = 20;
-    let made = Arc::new(AtomicU64::new(0));
-    let made_when_first_live_arrived = Arc::new(AtomicU64::new(0));
-    let (mk, seen) = (Arc::clone(&made), Arc::clone(&made_when_first_live_arrived));
     let live = (BACKLOG..BACKLOG + LIVE).inspect(|_| std::thread::sleep(Duration::from_millis(30)));
-    let source = (0..BACKLOG).chain(live).inspect(move |&x| {
-        mk.store(x + 1, Ordering::SeqCst);
-    });
-    let delivered = within(120, move || {
-        Pipeline::source(source)
-            .map("parse", |x: u64| x * 2)
-            .for_each(move |y| {
-                if y == 2 * BACKLOG {
-                    seen.store(made.load(Ordering::SeqCst), Ordering::SeqCst);
-                }
-            })
-            .run()
-            .unwrap()
-            .report
-            .delivered()
-    });
+    let (delivered, made_then) = first_live_item_at_the_sink((0..BACKLOG).chain(live), BACKLOG);
     assert_eq!(delivered, BACKLOG + LIVE);
-    let made_then = made_when_first_live_arrived.load(Ordering::SeqCst);
     assert!(
         made_then < BACKLOG + LIVE,
         "the first live item waited until the source had made all {made_then}"

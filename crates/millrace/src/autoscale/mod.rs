@@ -598,8 +598,6 @@ fn segment_name(metrics: &[Arc<StageMetrics>]) -> String {
     names.join("+")
 }
 
-/// The share of a segment's worker time spent busy between two tallies (0 when nothing
-/// was measured).
 /// How long the workers of the segment whose stages are `metrics` waited for a core since
 /// `waits` last looked at them (their thread ids are kept in the last stage's slots, see
 /// `segment::worker::run_worker`).
@@ -614,6 +612,8 @@ fn waited_for_a_core(
     waits.since_last(tids)
 }
 
+/// The share of a segment's worker time spent busy between two tallies (0 when nothing
+/// was measured).
 fn busy_share(now: &[Tally], before: &[Tally], less: Duration) -> f64 {
     let delta = |time: fn(&Tally) -> Duration| -> f64 {
         now.iter()

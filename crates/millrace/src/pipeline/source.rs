@@ -127,8 +127,7 @@ impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
         let counters = ctx.counters();
         counters.add_time(&counters.busy_ns, took);
         if items.is_empty() {
-            self.iter = None;
-            return None;
+            return None; // (the iterator has ended, or panicked, and is gone)
         }
         let len = items.len();
         size.filled(len, took, born - start);

@@ -17,10 +17,9 @@
 //! accounted as before (its own busy time, items and batches), and the connector into the
 //! first stage is built as usual but stands by: when the run splits, the source gets a thread
 //! of its own again ([`PulledSource::split_off`], as the first fused worker to leave after the
-//! request does) and ships
-//! into that connector, which the first stage's own workers read from, like any stage of a
-//! split run. The thread takes the lock a batch at a time: a fused worker still at work may
-//! cut one more batch before it leaves.
+//! request does) and ships into that connector, which the first stage's own workers read
+//! from, like any stage of a split run. The thread takes the lock a batch at a time: a fused
+//! worker still at work may cut one more batch before it leaves.
 
 use std::sync::Arc;
 use std::time::Instant;
