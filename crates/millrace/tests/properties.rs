@@ -4,7 +4,9 @@
 //! batch 1–256 or adaptive (unset),
 //! ordered or not, and each stage one of: a map, a filter, a flat-map, a `try_map` or
 //! `try_flat_map` that returns errors, a map or flat-map that panics, a `try_map` that panics,
-//! or a flaky `try_map` that fails the first k tries of each item; its error policy skips,
+//! or a flaky `try_map` that fails the first k tries of each item (the maps and fallible maps
+//! also as async stages, `map_async` / `try_map_async` of concurrency 1–64, whose futures
+//! yield a few times so that later items end first); its error policy skips,
 //! retries, or stops. The stages run on their own workers, fused (`fuse()` with equal worker
 //! counts), on their own workers started lazily (a CPU budget of 1: one worker first, more
 //! while they are all busy), or autoscaled (fused by default, resized while items flow). The sink is

@@ -178,8 +178,11 @@ fn policy(rng: &mut Rng) -> Policy {
 }
 
 fn stage_spec(rng: &mut Rng) -> StageSpec {
+    let op = op(rng);
+    // A quarter of the ops that have an async form run as async stages.
+    let asynchronous = (op.has_async_form() && rng.chance(25)).then(|| rng.usize(1, 64));
     StageSpec {
-        op: op(rng),
+        op,
         workers: rng.usize(1, 8),
         // Unset (the defaults: 16,384 items, an adaptive batch size) or set, small or large.
         capacity: (!rng.chance(20)).then(|| rng.usize(1, 64)),
@@ -192,6 +195,7 @@ fn stage_spec(rng: &mut Rng) -> StageSpec {
         policy: rng.chance(50).then(|| policy(rng)),
         hook: rng.chance(30),
         dead_letter: rng.chance(30),
+        asynchronous,
     }
 }
 

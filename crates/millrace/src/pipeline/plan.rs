@@ -147,7 +147,7 @@ pub(super) fn resolve(settings: &Settings, plan: &[StagePlan]) -> Resolution {
         let (mut batch, adaptive) = batch_for(p.batch, settings, capacity);
         if p.asynchronous && adaptive {
             // An async stage holds a batch until its last item ends: batches of at most a
-            // quarter of its concurrency keep several in flight, so the permits stay busy.
+            // quarter of its concurrency keep several in flight, so its places stay busy.
             let concurrency = p.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
             batch = batch.min((concurrency / 4).max(1));
         }

@@ -78,6 +78,19 @@ impl Op {
             Op::FlatMap { .. } | Op::TryFlat { .. } | Op::PanicFlat { .. }
         )
     }
+
+    /// Whether the op can run as an async stage: maps (`map_async`) and fallible maps
+    /// (`try_map_async`).
+    pub(crate) fn has_async_form(&self) -> bool {
+        matches!(
+            self,
+            Op::Map { .. }
+                | Op::PanicMap { .. }
+                | Op::TryMap { .. }
+                | Op::TryPanic { .. }
+                | Op::Flaky { .. }
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -123,6 +136,9 @@ pub(crate) struct StageSpec {
     pub(crate) policy: Option<Policy>,
     pub(crate) hook: bool,
     pub(crate) dead_letter: bool,
+    /// `Some(concurrency)`: the op as an async stage (`map_async` or `try_map_async`),
+    /// for the ops that have an async form ([`Op::has_async_form`]).
+    pub(crate) asynchronous: Option<usize>,
 }
 
 /// How the stages get their workers.
@@ -431,70 +447,9 @@ pub(crate) fn build_stage(
     obs: &Shared,
 ) -> Stage<Item, Item> {
     let stage_name = name(index);
-    let n = stage_name.clone();
-    let mut stage = match spec.op.clone() {
-        Op::Map { mul, add } => Stage::map(&stage_name, move |it: Item| mapped(&it, mul, add)),
-        Op::Filter { m, r } => Stage::filter(&stage_name, move |it: &Item| it.value % m != r),
-        Op::FlatMap { fan } => Stage::flat_map(&stage_name, move |it: Item| children(&it, fan)),
-        Op::TryMap { m, r } => Stage::try_map(&stage_name, move |it: &Item| {
-            if it.value % m == r {
-                Err(format!("{INJECTED} error on value {}", it.value))
-            } else {
-                Ok(bumped(it))
-            }
-        }),
-        Op::TryFlat { m, r, fan } => Stage::try_flat_map(&stage_name, move |it: &Item| {
-            if it.value % m == r {
-                Err(format!("{INJECTED} error on value {}", it.value))
-            } else {
-                Ok(children(it, fan))
-            }
-        }),
-        Op::PanicMap { m, r } => Stage::map(&stage_name, move |it: Item| {
-            if it.value % m == r {
-                injected_panic(&n, &it)
-            }
-            bumped(&it)
-        }),
-        Op::PanicFlat { m, r, fan } => Stage::flat_map(&stage_name, move |it: Item| {
-            let kids = children(&it, fan);
-            let count = kids.len();
-            let bad = it.value % m == r;
-            let n = n.clone();
-            // Lazy: the panic comes after the children were yielded.
-            kids.into_iter()
-                .map(Some)
-                .chain(std::iter::once(None))
-                .enumerate()
-                .filter_map(move |(j, kid)| {
-                    if j == count && bad {
-                        injected_panic(&n, &it)
-                    }
-                    kid
-                })
-        }),
-        Op::TryPanic { m, r } => Stage::try_map(&stage_name, move |it: &Item| {
-            if it.value % m == r {
-                injected_panic(&n, it)
-            }
-            Ok::<_, String>(bumped(it))
-        }),
-        Op::Flaky { k } => {
-            let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
-            let op = Op::Flaky { k };
-            Stage::try_map(&stage_name, move |it: &Item| {
-                let attempt = {
-                    let mut tries = tries.lock().unwrap();
-                    let t = tries.entry(it.key).or_insert(0);
-                    *t += 1;
-                    *t
-                };
-                match step(&op, it, attempt) {
-                    Step::Out(mut v) => Ok(v.remove(0)),
-                    _ => Err(format!("{INJECTED} flaky failure, try {attempt}")),
-                }
-            })
-        }
+    let mut stage = match spec.asynchronous {
+        Some(concurrency) => build_async_stage(&stage_name, &spec.op).concurrency(concurrency),
+        None => build_sync_stage(&stage_name, &spec.op),
     };
     if !matches!(case.layout, Layout::Auto(_)) {
         stage = stage.workers(spec.workers);
@@ -536,4 +491,135 @@ pub(crate) fn build_stage(
     }
     let _ = case;
     stage
+}
+
+/// Yields to the runtime a few times, by value: later items often end first.
+async fn jitter(item: &Item) {
+    for _ in 0..item.value % 3 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The op as an async stage: the same function of each item and try as its sync form, its
+/// futures ending out of order. `PanicMap` panics inside the future, `TryPanic` in the
+/// closure before it.
+fn build_async_stage(stage_name: &str, op: &Op) -> Stage<Item, Item> {
+    let n = stage_name.to_owned();
+    match op.clone() {
+        Op::Map { mul, add } => Stage::map_async(stage_name, move |it: Item| async move {
+            jitter(&it).await;
+            mapped(&it, mul, add)
+        }),
+        Op::PanicMap { m, r } => Stage::map_async(stage_name, move |it: Item| {
+            let n = n.clone();
+            async move {
+                jitter(&it).await;
+                if it.value % m == r {
+                    injected_panic(&n, &it)
+                }
+                bumped(&it)
+            }
+        }),
+        Op::TryPanic { m, r } => Stage::try_map_async(stage_name, move |it: &Item| {
+            if it.value % m == r {
+                injected_panic(&n, it)
+            }
+            let it = it.clone();
+            async move {
+                jitter(&it).await;
+                Ok::<_, String>(bumped(&it))
+            }
+        }),
+        op => {
+            let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+            Stage::try_map_async(stage_name, move |it: &Item| {
+                let attempt = {
+                    let mut tries = tries.lock().unwrap();
+                    let t = tries.entry(it.key).or_insert(0);
+                    *t += 1;
+                    *t
+                };
+                let (it, op) = (it.clone(), op.clone());
+                async move {
+                    jitter(&it).await;
+                    match step(&op, &it, attempt) {
+                        Step::Out(mut v) => Ok(v.remove(0)),
+                        _ => Err(format!(
+                            "{INJECTED} failure on value {}, try {attempt}",
+                            it.value
+                        )),
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// The op as a sync stage.
+fn build_sync_stage(stage_name: &str, op: &Op) -> Stage<Item, Item> {
+    let n = stage_name.to_owned();
+    match op.clone() {
+        Op::Map { mul, add } => Stage::map(stage_name, move |it: Item| mapped(&it, mul, add)),
+        Op::Filter { m, r } => Stage::filter(stage_name, move |it: &Item| it.value % m != r),
+        Op::FlatMap { fan } => Stage::flat_map(stage_name, move |it: Item| children(&it, fan)),
+        Op::TryMap { m, r } => Stage::try_map(stage_name, move |it: &Item| {
+            if it.value % m == r {
+                Err(format!("{INJECTED} error on value {}", it.value))
+            } else {
+                Ok(bumped(it))
+            }
+        }),
+        Op::TryFlat { m, r, fan } => Stage::try_flat_map(stage_name, move |it: &Item| {
+            if it.value % m == r {
+                Err(format!("{INJECTED} error on value {}", it.value))
+            } else {
+                Ok(children(it, fan))
+            }
+        }),
+        Op::PanicMap { m, r } => Stage::map(stage_name, move |it: Item| {
+            if it.value % m == r {
+                injected_panic(&n, &it)
+            }
+            bumped(&it)
+        }),
+        Op::PanicFlat { m, r, fan } => Stage::flat_map(stage_name, move |it: Item| {
+            let kids = children(&it, fan);
+            let count = kids.len();
+            let bad = it.value % m == r;
+            let n = n.clone();
+            // Lazy: the panic comes after the children were yielded.
+            kids.into_iter()
+                .map(Some)
+                .chain(std::iter::once(None))
+                .enumerate()
+                .filter_map(move |(j, kid)| {
+                    if j == count && bad {
+                        injected_panic(&n, &it)
+                    }
+                    kid
+                })
+        }),
+        Op::TryPanic { m, r } => Stage::try_map(stage_name, move |it: &Item| {
+            if it.value % m == r {
+                injected_panic(&n, it)
+            }
+            Ok::<_, String>(bumped(it))
+        }),
+        Op::Flaky { k } => {
+            let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
+            let op = Op::Flaky { k };
+            Stage::try_map(stage_name, move |it: &Item| {
+                let attempt = {
+                    let mut tries = tries.lock().unwrap();
+                    let t = tries.entry(it.key).or_insert(0);
+                    *t += 1;
+                    *t
+                };
+                match step(&op, it, attempt) {
+                    Step::Out(mut v) => Ok(v.remove(0)),
+                    _ => Err(format!("{INJECTED} flaky failure, try {attempt}")),
+                }
+            })
+        }
+    }
 }

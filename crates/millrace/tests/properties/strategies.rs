@@ -60,17 +60,24 @@ pub(crate) fn stage_spec(hooks: bool) -> impl Strategy<Value = StageSpec> {
         prop::option::weighted(0.5, policy()),
         prop::bool::weighted(if hooks { 0.3 } else { 0.0 }),
         prop::bool::weighted(0.3),
+        // An async stage for a quarter of the ops that have an async form: concurrency
+        // from 1 (below any batch: batches wait for room) to 64.
+        prop::option::weighted(0.25, 1..=64usize),
     )
         .prop_map(
-            |(op, workers, capacity, batch, ordered, policy, hook, dead_letter)| StageSpec {
-                op,
-                workers,
-                capacity,
-                batch,
-                ordered,
-                policy,
-                hook,
-                dead_letter,
+            |(op, workers, capacity, batch, ordered, policy, hook, dead_letter, asynchronous)| {
+                let asynchronous = asynchronous.filter(|_| op.has_async_form());
+                StageSpec {
+                    op,
+                    workers,
+                    capacity,
+                    batch,
+                    ordered,
+                    policy,
+                    hook,
+                    dead_letter,
+                    asynchronous,
+                }
             },
         )
 }
