@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{within, LocalServer};
@@ -49,17 +48,18 @@ fn apply(mut b: PipelineBuilder<u64>, ops: &[Op], first: usize) -> PipelineBuild
     b
 }
 
-fn shared_server() -> &'static LocalServer {
-    static SERVER: OnceLock<LocalServer> = OnceLock::new();
-    SERVER.get_or_init(|| LocalServer::start().expect("start nats-server"))
-}
-
 static CASE: AtomicU64 = AtomicU64::new(0);
 
 /// Runs `ops` over 0..n with a broker edge after each of `cuts` (sorted positions in ops):
 /// the origin runs ops before the first cut, one worker per segment after it.
-fn on_nats(n: u64, ops: Vec<Op>, cuts: Vec<usize>, batch: usize) -> (Vec<u64>, u64, u64) {
-    let broker = Broker::connect(&shared_server().url()).unwrap();
+fn on_nats(
+    url: &str,
+    n: u64,
+    ops: Vec<Op>,
+    cuts: Vec<usize>,
+    batch: usize,
+) -> (Vec<u64>, u64, u64) {
+    let broker = Broker::connect(url).unwrap();
     let job = broker
         .job(&format!("prop{}", CASE.fetch_add(1, Ordering::Relaxed)))
         .unwrap();
@@ -136,13 +136,28 @@ fn case() -> impl Strategy<Value = (u64, Vec<Op>, Vec<usize>, usize)> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, max_shrink_time: 120_000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn pipelines_with_broker_edges_match_in_memory((n, ops, cuts, batch) in case()) {
+/// One server for every case, owned by the test, so that it is stopped when the test ends,
+/// however it ends. (A `static` server was never dropped: every run of this test left a
+/// `nats-server` running after the test process had exited.)
+#[test]
+fn pipelines_with_broker_edges_match_in_memory() {
+    let server = LocalServer::start().expect("start nats-server");
+    let url = server.url();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        max_shrink_time: 120_000,
+        source_file: Some(file!()),
+        ..ProptestConfig::default()
+    });
+    let result = runner.run(&case(), |(n, ops, cuts, batch)| {
         let expected = in_memory(n, &ops);
-        let got = within(120, move || on_nats(n, ops, cuts, batch));
+        let url = url.clone();
+        let got = within(120, move || on_nats(&url, n, ops, cuts, batch));
         prop_assert_eq!(got, expected);
+        Ok(())
+    });
+    drop(server);
+    if let Err(failure) = result {
+        panic!("{failure}");
     }
 }
