@@ -29,6 +29,10 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) cancelled: AtomicU64,
+    /// Items counted in `items_out` that a cancel then dropped before they left the stage
+    /// (a send refused, a batch left behind a gap in the reorder buffer): the tally counts
+    /// them cancelled, not out.
+    pub(crate) withdrawn: AtomicU64,
     pub(crate) expanded: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) busy_ns: AtomicU64,
@@ -276,7 +280,7 @@ impl StageMetrics {
     pub(crate) fn tally_at(&self, now: Option<Duration>) -> Tally {
         let mut t = Tally::default();
         let (mut busy, mut idle, mut blocked, mut qsum, mut qn) = (0u64, 0u64, 0u64, 0u64, 0u64);
-        let mut waiting = 0u64;
+        let (mut waiting, mut withdrawn) = (0u64, 0u64);
         for s in self.slots.iter() {
             if let Some(now) = now {
                 if let (Activity::Busy, since) = s.activity() {
@@ -289,6 +293,7 @@ impl StageMetrics {
             t.failed += s.failed.load(Relaxed);
             t.retries += s.retries.load(Relaxed);
             t.cancelled += s.cancelled.load(Relaxed);
+            withdrawn += s.withdrawn.load(Relaxed);
             t.expanded += s.expanded.load(Relaxed);
             t.batches += s.batches.load(Relaxed);
             busy += s.busy_ns.load(Relaxed);
@@ -299,6 +304,7 @@ impl StageMetrics {
             t.in_flight += s.in_flight.load(Relaxed);
             waiting += s.waiting_ns.load(Relaxed);
         }
+        t.items_out = t.items_out.saturating_sub(withdrawn);
         t.waiting = Duration::from_nanos(waiting);
         t.busy = Duration::from_nanos(busy);
         t.idle = Duration::from_nanos(idle);

@@ -229,12 +229,7 @@ pub(crate) fn run_worker<U: Send + 'static>(
         // The last worker out: after a cancel, batches may wait behind a gap forever.
         if let EmitMode::Ordered(ordered) = &emitter.mode {
             for batch in ordered.reorder.drain() {
-                drop_unfinished(
-                    &emitter.control,
-                    emitter.events.as_ref(),
-                    batch.ids,
-                    counters,
-                );
+                drop_processed(&emitter.control, emitter.events.as_ref(), batch, counters);
             }
         }
         if let Some(growth) = &emitter.growth {
@@ -467,7 +462,7 @@ impl<U: Send + 'static> Emitter<U> {
                 }
                 counters.add_time(&counters.blocked_ns, waited)
             }
-            Err(batch) => drop_unfinished(&self.control, self.events.as_ref(), batch.ids, counters),
+            Err(batch) => drop_processed(&self.control, self.events.as_ref(), batch, counters),
         }
     }
 }
@@ -575,4 +570,16 @@ mod tests {
         );
         assert_eq!(growth.take_slot(), 4);
     }
+}
+
+/// A batch the segment processed (its items counted out of its last stage) that a cancel
+/// drops before it leaves: its items are unfinished, counted cancelled rather than out.
+fn drop_processed<U>(
+    control: &Control,
+    events: Option<&Upstream>,
+    batch: Batch<U>,
+    counters: &Counters,
+) {
+    counters.add(&counters.withdrawn, batch.len() as u64);
+    drop_unfinished(control, events, batch.ids, counters);
 }
