@@ -30,8 +30,10 @@ pub enum ErrorPolicy {
     #[default]
     Skip,
     /// Try the item again, up to a limit, sleeping between tries; then skip it, or stop.
-    /// Only fallible stages (`try_map`, `try_flat_map`) can retry: they borrow the item, so
-    /// it is still there for the next try. Other stages treat this like its `then` policy.
+    /// Only the fallible stages that still have the item after a failed try can retry:
+    /// `try_map`, `try_flat_map` and their `_with` forms and `try_map_async` (they borrow
+    /// it), and `try_map_owned` (an error hands it back). Other stages treat this like its
+    /// `then` policy.
     Retry(Retry),
     /// Stop the pipeline gracefully: the source stops, items in flight drain, and the run
     /// returns this first error.

@@ -440,3 +440,46 @@ proptest! {
         prop_assert_eq!(out.report.failed(), (0..n).filter(|&x| reference(x, fail_mod, panic_mod).is_none()).count() as u64);
     }
 }
+
+/// A try whose result is ready when the runtime comes to it passes, even if the runtime came
+/// late because another item's future held its thread past the deadline (as
+/// `tokio::time::timeout` has it); the future that held the thread fails, its own polls
+/// having taken longer than the limit.
+#[test]
+fn a_try_that_ends_in_time_passes_though_another_item_held_the_runtime_past_its_deadline() {
+    let report = within(30, || {
+        Pipeline::source(0..2u64)
+            .default_batch(2)
+            .stage(
+                Stage::map_async("held", |x: u64| async move {
+                    if x == 0 {
+                        // Both items start; then this one blocks the runtime's thread.
+                        tokio::task::yield_now().await;
+                        std::thread::sleep(Duration::from_millis(150));
+                    } else {
+                        // Its timer fires while the thread is blocked; it is ready once
+                        // polled again, 150 ms after it started.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    x
+                })
+                .concurrency(2)
+                .timeout(Duration::from_millis(50)),
+            )
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    let failed: Vec<u64> = report.errors().iter().map(|e| e.id().0).collect();
+    assert_eq!(
+        failed,
+        [0],
+        "only the item that held the thread fails: {report}"
+    );
+    assert!(matches!(
+        report.errors()[0].kind(),
+        ItemErrorKind::TimedOut(_)
+    ));
+    assert_eq!(report.delivered(), 1);
+}

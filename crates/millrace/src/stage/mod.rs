@@ -561,6 +561,11 @@ impl<T, U> Stage<T, U> {
     /// Async stages: how many items may be in flight at once (default 64). Sync stages
     /// scale with [`workers`](Stage::workers) instead; setting this on one is a build error.
     ///
+    /// Besides the items in flight, the stage holds the rest of the batches they came in,
+    /// and the next ones, waiting for a place: at most twice `items` in all (a batch larger
+    /// than that alone), so that places never sit idle while a batch waits for its slowest
+    /// item. Memory is bounded by that and the stage's [`capacity`](Stage::capacity).
+    ///
     /// It applies to async stages only (`Stage::map_async`, `Stage::try_map_async`, with the
     /// `async` feature). The type system does not stop a call on a sync stage: the pipeline's
     /// `spawn` or `run` returns a [`BuildError`](crate::BuildError) naming the stage, before
@@ -573,6 +578,15 @@ impl<T, U> Stage<T, U> {
 
     /// Async stages: fail an item whose future takes longer than `limit`, dropping the
     /// future. Setting this on a sync stage is a build error.
+    ///
+    /// A try fails ([`ItemErrorKind::TimedOut`](crate::ItemErrorKind::TimedOut)) when its
+    /// future is still pending `limit` after the try started, by the runtime's timer, or
+    /// when its own polls took longer than `limit` in all (it held the runtime's thread past
+    /// its deadline, where no timer could fire). A try whose result is ready when the
+    /// runtime comes to it passes, even if the runtime came late because other futures, or
+    /// the OS, held its thread (as with `tokio::time::timeout`): the result is not thrown
+    /// away and the item not tried again for the runtime's delay. A zero `limit` fails every
+    /// try. Under a retry policy each try has its own `limit`.
     ///
     /// It applies to async stages only; a sync stage's code cannot be interrupted. The type
     /// system does not stop a call on a sync stage: the pipeline's `spawn` or `run` returns a
@@ -605,6 +619,12 @@ impl<T, U> Stage<T, U> {
     /// sent on: delivered to the sink, filtered or failed further down, or cancelled. The
     /// hook runs on a relay thread of the stage's own, once per item (once per flat-map
     /// child), in no particular order.
+    ///
+    /// Only items the stage sent on are answered: one it filtered or failed itself, or one a
+    /// cancel dropped before the stage sent it (in its queue, or upstream), never reaches
+    /// the hook. For every item's fate, respond at the sink
+    /// ([`respond`](crate::PipelineBuilder::respond)) or read the report's
+    /// [`unfinished`](crate::Report::unfinished) ids.
     ///
     /// # Examples
     ///

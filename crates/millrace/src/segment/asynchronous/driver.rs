@@ -341,26 +341,27 @@ where
     // Counts the item in flight until this future ends or is dropped (by a cancel).
     let life = InFlight::new(counters, clock);
     let end = loop {
-        // The real clock, for a deadline checked on it.
-        let tried_at = timeout.map(|_| Instant::now());
         // The closure runs here, before its future exists: a panic in it (an `unwrap()`
         // before `async move`) fails this item, like a panic inside the future.
         let kind = match ctx.control.catch(|| call.start(&mut slot)) {
             Err(panic) => ItemErrorKind::Panicked(panic_message(&*panic)),
             Ok(fut) => {
                 let started = pin!(AssertUnwindSafe(fut).catch_unwind());
+                // With a timeout, the try's own polls are timed: a future that holds the
+                // runtime's thread past its deadline fails however it ends.
+                let mut own = Duration::ZERO;
                 let attempt_fut = Quietly {
                     inner: started,
                     quiet: ctx.control.quiet_panics,
+                    own: timeout.map(|_| &mut own),
                 };
                 match timeout {
                     Some(limit) => match tokio::time::timeout(limit, attempt_fut).await {
-                        // `timeout` polls the future before its timer, so a try that ended
-                        // while the runtime was late would pass: the deadline is checked
-                        // on the clock, too.
-                        Ok(_) if tried_at.is_some_and(|at| at.elapsed() > limit) => {
-                            ItemErrorKind::TimedOut(limit)
-                        }
+                        // `timeout` polls the future before its timer: a try whose
+                        // result is ready when polled passes, even if the runtime came to
+                        // it late (other futures held the thread, or the OS did), unless
+                        // its own polls took longer than the limit.
+                        Ok(_) if own > limit => ItemErrorKind::TimedOut(limit),
                         Ok(Ok(Ok(u))) => break ItemEnd::Done(u),
                         Ok(Ok(Err(e))) => ItemErrorKind::Failed(Arc::from(e)),
                         Ok(Err(panic)) => ItemErrorKind::Panicked(panic_message(&*panic)),
@@ -459,17 +460,24 @@ impl<F: Future> Future for Polled<'_, std::pin::Pin<&mut F>> {
 }
 
 /// A user's future polled quietly (with `quiet`, a panic in a poll does not go through the
-/// panic hook: the enclosing `catch_unwind` fails the item).
-struct Quietly<F> {
+/// panic hook: the enclosing `catch_unwind` fails the item), and with `own`, its polls timed
+/// (only under a timeout: two clock reads a poll).
+struct Quietly<'a, F> {
     inner: F,
     quiet: bool,
+    own: Option<&'a mut Duration>,
 }
 
-impl<F: Future> Future for Quietly<std::pin::Pin<&mut F>> {
+impl<F: Future> Future for Quietly<'_, std::pin::Pin<&mut F>> {
     type Output = F::Output;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> TaskPoll<F::Output> {
         let quiet = self.quiet;
-        crate::panics::quietly(quiet, || self.inner.as_mut().poll(cx))
+        let start = self.own.is_some().then(Instant::now);
+        let polled = crate::panics::quietly(quiet, || self.inner.as_mut().poll(cx));
+        if let (Some(start), Some(own)) = (start, self.own.as_deref_mut()) {
+            *own += start.elapsed();
+        }
+        polled
     }
 }
