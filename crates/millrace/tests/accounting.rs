@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use millrace::{EndState, Pipeline, Stage};
 
-use common::within;
+use common::{assert_every_stage_balances, within};
 
 #[test]
 fn per_stage_counts_follow_the_items_through_the_pipeline() {
@@ -72,15 +72,7 @@ fn per_stage_counts_follow_the_items_through_the_pipeline() {
     // A flat-map's children are items of their own: counted as expanded, so every stage
     // and the whole run balance (issue 10).
     assert_eq!((twice.expanded, report.expanded()), (334, 334));
-    for s in report.stages() {
-        let t = &s.tally;
-        assert_eq!(
-            t.items_in + t.expanded,
-            t.items_out + t.filtered + t.failed + t.cancelled,
-            "{}",
-            s.name
-        );
-    }
+    assert_every_stage_balances(&report);
     assert!(report.is_balanced(), "{report}");
     assert!(report
         .to_string()

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use millrace::{EndState, ItemId, Outcome, Pipeline, Stage, TrySubmitError};
 
-use common::{eventually, within};
+use common::{assert_every_stage_balances, eventually, within};
 
 #[test]
 fn a_run_ends_when_the_source_is_exhausted_and_everything_drained() {
@@ -429,20 +429,6 @@ fn a_pipeline_without_stages_passes_its_input_through_every_kind_of_sink() {
         assert_eq!(answered, (0..1_000).map(|x| (x, x)).collect::<Vec<_>>());
         running.join().unwrap();
     });
-}
-
-/// Every stage's tally balances: `items_in + expanded = items_out + filtered + failed +
-/// cancelled` (each item it received ends there in exactly one way).
-fn assert_every_stage_balances(report: &millrace::Report) {
-    for stage in report.stages() {
-        let t = &stage.tally;
-        assert_eq!(
-            t.items_in + t.expanded,
-            t.items_out + t.filtered + t.failed + t.cancelled,
-            "stage `{}` does not balance: {t:?}",
-            stage.name
-        );
-    }
 }
 
 /// A cancel while the batch an ordered stage waits for is still upstream: that batch

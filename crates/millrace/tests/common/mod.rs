@@ -116,3 +116,18 @@ pub(crate) fn report_of<T>(
         Err(e) => e.report().expect("a run that ended still reports").clone(),
     }
 }
+
+/// Every stage's tally balances: `items_in + expanded = items_out + filtered + failed +
+/// cancelled` (each item a stage received ended there in exactly one way; an output a
+/// cancel dropped after the stage counted it out counts as cancelled, not both).
+pub(crate) fn assert_every_stage_balances(report: &millrace::Report) {
+    for stage in report.stages() {
+        let t = &stage.tally;
+        assert_eq!(
+            t.items_in + t.expanded,
+            t.items_out + t.filtered + t.failed + t.cancelled,
+            "stage `{}` does not balance: {t:?}\n{report}",
+            stage.name
+        );
+    }
+}

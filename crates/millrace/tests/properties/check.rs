@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use millrace::{ItemId, Pipeline, PipelineBuilder, Running};
 
+use crate::common::assert_every_stage_balances;
 use crate::model::{build_sink, name, Case, Item, SinkFault, SinkMode};
 use crate::reference::{reference, Counts, Kind};
 use crate::run::{configure, items, outcome_kind, Observed, Shared};
@@ -288,7 +289,7 @@ pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
                 .expect("a cancelled run is not an error")
                 .report;
             assert!(report.is_balanced(), "a cancelled run balances:\n{report}");
-            every_stage_balances(&report);
+            assert_every_stage_balances(&report);
             assert_eq!(report.cancelled(), report.unfinished().len() as u64);
             let accepted = accepted.lock().unwrap().clone();
             assert_eq!(report.delivered(), accepted.len() as u64);
@@ -341,7 +342,7 @@ pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
                 .report;
             let admitted = report.items_in();
             assert!(report.is_balanced(), "a cancelled run balances:\n{report}");
-            every_stage_balances(&report);
+            assert_every_stage_balances(&report);
             assert_eq!(report.cancelled(), report.unfinished().len() as u64);
             let mut ids: Vec<u64> = got.iter().map(|g| g.0).collect();
             ids.sort_unstable();
@@ -382,7 +383,7 @@ pub(crate) fn run_and_check_cancel(case: &Case, cancel_after: usize) {
             let taken: Vec<Item> = out.by_ref().take(cancel_after).collect();
             let report = out.finish().expect("a cancelled run is not an error");
             assert!(report.is_balanced(), "a cancelled run balances:\n{report}");
-            every_stage_balances(&report);
+            assert_every_stage_balances(&report);
             assert_eq!(report.cancelled(), report.unfinished().len() as u64);
             assert_eq!(report.delivered(), taken.len() as u64);
             let mut pool = sorted(full.outputs.clone());
@@ -413,19 +414,4 @@ pub(crate) fn retries_cut_short(case: &Case, kind: &Kind) -> bool {
         .find(|&i| name(i) == *stage)
         .expect("a failure names a stage of the pipeline");
     case.stages[index].op.fallible() && *attempts < case.policy(index).attempts()
-}
-
-/// Every stage's tally balances, a cancelled run's too: each item a stage received ended
-/// there in exactly one way (an output dropped by the cancel after the stage counted it out
-/// counts as cancelled, not both).
-fn every_stage_balances(report: &millrace::Report) {
-    for stage in report.stages() {
-        let t = &stage.tally;
-        assert_eq!(
-            t.items_in + t.expanded,
-            t.items_out + t.filtered + t.failed + t.cancelled,
-            "stage `{}` balances: {t:?}\n{report}",
-            stage.name
-        );
-    }
 }
