@@ -79,14 +79,20 @@ impl<T> Pool<T> {
     /// vector is not [worth keeping](worth_keeping); then it is freed.
     pub(crate) fn give(&self, spent: Vec<T>) {
         debug_assert!(spent.is_empty(), "a recycled vector still holds items");
-        if worth_keeping(&spent) {
+        if !worth_keeping(&spent) {
+            return;
+        }
+        let refused = {
             let mut stock = lock(&self.stock);
             if stock.len() < SLOTS {
                 stock.push(spent);
-                return;
+                None
+            } else {
+                Some(spent)
             }
-        }
-        // A full pool frees the vector (outside the lock).
+        };
+        // A full pool frees the vector, outside the lock.
+        drop(refused);
     }
 }
 
