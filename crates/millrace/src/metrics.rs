@@ -40,8 +40,8 @@ pub(crate) struct Counters {
     pub(crate) blocked_ns: AtomicU64,
     pub(crate) queue_len_sum: AtomicU64,
     pub(crate) queue_samples: AtomicU64,
-    /// Async stages: items whose future is running now (a gauge), and time they spent
-    /// waiting (alive but not being polled).
+    /// Async stages: items whose future is running now (a gauge), and their lives in the
+    /// stage, summed (polls included: a small part of an item's life).
     pub(crate) in_flight: AtomicU64,
     pub(crate) waiting_ns: AtomicU64,
     /// What the worker is doing now and since when: an [`Activity`] in the top two bits,
@@ -107,7 +107,9 @@ impl Counters {
 pub struct Tally {
     /// Items received.
     pub items_in: u64,
-    /// Items emitted (a flat-map emits more than it receives).
+    /// Items emitted (a flat-map emits more than it receives). Outputs a cancel drops
+    /// before they leave the stage are taken off again and counted `cancelled`, so after a
+    /// cancel this can fall below an earlier snapshot's.
     pub items_out: u64,
     /// Items received that produced no output (filtered out, or a flat-map with no children).
     pub filtered: u64,
@@ -139,7 +141,8 @@ pub struct Tally {
     pub queue_samples: u64,
     /// Async stages: items in flight at the moment of the tally.
     pub in_flight: u64,
-    /// Async stages: time items spent waiting (alive, not being polled), summed over items.
+    /// Async stages: the time items spent in the stage, from their try's start to their
+    /// end, summed over items (their polls included, a small part of it).
     pub waiting: Duration,
 }
 

@@ -395,3 +395,28 @@ fn a_sync_stage_stuck_for_good_fails_the_run_and_is_detached() {
     );
     assert!(err.report().is_some());
 }
+
+/// The closure's call counts toward a try's time: code before the `async` block that holds
+/// the runtime's thread past the deadline fails the try, as a blocking poll does.
+#[test]
+fn an_async_timeout_counts_the_closure_that_makes_the_future() {
+    let report = within(60, || {
+        Pipeline::source(0..3u64)
+            .stage(
+                Stage::map_async("slow-call", |x: u64| {
+                    std::thread::sleep(Duration::from_millis(60));
+                    async move { x }
+                })
+                .timeout(Duration::from_millis(20)),
+            )
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    assert_eq!(report.failed(), 3, "{report}");
+    assert!(report
+        .errors()
+        .iter()
+        .all(|e| matches!(e.kind(), ItemErrorKind::TimedOut(_))));
+}

@@ -467,6 +467,18 @@ impl<U: Send + 'static> Emitter<U> {
     }
 }
 
+/// A batch the segment processed (its items counted out of its last stage) that a cancel
+/// drops before it leaves: its items are unfinished, counted cancelled rather than out.
+fn drop_processed<U>(
+    control: &Control,
+    events: Option<&Upstream>,
+    batch: Batch<U>,
+    counters: &Counters,
+) {
+    counters.add(&counters.withdrawn, batch.len() as u64);
+    drop_unfinished(control, events, batch.ids, counters);
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -570,16 +582,4 @@ mod tests {
         );
         assert_eq!(growth.take_slot(), 4);
     }
-}
-
-/// A batch the segment processed (its items counted out of its last stage) that a cancel
-/// drops before it leaves: its items are unfinished, counted cancelled rather than out.
-fn drop_processed<U>(
-    control: &Control,
-    events: Option<&Upstream>,
-    batch: Batch<U>,
-    counters: &Counters,
-) {
-    counters.add(&counters.withdrawn, batch.len() as u64);
-    drop_unfinished(control, events, batch.ids, counters);
 }

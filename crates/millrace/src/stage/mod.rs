@@ -352,7 +352,8 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
     /// [`ordered`](Stage::ordered) async stage keeps input order (like Akka's `mapAsync`);
     /// an unordered one lets later batches overtake a slow one (`mapAsyncUnordered`). A
     /// cancel drops every future in flight and reports its item unfinished. Busy time in the
-    /// report is time spent polling the futures; the rest of an item's life in the stage is
+    /// report is the time the stage's driver spent polling (the futures and its own
+    /// bookkeeping); an item's life in the stage adds to
     /// [`waiting`](crate::Tally::waiting).
     ///
     /// # The runtime and tokio features
@@ -581,12 +582,14 @@ impl<T, U> Stage<T, U> {
     ///
     /// A try fails ([`ItemErrorKind::TimedOut`](crate::ItemErrorKind::TimedOut)) when its
     /// future is still pending `limit` after the try started, by the runtime's timer, or
-    /// when its own polls took longer than `limit` in all (it held the runtime's thread past
-    /// its deadline, where no timer could fire). A try whose result is ready when the
+    /// when its own time on the runtime's thread was longer than `limit` in all (it held
+    /// the thread past its deadline, where no timer could fire). A try whose result is ready when the
     /// runtime comes to it passes, even if the runtime came late because other futures, or
     /// the OS, held its thread (as with `tokio::time::timeout`): the result is not thrown
-    /// away and the item not tried again for the runtime's delay. A zero `limit` fails every
-    /// try. Under a retry policy each try has its own `limit`.
+    /// away and the item not tried again for the runtime's delay. The try's own time
+    /// counts its closure's call too (the code before its `async` block). While the stage
+    /// waits for room downstream its futures are not polled, but their deadlines run. Under
+    /// a retry policy each try has its own `limit`.
     ///
     /// It applies to async stages only; a sync stage's code cannot be interrupted. The type
     /// system does not stop a call on a sync stage: the pipeline's `spawn` or `run` returns a

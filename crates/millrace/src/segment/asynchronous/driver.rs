@@ -306,8 +306,13 @@ where
     }
 
     async fn send(&self, batch: Batch<U>) {
-        // The output thread is gone only after a cancel; the batch is dropped then.
-        let _ = self.to_output.send(batch).await;
+        // The output thread is gone only if it panicked; the batch's items, counted out,
+        // are then unfinished.
+        if let Err(refused) = self.to_output.send(batch).await {
+            let (c, batch) = (self.counters, refused.0);
+            c.add(&c.withdrawn, batch.len() as u64);
+            drop_unfinished(&self.ctx.control, self.ctx.events.as_ref(), batch.ids, c);
+        }
     }
 }
 
@@ -343,13 +348,16 @@ where
     let end = loop {
         // The closure runs here, before its future exists: a panic in it (an `unwrap()`
         // before `async move`) fails this item, like a panic inside the future.
-        let kind = match ctx.control.catch(|| call.start(&mut slot)) {
+        // With a timeout, the try's own time on the runtime's thread is counted: the
+        // closure's, then its future's polls. A try that holds the thread past its deadline
+        // fails however it ends.
+        let called_at = timeout.map(|_| Instant::now());
+        let started = ctx.control.catch(|| call.start(&mut slot));
+        let mut own = called_at.map_or(Duration::ZERO, |at| at.elapsed());
+        let kind = match started {
             Err(panic) => ItemErrorKind::Panicked(panic_message(&*panic)),
             Ok(fut) => {
                 let started = pin!(AssertUnwindSafe(fut).catch_unwind());
-                // With a timeout, the try's own polls are timed: a future that holds the
-                // runtime's thread past its deadline fails however it ends.
-                let mut own = Duration::ZERO;
                 let attempt_fut = Quietly {
                     inner: started,
                     quiet: ctx.control.quiet_panics,
