@@ -48,7 +48,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::control::Control;
 use crate::error::{panic_message, ItemError, RunErrorKind};
-use crate::item::{Ids, ItemId};
+use crate::item::{Batch, Ids, ItemId};
 use crate::ledger::RelayWatch;
 use crate::metrics::Counters;
 use crate::window::Window;
@@ -327,6 +327,19 @@ pub(crate) fn drop_unfinished(
             ids.iter().map(|id| (id, Status::Cancelled)).collect(),
         ));
     }
+}
+
+/// Records a batch a stage processed (its items counted out of the stage) that a cancel
+/// then dropped before it left: like [`drop_unfinished`], and the items are withdrawn from
+/// the stage's outputs, so they count cancelled rather than out as well.
+pub(crate) fn drop_processed<U>(
+    control: &Control,
+    events: Option<&Upstream>,
+    batch: Batch<U>,
+    counters: &Counters,
+) {
+    counters.add(&counters.withdrawn, batch.len() as u64);
+    drop_unfinished(control, events, batch.ids, counters);
 }
 
 /// The responses of a serving pipeline: every item's [`Outcome`], tagged with its id.

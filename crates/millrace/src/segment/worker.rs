@@ -33,7 +33,7 @@ use crate::error::{BuildError, RunErrorKind};
 use crate::item::Batch;
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::reorder::Reorder;
-use crate::response::{drop_unfinished, Upstream};
+use crate::response::{drop_processed, Upstream};
 use crate::sync::{lock, Mutex};
 use crate::window::Window;
 
@@ -465,18 +465,6 @@ impl<U: Send + 'static> Emitter<U> {
             Err(batch) => drop_processed(&self.control, self.events.as_ref(), batch, counters),
         }
     }
-}
-
-/// A batch the segment processed (its items counted out of its last stage) that a cancel
-/// drops before it leaves: its items are unfinished, counted cancelled rather than out.
-fn drop_processed<U>(
-    control: &Control,
-    events: Option<&Upstream>,
-    batch: Batch<U>,
-    counters: &Counters,
-) {
-    counters.add(&counters.withdrawn, batch.len() as u64);
-    drop_unfinished(control, events, batch.ids, counters);
 }
 
 #[cfg(all(test, not(loom)))]

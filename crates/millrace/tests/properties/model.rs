@@ -409,6 +409,14 @@ pub(crate) fn step(op: &Op, item: &Item, attempt: u32) -> Step {
     }
 }
 
+/// Counts one more try of the item with `key` (unique among the items reaching a stage or
+/// the sink); returns its number, from 1.
+fn next_try(tries: &mut HashMap<u64, u32>, key: u64) -> u32 {
+    let t = tries.entry(key).or_insert(0);
+    *t += 1;
+    *t
+}
+
 pub(crate) fn injected_panic(stage: &str, item: &Item) -> ! {
     panic!("{INJECTED} panic in {stage} on value {}", item.value)
 }
@@ -422,11 +430,7 @@ pub(crate) fn build_sink(
     let op = fault.op();
     let mut tries: HashMap<u64, u32> = HashMap::new();
     move |it: &Item| {
-        let attempt = {
-            let t = tries.entry(it.key).or_insert(0);
-            *t += 1;
-            *t
-        };
+        let attempt = next_try(&mut tries, it.key);
         match step(&op, it, attempt) {
             Step::Out(_) => Ok(()),
             Step::Panic => injected_panic(SINK, it),
@@ -533,12 +537,7 @@ fn build_async_stage(stage_name: &str, op: &Op) -> Stage<Item, Item> {
         op => {
             let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
             Stage::try_map_async(stage_name, move |it: &Item| {
-                let attempt = {
-                    let mut tries = tries.lock().unwrap();
-                    let t = tries.entry(it.key).or_insert(0);
-                    *t += 1;
-                    *t
-                };
+                let attempt = next_try(&mut tries.lock().unwrap(), it.key);
                 let (it, op) = (it.clone(), op.clone());
                 async move {
                     jitter(&it).await;
@@ -609,12 +608,7 @@ fn build_sync_stage(stage_name: &str, op: &Op) -> Stage<Item, Item> {
             let tries: Arc<Mutex<HashMap<u64, u32>>> = Arc::default();
             let op = Op::Flaky { k };
             Stage::try_map(stage_name, move |it: &Item| {
-                let attempt = {
-                    let mut tries = tries.lock().unwrap();
-                    let t = tries.entry(it.key).or_insert(0);
-                    *t += 1;
-                    *t
-                };
+                let attempt = next_try(&mut tries.lock().unwrap(), it.key);
                 match step(&op, it, attempt) {
                     Step::Out(mut v) => Ok(v.remove(0)),
                     _ => Err(format!("{INJECTED} flaky failure, try {attempt}")),

@@ -27,7 +27,7 @@ use crate::error::{panic_message, ItemErrorKind};
 use crate::item::{Batch, Ids};
 use crate::metrics::Counters;
 use crate::policy::ErrorPolicy;
-use crate::response::{drop_unfinished, ResponseBatch};
+use crate::response::{drop_processed, drop_unfinished, ResponseBatch};
 use crate::stage::process::StageCtx;
 
 use super::AsyncCall;
@@ -193,13 +193,7 @@ where
                     running = FuturesUnordered::new();
                     self.queued.clear();
                     for open in std::mem::take(&mut self.open).into_iter().flatten() {
-                        drop_unfinished(
-                            &self.ctx.control,
-                            self.ctx.events.as_ref(),
-                            open.ids,
-                            self.counters,
-                        );
-                        self.send(Batch::new(open.seq, open.born, 0)).await;
+                        self.send_unfinished(open.seq, open.born, open.ids).await;
                     }
                     self.free.clear();
                     self.admitted = 0;
@@ -211,11 +205,16 @@ where
         }
     }
 
-    /// Counts a batch in and queues its items.
-    async fn admit(&mut self, batch: Batch<T>) {
+    /// Counts a batch in.
+    fn count_in(&self, batch: &Batch<T>) {
         let c = self.counters;
         c.add(&c.batches, 1);
         c.add(&c.items_in, batch.len() as u64);
+    }
+
+    /// Counts a batch in and queues its items.
+    async fn admit(&mut self, batch: Batch<T>) {
+        self.count_in(&batch);
         let Batch {
             seq,
             born,
@@ -249,11 +248,19 @@ where
 
     /// A batch that arrived after a cancel: counted in, reported unfinished, sent on empty.
     async fn drop_batch(&mut self, batch: Batch<T>) {
-        let c = self.counters;
-        c.add(&c.batches, 1);
-        c.add(&c.items_in, batch.len() as u64);
-        let (seq, born) = (batch.seq, batch.born);
-        drop_unfinished(&self.ctx.control, self.ctx.events.as_ref(), batch.ids, c);
+        self.count_in(&batch);
+        self.send_unfinished(batch.seq, batch.born, batch.ids).await;
+    }
+
+    /// Reports a batch's items unfinished (a cancel dropped them) and sends it on empty, so
+    /// that its sequence number still reaches the output.
+    async fn send_unfinished(&self, seq: u64, born: Instant, ids: Ids) {
+        drop_unfinished(
+            &self.ctx.control,
+            self.ctx.events.as_ref(),
+            ids,
+            self.counters,
+        );
         self.send(Batch::new(seq, born, 0)).await;
     }
 
@@ -309,9 +316,8 @@ where
         // The output thread is gone only if it panicked; the batch's items, counted out,
         // are then unfinished.
         if let Err(refused) = self.to_output.send(batch).await {
-            let (c, batch) = (self.counters, refused.0);
-            c.add(&c.withdrawn, batch.len() as u64);
-            drop_unfinished(&self.ctx.control, self.ctx.events.as_ref(), batch.ids, c);
+            let events = self.ctx.events.as_ref();
+            drop_processed(&self.ctx.control, events, refused.0, self.counters);
         }
     }
 }
@@ -368,7 +374,7 @@ where
                         // `timeout` polls the future before its timer: a try whose
                         // result is ready when polled passes, even if the runtime came to
                         // it late (other futures held the thread, or the OS did), unless
-                        // its own polls took longer than the limit.
+                        // its own time (its closure's call and its polls) passed the limit.
                         Ok(_) if own > limit => ItemErrorKind::TimedOut(limit),
                         Ok(Ok(Ok(u))) => break ItemEnd::Done(u),
                         Ok(Ok(Err(e))) => ItemErrorKind::Failed(Arc::from(e)),
