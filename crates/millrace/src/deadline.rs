@@ -54,9 +54,9 @@ struct TickCheck {
     trusted: u32,
 }
 
-/// The time-stamp counter. With [`tsc_keeps_time`], the crate's only `unsafe` (the workspace
-/// denies it elsewhere, and the other crates forbid it): the intrinsic is marked unsafe
-/// though it has no precondition.
+/// The time-stamp counter. With [`tsc_keeps_time`], one of the crate's two places of `unsafe`
+/// (the other is `stage::in_place`; the workspace denies it elsewhere, and the other crates
+/// forbid it): the intrinsic is marked unsafe though it has no precondition.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[inline]

@@ -16,6 +16,7 @@ use crate::control::Control;
 use crate::item::{Batch, Ids};
 use crate::metrics::{Activity, StageMetrics};
 use crate::response::{drop_unfinished, Upstream};
+use crate::stage::in_place::recast;
 use crate::stage::process::Process;
 use std::sync::Arc;
 
@@ -114,6 +115,13 @@ impl<T: Send> Pull<T> for InletPull<T> {
         self.inlet.recycle(spent);
     }
 
+    /// The connector's pool takes vectors for the stage before (at most its
+    /// [`SLOTS`](crate::pool::SLOTS)): a first stage that maps in place sends its inputs'
+    /// vectors on, and the worker gives the pool one back for each.
+    fn wants_spare(&self) -> bool {
+        true
+    }
+
     fn intake(&self) -> Option<Intake<'_>> {
         Some(Intake {
             at: self.taken.0,
@@ -150,11 +158,15 @@ impl<T: Send> Pull<T> for InletPull<T> {
 /// A pull chain followed by one more stage. The stage's input vectors, once emptied, go
 /// back up the chain (to the stage before, or to the connector's pool); its output vectors
 /// come from `spare`, which the stage after it (or, for a segment's last stage, the worker
-/// from the outgoing connector's pool) refills.
+/// from the outgoing connector's pool) refills. A stage that maps in place
+/// ([`Process::maps_in_place`]) outputs in its input's vector instead: it keeps no spare,
+/// and the vectors given back to it go on up the chain, where its inputs came from.
 pub(crate) struct Then<T, U> {
     pub(crate) inner: Box<dyn Pull<T>>,
     pub(crate) stage: Box<dyn Process<T, U>>,
     pub(crate) spare: Option<Vec<U>>,
+    /// Whether the stage maps in place.
+    pub(crate) in_place: bool,
     /// The worker's partial output batch, offered for the next outputs to extend, and the
     /// most items it may then hold (see [`Pull::offer_partial`]).
     pub(crate) partial: Option<(Batch<U>, usize)>,
@@ -163,6 +175,7 @@ pub(crate) struct Then<T, U> {
 impl<T, U> Then<T, U> {
     pub(crate) fn new(inner: Box<dyn Pull<T>>, stage: Box<dyn Process<T, U>>) -> Self {
         Then {
+            in_place: stage.maps_in_place(),
             inner,
             stage,
             spare: None,
@@ -180,12 +193,20 @@ impl<T, U> Then<T, U> {
                     seq: batch.seq,
                     born: batch.born,
                     ids: Ids::default(),
-                    items: self.spare.take().unwrap_or_default(),
+                    // Empty and unallocated for a map in place, which needs no vector.
+                    items: if self.in_place {
+                        Vec::new()
+                    } else {
+                        self.spare.take().unwrap_or_default()
+                    },
                 }
             }
         };
         let (out, spent) = self.stage.process(batch, out);
-        self.inner.recycle(spent);
+        // (A map in place hands back the unallocated vector it was given.)
+        if spent.capacity() > 0 {
+            self.inner.recycle(spent);
+        }
         out
     }
 }
@@ -206,13 +227,19 @@ impl<T, U: Send> Pull<U> for Then<T, U> {
 
     fn recycle(&mut self, spent: Vec<U>) {
         debug_assert!(spent.is_empty(), "a recycled vector still holds items");
-        if self.spare.is_none() && crate::pool::worth_keeping(&spent) {
+        if self.in_place {
+            self.inner.recycle(recast(spent));
+        } else if self.spare.is_none() && crate::pool::worth_keeping(&spent) {
             self.spare = Some(spent);
         }
     }
 
     fn wants_spare(&self) -> bool {
-        self.spare.is_none()
+        if self.in_place {
+            self.inner.wants_spare()
+        } else {
+            self.spare.is_none()
+        }
     }
 
     fn intake(&self) -> Option<Intake<'_>> {
@@ -321,5 +348,78 @@ mod tests {
         let mut chain = then(twice, vec![batch(0, 2)]);
         let declined = chain.offer_partial(batch(10, 1), 100);
         assert_eq!(declined.map_err(|b| b.items), Err(vec![10]));
+    }
+
+    /// 16-byte items, which a map to the same type maps in place; recycled vectors are kept.
+    struct Pairs {
+        batches: std::collections::VecDeque<Batch<(u64, u64)>>,
+        recycled: Arc<crate::sync::Mutex<Vec<usize>>>,
+    }
+
+    impl Pull<(u64, u64)> for Pairs {
+        fn poll(&mut self) -> Poll<(u64, u64)> {
+            self.batches.pop_front().map_or(Poll::Closed, Poll::Ready)
+        }
+        fn recv(&mut self) -> Option<Batch<(u64, u64)>> {
+            self.batches.pop_front()
+        }
+        fn recycle(&mut self, spent: Vec<(u64, u64)>) {
+            crate::sync::lock(&self.recycled).push(spent.as_ptr() as usize);
+        }
+        fn wants_spare(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_run_of_maps_in_place_passes_its_vectors_through_and_given_back_ones_up_to_the_input() {
+        type Swap = crate::stage::logic::MapLogic<fn(&mut (), (u64, u64)) -> (u64, u64), ()>;
+        fn swap() -> Swap {
+            crate::stage::logic::MapLogic {
+                f: Arc::new(|_: &mut (), (x, y)| (y, x + 1)),
+                state: (),
+            }
+        }
+        let stage = || {
+            Box::new(crate::stage::process::StageWorker {
+                ctx: Arc::new(crate::stage::process::tests::ctx()),
+                worker: 0,
+                logic: None,
+                make: Arc::new(swap),
+            })
+        };
+        let items: Vec<(u64, u64)> = (0..4).map(|x| (x, 10 * x)).collect();
+        let at = items.as_ptr() as usize;
+        let input = Batch {
+            seq: 0,
+            born: Instant::now(),
+            ids: Ids::Range { start: 0, len: 4 },
+            items,
+        };
+        let recycled = Arc::new(crate::sync::Mutex::new(Vec::new()));
+        let pairs = Pairs {
+            batches: [input].into(),
+            recycled: Arc::clone(&recycled),
+        };
+        let first = Then::new(Box::new(pairs), stage());
+        let mut chain = Then::new(Box::new(first), stage());
+        assert!(chain.in_place, "both stages map in place");
+        assert!(chain.wants_spare(), "the input wants vectors back");
+        let Poll::Ready(mut out) = chain.poll() else {
+            panic!("a batch is ready")
+        };
+        assert_eq!(out.items, [(1, 1), (2, 11), (3, 21), (4, 31)]);
+        assert_eq!(
+            out.items.as_ptr() as usize,
+            at,
+            "one vector through both stages"
+        );
+        out.items.clear();
+        chain.recycle(out.items);
+        assert_eq!(
+            *crate::sync::lock(&recycled),
+            [at],
+            "the emptied vector went back to the input (no stage kept a spare)"
+        );
     }
 }

@@ -154,6 +154,12 @@ impl<S: Send> Pull<S> for SourcePull<S> {
         self.source.stock.recycle(spent);
     }
 
+    /// As for a connector's pool (see `InletPull`): a first stage that maps in place sends
+    /// the source's vectors on.
+    fn wants_spare(&self) -> bool {
+        true
+    }
+
     fn intake(&self) -> Option<Intake<'_>> {
         Some(Intake {
             at: self.taken.0,

@@ -27,6 +27,7 @@
 //! [`Stage::try_map_owned`] takes it, and its error hands it back.
 
 pub(crate) mod dead_letter;
+pub(crate) mod in_place;
 pub(crate) mod logic;
 pub(crate) mod process;
 mod rejected;

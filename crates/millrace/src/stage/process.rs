@@ -17,6 +17,7 @@ use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
 use crate::response::{ResponseBatch, Status, Upstream};
 use crate::stage::dead_letter::{DeadLetter, DeadLetterFn};
+use crate::stage::in_place::{recast, worth_in_place, InPlace};
 use crate::stage::logic::{Logic, Step};
 
 /// Everything the workers of one stage share for processing.
@@ -44,6 +45,11 @@ pub(crate) trait Process<T, U>: Send {
     /// Whether every item gives at most one output (a map, a filter, a fallible map): a
     /// batch's outputs then fit wherever its inputs would.
     fn at_most_one_out(&self) -> bool;
+
+    /// Whether the stage maps each item in its batch's own vector (a map whose output type
+    /// has its input's layout, see [`in_place`](crate::stage::in_place)): given an empty
+    /// output batch with no vector, it needs none.
+    fn maps_in_place(&self) -> bool;
 }
 
 /// Makes a worker's [`Process`] for a stage, given the stage's context and the worker index
@@ -71,6 +77,10 @@ where
 {
     fn at_most_one_out(&self) -> bool {
         L::AT_MOST_ONE
+    }
+
+    fn maps_in_place(&self) -> bool {
+        L::ONE_TO_ONE && worth_in_place::<T, U>()
     }
 
     fn process(&mut self, batch: Batch<T>, out: Batch<U>) -> (Batch<U>, Vec<T>) {
@@ -137,6 +147,9 @@ impl<T: Send + 'static> StageCtx<T> {
         L: Logic<T, U>,
         M: Fn() -> L,
     {
+        if L::ONE_TO_ONE && worth_in_place::<T, U>() && out.items.is_empty() {
+            return self.map_in_place(batch, out, logic, make, counters);
+        }
         let Batch {
             born,
             ids,
@@ -199,46 +212,108 @@ impl<T: Send + 'static> StageCtx<T> {
         }
         if logic.is_none() {
             // The state could not be (re)built: the rest of the batch is unfinished.
-            let rest = items.len();
-            if rest > 0 {
-                let start = total - rest;
-                let mut unfinished = Ids::default();
-                for i in start..total {
-                    unfinished.push(ids.get(i));
-                }
-                if L::ONE_TO_ONE {
-                    panicked.extend(start..total);
-                }
-                items.by_ref().for_each(drop);
-                tally.cancelled += rest as u64;
-                self.control.ledger.record_unfinished(unfinished.iter());
-                if self.events.is_some() {
-                    events.extend(unfinished.iter().map(|id| (id, Status::Cancelled)));
-                }
+            let start = total - items.len();
+            self.unfinished(&ids, start..total, &mut tally, &mut events);
+            if L::ONE_TO_ONE {
+                panicked.extend(start..total);
             }
+            items.by_ref().for_each(drop);
         }
         if L::ONE_TO_ONE {
             tally.out = (out.items.len() - base) as u64;
-            let mapped = if panicked.is_empty() {
-                ids
-            } else {
-                let mut kept = Ids::default();
-                let mut skip = panicked.iter().peekable();
-                for (i, id) in ids.iter().enumerate() {
-                    if skip.peek() == Some(&&i) {
-                        skip.next();
-                    } else {
-                        kept.push(id);
-                    }
-                }
-                kept
-            };
+            let mapped = kept_ids(ids, &panicked);
             if base == 0 {
                 out.ids = mapped;
             } else {
                 out.ids.append(&mapped);
             }
         }
+        drop(items);
+        self.settle(&tally, counters, events);
+        (out, spent)
+    }
+
+    /// [`process`](Self::process) for a map whose output type has its input's layout, onto
+    /// an empty `out`: each output is written over its input, in the batch's vector (see
+    /// [`in_place`](crate::stage::in_place)), which becomes the output batch's. `out`'s
+    /// unused vector is handed back, as one of the input type, for recycling.
+    fn map_in_place<U, L, M>(
+        &self,
+        batch: Batch<T>,
+        mut out: Batch<U>,
+        logic: &mut Option<L>,
+        make: &M,
+        counters: &Counters,
+    ) -> (Batch<U>, Vec<T>)
+    where
+        L: Logic<T, U>,
+        M: Fn() -> L,
+    {
+        let Batch {
+            born, ids, items, ..
+        } = batch;
+        let total = items.len();
+        out.born = out.born.min(born);
+        let mut tally = Tally::default();
+        let mut events = Vec::new();
+        // Positions (in the input) of items that panicked.
+        let mut panicked = Vec::new();
+        let mut mapping = InPlace::<T, U>::new(items);
+        while let Some(logic_now) = logic.as_mut() {
+            let run = self
+                .control
+                .catch(|| mapping.map_rest(|item| logic_now.map_one(item)));
+            match run {
+                Ok(()) => break,
+                Err(payload) => {
+                    // The item that panicked was the last one read.
+                    let at = mapping.read() - 1;
+                    panicked.push(at);
+                    let kind = ItemErrorKind::Panicked(panic_message(&*payload));
+                    tally.failed += 1;
+                    self.fail(ids.get(at), None, 1, kind, &mut events);
+                    *logic = self.build(make);
+                }
+            }
+        }
+        if logic.is_none() {
+            // The state could not be (re)built: the rest of the batch is unfinished.
+            let start = mapping.read();
+            self.unfinished(&ids, start..total, &mut tally, &mut events);
+            panicked.extend(start..total);
+        }
+        let unused = std::mem::replace(&mut out.items, mapping.finish());
+        tally.out = out.items.len() as u64;
+        out.ids = kept_ids(ids, &panicked);
+        self.settle(&tally, counters, events);
+        (out, recast(unused))
+    }
+
+    /// The items at positions `range` of a batch with `ids` are unfinished: the stage's state
+    /// could not be rebuilt after a panic.
+    fn unfinished(
+        &self,
+        ids: &Ids,
+        range: std::ops::Range<usize>,
+        tally: &mut Tally,
+        events: &mut Vec<(ItemId, Status)>,
+    ) {
+        if range.is_empty() {
+            return;
+        }
+        let mut unfinished = Ids::default();
+        for i in range.clone() {
+            unfinished.push(ids.get(i));
+        }
+        tally.cancelled += range.len() as u64;
+        self.control.ledger.record_unfinished(unfinished.iter());
+        if self.events.is_some() {
+            events.extend(unfinished.iter().map(|id| (id, Status::Cancelled)));
+        }
+    }
+
+    /// Adds a batch's tallies to the worker's counters and answers its items' ends upstream.
+    fn settle(&self, tally: &Tally, counters: &Counters, events: Vec<(ItemId, Status)>) {
         counters.add(&counters.items_out, tally.out);
         counters.add(&counters.filtered, tally.filtered);
         counters.add(&counters.failed, tally.failed);
@@ -253,8 +328,6 @@ impl<T: Send + 'static> StageCtx<T> {
         if let Some(events_to) = &self.events {
             events_to.send(ResponseBatch::Ended(events));
         }
-        drop(items);
-        (out, spent)
     }
 
     #[inline]
@@ -356,115 +429,23 @@ impl<T: Send + 'static> StageCtx<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
-pub(crate) mod tests {
-    use super::*;
-    use crate::stage::logic::{FilterLogic, MapLogic};
-
-    /// A stage `a` of a pipeline of one stage, skipping failed items.
-    pub(crate) fn ctx() -> StageCtx<u64> {
-        let metrics = |name: &str| Arc::new(StageMetrics::new(Arc::from(name), 1, 1));
-        let stage = metrics("a");
-        StageCtx {
-            name: Arc::clone(&stage.name),
-            metrics: Arc::clone(&stage),
-            policy: ErrorPolicy::Skip,
-            dead_letter: None,
-            events: None,
-            expanded: None,
-            control: Arc::new(Control::new(
-                metrics("source"),
-                vec![stage],
-                metrics("sink"),
-                true,
-            )),
+/// A map's output ids: the batch's, less those at the `panicked` positions (ascending).
+fn kept_ids(ids: Ids, panicked: &[usize]) -> Ids {
+    if panicked.is_empty() {
+        return ids;
+    }
+    let mut kept = Ids::default();
+    let mut skip = panicked.iter().peekable();
+    for (i, id) in ids.iter().enumerate() {
+        if skip.peek() == Some(&&i) {
+            skip.next();
+        } else {
+            kept.push(id);
         }
     }
-
-    /// Items `start..start + len` with their ids, born `born`.
-    fn batch(start: u64, len: usize, born: Instant) -> Batch<u64> {
-        Batch {
-            seq: start,
-            born,
-            ids: Ids::Range { start, len },
-            items: (start..start + len as u64).collect(),
-        }
-    }
-
-    fn ids(batch: &Batch<u64>) -> Vec<u64> {
-        batch.ids.iter().map(|id| id.0).collect()
-    }
-
-    /// Runs a fresh stage `a` of logic `make` over `input`, onto `partial`: the output batch,
-    /// the input's emptied vector, and the stage's counters.
-    fn onto<L: Logic<u64, u64>>(
-        make: impl Fn() -> L,
-        partial: Batch<u64>,
-        input: Batch<u64>,
-    ) -> (Batch<u64>, Vec<u64>, StageCtx<u64>) {
-        let ctx = ctx();
-        let mut logic = Some(make());
-        let (out, spent) = ctx.process(input, partial, &mut logic, &make, ctx.metrics.slot(0));
-        (out, spent, ctx)
-    }
-
-    #[test]
-    fn a_map_onto_a_partial_batch_extends_its_items_and_ids_in_order() {
-        let early = Instant::now();
-        let tens = || MapLogic {
-            f: Arc::new(|_: &mut (), x: u64| x * 10),
-            state: (),
-        };
-        let (out, spent, ctx) = onto(tens, batch(0, 3, early), batch(3, 4, Instant::now()));
-        let counters = ctx.metrics.slot(0);
-        assert!(spent.is_empty());
-        assert_eq!(
-            out.items,
-            [0, 1, 2, 30, 40, 50, 60],
-            "the partial's items stay first"
-        );
-        assert_eq!(ids(&out), [0, 1, 2, 3, 4, 5, 6]);
-        assert_eq!(out.ids, Ids::Range { start: 0, len: 7 }, "still a range");
-        assert_eq!(
-            (out.seq, out.born),
-            (0, early),
-            "the partial's number, the oldest birth"
-        );
-        assert_eq!(
-            counters.items_out.load(Ordering::Relaxed),
-            4,
-            "only this batch's outputs count"
-        );
-    }
-
-    #[test]
-    fn a_panic_onto_a_partial_batch_fails_that_item_and_keeps_the_partial() {
-        let panics_at_4 = || MapLogic {
-            f: Arc::new(|_: &mut (), x: u64| {
-                assert!(x != 4, "item 4 panics");
-                x + 100
-            }),
-            state: (),
-        };
-        let now = Instant::now();
-        let (out, _, ctx) = onto(panics_at_4, batch(0, 2, now), batch(2, 5, now));
-        let counters = ctx.metrics.slot(0);
-        assert_eq!(out.items, [0, 1, 102, 103, 105, 106]);
-        assert_eq!(ids(&out), [0, 1, 2, 3, 5, 6], "ids line up with the items");
-        assert_eq!(counters.failed.load(Ordering::Relaxed), 1);
-        assert_eq!(counters.items_out.load(Ordering::Relaxed), 4);
-    }
-
-    #[test]
-    fn a_filter_onto_a_partial_batch_keeps_the_ids_of_what_passed() {
-        let even = || FilterLogic {
-            f: Arc::new(|x: &u64| x % 2 == 0),
-        };
-        let now = Instant::now();
-        let (out, _, ctx) = onto(even, batch(0, 2, now), batch(2, 5, now));
-        let counters = ctx.metrics.slot(0);
-        assert_eq!(out.items, [0, 1, 2, 4, 6]);
-        assert_eq!(ids(&out), [0, 1, 2, 4, 6]);
-        assert_eq!(counters.filtered.load(Ordering::Relaxed), 2, "3 and 5");
-    }
+    kept
 }
+
+#[cfg(all(test, not(loom)))]
+#[path = "process_tests.rs"]
+pub(crate) mod tests;
