@@ -68,16 +68,17 @@ pub(crate) struct OrderedEmit<U> {
     pub(crate) carried: Vec<Arc<BatchSize>>,
 }
 
-/// The most items a freely re-batched output batch goes on with: what the next stage takes in
-/// one batch (see `BatchSize::most`), and never less than the size it fills to.
 /// The fewest outputs a worker hands to a sink it consumes itself (`Emitter::direct`) without
 /// merging them with others first. A direct hand-over costs a lock and two clock reads
 /// (about 0.1–0.2 µs here), under a nanosecond an item from 256 on; merging outputs into
 /// the sink's batch size (4,096) copied them once more, and kept the last stage of W1 from
 /// mapping in place: W1 written with `.capacity(1024)` (one thread, 1,024-item batches) went
-/// from 0.22 to 0.17 s for 40 M items with both (`stage::in_place`).
+/// from 0.22 to 0.17 s for 40 M items with both (`stage::in_place`). Smaller outputs are
+/// still merged (onto a waiting partial batch, see `Pull::offer_partial`).
 const DIRECT_AS_IS: usize = 256;
 
+/// The most items a freely re-batched output batch goes on with: what the next stage takes in
+/// one batch (see `BatchSize::most`), and never less than the size it fills to.
 fn free_room(size: &BatchSize) -> usize {
     size.most().max(size.get())
 }
@@ -360,10 +361,8 @@ impl<U: Send + 'static> Emitter<U> {
     /// [`Pull::offer_partial`]); `None` where output batches are not merged.
     fn merge_room(&self, outlet: &Outlet<U>) -> Option<usize> {
         match self.mode {
-            // Into a sink consumed on this thread, outputs are merged by copy, and only
-            // small ones (see `DIRECT_AS_IS`).
-            EmitMode::Free if self.direct.is_none() => Some(free_room(outlet.batch_size())),
-            EmitMode::Free | EmitMode::Preserve | EmitMode::Ordered(_) => None,
+            EmitMode::Free => Some(free_room(outlet.batch_size())),
+            EmitMode::Preserve | EmitMode::Ordered(_) => None,
         }
     }
 
@@ -378,7 +377,7 @@ impl<U: Send + 'static> Emitter<U> {
         match &self.mode {
             // A sink consumed on this thread takes a sizeable batch as it is: merging it
             // first would only copy it (and keep its last stage from mapping in place).
-            EmitMode::Free if self.direct.is_some() && out.len() >= DIRECT_AS_IS => {
+            EmitMode::Free if out.len() >= DIRECT_AS_IS && self.consumes_the_sink() => {
                 if let Some(partial) = pending.take() {
                     self.send(outlet, partial, counters);
                 }
@@ -448,6 +447,13 @@ impl<U: Send + 'static> Emitter<U> {
                 ordered.region.advance(released);
             }
         }
+    }
+
+    /// Whether this worker consumes the sink itself now (see `pipeline::sink::direct`).
+    fn consumes_the_sink(&self) -> bool {
+        self.direct
+            .as_ref()
+            .is_some_and(|direct| direct.on_workers())
     }
 
     /// Sends `batch` on; if downstream is gone (a cancel), its items are unfinished.

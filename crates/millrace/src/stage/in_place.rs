@@ -1,12 +1,13 @@
 //! Mapping a batch where it lies: a map whose input and output types have the same size and
 //! alignment writes each output over its input, in the batch's own vector.
 //!
-//! A fused run of such maps (W1's `y = x * x` then `y = 3 * y`, W6's `y + 1` hops) then works
-//! in one vector that stays in the core's first-level cache, where each stage used to fill a
+//! A fused run of such maps (W1's `y = x * x` then `y = 3 * y` on 16-byte items) then works in
+//! one vector that stays in the core's first-level cache, where each stage used to fill a
 //! vector of its own from the one before: three vectors of 1,024 16-byte items and the
 //! source's are more than the 32 KiB cache holds. A program of W1's shape (1,024-item batches,
 //! three maps and a sum) took 3.4–4.1 ns an item with a vector per stage and 2.1–2.6 ns with
-//! the last two maps in place (`BENCHMARKS.md`, "Maps in place").
+//! the last two maps in place (`BENCHMARKS.md`, "Maps in place"). Items under 16 bytes are
+//! mapped into a second vector still (see [`worth_in_place`]).
 //!
 //! [`InPlace`] holds the vector while its items change type: outputs at the front, the inputs
 //! not yet read at the back, and between them the slots of the items that panicked. The
@@ -69,10 +70,6 @@ pub(crate) struct InPlace<T, U> {
     _types: PhantomData<(T, U)>,
 }
 
-// SAFETY: an `InPlace` owns its vector's items, `T`s and `U`s, as the vectors it came from and
-// becomes own theirs; it is sent where both could be.
-unsafe impl<T: Send, U: Send> Send for InPlace<T, U> {}
-
 impl<T, U> InPlace<T, U> {
     /// Takes over `items`' allocation and items. `T` and `U` must have [`same_layout`].
     pub(crate) fn new(items: Vec<T>) -> Self {
@@ -103,8 +100,7 @@ impl<T, U> InPlace<T, U> {
     pub(crate) fn map_rest(&mut self, mut map: impl FnMut(T) -> U) {
         if self.written == self.read {
             // Nothing has panicked: each output goes into its own input's slot. One index
-            // for both lets the compiler see that, and vectorise a cheap map (W6's `y + 1`
-            // hops ran a third slower with separate read and write positions).
+            // for both lets the compiler see that, and vectorise a cheap map.
             let (start, len) = (self.start, self.len);
             let mut at = self.read;
             while at < len {

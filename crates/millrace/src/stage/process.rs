@@ -39,8 +39,15 @@ pub(crate) trait Process<T, U>: Send {
     /// recycling (see [`crate::pool`]). `out` is an empty batch with the input's number and
     /// birth (its vector recycled when one was at hand) or a partial output batch of this
     /// worker's still waiting for company, whose items and ids the outputs extend (no copy
-    /// of them later).
-    fn process(&mut self, batch: Batch<T>, out: Batch<U>) -> (Batch<U>, Vec<T>);
+    /// of them later). `started` is when the batch came in, if the caller knows (the end of
+    /// the stage before in a fused chain: one clock read serves both); the batch's end comes
+    /// back, for the stage after.
+    fn process(
+        &mut self,
+        batch: Batch<T>,
+        out: Batch<U>,
+        started: Option<Instant>,
+    ) -> (Batch<U>, Vec<T>, Instant);
 
     /// Whether every item gives at most one output (a map, a filter, a fallible map): a
     /// batch's outputs then fit wherever its inputs would.
@@ -83,17 +90,22 @@ where
         L::ONE_TO_ONE && worth_in_place::<T, U>()
     }
 
-    fn process(&mut self, batch: Batch<T>, out: Batch<U>) -> (Batch<U>, Vec<T>) {
+    fn process(
+        &mut self,
+        batch: Batch<T>,
+        out: Batch<U>,
+        started: Option<Instant>,
+    ) -> (Batch<U>, Vec<T>, Instant) {
         let _span = (self.ctx.control.trace).batch(&self.ctx.name, batch.seq, batch.len());
         let counters = self.ctx.metrics.slot(self.worker);
         counters.add(&counters.batches, 1);
         counters.add(&counters.items_in, batch.len() as u64);
-        let start = Instant::now();
+        let start = started.unwrap_or_else(Instant::now);
         counters.enter(Activity::Busy, start - self.ctx.control.signals.started);
         if self.logic.is_none() {
             self.logic = self.ctx.build(&*self.make);
         }
-        let out = self
+        let (out, spent) = self
             .ctx
             .process(batch, out, &mut self.logic, &*self.make, counters);
         let end = Instant::now();
@@ -101,7 +113,7 @@ where
         // than counting it twice (see `StageMetrics::tally_at`).
         counters.enter(Activity::Between, end - self.ctx.control.signals.started);
         counters.add_time(&counters.busy_ns, end - start);
-        out
+        (out, spent, end)
     }
 }
 

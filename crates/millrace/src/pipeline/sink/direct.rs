@@ -47,6 +47,10 @@ pub(crate) trait DirectSink<T>: Send + Sync {
     /// thread is consuming: send it on the connector. `in_order` waits for its turn
     /// instead, for batches that must reach the sink in the order they come here.
     fn consume(&self, batch: Batch<T>, in_order: bool) -> Result<Vec<T>, Batch<T>>;
+
+    /// Whether the sink is still consumed on the workers (it has not moved to a thread of
+    /// its own).
+    fn on_workers(&self) -> bool;
 }
 
 /// A sink's state, shared by its thread and the worker in front of it.
@@ -85,6 +89,10 @@ impl<T: Send, R: Send> SharedSink<T, R> {
 }
 
 impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
+    fn on_workers(&self) -> bool {
+        !self.own_thread.load(Ordering::Relaxed)
+    }
+
     fn consume(&self, batch: Batch<T>, in_order: bool) -> Result<Vec<T>, Batch<T>> {
         if self.own_thread.load(Ordering::Relaxed) {
             return Err(batch);
