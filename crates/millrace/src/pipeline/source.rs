@@ -275,24 +275,35 @@ const CHECK_EVERY: usize = 64;
 /// batch has been open past [`FILL_DEADLINE`], it ships with what it has, so items that
 /// start to come slowly in the middle of a batch wait for at most as many more as the batch
 /// holds, and never more than 64, not for a whole batch. An iterator whose size hint
-/// promised the next 64 items and stops promising them (a backlog read, then a live tail of
+/// promised the next 128 items and stops promising them (a backlog read, then a live tail of
 /// unknown pace: `backlog.chain(live)`) has the clock read at every item from then on in
 /// this batch, so the first late item ships the batch (a live tail of 20 items 50 ms apart
 /// used to arrive all at once, at the end). (Between two reads the source waits in the
 /// iterator's `next`: a source that may wait indefinitely is a [`Submitter`]'s job, which
 /// ships a partial batch as soon as its queue runs dry.) Returns whether the iterator may
 /// have more.
-fn fill_rest<S>(
-    iter: &mut impl Iterator<Item = S>,
+fn fill_rest<S, I: Iterator<Item = S>>(
+    iter: &mut I,
     items: &mut Vec<S>,
     want: usize,
     born: Instant,
 ) -> bool {
     let mut deadline = Deadline::starting(born, FILL_DEADLINE);
-    // Whether the size hint promises the next stride's items; once a promise runs out,
-    // every item is a checkpoint.
-    let mut promised = iter.size_hint().0 >= CHECK_EVERY;
-    let mut item_by_item = false;
+    // Whether the size hint has promised items. A stride goes whole while the hint promises
+    // it and a stride beyond it; near the end of what an iterator promised (or once the
+    // promise runs out), every item is a checkpoint. (A stride never reaches into the last
+    // items an iterator promises: a backlog chained with a short live tail of known length,
+    // `(0..20_000).chain(live)`, promises the tail too, and a stride that took the backlog's
+    // last items and the whole tail held the first live item until the last came. Whether a
+    // stride fell so depended on the batch sizes: a test that failed one CI run in many,
+    // `tests/adaptive_batches.rs`.) An iterator that promises nothing (a `filter`) is read
+    // in strides throughout.
+    let near_the_end = |iter: &I, promised: bool| {
+        let promise = iter.size_hint().0;
+        promise < 2 * CHECK_EVERY && (promised || promise > 0)
+    };
+    let mut promised = iter.size_hint().0 > 0;
+    let mut item_by_item = near_the_end(iter, promised);
     let mut checkpoint = 2;
     while items.len() < want {
         let upto = checkpoint.min(want);
@@ -304,9 +315,9 @@ fn fill_rest<S>(
         if items.len() < want && deadline.passed() {
             return true;
         }
-        if promised && iter.size_hint().0 < CHECK_EVERY {
-            promised = false;
-            item_by_item = true;
+        if !item_by_item {
+            item_by_item = near_the_end(iter, promised);
+            promised |= iter.size_hint().0 > 0;
         }
         checkpoint = if item_by_item {
             checkpoint + 1
@@ -557,6 +568,30 @@ mod tests {
         );
         assert!(items.len() < 4096);
         assert_eq!(items, (0..items.len()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_short_slow_tail_of_a_sized_iterator_ships_at_its_first_item() {
+        // 128 items, the last 20 slow: with strides of 2, 4 … 64, the stride after the 64th
+        // item would take the last 64 (44 fast, 20 slow) in one go, had the hint's promise
+        // of 64 more sufficed. Now the last 128 promised go item by item, and the batch
+        // ships at the first slow one (or earlier, on a slow machine).
+        let slow = |x: usize| {
+            if x >= 108 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            x
+        };
+        let mut iter = (0..128).map(slow);
+        let born = Instant::now();
+        let mut items = vec![iter.next().expect("the first item")];
+        let more = fill_rest(&mut iter, &mut items, 4096, born);
+        assert!(more, "items are left");
+        assert!(
+            items.len() <= 109,
+            "the batch held {} items, past the first slow one",
+            items.len()
+        );
     }
 
     #[test]
