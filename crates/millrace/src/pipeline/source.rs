@@ -274,10 +274,10 @@ const CHECK_EVERY: usize = 64;
 /// The clock is read at 2, 4, 8, … 64 items, then every 64 ([`CHECK_EVERY`]): once the
 /// batch has been open past [`FILL_DEADLINE`], it ships with what it has, so items that
 /// start to come slowly in the middle of a batch wait for at most as many more as the batch
-/// holds, and never more than 64, not for a whole batch. An iterator whose size hint
-/// promised the next 128 items and stops promising them (a backlog read, then a live tail of
-/// unknown pace: `backlog.chain(live)`) has the clock read at every item from then on in
-/// this batch, so the first late item ships the batch (a live tail of 20 items 50 ms apart
+/// holds, and never more than 64, not for a whole batch. An iterator whose size hint, having
+/// promised items, promises fewer than 128 more (so at least its last 64 promised items; or
+/// a backlog read, then a live tail of unknown pace: `backlog.chain(live)`) has the clock
+/// read at every item from then on in this batch, so the first late item ships the batch (a live tail of 20 items 50 ms apart
 /// used to arrive all at once, at the end). (Between two reads the source waits in the
 /// iterator's `next`: a source that may wait indefinitely is a [`Submitter`]'s job, which
 /// ships a partial batch as soon as its queue runs dry.) Returns whether the iterator may
@@ -291,7 +291,7 @@ fn fill_rest<S, I: Iterator<Item = S>>(
     let mut deadline = Deadline::starting(born, FILL_DEADLINE);
     // Whether the size hint has promised items. A stride goes whole while the hint promises
     // it and a stride beyond it; near the end of what an iterator promised (or once the
-    // promise runs out), every item is a checkpoint. (A stride never reaches into the last
+    // promise runs out), every item is a checkpoint. (A stride never reaches into the last 64
     // items an iterator promises: a backlog chained with a short live tail of known length,
     // `(0..20_000).chain(live)`, promises the tail too, and a stride that took the backlog's
     // last items and the whole tail held the first live item until the last came. Whether a
@@ -574,7 +574,7 @@ mod tests {
     fn a_short_slow_tail_of_a_sized_iterator_ships_at_its_first_item() {
         // 128 items, the last 20 slow: with strides of 2, 4 … 64, the stride after the 64th
         // item would take the last 64 (44 fast, 20 slow) in one go, had the hint's promise
-        // of 64 more sufficed. Now the last 128 promised go item by item, and the batch
+        // of 64 more sufficed. Now, with fewer than 128 promised, items go one by one, and the batch
         // ships at the first slow one (or earlier, on a slow machine).
         let slow = |x: usize| {
             if x >= 108 {

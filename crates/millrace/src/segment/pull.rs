@@ -52,8 +52,9 @@ pub(crate) trait Pull<T>: Send {
     }
     /// When the chain's last stage finished the batch the last poll returned, if it timed
     /// it: the next stage's start, without a clock read of its own (a fused run of ten cheap
-    /// stages read the clock twenty times a batch, a seventh of its time, `perf` of W6
-    /// written with `.capacity(1024)`).
+    /// stages read the clock twenty times a batch: `perf` of W6 written with
+    /// `.capacity(1024)` put the reads at a seventh of its samples; its wall time moved
+    /// within this VM's noise).
     fn ended_at(&self) -> Option<Instant> {
         None
     }

@@ -32,9 +32,10 @@ pub(crate) const fn same_layout<T, U>() -> bool {
 }
 
 /// Whether a map from `T` to `U` is worth doing in place: [`same_layout`], and items of at
-/// least 16 bytes. Measured on 1,024-item batches: W1's `Data` (16 bytes) took 0.17 s for 40 M
-/// items through three maps in place against 0.22 s into vectors of their own, where W6's ten
-/// `u64` hops (8 bytes) took 0.76 s in place against 0.62 s (medians of `perf stat -r 5`,
+/// least 16 bytes. Measured on 1,024-item batches: W1 (16-byte `Data`, its last two maps in
+/// place, with the sink's direct hand-over of `segment::worker`) took 0.163 s for 40 M items
+/// against 0.203 s (medians of six alternated rounds, `BENCHMARKS.md`), where W6's ten `u64`
+/// hops (8 bytes) took 0.76 s in place against 0.62 s (medians of `perf stat -r 5`,
 /// alternated). A cheap map of small items streams from one vector into another faster than
 /// it rewrites one.
 pub(crate) const fn worth_in_place<T, U>() -> bool {
