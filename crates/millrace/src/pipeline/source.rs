@@ -277,13 +277,13 @@ const CHECK_EVERY: usize = 64;
 /// holds, and never more than 64, not for a whole batch. An iterator whose size hint, having
 /// promised items, promises fewer than 128 more (so at least its last 64 promised items; or
 /// a backlog read, then a live tail of unknown pace: `backlog.chain(live)`) has the clock
-/// read at every item from then on in this batch, so the first late item ships the batch (a live tail of 20 items 50 ms apart
-/// used to arrive all at once, at the end). (Between two reads the source waits in the
-/// iterator's `next`: a source that may wait indefinitely is a [`Submitter`]'s job, which
-/// ships a partial batch as soon as its queue runs dry.) Returns whether the iterator may
-/// have more.
-fn fill_rest<S, I: Iterator<Item = S>>(
-    iter: &mut I,
+/// read at every item from then on in this batch, so the first late item ships the batch
+/// (a live tail of 20 items 50 ms apart used to arrive all at once, at the end). (Between
+/// two reads the source waits in the iterator's `next`: a source that may wait
+/// indefinitely is a [`Submitter`]'s job, which ships a partial batch as soon as its queue
+/// runs dry.) Returns whether the iterator may have more.
+fn fill_rest<S>(
+    iter: &mut impl Iterator<Item = S>,
     items: &mut Vec<S>,
     want: usize,
     born: Instant,
@@ -298,12 +298,9 @@ fn fill_rest<S, I: Iterator<Item = S>>(
     // stride fell so depended on the batch sizes: a test that failed one CI run in many,
     // `tests/adaptive_batches.rs`.) An iterator that promises nothing (a `filter`) is read
     // in strides throughout.
-    let near_the_end = |iter: &I, promised: bool| {
-        let promise = iter.size_hint().0;
-        promise < 2 * CHECK_EVERY && (promised || promise > 0)
-    };
-    let mut promised = iter.size_hint().0 > 0;
-    let mut item_by_item = near_the_end(iter, promised);
+    let promise = iter.size_hint().0;
+    let mut promised = promise > 0;
+    let mut item_by_item = promised && promise < 2 * CHECK_EVERY;
     let mut checkpoint = 2;
     while items.len() < want {
         let upto = checkpoint.min(want);
@@ -316,8 +313,9 @@ fn fill_rest<S, I: Iterator<Item = S>>(
             return true;
         }
         if !item_by_item {
-            item_by_item = near_the_end(iter, promised);
-            promised |= iter.size_hint().0 > 0;
+            let promise = iter.size_hint().0;
+            promised |= promise > 0;
+            item_by_item = promised && promise < 2 * CHECK_EVERY;
         }
         checkpoint = if item_by_item {
             checkpoint + 1
@@ -574,8 +572,8 @@ mod tests {
     fn a_short_slow_tail_of_a_sized_iterator_ships_at_its_first_item() {
         // 128 items, the last 20 slow: with strides of 2, 4 … 64, the stride after the 64th
         // item would take the last 64 (44 fast, 20 slow) in one go, had the hint's promise
-        // of 64 more sufficed. Now, with fewer than 128 promised, items go one by one, and the batch
-        // ships at the first slow one (or earlier, on a slow machine).
+        // of 64 more sufficed. Now, with fewer than 128 promised, items go one by one, and
+        // the batch ships at the first slow one (or earlier, on a slow machine).
         let slow = |x: usize| {
             if x >= 108 {
                 std::thread::sleep(Duration::from_millis(2));

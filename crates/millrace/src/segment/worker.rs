@@ -73,8 +73,8 @@ pub(crate) struct OrderedEmit<U> {
 /// (about 0.1–0.2 µs here), under a nanosecond an item from 256 on; merging outputs into
 /// the sink's batch size (4,096) copied them once more, and kept the last stage of W1 from
 /// mapping in place: W1 written with `.capacity(1024)` (one thread, 1,024-item batches) went
-/// from 0.203 to 0.163 s for 40 M items with both (medians, `stage::in_place`). Smaller outputs are
-/// still merged (onto a waiting partial batch, see `Pull::offer_partial`).
+/// from 0.203 to 0.163 s for 40 M items with both (medians, `stage::in_place`). Smaller
+/// outputs are still merged (onto a waiting partial batch, see `Pull::offer_partial`).
 const DIRECT_AS_IS: usize = 256;
 
 /// The most items a freely re-batched output batch goes on with: what the next stage takes in

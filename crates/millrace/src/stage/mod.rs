@@ -584,10 +584,10 @@ impl<T, U> Stage<T, U> {
     /// A try fails ([`ItemErrorKind::TimedOut`](crate::ItemErrorKind::TimedOut)) when its
     /// future is still pending `limit` after the try started, by the runtime's timer, or
     /// when its own time on the runtime's thread was longer than `limit` in all (it held
-    /// the thread past its deadline, where no timer could fire). A try whose result is ready when the
-    /// runtime comes to it passes, even if the runtime came late because other futures, or
-    /// the OS, held its thread (as with `tokio::time::timeout`): the result is not thrown
-    /// away and the item not tried again for the runtime's delay. The try's own time
+    /// the thread past its deadline, where no timer could fire). A try whose result is
+    /// ready when the runtime comes to it passes, even if the runtime came late because
+    /// other futures, or the OS, held its thread (as with `tokio::time::timeout`): the
+    /// result is not thrown away and the item not tried again for the runtime's delay. The try's own time
     /// counts its closure's call too (the code before its `async` block). While the stage
     /// waits for room downstream its futures are not polled, but their deadlines run. Under
     /// a retry policy each try has its own `limit`.

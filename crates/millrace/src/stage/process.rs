@@ -87,7 +87,7 @@ where
     }
 
     fn maps_in_place(&self) -> bool {
-        L::ONE_TO_ONE && worth_in_place::<T, U>()
+        maps_in_place::<T, U, L>()
     }
 
     fn process(
@@ -159,7 +159,7 @@ impl<T: Send + 'static> StageCtx<T> {
         L: Logic<T, U>,
         M: Fn() -> L,
     {
-        if L::ONE_TO_ONE && worth_in_place::<T, U>() && out.items.is_empty() {
+        if maps_in_place::<T, U, L>() && out.items.is_empty() {
             return self.map_in_place(batch, out, logic, make, counters);
         }
         let Batch {
@@ -439,6 +439,12 @@ impl<T: Send + 'static> StageCtx<T> {
             events.push((id, Status::Failed(error)));
         }
     }
+}
+
+/// Whether a stage of logic `L` maps in place: one output per input, of the input's layout
+/// (see [`worth_in_place`]). The pull chain and the processing decide by it alike.
+fn maps_in_place<T, U, L: Logic<T, U>>() -> bool {
+    L::ONE_TO_ONE && worth_in_place::<T, U>()
 }
 
 /// A map's output ids: the batch's, less those at the `panicked` positions (ascending).

@@ -94,7 +94,7 @@ impl<T: Send, R: Send> DirectSink<T> for SharedSink<T, R> {
     }
 
     fn consume(&self, batch: Batch<T>, in_order: bool) -> Result<Vec<T>, Batch<T>> {
-        if self.own_thread.load(Ordering::Relaxed) {
+        if !self.on_workers() {
             return Err(batch);
         }
         let len = batch.len();
