@@ -1,7 +1,7 @@
 //! W3 `io`: stage 1 waits 1 ms per item on a timer (a stand-in for a network call), stage 2
-//! computes `spin(2, x)`; the sink sums. N = 20,000.
+//! computes `spin(2, x)`; the sink sums. N = 20,000 (`--w3-items` sets another).
 //!
-//! Measured in one run: millrace (an async stage at concurrency 1000, then a CPU stage), a
+//! Measured in one run, the pipelines taking turns round after round: millrace (an async stage at concurrency 1000, then a CPU stage), a
 //! hand-written tokio pipeline (`buffer_unordered(1000)` on a multi-thread runtime), and rayon,
 //! which can only block its threads (measured on fewer items: at 1 ms a wait per thread it
 //! would take seconds). The ideal is concurrency ÷ the measured duration of one timer wait
@@ -145,7 +145,11 @@ fn rayon(n: u64) -> (Duration, u64) {
 
 pub(crate) fn run(options: &Options) -> Result<(), String> {
     let cores = millrace_bench::machine::cores();
-    let n = if options.quick { 2_000 } else { N };
+    let n = if options.quick {
+        2_000
+    } else {
+        options.w3_items.unwrap_or(N)
+    };
     let n_rayon = if options.quick { 100 } else { 2_000 };
     let expected = checksum(n);
     if n == N && expected != REFERENCE {
@@ -161,29 +165,40 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         cores as f64 * n as f64 / start.elapsed().as_secs_f64()
     };
 
+    // The three pipelines take turns, round after round (each round in a rotated order), so
+    // a slow phase of the machine falls on all of them alike; each reports its median.
     let mut threads = 0;
-    let mut millrace_run = |tuned| {
-        median_of(options.runs, || match millrace(n, cores, tuned) {
-            Ok((t, s, th)) => {
-                threads = threads.max(th);
-                (t, Ok(s))
-            }
-            Err(e) => (Duration::ZERO, Err(e)),
-        })
-    };
-    let (m_time, m_sum) = millrace_run(true)?;
-    let m_sum = m_sum?;
-    let (u_time, u_sum) = millrace_run(false)?;
-    let u_sum = u_sum?;
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut sums: [Option<u64>; 3] = [None; 3];
     let mut waits = Vec::new();
-    let (t_time, t_sum) = median_of(options.runs, || match tokio_pipeline(n, cores) {
-        Ok((t, s, w)) => {
-            waits.push(w);
-            (t, Ok(s))
+    for round in 0..options.runs {
+        for turn in 0..3 {
+            let which = (round + turn) % 3;
+            let (time, sum) = match which {
+                0 | 1 => {
+                    let (time, sum, th) = millrace(n, cores, which == 0)?;
+                    threads = threads.max(th);
+                    (time, sum)
+                }
+                _ => {
+                    let (time, sum, wait) = tokio_pipeline(n, cores)?;
+                    waits.push(wait);
+                    (time, sum)
+                }
+            };
+            if sums[which].is_some_and(|first| first != sum) {
+                return Err(format!("runs disagree: {:?} then {sum}", sums[which]));
+            }
+            sums[which] = Some(sum);
+            times[which].push(time);
         }
-        Err(e) => (Duration::ZERO, Err(e)),
-    })?;
-    let t_sum = t_sum?;
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let [m_time, u_time, t_time] = times.each_mut().map(median);
+    let [m_sum, u_sum, t_sum] = sums.map(|sum| sum.unwrap_or_default());
     waits.sort();
     let wait = waits[waits.len() / 2];
     let ideal = (CONCURRENCY as f64 / wait.as_secs_f64()).min(cpu_bound);
