@@ -317,6 +317,56 @@ fn cancel_drops_futures_in_flight_and_lists_their_items() {
 }
 
 #[test]
+fn a_stuck_async_stage_takes_a_bounded_number_of_items_from_an_endless_source() {
+    within(60, || {
+        const CONCURRENCY: usize = 64;
+        const CAPACITY: usize = 256;
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&pulled);
+        let running = Pipeline::source((0u64..).map(move |x| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            x
+        }))
+        .stage(
+            Stage::map_async("stuck", |x: u64| async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                x
+            })
+            .concurrency(CONCURRENCY)
+            .capacity(CAPACITY),
+        )
+        .for_each(|_| {})
+        .spawn()
+        .unwrap();
+        let handle = running.handle();
+        common::eventually(20, "every place taken", || {
+            handle
+                .snapshot()
+                .stage("stuck")
+                .map_or(0, |s| s.tally.in_flight)
+                >= CONCURRENCY as u64
+        });
+        // Whenever it is read, what the source gave up is held somewhere: its own batch, the
+        // connector (its capacity), the intake's batch, the hand-off to the driver (the
+        // concurrency, plus the batch that crosses it) and the driver's admitted items
+        // (twice the concurrency, plus one batch held back). Batches are at most a quarter
+        // of the concurrency here. An unbounded hand-off would let the source run on.
+        std::thread::sleep(Duration::from_millis(200));
+        let batch = CONCURRENCY / 4;
+        let bound = batch + CAPACITY + batch + (CONCURRENCY + batch) + (2 * CONCURRENCY + batch);
+        let taken = pulled.load(Ordering::Relaxed);
+        assert!(
+            taken <= bound,
+            "the source gave up {taken} items, more than the {bound} the stage can hold"
+        );
+        handle.cancel();
+        let report = running.join().unwrap().report;
+        assert_eq!(report.end(), EndState::Cancelled);
+        assert!(report.is_balanced());
+    });
+}
+
+#[test]
 fn a_runtime_handed_in_runs_the_stage() {
     within(30, || {
         let rt = tokio::runtime::Builder::new_multi_thread()

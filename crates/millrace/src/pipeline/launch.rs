@@ -106,13 +106,14 @@ impl Launch {
         let sink_queue = batches(settings.capacity, sink_batch);
         let batch_sizes: Vec<Arc<BatchSize>> = resolved
             .iter()
-            .map(|r| (r.batch, r.adaptive))
-            .chain([(sink_batch, sink_adaptive)])
-            .map(|(batch, adaptive)| {
-                Arc::new(if adaptive {
-                    BatchSize::adaptive(batch)
-                } else {
-                    BatchSize::pinned(batch)
+            .zip(plan)
+            .map(|(r, p)| (r.batch, r.adaptive, p.asynchronous))
+            .chain([(sink_batch, sink_adaptive, false)])
+            .map(|(batch, adaptive, asynchronous)| {
+                Arc::new(match (adaptive, asynchronous) {
+                    (true, true) => BatchSize::adaptive_in_stride(batch),
+                    (true, false) => BatchSize::adaptive(batch),
+                    (false, _) => BatchSize::pinned(batch),
                 })
             })
             .collect();

@@ -30,7 +30,7 @@ use crate::policy::ErrorPolicy;
 use crate::response::{drop_processed, drop_unfinished, ResponseBatch};
 use crate::stage::process::StageCtx;
 
-use super::AsyncCall;
+use super::{AsyncCall, FromIntake};
 
 /// Runs the driver until the intake ends and every batch admitted has been sent on, or
 /// until a cancel, after which what is admitted is reported unfinished.
@@ -39,7 +39,7 @@ pub(super) async fn drive<T, U, C>(
     call: Arc<C>,
     concurrency: usize,
     timeout: Option<Duration>,
-    from_intake: mpsc::Receiver<Batch<T>>,
+    from_intake: FromIntake<T>,
     to_output: mpsc::Sender<Batch<U>>,
 ) where
     T: Send + 'static,
@@ -125,7 +125,7 @@ where
     U: Send + 'static,
     C: AsyncCall<T, U>,
 {
-    async fn run(mut self, concurrency: usize, mut from_intake: mpsc::Receiver<Batch<T>>) {
+    async fn run(mut self, concurrency: usize, mut from_intake: FromIntake<T>) {
         let concurrency = concurrency.max(1);
         let admission = concurrency.saturating_mul(2);
         // A wake-up on cancel, not a poll: an idle async stage uses no CPU.

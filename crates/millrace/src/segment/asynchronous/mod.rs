@@ -47,6 +47,7 @@ mod driver;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll as TaskPoll};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -54,6 +55,7 @@ use tokio::sync::mpsc;
 use crate::connector::{Outlet, Poll};
 use crate::error::{BoxError, BuildError};
 use crate::item::Batch;
+use crate::window::Window;
 
 use super::pull::{InletPull, Pull};
 use super::worker::{run_worker, Emitter};
@@ -174,7 +176,16 @@ where
     // limit, and items of the next batches wait for a place, so the places never sit idle
     // while a batch waits for its slowest item.
     let batches_in_flight = 2 * concurrency.div_ceil(batch.max(1)) + 1;
-    let (to_driver, from_intake) = mpsc::channel::<Batch<T>>(1);
+    // The intake runs ahead of the driver by up to `concurrency` items, in as many batches
+    // as they come: a channel of one batch made every hand-off wait for the driver's thread,
+    // and at the start of a run, when batches are small, a thousand items took several
+    // milliseconds to reach their places on a busy machine.
+    let (to_driver, from_intake) = mpsc::unbounded_channel::<Batch<T>>();
+    let in_transit = Arc::new(Window::new(concurrency as u64));
+    let from_intake = FromIntake {
+        batches: from_intake,
+        in_transit: Arc::clone(&in_transit),
+    };
     let (to_output, from_driver) = mpsc::channel::<Batch<U>>(batches_in_flight);
 
     // The pipeline's own runtime is built here, so that a failure is a build error.
@@ -190,13 +201,20 @@ where
     let intake_thread: Thread = (
         format!("millrace-{name}-intake"),
         Box::new(move || {
+            // Items sent to the driver so far: the position of the next batch's first.
+            let mut sent = 0u64;
             while let Some(batch) = intake.recv() {
                 // The driver takes any batch in stride (its items wait for a place, not
                 // for this thread): the batch size may grow, within the stage's limit.
                 if let Some(taken) = intake.intake() {
                     taken.size.used(taken.items, Duration::ZERO);
                 }
-                if to_driver.blocking_send(batch).is_err() {
+                // (Closed once the driver is gone.)
+                if !in_transit.admit(sent) {
+                    break;
+                }
+                sent += batch.len() as u64;
+                if to_driver.send(batch).is_err() {
                     break;
                 }
             }
@@ -239,6 +257,34 @@ enum Driven {
     Own(tokio::runtime::Runtime),
 }
 
+/// The driver's end of the hand-off from the intake thread: batches in an unbounded
+/// channel, of which at most `concurrency` items (or one larger batch) are on their way at
+/// once, counted through a [`Window`] whose positions are items: the intake admits a batch
+/// at the position of its first item, the driver moves the front on as it receives them,
+/// and closes the window when it is dropped, so an intake waiting for room never outlives
+/// the driver.
+pub(super) struct FromIntake<T> {
+    batches: mpsc::UnboundedReceiver<Batch<T>>,
+    in_transit: Arc<Window>,
+}
+
+impl<T> FromIntake<T> {
+    /// The next batch from the intake; `None` once it has ended.
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> TaskPoll<Option<Batch<T>>> {
+        let polled = self.batches.poll_recv(cx);
+        if let TaskPoll::Ready(Some(batch)) = &polled {
+            self.in_transit.advance(batch.len() as u64);
+        }
+        polled
+    }
+}
+
+impl<T> Drop for FromIntake<T> {
+    fn drop(&mut self) {
+        self.in_transit.close();
+    }
+}
+
 /// The output thread's input: batches the driver finished.
 struct FromDriver<U>(mpsc::Receiver<Batch<U>>);
 
@@ -257,4 +303,68 @@ impl<U: Send> Pull<U> for FromDriver<U> {
 
     /// The driver makes its own output vectors; spent ones are freed.
     fn recycle(&mut self, _spent: Vec<U>) {}
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::task::Waker;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::item::Ids;
+
+    fn batch(len: usize) -> Batch<u64> {
+        Batch {
+            seq: 0,
+            born: Instant::now(),
+            ids: Ids::Range { start: 0, len },
+            items: vec![0; len],
+        }
+    }
+
+    #[test]
+    fn receiving_a_batch_makes_room_for_as_many_items_in_transit() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let in_transit = Arc::new(Window::new(4));
+        let mut from_intake = FromIntake {
+            batches: rx,
+            in_transit: Arc::clone(&in_transit),
+        };
+        // Two batches of three: the second starts at position 3, inside a window of 4.
+        assert!(in_transit.admit(0));
+        tx.send(batch(3)).unwrap();
+        assert!(in_transit.admit(3));
+        tx.send(batch(3)).unwrap();
+        assert_eq!(in_transit.front(), 0);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(from_intake.poll_recv(&mut cx), TaskPoll::Ready(Some(b)) if b.len() == 3));
+        assert_eq!(in_transit.front(), 3, "the driver took three items");
+        assert!(matches!(
+            from_intake.poll_recv(&mut cx),
+            TaskPoll::Ready(Some(_))
+        ));
+        assert_eq!(in_transit.front(), 6);
+        assert!(matches!(from_intake.poll_recv(&mut cx), TaskPoll::Pending));
+    }
+
+    #[test]
+    fn an_intake_waiting_for_room_is_let_go_when_the_driver_is_gone() {
+        let (_tx, rx) = mpsc::unbounded_channel::<Batch<u64>>();
+        let in_transit = Arc::new(Window::new(2));
+        let from_intake = FromIntake {
+            batches: rx,
+            in_transit: Arc::clone(&in_transit),
+        };
+        let (answer, admitted) = std::sync::mpsc::channel();
+        {
+            let in_transit = Arc::clone(&in_transit);
+            // Position 2 is past a window of 2 that nothing has moved on: it waits.
+            std::thread::spawn(move || answer.send(in_transit.admit(2)));
+        }
+        drop(from_intake);
+        let admitted = admitted
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the waiting intake was let go");
+        assert!(!admitted, "the intake learns the driver is gone");
+    }
 }
