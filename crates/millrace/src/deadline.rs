@@ -15,8 +15,8 @@
 //! (an old CPU whose counter stops in deep sleep), the real clock is still read at every
 //! [`CLOCK_EVERY`]-th test, which bounds how late the answer can be in tests rather than in
 //! time. (Read at every 8th test on a CPU that says so, the real clock was
-//! still 11% of a one-stage run's source thread, `perf` of `y + 1` on `0..n`.) Elsewhere it
-//! is `Instant::elapsed` every time.
+//! still 11% of a one-stage run's source thread, `perf` of `y + 1` on `0..n`.) Elsewhere,
+//! and under Miri (which cannot run `rdtsc`), it is `Instant::elapsed` every time.
 //!
 //! (A process that forbids `rdtsc` with `prctl(PR_SET_TSC, PR_TSC_SIGSEGV)` cannot run an
 //! iterator source; nothing else in the crate reads the counter.)
@@ -26,23 +26,23 @@ use std::time::{Duration, Instant};
 /// The slowest time-stamp counter the tick threshold allows for: 500 MHz. A constant-rate
 /// counter runs at the CPU's nominal frequency, 600 MHz on the slowest x86-64 parts sold
 /// (low-power embedded ones) and above 1 GHz on most.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 const SLOWEST_TSC_HZ: u128 = 500_000_000;
 
 /// Every this many tests, the real clock decides whatever a counter that may not keep time
 /// says.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 const CLOCK_EVERY: u32 = 8;
 
 /// A moment and a span after it; [`passed`](Deadline::passed) says whether the span is over.
 pub(crate) struct Deadline {
     since: Instant,
     after: Duration,
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
     ticks: TickCheck,
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 struct TickCheck {
     start: u64,
     /// Ticks that take at most `after` on a counter of [`SLOWEST_TSC_HZ`] or faster.
@@ -57,7 +57,7 @@ struct TickCheck {
 /// The time-stamp counter. With [`tsc_keeps_time`], one of the crate's two places of `unsafe`
 /// (the other is `stage::in_place`; the workspace denies it elsewhere, and the other crates
 /// forbid it): the intrinsic is marked unsafe though it has no precondition.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[allow(unsafe_code)]
 #[inline]
 fn ticks_now() -> u64 {
@@ -69,7 +69,7 @@ fn ticks_now() -> u64 {
 /// Whether the CPU says its time-stamp counter is invariant: a constant rate in every power
 /// state, never stopped (CPUID leaf 8000_0007h, EDX bit 8; Linux's `nonstop_tsc`). Asked
 /// once per process.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[allow(unsafe_code, unused_unsafe)]
 fn tsc_keeps_time() -> bool {
     static INVARIANT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -93,7 +93,7 @@ impl Deadline {
         Deadline {
             since: now,
             after,
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
             ticks: TickCheck {
                 start: ticks_now(),
                 threshold: u64::try_from(after.as_nanos() * SLOWEST_TSC_HZ / 1_000_000_000)
@@ -111,7 +111,7 @@ impl Deadline {
     /// Whether more than `after` has passed since `since`.
     #[inline]
     pub(crate) fn passed(&mut self) -> bool {
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
             let ticks = &mut self.ticks;
             if ticks.unchecked < ticks.trusted

@@ -182,7 +182,8 @@ impl StdError for BuildError {}
 pub enum ItemErrorKind {
     /// The stage returned an error.
     Failed(Arc<dyn StdError + Send + Sync + 'static>),
-    /// The stage panicked; the panic message, if it was a string.
+    /// The stage panicked: the panic message (for a payload that is not a string,
+    /// "a non-string panic payload").
     Panicked(String),
     /// An async stage's item took longer than the stage's timeout; its future was dropped.
     TimedOut(std::time::Duration),
