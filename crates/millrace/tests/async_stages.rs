@@ -323,9 +323,8 @@ fn a_stuck_async_stage_takes_a_bounded_number_of_items_from_an_endless_source() 
         const CAPACITY: usize = 256;
         let pulled = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&pulled);
-        let running = Pipeline::source((0u64..).map(move |x| {
+        let running = Pipeline::source((0u64..).inspect(move |_| {
             counted.fetch_add(1, Ordering::Relaxed);
-            x
         }))
         .stage(
             Stage::map_async("stuck", |x: u64| async move {
