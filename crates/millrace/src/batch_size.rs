@@ -24,7 +24,9 @@
 //!   the largest batch a consumer has processed within that time (one item until a consumer
 //!   has taken one that fast): every doubling waits for a consumer to show it takes the size
 //!   in stride, so a fast source cannot hand out large batches before a slow stage has been
-//!   measured (64 idle workers of a 5 ms stage each get an item, not one of them 512).
+//!   measured (64 idle workers of a 5 ms stage each get an item, not one of them 512). An
+//!   async stage takes any batch in stride (its items wait for a place, not for a thread):
+//!   the connector into it needs no proof ([`BatchSize::adaptive_in_stride`]).
 //!
 //! An ordered stage restores order by batch, so the stages before it keep their batches
 //! whole, and the batches the source (or an ordered stage before) makes travel through
@@ -113,7 +115,8 @@ impl BatchSize {
     /// starts at one item and grows with the producer's pace, a doubling a batch, but
     /// without waiting for the consumer to prove each size first: at the start of W3 the
     /// source had filled the connector with batches of one and two items while the intake
-    /// woke up, and a thousand items took 6 ms to reach their places (3 ms with this).
+    /// woke up (with this and the async intake's hand-off, a thousand items reached their
+    /// places within 0.4–1.1 ms of the first on a busy machine, where they took 6–12 ms).
     pub(crate) fn adaptive_in_stride(limit: usize) -> Self {
         let size = BatchSize::adaptive(limit);
         size.proven.store(size.limit, Relaxed);

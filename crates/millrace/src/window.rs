@@ -3,7 +3,7 @@
 //! A [`Window`] lets a single admitter take positions `0, 1, 2, …` while a releaser, further
 //! down the pipeline, advances the window's front as it finishes them. Position `p` may be
 //! taken while `p < front + limit`, so at most `limit` positions are ever taken and not yet
-//! released. Two things use it:
+//! released. Three things use it:
 //!
 //! * **Reorder windows.** An ordered stage restores input order with a reorder buffer (see
 //!   [`crate::reorder`]). The producer that numbers batches for it (the source, or the ordered
@@ -13,6 +13,10 @@
 //! * **In-flight credits.** When the response path is on, the source admits each item through
 //!   the window and the origin (whoever finally consumes responses) advances it as responses
 //!   arrive, so every response queue is bounded by `limit`.
+//! * **An async stage's hand-off.** Its intake thread admits each batch's first item before
+//!   it takes the batch off the connector, and the driver advances the front as it receives
+//!   batches, so fewer than `limit` items and a batch are on their way between the two (see
+//!   `segment::asynchronous`).
 //!
 //! # Why it cannot deadlock
 //!

@@ -346,9 +346,9 @@ fn a_stuck_async_stage_takes_a_bounded_number_of_items_from_an_endless_source() 
                 >= CONCURRENCY as u64
         });
         // Whenever it is read, what the source gave up is held somewhere: its own batch, the
-        // connector (its capacity), the intake's batch, the hand-off to the driver (the
-        // concurrency, plus the batch that crosses it) and the driver's admitted items
-        // (twice the concurrency, plus one batch held back). Batches are at most a quarter
+        // connector (its capacity), a batch in the intake's hands, the hand-off to the driver
+        // (fewer than the concurrency, plus a batch) and the driver's admitted items (twice
+        // the concurrency, plus one batch held back). Batches are at most a quarter
         // of the concurrency here. An unbounded hand-off would let the source run on.
         std::thread::sleep(Duration::from_millis(200));
         let batch = CONCURRENCY / 4;

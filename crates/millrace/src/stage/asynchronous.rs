@@ -35,11 +35,15 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
     /// of its batch (a smaller [`batch`](Stage::batch) limits that). An
     /// [`ordered`](Stage::ordered) async stage keeps input order (like Akka's `mapAsync`);
     /// an unordered one lets later batches overtake a slow one (`mapAsyncUnordered`). A
-    /// cancel drops every future in flight and reports its item unfinished. Besides its input
-    /// connector (its [`capacity`](Stage::capacity)), the stage holds at most three times its
-    /// concurrency in items, and a batch or two more: up to the concurrency on their way
-    /// from the intake to the driver, and twice the concurrency admitted by the driver,
-    /// running or waiting for a place. Busy time in the
+    /// cancel drops every future in flight and reports its item unfinished.
+    ///
+    /// Besides its input connector (its [`capacity`](Stage::capacity)), the stage holds
+    /// fewer than three times its concurrency plus two batches of inputs: fewer than the
+    /// concurrency plus a batch on their way from the intake to the driver, up to twice the
+    /// concurrency admitted by the driver (running, or waiting for a place; a batch larger
+    /// than that is admitted alone), and a batch held back until there is room. Finished
+    /// outputs wait for the output thread in at most 2·⌈concurrency ÷ batch size⌉ + 1
+    /// batches. Busy time in the
     /// report is the time the stage's driver spent polling (the futures and its own
     /// bookkeeping); an item's life in the stage adds to
     /// [`waiting`](crate::Tally::waiting).

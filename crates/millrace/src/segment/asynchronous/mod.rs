@@ -176,10 +176,10 @@ where
     // limit, and items of the next batches wait for a place, so the places never sit idle
     // while a batch waits for its slowest item.
     let batches_in_flight = 2 * concurrency.div_ceil(batch.max(1)) + 1;
-    // The intake runs ahead of the driver by up to `concurrency` items, in as many batches
-    // as they come: a channel of one batch made every hand-off wait for the driver's thread,
-    // and at the start of a run, when batches are small, a thousand items took several
-    // milliseconds to reach their places on a busy machine.
+    // The intake runs ahead of the driver by fewer than `concurrency` items and a batch, in
+    // as many batches as they come: a channel of one batch made every hand-off wait for the
+    // driver's thread, and at the start of a run, when batches are small, a thousand items
+    // took several milliseconds to reach their places on a busy machine.
     let (to_driver, from_intake) = mpsc::unbounded_channel::<Batch<T>>();
     let in_transit = Arc::new(Window::new(concurrency as u64));
     let from_intake = FromIntake {
@@ -203,16 +203,14 @@ where
         Box::new(move || {
             // Items sent to the driver so far: the position of the next batch's first.
             let mut sent = 0u64;
-            while let Some(batch) = intake.recv() {
-                // The driver takes any batch in stride (its items wait for a place, not
-                // for this thread): the batch size may grow, within the stage's limit.
-                if let Some(taken) = intake.intake() {
-                    taken.size.used(taken.items, Duration::ZERO);
-                }
-                // (Closed once the driver is gone.)
-                if !in_transit.admit(sent) {
+            // Room first, then a batch: a batch that waits for room waits in the connector,
+            // where the stage's capacity counts it. (The window closes once the driver is
+            // gone. The connector's batch size needs no word from here: the driver takes
+            // any batch in stride, see `BatchSize::adaptive_in_stride`.)
+            while in_transit.admit(sent) {
+                let Some(batch) = intake.recv() else {
                     break;
-                }
+                };
                 sent += batch.len() as u64;
                 if to_driver.send(batch).is_err() {
                     break;
@@ -258,11 +256,13 @@ enum Driven {
 }
 
 /// The driver's end of the hand-off from the intake thread: batches in an unbounded
-/// channel, of which at most `concurrency` items (or one larger batch) are on their way at
-/// once, counted through a [`Window`] whose positions are items: the intake admits a batch
-/// at the position of its first item, the driver moves the front on as it receives them,
-/// and closes the window when it is dropped, so an intake waiting for room never outlives
-/// the driver.
+/// channel, counted through a [`Window`] whose positions are items. The intake takes the
+/// next batch off the connector only once the window is open at the position of its first
+/// item (fewer than `concurrency` items on their way), so at most `concurrency - 1` items
+/// and one batch are on their way at once; the driver moves the front on as it receives
+/// them, and closes the window when it is dropped, so an intake waiting for room never
+/// outlives the driver. (The window is not closed by a cancel: the driver drops what
+/// arrives after one, reported unfinished, and the intake's batch must reach it.)
 pub(super) struct FromIntake<T> {
     batches: mpsc::UnboundedReceiver<Batch<T>>,
     in_transit: Arc<Window>,
