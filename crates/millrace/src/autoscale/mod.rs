@@ -376,11 +376,14 @@ impl Controller {
             let Some(auto) = self.autos.iter().find(|a| a.stages == segment) else {
                 return false;
             };
+            // The count is recorded before the workers change: a run that ends the moment
+            // they do (new workers finishing the last items) must not report the old count.
+            let metrics = &self.control.ledger.stages[segment];
+            let from = metrics[0].workers();
+            metrics.iter().for_each(|m| m.set_workers(d.to));
             if !auto.scaler.resize(d.to) {
+                metrics.iter().for_each(|m| m.set_workers(from));
                 return false;
-            }
-            for metrics in &self.control.ledger.stages[segment] {
-                metrics.set_workers(d.to);
             }
             true
         });
@@ -412,11 +415,12 @@ impl Controller {
                 continue;
             }
             let to = (workers * 2).min(lazy.count);
+            // Recorded first, as in `tick`: the new workers may finish the run at once (the
+            // `lazy_workers` doc example reported 8 of its 16 workers once under CI load).
+            metrics.iter().for_each(|m| m.set_workers(to));
             if !lazy.scaler.grow_to(to) {
+                metrics.iter().for_each(|m| m.set_workers(workers));
                 continue;
-            }
-            for m in metrics {
-                m.set_workers(to);
             }
             decisions.push(Decision {
                 stage: segment.start,
