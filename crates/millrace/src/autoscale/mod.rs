@@ -376,16 +376,8 @@ impl Controller {
             let Some(auto) = self.autos.iter().find(|a| a.stages == segment) else {
                 return false;
             };
-            // The count is recorded before the workers change: a run that ends the moment
-            // they do (new workers finishing the last items) must not report the old count.
             let metrics = &self.control.ledger.stages[segment];
-            let from = metrics[0].workers();
-            metrics.iter().for_each(|m| m.set_workers(d.to));
-            if !auto.scaler.resize(d.to) {
-                metrics.iter().for_each(|m| m.set_workers(from));
-                return false;
-            }
-            true
+            recorded_then(metrics, d.to, || auto.scaler.resize(d.to))
         });
         self.record(decisions);
     }
@@ -415,11 +407,7 @@ impl Controller {
                 continue;
             }
             let to = (workers * 2).min(lazy.count);
-            // Recorded first, as in `tick`: the new workers may finish the run at once (the
-            // `lazy_workers` doc example reported 8 of its 16 workers once under CI load).
-            metrics.iter().for_each(|m| m.set_workers(to));
-            if !lazy.scaler.grow_to(to) {
-                metrics.iter().for_each(|m| m.set_workers(workers));
+            if !recorded_then(metrics, to, || lazy.scaler.grow_to(to)) {
                 continue;
             }
             decisions.push(Decision {
@@ -597,6 +585,20 @@ fn segment_sample(
 }
 
 /// A segment's name: its stages' names joined by `+` (`a+b+c`).
+/// Records `to` as the workers of a segment's stages, then changes them with `change`
+/// (whether it did); the count before comes back if it did not. Recorded first: the new
+/// workers may finish the run at once, and its report must not show the old count (the
+/// `lazy_workers` doc example reported 8 of its 16 workers once under CI load).
+fn recorded_then(metrics: &[Arc<StageMetrics>], to: usize, change: impl FnOnce() -> bool) -> bool {
+    let from = metrics[0].workers();
+    metrics.iter().for_each(|m| m.set_workers(to));
+    let changed = change();
+    if !changed {
+        metrics.iter().for_each(|m| m.set_workers(from));
+    }
+    changed
+}
+
 fn segment_name(metrics: &[Arc<StageMetrics>]) -> String {
     let names: Vec<&str> = metrics.iter().map(|m| &*m.name).collect();
     names.join("+")

@@ -1,9 +1,10 @@
 //! W3 `io`: stage 1 waits 1 ms per item on a timer (a stand-in for a network call), stage 2
 //! computes `spin(2, x)`; the sink sums. N = 20,000 (`--w3-items` sets another).
 //!
-//! Measured in one run, the pipelines taking turns round after round: millrace (an async stage at concurrency 1000, then a CPU stage), a
-//! hand-written tokio pipeline (`buffer_unordered(1000)` on a multi-thread runtime), and rayon,
-//! which can only block its threads (measured on fewer items: at 1 ms a wait per thread it
+//! Measured in one run, the pipelines taking turns round after round: millrace (an async
+//! stage at concurrency 1000, then a CPU stage), a hand-written tokio pipeline
+//! (`buffer_unordered(1000)` on a multi-thread runtime); and rayon, which can only block its
+//! threads (measured on fewer items: at 1 ms a wait per thread it
 //! would take seconds). The ideal is concurrency ÷ the measured duration of one timer wait
 //! (tokio rounds 1 ms up: measured as the mean wait of the items of the tokio run, where
 //! `CONCURRENCY` waits are in flight, as in every implementation), capped by the CPU bound
@@ -16,7 +17,7 @@ use millrace::{Pipeline, Stage};
 use millrace_bench::work::spin;
 use rayon::prelude::*;
 
-use crate::{median_of, Options};
+use crate::{median, median_of, Options};
 
 const N: u64 = 20_000;
 const CONCURRENCY: usize = 1_000;
@@ -193,11 +194,7 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
             times[which].push(time);
         }
     }
-    let median = |times: &mut Vec<Duration>| {
-        times.sort();
-        times[times.len() / 2]
-    };
-    let [m_time, u_time, t_time] = times.each_mut().map(median);
+    let [m_time, u_time, t_time] = times.each_mut().map(|times| median(times));
     let [m_sum, u_sum, t_sum] = sums.map(|sum| sum.unwrap_or_default());
     waits.sort();
     let wait = waits[waits.len() / 2];

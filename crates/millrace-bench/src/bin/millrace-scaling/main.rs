@@ -44,7 +44,7 @@ pub(crate) struct Options {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Timed runs per measurement, the median reported (1 with --quick).
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive)]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = positive::<usize>)]
     pub(crate) runs: usize,
     /// Only W3 (`w3`), the autoscaling workloads (`auto`), light load (`light`) or the scale
     /// sweep (`sweep`).
@@ -52,22 +52,21 @@ pub(crate) struct Options {
     pub(crate) only: Option<Part>,
     /// Items of the W3 runs (the standard workload has 20,000; issue 13 states its target at
     /// 100,000, where the run lasts about a quarter of a second and its start-up counts less).
-    #[arg(long, value_name = "N", value_parser = positive_u64)]
+    #[arg(long, value_name = "N", value_parser = positive::<u64>)]
     pub(crate) w3_items: Option<u64>,
 }
 
-fn positive(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(runs) if runs > 0 => Ok(runs),
+fn positive<N: std::str::FromStr + PartialEq + Default>(text: &str) -> Result<N, String> {
+    match text.parse::<N>() {
+        Ok(n) if n != N::default() => Ok(n),
         _ => Err(format!("expected a positive integer, got `{text}`")),
     }
 }
 
-fn positive_u64(text: &str) -> Result<u64, String> {
-    match text.parse::<u64>() {
-        Ok(items) if items > 0 => Ok(items),
-        _ => Err(format!("expected a positive integer, got `{text}`")),
-    }
+/// The median of `times` (sorted in place; at least one).
+pub(crate) fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 /// The median of `runs` timings of `f`, which returns a checksum that must not change.
@@ -84,8 +83,7 @@ pub(crate) fn median_of<T: PartialEq + std::fmt::Debug>(
         }
         times.push(time);
     }
-    times.sort();
-    Ok((times[times.len() / 2], first))
+    Ok((median(&mut times), first))
 }
 
 /// One part of the benchmark: runs it and prints its tables.
