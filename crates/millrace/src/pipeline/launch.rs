@@ -16,16 +16,17 @@
 
 use std::ops::Range;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{unbounded, Receiver};
 
 use crate::autoscale::{spawn_controller, AutoStage, ControllerSettings, LazyStage, SplitStage};
 use crate::batch_size::BatchSize;
 use crate::connector::{connector, Inlet, Outlet};
 use crate::control::Control;
 use crate::error::BuildError;
+use crate::item::ItemId;
 use crate::ledger::RelayWatch;
 use crate::metrics::StageMetrics;
 use crate::response::{
@@ -40,7 +41,8 @@ use crate::window::Window;
 use super::plan::DEFAULT_CONCURRENCY;
 use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, StagePlan};
 use super::sink::{SinkCtx, SINK};
-use super::source::{run_source, Credits, Source, SourceCtx};
+use super::source::{run_iter, Credits, Cut, SourceCtx};
+use super::submitter::{run_submitted, SubmitShared};
 
 /// The batch limit of the connector into the first stage below which an iterator source is
 /// read on the workers of a run fused at the start rather than on its own thread (see
@@ -473,4 +475,19 @@ pub(crate) enum Open<T> {
 pub(crate) struct Controller {
     pub(crate) done: crossbeam_channel::Sender<()>,
     pub(crate) thread: JoinHandle<()>,
+}
+
+/// Where a pipeline's items come from: an iterator, cut into batches by a [`Cut`], or the
+/// queue its [`Submitter`](crate::Submitter)s push to.
+pub(crate) enum Source<S> {
+    Iter(Box<dyn Cut<S>>),
+    Submitted(Receiver<(ItemId, S)>, Weak<SubmitShared<S>>),
+}
+
+/// The source thread's body.
+fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, outlet: Outlet<S>) {
+    match source {
+        Source::Iter(mut cutter) => run_iter(&mut *cutter, &ctx, &outlet),
+        Source::Submitted(rx, shared) => run_submitted(rx, shared, &ctx, &outlet),
+    }
 }

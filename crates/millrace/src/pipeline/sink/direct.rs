@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::autoscale::worth_a_thread;
+use crate::autoscale::fixed::worth_a_thread;
 use crate::batch_size::BatchSize;
 use crate::connector::Inlet;
 use crate::item::Batch;
