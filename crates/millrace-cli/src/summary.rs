@@ -180,13 +180,14 @@ impl Totals {
 impl Summary {
     /// Decides the outcome of a run from how it ended and what the CLI saw.
     ///
-    /// Returns the summary and the sink's output, if the run was joined with one.
+    /// Returns the summary and the sink's output, if the run was joined with one (a failed
+    /// run's too, when it failed after its sink ran).
     ///
     /// # Errors
     ///
     /// The engine's message if it refused to build the pipeline (nothing ran). The CLI
     /// checks every setting first, so this is a gap between its checks and the engine's.
-    pub fn new<R>(
+    pub fn new<R: 'static>(
         pipeline: &str,
         file: Option<&str>,
         kinds: Vec<Option<String>>,
@@ -196,14 +197,18 @@ impl Summary {
         let abandoned = matches!(ended, Ended::Abandoned(_));
         let (report, output, run_error) = match ended {
             Ended::Joined(Ok(finished)) => (finished.report, Some(finished.output), None),
-            Ended::Joined(Err(e)) => {
+            Ended::Joined(Err(mut e)) => {
                 let report = e.report().cloned();
+                // A run that stopped after its sink ran (an item failed under `on_error =
+                // "stop"`) still has the sink's output: what it holds buffered is written
+                // when it finishes, and counts as delivered only then.
+                let output = e.take_output::<R>();
                 let message = match e.kind() {
                     RunErrorKind::Item(item) => item.to_string(),
                     _ => e.to_string(),
                 };
                 match report {
-                    Some(r) => (r, None, Some(message)),
+                    Some(r) => (r, output, Some(message)),
                     None => return Err(message),
                 }
             }

@@ -107,3 +107,67 @@ fn dead_letters_to_a_full_disk_are_reported_not_written() {
         r["error"]
     );
 }
+
+/// An item that fails under `on_error = "stop"` stops the run gracefully: what reached the
+/// sink before and during the drain is written, so the file holds exactly the items the
+/// report counts as delivered (it was empty, or short by the last buffer, when the failed
+/// run's sink was never finished).
+#[test]
+fn a_run_stopped_by_a_failed_item_writes_every_item_it_reports_delivered() {
+    for (lines, bad_at) in [(4usize, 2usize), (200_000, 150_000)] {
+        let input: String = (0..lines)
+            .map(|i| {
+                if i == bad_at {
+                    "bad\n".to_owned()
+                } else {
+                    format!("{i}\n")
+                }
+            })
+            .collect();
+        let (dir, path) = pipeline_file(
+            "[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+             [[stage]]\nkind = \"parse\"\non_error = \"stop\"\n\
+             [sink]\nkind = \"file\"\npath = \"out.txt\"\n",
+        );
+        std::fs::write(dir.path().join("in.txt"), input).expect("write the input");
+        let json = dir.path().join("r.json");
+        let out = millrace()
+            .arg("run")
+            .arg(&path)
+            .arg("--report")
+            .arg(&json)
+            .output()
+            .expect("run millrace");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let r = read_report(&json);
+        assert_eq!(r["outcome"], "failed", "{stderr}");
+        let delivered = r["totals"]["delivered"].as_u64().expect("delivered");
+        assert!(
+            delivered > 0,
+            "{lines} lines: nothing delivered before the stop"
+        );
+        let written = std::fs::read_to_string(dir.path().join("out.txt")).expect("the output");
+        let mut values: Vec<u64> = written
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+                line["value"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no value: {l}"))
+            })
+            .collect();
+        assert_eq!(
+            values.len() as u64,
+            delivered,
+            "{lines} lines: the file holds {} items, the report says {delivered} delivered",
+            values.len()
+        );
+        values.sort_unstable();
+        values.dedup();
+        assert_eq!(values.len() as u64, delivered, "an item written twice");
+        assert!(values
+            .iter()
+            .all(|&v| v < lines as u64 && v != bad_at as u64));
+    }
+}
