@@ -8,7 +8,7 @@ use millrace_cli::summary::Summary;
 use millrace_cli::supervise::{Ended, Interruption};
 
 /// The text report of a finished run.
-fn text<R>(finished: Finished<R>) -> String {
+fn text<R: 'static>(finished: Finished<R>) -> String {
     let (summary, _) = Summary::new(
         "p",
         None,

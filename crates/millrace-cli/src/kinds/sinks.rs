@@ -14,9 +14,10 @@
 //! after an item came in, so that a slow stream's items show as they arrive.
 //! An item is delivered only once the flush that covers it succeeded: the
 //! [`SinkRunner`](crate::sink_runner::SinkRunner) holds the items a flush will cover and
-//! fails them all if it does not succeed (a full disk), or counts them unwritten if stdout
-//! was closed. Delivered means handed to the operating system (a `write` that succeeded),
-//! not synced to the disk.
+//! fails them if it does not succeed (a full disk), or counts them unwritten if stdout
+//! was closed, all but the items whose whole line was written before the failure (a reader
+//! that left after some lines, `| head`, got those). Delivered means handed to the
+//! operating system (a `write` that succeeded), not synced to the disk.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -389,29 +390,58 @@ struct Written<W> {
     accepted: u64,
     /// Of those, the items a successful write covered.
     handed: u64,
+    /// Where each item in the buffer ends in it, in order.
+    ends: Vec<usize>,
     stuck: Option<Stuck>,
 }
 
 impl<W: Write> Written<W> {
     /// Writes the buffer out. Whatever happens, the buffer is spent: the items in it are
-    /// handed over, or (the first failure sticks) failed.
+    /// handed over, or (the first failure sticks) failed, but for those whose every byte
+    /// was written before the failure: a reader that closed the pipe (`| head`) still got
+    /// those.
     fn flush(&mut self) -> Result<(), Stuck> {
         if let Some(stuck) = &self.stuck {
             return Err(stuck.clone());
         }
-        let written = self
-            .out
-            .write_all(&self.buf)
-            .and_then(|()| self.out.flush());
-        self.buf.clear();
-        match written {
+        let (done, written) = write_counting(&mut self.out, &self.buf);
+        let written = written.and_then(|()| self.out.flush());
+        let in_buffer = self.ends.len() as u64;
+        let result = match written {
             Ok(()) => {
                 self.handed = self.accepted;
                 Ok(())
             }
-            Err(e) => Err(self.stuck.insert(Stuck::from(e)).clone()),
+            Err(e) => {
+                // Stdout keeps the bytes after the last line break it took in its own
+                // buffer, which the failed flush lost: only whole lines count.
+                let reached = self.buf[..done]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |at| at + 1);
+                let whole = self.ends.partition_point(|&end| end <= reached) as u64;
+                self.handed = self.accepted - in_buffer + whole;
+                Err(self.stuck.insert(Stuck::from(e)).clone())
+            }
+        };
+        self.buf.clear();
+        self.ends.clear();
+        result
+    }
+}
+
+/// `write_all`, and how many bytes were written before it failed.
+fn write_counting<W: Write>(out: &mut W, buf: &[u8]) -> (usize, io::Result<()>) {
+    let mut done = 0;
+    while done < buf.len() {
+        match out.write(&buf[done..]) {
+            Ok(0) => return (done, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Err(e)),
         }
     }
+    (done, Ok(()))
 }
 
 /// Locks `output`, whatever a panic elsewhere left there (a buffer of bytes is still one).
@@ -438,6 +468,7 @@ impl<W: Write + Send + 'static> Lines<W> {
             buf: Vec::with_capacity(FLUSH_AT),
             accepted: 0,
             handed: 0,
+            ends: Vec::new(),
             stuck: None,
         }));
         let timer = Arc::downgrade(&output);
@@ -492,6 +523,8 @@ impl<W: Write + Send + 'static> Sink for Lines<W> {
             }
         }
         output.accepted += 1;
+        let end = output.buf.len();
+        output.ends.push(end);
         Ok(())
     }
 
