@@ -351,9 +351,11 @@ pub(crate) fn drop_processed<U>(
 /// does not hang: it keeps every response for this iterator to hand out afterwards (memory
 /// then grows with the responses not yet read).
 ///
-/// Dropping it before the end stops the run: nobody will take the responses, so the
-/// source takes no more input, the items already admitted finish, and the report's end
-/// state is [`Stopped`](crate::EndState::Stopped) (with the refused items unfinished).
+/// Dropping it before the end stops the run's input: nobody will take the responses, so
+/// the source admits no more items, and the items already admitted finish. If the source
+/// had more, the report's end state is [`Stopped`](crate::EndState::Stopped), and the
+/// items it had taken from its input but could no longer admit (at most a batch) count as
+/// cancelled; a run whose every item was admitted before the drop completes as usual.
 pub struct Responses<T> {
     inbox: Receiver<ResponseBatch>,
     credits: Arc<Window>,

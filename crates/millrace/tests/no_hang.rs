@@ -108,6 +108,27 @@ fn dropping_the_responses_mid_run_ends_the_run_as_stopped() {
 }
 
 #[test]
+fn dropping_the_responses_once_every_item_was_admitted_completes_the_run() {
+    // Nothing is refused: the items already admitted finish, and they were all of them.
+    let report = within(60, || {
+        let (running, responses) = Pipeline::source(0..100u64)
+            .map("inc", |x| x + 1)
+            .max_in_flight(1000)
+            .respond()
+            .unwrap();
+        let handle = running.handle();
+        while handle.snapshot().source().tally.items_out < 100 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(responses);
+        running.join().unwrap().report
+    });
+    assert_eq!(report.end(), EndState::Completed);
+    assert_eq!(report.delivered(), 100);
+    assert!(report.is_balanced());
+}
+
+#[test]
 fn a_try_submit_refused_as_full_does_not_use_up_an_id() {
     let (submitter, pipeline) = Pipeline::submitter::<u64>(1);
     // Nothing runs yet, so the input queue of one fills at once.
