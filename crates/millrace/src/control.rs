@@ -53,6 +53,20 @@ impl Control {
         self.signals.cancel();
     }
 
+    /// Whether items were admitted that have not yet ended somewhere (filtered, failed or
+    /// cancelled in a stage, or taken by the sink). Flat-map children end too, so with a
+    /// flat-map this may say no while some are still on their way.
+    pub(crate) fn items_in_flight(&self) -> bool {
+        let ended: u64 = (self.ledger.stages.iter())
+            .map(|m| {
+                let t = m.tally();
+                t.filtered + t.failed + t.cancelled
+            })
+            .sum::<u64>()
+            + self.ledger.sink.tally().items_in;
+        self.ledger.source.tally().items_out > ended
+    }
+
     /// Starts a thread of the run once the launch is over (a worker grown by the
     /// controller, a source split off its fused run): traced like the launch's, and joined
     /// with them at the end (the ledger's extra threads). `Err` if the OS refused it.

@@ -27,6 +27,9 @@ use crate::window::Window;
 pub(crate) struct Signals {
     stop: AtomicBool,
     cancel: AtomicBool,
+    /// Set when the source's input ran out by itself: its iterator ended, or every
+    /// submitter was dropped (not on a stop).
+    input_ended: AtomicBool,
     /// When the run started: the clock of worker activity.
     pub(crate) started: Instant,
     windows: Mutex<Vec<Arc<Window>>>,
@@ -56,6 +59,7 @@ impl Signals {
         Signals {
             stop: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
+            input_ended: AtomicBool::new(false),
             started: Instant::now(),
             windows: Mutex::new(Vec::new()),
             stop_tx: std::sync::Mutex::new(Some(stop_tx)),
@@ -102,6 +106,16 @@ impl Signals {
 
     pub(crate) fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Acquire)
+    }
+
+    /// The source's input ran out by itself (see [`Signals::input_ended`]).
+    pub(crate) fn end_input(&self) {
+        self.input_ended.store(true, Ordering::Release);
+    }
+
+    /// Whether the source's input ran out by itself: no item will be admitted any more.
+    pub(crate) fn input_ended(&self) -> bool {
+        self.input_ended.load(Ordering::Acquire)
     }
 
     /// A window a cancel must close (at once, if the run is already cancelled).

@@ -129,6 +129,53 @@ fn dropping_the_responses_once_every_item_was_admitted_completes_the_run() {
 }
 
 #[test]
+fn finishing_outputs_right_after_taking_the_last_item_ends_completed() {
+    // The run was still closing behind its last output when `finish` came; it used to
+    // cancel and end `Cancelled` with nothing cancelled (most runs, without a pause).
+    within(120, || {
+        for n in [1u64, 2, 1000] {
+            for round in 0..50 {
+                let mut outputs = Pipeline::source(0..n)
+                    .map("inc", |x| x + 1)
+                    .outputs()
+                    .unwrap();
+                let taken = outputs.by_ref().take(n as usize).count();
+                assert_eq!(taken as u64, n);
+                let report = outputs.finish().unwrap();
+                assert_eq!(
+                    (report.end(), report.delivered(), report.cancelled()),
+                    (EndState::Completed, n, 0),
+                    "{n} items, round {round}"
+                );
+            }
+        }
+        // Submitted items too: every submitter dropped is the end of the input.
+        let (submitter, pipeline) = Pipeline::submitter::<u64>(8);
+        let mut outputs = pipeline.map("inc", |x| x + 1).outputs().unwrap();
+        submitter.submit(1).unwrap();
+        drop(submitter);
+        assert_eq!(outputs.next(), Some(2));
+        let report = outputs.finish().unwrap();
+        assert_eq!((report.end(), report.delivered()), (EndState::Completed, 1));
+    });
+}
+
+#[test]
+fn finishing_outputs_with_items_still_to_come_cancels_them() {
+    let report = within(60, || {
+        let mut outputs = Pipeline::source(0..100_000u64)
+            .map("inc", |x| x + 1)
+            .outputs()
+            .unwrap();
+        assert_eq!(outputs.next(), Some(1));
+        outputs.finish().unwrap()
+    });
+    assert_eq!(report.end(), EndState::Cancelled);
+    assert!(report.delivered() < 100_000);
+    assert!(report.is_balanced());
+}
+
+#[test]
 fn a_try_submit_refused_as_full_does_not_use_up_an_id() {
     let (submitter, pipeline) = Pipeline::submitter::<u64>(1);
     // Nothing runs yet, so the input queue of one fills at once.

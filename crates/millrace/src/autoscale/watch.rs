@@ -54,20 +54,7 @@ impl Controller {
 /// Whether items were admitted that have not yet ended somewhere, or a response hook is
 /// still running on some.
 fn in_flight(c: &Control) -> bool {
-    if lock(&c.ledger.relays).iter().any(|r| r.busy().is_some()) {
-        return true;
-    }
-    let ended: u64 = c
-        .ledger
-        .stages
-        .iter()
-        .map(|m| {
-            let t = m.tally();
-            t.filtered + t.failed + t.cancelled
-        })
-        .sum::<u64>()
-        + c.ledger.sink.tally().items_in;
-    c.ledger.source.tally().items_out > ended
+    lock(&c.ledger.relays).iter().any(|r| r.busy().is_some()) || c.items_in_flight()
 }
 
 /// What every worker is doing, and since when: the wedge diagnosis.

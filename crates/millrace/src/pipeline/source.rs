@@ -113,7 +113,10 @@ impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
         match filled {
             Ok((true, iter)) => self.iter = Some(iter),
             // Ended: dropped now, not with the run.
-            Ok((false, ended)) => drop(ended),
+            Ok((false, ended)) => {
+                drop(ended);
+                ctx.control.signals.end_input();
+            }
             Err(payload) => {
                 ctx.control
                     .fail(RunErrorKind::SourcePanicked(panic_message(&*payload)));

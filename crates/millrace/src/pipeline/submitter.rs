@@ -94,6 +94,10 @@ pub(super) fn run_submitted<S>(
             ctx.control.signals.stop();
         }
     }
+    if !closed {
+        // Every submitter was dropped before any stop.
+        ctx.control.signals.end_input();
+    }
 }
 
 /// What the submitters of one pipeline share.

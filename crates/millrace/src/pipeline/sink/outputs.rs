@@ -66,7 +66,10 @@ impl<T> Outputs<T> {
     }
 
     /// Ends the run and returns its report. Outputs not yet taken are cancelled (listed
-    /// as unfinished), unless the iterator was already exhausted.
+    /// as unfinished), and the run ends [`Cancelled`](crate::EndState::Cancelled); it ends
+    /// [`Completed`](crate::EndState::Completed) if the iterator was already exhausted, or
+    /// if every output was taken and the source's input has ended (the last item taken,
+    /// the run still closing behind it).
     ///
     /// # Errors
     ///
@@ -111,9 +114,16 @@ impl<T> Outputs<T> {
         let untaken = self.current.len() > 0;
         self.settle();
         let counters = self.ctx.metrics.slot(0);
+        let control = self.handle.control();
         match inlet.poll() {
             Poll::Closed if !untaken => return,
-            Poll::Closed | Poll::Empty => self.handle.control().signals.cancel(),
+            // Every output was taken, the input has ended and nothing is left on the way:
+            // the run is only closing behind the last output, and ends completed (a
+            // cancel here made a run whose last item was just taken end cancelled, with
+            // nothing cancelled). An output that still arrives cancels it below.
+            Poll::Empty
+                if !untaken && control.signals.input_ended() && !control.items_in_flight() => {}
+            Poll::Closed | Poll::Empty => control.signals.cancel(),
             Poll::Ready(batch) => {
                 self.handle.control().signals.cancel();
                 counters.add(&counters.items_in, batch.len() as u64);
@@ -126,6 +136,7 @@ impl<T> Outputs<T> {
             }
         }
         while let Some(batch) = self.ctx.next_batch(&inlet) {
+            self.handle.control().signals.cancel();
             drop_unfinished(
                 self.handle.control(),
                 self.ctx.events.as_ref(),
