@@ -59,6 +59,22 @@ enum BuildErrorKind {
     UnknownStage {
         stage: String,
     },
+    /// A pipeline-wide setting of 0.
+    PipelineZero {
+        setting: &'static str,
+    },
+    SyncOnly {
+        stage: String,
+        setting: &'static str,
+    },
+    AutoBounds {
+        stage: String,
+        min: usize,
+        max: usize,
+    },
+    ReservedName {
+        stage: String,
+    },
     Thread {
         what: String,
         why: String,
@@ -73,6 +89,43 @@ impl BuildError {
             kind: BuildErrorKind::Zero {
                 stage: stage.to_owned(),
                 setting,
+            },
+        }
+    }
+
+    /// A pipeline-wide setting (a default for stages, a window, the CPU budget) of 0.
+    pub(crate) fn pipeline_zero(setting: &'static str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::PipelineZero { setting },
+        }
+    }
+
+    /// A setting of sync stages (workers) given to an async stage.
+    pub(crate) fn sync_only(stage: &str, setting: &'static str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::SyncOnly {
+                stage: stage.to_owned(),
+                setting,
+            },
+        }
+    }
+
+    /// `auto_workers(min, max)` with `min` above a `max` that is not 0.
+    pub(crate) fn auto_bounds(stage: &str, min: usize, max: usize) -> Self {
+        BuildError {
+            kind: BuildErrorKind::AutoBounds {
+                stage: stage.to_owned(),
+                min,
+                max,
+            },
+        }
+    }
+
+    /// A stage named as reports name the pipeline's ends (`source`, `sink`).
+    pub(crate) fn reserved_name(stage: &str) -> Self {
+        BuildError {
+            kind: BuildErrorKind::ReservedName {
+                stage: stage.to_owned(),
             },
         }
     }
@@ -131,8 +184,13 @@ impl BuildError {
             BuildErrorKind::Zero { stage, .. }
             | BuildErrorKind::DuplicateName { stage }
             | BuildErrorKind::AsyncOnly { stage, .. }
-            | BuildErrorKind::UnknownStage { stage } => Some(stage),
-            BuildErrorKind::EmptyName { .. } | BuildErrorKind::Thread { .. } => None,
+            | BuildErrorKind::UnknownStage { stage }
+            | BuildErrorKind::SyncOnly { stage, .. }
+            | BuildErrorKind::AutoBounds { stage, .. }
+            | BuildErrorKind::ReservedName { stage } => Some(stage),
+            BuildErrorKind::EmptyName { .. }
+            | BuildErrorKind::Thread { .. }
+            | BuildErrorKind::PipelineZero { .. } => None,
             #[cfg(feature = "async")]
             BuildErrorKind::CurrentThreadRuntime => None,
         }
@@ -145,6 +203,24 @@ impl fmt::Display for BuildError {
             BuildErrorKind::Zero { stage, setting } => {
                 write!(f, "stage `{stage}`: {setting} must be at least 1")
             }
+            BuildErrorKind::PipelineZero { setting } => {
+                write!(f, "the pipeline's {setting} must be at least 1")
+            }
+            BuildErrorKind::SyncOnly { stage, setting } => write!(
+                f,
+                "stage `{stage}`: {setting} applies to sync stages only (an async stage runs its \
+                 concurrency's items at once on three threads)"
+            ),
+            BuildErrorKind::AutoBounds { stage, min, max } => write!(
+                f,
+                "stage `{stage}`: auto_workers({min}, {max}) asks for at least {min} workers and \
+                 at most {max}"
+            ),
+            BuildErrorKind::ReservedName { stage } => write!(
+                f,
+                "a stage cannot be named `{stage}`: reports and errors call the pipeline's \
+                 {stage} so"
+            ),
             BuildErrorKind::EmptyName { position } => {
                 write!(f, "stage {position} (counting from 1) has an empty name")
             }

@@ -59,9 +59,10 @@ fn zero_batch_is_a_build_error_naming_the_stage() {
 #[test]
 fn zero_pipeline_defaults_are_build_errors() {
     let e = build_error(|p| p.default_workers(0).map("a", |x| x));
+    assert_eq!(e.stage(), None, "no stage is at fault");
     assert_eq!(
         e.to_string(),
-        "stage `(pipeline default)`: workers must be at least 1"
+        "the pipeline's default workers must be at least 1"
     );
     let e = build_error(|p| p.default_capacity(0).map("a", |x| x));
     assert!(e.to_string().contains("capacity must be at least 1"), "{e}");
@@ -75,6 +76,66 @@ fn zero_pipeline_defaults_are_build_errors() {
     let e = build_error(|p| p.max_in_flight(0).map("a", |x| x));
     assert!(
         e.to_string().contains("max in flight must be at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn auto_workers_with_a_min_above_its_max_is_a_build_error() {
+    let e = build_error(|p| p.stage(Stage::map("a", |x: u64| x).auto_workers(5, 2)));
+    assert_eq!(e.stage(), Some("a"));
+    assert_eq!(
+        e.to_string(),
+        "stage `a`: auto_workers(5, 2) asks for at least 5 workers and at most 2"
+    );
+    // A max of 0 is the CPU budget, whatever the min.
+    let finished = within(30, || {
+        Pipeline::source(0..100u64)
+            .stage(Stage::map("a", |x: u64| x).auto_workers(5, 0))
+            .fold(0u64, |n, _| n + 1)
+            .run()
+            .unwrap()
+    });
+    assert_eq!(finished.output, 100);
+}
+
+#[test]
+fn a_stage_named_like_an_end_of_the_pipeline_is_a_build_error() {
+    for name in ["source", "sink"] {
+        let e = within(10, move || {
+            Pipeline::source(0..10u64)
+                .map(name, |x| x)
+                .collect()
+                .run()
+                .unwrap_err()
+        });
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot build pipeline: a stage cannot be named `{name}`: reports and errors \
+                 call the pipeline's {name} so"
+            )
+        );
+    }
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn workers_on_an_async_stage_is_a_build_error() {
+    let e =
+        build_error(|p| p.stage(Stage::map_async("fetch", |x: u64| async move { x }).workers(3)));
+    assert_eq!(e.stage(), Some("fetch"));
+    assert!(
+        e.to_string()
+            .starts_with("stage `fetch`: workers applies to sync stages only"),
+        "{e}"
+    );
+    let e = build_error(|p| {
+        p.stage(Stage::map_async("fetch", |x: u64| async move { x }).auto_workers(1, 4))
+    });
+    assert!(
+        e.to_string()
+            .starts_with("stage `fetch`: auto_workers applies to sync stages only"),
         "{e}"
     );
 }

@@ -17,8 +17,10 @@
 //! let p = p.map("late", |x: u32| x); // no stage after the sink
 //! ```
 //!
-//! Settings that make no sense (zero workers, zero capacity, a repeated stage name) are
-//! reported as a [`BuildError`] when the pipeline is started, before any thread runs.
+//! Settings that make no sense (zero workers, zero capacity, a repeated stage name or one
+//! the reports keep for the ends, `source` and `sink`, workers for an async stage,
+//! `auto_workers` with its min above its max) are reported as a [`BuildError`] when the
+//! pipeline is started, before any thread runs.
 
 pub(crate) mod launch;
 pub(crate) mod plan;
@@ -176,6 +178,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             Some(BuildError::async_only(&plan.name, "concurrency"))
         } else if !plan.asynchronous && plan.timeout.is_some() {
             Some(BuildError::async_only(&plan.name, "a timeout"))
+        } else if plan.asynchronous && plan.workers.is_some() {
+            Some(BuildError::sync_only(&plan.name, "workers"))
+        } else if plan.asynchronous && plan.auto.is_some() {
+            Some(BuildError::sync_only(&plan.name, "auto_workers"))
+        } else if let Some((min, max)) = plan.auto.filter(|&(min, max)| max != 0 && min > max) {
+            Some(BuildError::auto_bounds(&plan.name, min, max))
+        } else if matches!(&*plan.name, "source" | "sink") {
+            Some(BuildError::reserved_name(&plan.name))
         } else if self.plan.iter().any(|p| p.name == plan.name) {
             Some(BuildError::duplicate_name(&plan.name))
         } else {

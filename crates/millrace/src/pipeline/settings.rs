@@ -19,7 +19,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_workers(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
-            self.error = Some(BuildError::zero("(pipeline default)", "workers"));
+            self.error = Some(BuildError::pipeline_zero("default workers"));
         }
         self.settings.workers = Some(workers);
         self
@@ -31,7 +31,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_capacity(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
-            self.error = Some(BuildError::zero("(pipeline default)", "capacity"));
+            self.error = Some(BuildError::pipeline_zero("default capacity"));
         }
         self.settings.capacity = items;
         self
@@ -44,7 +44,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_batch(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
-            self.error = Some(BuildError::zero("(pipeline default)", "batch"));
+            self.error = Some(BuildError::pipeline_zero("default batch"));
         }
         self.settings.batch = Some(items);
         self
@@ -64,7 +64,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn reorder_window(mut self, batches: usize) -> Self {
         if batches == 0 && self.error.is_none() {
-            self.error = Some(BuildError::zero("(pipeline)", "reorder window"));
+            self.error = Some(BuildError::pipeline_zero("reorder window"));
         }
         self.settings.reorder_window = Some(batches);
         self
@@ -75,7 +75,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn max_in_flight(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {
-            self.error = Some(BuildError::zero("(pipeline)", "max in flight"));
+            self.error = Some(BuildError::pipeline_zero("max in flight"));
         }
         self.settings.max_in_flight = items;
         self
@@ -320,7 +320,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn cpu_budget(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
-            self.error = Some(BuildError::zero("(pipeline)", "cpu budget"));
+            self.error = Some(BuildError::pipeline_zero("cpu budget"));
         }
         self.settings.cpu_budget = Some(workers);
         self

@@ -51,6 +51,9 @@ use rejected::TryOwnedLogic;
 
 /// One stage of a pipeline: a named piece of work from `T` to `U`, with its own workers.
 ///
+/// Reports and errors tell stages apart by name: the names in one pipeline must be unique,
+/// not empty, and neither `source` nor `sink` (the ends' names); any other is a build error.
+///
 /// # Examples
 ///
 /// ```
@@ -366,7 +369,8 @@ impl<T, U> Stage<T, U> {
         &self.name
     }
 
-    /// Runs the stage on `workers` threads (at least 1: 0 is a build error). Without a count (here or
+    /// Runs the stage on `workers` threads (at least 1: 0 is a build error, and so is a count
+    /// for an async stage, which runs on threads of its own). Without a count (here or
     /// [`default_workers`](crate::PipelineBuilder::default_workers)), the stage is
     /// autoscaled, as by [`auto_workers(1, 0)`](Stage::auto_workers).
     ///
@@ -387,7 +391,8 @@ impl<T, U> Stage<T, U> {
     /// per item, moving one worker at a time with hysteresis; every decision is in the
     /// report. Adjacent auto stages with the same bounds share workers and are sized as one
     /// (see [`fuse_auto`](crate::PipelineBuilder::fuse_auto)). Overrides
-    /// [`workers`](Stage::workers).
+    /// [`workers`](Stage::workers). A `min` above a `max` other than 0 is a build error, and
+    /// so are bounds for an async stage.
     ///
     /// # Examples
     ///
