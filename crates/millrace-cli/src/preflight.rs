@@ -12,13 +12,15 @@
 //! * no file is both read and written, or written by two parts.
 //!
 //! `millrace check` reports what it finds as warnings, `check --strict` and
-//! `run --strict` as errors (exit 1, nothing runs). Each is located at the setting it is
-//! about, like a config error, and names the part.
+//! `run --strict` as errors (exit 1, nothing runs), but for a file both read and written
+//! or written twice ([`conflicts`]), which is an error for `check` and `run` alike: an
+//! input may still appear before the run, a clash would not go away. Each is located at the
+//! setting it is about, like a config error, and names the part.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use crate::config::{is_dash, ConfigError, Loc, PipelineSpec, Severity};
+use crate::config::{is_dash, ConfigError, Loc, PipelineSpec};
 
 /// A path the pipeline reads or writes, and where it was set.
 struct Use {
@@ -41,10 +43,37 @@ pub fn check(spec: &PipelineSpec, report: Option<&Path>, strict: bool) -> Vec<Co
             problems.push(diagnostic(input, message, help, strict));
         }
     }
-    for (i, output) in outputs.iter().enumerate() {
+    for output in &outputs {
         if let Some((message, help)) = unwritable(&output.path) {
             problems.push(diagnostic(output, message, help, strict));
         }
+    }
+    problems.extend(clashes(&inputs, &outputs));
+    located(spec, problems)
+}
+
+/// The files `spec` (and the JSON report at `report`) would both read and write, or write
+/// from two parts: errors whether strict or not, for `run` as for `check`. Unlike a missing
+/// input, which may still appear, such a run would destroy its own input or garble its
+/// output (a file sink on the file its source reads truncates it before the first line).
+pub fn conflicts(spec: &PipelineSpec, report: Option<&Path>) -> Vec<ConfigError> {
+    let (inputs, outputs) = uses(spec, report);
+    located(spec, clashes(&inputs, &outputs))
+}
+
+/// Whether the JSON report at `report` would write a file `spec` reads or writes (then a
+/// run refused for it must not write its report there either).
+pub fn report_clashes(spec: &PipelineSpec, report: &Path) -> bool {
+    let (inputs, outputs) = uses(spec, None);
+    inputs
+        .iter()
+        .chain(&outputs)
+        .any(|u| same_file(&u.path, report))
+}
+
+fn clashes(inputs: &[Use], outputs: &[Use]) -> Vec<ConfigError> {
+    let mut problems = Vec::new();
+    for (i, output) in outputs.iter().enumerate() {
         if let Some(first) = outputs[..i]
             .iter()
             .find(|o| same_file(&o.path, &output.path))
@@ -59,7 +88,7 @@ pub fn check(spec: &PipelineSpec, report: Option<&Path>, strict: bool) -> Vec<Co
                 output,
                 message,
                 "give each its own file".into(),
-                strict,
+                true,
             ));
         }
         if let Some(input) = inputs.iter().find(|i| same_file(&i.path, &output.path)) {
@@ -73,10 +102,15 @@ pub fn check(spec: &PipelineSpec, report: Option<&Path>, strict: bool) -> Vec<Co
                 output,
                 message,
                 "write somewhere else".into(),
-                strict,
+                true,
             ));
         }
     }
+    problems
+}
+
+/// `problems` in file order, located in `spec`'s file.
+fn located(spec: &PipelineSpec, mut problems: Vec<ConfigError>) -> Vec<ConfigError> {
     problems.sort_by_key(ConfigError::file_order);
     let file = spec.file.clone();
     problems
@@ -91,7 +125,6 @@ fn diagnostic(at: &Use, message: String, help: String, strict: bool) -> ConfigEr
     } else {
         ConfigError::warning(at.loc.clone(), message)
     };
-    debug_assert_eq!(d.severity() == Severity::Error, strict);
     d.help(help).in_part(&at.part)
 }
 

@@ -105,6 +105,51 @@ fn a_file_both_read_and_written_is_found_before_the_run() {
 }
 
 #[test]
+fn run_refuses_to_write_the_file_it_reads_even_without_strict() {
+    // A file sink on the source's own file truncated it before the first line was read:
+    // the run "completed" with 0 items and the input was gone.
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"data.txt\"\n[sink]\nkind = \"file\"\npath = \"data.txt\"\n",
+    );
+    std::fs::write(dir.path().join("data.txt"), "keep me\n").expect("write the input");
+    let report = dir.path().join("r.json");
+    let out = millrace()
+        .args(["run", "--quiet", "--report"])
+        .arg(&report)
+        .arg(&path)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the run would write the file it reads"),
+        "{stderr}"
+    );
+    let kept = std::fs::read_to_string(dir.path().join("data.txt")).expect("the input");
+    assert_eq!(kept, "keep me\n", "nothing ran: the input is untouched");
+    let r = json(&std::fs::read(&report).expect("the report"));
+    assert_eq!(r["outcome"], "failed");
+
+    // The report on the input: refused, and the input is not overwritten by the report.
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"nums.txt\"\n[sink]\nkind = \"count\"\n",
+    );
+    let input = dir.path().join("nums.txt");
+    std::fs::write(&input, "1\n2\n").expect("write the input");
+    let out = millrace()
+        .args(["run", "--quiet", "--report"])
+        .arg(&input)
+        .arg(&path)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the JSON report"), "{stderr}");
+    let kept = std::fs::read_to_string(&input).expect("the input");
+    assert_eq!(kept, "1\n2\n", "the report did not overwrite the input");
+}
+
+#[test]
 fn run_strict_refuses_a_missing_input_before_starting_and_still_writes_the_report() {
     let (dir, path) = pipeline_file(MISSING_INPUT);
     let report = dir.path().join("r.json");

@@ -247,18 +247,25 @@ fn run_file(file: &Path, args: &RunArgs) -> u8 {
             return code;
         }
     }
-    if args.strict {
-        let found = preflight::check(&spec, json_path, true);
-        if !found.is_empty() {
-            let code = diagnose(args.error_format, &spec.file, &found, EXIT_FAILED);
-            let message = found
-                .iter()
-                .map(|d| d.message())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let message = format!("pre-flight (--strict): {message}");
-            return not_started(code, &message, &spec.name, Some(file), json_path);
-        }
+    // Without `--strict`, only a file both read and written (or written twice) keeps the
+    // run from starting: a missing input may still appear, and fails the run if not.
+    let found = if args.strict {
+        preflight::check(&spec, json_path, true)
+    } else {
+        preflight::conflicts(&spec, json_path)
+    };
+    if !found.is_empty() {
+        let code = diagnose(args.error_format, &spec.file, &found, EXIT_FAILED);
+        let message = found
+            .iter()
+            .map(|d| d.message())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let strict = if args.strict { " (--strict)" } else { "" };
+        let message = format!("pre-flight{strict}: {message}");
+        // Not even the report goes where it would overwrite a file the run uses.
+        let json_path = json_path.filter(|p| !preflight::report_clashes(&spec, p));
+        return not_started(code, &message, &spec.name, Some(file), json_path);
     }
     let writes_stdout = spec.sink.part.kind.name == "stdout"
         || (spec.sink.part.kind.name == "file"
