@@ -134,7 +134,17 @@ pub fn supervise<R: Send + 'static>(
         if seen >= 1 && interruption == Interruption::None {
             handle.stop();
             interruption = Interruption::Stopped;
-            say(&live, "millrace: interrupted: stopping the source; items in flight drain (Ctrl-C again aborts)");
+            let again = if interrupts.terminated() {
+                "a second signal aborts"
+            } else {
+                "Ctrl-C again aborts"
+            };
+            say(
+                &live,
+                &format!(
+                    "millrace: interrupted: stopping the source; items in flight drain ({again})"
+                ),
+            );
         }
         if seen >= 2 && interruption == Interruption::Stopped {
             handle.cancel();

@@ -221,6 +221,17 @@ fn bad_override_points_at_the_set_option() {
         .code(2)
         .stderr(predicate::str::contains("no stage is named `sqare`"))
         .stderr(predicate::str::contains("did you mean `square`?"));
+    // A stage by position that is out of range says so.
+    millrace()
+        .arg("run")
+        .arg(&path)
+        .args(["--set", "stage.5.workers=2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no stage 5: stages count from 1, and the pipeline has 1 stage",
+        ))
+        .stderr(predicate::str::contains("the stages are: square"));
     millrace()
         .arg("run")
         .arg(&path)

@@ -229,6 +229,9 @@ fn sigterm_stops_gracefully_and_exits_143() {
     let (status, _, stderr) = finish(run);
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("interrupted (SIGTERM)"), "{stderr}");
+    // No Ctrl-C was pressed: the hint names what aborts in its terms.
+    assert!(stderr.contains("(a second signal aborts)"), "{stderr}");
+    assert!(!stderr.contains("Ctrl-C again"), "{stderr}");
     let json = read_report(&report);
     assert_eq!(json["outcome"], "interrupted");
     assert_eq!(json["exit_code"], 143);

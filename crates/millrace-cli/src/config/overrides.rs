@@ -143,6 +143,17 @@ fn find_stage<'a>(root: &'a mut Node, which: &str, loc: &Loc) -> Result<&'a mut 
     let names = stage_names(stages);
     let index = match which.parse::<usize>() {
         Ok(n) if (1..=stages.len()).contains(&n) => n - 1,
+        // A number that is no stage's position (and no stage's name).
+        Ok(n) if !names.iter().any(|name| name == which) => {
+            return Err(ConfigError::new(
+                loc.clone(),
+                format!(
+                    "no stage {n}: stages count from 1, and the pipeline has {}",
+                    plural(stages.len(), "stage")
+                ),
+            )
+            .help(format!("the stages are: {}", names.join(", "))));
+        }
         _ => names.iter().position(|n| n == which).ok_or_else(|| {
             let help = super::error::did_you_mean(which, names.iter().map(String::as_str))
                 .unwrap_or_else(|| format!("the stages are: {}", names.join(", ")));
@@ -176,4 +187,9 @@ fn set(table: &mut Node, key: &str, value: Node, loc: &Loc) -> Result<(), Config
         }),
     }
     Ok(())
+}
+
+/// `n thing` or `n things`.
+fn plural(n: usize, thing: &str) -> String {
+    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
 }

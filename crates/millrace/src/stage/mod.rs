@@ -394,6 +394,11 @@ impl<T, U> Stage<T, U> {
     /// [`workers`](Stage::workers). A `min` above a `max` other than 0 is a build error, and
     /// so are bounds for an async stage.
     ///
+    /// The budget counts cores: a stage that blocks (a sleep, a synchronous network call)
+    /// gets no more workers than the budget however long it waits, whatever its `max`. Give
+    /// such a stage [`workers(n)`](Stage::workers) (they start while all of them are
+    /// blocked) or make it async (`map_async`, feature `async`).
+    ///
     /// # Examples
     ///
     /// ```
