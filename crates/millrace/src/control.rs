@@ -54,17 +54,16 @@ impl Control {
     }
 
     /// Whether items were admitted that have not yet ended somewhere (filtered, failed or
-    /// cancelled in a stage, or taken by the sink). Flat-map children end too, so with a
-    /// flat-map this may say no while some are still on their way.
+    /// cancelled in a stage, or taken by the sink), flat-map children counted (the report's
+    /// balance: admitted + expanded = ended, once all have ended).
     pub(crate) fn items_in_flight(&self) -> bool {
-        let ended: u64 = (self.ledger.stages.iter())
-            .map(|m| {
-                let t = m.tally();
-                t.filtered + t.failed + t.cancelled
-            })
-            .sum::<u64>()
-            + self.ledger.sink.tally().items_in;
-        self.ledger.source.tally().items_out > ended
+        let (mut ended, mut expanded) = (self.ledger.sink.tally().items_in, 0);
+        for stage in &self.ledger.stages {
+            let t = stage.tally();
+            ended += t.filtered + t.failed + t.cancelled;
+            expanded += t.expanded;
+        }
+        self.ledger.source.tally().items_out + expanded > ended
     }
 
     /// Starts a thread of the run once the launch is over (a worker grown by the

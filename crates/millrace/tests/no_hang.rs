@@ -149,6 +149,20 @@ fn finishing_outputs_right_after_taking_the_last_item_ends_completed() {
                 );
             }
         }
+        // Flat-map children count: the last of them taken, nothing is left on the way.
+        for round in 0..50 {
+            let mut outputs = Pipeline::source(0..10u64)
+                .flat_map("twice", |x| [x, x])
+                .outputs()
+                .unwrap();
+            assert_eq!(outputs.by_ref().take(20).count(), 20);
+            let report = outputs.finish().unwrap();
+            assert_eq!(
+                (report.end(), report.delivered()),
+                (EndState::Completed, 20),
+                "flat-map, round {round}"
+            );
+        }
         // Submitted items too: every submitter dropped is the end of the input.
         let (submitter, pipeline) = Pipeline::submitter::<u64>(8);
         let mut outputs = pipeline.map("inc", |x| x + 1).outputs().unwrap();
