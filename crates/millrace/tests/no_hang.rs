@@ -163,11 +163,12 @@ fn finishing_outputs_right_after_taking_the_last_item_ends_completed() {
                 "flat-map, round {round}"
             );
         }
-        // Submitted items too: every submitter dropped is the end of the input.
+        // Submitted items too: every submitter dropped is the end of the input (here
+        // before the run starts, so the source sees it with the last item).
         let (submitter, pipeline) = Pipeline::submitter::<u64>(8);
-        let mut outputs = pipeline.map("inc", |x| x + 1).outputs().unwrap();
         submitter.submit(1).unwrap();
         drop(submitter);
+        let mut outputs = pipeline.map("inc", |x| x + 1).outputs().unwrap();
         assert_eq!(outputs.next(), Some(2));
         let report = outputs.finish().unwrap();
         assert_eq!((report.end(), report.delivered()), (EndState::Completed, 1));

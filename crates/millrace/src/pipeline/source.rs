@@ -111,7 +111,17 @@ impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
             (more, iter)
         });
         match filled {
-            Ok((true, iter)) => self.iter = Some(iter),
+            Ok((true, iter)) => {
+                // An iterator that says it has nothing left (a range, a vector's) has ended
+                // as far as `Outputs::finish` needs to know, before this batch ships: it
+                // must not take the run for one that may still admit items, and cancel it,
+                // while the source has yet to call `next` once more. (Only the signal
+                // trusts the hint: the iterator is still read to its end.)
+                if iter.size_hint().1 == Some(0) {
+                    ctx.control.signals.end_input();
+                }
+                self.iter = Some(iter);
+            }
             // Ended: dropped now, not with the run.
             Ok((false, ended)) => {
                 drop(ended);

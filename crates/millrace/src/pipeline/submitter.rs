@@ -73,7 +73,15 @@ pub(super) fn run_submitted<S>(
         while batch.len() < want {
             match rx.try_recv() {
                 Ok((id, item)) => batch.push(id, item),
-                Err(_) => break,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    // Every submitter is gone and this batch holds the last items: the
+                    // input has ended before it ships (see `Signals::input_ended`).
+                    if !closed {
+                        ctx.control.signals.end_input();
+                    }
+                    break;
+                }
             }
         }
         let took = start.elapsed();
