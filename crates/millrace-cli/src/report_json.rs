@@ -296,16 +296,22 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         s.undelivered(),
     ));
     let wall = r.wall().as_secs_f64();
-    let sample = r
-        .errors()
-        .iter()
+    let upstream = s.upstream.as_ref();
+    let sample = (upstream.into_iter().flat_map(|up| &up.errors))
         .map(|e| ErrorEntry {
+            stage: e.stage.clone(),
+            item: e.id.0,
+            id: e.id.to_string(),
+            attempts: e.attempts,
+            message: e.message.clone(),
+        })
+        .chain(r.errors().iter().map(|e| ErrorEntry {
             stage: e.stage().to_owned(),
             item: e.id().0,
             id: e.id().to_string(),
             attempts: e.attempts(),
             message: e.to_string(),
-        })
+        }))
         .chain(s.sink.errors.iter().map(|e| ErrorEntry {
             stage: "sink".to_owned(),
             item: e.item.0,
@@ -358,16 +364,23 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
             samples: l.samples,
         },
         errors: Errors {
-            total: r.errors_total() + s.sink.rejected,
+            total: s.errors_total(),
             sample,
-            by_kind: r
-                .errors_by_kind()
-                .iter()
+            by_kind: (upstream.into_iter().flat_map(|up| &up.errors_by_kind))
                 .map(|(stage, kind, count)| ErrorCount {
                     stage: stage.clone(),
-                    kind: (*kind).to_owned(),
+                    kind: kind.clone(),
                     count: *count,
                 })
+                .chain(
+                    r.errors_by_kind()
+                        .iter()
+                        .map(|(stage, kind, count)| ErrorCount {
+                            stage: stage.clone(),
+                            kind: (*kind).to_owned(),
+                            count: *count,
+                        }),
+                )
                 .chain((s.sink.rejected > 0).then(|| ErrorCount {
                     stage: "sink".to_owned(),
                     kind: "rejected".to_owned(),

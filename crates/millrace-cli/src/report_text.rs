@@ -295,15 +295,9 @@ pub fn render(s: &Summary) -> String {
         let _ = writeln!(out, "latency (source to sink): {l}");
     }
     scaling(&mut out, r);
-    let total_errors = r.errors_total() + s.sink.rejected;
+    let total_errors = s.errors_total();
     if total_errors > 0 {
-        let shown: Vec<String> = r
-            .errors()
-            .iter()
-            .map(ToString::to_string)
-            .chain(s.sink.errors.iter().map(|e| e.message.clone()))
-            .take(ERRORS_SHOWN)
-            .collect();
+        let shown: Vec<String> = s.error_messages().take(ERRORS_SHOWN).collect();
         let _ = writeln!(
             out,
             "errors: {} (first {} below)",

@@ -135,6 +135,50 @@ pub struct Summary {
     pub terminated: bool,
     /// Items that failed do not make the exit code non-zero (`--allow-failures`).
     pub allow_failures: bool,
+    /// A scaled-out run: what the parts before the back part (whose report this is) did.
+    pub upstream: Option<Upstream>,
+}
+
+/// What the parts of a scaled-out run before its back part did: the front part (the source
+/// and the stages before the broker) and the remote stages. The run's totals count them
+/// with the back part's: its input is the front part's, and an item failed or filtered in
+/// any part counts as failed or filtered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Upstream {
+    /// Items the front part's source admitted: the run's input.
+    pub items_in: u64,
+    /// Items the front part's flat-maps made.
+    pub expanded: u64,
+    /// Items filtered in the front part and in the remote stages.
+    pub filtered: u64,
+    /// Items failed in the front part and in the remote stages.
+    pub failed: u64,
+    /// Items the front part dropped unfinished.
+    pub cancelled: u64,
+    /// Items the front part published to the broker.
+    pub published: u64,
+    /// Of those, the items the remote stages filtered or failed (the rest came back, or
+    /// did not: those are counted cancelled).
+    pub ended_remotely: u64,
+    /// Item errors in the front part and the remote stages, in all.
+    pub errors_total: u64,
+    /// The first of them (the front part's, then the remote stages').
+    pub errors: Vec<UpstreamError>,
+    /// Their counts by stage and kind (`remote` for a remote stage's).
+    pub errors_by_kind: Vec<(String, String, u64)>,
+}
+
+/// One item error in a part before the back part of a scaled-out run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamError {
+    /// The stage it failed in.
+    pub stage: String,
+    /// The item, by its id in the origin.
+    pub id: millrace::ItemId,
+    /// Attempts made (1 where not known: a remote stage's).
+    pub attempts: u32,
+    /// The whole message.
+    pub message: String,
 }
 
 /// Pipeline-wide counts.
@@ -237,6 +281,7 @@ impl Summary {
                 abandoned,
                 terminated: false,
                 allow_failures: false,
+                upstream: None,
             },
             output,
         ))
@@ -344,11 +389,28 @@ impl Summary {
 
     /// Pipeline-wide counts, with the sink's refusals moved from delivered to failed, and
     /// the items it did not write because stdout was closed to cancelled.
+    /// Item errors in all (the engine's, the sink's, and a scaled-out run's other parts').
+    pub fn errors_total(&self) -> u64 {
+        self.report.errors_total()
+            + self.sink.rejected
+            + self.upstream.as_ref().map_or(0, |up| up.errors_total)
+    }
+
+    /// The first item errors' messages: a scaled-out run's front part's and remote
+    /// stages' first, then the engine's, then the sink's.
+    pub fn error_messages(&self) -> impl Iterator<Item = String> + '_ {
+        let upstream = self.upstream.iter().flat_map(|up| &up.errors);
+        upstream
+            .map(|e| e.message.clone())
+            .chain(self.report.errors().iter().map(ToString::to_string))
+            .chain(self.sink.errors.iter().map(|e| e.message.clone()))
+    }
+
     pub fn totals(&self) -> Totals {
         let r = &self.report;
         let (rejected, unwritten) = self.undelivered();
         let ended = r.delivered() + r.filtered() + r.failed() + r.cancelled();
-        Totals {
+        let back = Totals {
             items_in: r.items_in(),
             expanded: r.expanded(),
             delivered: r.delivered() - rejected - unwritten,
@@ -356,6 +418,23 @@ impl Summary {
             failed: r.failed() + rejected,
             cancelled: r.cancelled() + unwritten,
             in_progress: (r.items_in() + r.expanded()).saturating_sub(ended),
+        };
+        let Some(up) = &self.upstream else {
+            return back;
+        };
+        // Published, and neither back (the back part's input) nor ended remotely: still
+        // on the broker or with a worker when the run stopped.
+        let not_back = up
+            .published
+            .saturating_sub(back.items_in + up.ended_remotely);
+        Totals {
+            items_in: up.items_in,
+            expanded: up.expanded + back.expanded,
+            delivered: back.delivered,
+            filtered: up.filtered + back.filtered,
+            failed: up.failed + back.failed,
+            cancelled: up.cancelled + not_back + back.cancelled,
+            in_progress: back.in_progress,
         }
     }
 

@@ -389,6 +389,16 @@ fn a_worker_that_cannot_reach_its_server_says_so_and_keeps_trying() {
         "{}",
         worker.seen.join("\n")
     );
+    // Ctrl-C stops it while it waits (it used to keep trying until killed), and so does
+    // SIGTERM.
+    sigint(&worker.child);
+    let status = wait_or_kill(&mut worker.child, LIMIT);
+    assert_eq!(status.code(), Some(130), "{}", worker.seen.join("\n"));
+    let mut worker = Worker::start(&file, "heavy");
+    worker.wait_for("trying again", 1);
+    common::signal(&worker.child, "TERM");
+    let status = wait_or_kill(&mut worker.child, LIMIT);
+    assert_eq!(status.code(), Some(143), "{}", worker.seen.join("\n"));
 }
 
 #[test]

@@ -65,31 +65,64 @@ pub const EDGE_BATCH: usize = 64;
 pub const EDGE_MAX_BYTES: i64 = 16 << 20;
 
 #[cfg(feature = "nats")]
-pub(crate) use edges::{connect, edges};
+pub(crate) use edges::{connect, connect_waiting, edges};
 
 #[cfg(feature = "nats")]
 mod edges {
+    use std::time::Duration;
+
     use millrace_nats::{Broker, BrokerConfig, Edge, EdgeConfig, Job, NatsError};
 
     use super::{EDGE_BATCH, EDGE_MAX_BYTES};
     use crate::config::PipelineSpec;
+    use crate::signals::Interrupts;
     use crate::value::Item;
 
-    /// Connects to `url`: a worker waits for its server (saying so on each try); the
-    /// origin fails at once.
-    pub(crate) fn connect(url: &str, wait: bool) -> Result<Broker, NatsError> {
+    /// Connects to `url`, or fails at once (the origin).
+    pub(crate) fn connect(url: &str) -> Result<Broker, NatsError> {
+        let broker = Broker::connect_with(BrokerConfig::new(url))?;
+        warn(&broker);
+        Ok(broker)
+    }
+
+    /// Connects to `url`, waiting for the server (a worker), saying so on each try, until
+    /// Ctrl-C or SIGTERM (`Ok(None)`).
+    pub(crate) fn connect_waiting(
+        url: &str,
+        interrupts: &Interrupts,
+    ) -> Result<Option<Broker>, NatsError> {
         let config = BrokerConfig::new(url);
-        let broker = if wait {
-            Broker::connect_retrying(config, u32::MAX, |e, wait, attempt| {
-                eprintln!("millrace: {e}; trying again in {wait:?} (attempt {attempt})");
-            })?
-        } else {
-            Broker::connect_with(config)?
-        };
+        let mut wait = Duration::from_millis(100);
+        let mut attempt = 1u32;
+        loop {
+            match Broker::connect_with(config.clone()) {
+                Ok(broker) => {
+                    warn(&broker);
+                    return Ok(Some(broker));
+                }
+                Err(e) if e.is_transient() => {
+                    eprintln!(
+                        "millrace: {e}; trying again in {wait:?} (attempt {attempt}; Ctrl-C \
+                         stops)"
+                    );
+                    // An interrupt wakes the wait (the handler counts it first).
+                    let _ = interrupts.wakeup().recv_timeout(wait);
+                    if interrupts.count() > 0 {
+                        return Ok(None);
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Prints what was found on connecting that works but should be fixed.
+    fn warn(broker: &Broker) {
         for w in broker.warnings() {
             eprintln!("millrace: warning: {w}");
         }
-        Ok(broker)
     }
 
     /// The job of `spec` and its two edges: into the remote run, and out of it.

@@ -19,7 +19,7 @@ use crate::dead_letter::DeadLetters;
 use crate::kinds::SourceLog;
 use crate::live::LiveView;
 use crate::signals::Interrupts;
-use crate::summary::{Outcome, Summary};
+use crate::summary::{Outcome, Summary, Upstream, UpstreamError};
 use crate::supervise::{supervise, Watch};
 
 /// How long a run stopped early (Ctrl-C, a failed sink) waits for its front part and
@@ -60,6 +60,52 @@ pub struct RemoteAccount {
 }
 
 impl RemoteAccount {
+    /// What the front part and the remote stages did, for the run's totals (`None` if the
+    /// front part's report is missing: it did not end in time).
+    pub fn upstream(&self) -> Option<Upstream> {
+        let front = self.front.as_ref()?;
+        let (filtered, failed) = self
+            .remote
+            .as_ref()
+            .map_or((0, 0), |r| (r.filtered_total(), r.failed_total()));
+        // A remote stage's error names no stage apart: the remote run's, or its one stage.
+        let remote_stage = match self.stages.as_slice() {
+            [one] => one.clone(),
+            _ => "remote".to_owned(),
+        };
+        let front_errors = front.errors().iter().map(|e| UpstreamError {
+            stage: e.stage().to_owned(),
+            id: e.id(),
+            attempts: e.attempts(),
+            message: e.to_string(),
+        });
+        let remote_errors =
+            (self.remote.iter().flat_map(|r| &r.errors)).map(|(id, message)| UpstreamError {
+                stage: remote_stage.clone(),
+                id: *id,
+                attempts: 1,
+                message: message.clone(),
+            });
+        let by_kind = (front.errors_by_kind().iter())
+            .map(|(stage, kind, n)| (stage.clone(), (*kind).to_owned(), *n))
+            .chain(
+                (self.remote.iter().flat_map(|r| &r.failed))
+                    .map(|(stage, n)| (stage.clone(), "remote".to_owned(), *n)),
+            );
+        Some(Upstream {
+            items_in: front.items_in(),
+            expanded: front.expanded(),
+            filtered: front.filtered() + filtered,
+            failed: front.failed() + failed,
+            cancelled: front.cancelled(),
+            published: front.delivered(),
+            ended_remotely: filtered + failed,
+            errors_total: front.errors_total() + failed,
+            errors: front_errors.chain(remote_errors).collect(),
+            errors_by_kind: by_kind.collect(),
+        })
+    }
+
     /// The account as text, for the report on stderr.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -152,8 +198,7 @@ pub fn run_origin(
     metrics: Option<&millrace_prometheus::MetricsServer>,
 ) -> Result<(Supervised, RemoteAccount), (u8, String)> {
     let failed = |code: u8, message: String| (fail(code, &message), message);
-    let broker =
-        super::connect(&scale.url, false).map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
+    let broker = super::connect(&scale.url).map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
     let (job, into, out) =
         super::edges(&broker, spec).map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
 
@@ -247,6 +292,7 @@ pub fn run_origin(
     drop((front_runtime, back_runtime));
     let (mut summary, runner) = summary.map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
     summary.terminated = interrupts.terminated();
+    summary.upstream = account.upstream();
     Ok((
         Supervised {
             source_log,

@@ -8,7 +8,7 @@ use millrace::PipelineBuilder;
 
 use crate::build::{add_stages, make_stages, settings, stage_runtime};
 use crate::cli::WorkerArgs;
-use crate::commands::{fail, EXIT_CONFIG, EXIT_FAILED, EXIT_OK};
+use crate::commands::{fail, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED};
 use crate::config::{self, Workers};
 use crate::dead_letter::DeadLetters;
 use crate::signals::Interrupts;
@@ -67,8 +67,16 @@ pub fn run_worker(args: &WorkerArgs) -> u8 {
         .map(|s| format!("`{}`", s.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let broker = match super::connect(&scale.url, true) {
-        Ok(b) => b,
+    let broker = match super::connect_waiting(&scale.url, &interrupts) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            eprintln!("millrace: interrupted before the server answered: nothing was taken");
+            return if interrupts.terminated() {
+                EXIT_TERMINATED
+            } else {
+                EXIT_INTERRUPTED
+            };
+        }
         Err(e) => return fail(EXIT_FAILED, &e.to_string()),
     };
     let (job, into, out) = match super::edges(&broker, &spec) {
