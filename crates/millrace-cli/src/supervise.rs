@@ -63,6 +63,10 @@ pub struct Watch<'a> {
     pub progress_every: Option<Duration>,
     /// The `/metrics` endpoint, if one is served.
     pub metrics: Option<&'a MetricsServer>,
+    /// Told each time the run is stopped (`Stopped`: an interrupt, the sink's request, the
+    /// deadline) or aborted (`Aborted`): a scaled-out origin passes it on to the parts the
+    /// run's handle does not reach.
+    pub on_stop: Option<&'a (dyn Fn(Interruption) + Sync)>,
 }
 
 /// How often a sink's stop request is looked at (it raises a flag, not a wake-up).
@@ -85,7 +89,13 @@ pub fn supervise<R: Send + 'static>(
         progress,
         progress_every,
         metrics,
+        on_stop,
     } = watch;
+    let tell = |how: Interruption| {
+        if let Some(on_stop) = on_stop {
+            on_stop(how);
+        }
+    };
     // Progress lines stand in for the live view, not beside it.
     let progress_every = progress_every.filter(|d| live.is_none() && !d.is_zero());
     let mut next_line = progress_every.map(|every| Instant::now() + every);
@@ -133,6 +143,7 @@ pub fn supervise<R: Send + 'static>(
         let seen = interrupts.count();
         if seen >= 1 && interruption == Interruption::None {
             handle.stop();
+            tell(Interruption::Stopped);
             interruption = Interruption::Stopped;
             let again = if interrupts.terminated() {
                 "a second signal aborts"
@@ -148,6 +159,7 @@ pub fn supervise<R: Send + 'static>(
         }
         if seen >= 2 && interruption == Interruption::Stopped {
             handle.cancel();
+            tell(Interruption::Aborted);
             interruption = Interruption::Aborted;
             abort_deadline = Some(Instant::now() + ABORT_GRACE);
             say(&live, "millrace: aborting: items in flight are dropped");
@@ -156,6 +168,7 @@ pub fn supervise<R: Send + 'static>(
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
         if (requested || timed_out) && !forwarded {
             handle.stop();
+            tell(Interruption::Stopped);
             forwarded = true;
         }
         if abort_deadline.is_some_and(|d| Instant::now() >= d) {

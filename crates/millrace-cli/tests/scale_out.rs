@@ -333,6 +333,15 @@ kind = "sum"
             .expect("JSON");
     assert_eq!(json["exit_code"], 3);
     assert_eq!(json["remote"]["failed"]["parse"], 2);
+    // The run's totals and errors are the whole pipeline's, as in memory: its input is the
+    // front part's, and the remote stage's failures are failures.
+    let t = &json["totals"];
+    assert_eq!(
+        (&t["items_in"], &t["delivered"], &t["failed"]),
+        (&5.into(), &3.into(), &2.into()),
+        "{t}"
+    );
+    assert_eq!(json["errors"]["total"], 2, "{}", json["errors"]);
     let allowed = millrace()
         .args([
             "run",
@@ -343,6 +352,71 @@ kind = "sum"
         .output()
         .expect("run the origin again");
     assert!(allowed.status.success(), "{}", stderr_of(&allowed));
+    worker.stop();
+}
+
+#[test]
+fn items_that_fail_before_the_broker_count_in_the_totals_and_make_the_run_exit_3() {
+    // They were only in the front part's section: the headline said `failed 0`, and the
+    // run exited 0.
+    let server = LocalServer::start().expect("start nats-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("numbers.txt");
+    std::fs::write(&input, "1\nx\n3\ny\n5\n").expect("write input");
+    let text = format!(
+        r#"
+[pipeline]
+name = "front-failures"
+url = "{}"
+
+[source]
+kind = "lines"
+path = "{}"
+
+[[stage]]
+name = "parse"
+kind = "parse"
+on_error = "skip"
+
+[[stage]]
+name = "sq"
+kind = "square"
+connector = "nats"
+
+[sink]
+kind = "sum"
+"#,
+        server.url(),
+        input.display()
+    );
+    let file = dir.path().join("front.toml");
+    std::fs::write(&file, text).expect("write pipeline");
+    let mut worker = Worker::start(&file, "sq");
+    worker.wait_for("worker ready", 1);
+    let json_path = dir.path().join("report.json");
+    let remote = millrace()
+        .args(["run", &file.display().to_string(), "--no-live", "--report"])
+        .arg(&json_path)
+        .output()
+        .expect("run the origin");
+    let report = stderr_of(&remote);
+    assert_eq!(remote.status.code(), Some(3), "{report}");
+    assert_eq!(stdout_of(&remote).trim(), "sum: 35", "{report}");
+    assert!(
+        report.contains("in 5 = delivered 3 + filtered 0 + failed 2"),
+        "{report}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).expect("the JSON report"))
+            .expect("JSON");
+    let t = &json["totals"];
+    assert_eq!(
+        (&t["items_in"], &t["delivered"], &t["failed"]),
+        (&5.into(), &3.into(), &2.into()),
+        "{t}"
+    );
+    assert_eq!(json["errors"]["total"], 2, "{}", json["errors"]);
+    assert_eq!(json["errors"]["sample"][0]["stage"], "parse");
     worker.stop();
 }
 
@@ -369,6 +443,44 @@ fn an_origin_whose_stages_no_worker_takes_ends_on_ctrl_c() {
     // what the remote stages did.
     assert!(said.contains("interrupted"), "{said}");
     assert!(said.contains("stage(s) `heavy` ran on"), "{said}");
+}
+
+#[test]
+fn one_ctrl_c_ends_an_origin_whose_items_never_come_back() {
+    // No worker takes the items: the back part's source waits on the broker for items
+    // that never come back. One Ctrl-C used to stop only the back part, which never
+    // noticed; the origin now stops the front part and, after its grace, stops waiting.
+    let server = LocalServer::start().expect("start nats-server");
+    let (dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));
+    let report = dir.path().join("r.json");
+    let file = file.display().to_string();
+    let report_arg = report.display().to_string();
+    let mut origin = Worker::spawn(&["run", &file, "--no-live", "--report", &report_arg]);
+    let deadline = Instant::now() + LIMIT;
+    while !common::catches_sigint(origin.child.id()) {
+        assert!(Instant::now() < deadline, "the origin never caught Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Time to publish some (not needed for the test to pass: with none, it still ends).
+    std::thread::sleep(Duration::from_secs(1));
+    sigint(&origin.child);
+    let status = wait_or_kill(&mut origin.child, LIMIT);
+    origin.seen.extend(origin.lines.try_iter());
+    let said = origin.seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(!said.contains("aborting"), "one Ctrl-C, no abort: {said}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON report"))
+            .expect("JSON");
+    assert_eq!(r["outcome"], "interrupted", "{said}");
+    let t = &r["totals"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("totals.{k}: {t}"));
+    // The run's input is the front part's; what went out and never came back is cancelled.
+    assert_eq!(
+        n("items_in") + n("expanded"),
+        n("delivered") + n("filtered") + n("failed") + n("cancelled") + n("in_progress"),
+        "{t}"
+    );
 }
 
 /// A port nothing listens on.

@@ -82,6 +82,7 @@ mod publish;
 mod pull;
 mod report;
 mod wire;
+mod wire_ids;
 mod worker;
 
 pub use broker::{
@@ -89,7 +90,7 @@ pub use broker::{
 };
 pub use edge::{Edge, EdgeConfig, Wire};
 pub use error::NatsError;
-pub use origin::{Origin, Remote, RemoteEnd, RemoteFinished, RemoteOutcome};
+pub use origin::{Origin, Remote, RemoteEnd, RemoteFinished, RemoteOutcome, RemoteStop};
 pub use publish::ERROR_HEADER;
 pub use report::RemoteReport;
 pub use worker::{WorkerHandle, WorkerPart, WorkerReport};

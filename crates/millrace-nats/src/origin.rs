@@ -12,7 +12,7 @@
 //! [`RemoteReport`] of the rest.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -28,6 +28,7 @@ use crate::publish::publish_until_acked;
 use crate::pull::Puller;
 use crate::report::RemoteReport;
 use crate::wire::{decode, encode, run_of, EndKind, EndedBatch, Envelope, EnvelopeRef};
+use crate::wire_ids::{IdSet, Origins};
 
 /// What became of one item the origin sent across the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,15 +127,15 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             })
             .map_err(|e| NatsError::request("starting the origin's feeder thread", e))?;
         let (total_tx, total_rx) = watch::channel(None);
-        let issued = Arc::new(AtomicU64::new(0));
+        let (give_up, given_up) = watch::channel(false);
         let origins = Origins::default();
         let sender = broker.spawn(send(
             Arc::clone(&self.to.raw),
             run,
             items_rx,
             total_tx,
-            Arc::clone(&issued),
             origins.clone(),
+            given_up.clone(),
         ));
         // A few messages' worth of outcomes wait here at most.
         let (out_tx, out_rx) = mpsc::channel(4);
@@ -144,8 +145,8 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             run,
             total_rx,
             out_tx,
-            issued,
             origins,
+            given_up,
         ));
         Ok((
             Remote {
@@ -158,9 +159,23 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
                 feeder,
                 sender,
                 collector,
+                give_up: RemoteStop(Arc::new(give_up)),
             },
         ))
     }
+}
+
+/// Waits until [`RemoteStop::give_up`] is called (never, once every handle is gone).
+async fn given_up(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|given_up| *given_up).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Stops the publishes still waiting for their acks (`given_up`): their items stay out
+/// of the remote report.
+fn abandon(in_flight: VecDeque<JoinHandle<()>>) {
+    in_flight.iter().for_each(JoinHandle::abort);
 }
 
 /// Publishes awaiting their acks at once, at most (per edge and origin).
@@ -172,16 +187,27 @@ async fn send<In: Wire>(
     run: u64,
     mut items: mpsc::Receiver<(ItemId, In)>,
     total: watch::Sender<Option<u64>>,
-    issued: Arc<AtomicU64>,
     origins: Origins,
+    mut give_up: watch::Receiver<bool>,
 ) -> Result<(), NatsError> {
     let batch = edge.config.batch;
     let mut next_id = 0u64;
     let mut buf = Vec::with_capacity(batch);
     let mut ids = Vec::with_capacity(batch);
     let mut front_ids = Vec::with_capacity(batch);
-    let mut in_flight = std::collections::VecDeque::new();
-    while let Some((id, first)) = items.recv().await {
+    let mut in_flight = VecDeque::new();
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = given_up(&mut give_up) => {
+                abandon(in_flight);
+                return Ok(());
+            }
+            next = items.recv() => next,
+        };
+        let Some((id, first)) = next else {
+            break;
+        };
         front_ids.push(id);
         buf.push(first);
         // Everything ready now goes in this message, up to a batch (flush before wait).
@@ -203,12 +229,10 @@ async fn send<In: Wire>(
             items: &buf,
         })?;
         let msg_id = format!("{run:x}-{next_id}");
-        issued.store(next_id + buf.len() as u64, Ordering::Release);
+        (origins.issued).store(next_id + buf.len() as u64, Ordering::Release);
         // Up to IN_FLIGHT publishes await their acks at once; each is retried until acked.
-        if in_flight.len() >= IN_FLIGHT {
-            if let Some(oldest) = in_flight.pop_front() {
-                let _ = oldest.await;
-            }
+        if in_flight.len() >= IN_FLIGHT && !ack_oldest(&mut in_flight, &mut give_up).await {
+            return Ok(());
         }
         let edge = Arc::clone(&edge);
         in_flight.push_back(tokio::spawn(async move {
@@ -224,78 +248,34 @@ async fn send<In: Wire>(
         next_id += buf.len() as u64;
         buf.clear();
     }
-    for publish in in_flight {
-        let _ = publish.await;
+    while !in_flight.is_empty() {
+        if !ack_oldest(&mut in_flight, &mut give_up).await {
+            return Ok(());
+        }
     }
     let _ = total.send(Some(next_id));
     Ok(())
 }
 
-/// The wire ids seen so far: one bit per id (the origin numbers them densely from 0), so
-/// de-duplicating a run of N items costs N / 8 bytes.
-#[derive(Default)]
-struct IdSet {
-    words: Vec<u64>,
-    len: u64,
-}
-
-impl IdSet {
-    /// Adds `id`; false if it was there.
-    fn insert(&mut self, id: u64) -> bool {
-        let word = (id / 64) as usize;
-        if word >= self.words.len() {
-            self.words.resize(word + 1, 0);
+/// Waits for the oldest publish in flight to be acked; `false` (every publish abandoned)
+/// if the origin gave up first.
+async fn ack_oldest(
+    in_flight: &mut VecDeque<JoinHandle<()>>,
+    give_up: &mut watch::Receiver<bool>,
+) -> bool {
+    let Some(oldest) = in_flight.front_mut() else {
+        return true;
+    };
+    tokio::select! {
+        biased;
+        () = given_up(give_up) => {
+            abandon(std::mem::take(in_flight));
+            false
         }
-        let bit = 1u64 << (id % 64);
-        let fresh = self.words[word] & bit == 0;
-        self.words[word] |= bit;
-        self.len += u64::from(fresh);
-        fresh
-    }
-
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-/// The origin's own id of each wire id not yet answered: wire ids are issued in order, so
-/// a queue from the oldest unanswered one holds them, and memory follows the items in
-/// flight, not the run.
-#[derive(Clone, Default)]
-struct Origins(Arc<std::sync::Mutex<OriginsInner>>);
-
-#[derive(Default)]
-struct OriginsInner {
-    /// The wire id of `slots[0]`.
-    base: u64,
-    slots: std::collections::VecDeque<Option<ItemId>>,
-}
-
-impl Origins {
-    fn lock(&self) -> std::sync::MutexGuard<'_, OriginsInner> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Issues the next wire ids to `ids`, in order (and empties it).
-    fn issue(&self, ids: &mut Vec<ItemId>) {
-        self.lock().slots.extend(ids.drain(..).map(Some));
-    }
-
-    /// The origin's id of `wire`, answered now (the caller de-duplicates first).
-    fn take(&self, wire: u64) -> ItemId {
-        let mut o = self.lock();
-        let front = wire
-            .checked_sub(o.base)
-            .and_then(|i| o.slots.get_mut(i as usize))
-            .and_then(Option::take);
-        while o.slots.front().is_some_and(Option::is_none) {
-            o.slots.pop_front();
-            o.base += 1;
+        _ = oldest => {
+            in_flight.pop_front();
+            true
         }
-        // Issued ids are in the queue until taken once, which de-duplication ensures.
-        front.unwrap_or(ItemId::new(wire))
     }
 }
 
@@ -313,12 +293,13 @@ async fn collect<Out: Wire>(
     run: u64,
     mut total: watch::Receiver<Option<u64>>,
     out: mpsc::Sender<Vec<(ItemId, RemoteOutcome<Out>)>>,
-    issued: Arc<AtomicU64>,
     origins: Origins,
+    mut give_up: watch::Receiver<bool>,
 ) -> Result<RemoteReport, NatsError> {
     // An id this run has not issued is not this run's (a message from elsewhere that
     // happens to carry its run id): dropped, never a huge set.
-    let issued = |id: u64| id < issued.load(Ordering::Acquire);
+    let issued_so_far = Arc::clone(&origins.issued);
+    let issued = |id: u64| id < issued_so_far.load(Ordering::Acquire);
     let mut outputs = Puller::new(from.consumer.clone(), format!("edge `{}`", from.edge));
     let mut ended = Puller::new(responses.consumer.clone(), "the response stream".into());
     let mut seen = Seen {
@@ -342,6 +323,13 @@ async fn collect<Out: Wire>(
         }
         let ask = held.len() < HOLD && !all_in;
         tokio::select! {
+            // What has come back so far is the report; the rest was published (or was
+            // being published) and did not come back in time.
+            () = given_up(&mut give_up) => {
+                seen.report.published =
+                    published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire));
+                return Ok(seen.report);
+            }
             changed = total.changed(), if total_open => match changed {
                 Ok(()) => published = *total.borrow_and_update(),
                 // The sender task ended without a total: it failed; its error is joined.
@@ -469,6 +457,21 @@ pub struct RemoteEnd {
     feeder: std::thread::JoinHandle<()>,
     sender: JoinHandle<Result<(), NatsError>>,
     collector: JoinHandle<Result<RemoteReport, NatsError>>,
+    give_up: RemoteStop,
+}
+
+/// Ends an origin's wait for its remote parts: see [`RemoteEnd::stopper`].
+#[derive(Clone, Debug)]
+pub struct RemoteStop(Arc<watch::Sender<bool>>);
+
+impl RemoteStop {
+    /// Stops waiting for the remote parts: the publisher drops the publishes not yet
+    /// acked, and the collector ends with what has come back, so the [`Remote`] iterator
+    /// ends at once. The [`RemoteReport`] then says what was published and what came
+    /// back; the rest is left on the broker (a later run drops it as stale).
+    pub fn give_up(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// A network task's result, or why it did not finish.
@@ -492,6 +495,13 @@ impl RemoteEnd {
         self.front.handle()
     }
 
+    /// A handle that gives up waiting for the remote parts ([`RemoteStop::give_up`]): for
+    /// an origin stopped early whose items may never come back (no worker takes them, or
+    /// the edge is full), which would otherwise wait for them for ever.
+    pub fn stopper(&self) -> RemoteStop {
+        self.give_up.clone()
+    }
+
     /// Waits for the front part, the publisher and the collector, and returns their
     /// reports. Call it once the [`Remote`] iterator has ended (or was dropped).
     ///
@@ -509,18 +519,5 @@ impl RemoteEnd {
         joined(self.broker.block_on(self.sender))??;
         let remote = joined(self.broker.block_on(self.collector))??;
         Ok(RemoteFinished { front, remote })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::IdSet;
-
-    #[test]
-    fn an_id_is_new_once() {
-        let mut ids = IdSet::default();
-        assert!(ids.insert(0) && ids.insert(130) && ids.insert(63));
-        assert!(!ids.insert(130) && !ids.insert(0));
-        assert_eq!(ids.len(), 3);
     }
 }

@@ -152,6 +152,7 @@ pub fn run_supervised(
         progress: Some(source_log.progress()),
         progress_every,
         metrics,
+        on_stop: None,
     };
     let (ended, interruption) = supervise(running, watch);
     // The I/O stages' runtime has served its purpose once the run has ended.

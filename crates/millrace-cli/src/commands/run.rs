@@ -194,6 +194,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         progress: Some(&progress),
         progress_every,
         metrics: metrics.as_ref(),
+        on_stop: None,
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = vec![None; 5];

@@ -20,7 +20,7 @@ use crate::kinds::SourceLog;
 use crate::live::LiveView;
 use crate::signals::Interrupts;
 use crate::summary::{Outcome, Summary, Upstream, UpstreamError};
-use crate::supervise::{supervise, Watch};
+use crate::supervise::{supervise, Interruption, Watch};
 
 /// How long a run stopped early (Ctrl-C, a failed sink) waits for its front part and
 /// network tasks: a front part whose publishes wait for room on a full edge (no worker
@@ -242,6 +242,26 @@ pub fn run_origin(
         }
     };
     let interrupts = Interrupts::install();
+    // The back part's source waits on the broker for items that may never come back (no
+    // worker takes them, or the edge is full): a stop stops the front part too, and gives
+    // the rest STOP_GRACE to come back before the origin stops waiting for them; an
+    // abort stops waiting at once.
+    let (front, remote_stop) = (end.front(), end.stopper());
+    let on_stop = move |how: Interruption| {
+        if how == Interruption::Aborted {
+            front.cancel();
+            remote_stop.give_up();
+            return;
+        }
+        front.stop();
+        let remote_stop = remote_stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("millrace-stop-grace".into())
+            .spawn(move || {
+                std::thread::sleep(STOP_GRACE);
+                remote_stop.give_up();
+            });
+    };
     let watch = Watch {
         live,
         stop: Some(&stop),
@@ -250,6 +270,7 @@ pub fn run_origin(
         progress: Some(source_log.progress()),
         progress_every,
         metrics,
+        on_stop: Some(&on_stop),
     };
     let (ended, interruption) = supervise(running, watch);
     let kinds = std::iter::once(Some("nats".to_owned()))
