@@ -421,6 +421,62 @@ kind = "sum"
 }
 
 #[test]
+fn a_running_workers_dead_letters_reach_its_file_while_it_runs() {
+    // They were written only when the worker stopped.
+    let server = LocalServer::start().expect("start nats-server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("numbers.txt"), "1\nx\n3\ny\n5\n").expect("write input");
+    let text = format!(
+        r#"
+[pipeline]
+name = "dead-letters"
+url = "{}"
+
+[source]
+kind = "lines"
+path = "numbers.txt"
+
+[[stage]]
+name = "parse"
+kind = "parse"
+on_error = "skip"
+dead_letter = "failed.jsonl"
+connector = "nats"
+
+[sink]
+kind = "sum"
+"#,
+        server.url()
+    );
+    let file = dir.path().join("dl.toml");
+    std::fs::write(&file, text).expect("write pipeline");
+    let mut worker = Worker::start(&file, "parse");
+    worker.wait_for("worker ready", 1);
+    let origin = millrace()
+        .args(["run", &file.display().to_string(), "--quiet"])
+        .output()
+        .expect("run the origin");
+    assert_eq!(origin.status.code(), Some(3), "{}", stderr_of(&origin));
+    let dead = dir.path().join("failed.jsonl");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let lines = std::fs::read_to_string(&dead)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if lines == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running worker's dead-letter file has {lines} lines, not 2"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    worker.stop();
+}
+
+#[test]
 fn an_origin_whose_stages_no_worker_takes_ends_on_ctrl_c() {
     let server = LocalServer::start().expect("start nats-server");
     let (_dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));

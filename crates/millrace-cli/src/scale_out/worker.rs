@@ -4,6 +4,9 @@
 //! are finished and acked) and prints what it did. Start it on as many machines as needed:
 //! they share the edge's input.
 
+use std::time::Duration;
+
+use crossbeam_channel::RecvTimeoutError;
 use millrace::PipelineBuilder;
 
 use crate::build::{add_stages, make_stages, settings, stage_runtime};
@@ -13,6 +16,9 @@ use crate::config::{self, Workers};
 use crate::dead_letter::DeadLetters;
 use crate::signals::Interrupts;
 use crate::value::Item;
+
+/// How often a worker writes out its dead letters.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs `millrace worker`; returns the exit code.
 pub fn run_worker(args: &WorkerArgs) -> u8 {
@@ -107,7 +113,11 @@ pub fn run_worker(args: &WorkerArgs) -> u8 {
         spec.name,
         into.stream_name()
     );
-    let _ = interrupts.wakeup().recv();
+    // Until Ctrl-C, dead letters are written out every second: a worker runs for as long
+    // as it is left to, and its dead-letter files would otherwise fill only at the end.
+    while let Err(RecvTimeoutError::Timeout) = interrupts.wakeup().recv_timeout(FLUSH_EVERY) {
+        let _ = dead_letters.finish();
+    }
     eprintln!("millrace: stopping: finishing the messages taken");
     worker.stop();
     let code = match worker.join() {
