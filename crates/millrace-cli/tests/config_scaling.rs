@@ -252,7 +252,13 @@ fn check_prints_the_fuse_settings() {
         .stdout(predicate::str::contains(
             "\nfuse = false\nfuse_auto = false\n",
         ))
-        .stdout(predicate::str::contains("adaptive_fusion").not());
+        // Every default written out: the lazy start and adaptive fusion too.
+        .stdout(predicate::str::contains(
+            "\nlazy_workers = true\nadaptive_fusion = true\n",
+        ))
+        .stdout(predicate::str::contains(
+            "# wedge_timeout: not set, so no wedge watch\n",
+        ));
     millrace()
         .arg("check")
         .arg(&path)

@@ -75,24 +75,26 @@ fn scaling(out: &mut String, s: &Scaling, any_auto: bool) {
         None if any_auto => out.push_str("autoscale_interval = \"200ms\"\n"),
         None => {}
     }
-    if let Some(w) = s.wedge {
-        let policy = if w.fail { "fail" } else { "report" };
-        let _ = writeln!(
-            out,
-            "wedge_timeout = {}\nwedge_policy = \"{policy}\"",
-            quote(&duration::format(w.after))
-        );
+    match s.wedge {
+        Some(w) => {
+            let policy = if w.fail { "fail" } else { "report" };
+            let _ = writeln!(
+                out,
+                "wedge_timeout = {}\nwedge_policy = \"{policy}\"",
+                quote(&duration::format(w.after))
+            );
+        }
+        None => out.push_str("# wedge_timeout: not set, so no wedge watch\n"),
     }
     let _ = writeln!(out, "fuse = {}", s.fuse);
     if any_auto || !s.fuse_auto {
         let _ = writeln!(out, "fuse_auto = {}", s.fuse_auto);
     }
-    if !s.lazy_workers {
-        out.push_str("lazy_workers = false\n");
-    }
-    if !s.adaptive_fusion {
-        out.push_str("adaptive_fusion = false\n");
-    }
+    let _ = writeln!(
+        out,
+        "lazy_workers = {}\nadaptive_fusion = {}",
+        s.lazy_workers, s.adaptive_fusion
+    );
 }
 
 /// `# emits: TYPE` for the part whose items are `ty` (in [`Ty`]'s words, as the type
