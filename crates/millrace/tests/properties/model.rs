@@ -455,7 +455,9 @@ pub(crate) fn build_stage(
         Some(concurrency) => build_async_stage(&stage_name, &spec.op).concurrency(concurrency),
         None => build_sync_stage(&stage_name, &spec.op),
     };
-    if !matches!(case.layout, Layout::Auto(_)) {
+    // An async stage runs on threads of its own (a worker count for it is a build error):
+    // its concurrency is what it scales by.
+    if spec.asynchronous.is_none() && !matches!(case.layout, Layout::Auto(_)) {
         stage = stage.workers(spec.workers);
     }
     if let Some(items) = spec.capacity {
