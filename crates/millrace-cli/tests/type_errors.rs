@@ -191,7 +191,8 @@ fn check_shows_what_each_part_emits() {
     let resolved = format!(
         "[pipeline]\nname = \"pipeline\"\ncapacity = 16384\n{adapts}\n\
          # cpu_budget: not set, so the number of cores ({cores} here), less one from 8 up\n\
-         autoscale_interval = \"200ms\"\nfuse = false\nfuse_auto = true\n\
+         autoscale_interval = \"200ms\"\n# wedge_timeout: not set, so no wedge watch\n\
+         fuse = false\nfuse_auto = true\nlazy_workers = true\nadaptive_fusion = true\n\
          \n[source]\nkind = \"lines\"\npath = \"in.txt\"\nfollow = false\n\
          # emits: record {{line: number, text: text}}\n\
          \n[[stage]]\nname = \"parse\"\nkind = \"parse\"\nworkers = \"auto\"\ncapacity = 16384\n{adapts}\n\
