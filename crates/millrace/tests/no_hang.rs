@@ -182,7 +182,8 @@ fn finishing_outputs_with_items_still_to_come_cancels_them() {
             .map("inc", |x| x + 1)
             .outputs()
             .unwrap();
-        assert_eq!(outputs.next(), Some(1));
+        // (Unordered: the first output is any item's.)
+        assert!(outputs.next().is_some());
         outputs.finish().unwrap()
     });
     assert_eq!(report.end(), EndState::Cancelled);
