@@ -28,8 +28,8 @@ pub(crate) struct Signals {
     stop: AtomicBool,
     cancel: AtomicBool,
     /// Set when the source's input ran out by itself: its iterator ended (or said, as a
-    /// batch filled, that it has nothing left), or every
-    /// submitter was dropped (not on a stop).
+    /// batch filled, that it has nothing left), or every submitter was dropped (not on a
+    /// stop).
     input_ended: AtomicBool,
     /// When the run started: the clock of worker activity.
     pub(crate) started: Instant,

@@ -1,7 +1,8 @@
 //! The source: the one thread that admits items into a pipeline, numbers them and batches them.
 //!
-//! Items come from an iterator read on this thread ([`Pipeline::source`](crate::Pipeline::source))
-//! or from [`Submitter`](crate::Submitter)s on any thread ([`Pipeline::submitter`](crate::Pipeline::submitter)).
+//! Items come from an iterator read on this thread
+//! ([`Pipeline::source`](crate::Pipeline::source)) or from [`Submitter`](crate::Submitter)s
+//! on any thread ([`Pipeline::submitter`](crate::Pipeline::submitter)).
 //! An iterator's batches are cut by a [`Cut`], which the workers of a run of stages fused at
 //! the start may run instead of this thread (`segment::pulled_source`).
 //! Either way the source gives each item its [`ItemId`], cuts batches of the first
@@ -278,8 +279,8 @@ const CHECK_EVERY: usize = 64;
 /// read at every item from then on in this batch, so the first late item ships the batch
 /// (a live tail of 20 items 50 ms apart used to arrive all at once, at the end). (Between
 /// two reads the source waits in the iterator's `next`: a source that may wait
-/// indefinitely is a [`Submitter`](crate::Submitter)'s job, which ships a partial batch as soon as its queue
-/// runs dry.) Returns whether the iterator may have more.
+/// indefinitely is a [`Submitter`](crate::Submitter)'s job, which ships a partial batch as
+/// soon as its queue runs dry.) Returns whether the iterator may have more.
 fn fill_rest<S>(
     iter: &mut impl Iterator<Item = S>,
     items: &mut Vec<S>,

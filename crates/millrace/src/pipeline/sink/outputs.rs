@@ -125,24 +125,14 @@ impl<T> Outputs<T> {
                 if !untaken && control.signals.input_ended() && !control.items_in_flight() => {}
             Poll::Closed | Poll::Empty => control.signals.cancel(),
             Poll::Ready(batch) => {
-                self.handle.control().signals.cancel();
+                control.signals.cancel();
                 counters.add(&counters.items_in, batch.len() as u64);
-                drop_unfinished(
-                    self.handle.control(),
-                    self.ctx.events.as_ref(),
-                    batch.ids,
-                    counters,
-                );
+                drop_unfinished(control, self.ctx.events.as_ref(), batch.ids, counters);
             }
         }
         while let Some(batch) = self.ctx.next_batch(&inlet) {
-            self.handle.control().signals.cancel();
-            drop_unfinished(
-                self.handle.control(),
-                self.ctx.events.as_ref(),
-                batch.ids,
-                counters,
-            );
+            control.signals.cancel();
+            drop_unfinished(control, self.ctx.events.as_ref(), batch.ids, counters);
         }
     }
 }
