@@ -213,15 +213,37 @@ impl Broker {
         attempts: u32,
         mut on_retry: impl FnMut(&NatsError, Duration, u32),
     ) -> Result<Broker, NatsError> {
-        let mut wait = Duration::from_millis(100);
+        let connected = Broker::connect_waiting(config, attempts, |e, wait, attempt| {
+            on_retry(e, wait, attempt);
+            std::thread::sleep(wait);
+            true
+        })?;
+        // (The wait above never gives up.)
+        connected.ok_or_else(|| NatsError::request("connecting", "gave up waiting"))
+    }
+
+    /// As [`connect_retrying`](Broker::connect_retrying), but the caller waits: `wait` gets
+    /// the error, the backoff and the attempt, waits (or not) and says whether to try again;
+    /// `Ok(None)` once it says no (a worker interrupted while its server is down).
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect_retrying`](Broker::connect_retrying).
+    pub fn connect_waiting(
+        config: BrokerConfig,
+        attempts: u32,
+        mut wait: impl FnMut(&NatsError, Duration, u32) -> bool,
+    ) -> Result<Option<Broker>, NatsError> {
+        let mut backoff = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
             match Broker::connect_with(config.clone()) {
-                Ok(broker) => return Ok(broker),
+                Ok(broker) => return Ok(Some(broker)),
                 Err(e) if e.is_transient() && attempt < attempts => {
-                    on_retry(&e, wait, attempt);
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(5));
+                    if !wait(&e, backoff, attempt) {
+                        return Ok(None);
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

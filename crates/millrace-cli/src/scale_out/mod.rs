@@ -69,8 +69,6 @@ pub(crate) use edges::{connect, connect_waiting, edges};
 
 #[cfg(feature = "nats")]
 mod edges {
-    use std::time::Duration;
-
     use millrace_nats::{Broker, BrokerConfig, Edge, EdgeConfig, Job, NatsError};
 
     use super::{EDGE_BATCH, EDGE_MAX_BYTES};
@@ -91,31 +89,19 @@ mod edges {
         url: &str,
         interrupts: &Interrupts,
     ) -> Result<Option<Broker>, NatsError> {
-        let config = BrokerConfig::new(url);
-        let mut wait = Duration::from_millis(100);
-        let mut attempt = 1u32;
-        loop {
-            match Broker::connect_with(config.clone()) {
-                Ok(broker) => {
-                    warn(&broker);
-                    return Ok(Some(broker));
-                }
-                Err(e) if e.is_transient() => {
-                    eprintln!(
-                        "millrace: {e}; trying again in {wait:?} (attempt {attempt}; Ctrl-C \
-                         stops)"
-                    );
-                    // An interrupt wakes the wait (the handler counts it first).
-                    let _ = interrupts.wakeup().recv_timeout(wait);
-                    if interrupts.count() > 0 {
-                        return Ok(None);
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                    attempt = attempt.saturating_add(1);
-                }
-                Err(e) => return Err(e),
-            }
+        let broker =
+            Broker::connect_waiting(BrokerConfig::new(url), u32::MAX, |e, wait, attempt| {
+                eprintln!(
+                    "millrace: {e}; trying again in {wait:?} (attempt {attempt}; Ctrl-C stops)"
+                );
+                // An interrupt wakes the wait (the handler counts it first).
+                let _ = interrupts.wakeup().recv_timeout(wait);
+                interrupts.count() == 0
+            })?;
+        if let Some(broker) = &broker {
+            warn(broker);
         }
+        Ok(broker)
     }
 
     /// Prints what was found on connecting that works but should be fixed.
