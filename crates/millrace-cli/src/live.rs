@@ -23,7 +23,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use millrace::{Report, StageReport};
 
-use crate::progress::Progress;
+use crate::progress::{Counts, Progress};
 
 /// How often the supervisor redraws the view.
 pub const INTERVAL: Duration = Duration::from_millis(200);
@@ -134,8 +134,9 @@ impl LiveView {
     }
 
     /// Redraws from a new snapshot, first printing decisions and wedges not yet shown;
+    /// `counts` are the run's (the snapshot's, or a run in parts': [`Counts::of_parts`]), and
     /// `progress`, where the source's size is known, adds the percentage and the time left.
-    pub fn update(&mut self, snap: &Report, progress: Option<&Progress>) {
+    pub fn update(&mut self, snap: &Report, counts: Counts, progress: Option<&Progress>) {
         let new: Vec<String> = snap
             .decisions()
             .skip(self.decisions_shown)
@@ -173,13 +174,13 @@ impl LiveView {
             pb.set_message(row(now, before.get(i).copied(), dt));
         }
         let known = progress
-            .and_then(|p| p.describe(crate::progress::Counts::of(snap), snap.wall()))
+            .and_then(|p| p.describe(counts, snap.wall()))
             .map_or_else(String::new, |k| format!(" ({k})"));
         self.header.set_message(format!(
             "{}: {:.1} s, {} in{known}, {} delivered   (Ctrl-C stops, twice aborts)",
             self.title,
             snap.wall().as_secs_f64(),
-            snap.items_in(),
+            counts.read,
             snap.delivered()
         ));
         self.last = Some(snap.clone());
@@ -231,7 +232,7 @@ mod tests {
             .report;
         let text = millrace_prometheus::render("p", &report);
         let mut view = LiveView::new("p");
-        view.update(&report, None);
+        view.update(&report, Counts::of(&report), None);
         let header = view.header.message();
         assert!(
             header.contains(&format!(

@@ -174,6 +174,23 @@ impl Counts {
             finished: snap.delivered() + snap.filtered() + snap.failed() + snap.cancelled(),
         }
     }
+
+    /// The counts of a run in parts, as a scaled-out origin sees it: `front` is the part
+    /// before the broker (its source reads the input), `back` the part after it (its sink
+    /// delivers). An item is finished once the back part is done with it, or once the front
+    /// part filtered, failed or cancelled it; the remote stages' filtered and failed items
+    /// never reach either, so the percentage done may stay a little short of them.
+    pub fn of_parts(front: Option<&Report>, back: &Report) -> Counts {
+        let back_counts = Counts::of(back);
+        let Some(front) = front else {
+            return back_counts;
+        };
+        Counts {
+            read: front.items_in(),
+            expanded: front.expanded() + back_counts.expanded,
+            finished: back_counts.finished + front.filtered() + front.failed() + front.cancelled(),
+        }
+    }
 }
 
 /// The time left when the fraction `done` took `elapsed`, if anything is done yet.
@@ -209,12 +226,13 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// The progress line for the snapshot `snap`: time, items read (with the percentage and
+/// The progress line for the snapshot `snap` and the run's `counts` (those of the snapshot,
+/// or of a run in parts: [`Counts::of_parts`]): time, items read (with the percentage and
 /// the time left, where the size is known), delivered, and the rate of reading so far.
-pub fn status_line(snap: &Report, progress: Option<&Progress>) -> String {
+pub fn status_line(snap: &Report, counts: Counts, progress: Option<&Progress>) -> String {
     let wall = snap.wall();
-    let read = snap.items_in();
-    let known = progress.and_then(|p| p.describe(Counts::of(snap), wall));
+    let read = counts.read;
+    let known = progress.and_then(|p| p.describe(counts, wall));
     let per_sec = if wall.is_zero() {
         0.0
     } else {
@@ -286,6 +304,40 @@ mod tests {
             finished: 20,
         };
         assert_eq!(p.done(c), Some(0.5));
+    }
+
+    #[test]
+    fn a_run_in_parts_reads_at_the_front_and_finishes_at_both_ends() {
+        use millrace::{Pipeline, Stage};
+        // The front part reads 10 and filters 5 out; 3 of the other 5 came back so far.
+        let front = Pipeline::source(0..10u64)
+            .stage(Stage::filter("odd", |x: &u64| x % 2 == 1))
+            .collect()
+            .run()
+            .expect("the front part runs")
+            .report;
+        let back = Pipeline::source(0..3u64)
+            .collect()
+            .run()
+            .expect("the back part runs")
+            .report;
+        let counts = Counts::of_parts(Some(&front), &back);
+        assert_eq!(
+            counts,
+            Counts {
+                read: 10,
+                expanded: 0,
+                finished: 8
+            }
+        );
+        assert_eq!(Counts::of_parts(None, &back), Counts::of(&back));
+        let p = Progress::default();
+        p.start(Unit::Items, Some(10));
+        let line = status_line(&back, counts, Some(&p));
+        assert!(
+            line.contains("read 10 items (80% of 10 items done"),
+            "the line counts the front part's reads: {line}"
+        );
     }
 
     #[test]

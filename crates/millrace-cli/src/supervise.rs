@@ -59,6 +59,10 @@ pub struct Watch<'a> {
     pub deadline: Option<Instant>,
     /// The source's progress, where its size is known (for the live view and the lines).
     pub progress: Option<&'a Progress>,
+    /// A scaled-out origin's part before the broker: its source reads the input, so the
+    /// items read, and those it filtered, failed or cancelled, are its (the run watched is
+    /// the part after the broker; [`progress::Counts::of_parts`]).
+    pub front: Option<millrace::Handle>,
     /// Without a live view, print a progress line on stderr this often.
     pub progress_every: Option<Duration>,
     /// The `/metrics` endpoint, if one is served.
@@ -87,6 +91,7 @@ pub fn supervise<R: Send + 'static>(
         interrupts,
         deadline,
         progress,
+        front,
         progress_every,
         metrics,
         on_stop,
@@ -179,15 +184,24 @@ pub fn supervise<R: Send + 'static>(
         }
         if let Some(view) = live.as_mut() {
             if Instant::now() >= next_draw {
-                view.update(&handle.snapshot(), progress);
+                let snap = handle.snapshot();
+                let front = front.as_ref().map(millrace::Handle::snapshot);
+                view.update(
+                    &snap,
+                    progress::Counts::of_parts(front.as_ref(), &snap),
+                    progress,
+                );
                 next_draw = Instant::now() + live::INTERVAL;
             }
         }
         if let (Some(due), Some(every)) = (next_line, progress_every) {
             if Instant::now() >= due {
+                let snap = handle.snapshot();
+                let front = front.as_ref().map(millrace::Handle::snapshot);
+                let counts = progress::Counts::of_parts(front.as_ref(), &snap);
                 crate::commands::print_err(&format!(
                     "{}\n",
-                    progress::status_line(&handle.snapshot(), progress)
+                    progress::status_line(&snap, counts, progress)
                 ));
                 next_line = Some(due.max(Instant::now() - every) + every);
             }

@@ -599,3 +599,54 @@ fn a_worker_for_a_stage_that_is_not_where_the_remote_run_starts_is_refused() {
         "{said}"
     );
 }
+
+#[test]
+fn an_origin_s_progress_line_counts_the_input_its_front_part_read() {
+    // No worker takes the items: the front part reads the whole file and publishes it,
+    // nothing comes back. The progress line used to count the back part's reads (none)
+    // against the front source's bytes: "read 0 items (100% done, …)".
+    let server = LocalServer::start().expect("start nats-server");
+    let (dir, file) = pipeline_file(&format!(
+        r#"
+[pipeline]
+name = "lines-out"
+url = "{}"
+
+[source]
+kind = "lines"
+path = "in.txt"
+
+[[stage]]
+name = "heavy"
+kind = "square"
+field = "line"
+into = "sq"
+connector = "nats"
+
+[sink]
+kind = "count"
+"#,
+        server.url()
+    ));
+    let text: String = (0..400).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(dir.path().join("in.txt"), text).expect("write the input");
+    let file = file.display().to_string();
+    let mut origin = Worker::spawn(&["run", &file, "--progress-every", "100ms"]);
+    origin.wait_for("read 400 items", 1);
+    let line = origin
+        .seen
+        .iter()
+        .find(|l| l.contains("read 400 items"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        line.contains("(0% done, 100% of"),
+        "all read, nothing back: {line}"
+    );
+    sigint(&origin.child);
+    let status = wait_or_kill(&mut origin.child, LIMIT);
+    origin.seen.extend(origin.lines.try_iter());
+    let said = origin.seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(!said.contains("100% done"), "nothing came back: {said}");
+}

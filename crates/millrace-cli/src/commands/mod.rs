@@ -150,6 +150,7 @@ pub fn run_supervised(
         interrupts: &interrupts,
         deadline,
         progress: Some(source_log.progress()),
+        front: None,
         progress_every,
         metrics,
         on_stop: None,

@@ -192,6 +192,7 @@ fn run_seed(args: &RunArgs) -> u8 {
         interrupts: &interrupts,
         deadline: None,
         progress: Some(&progress),
+        front: None,
         progress_every,
         metrics: metrics.as_ref(),
         on_stop: None,

@@ -268,6 +268,7 @@ pub fn run_origin(
         interrupts: &interrupts,
         deadline: None,
         progress: Some(source_log.progress()),
+        front: Some(end.front()),
         progress_every,
         metrics,
         on_stop: Some(&on_stop),
