@@ -55,9 +55,10 @@ pub use stage::StageReport;
 pub enum EndState {
     /// Still running (a live snapshot).
     Running,
-    /// The source ran out and everything drained.
+    /// The source ran out and everything drained (a stop or cancel asked for after the
+    /// input ran out, or after the end, changes nothing).
     Completed,
-    /// A graceful stop was asked for; everything accepted drained.
+    /// A graceful stop cut the input short; everything accepted drained.
     Stopped,
     /// The run was cancelled; unfinished items are listed by id.
     Cancelled,

@@ -351,14 +351,18 @@ pub(crate) fn drop_processed<U>(
 /// does not hang: it keeps every response for this iterator to hand out afterwards (memory
 /// then grows with the responses not yet read).
 ///
-/// Dropping it before the end stops the run's input: nobody will take the responses, so
-/// the source admits no more items, and the items already admitted finish. If the source
-/// had more, the report's end state is [`Stopped`](crate::EndState::Stopped), and the
-/// items it had taken from its input but could no longer admit (at most a batch) count as
-/// cancelled; a run whose every item was admitted before the drop completes as usual.
+/// Dropping it before the end stops the run's input at once (as
+/// [`Handle::stop`](crate::Handle::stop) does): nobody will take the responses, so the
+/// source admits no more items, and the items already admitted finish. If the source had
+/// more, the report's end state is [`Stopped`](crate::EndState::Stopped), and the items it
+/// had taken from its input but could no longer admit (at most a batch, or what a
+/// [`Submitter`](crate::Submitter)'s queue held) count as cancelled; a run whose every item
+/// was admitted before the drop completes as usual.
 pub struct Responses<T> {
     inbox: Receiver<ResponseBatch>,
     credits: Arc<Window>,
+    /// The run's, to stop its input when dropped.
+    control: Arc<Control>,
     parked: Parked,
     ready: VecDeque<(ItemId, Outcome<T>)>,
     _outputs: PhantomData<fn() -> T>,
@@ -408,6 +412,7 @@ impl<T: Send + 'static> Responses<T> {
     pub(crate) fn new(
         inbox: Receiver<ResponseBatch>,
         credits: Arc<Window>,
+        control: Arc<Control>,
     ) -> (Self, ResponseDrain) {
         let parked = Parked::default();
         let drain = ResponseDrain {
@@ -418,6 +423,7 @@ impl<T: Send + 'static> Responses<T> {
         let responses = Responses {
             inbox,
             credits,
+            control,
             parked,
             ready: VecDeque::new(),
             _outputs: PhantomData,
@@ -487,8 +493,11 @@ impl<T: Send + 'static> Iterator for Responses<T> {
 }
 
 impl<T> Drop for Responses<T> {
-    /// Nobody will take responses any more: the source must not wait for their credits.
+    /// Nobody will take responses any more: the input stops (a stop after the input ran
+    /// out by itself stops nothing), and the source must not wait for credits: the closed
+    /// window refuses the batch it holds, if any.
     fn drop(&mut self) {
+        self.control.signals.stop();
         self.credits.close();
     }
 }

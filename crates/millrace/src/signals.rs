@@ -6,7 +6,10 @@
 //! * **Completion.** The source runs out and drops its outlet; each stage drains its inlet,
 //!   its workers exit and drop their outlets; the disconnection travels down to the sink.
 //! * **Graceful stop** ([`Signals::stop`]): only the source reacts. It stops taking input,
-//!   and everything already accepted drains as on completion. Nothing accepted is lost.
+//!   and everything already accepted drains as on completion. Nothing accepted is lost. A
+//!   stop asked for once the input ran out by itself stops nothing: the run completes.
+//! * **The end state** is fixed when the sink ends ([`Signals::ending`]): a stop or cancel
+//!   asked for after that (a watchdog that fires just after the last item) changes nothing.
 //! * **Cancel** ([`Signals::cancel`]): the source stops and every worker and the sink drop
 //!   what they receive instead of working on it, recording each dropped item's id as
 //!   unfinished, until the disconnection reaches them. Windows are closed so no thread stays
@@ -21,8 +24,19 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::sync::{lock, AtomicBool, Mutex, Ordering};
+use crate::sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::window::Window;
+
+/// How a run ended, as far as stop and cancel go (see [`Signals::ending`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The input ran out by itself and everything drained.
+    Completed = 1,
+    /// A stop cut the input short; everything admitted drained.
+    Stopped = 2,
+    /// A cancel dropped what was in flight.
+    Cancelled = 3,
+}
 
 pub(crate) struct Signals {
     stop: AtomicBool,
@@ -31,6 +45,13 @@ pub(crate) struct Signals {
     /// batch filled, that it has nothing left), or every submitter was dropped (not on a
     /// stop).
     input_ended: AtomicBool,
+    /// Set by a stop asked for before the input ran out by itself: the input was cut short.
+    /// A stop after that (or after the run ended) has nothing left to stop: every item was
+    /// admitted, and the run completes.
+    input_cut: AtomicBool,
+    /// How the run ended ([`Ending`] as a number), fixed once, when the sink ended: a stop or
+    /// cancel asked for later changes nothing. 0 while the sink runs.
+    ending: AtomicUsize,
     /// When the run started: the clock of worker activity.
     pub(crate) started: Instant,
     windows: Mutex<Vec<Arc<Window>>>,
@@ -61,6 +82,8 @@ impl Signals {
             stop: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
             input_ended: AtomicBool::new(false),
+            input_cut: AtomicBool::new(false),
+            ending: AtomicUsize::new(0),
             started: Instant::now(),
             windows: Mutex::new(Vec::new()),
             stop_tx: std::sync::Mutex::new(Some(stop_tx)),
@@ -79,6 +102,9 @@ impl Signals {
 
     /// Asks for a graceful stop.
     pub(crate) fn stop(&self) {
+        if !self.input_ended() {
+            self.input_cut.store(true, Ordering::Release);
+        }
         self.stop.store(true, Ordering::Release);
         // Wakes whoever waits in `stop_signal` (a submitter source waiting for input).
         disconnect(&self.stop_tx);
@@ -130,9 +156,37 @@ impl Signals {
         windows.push(window);
     }
 
-    /// The sink has ended (or the run failed on a wedge): wakes [`Signals::wait_end`].
+    /// The sink has ended (or the run failed on a wedge): fixes how the run ended
+    /// ([`Signals::ending`]) and wakes [`Signals::wait_end`].
     pub(crate) fn signal_end(&self) {
+        let now = self.ending_now() as usize;
+        let _ = self
+            .ending
+            .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
         disconnect(&self.end_tx);
+    }
+
+    fn ending_now(&self) -> Ending {
+        if self.cancelled() {
+            Ending::Cancelled
+        } else if self.input_cut.load(Ordering::Acquire) {
+            Ending::Stopped
+        } else {
+            Ending::Completed
+        }
+    }
+
+    /// How the run ended, as far as stop and cancel go: as it stood when the sink ended
+    /// (a stop or cancel asked for after that finds nothing to stop), or, before that, as
+    /// it stands now. A stop asked for once the input had run out by itself stopped
+    /// nothing: the run completes.
+    pub(crate) fn ending(&self) -> Ending {
+        match self.ending.load(Ordering::Acquire) {
+            x if x == Ending::Cancelled as usize => Ending::Cancelled,
+            x if x == Ending::Stopped as usize => Ending::Stopped,
+            x if x == Ending::Completed as usize => Ending::Completed,
+            _ => self.ending_now(),
+        }
     }
 
     /// Waits until [`Signals::signal_end`].

@@ -30,11 +30,14 @@
 //! The hand-off (check, wait, advance, notify) is model-checked with loom in
 //! `loom_window.rs`.
 
-use crate::sync::{lock, wait, AtomicU64, Condvar, Mutex, Ordering};
+use crate::sync::{lock, wait, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 
 pub(crate) struct Window {
     limit: u64,
     front: AtomicU64,
+    /// Set by [`Window::close`], for `admit`'s first look (the state's `closed` is the one
+    /// a waiting admitter reads under the lock).
+    shut: AtomicBool,
     state: Mutex<WaitState>,
     wakeup: Condvar,
 }
@@ -51,6 +54,7 @@ impl Window {
         Window {
             limit: limit.max(1),
             front: AtomicU64::new(0),
+            shut: AtomicBool::new(false),
             state: Mutex::new(WaitState::default()),
             wakeup: Condvar::new(),
         }
@@ -66,6 +70,9 @@ impl Window {
 
     /// Waits until `position` is inside the window. Returns `false` if the window was closed.
     pub(crate) fn admit(&self, position: u64) -> bool {
+        if self.shut.load(Ordering::Acquire) {
+            return false;
+        }
         if self.open_for(position) {
             return true;
         }
@@ -98,6 +105,7 @@ impl Window {
 
     /// Opens the window for good: every `admit`, now and later, returns `false` at once.
     pub(crate) fn close(&self) {
+        self.shut.store(true, Ordering::Release);
         let mut state = lock(&self.state);
         state.closed = true;
         state.waiting = false;

@@ -129,6 +129,102 @@ fn dropping_the_responses_once_every_item_was_admitted_completes_the_run() {
 }
 
 #[test]
+fn dropping_the_responses_at_once_stops_the_input_even_while_join_takes_them() {
+    // The drop used to only close the in-flight window, which an admitter reads only when
+    // it must wait; `join` credits every response, so it never had to: all 1,000,000
+    // items were admitted and the run completed.
+    let report = within(120, || {
+        let (running, responses) = Pipeline::source(0..1_000_000u64)
+            .map("inc", |x| x + 1)
+            .respond()
+            .unwrap();
+        drop(responses);
+        running.join().unwrap().report
+    });
+    assert_eq!(report.end(), EndState::Stopped);
+    // At most the in-flight window (65,536 by default) and a batch were admitted.
+    assert!(report.items_in() < 200_000, "{report}");
+    assert!(report.is_balanced(), "{report}");
+}
+
+#[test]
+fn dropping_the_responses_of_a_submitter_pipeline_refuses_further_items() {
+    let (report, accepted_after) = within(60, || {
+        let (submitter, builder) = Pipeline::submitter::<u64>(16);
+        let (running, responses) = builder.map("inc", |x| x + 1).respond().unwrap();
+        for i in 0..10 {
+            submitter.submit(i).unwrap();
+        }
+        drop(responses);
+        assert!(running.handle().is_stopping(), "the drop stops the input");
+        let accepted_after = (0..1000u64)
+            .filter(|&i| submitter.try_submit(i).is_ok())
+            .count();
+        drop(submitter);
+        (running.join().unwrap().report, accepted_after)
+    });
+    assert_eq!(accepted_after, 0);
+    assert_eq!(report.end(), EndState::Stopped);
+    assert!(report.items_in() <= 10, "{report}");
+    assert!(report.is_balanced(), "{report}");
+}
+
+#[test]
+fn a_stop_or_cancel_after_the_run_finished_leaves_it_completed() {
+    // The end state was read from the flags at `join`: a watchdog's stop or cancel that
+    // came just after the last item made a finished run `Stopped` or `Cancelled`.
+    for how in ["stop", "cancel"] {
+        let report = within(60, move || {
+            let running = Pipeline::source(0..10u64)
+                .map("inc", |x| x + 1)
+                .fold(0u64, |n, _| n + 1)
+                .spawn()
+                .unwrap();
+            while !running.is_finished() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            match how {
+                "stop" => running.stop(),
+                _ => running.cancel(),
+            }
+            let finished = running.join().unwrap();
+            assert_eq!(finished.output, 10);
+            finished.report
+        });
+        assert_eq!(report.end(), EndState::Completed, "{how}");
+        assert_eq!((report.delivered(), report.cancelled()), (10, 0), "{how}");
+    }
+}
+
+#[test]
+fn a_stop_once_the_input_ran_out_by_itself_completes_the_run() {
+    // Every item was admitted: the stop has nothing to stop, and everything finishes.
+    let report = within(60, || {
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let held = Arc::clone(&gate);
+        let running = Pipeline::source(0..100u64)
+            .stage(Stage::map("hold", move |x: u64| {
+                if x == 0 {
+                    held.wait();
+                }
+                x
+            }))
+            .fold(0u64, |n, _| n + 1)
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        while handle.snapshot().source().tally.items_out < 100 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        running.stop();
+        gate.wait();
+        running.join().unwrap()
+    });
+    assert_eq!(report.output, 100);
+    assert_eq!(report.report.end(), EndState::Completed);
+}
+
+#[test]
 fn finishing_outputs_right_after_taking_the_last_item_ends_completed() {
     // The run was still closing behind its last output when `finish` came; it used to
     // cancel and end `Cancelled` with nothing cancelled (most runs, without a pause).

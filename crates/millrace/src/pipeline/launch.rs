@@ -168,7 +168,7 @@ impl Launch {
             control.signals.register_window(Arc::clone(&window));
             let origin = if serve {
                 let (tx, rx) = unbounded();
-                let (r, drain) = Responses::new(rx, Arc::clone(&window));
+                let (r, drain) = Responses::new(rx, Arc::clone(&window), Arc::clone(&control));
                 responses = Some((r, drain));
                 Upstream::Submitter(tx)
             } else {

@@ -99,6 +99,9 @@ impl Pipeline<()> {
         let (submitter, rx) = Submitter::new(capacity);
         let shared = submitter.downgrade();
         let builder = PipelineBuilder::new(Box::new(move |launch: &mut Launch| {
+            if let Some(shared) = shared.upgrade() {
+                shared.watch_stop(launch.control.signals.stop_signal().clone());
+            }
             launch.start_source(Source::Submitted(rx, shared))
         }));
         (submitter, builder)

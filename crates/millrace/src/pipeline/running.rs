@@ -13,6 +13,7 @@ use crate::report::EndState;
 use crate::report::Report;
 use crate::response::ResponseDrain;
 use crate::run_error::RunError;
+use crate::signals::Ending;
 use crate::sync::lock;
 
 use super::launch::Controller;
@@ -49,13 +50,18 @@ impl Handle {
     }
 
     /// Asks for a graceful stop: the source takes no more input, everything already
-    /// accepted finishes, then the run ends. Returns at once.
+    /// accepted finishes, then the run ends [`Stopped`](EndState::Stopped). Returns at once.
+    ///
+    /// A stop asked for once the input ran out by itself (every item was admitted), or
+    /// once the run finished, has nothing to stop: the run ends
+    /// [`Completed`](EndState::Completed).
     pub fn stop(&self) {
         self.control.signals.stop();
     }
 
     /// Cancels the run: items in flight are dropped, not finished, and the report lists
-    /// them by id as unfinished. Returns at once.
+    /// them by id as unfinished. Returns at once. A cancel asked for once the sink has
+    /// taken the last item changes nothing: the run ends as it would have.
     pub fn cancel(&self) {
         self.control.signals.cancel();
     }
@@ -97,13 +103,12 @@ impl<R> fmt::Debug for Running<R> {
 /// Why the run ended, from its control state.
 fn end_state(control: &Control) -> EndState {
     if lock(&control.ledger.first_error).is_some() {
-        EndState::Failed
-    } else if control.signals.cancelled() {
-        EndState::Cancelled
-    } else if control.signals.stopping() {
-        EndState::Stopped
-    } else {
-        EndState::Completed
+        return EndState::Failed;
+    }
+    match control.signals.ending() {
+        Ending::Cancelled => EndState::Cancelled,
+        Ending::Stopped => EndState::Stopped,
+        Ending::Completed => EndState::Completed,
     }
 }
 

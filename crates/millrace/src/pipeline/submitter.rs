@@ -4,7 +4,7 @@
 //! everything already accepted is admitted (see `pipeline::source` for the source as a whole).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError, TrySendError};
@@ -116,6 +116,23 @@ pub(crate) struct SubmitShared<T> {
     /// of their ids, whichever threads submit them: an ordered stage keeps that order. (Taken
     /// apart, two threads could queue in the reverse order of their ids.)
     queueing: Mutex<()>,
+    /// The run's stop signal (a channel that disconnects on a stop), once the pipeline
+    /// runs: a submit after a stop is refused at once, not only once the source thread has
+    /// closed the queue.
+    stop: OnceLock<Receiver<()>>,
+}
+
+impl<T> SubmitShared<T> {
+    /// Refuses submits from the moment the run's stop is asked for (`stop`: its signal).
+    pub(crate) fn watch_stop(&self, stop: Receiver<()>) {
+        let _ = self.stop.set(stop);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .get()
+            .is_some_and(|stop| matches!(stop.try_recv(), Err(TryRecvError::Disconnected)))
+    }
 }
 
 /// A handle that submits items to a running pipeline, from any thread.
@@ -166,6 +183,7 @@ impl<T> Submitter<T> {
             sender: Mutex::new(Some(tx)),
             next_id: AtomicU64::new(0),
             queueing: Mutex::new(()),
+            stop: OnceLock::new(),
         });
         (Submitter { shared }, rx)
     }
@@ -189,7 +207,7 @@ impl<T> Submitter<T> {
     ///
     /// [`SubmitError`] with the item, if the pipeline was stopped or has ended.
     pub fn submit(&self, item: T) -> Result<ItemId, SubmitError<T>> {
-        let Some(tx) = self.sender() else {
+        let Some(tx) = self.sender().filter(|_| !self.shared.stopped()) else {
             return Err(SubmitError(item));
         };
         let _queueing = lock(&self.shared.queueing);
@@ -208,7 +226,7 @@ impl<T> Submitter<T> {
     /// [`TrySubmitError::Full`] if the input is full, [`TrySubmitError::Stopped`] if the
     /// pipeline was stopped or has ended; either hands the item back.
     pub fn try_submit(&self, item: T) -> Result<ItemId, TrySubmitError<T>> {
-        let Some(tx) = self.sender() else {
+        let Some(tx) = self.sender().filter(|_| !self.shared.stopped()) else {
             return Err(TrySubmitError::Stopped(item));
         };
         let _queueing = lock(&self.shared.queueing);
