@@ -124,6 +124,11 @@ impl<T> Outlet<T> {
         self.pool.take(capacity)
     }
 
+    /// The connector's pool and batch size, without the sender.
+    pub(crate) fn own_stock(&self) -> Stock<T> {
+        self.stock(Arc::clone(&self.size))
+    }
+
     /// The connector's pool, without the sender, for batches of `size`.
     pub(crate) fn stock(&self, size: Arc<BatchSize>) -> Stock<T> {
         Stock {

@@ -38,6 +38,9 @@ pub(crate) enum Ending {
     Cancelled = 3,
 }
 
+/// What [`Signals::cancel`] tells (see [`Signals::on_cancel`]).
+pub(crate) type CancelHook = Box<dyn Fn(&Signals) + Send + Sync>;
+
 pub(crate) struct Signals {
     stop: AtomicBool,
     cancel: AtomicBool,
@@ -52,6 +55,13 @@ pub(crate) struct Signals {
     /// How the run ended ([`Ending`] as a number), fixed once, when the sink ended: a stop or
     /// cancel asked for later changes nothing. 0 while the sink runs.
     ending: AtomicUsize,
+    /// Told of a cancel, after the flags are set (an iterator source's [`LetGo`]).
+    ///
+    /// [`LetGo`]: crate::pipeline::source::LetGo
+    on_cancel: Mutex<Vec<CancelHook>>,
+    /// Set when a cancel took the outlet of a source thread waiting in its iterator: `join`
+    /// does not wait for that thread.
+    source_let_go: AtomicBool,
     /// When the run started: the clock of worker activity.
     pub(crate) started: Instant,
     windows: Mutex<Vec<Arc<Window>>>,
@@ -84,6 +94,8 @@ impl Signals {
             input_ended: AtomicBool::new(false),
             input_cut: AtomicBool::new(false),
             ending: AtomicUsize::new(0),
+            on_cancel: Mutex::new(Vec::new()),
+            source_let_go: AtomicBool::new(false),
             started: Instant::now(),
             windows: Mutex::new(Vec::new()),
             stop_tx: std::sync::Mutex::new(Some(stop_tx)),
@@ -129,6 +141,28 @@ impl Signals {
         for w in lock(&self.windows).iter() {
             w.close();
         }
+        for hook in lock(&self.on_cancel).iter() {
+            hook(self);
+        }
+    }
+
+    /// Has `hook` told of a cancel (at once, if the run is already cancelled).
+    pub(crate) fn on_cancel(&self, hook: CancelHook) {
+        let mut hooks = lock(&self.on_cancel);
+        if self.cancelled() {
+            hook(self);
+        }
+        hooks.push(hook);
+    }
+
+    /// A cancel took the source thread's outlet while it waited in its iterator.
+    pub(crate) fn let_go_of_source(&self) {
+        self.source_let_go.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Signals::let_go_of_source`] happened: `join` leaves that thread be.
+    pub(crate) fn source_let_go(&self) -> bool {
+        self.source_let_go.load(Ordering::Acquire)
     }
 
     pub(crate) fn cancelled(&self) -> bool {

@@ -225,6 +225,68 @@ fn a_stop_once_the_input_ran_out_by_itself_completes_the_run() {
 }
 
 #[test]
+fn a_cancel_ends_a_run_whose_source_iterator_waits_for_good() {
+    // A channel's receiver as the source, its sender alive: the source thread waits in
+    // `next`. A cancel used to wait for it too, for ever; now it lets the thread go.
+    // Two shapes: one stage; and two equal stages fused at the start with a small
+    // capacity, whose workers read a bounded iterator themselves (a receiver is not).
+    for fused in [false, true] {
+        a_cancel_ends_a_run_whose_source_waits(fused);
+    }
+}
+
+fn a_cancel_ends_a_run_whose_source_waits(fused: bool) {
+    let (tx, report) = within(60, move || {
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        let builder = Pipeline::source(rx);
+        let builder = if fused {
+            builder
+                .stage(Stage::map("a", |x: u64| x + 1).workers(2).capacity(64))
+                .stage(Stage::map("b", |x: u64| x + 1).workers(2).capacity(64))
+        } else {
+            builder.map("inc", |x| x + 1)
+        };
+        let running = builder.fold(0u64, |n, _| n + 1).spawn().unwrap();
+        for x in 0..100 {
+            tx.send(x).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        running.cancel();
+        let report = match running.join() {
+            Ok(finished) => finished.report,
+            Err(e) => e.report().expect("a report").clone(),
+        };
+        (tx, report)
+    });
+    assert_eq!(report.end(), EndState::Cancelled);
+    assert!(report.is_balanced(), "{report}");
+    // The thread left waiting reads on, and drops what it reads.
+    for x in 0..10 {
+        let _ = tx.send(x);
+    }
+}
+
+#[test]
+fn a_cancel_ends_outputs_whose_source_iterator_waits_for_good() {
+    let taken = within(60, || {
+        let (tx, rx) = std::sync::mpsc::channel::<u64>();
+        let mut outputs = Pipeline::source(rx)
+            .map("inc", |x| x + 1)
+            .default_batch(1)
+            .outputs()
+            .unwrap();
+        tx.send(1).unwrap();
+        let first = outputs.next();
+        outputs.handle().cancel();
+        let rest = outputs.by_ref().count();
+        drop(tx);
+        (first, rest)
+    });
+    assert_eq!(taken.0, Some(2));
+    assert_eq!(taken.1, 0);
+}
+
+#[test]
 fn finishing_outputs_right_after_taking_the_last_item_ends_completed() {
     // The run was still closing behind its last output when `finish` came; it used to
     // cancel and end `Cancelled` with nothing cancelled (most runs, without a pause).

@@ -41,7 +41,7 @@ use crate::window::Window;
 use super::plan::DEFAULT_CONCURRENCY;
 use super::plan::{batch_for, batches, resolve, Resolution, Resolved, Settings, StagePlan};
 use super::sink::{SinkCtx, SINK};
-use super::source::{run_iter, Credits, Cut, SourceCtx};
+use super::source::{run_let_go, Credits, Cut, LetGo, SourceCtx, SOURCE_THREAD};
 use super::submitter::{run_submitted, SubmitShared};
 
 /// The batch limit of the connector into the first stage below which an iterator source is
@@ -296,9 +296,9 @@ impl Launch {
         connector(queue, Arc::clone(&self.batch_sizes[index]))
     }
 
-    /// Starts the source: on a thread of its own, or, for an iterator in front of a run
-    /// fused at the start with nothing to admit its batches through, on that run's workers
-    /// (see `segment::pulled_source`).
+    /// Starts the source: on a thread of its own, or, for an iterator that bounds its size
+    /// in front of a run fused at the start with nothing to admit its batches through, on
+    /// that run's workers (see `segment::pulled_source`).
     pub(crate) fn start_source<S: Send + 'static>(&mut self, source: Source<S>) -> Open<S> {
         let (outlet, inlet) = self.connector_into(0);
         let ctx = SourceCtx {
@@ -314,7 +314,7 @@ impl Launch {
             && ctx.gate.is_none()
             && ctx.credits.is_none();
         match source {
-            Source::Iter(cutter) if fuses => {
+            Source::Iter(cutter) if fuses && cutter.bounded() => {
                 let size = self.pulled_batch_size();
                 let pulled = PulledSource::new(cutter, ctx, outlet.stock(size));
                 Open::Pulled {
@@ -324,7 +324,7 @@ impl Launch {
                 }
             }
             source => {
-                self.spawn("millrace-source".into(), move || {
+                self.spawn(SOURCE_THREAD.into(), move || {
                     run_source(source, ctx, outlet)
                 });
                 Open::Connected(inlet)
@@ -487,7 +487,10 @@ pub(crate) enum Source<S> {
 /// The source thread's body.
 fn run_source<S: Send + 'static>(source: Source<S>, ctx: SourceCtx, outlet: Outlet<S>) {
     match source {
-        Source::Iter(mut cutter) => run_iter(&mut *cutter, &ctx, &outlet),
+        Source::Iter(mut cutter) => {
+            let let_go = LetGo::new(outlet, &ctx.control);
+            run_let_go(&mut *cutter, &ctx, &let_go);
+        }
         Source::Submitted(rx, shared) => run_submitted(rx, shared, &ctx, &outlet),
     }
 }

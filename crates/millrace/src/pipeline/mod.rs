@@ -66,10 +66,18 @@ impl<R> fmt::Debug for Pipeline<R> {
 }
 
 impl Pipeline<()> {
-    /// Starts a pipeline whose items come from `items`, read on a thread of its own (or, in
-    /// front of equal fixed stages of a small capacity, on their workers until they split:
-    /// see [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Item ids count from 0 in
+    /// Starts a pipeline whose items come from `items`, read on a thread of its own (or,
+    /// for an iterator whose size hint has an upper bound, in front of equal fixed stages of
+    /// a small capacity, on their workers until they split: see
+    /// [`adaptive_fusion`](PipelineBuilder::adaptive_fusion)). Item ids count from 0 in
     /// iteration order.
+    ///
+    /// An iterator that waits in `next` (a channel's receiver) holds a
+    /// [`stop`](crate::Handle::stop) until it returns: a stop takes no item from it that it
+    /// has not given yet, and loses none it has. A [`cancel`](crate::Handle::cancel) does not
+    /// wait for it: the run ends, and the source's thread is left to return from `next` on
+    /// its own (what it gives then, and the items of the batch it was filling, were never
+    /// admitted and are dropped).
     ///
     /// An iterator cannot say whether its `next` will wait, so the source fills batches of
     /// the size the first connector chose from its pace: a source that waits for every item

@@ -17,6 +17,7 @@ use crate::signals::Ending;
 use crate::sync::lock;
 
 use super::launch::Controller;
+use super::source::SOURCE_THREAD;
 
 /// What a completed run hands back: the sink's value and the report.
 #[derive(Debug)]
@@ -54,14 +55,18 @@ impl Handle {
     ///
     /// A stop asked for once the input ran out by itself (every item was admitted), or
     /// once the run finished, has nothing to stop: the run ends
-    /// [`Completed`](EndState::Completed).
+    /// [`Completed`](EndState::Completed). A source iterator waiting in `next` is waited
+    /// for (see [`Pipeline::source`](crate::Pipeline::source)); a
+    /// [`Submitter`](crate::Submitter)'s source is not.
     pub fn stop(&self) {
         self.control.signals.stop();
     }
 
     /// Cancels the run: items in flight are dropped, not finished, and the report lists
     /// them by id as unfinished. Returns at once. A cancel asked for once the sink has
-    /// taken the last item changes nothing: the run ends as it would have.
+    /// taken the last item changes nothing: the run ends as it would have. A source
+    /// iterator waiting in `next` is not waited for (see
+    /// [`Pipeline::source`](crate::Pipeline::source)).
     pub fn cancel(&self) {
         self.control.signals.cancel();
     }
@@ -125,7 +130,17 @@ pub(super) fn finish<R: Send + 'static>(
             std::panic::resume_unwind(payload);
         }
     };
-    threads.into_iter().for_each(join);
+    for thread in threads {
+        // A source thread whose outlet a cancel took while it waited in its iterator's
+        // `next` may wait there for good: it is left to end on its own (see
+        // `source::LetGo`); what it reads afterwards is dropped.
+        let waits_in_its_iterator = control.signals.source_let_go()
+            && thread.thread().name() == Some(SOURCE_THREAD)
+            && !thread.is_finished();
+        if !waits_in_its_iterator {
+            join(thread);
+        }
+    }
     if let Some(Controller { done, thread }) = controller {
         drop(done);
         join(thread);

@@ -36,6 +36,7 @@ use crate::item::{Batch, Ids};
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::response::drop_unfinished;
 use crate::response::Upstream;
+use crate::sync::{lock, try_lock, Mutex};
 use crate::window::Window;
 
 /// An iterator source's items, cut into numbered batches; monomorphised for the iterator's
@@ -53,6 +54,13 @@ pub(crate) trait Cut<S>: Send {
         items: Vec<S>,
         want: usize,
     ) -> Option<Cutting<S>>;
+
+    /// Whether the iterator says how many items it has at most (its size hint's upper
+    /// bound): a collection or a range, read on the workers of a run fused at the start if
+    /// that pays (`segment::pulled_source`). One that does not (a channel's receiver, lines
+    /// of a stream) may wait in `next` for good, and is read on a thread of its own, which a
+    /// cancel can let go ([`LetGo`]).
+    fn bounded(&self) -> bool;
 }
 
 /// A batch [`Cut`] from an iterator, and what the cut saw of the iterator.
@@ -84,6 +92,12 @@ impl<I> Cutter<I> {
 }
 
 impl<S, I: Iterator<Item = S> + Send> Cut<S> for Cutter<I> {
+    fn bounded(&self) -> bool {
+        self.iter
+            .as_ref()
+            .map_or(true, |iter| iter.size_hint().1.is_some())
+    }
+
     fn cut(
         &mut self,
         ctx: &SourceCtx,
@@ -241,6 +255,9 @@ impl SourceCtx {
     }
 }
 
+/// The name of the source's thread.
+pub(crate) const SOURCE_THREAD: &str = "millrace-source";
+
 /// Runs an iterator source on a thread of its own: cuts batches and ships them, until the
 /// iterator ends or the run stops.
 pub(crate) fn run_iter<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, outlet: &Outlet<S>) {
@@ -254,6 +271,68 @@ pub(crate) fn run_iter<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, outlet: &Out
         // (A cut batch is never empty; its first id is the source position of its first item.)
         let first = batch.ids.get(0).0;
         if !ctx.ship(outlet, batch, first) || !more {
+            break;
+        }
+    }
+}
+
+/// The outlet of an iterator source on its own thread, which a cancel can take away while
+/// the thread waits in its iterator's `next` (a channel's receiver whose sender lives on):
+/// the connector then disconnects, so the stages after it end, and `join` leaves the
+/// thread to return on its own (see `running::finish`). Nothing admitted is lost: the items
+/// of the batch it was filling were never admitted, and a batch it ships afterwards is
+/// dropped as a cancel drops it. The thread holds the lock only while it ships (a cancel
+/// that finds it held needs nothing taken: the source sees the cancel once the send is done,
+/// and reads no more).
+pub(crate) struct LetGo<S> {
+    outlet: Mutex<Option<Outlet<S>>>,
+}
+
+impl<S: Send + 'static> LetGo<S> {
+    /// `outlet`, for [`run_let_go`]; a cancel of the run takes it away unless it is in use.
+    pub(crate) fn new(outlet: Outlet<S>, control: &Control) -> Arc<Self> {
+        let let_go = Arc::new(LetGo {
+            outlet: Mutex::new(Some(outlet)),
+        });
+        let weak = Arc::downgrade(&let_go);
+        control.signals.on_cancel(Box::new(move |signals| {
+            let Some(let_go) = weak.upgrade() else {
+                return;
+            };
+            let taken = try_lock(&let_go.outlet).and_then(|mut outlet| outlet.take());
+            if taken.is_some() {
+                signals.let_go_of_source();
+            }
+        }));
+        let_go
+    }
+}
+
+/// [`run_iter`] on an outlet a cancel may take away ([`LetGo`]).
+pub(crate) fn run_let_go<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, let_go: &LetGo<S>) {
+    let Some(stock) = lock(&let_go.outlet).as_ref().map(Outlet::own_stock) else {
+        return;
+    };
+    let size = stock.batch_size();
+    while !ctx.control.signals.stopping() {
+        let want = size.fill_size(&ctx.carried);
+        let Some(Cutting { batch, more, .. }) = cutter.cut(ctx, size, stock.fresh(want), want)
+        else {
+            break;
+        };
+        let first = batch.ids.get(0).0;
+        let outlet = lock(&let_go.outlet);
+        let shipped = match outlet.as_ref() {
+            Some(outlet) => ctx.ship(outlet, batch, first),
+            None => {
+                // Taken by a cancel while the iterator kept this thread.
+                let counters = ctx.counters();
+                counters.add(&counters.items_in, batch.len() as u64);
+                drop_unfinished(&ctx.control, ctx.events.as_ref(), batch.ids, counters);
+                false
+            }
+        };
+        if !shipped || !more {
             break;
         }
     }

@@ -3,7 +3,9 @@
 //! before the run's first stage.
 //!
 //! The launch fuses the source this way when the pipeline's first stages are a run fused at
-//! the start (see `plan::fuse_at_the_start`), its items come from an iterator, the connector
+//! the start (see `plan::fuse_at_the_start`), its items come from an iterator that says how many
+//! it has at most (one that does not may wait in `next` for good, and only a thread of its own
+//! can be let go by a cancel: `source::LetGo`), the connector
 //! into the first stage would carry small batches (`launch::PULL_BELOW`: larger ones amortise
 //! the hand-off, and a source on its own thread runs beside the run), and nothing admits the
 //! source's batches (no ordered stage, no response path: a worker must never wait for room
@@ -28,7 +30,7 @@ use crate::batch_size::BatchSize;
 use crate::connector::{Outlet, Poll, Stock};
 use crate::error::{BuildError, RunErrorKind};
 use crate::item::Batch;
-use crate::pipeline::source::{run_iter, Cut, Cutting, SourceCtx};
+use crate::pipeline::source::{run_iter, Cut, Cutting, SourceCtx, SOURCE_THREAD};
 use crate::sync::{lock, Mutex};
 
 use super::pull::{Intake, MakePull, Pull};
@@ -71,7 +73,7 @@ impl<S: Send + 'static> PulledSource<S> {
         Box::new(move || {
             source.ctx.metrics.mark_split();
             let control = Arc::clone(&source.ctx.control);
-            let name = "millrace-source";
+            let name = SOURCE_THREAD;
             let spawned = control.spawn_late(name.into(), move || {
                 run_iter(&mut Locked(&source.cutter), &source.ctx, &outlet);
             });
@@ -89,6 +91,10 @@ impl<S: Send + 'static> PulledSource<S> {
 struct Locked<'a, S>(&'a Mutex<Box<dyn Cut<S>>>);
 
 impl<S> Cut<S> for Locked<'_, S> {
+    fn bounded(&self) -> bool {
+        lock(self.0).bounded()
+    }
+
     fn cut(
         &mut self,
         ctx: &SourceCtx,
