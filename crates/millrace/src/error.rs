@@ -226,7 +226,12 @@ impl fmt::Display for BuildError {
             }
             BuildErrorKind::AsyncOnly { stage, setting } => write!(
                 f,
-                "stage `{stage}`: {setting} applies to async stages only (sync stages scale with workers)"
+                "stage `{stage}`: {setting} applies to async stages only ({})",
+                if *setting == "concurrency" {
+                    "sync stages scale with workers"
+                } else {
+                    "a sync stage's closure cannot be interrupted; an async stage's future can"
+                }
             ),
             #[cfg(feature = "async")]
             BuildErrorKind::CurrentThreadRuntime => write!(

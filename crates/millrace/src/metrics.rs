@@ -168,6 +168,8 @@ pub(crate) struct StageMetrics {
     standby_queue: usize,
     /// Whether it has split off the stage before (see `plan::fuse_at_the_start`).
     split: AtomicBool,
+    /// An async stage's concurrency: the most items it has in flight (0 for the others).
+    pub(crate) concurrency: usize,
     slots: Box<[CachePadded<Counters>]>,
 }
 
@@ -192,6 +194,7 @@ impl StageMetrics {
             fused: AtomicBool::new(false),
             standby_queue: 0,
             split: AtomicBool::new(false),
+            concurrency: 0,
             slots: (0..slots.max(workers).max(1))
                 .map(|_| CachePadded::default())
                 .collect(),
@@ -250,6 +253,12 @@ impl StageMetrics {
     }
 
     /// Sets the batch size of the stage's input connector.
+    /// Marks an async stage of `concurrency` (0: a sync stage).
+    pub(crate) fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
     pub(crate) fn batch(mut self, size: Arc<BatchSize>) -> Self {
         self.batch = Some(size);
         self

@@ -55,7 +55,8 @@ pub struct Retry {
 }
 
 impl Retry {
-    /// Up to `attempts` tries in all, 1 ms backoff doubling up to 1 s, then skip.
+    /// Up to `attempts` tries in all, 1 ms backoff doubling up to 1 s, then skip. An
+    /// `attempts` of 0 is taken as 1: one try, no retry.
     pub fn new(attempts: u32) -> Self {
         Retry {
             attempts: attempts.max(1),

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{within, INJECTED};
 use millrace::{
-    EndState, ErrorPolicy, ItemErrorKind, Outcome, Pipeline, Retry, RunErrorKind, Stage,
+    BottleneckKind, EndState, ErrorPolicy, ItemErrorKind, Outcome, Pipeline, Retry, RunErrorKind,
+    Stage,
 };
 use proptest::prelude::*;
 
@@ -429,6 +430,15 @@ fn concurrency_or_timeout_on_a_sync_stage_is_a_build_error() {
         err.to_string(),
         "cannot build pipeline: stage `sync`: concurrency applies to async stages only (sync stages scale with workers)"
     );
+    let err = Pipeline::source(0..1u8)
+        .stage(Stage::map("sync", |x: u8| x).timeout(Duration::from_secs(1)))
+        .collect()
+        .run()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot build pipeline: stage `sync`: a timeout applies to async stages only (a sync stage's closure cannot be interrupted; an async stage's future can)"
+    );
 }
 
 /// What the random async stage does with an item.
@@ -531,4 +541,43 @@ fn a_try_that_ends_in_time_passes_though_another_item_held_the_runtime_past_its_
         ItemErrorKind::TimedOut(_)
     ));
     assert_eq!(report.delivered(), 1);
+}
+
+#[test]
+fn an_async_stage_held_back_by_its_concurrency_is_named_with_that_advice() {
+    // One item in flight at a time, 2 ms each: its threads idle, its one slot is always
+    // taken. The report used to call it oversubscription and advise fewer workers.
+    let report = within(60, || {
+        Pipeline::source(0..200u64)
+            .stage(Stage::map("a", |x: u64| x + 1).workers(1))
+            .stage(
+                Stage::map_async("io", |x: u64| async move {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    x
+                })
+                .concurrency(1),
+            )
+            .fold(0u64, |s, x| s + x)
+            .run()
+            .unwrap()
+            .report
+    });
+    let io = report.stage("io").expect("the io stage");
+    assert_eq!(io.concurrency, 1);
+    assert!(io.concurrency_used > 0.5, "{io:?}");
+    assert_eq!(report.stage("a").expect("stage a").concurrency, 0);
+    let b = report.bottleneck().expect("a bottleneck");
+    assert_eq!(b.stage, "io", "{report}");
+    assert_eq!(
+        b.reason.kind,
+        BottleneckKind::ConcurrencyBound { concurrency: 1 },
+        "{report}"
+    );
+    assert!(
+        b.reason
+            .to_string()
+            .ends_with("a higher concurrency may help"),
+        "{}",
+        b.reason
+    );
 }

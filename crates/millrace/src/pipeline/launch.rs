@@ -125,9 +125,18 @@ impl Launch {
             .zip(&batch_sizes)
             .map(|((p, r), size)| {
                 let slots = r.auto.map_or(r.workers, |(_, max)| max);
+                #[cfg(feature = "async")]
+                let concurrency = if p.asynchronous {
+                    p.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
+                } else {
+                    0
+                };
+                #[cfg(not(feature = "async"))]
+                let concurrency = 0;
                 Arc::new(
                     StageMetrics::with_slots(Arc::clone(&p.name), r.start, r.queue, slots)
                         .fused(r.fused, r.standby_queue)
+                        .concurrency(concurrency)
                         .batch(Arc::clone(size)),
                 )
             })

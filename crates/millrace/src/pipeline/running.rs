@@ -52,6 +52,10 @@ impl Handle {
 
     /// Asks for a graceful stop: the source takes no more input, everything already
     /// accepted finishes, then the run ends [`Stopped`](EndState::Stopped). Returns at once.
+    /// Everything accepted includes what waits in the connectors: with slow items (an async
+    /// stage of 200 ms waits, 100 at a time, behind a connector of 16,384 items) that can
+    /// take minutes; a smaller [`capacity`](crate::Stage::capacity) bounds it, and
+    /// [`cancel`](Handle::cancel) drops them instead.
     ///
     /// A stop asked for once the input ran out by itself (every item was admitted), or
     /// once the run finished, has nothing to stop: the run ends

@@ -71,7 +71,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     }
 
     /// Bounds the items admitted whose response has not yet reached the origin, when the
-    /// response path is on (default 65,536). This is what bounds every response queue.
+    /// response path is on (default 65,536). This is what bounds every response queue, in
+    /// source items: a flat-map's children each have a response of their own and widen the
+    /// window by as many, so a stage that turns each item into 100 children may have up to
+    /// 100 times `items` responses on their way.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn max_in_flight(mut self, items: usize) -> Self {
         if items == 0 && self.error.is_none() {

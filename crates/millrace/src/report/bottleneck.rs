@@ -74,6 +74,12 @@ pub enum BottleneckKind {
     /// No part is busy half the time and none has a backlog: the threads mostly wait on
     /// one another (hand-offs).
     WaitingOnOneAnother,
+    /// An async stage whose items filled its concurrency most of the time: the limit is how
+    /// many it may have in flight, not a core (its threads mostly wait).
+    ConcurrencyBound {
+        /// The stage's concurrency.
+        concurrency: usize,
+    },
     /// The stages mostly wait for input: the source limits the run.
     SourceBound {
         /// The first stage (or the sink, without stages), whose idle share says so.
@@ -104,6 +110,15 @@ impl fmt::Display for BottleneckReason {
                      may help",
                 )
             }
+            BottleneckKind::ConcurrencyBound { concurrency } => write!(
+                f,
+                "{}: {}% of its concurrency ({concurrency}) in use on average, input queue {} \
+                 ({}%); a higher concurrency may help",
+                self.part,
+                pct(self.busy),
+                describe_fill(self.input_fill),
+                pct(self.input_fill)
+            ),
             BottleneckKind::SourceBound { waiting, idle } => write!(
                 f,
                 "{}: {}% busy; the stages wait for input (`{waiting}` idle {}% of the time)",
@@ -165,6 +180,9 @@ struct Part {
     busy: f64,
     /// Of several fused stages, the busiest and its share.
     heaviest: Option<(String, f64)>,
+    /// An async stage whose share of its concurrency in use is above its threads' busy
+    /// share (which its `busy` then is): its concurrency.
+    concurrency_bound: Option<usize>,
     input_fill: f64,
     output_fill: Option<f64>,
 }
@@ -182,14 +200,21 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
         .filter(|segment| segment.end <= stages.len() && !segment.is_empty())
         .map(|segment| {
             let run = &stages[segment.clone()];
+            // Fused stages share workers: each one's busy share is a part of theirs.
+            let busy = run.iter().map(|s| s.busy).sum::<f64>().min(1.0);
+            // An async stage (never fused) is as busy as its concurrency is in use.
+            let in_use = run
+                .iter()
+                .find(|s| s.concurrency > 0)
+                .filter(|s| s.concurrency_used > busy);
             Part {
                 name: run
                     .iter()
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
                     .join("+"),
-                // Fused stages share workers: each one's busy share is a part of theirs.
-                busy: run.iter().map(|s| s.busy).sum::<f64>().min(1.0),
+                busy: in_use.map_or(busy, |s| s.concurrency_used),
+                concurrency_bound: in_use.map(|s| s.concurrency),
                 heaviest: (run.len() > 1)
                     .then(|| run.iter().max_by(|a, b| a.busy.total_cmp(&b.busy)))
                     .flatten()
@@ -203,6 +228,7 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
         name: sink.name.clone(),
         busy: sink.busy,
         heaviest: None,
+        concurrency_bound: None,
         input_fill: sink.queue_fill,
         output_fill: None,
     });
@@ -244,6 +270,12 @@ pub(super) fn find_bottleneck(
     let parts = parts(stages, segments, sink);
     let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
     let threads = worker_threads(source, stages, segments, sink);
+    if let Some(concurrency) = busiest.concurrency_bound.filter(|_| busiest.busy >= 0.5) {
+        return Some(Bottleneck {
+            stage: busiest.name.clone(),
+            reason: busiest.reason(BottleneckKind::ConcurrencyBound { concurrency }),
+        });
+    }
     let runner_up = parts
         .iter()
         .filter(|p| p.name != busiest.name)
@@ -340,7 +372,41 @@ mod tests {
             idle,
             blocked: 1.0 - busy - idle,
             queue_fill: fill,
+            concurrency: 0,
+            concurrency_used: 0.0,
         }
+    }
+
+    #[test]
+    fn an_async_stage_at_its_concurrency_is_the_bottleneck_though_its_threads_idle() {
+        // One item at a time, 2 ms each: its threads are 4% busy, its one slot always used.
+        let source = stage("source", 0.01, 0.0, 0.0);
+        let mut io = stage("io", 0.04, 0.0, 0.97);
+        io.concurrency = 1;
+        io.concurrency_used = 1.0;
+        let stages = vec![stage("a", 0.02, 0.1, 0.1), io];
+        let sink = stage("sink", 0.01, 0.99, 0.01);
+        let segments = vec![0..1, 1..2];
+        // Four threads on two cores: it used to read as oversubscription, "fewer workers".
+        let b = find_bottleneck(&source, &stages, &segments, &sink, 2).expect("a bottleneck");
+        assert_eq!(b.stage, "io");
+        assert_eq!(
+            b.reason.kind,
+            BottleneckKind::ConcurrencyBound { concurrency: 1 }
+        );
+        assert_eq!(
+            b.reason.to_string(),
+            "io: 100% of its concurrency (1) in use on average, input queue full (97%); a \
+             higher concurrency may help"
+        );
+        // Half its concurrency in use: not what holds the run back.
+        let mut stages = stages;
+        stages[1].concurrency_used = 0.3;
+        let b = find_bottleneck(&source, &stages, &segments, &sink, 64).expect("a bottleneck");
+        assert_ne!(
+            b.reason.kind,
+            BottleneckKind::ConcurrencyBound { concurrency: 1 }
+        );
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub struct StageReport {
     pub blocked: f64,
     /// Mean fill of its input connector (0 to 1), sampled at each receive.
     pub queue_fill: f64,
+    /// An async stage's concurrency: the most items it has in flight (0 for the others).
+    pub concurrency: usize,
+    /// An async stage's mean items in flight over its concurrency (0 to 1): 1 when every
+    /// slot was in use all the time (its items' time in the stage, [`Tally::waiting`],
+    /// over the run's wall time × its concurrency). 0 for the others.
+    pub concurrency_used: f64,
 }
 
 impl StageReport {
@@ -108,6 +114,12 @@ impl StageReport {
             idle: share(tally.idle),
             blocked: share(tally.blocked),
             queue_fill,
+            concurrency: m.concurrency,
+            concurrency_used: if m.concurrency > 0 && !wall.is_zero() {
+                (tally.waiting.as_secs_f64() / (wall.as_secs_f64() * m.concurrency as f64)).min(1.0)
+            } else {
+                0.0
+            },
             tally,
         }
     }

@@ -181,6 +181,8 @@ mod tests {
             idle: 0.25,
             blocked: 0.25,
             queue_fill: 0.5,
+            concurrency: 0,
+            concurrency_used: 0.0,
         }
     }
 

@@ -218,6 +218,10 @@ impl<T: Send + 'static, U: Send + 'static> Stage<T, U> {
 
     /// A stage that maps each item to any number of outputs; the outputs take the place of
     /// their input, in order. An item with no outputs counts as filtered.
+    ///
+    /// If the closure, or the iterator it returns, panics part-way, the item fails as a
+    /// whole (under the stage's error policy) and the outputs it had made are dropped, not
+    /// delivered.
     pub fn flat_map<I, F>(name: &str, f: F) -> Self
     where
         I: IntoIterator<Item = U> + 'static,
