@@ -102,9 +102,9 @@ pub enum Command {
 
 const WORKER_EXAMPLES: &str = "\
 Examples:
-  nats-server -js -sd /var/lib/nats                       a server with JetStream on
-  millrace worker examples/scale_out.toml --stage heavy   on each machine that helps
-  millrace run examples/scale_out.toml                    the source and sink side
+  nats-server -js -sd /var/lib/nats                        a server with JetStream on
+  millrace worker examples/nats/scale_out.toml --stage c   on each machine that helps
+  millrace run examples/nats/scale_out.toml                the source and sink side
 
 The stages marked connector = \"nats\" run on the workers; they share the stage's input,
 so scaling out is starting another worker. The server is the file's `url` (default

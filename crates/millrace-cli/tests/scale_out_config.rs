@@ -152,6 +152,46 @@ fn a_remote_stage_that_would_stop_the_run_on_error_is_refused() {
 
 #[cfg(feature = "nats")]
 #[test]
+fn input_order_asked_for_at_or_after_a_remote_stage_is_refused() {
+    // Order is not kept across the broker: the remote stage's outputs used to come back
+    // in the order the workers finished them, silently (a file sink differed from line 11).
+    let text = format!(
+        "{SOURCE}\n[[stage]]\nname = \"sq\"\nkind = \"square\"\nordered = true\n\
+         connector = \"nats\"\n\n[[stage]]\nname = \"after\"\nkind = \"scale\"\nfactor = 2\n\
+         ordered = true\n{SINK}"
+    );
+    let (file, said) = check_fails(&text);
+    assert!(
+        said.contains(&format!(
+            "{file}:5:1: stage `sq` asks for input order (ordered = true), but order is not \
+             kept across the broker: its outputs come back in the order the workers finish them"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("stage `after` asks for input order (ordered = true), but order is not"),
+        "{said}"
+    );
+    // Before the remote stage, order holds (it is kept up to the broker).
+    let text = format!(
+        "[pipeline]\nname = \"keeps\"\n\n{SOURCE}\n[[stage]]\nname = \"first\"\nkind = \"square\"\n\
+         ordered = true\n\n[[stage]]\nname = \"sq\"\nkind = \"square\"\nconnector = \"nats\"\n{SINK}"
+    );
+    let (_dir, file) = pipeline_file(&text);
+    let out = millrace()
+        .args(["check", &file.display().to_string()])
+        .output()
+        .expect("run millrace check");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[cfg(feature = "nats")]
+#[test]
 fn a_pipeline_name_that_cannot_name_the_job_is_refused() {
     let text = format!(
         "[pipeline]\nname = \"my pipeline\"\n\n{SOURCE}\n[[stage]]\nkind = \"square\"\n\

@@ -38,6 +38,9 @@
 //!   yields each item exactly once: a sink fed from it (any millrace sink) gives
 //!   exactly-once output. A sink *inside a remote part* would see redelivered items again:
 //!   only an idempotent one (keyed writes) gives exactly-once output there.
+//! * **Order is not kept** across the broker: the [`Remote`] iterator yields outputs in the
+//!   order workers finish them. Stages that must see input order belong in the front part
+//!   (the `millrace` command refuses `ordered = true` from the first remote stage on).
 //! * **Accounting**: the origin's [`RemoteReport`] counts every published item as delivered
 //!   back, filtered (per remote stage) or failed (per stage, with errors), and
 //!   [`is_balanced`](RemoteReport::is_balanced) checks the identity; each worker's

@@ -24,8 +24,9 @@
 //! checks them against the resolved stages: the remote stages must be one consecutive run,
 //! a remote stage's items must be able to cross a broker edge (a flat-map kind's outputs
 //! cannot yet: their ids are the origin's to give), a remote stage cannot stop the run
-//! (`on_error = "stop"` would stop only its worker), and the pipeline's name must be able
-//! to name its job on the server.
+//! (`on_error = "stop"` would stop only its worker), no stage from the first remote one on
+//! asks for input order (outputs come back across the broker in the order workers finish
+//! them), and the pipeline's name must be able to name its job on the server.
 
 use super::error::{ConfigError, Findings, Loc};
 use super::node::{Node, NodeKind};
@@ -267,6 +268,32 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
                 ),
             )
             .help("give the pipeline a name under [pipeline], e.g. name = \"my-pipeline\""),
+        );
+    }
+    for stage in spec.stages.iter().skip(first).filter(|s| s.ordered) {
+        let remote_here = remote
+            .iter()
+            .any(|(i, _)| spec.stages[*i].name == stage.name);
+        found.push(
+            ConfigError::new(
+                stage.part.loc.clone(),
+                format!(
+                    "stage `{}` asks for input order (ordered = true), but order is not kept \
+                     across the broker: {}",
+                    stage.name,
+                    if remote_here {
+                        "its outputs come back in the order the workers finish them"
+                    } else {
+                        "the remote stages before it hand their outputs back in the order the \
+                         workers finish them"
+                    }
+                ),
+            )
+            .help(
+                "keep ordered stages before the remote ones, or run the pipeline in memory \
+                 (connector = \"memory\")",
+            )
+            .in_part(&format!("stage {}", stage.name)),
         );
     }
     if let Some(window) = remote.windows(2).find(|w| w[1].0 != w[0].0 + 1) {
