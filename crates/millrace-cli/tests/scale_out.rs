@@ -650,3 +650,67 @@ kind = "count"
     assert_eq!(status.code(), Some(130), "{said}");
     assert!(!said.contains("100% done"), "nothing came back: {said}");
 }
+
+#[test]
+fn ctrl_c_on_an_origin_whose_workers_are_busy_gives_a_balanced_remote_account() {
+    // The back part stopped reading while outcomes were held for it: the account used to
+    // say "0 published" and count as delivered back what the run counted as cancelled.
+    let server = LocalServer::start().expect("start nats-server");
+    let (dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));
+    let mut worker = Worker::start(&file, "heavy");
+    worker.wait_for("worker ready", 1);
+    let report = dir.path().join("r.json");
+    let file = file.display().to_string();
+    let report_arg = report.display().to_string();
+    let mut origin = Worker::spawn(&[
+        "run",
+        &file,
+        "--report",
+        &report_arg,
+        "--progress-every",
+        "100ms",
+    ]);
+    // Until some outputs have come back and been delivered.
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        origin.seen.extend(origin.lines.try_iter());
+        let delivered_some = origin.seen.iter().any(|l| {
+            l.split(", delivered ")
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .is_some_and(|n| n.trim() != "0")
+        });
+        if delivered_some {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing came back: {:?}",
+            origin.seen
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sigint(&origin.child);
+    let status = wait_or_kill(&mut origin.child, LIMIT);
+    origin.seen.extend(origin.lines.try_iter());
+    let said = origin.seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{said}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("the JSON report"))
+            .expect("JSON");
+    let remote = &r["remote"];
+    let n = |k: &str| {
+        remote[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("remote.{k}: {remote}"))
+    };
+    assert!(n("published") > 0, "{remote}");
+    assert_eq!(remote["balanced"], true, "{remote}");
+    let delivered_total = r["totals"]["delivered"].as_u64().expect("totals.delivered");
+    assert!(
+        n("delivered") <= delivered_total,
+        "delivered back {} but the run delivered {delivered_total}: {remote}",
+        n("delivered")
+    );
+    drop(worker);
+}

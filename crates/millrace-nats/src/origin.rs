@@ -326,8 +326,8 @@ async fn collect<Out: Wire>(
             // What has come back so far is the report; the rest was published (or was
             // being published) and did not come back in time.
             () = given_up(&mut give_up) => {
-                seen.report.published =
-                    published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire));
+                seen.report
+                    .stop_waiting(published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire)));
                 return Ok(seen.report);
             }
             changed = total.changed(), if total_open => match changed {
@@ -338,10 +338,17 @@ async fn collect<Out: Wire>(
             room = out.reserve(), if !held.is_empty() => match room {
                 Ok(room) => {
                     if let Some(outcomes) = held.pop_front() {
+                        seen.report.count(&outcomes);
                         room.send(outcomes);
                     }
                 }
-                Err(_) => return Ok(seen.report), // nobody reads any more
+                Err(_) => {
+                    // Nobody reads any more (the back part stopped): what is held, and
+                    // what is still on its way, is not back.
+                    seen.report
+                        .stop_waiting(published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire)));
+                    return Ok(seen.report);
+                }
             },
             message = outputs.next(ask) => {
                 // Taken in: from here the run's state holds it (an origin that dies ends
@@ -368,7 +375,6 @@ async fn collect<Out: Wire>(
                         seen.report.duplicates_dropped += 1;
                     }
                 }
-                seen.report.delivered += fresh.len() as u64;
                 if !fresh.is_empty() {
                     held.push_back(fresh);
                 }
@@ -394,15 +400,8 @@ async fn collect<Out: Wire>(
                     }
                     let front_id = origins.take(e.id);
                     let outcome = match e.kind {
-                        EndKind::Filtered => {
-                            *seen.report.filtered.entry(e.stage.clone()).or_default() += 1;
-                            RemoteOutcome::Filtered { stage: e.stage }
-                        }
-                        EndKind::Failed(error) => {
-                            *seen.report.failed.entry(e.stage.clone()).or_default() += 1;
-                            seen.report.error(front_id, format!("stage `{}`: {error}", e.stage));
-                            RemoteOutcome::Failed { stage: e.stage, error }
-                        }
+                        EndKind::Filtered => RemoteOutcome::Filtered { stage: e.stage },
+                        EndKind::Failed(error) => RemoteOutcome::Failed { stage: e.stage, error },
                     };
                     fresh.push((front_id, outcome));
                 }

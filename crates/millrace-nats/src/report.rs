@@ -8,13 +8,16 @@ use std::fmt;
 
 use millrace::ItemId;
 
+use crate::origin::RemoteOutcome;
+
 /// What became of the items the origin sent across the broker.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RemoteReport {
     /// Items the origin published onto the first broker edge.
     pub published: u64,
-    /// Items that came back on the last edge, each counted once.
+    /// Items that came back on the last edge and were handed on to the origin's
+    /// [`Remote`](crate::Remote) iterator, each counted once.
     pub delivered: u64,
     /// Items filtered out, per remote stage.
     pub filtered: BTreeMap<String, u64>,
@@ -28,6 +31,10 @@ pub struct RemoteReport {
     pub duplicates_dropped: u64,
     /// Messages left on the server by an earlier run, dropped.
     pub stale_dropped: u64,
+    /// Items published whose outcome was not handed on before the origin stopped waiting
+    /// (a run stopped or cancelled early: the items on their way, or taken in but no
+    /// longer read); the run counts them as cancelled. 0 for a run that completed.
+    pub not_back: u64,
 }
 
 impl RemoteReport {
@@ -42,9 +49,36 @@ impl RemoteReport {
     }
 
     /// Whether every published item was accounted for exactly once:
-    /// `published = delivered + filtered + failed`.
+    /// `published = delivered + filtered + failed + not_back`.
     pub fn is_balanced(&self) -> bool {
-        self.published == self.delivered + self.filtered_total() + self.failed_total()
+        self.published == self.answered() + self.not_back
+    }
+
+    /// Items whose outcome was handed on: delivered, filtered or failed.
+    fn answered(&self) -> u64 {
+        self.delivered + self.filtered_total() + self.failed_total()
+    }
+
+    /// The origin stopped waiting: what was published and not handed on is not back.
+    pub(crate) fn stop_waiting(&mut self, published: u64) {
+        self.published = published;
+        self.not_back = published.saturating_sub(self.answered());
+    }
+
+    /// Counts outcomes handed on to the [`Remote`](crate::Remote) iterator.
+    pub(crate) fn count<T>(&mut self, outcomes: &[(ItemId, RemoteOutcome<T>)]) {
+        for (id, outcome) in outcomes {
+            match outcome {
+                RemoteOutcome::Output(_) => self.delivered += 1,
+                RemoteOutcome::Filtered { stage } => {
+                    *self.filtered.entry(stage.clone()).or_default() += 1;
+                }
+                RemoteOutcome::Failed { stage, error } => {
+                    *self.failed.entry(stage.clone()).or_default() += 1;
+                    self.error(*id, format!("stage `{stage}`: {error}"));
+                }
+            }
+        }
     }
 
     pub(crate) fn error(&mut self, id: ItemId, error: String) {
@@ -58,11 +92,16 @@ impl fmt::Display for RemoteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "remote: {} published, {} delivered back, {} filtered, {} failed ({})",
+            "remote: {} published, {} delivered back, {} filtered, {} failed{} ({})",
             self.published,
             self.delivered,
             self.filtered_total(),
             self.failed_total(),
+            if self.not_back > 0 {
+                format!(", {} not back (cancelled)", self.not_back)
+            } else {
+                String::new()
+            },
             if self.is_balanced() {
                 "balanced"
             } else {

@@ -152,6 +152,7 @@ impl RemoteAccount {
                 .collect::<Vec<_>>()),
             "duplicates_dropped": remote.map(|r| r.duplicates_dropped),
             "stale_dropped": remote.map(|r| r.stale_dropped),
+            "not_back": remote.map(|r| r.not_back),
             "balanced": remote.map(RemoteReport::is_balanced),
             "error": self.error,
         })
