@@ -707,10 +707,42 @@ fn ctrl_c_on_an_origin_whose_workers_are_busy_gives_a_balanced_remote_account() 
     assert!(n("published") > 0, "{remote}");
     assert_eq!(remote["balanced"], true, "{remote}");
     let delivered_total = r["totals"]["delivered"].as_u64().expect("totals.delivered");
-    assert!(
-        n("delivered") <= delivered_total,
+    // Every output handed to the part after the broker was delivered (a stop drains).
+    assert_eq!(
+        n("delivered"),
+        delivered_total,
         "delivered back {} but the run delivered {delivered_total}: {remote}",
         n("delivered")
     );
     drop(worker);
+}
+
+#[test]
+fn a_second_origin_on_a_job_with_a_run_going_fails_at_once_saying_why() {
+    // Two origins on one job used to take each other's results and both hang for ever.
+    let server = LocalServer::start().expect("start nats-server");
+    let (dir, file) = pipeline_file(&four_stages(&server.url(), 1_000_000));
+    let file = file.display().to_string();
+    let mut first = Worker::spawn(&["run", &file, "--no-live"]);
+    let deadline = Instant::now() + LIMIT;
+    while !common::catches_sigint(first.child.id()) {
+        assert!(Instant::now() < deadline, "the first origin never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let report = dir.path().join("second.json");
+    let second = millrace()
+        .args(["run", &file, "--no-live", "--report"])
+        .arg(&report)
+        .output()
+        .expect("run the second origin");
+    let said = stderr_of(&second);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("job `four` has a run going"),
+        "the second origin says why: {said}"
+    );
+    sigint(&first.child);
+    let status = wait_or_kill(&mut first.child, LIMIT);
+    first.seen.extend(first.lines.try_iter());
+    assert_eq!(status.code(), Some(130), "{}", first.seen.join("\n"));
 }

@@ -60,6 +60,13 @@ pub enum NatsError {
         /// What the client or server reported.
         detail: String,
     },
+    /// Another origin has a run going on the job (see [`lease`](crate::lease)).
+    JobBusy {
+        /// The job.
+        job: String,
+        /// Who holds it, as that origin wrote it (its run and process).
+        holder: String,
+    },
     /// The pipeline of a part failed to build or run.
     Pipeline(String),
 }
@@ -67,6 +74,13 @@ pub enum NatsError {
 impl fmt::Display for NatsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            NatsError::JobBusy { job, holder } => write!(
+                f,
+                "job `{job}` has a run going ({holder}): two origins on one job would take \
+                 each other's results. Wait for that run to end (an origin that died lets go \
+                 after {} s), or give this run a job of its own (the pipeline's name)",
+                crate::lease::HOLD.as_secs()
+            ),
             NatsError::Unreachable { url, detail } => write!(
                 f,
                 "cannot reach the NATS server at {url} ({detail}): check that nats-server is \

@@ -38,6 +38,9 @@
 //!   yields each item exactly once: a sink fed from it (any millrace sink) gives
 //!   exactly-once output. A sink *inside a remote part* would see redelivered items again:
 //!   only an idempotent one (keyed writes) gives exactly-once output there.
+//! * **One origin per job at a time**: an origin holds its job's [`lease`] while it runs;
+//!   a second one is refused ([`NatsError::JobBusy`]) rather than left to share, and
+//!   lose, the first one's results.
 //! * **Order is not kept** across the broker: the [`Remote`] iterator yields outputs in the
 //!   order workers finish them. Stages that must see input order belong in the front part
 //!   (the `millrace` command refuses `ordered = true` from the first remote stage on).
@@ -79,6 +82,7 @@
 mod broker;
 mod edge;
 mod error;
+pub mod lease;
 pub mod local_server;
 mod origin;
 mod publish;

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::broker::{Broker, Job};
 use crate::edge::{Edge, RawEdge, Wire};
 use crate::error::NatsError;
+use crate::lease::Lease;
 use crate::publish::publish_until_acked;
 use crate::pull::Puller;
 use crate::report::RemoteReport;
@@ -62,6 +63,7 @@ impl<T> RemoteOutcome<T> {
 /// The source side of a pipeline split over a broker: see the module docs.
 #[derive(Debug)]
 pub struct Origin<In, Out> {
+    job: String,
     to: Edge<In>,
     from: Edge<Out>,
     responses: Arc<RawEdge>,
@@ -80,6 +82,7 @@ impl Job {
         from: &Edge<Out>,
     ) -> Result<Origin<In, Out>, NatsError> {
         Ok(Origin {
+            job: self.name.to_string(),
             to: to.clone(),
             from: from.clone(),
             responses: self.response_edge()?,
@@ -104,10 +107,13 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
     ///
     /// # Errors
     ///
-    /// [`NatsError::Pipeline`] if the front part cannot start.
+    /// [`NatsError::JobBusy`] if another origin has a run going on the job (two would take
+    /// each other's results: see [`lease`](crate::lease)); [`NatsError::Pipeline`] if the
+    /// front part cannot start.
     pub fn start(self, front: PipelineBuilder<In>) -> Result<(Remote<Out>, RemoteEnd), NatsError> {
         let run = new_run_id();
         let broker = self.to.raw.broker.clone();
+        let lease = Lease::take(&broker, &self.job, run)?;
         let (running, responses) = front
             .respond()
             .map_err(|e| NatsError::Pipeline(e.to_string()))?;
@@ -139,6 +145,7 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
         ));
         // A few messages' worth of outcomes wait here at most.
         let (out_tx, out_rx) = mpsc::channel(4);
+        let handed = Handed::default();
         let collector = broker.spawn(collect(
             Arc::clone(&self.from.raw),
             Arc::clone(&self.responses),
@@ -152,6 +159,7 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
             Remote {
                 rx: out_rx,
                 ready: Vec::new().into_iter(),
+                handed: Arc::clone(&handed),
             },
             RemoteEnd {
                 broker,
@@ -160,6 +168,8 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
                 sender,
                 collector,
                 give_up: RemoteStop(Arc::new(give_up)),
+                lease,
+                handed,
             },
         ))
     }
@@ -326,8 +336,8 @@ async fn collect<Out: Wire>(
             // What has come back so far is the report; the rest was published (or was
             // being published) and did not come back in time.
             () = given_up(&mut give_up) => {
-                seen.report
-                    .stop_waiting(published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire)));
+                seen.report.published =
+                    published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire));
                 return Ok(seen.report);
             }
             changed = total.changed(), if total_open => match changed {
@@ -338,15 +348,14 @@ async fn collect<Out: Wire>(
             room = out.reserve(), if !held.is_empty() => match room {
                 Ok(room) => {
                     if let Some(outcomes) = held.pop_front() {
-                        seen.report.count(&outcomes);
                         room.send(outcomes);
                     }
                 }
                 Err(_) => {
                     // Nobody reads any more (the back part stopped): what is held, and
                     // what is still on its way, is not back.
-                    seen.report
-                        .stop_waiting(published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire)));
+                    seen.report.published =
+                        published.unwrap_or_else(|| issued_so_far.load(Ordering::Acquire));
                     return Ok(seen.report);
                 }
             },
@@ -426,7 +435,13 @@ const HOLD: usize = 8;
 pub struct Remote<Out> {
     rx: mpsc::Receiver<Vec<(ItemId, RemoteOutcome<Out>)>>,
     ready: std::vec::IntoIter<(ItemId, RemoteOutcome<Out>)>,
+    /// The outcomes it handed out, counted as it hands each: the remote report's delivered,
+    /// filtered and failed (an outcome the collector sent that nobody took is not back).
+    handed: Handed,
 }
+
+/// The outcomes a [`Remote`] handed out, for [`RemoteEnd::finish`].
+type Handed = Arc<std::sync::Mutex<RemoteReport>>;
 
 impl<Out> Iterator for Remote<Out> {
     type Item = (ItemId, RemoteOutcome<Out>);
@@ -434,6 +449,10 @@ impl<Out> Iterator for Remote<Out> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(next) = self.ready.next() {
+                self.handed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .count(&next.0, &next.1);
                 return Some(next);
             }
             self.ready = self.rx.blocking_recv()?.into_iter();
@@ -457,6 +476,10 @@ pub struct RemoteEnd {
     sender: JoinHandle<Result<(), NatsError>>,
     collector: JoinHandle<Result<RemoteReport, NatsError>>,
     give_up: RemoteStop,
+    /// The job's lease, held while the run goes (see [`crate::lease`]).
+    lease: Lease,
+    /// What the [`Remote`] handed out.
+    handed: Handed,
 }
 
 /// Ends an origin's wait for its remote parts: see [`RemoteEnd::stopper`].
@@ -515,8 +538,18 @@ impl RemoteEnd {
             .map_err(|e| NatsError::Pipeline(e.to_string()))?
             .report;
         let _ = self.feeder.join();
-        joined(self.broker.block_on(self.sender))??;
-        let remote = joined(self.broker.block_on(self.collector))??;
+        let sent = joined(self.broker.block_on(self.sender));
+        let remote = joined(self.broker.block_on(self.collector));
+        // The run is over either way: the job takes another.
+        self.lease.release();
+        sent??;
+        let mut remote = remote??;
+        remote.handed(
+            &self
+                .handed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         Ok(RemoteFinished { front, remote })
     }
 }

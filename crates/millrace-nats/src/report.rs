@@ -59,26 +59,28 @@ impl RemoteReport {
         self.delivered + self.filtered_total() + self.failed_total()
     }
 
-    /// The origin stopped waiting: what was published and not handed on is not back.
-    pub(crate) fn stop_waiting(&mut self, published: u64) {
-        self.published = published;
-        self.not_back = published.saturating_sub(self.answered());
-    }
-
-    /// Counts outcomes handed on to the [`Remote`](crate::Remote) iterator.
-    pub(crate) fn count<T>(&mut self, outcomes: &[(ItemId, RemoteOutcome<T>)]) {
-        for (id, outcome) in outcomes {
-            match outcome {
-                RemoteOutcome::Output(_) => self.delivered += 1,
-                RemoteOutcome::Filtered { stage } => {
-                    *self.filtered.entry(stage.clone()).or_default() += 1;
-                }
-                RemoteOutcome::Failed { stage, error } => {
-                    *self.failed.entry(stage.clone()).or_default() += 1;
-                    self.error(*id, format!("stage `{stage}`: {error}"));
-                }
+    /// Counts an outcome the [`Remote`](crate::Remote) iterator hands out.
+    pub(crate) fn count<T>(&mut self, id: &ItemId, outcome: &RemoteOutcome<T>) {
+        match outcome {
+            RemoteOutcome::Output(_) => self.delivered += 1,
+            RemoteOutcome::Filtered { stage } => {
+                *self.filtered.entry(stage.clone()).or_default() += 1;
+            }
+            RemoteOutcome::Failed { stage, error } => {
+                *self.failed.entry(stage.clone()).or_default() += 1;
+                self.error(*id, format!("stage `{stage}`: {error}"));
             }
         }
+    }
+
+    /// Takes in the outcomes the [`Remote`](crate::Remote) iterator handed out (`handed`):
+    /// what was published and not among them is not back.
+    pub(crate) fn handed(&mut self, handed: &RemoteReport) {
+        self.delivered = handed.delivered;
+        self.filtered.clone_from(&handed.filtered);
+        self.failed.clone_from(&handed.failed);
+        self.errors.clone_from(&handed.errors);
+        self.not_back = self.published.saturating_sub(self.answered());
     }
 
     pub(crate) fn error(&mut self, id: ItemId, error: String) {

@@ -275,3 +275,56 @@ fn a_full_edge_slows_the_producer_and_drops_nothing() {
         assert!(finished.remote.is_balanced(), "{}", finished.remote);
     });
 }
+
+#[test]
+fn a_second_origin_on_a_job_with_a_run_going_is_refused_until_that_run_ends() {
+    // Two origins on one job used to share its consumers: each dropped half the other's
+    // results as stale, and neither run ever ended.
+    within(120, || {
+        let server = server();
+        let broker = Broker::connect(&server.url()).unwrap();
+        let job = broker.job("one-at-a-time").unwrap();
+        let to = job.edge::<u64>("in", small_edges()).unwrap();
+        let from = job.edge::<u64>("out", small_edges()).unwrap();
+        let worker = job
+            .worker(&to, &from, |b| b.map("inc", |x: u64| x + 1))
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let (remote, end) = job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..1000u64))
+            .unwrap();
+        let second = job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..10u64));
+        match second {
+            Err(NatsError::JobBusy { job, holder }) => {
+                assert_eq!(job, "one-at-a-time");
+                assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+            }
+            Err(other) => panic!("expected JobBusy, got {other}"),
+            Ok(_) => panic!("a second origin started on a job with a run going"),
+        }
+        let sum: u64 = remote
+            .map(|(_, o)| match o {
+                RemoteOutcome::Output(y) => y,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(sum, (1..=1000u64).sum::<u64>());
+        assert!(end.finish().unwrap().remote.is_balanced());
+        // Once that run has finished, the job takes another.
+        let (remote, end) = job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..10u64))
+            .unwrap();
+        assert_eq!(remote.count(), 10);
+        end.finish().unwrap();
+        worker.stop();
+        worker.join().unwrap();
+    });
+}

@@ -220,9 +220,15 @@ pub fn run_origin(
     let origin = job
         .origin(&into, &out)
         .map_err(|e| failed(EXIT_FAILED, e.to_string()))?;
-    let (remote, end) = origin
-        .start(front)
-        .map_err(|e| failed(EXIT_CONFIG, format!("error: {e}")))?;
+    let (remote, end) = origin.start(front).map_err(|e| {
+        // Another run on the job is not a setting to fix but a wait (or another name).
+        let code = if matches!(e, millrace_nats::NatsError::JobBusy { .. }) {
+            EXIT_FAILED
+        } else {
+            EXIT_CONFIG
+        };
+        failed(code, format!("error: {e}"))
+    })?;
     let back = Pipeline::source(remote.outputs());
     let built = configure(back, spec, back_stages).and_then(|(back, runtime)| {
         let back = add_stages(back, back_made);
