@@ -729,18 +729,12 @@ fn a_second_origin_on_a_job_with_a_run_going_fails_at_once_saying_why() {
         assert!(Instant::now() < deadline, "the first origin never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let report = dir.path().join("second.json");
-    let second = millrace()
-        .args(["run", &file, "--no-live", "--report"])
-        .arg(&report)
-        .output()
-        .expect("run the second origin");
-    let said = stderr_of(&second);
-    assert_eq!(second.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains("job `four` has a run going"),
-        "the second origin says why: {said}"
-    );
+    let report = dir.path().join("second.json").display().to_string();
+    let mut second = Worker::spawn(&["run", &file, "--no-live", "--report", &report]);
+    let status = wait_or_kill(&mut second.child, LIMIT);
+    // The second origin says why (read until it has: its stderr may still be on its way).
+    second.wait_for("job `four` has a run going", 1);
+    assert_eq!(status.code(), Some(1), "{}", second.seen.join("\n"));
     sigint(&first.child);
     let status = wait_or_kill(&mut first.child, LIMIT);
     first.seen.extend(first.lines.try_iter());
