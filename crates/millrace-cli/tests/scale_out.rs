@@ -342,6 +342,17 @@ kind = "sum"
         "{t}"
     );
     assert_eq!(json["errors"]["total"], 2, "{}", json["errors"]);
+    // A remote failure reads as it does in memory, naming its stage and item.
+    let sample = &json["errors"]["sample"][0];
+    assert_eq!(sample["stage"], "parse", "{sample}");
+    let message = sample["message"].as_str().expect("a message");
+    assert!(
+        message.starts_with(&format!(
+            "stage `parse` failed on item {}: ",
+            sample["id"].as_str().expect("an id")
+        )),
+        "{sample}"
+    );
     let allowed = millrace()
         .args([
             "run",

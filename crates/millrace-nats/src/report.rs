@@ -24,7 +24,8 @@ pub struct RemoteReport {
     /// Items failed, per remote stage (a dead-lettered message's items under the edge's
     /// name, `broker edge <name>`).
     pub failed: BTreeMap<String, u64>,
-    /// The first errors of failed items (at most 20), with the item's id in the origin.
+    /// The first errors of failed items (at most 20), with the item's id in the origin:
+    /// `stage `parse` failed on item #7: …`, as the error reads in memory.
     pub errors: Vec<(ItemId, String)>,
     /// Copies of items already accounted for (redelivery after a worker died or an ack was
     /// lost), dropped.
@@ -68,7 +69,8 @@ impl RemoteReport {
             }
             RemoteOutcome::Failed { stage, error } => {
                 *self.failed.entry(stage.clone()).or_default() += 1;
-                self.error(*id, format!("stage `{stage}`: {error}"));
+                // As the error reads in memory (`ItemError`'s display).
+                self.error(*id, format!("stage `{stage}` failed on item {id}: {error}"));
             }
         }
     }
@@ -116,8 +118,8 @@ impl fmt::Display for RemoteReport {
         for (stage, n) in &self.failed {
             writeln!(f, "  stage `{stage}`: {n} failed")?;
         }
-        for (id, e) in self.errors.iter().take(5) {
-            writeln!(f, "  item {id}: {e}")?;
+        for (_, e) in self.errors.iter().take(5) {
+            writeln!(f, "  {e}")?;
         }
         write!(
             f,
