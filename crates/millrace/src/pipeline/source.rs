@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::batch_size::{BatchSize, FILL_DEADLINE, FILL_TARGET};
-use crate::connector::Outlet;
+use crate::connector::{Outlet, Stock};
 use crate::control::Control;
 use crate::deadline::Deadline;
 use crate::error::{panic_message, RunErrorKind};
@@ -261,16 +261,30 @@ pub(crate) const SOURCE_THREAD: &str = "millrace-source";
 /// Runs an iterator source on a thread of its own: cuts batches and ships them, until the
 /// iterator ends or the run stops.
 pub(crate) fn run_iter<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, outlet: &Outlet<S>) {
-    let size = outlet.batch_size();
+    cut_and_ship(cutter, ctx, &outlet.own_stock(), |batch, first| {
+        ctx.ship(outlet, batch, first)
+    });
+}
+
+/// The source's loop: cuts batches of `stock`'s size and hands each to `ship` (with the
+/// source position of its first item), until the iterator ends, the run stops, or `ship`
+/// says the pipeline takes no more.
+fn cut_and_ship<S>(
+    cutter: &mut dyn Cut<S>,
+    ctx: &SourceCtx,
+    stock: &Stock<S>,
+    mut ship: impl FnMut(Batch<S>, u64) -> bool,
+) {
+    let size = stock.batch_size();
     while !ctx.control.signals.stopping() {
         let want = size.fill_size(&ctx.carried);
-        let Some(Cutting { batch, more, .. }) = cutter.cut(ctx, size, outlet.fresh(want), want)
+        let Some(Cutting { batch, more, .. }) = cutter.cut(ctx, size, stock.fresh(want), want)
         else {
             break;
         };
         // (A cut batch is never empty; its first id is the source position of its first item.)
         let first = batch.ids.get(0).0;
-        if !ctx.ship(outlet, batch, first) || !more {
+        if !ship(batch, first) || !more {
             break;
         }
     }
@@ -313,16 +327,8 @@ pub(crate) fn run_let_go<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, let_go: &L
     let Some(stock) = lock(&let_go.outlet).as_ref().map(Outlet::own_stock) else {
         return;
     };
-    let size = stock.batch_size();
-    while !ctx.control.signals.stopping() {
-        let want = size.fill_size(&ctx.carried);
-        let Some(Cutting { batch, more, .. }) = cutter.cut(ctx, size, stock.fresh(want), want)
-        else {
-            break;
-        };
-        let first = batch.ids.get(0).0;
-        let outlet = lock(&let_go.outlet);
-        let shipped = match outlet.as_ref() {
+    cut_and_ship(cutter, ctx, &stock, |batch, first| {
+        match lock(&let_go.outlet).as_ref() {
             Some(outlet) => ctx.ship(outlet, batch, first),
             None => {
                 // Taken by a cancel while the iterator kept this thread.
@@ -331,11 +337,8 @@ pub(crate) fn run_let_go<S>(cutter: &mut dyn Cut<S>, ctx: &SourceCtx, let_go: &L
                 drop_unfinished(&ctx.control, ctx.events.as_ref(), batch.ids, counters);
                 false
             }
-        };
-        if !shipped || !more {
-            break;
         }
-    }
+    });
 }
 
 /// Items between two clock reads of a source filling a large batch (see [`fill_rest`]).
