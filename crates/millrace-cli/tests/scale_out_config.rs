@@ -198,10 +198,26 @@ fn a_pipeline_name_that_cannot_name_the_job_is_refused() {
          connector = \"nats\"\n{SINK}"
     );
     let (file, said) = check_fails(&text);
+    // Located at the name (it was at the first remote stage's `connector`).
     assert!(
         said.contains(&format!(
-            "{file}:10:13: the pipeline's name `my pipeline` names its job on the NATS server"
+            "{file}:2:8: the pipeline's name `my pipeline` names its job on the NATS server"
         )),
+        "{said}"
+    );
+    // Given by `--set`, the error is located there.
+    let text = format!("{SOURCE}\n[[stage]]\nkind = \"square\"\nconnector = \"nats\"\n{SINK}");
+    let (_dir, path) = pipeline_file(&text);
+    let out = millrace()
+        .args(["check", &path.display().to_string()])
+        .args(["--set", "pipeline.name=bad.name"])
+        .output()
+        .expect("run millrace check");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--set pipeline.name"), "{said}");
+    assert!(
+        said.contains("the pipeline's name `bad.name` names its job"),
         "{said}"
     );
 }

@@ -261,7 +261,7 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
     if let Some(why) = job_name_problem(&spec.name) {
         found.push(
             ConfigError::new(
-                first_loc.clone(),
+                spec.name_loc.clone().unwrap_or_else(|| first_loc.clone()),
                 format!(
                     "the pipeline's name `{}` names its job on the NATS server, and {why}",
                     spec.name

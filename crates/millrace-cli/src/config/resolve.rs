@@ -197,13 +197,14 @@ pub fn resolve(
     let top = found.keep(Keys::new(root, "the pipeline file"))?;
     top.check_unknown(&["pipeline", "source", "stage", "sink"], found);
     let (mut name, mut report, mut defaults) = (file_stem.to_owned(), None, Settings::default());
+    let mut name_loc = None;
     let mut scaling = super::schema::Scaling::default();
     if let Some(node) = top.get("pipeline") {
         pipeline_table(
             node,
             base,
             found,
-            &mut name,
+            (&mut name, &mut name_loc),
             &mut report,
             &mut scaling,
             &mut defaults,
@@ -270,6 +271,7 @@ pub fn resolve(
     let (source, sink) = (source?, sink?);
     all_stages.then_some(PipelineSpec {
         name,
+        name_loc,
         file: file.to_owned(),
         batch: defaults.batch,
         capacity: defaults.capacity.unwrap_or(DEFAULT_CAPACITY),
@@ -288,7 +290,7 @@ fn pipeline_table(
     node: &Node,
     base: &PathBase,
     found: &mut Findings,
-    name: &mut String,
+    (name, name_loc): (&mut String, &mut Option<Loc>),
     report: &mut Option<PathBuf>,
     scaling: &mut super::schema::Scaling,
     defaults: &mut Settings,
@@ -307,10 +309,11 @@ fn pipeline_table(
         }
         None => false,
     };
-    if let Some(Some((ParamValue::Text(n), _))) =
+    if let Some(Some((ParamValue::Text(n), loc))) =
         found.keep(text_setting(&keys, "name", ParamType::Text, base))
     {
         *name = n;
+        *name_loc = Some(loc);
     }
     if let Some(Some((ParamValue::Path(_, p), _))) =
         found.keep(text_setting(&keys, "report", ParamType::Path, base))

@@ -267,6 +267,9 @@ pub struct SinkSpec {
 pub struct PipelineSpec {
     /// Its name (`[pipeline] name`, or the file's stem).
     pub name: String,
+    /// Where `[pipeline] name` was written (in the file, or a `--set`); `None`: the file's
+    /// stem.
+    pub name_loc: Option<Loc>,
     /// The file it was read from, as given.
     pub file: String,
     /// The batch size of the sink's input (the pipeline default); `None`: it adapts.
