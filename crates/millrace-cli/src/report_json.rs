@@ -188,6 +188,8 @@ struct Stage<'a> {
     queue_fill: f64,
     in_flight: u64,
     waiting_seconds: f64,
+    concurrency: usize,
+    concurrency_used: f64,
 }
 
 #[derive(Serialize)]
@@ -277,6 +279,8 @@ fn stage<'a>(
         queue_fill: s.queue_fill,
         in_flight: s.tally.in_flight,
         waiting_seconds: s.tally.waiting.as_secs_f64(),
+        concurrency: s.concurrency,
+        concurrency_used: s.concurrency_used,
     }
 }
 

@@ -286,4 +286,9 @@ fn io_example_waits_concurrently() {
         sleep["waiting_seconds"].as_f64().unwrap() > 100.0,
         "{sleep}"
     );
+    // Its concurrency, and how much of it was in use: waits overlap, so well above none.
+    assert_eq!(sleep["concurrency"], 1000, "{sleep}");
+    let used = sleep["concurrency_used"].as_f64().unwrap();
+    assert!(used > 0.0 && used <= 1.0, "{sleep}");
+    assert_eq!(json["stages"][0]["concurrency"], 0, "the source has none");
 }
