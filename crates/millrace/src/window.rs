@@ -35,8 +35,8 @@ use crate::sync::{lock, wait, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
 pub(crate) struct Window {
     limit: u64,
     front: AtomicU64,
-    /// Set by [`Window::close`], for `admit`'s first look (the state's `closed` is the one
-    /// a waiting admitter reads under the lock).
+    /// Set by [`Window::close`]: read by `admit` first, and again under the lock before it
+    /// waits (`close` sets it before it takes the lock to wake a waiter, so none misses it).
     shut: AtomicBool,
     state: Mutex<WaitState>,
     wakeup: Condvar,
@@ -45,7 +45,6 @@ pub(crate) struct Window {
 #[derive(Default)]
 struct WaitState {
     waiting: bool,
-    closed: bool,
 }
 
 impl Window {
@@ -78,7 +77,7 @@ impl Window {
         }
         let mut state = lock(&self.state);
         loop {
-            if state.closed {
+            if self.shut.load(Ordering::Acquire) {
                 return false;
             }
             if self.open_for(position) {
@@ -107,7 +106,6 @@ impl Window {
     pub(crate) fn close(&self) {
         self.shut.store(true, Ordering::Release);
         let mut state = lock(&self.state);
-        state.closed = true;
         state.waiting = false;
         self.wakeup.notify_all();
     }
