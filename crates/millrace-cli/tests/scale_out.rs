@@ -750,3 +750,48 @@ fn a_second_origin_on_a_job_with_a_run_going_fails_at_once_saying_why() {
     first.seen.extend(first.lines.try_iter());
     assert_eq!(status.code(), Some(130), "{}", first.seen.join("\n"));
 }
+
+#[test]
+fn a_worker_started_from_a_file_that_differs_refuses_the_origin_s_batches_and_stops() {
+    // A worker whose file set the remote stage otherwise (another `factor`, say) used to
+    // answer the origin's items its way: a wrong sum, exit 0.
+    let server = LocalServer::start().expect("start nats-server");
+    let n = 2000;
+    let (_dir, file) = pipeline_file(&four_stages(&server.url(), n));
+    let in_memory = run_in_memory(&file);
+    let path = file.display().to_string();
+    let mut wrong = Worker::spawn(&[
+        "worker",
+        &path,
+        "--stage",
+        "heavy",
+        "--set",
+        "stage.heavy.units=3",
+    ]);
+    wrong.wait_for("worker ready", 1);
+    let origin = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            millrace()
+                .args(["run", &path, "--no-live", "--quiet"])
+                .output()
+                .expect("run the origin")
+        })
+    };
+    // The wrong worker takes a batch, gives it back, and stops, saying why.
+    let status = wait_or_kill(&mut wrong.child, LIMIT);
+    wrong.wait_for("remote part differs from this worker's", 1);
+    assert_eq!(status.code(), Some(1), "{}", wrong.seen.join("\n"));
+    // A worker started from the origin's file then takes every item, the one given back too.
+    let mut right = Worker::start(&file, "heavy");
+    right.wait_for("worker ready", 1);
+    let remote = origin.join().expect("the origin's thread");
+    assert!(remote.status.success(), "{}", stderr_of(&remote));
+    assert_eq!(
+        stdout_of(&remote),
+        stdout_of(&in_memory),
+        "{}",
+        stderr_of(&remote)
+    );
+    right.stop();
+}

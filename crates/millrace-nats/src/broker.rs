@@ -277,6 +277,7 @@ impl Broker {
         Ok(Job {
             broker: self.clone(),
             name: name.into(),
+            fingerprint: None,
         })
     }
 
@@ -397,12 +398,35 @@ pub(crate) fn check_name(name: &str) -> Result<(), NatsError> {
 pub struct Job {
     pub(crate) broker: Broker,
     pub(crate) name: Arc<str>,
+    /// What the job's parts do, as its processes see it (see [`Job::fingerprint`]).
+    pub(crate) fingerprint: Option<Arc<str>>,
 }
 
 impl Job {
     /// The job's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Marks what this process takes the job's remote part to be: a fingerprint of the
+    /// stages the workers run and their settings (the `millrace` command hashes them from
+    /// its file). Every message an origin or worker of this `Job` publishes carries it
+    /// (header [`PART_HEADER`](crate::PART_HEADER)), and a worker whose fingerprint differs
+    /// from a message's refuses the message: it gives it back to the edge, for a worker
+    /// that agrees with the origin, and stops, its [`join`](crate::WorkerHandle::join)
+    /// returning [`NatsError::PartMismatch`]. A worker started from a file that differs
+    /// from the origin's (another `factor`, say) would otherwise process the items its way
+    /// and send back results the origin takes for its own. Messages without a fingerprint,
+    /// and a job without one, are not checked.
+    #[must_use]
+    pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(Arc::from(fingerprint.into()));
+        self
+    }
+
+    /// The job's fingerprint, if one was set.
+    pub fn part_fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
     }
 
     /// The broker it runs on.

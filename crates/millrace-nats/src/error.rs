@@ -67,6 +67,18 @@ pub enum NatsError {
         /// Who holds it, as that origin wrote it (its run and process).
         holder: String,
     },
+    /// A worker took a message from an origin whose remote part differs from the worker's
+    /// (see [`Job::fingerprint`](crate::Job::fingerprint)), gave it back, and stopped.
+    PartMismatch {
+        /// The job.
+        job: String,
+        /// The edge the message came from.
+        edge: String,
+        /// The worker's fingerprint.
+        ours: String,
+        /// The message's.
+        theirs: String,
+    },
     /// The pipeline of a part failed to build or run.
     Pipeline(String),
 }
@@ -74,6 +86,20 @@ pub enum NatsError {
 impl fmt::Display for NatsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            NatsError::PartMismatch {
+                job,
+                edge,
+                ours,
+                theirs,
+            } => write!(
+                f,
+                "a message on edge `{edge}` of job `{job}` comes from an origin whose remote \
+                 part differs from this worker's (its fingerprint {theirs}, this worker's \
+                 {ours}): this worker would process it otherwise than the origin expects. \
+                 The message was given back, for a worker that agrees with the origin. Start \
+                 every process of a job from the same pipeline (the same file and the same \
+                 --set overrides)"
+            ),
             NatsError::JobBusy { job, holder } => write!(
                 f,
                 "job `{job}` has a run going ({holder}): two origins on one job would take \

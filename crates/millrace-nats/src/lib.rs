@@ -41,6 +41,9 @@
 //! * **One origin per job at a time**: an origin holds its job's [`lease`] while it runs;
 //!   a second one is refused ([`NatsError::JobBusy`]) rather than left to share, and
 //!   lose, the first one's results.
+//! * **One pipeline per job**: a [`Job::fingerprint`] (what the remote part does, as each
+//!   process sees it) travels with every batch, and a worker that sees another one gives
+//!   the batch back and stops ([`NatsError::PartMismatch`]) rather than answer it its way.
 //! * **Order is not kept** across the broker: the [`Remote`] iterator yields outputs in the
 //!   order workers finish them. Stages that must see input order belong in the front part
 //!   (the `millrace` command refuses `ordered = true` from the first remote stage on).
@@ -98,6 +101,6 @@ pub use broker::{
 pub use edge::{Edge, EdgeConfig, Wire};
 pub use error::NatsError;
 pub use origin::{Origin, Remote, RemoteEnd, RemoteFinished, RemoteOutcome, RemoteStop};
-pub use publish::ERROR_HEADER;
+pub use publish::{ERROR_HEADER, PART_HEADER};
 pub use report::RemoteReport;
 pub use worker::{WorkerHandle, WorkerPart, WorkerReport};

@@ -25,7 +25,7 @@ use crate::broker::{Broker, Job};
 use crate::edge::{Edge, RawEdge, Wire};
 use crate::error::NatsError;
 use crate::lease::Lease;
-use crate::publish::publish_until_acked;
+use crate::publish::{part_header, publish_until_acked};
 use crate::pull::Puller;
 use crate::report::RemoteReport;
 use crate::wire::{decode, encode, run_of, EndKind, EndedBatch, Envelope, EnvelopeRef};
@@ -64,6 +64,8 @@ impl<T> RemoteOutcome<T> {
 #[derive(Debug)]
 pub struct Origin<In, Out> {
     job: String,
+    /// The job's fingerprint, sent with every batch (see [`Job::fingerprint`]).
+    fingerprint: Option<Arc<str>>,
     to: Edge<In>,
     from: Edge<Out>,
     responses: Arc<RawEdge>,
@@ -83,6 +85,7 @@ impl Job {
     ) -> Result<Origin<In, Out>, NatsError> {
         Ok(Origin {
             job: self.name.to_string(),
+            fingerprint: self.fingerprint.clone(),
             to: to.clone(),
             from: from.clone(),
             responses: self.response_edge()?,
@@ -138,6 +141,7 @@ impl<In: Wire, Out: Wire> Origin<In, Out> {
         let sender = broker.spawn(send(
             Arc::clone(&self.to.raw),
             run,
+            self.fingerprint.clone(),
             items_rx,
             total_tx,
             origins.clone(),
@@ -195,6 +199,7 @@ const IN_FLIGHT: usize = 4;
 async fn send<In: Wire>(
     edge: Arc<RawEdge>,
     run: u64,
+    fingerprint: Option<Arc<str>>,
     mut items: mpsc::Receiver<(ItemId, In)>,
     total: watch::Sender<Option<u64>>,
     origins: Origins,
@@ -244,14 +249,14 @@ async fn send<In: Wire>(
         if in_flight.len() >= IN_FLIGHT && !ack_oldest(&mut in_flight, &mut give_up).await {
             return Ok(());
         }
-        let edge = Arc::clone(&edge);
+        let (edge, fingerprint) = (Arc::clone(&edge), fingerprint.clone());
         in_flight.push_back(tokio::spawn(async move {
             publish_until_acked(
                 &edge.broker,
                 &edge.names.subject,
                 &msg_id,
                 Bytes::from(payload),
-                None,
+                &part_header(fingerprint.as_deref()),
             )
             .await;
         }));

@@ -14,13 +14,23 @@ use crate::broker::Broker;
 /// The header of a dead letter that says why it is one.
 pub const ERROR_HEADER: &str = "Millrace-Error";
 
-/// Publishes `payload` to `subject` with message id `msg_id`, until the server acks it.
+/// The header of a batch that carries its job's fingerprint (see
+/// [`Job::fingerprint`](crate::Job::fingerprint)).
+pub const PART_HEADER: &str = "Millrace-Part";
+
+/// The headers of a batch of a job with `fingerprint`.
+pub(crate) fn part_header(fingerprint: Option<&str>) -> Vec<(&'static str, &str)> {
+    fingerprint.map(|f| (PART_HEADER, f)).into_iter().collect()
+}
+
+/// Publishes `payload` to `subject` with message id `msg_id` and `headers`, until the
+/// server acks it.
 pub(crate) async fn publish_until_acked(
     broker: &Broker,
     subject: &str,
     msg_id: &str,
     payload: Bytes,
-    error: Option<&str>,
+    headers: &[(&'static str, &str)],
 ) {
     let mut wait = Duration::from_millis(1);
     let mut since = Instant::now();
@@ -28,8 +38,8 @@ pub(crate) async fn publish_until_acked(
         let mut message = PublishMessage::build()
             .payload(payload.clone())
             .message_id(msg_id);
-        if let Some(error) = error {
-            message = message.header(ERROR_HEADER, error);
+        for &(name, value) in headers {
+            message = message.header(name, value);
         }
         let error = match broker.js().send_publish(subject.to_owned(), message).await {
             Ok(ack) => match ack.await {

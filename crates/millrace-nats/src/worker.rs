@@ -42,12 +42,16 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::Job;
 use crate::edge::{Edge, RawEdge, Wire};
 use crate::error::NatsError;
-use crate::publish::publish_until_acked;
+use crate::publish::{part_header, publish_until_acked, ERROR_HEADER, PART_HEADER};
 use crate::pull::Puller;
 use crate::wire::{decode, encode, EndKind, Ended, EndedBatch, Envelope, EnvelopeRef};
 
 /// A part to run on items of `In` from one edge, sending `Out` to the next.
 pub struct WorkerPart<In, Out> {
+    job: Arc<str>,
+    /// The job's fingerprint, checked on every message taken and sent with every batch
+    /// published (see [`Job::fingerprint`]).
+    fingerprint: Option<Arc<str>>,
     from: Edge<In>,
     to: Edge<Out>,
     responses: Arc<RawEdge>,
@@ -77,6 +81,8 @@ impl Job {
         part: impl FnOnce(PipelineBuilder<In>) -> PipelineBuilder<Out> + Send + 'static,
     ) -> Result<WorkerPart<In, Out>, NatsError> {
         Ok(WorkerPart {
+            job: Arc::clone(&self.name),
+            fingerprint: self.fingerprint.clone(),
             from: from.clone(),
             to: to.clone(),
             responses: self.response_edge()?,
@@ -144,6 +150,9 @@ pub struct WorkerHandle {
     finisher: tokio::task::JoinHandle<()>,
     keeper: tokio::task::JoinHandle<()>,
     counts: Arc<Counts>,
+    /// Why the worker stopped by itself, if it did (a message from an origin whose remote
+    /// part differs: see [`Job::fingerprint`]).
+    refused: Arc<Mutex<Option<NatsError>>>,
     broker: crate::Broker,
 }
 
@@ -175,6 +184,7 @@ impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
         let (stop, stopped) = watch::channel(false);
         let (arrivals_tx, mut arrivals_rx) = mpsc::channel::<Arrival<In>>(2);
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Pending<Out>>();
+        let refused = Arc::new(Mutex::new(None));
 
         let feeder_book = Arc::clone(&book);
         let feeder = thread("millrace-nats-feed", move || {
@@ -202,8 +212,14 @@ impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
             arrivals_tx,
             stopped,
             Arc::clone(&counts),
+            Check {
+                job: Arc::clone(&self.job),
+                fingerprint: self.fingerprint.clone(),
+                refused: Arc::clone(&refused),
+            },
         ));
         let finisher = broker.spawn(finish(
+            self.fingerprint.clone(),
             Arc::clone(&self.to.raw),
             from.clone(),
             Arc::clone(&self.responses),
@@ -220,6 +236,7 @@ impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
             finisher,
             keeper,
             counts,
+            refused,
             broker,
         })
     }
@@ -306,7 +323,45 @@ fn answer<Out: Wire>(
     }
 }
 
-/// The puller: takes messages until stopped.
+/// What the puller checks each message's fingerprint against, and where it says why it
+/// stopped if one differs.
+struct Check {
+    job: Arc<str>,
+    fingerprint: Option<Arc<str>>,
+    refused: Arc<Mutex<Option<NatsError>>>,
+}
+
+impl Check {
+    /// Whether `message` may be taken: its fingerprint, if it has one, is this worker's (if
+    /// it has one). If not, says why in `refused`.
+    fn passes(&self, from: &RawEdge, message: &Message) -> bool {
+        let theirs = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(PART_HEADER))
+            .map(|v| v.as_str());
+        match (theirs, self.fingerprint.as_deref()) {
+            (Some(theirs), Some(ours)) if theirs != ours => {
+                let mut refused = self
+                    .refused
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *refused = Some(NatsError::PartMismatch {
+                    job: self.job.to_string(),
+                    edge: from.edge.to_string(),
+                    ours: ours.to_owned(),
+                    theirs: theirs.to_owned(),
+                });
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+/// The puller: takes messages until stopped, or until a message's fingerprint differs from
+/// the worker's (it is given back, for a worker that agrees with its origin).
+#[allow(clippy::too_many_arguments)]
 async fn pull<In: Wire, Out: Wire>(
     from: Arc<RawEdge>,
     responses: Arc<RawEdge>,
@@ -314,6 +369,7 @@ async fn pull<In: Wire, Out: Wire>(
     arrivals: mpsc::Sender<Arrival<In>>,
     mut stopped: watch::Receiver<bool>,
     counts: Arc<Counts>,
+    check: Check,
 ) {
     let mut puller = Puller::new(from.consumer.clone(), format!("edge `{}`", from.edge));
     loop {
@@ -334,6 +390,10 @@ async fn pull<In: Wire, Out: Wire>(
             Ok(info) => (info.stream_sequence, info.delivered),
             Err(_) => continue,
         };
+        if !check.passes(&from, &message) {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+            return;
+        }
         let envelope = decode::<Envelope<In>>(&message.payload).and_then(|e| {
             if e.ids.len() == e.items.len() {
                 Ok(e)
@@ -400,7 +460,7 @@ async fn dead_letter(from: &RawEdge, responses: &RawEdge, message: &Message, why
         &from.names.dead_subject,
         &msg_id,
         message.payload.clone(),
-        Some(&header),
+        &[(ERROR_HEADER, &header)],
     )
     .await;
     eprintln!(
@@ -427,7 +487,7 @@ async fn dead_letter(from: &RawEdge, responses: &RawEdge, message: &Message, why
                 &responses.names.subject,
                 &format!("{}-dead-{key}", from.edge),
                 Bytes::from(payload),
-                None,
+                &[],
             )
             .await;
         }
@@ -437,6 +497,7 @@ async fn dead_letter(from: &RawEdge, responses: &RawEdge, message: &Message, why
 
 /// The finisher: publishes each complete message's results, then acks it.
 async fn finish<Out: Wire>(
+    fingerprint: Option<Arc<str>>,
     to: Arc<RawEdge>,
     from: Arc<RawEdge>,
     responses: Arc<RawEdge>,
@@ -450,14 +511,15 @@ async fn finish<Out: Wire>(
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
-        let (to, from, responses, counts) = (
+        let (fingerprint, to, from, responses, counts) = (
+            fingerprint.clone(),
             Arc::clone(&to),
             Arc::clone(&from),
             Arc::clone(&responses),
             Arc::clone(&counts),
         );
         tasks.spawn(async move {
-            publish_and_ack(p, &to, &from, &responses).await;
+            publish_and_ack(p, fingerprint.as_deref(), &to, &from, &responses).await;
             counts.messages.fetch_add(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -472,6 +534,7 @@ const IN_FLIGHT: usize = 8;
 /// Publishes one complete message's outputs and ended items, then acks it.
 async fn publish_and_ack<Out: Wire>(
     p: Pending<Out>,
+    fingerprint: Option<&str>,
     to: &RawEdge,
     from: &RawEdge,
     responses: &RawEdge,
@@ -487,8 +550,14 @@ async fn publish_and_ack<Out: Wire>(
         });
         match encoded {
             Ok(payload) => {
-                publish_until_acked(&to.broker, &to.names.subject, &msg_id, payload.into(), None)
-                    .await;
+                publish_until_acked(
+                    &to.broker,
+                    &to.names.subject,
+                    &msg_id,
+                    payload.into(),
+                    &part_header(fingerprint),
+                )
+                .await;
             }
             Err(e) => eprintln!("millrace-nats: {e}"),
         }
@@ -504,7 +573,7 @@ async fn publish_and_ack<Out: Wire>(
                 &responses.names.subject,
                 &msg_id,
                 payload.into(),
-                None,
+                &[],
             )
             .await;
         }
@@ -541,11 +610,23 @@ impl WorkerHandle {
         let _ = self.stop.send(true);
     }
 
-    /// Waits for the worker to stop (after [`stop`](WorkerHandle::stop)).
+    /// Whether the worker stopped by itself: it took a message whose fingerprint differs
+    /// from its own (see [`Job::fingerprint`]) and gave it back. [`join`](WorkerHandle::join)
+    /// then says so.
+    pub fn stopped_itself(&self) -> bool {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Waits for the worker to stop (after [`stop`](WorkerHandle::stop), or by itself).
+    /// The messages it took are finished and acked first.
     ///
     /// # Errors
     ///
-    /// [`NatsError::Pipeline`] if the part's pipeline failed.
+    /// [`NatsError::Pipeline`] if the part's pipeline failed; [`NatsError::PartMismatch`]
+    /// if it stopped by itself, at a message from an origin whose remote part differs.
     pub fn join(self) -> Result<WorkerReport, NatsError> {
         let _ = self.broker.block_on(self.puller);
         let _ = self.feeder.join();
@@ -557,6 +638,14 @@ impl WorkerHandle {
         let _ = self.responder.join();
         let _ = self.broker.block_on(self.finisher);
         self.keeper.abort();
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(refused) = refused {
+            return Err(refused);
+        }
         Ok(WorkerReport {
             pipeline: report,
             messages: self.counts.messages.load(Ordering::Relaxed),

@@ -328,3 +328,55 @@ fn a_second_origin_on_a_job_with_a_run_going_is_refused_until_that_run_ends() {
         worker.join().unwrap();
     });
 }
+
+#[test]
+fn a_worker_whose_fingerprint_differs_gives_the_batch_back_and_stops() {
+    within(120, || {
+        let server = server();
+        let broker = Broker::connect(&server.url()).unwrap();
+        let origin_job = broker.job("parts").unwrap().fingerprint("factor-3");
+        let to = origin_job.edge::<u64>("in", small_edges()).unwrap();
+        let from = origin_job.edge::<u64>("out", small_edges()).unwrap();
+        let times = |factor: u64| {
+            move |b: PipelineBuilder<u64>| b.stage(Stage::map("times", move |x: u64| x * factor))
+        };
+        // A worker of the same job, started with another idea of what it does.
+        let wrong = broker
+            .job("parts")
+            .unwrap()
+            .fingerprint("factor-4")
+            .worker(&to, &from, times(4))
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let n = 500u64;
+        let (remote, end) = origin_job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..n))
+            .unwrap();
+        let collected = std::thread::spawn(move || remote.outputs().collect::<Vec<u64>>());
+        while !wrong.stopped_itself() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        match wrong.join() {
+            Err(NatsError::PartMismatch {
+                job, ours, theirs, ..
+            }) => assert_eq!((&*job, &*ours, &*theirs), ("parts", "factor-4", "factor-3")),
+            other => panic!("expected a part mismatch, got {other:?}"),
+        }
+        // One that agrees takes everything, the batch given back included.
+        let right = origin_job
+            .worker(&to, &from, times(3))
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let mut outputs = collected.join().unwrap();
+        let finished = end.finish().unwrap();
+        right.stop();
+        right.join().unwrap();
+        outputs.sort_unstable();
+        assert_eq!(outputs, (0..n).map(|x| x * 3).collect::<Vec<_>>());
+        assert!(finished.remote.is_balanced(), "{}", finished.remote);
+    });
+}

@@ -72,6 +72,41 @@ impl ScaleOut {
     pub fn stages<'a>(&self, spec: &'a PipelineSpec) -> &'a [StageSpec] {
         &spec.stages[self.first..self.end]
     }
+
+    /// A fingerprint of what the remote stages of `spec` do to an item: their names,
+    /// kinds, parameters (paths as written) and error policies, and the kind of the
+    /// stage after them or the sink (what their outputs must suit). Not their workers,
+    /// capacities, batches or dead-letter files, which may differ from process to process.
+    /// The origin sends it with every batch and a worker refuses a batch whose
+    /// fingerprint differs from its own (see `millrace_nats::Job::fingerprint`): 16 hex
+    /// digits of FNV-1a, stable across builds and machines.
+    pub fn fingerprint(&self, spec: &PipelineSpec) -> String {
+        let mut described = String::new();
+        for stage in self.stages(spec) {
+            described.push_str(&format!(
+                "stage {:?} kind {} policy {}",
+                stage.name, stage.part.kind.name, stage.policy
+            ));
+            for (name, value) in stage.part.params.iter() {
+                described.push_str(&format!(" {name}={value}"));
+            }
+            described.push('\n');
+        }
+        let after = spec
+            .stages
+            .get(self.end)
+            .map_or(spec.sink.part.kind.name, |s| s.part.kind.name);
+        described.push_str(&format!("then {after}"));
+        format!("{:016x}", fnv1a(described.as_bytes()))
+    }
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: a fixed function (`std`'s hashers may change from
+/// one Rust release to the next, and an origin and its workers may be built apart).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Removes `connector` from `[pipeline]` and every `[[stage]]` of `root`, and `url` from
@@ -338,7 +373,61 @@ fn job_name_problem(name: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_url, job_name_problem};
+    use super::{check_url, fnv1a, job_name_problem};
+    #[cfg(feature = "nats")]
+    use crate::config::{load_str, PipelineSpec};
+
+    #[cfg(feature = "nats")]
+    fn remote(stages: &str, overrides: &[&str]) -> PipelineSpec {
+        let text = format!(
+            "[pipeline]\nname = \"p\"\n[source]\nkind = \"range\"\nend = 10\n{stages}\n[sink]\nkind = \"sum\"\n"
+        );
+        let overrides: Vec<String> = overrides.iter().map(|s| (*s).to_owned()).collect();
+        load_str(&text, "p.toml", std::path::Path::new("."), &overrides)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[cfg(feature = "nats")]
+    fn fingerprint(spec: &PipelineSpec) -> String {
+        let scale = spec.scale_out.as_ref().expect("a remote stage");
+        scale.fingerprint(spec)
+    }
+
+    #[cfg(feature = "nats")]
+    const SCALE: &str =
+        "[[stage]]\nname = \"scale\"\nkind = \"scale\"\nfactor = 3\nconnector = \"nats\"\nworkers = 2";
+
+    #[test]
+    fn fnv1a_is_the_published_function() {
+        // The reference values of the 64-bit FNV-1a.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[cfg(feature = "nats")]
+    #[test]
+    fn the_fingerprint_changes_with_what_a_remote_stage_does_and_not_with_its_workers() {
+        let base = fingerprint(&remote(SCALE, &[]));
+        assert_eq!(base.len(), 16);
+        assert_eq!(
+            base,
+            fingerprint(&remote(SCALE, &[])),
+            "the same file, the same"
+        );
+        assert_eq!(
+            base,
+            fingerprint(&remote(
+                SCALE,
+                &["stage.scale.workers=8", "stage.scale.capacity=64"]
+            )),
+            "workers and capacity may differ by process"
+        );
+        for changed in ["stage.scale.factor=4", "stage.scale.on_error=\"retry\""] {
+            assert_ne!(base, fingerprint(&remote(SCALE, &[changed])), "{changed}");
+        }
+        let renamed = SCALE.replace("name = \"scale\"", "name = \"times\"");
+        assert_ne!(base, fingerprint(&remote(&renamed, &[])), "a stage renamed");
+    }
 
     #[test]
     fn a_job_name_is_letters_digits_dashes_and_underscores() {

@@ -111,12 +111,18 @@ mod edges {
         }
     }
 
-    /// The job of `spec` and its two edges: into the remote run, and out of it.
+    /// The job of `spec` (with its remote part's fingerprint) and its two edges: into the
+    /// remote run, and out of it.
     pub(crate) fn edges(
         broker: &Broker,
         spec: &PipelineSpec,
     ) -> Result<(Job, Edge<Item>, Edge<Item>), NatsError> {
-        let job = broker.job(&spec.name)?;
+        let mut job = broker.job(&spec.name)?;
+        // Batches carry what the remote stages do, and a worker started from a file that
+        // differs from the origin's refuses them rather than answer them its way.
+        if let Some(scale) = &spec.scale_out {
+            job = job.fingerprint(scale.fingerprint(spec));
+        }
         let config = EdgeConfig {
             batch: EDGE_BATCH,
             max_bytes: EDGE_MAX_BYTES,

@@ -115,8 +115,12 @@ pub fn run_worker(args: &WorkerArgs) -> u8 {
     );
     // Until Ctrl-C, dead letters are written out every second: a worker runs for as long
     // as it is left to, and its dead-letter files would otherwise fill only at the end.
+    // A worker also stops by itself, at a message from an origin whose file differs.
     while let Err(RecvTimeoutError::Timeout) = interrupts.wakeup().recv_timeout(FLUSH_EVERY) {
         let _ = dead_letters.finish();
+        if worker.stopped_itself() {
+            break;
+        }
     }
     eprintln!("millrace: stopping: finishing the messages taken");
     worker.stop();
