@@ -21,6 +21,27 @@ pub const BUCKET: &str = "MILLRACE_RUNS";
 /// How long a lease lasts unless renewed: how soon a job whose origin died takes a new run.
 pub const HOLD: Duration = Duration::from_secs(15);
 
+/// The run that holds `job`'s lease now, if one does (as [`Lease::take`] wrote it). A
+/// worker reads it when a message's run is not the one it last saw: a message of another
+/// run than the holder's is an earlier run's leftover, whose origin is gone (one origin per
+/// job), and which nothing will ever take the results of.
+pub(crate) async fn holder_run(broker: &Broker, job: &str) -> Option<u64> {
+    let store = broker.js().get_key_value(BUCKET).await.ok()?;
+    let value = store.get(job).await.ok()??;
+    run_of_holder(&String::from_utf8_lossy(&value))
+}
+
+/// The run id in a lease's value (`run 0123456789abcdef of process 42`).
+fn run_of_holder(holder: &str) -> Option<u64> {
+    let hex = holder.strip_prefix("run ")?.split(' ').next()?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// What a lease says of its holder.
+fn holder_of(run: u64) -> String {
+    format!("run {run:016x} of process {}", std::process::id())
+}
+
 /// A job's lease, renewed until released (or dropped: it is then let go in the background,
 /// or, where that cannot happen, lapses after [`HOLD`]).
 pub(crate) struct Lease {
@@ -42,7 +63,7 @@ impl Lease {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             NatsError::request(format!("{what} the lease of job `{job}` ({BUCKET})"), e)
         };
-        let holder = format!("run {run:016x} of process {}", std::process::id());
+        let holder = holder_of(run);
         let key = job.to_owned();
         let (store, revision) = broker.block_on(async {
             // The bucket's stream, as `create_key_value` makes it; made here, since that
@@ -131,5 +152,19 @@ impl Drop for Lease {
                 let _ = store.delete(&key).await;
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_names_its_run_for_workers_to_read() {
+        assert_eq!(
+            run_of_holder(&holder_of(0x00ab_cdef_0123)),
+            Some(0x00ab_cdef_0123)
+        );
+        assert_eq!(run_of_holder("another origin"), None);
     }
 }

@@ -40,7 +40,9 @@
 //!   only an idempotent one (keyed writes) gives exactly-once output there.
 //! * **One origin per job at a time**: an origin holds its job's [`lease`] while it runs;
 //!   a second one is refused ([`NatsError::JobBusy`]) rather than left to share, and
-//!   lose, the first one's results.
+//!   lose, the first one's results. A worker drops unprocessed the messages of any other
+//!   run than the one holding the lease (an interrupted run's leftovers, whose origin is
+//!   gone), so a new run does not wait behind them.
 //! * **One pipeline per job**: a [`Job::fingerprint`] (what the remote part does, as each
 //!   process sees it) travels with every batch, and a worker that sees another one gives
 //!   the batch back and stops ([`NatsError::PartMismatch`]) rather than answer it its way.

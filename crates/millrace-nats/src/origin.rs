@@ -495,7 +495,9 @@ impl RemoteStop {
     /// Stops waiting for the remote parts: the publisher drops the publishes not yet
     /// acked, and the collector ends with what has come back, so the [`Remote`] iterator
     /// ends at once. The [`RemoteReport`] then says what was published and what came
-    /// back; the rest is left on the broker (a later run drops it as stale).
+    /// back; the rest is left on the broker: once a later run of the job has started,
+    /// workers drop it unprocessed ([`WorkerReport::stale`](crate::WorkerReport::stale)),
+    /// and the origin drops any result of it that was already made.
     pub fn give_up(&self) {
         self.0.send_replace(true);
     }

@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 use crate::broker::Job;
 use crate::edge::{Edge, RawEdge, Wire};
 use crate::error::NatsError;
+use crate::lease::holder_run;
 use crate::publish::{part_header, publish_until_acked, ERROR_HEADER, PART_HEADER};
 use crate::pull::Puller;
 use crate::wire::{decode, encode, EndKind, Ended, EndedBatch, Envelope, EnvelopeRef};
@@ -137,6 +138,9 @@ pub struct WorkerReport {
     pub messages: u64,
     /// Messages sent to the dead letters.
     pub dead_lettered: u64,
+    /// Messages of an earlier run dropped unprocessed: the job's lease named another run,
+    /// so their origin was gone (an interrupted run leaves its published items on the edge).
+    pub stale: u64,
 }
 
 /// A running worker: [`stop`](WorkerHandle::stop) it, then [`join`](WorkerHandle::join).
@@ -160,6 +164,7 @@ pub struct WorkerHandle {
 struct Counts {
     messages: AtomicU64,
     dead_lettered: AtomicU64,
+    stale: AtomicU64,
 }
 
 impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
@@ -372,6 +377,8 @@ async fn pull<In: Wire, Out: Wire>(
     check: Check,
 ) {
     let mut puller = Puller::new(from.consumer.clone(), format!("edge `{}`", from.edge));
+    // The run whose messages were last found current (the job's lease named it).
+    let mut current = None;
     loop {
         // A message is asked for only once the feeder has room for it: every message this
         // worker was given is pending (kept alive) from the moment it arrives.
@@ -401,6 +408,21 @@ async fn pull<In: Wire, Out: Wire>(
                 Err(format!("{} ids for {} items", e.ids.len(), e.items.len()))
             }
         });
+        // An earlier run's leftover is dropped unprocessed: where the job's lease names
+        // another run, the message's origin is gone and nothing will take its results. (No
+        // lease: processed, as an origin that lost its lease to a server outage may still
+        // be waiting for them.)
+        if let Some(run) = envelope.as_ref().ok().map(|e| e.run) {
+            if current != Some(run) {
+                let holder = holder_run(&from.broker, &check.job).await;
+                if holder.is_some_and(|holder| holder != run) {
+                    let _ = message.double_ack().await;
+                    counts.stale.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                current = holder;
+            }
+        }
         let envelope = match envelope {
             Ok(e) if delivered < from.config.max_deliver || from.config.max_deliver <= 0 => e,
             Ok(_) => {
@@ -650,6 +672,7 @@ impl WorkerHandle {
             pipeline: report,
             messages: self.counts.messages.load(Ordering::Relaxed),
             dead_lettered: self.counts.dead_lettered.load(Ordering::Relaxed),
+            stale: self.counts.stale.load(Ordering::Relaxed),
         })
     }
 }

@@ -380,3 +380,65 @@ fn a_worker_whose_fingerprint_differs_gives_the_batch_back_and_stops() {
         assert!(finished.remote.is_balanced(), "{}", finished.remote);
     });
 }
+
+/// The messages on `edge`'s stream now.
+fn messages_on<T>(server_url: &str, edge: &millrace_nats::Edge<T>) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(server_url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream(edge.stream_name()).await.unwrap();
+        stream.info().await.unwrap().state.messages
+    })
+}
+
+#[test]
+fn a_worker_drops_an_interrupted_run_s_leftovers_unprocessed() {
+    // They used to be processed before the next run's items, for results nobody takes.
+    within(120, || {
+        let server = server();
+        let broker = Broker::connect(&server.url()).unwrap();
+        let job = broker.job("leftovers").unwrap();
+        let to = job.edge::<u64>("in", small_edges()).unwrap();
+        let from = job.edge::<u64>("out", small_edges()).unwrap();
+        // A run with no worker, given up once some of its batches are on the edge.
+        let (remote, end) = job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..640u64))
+            .unwrap();
+        while messages_on(&server.url(), &to) < 3 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        end.stopper().give_up();
+        drop(remote);
+        end.finish().unwrap();
+        let left = messages_on(&server.url(), &to);
+        assert!(left >= 3);
+
+        // The next run, and a worker: it takes only the next run's items.
+        let n = 100u64;
+        let (remote, end) = job
+            .origin(&to, &from)
+            .unwrap()
+            .start(Pipeline::source(0..n))
+            .unwrap();
+        let worker = job
+            .worker(&to, &from, |b| b.map("inc", |x: u64| x + 1))
+            .unwrap()
+            .spawn()
+            .unwrap();
+        let mut outputs: Vec<u64> = remote.outputs().collect();
+        let finished = end.finish().unwrap();
+        worker.stop();
+        let report = worker.join().unwrap();
+        outputs.sort_unstable();
+        assert_eq!(outputs, (1..=n).collect::<Vec<_>>());
+        assert!(finished.remote.is_balanced(), "{}", finished.remote);
+        assert_eq!(report.stale, left, "every leftover message dropped");
+        assert_eq!(report.pipeline.items_in(), n, "none of them processed");
+    });
+}

@@ -127,8 +127,9 @@ pub fn run_worker(args: &WorkerArgs) -> u8 {
     let code = match worker.join() {
         Ok(report) => {
             eprintln!(
-                "millrace: worker stopped: {} message(s) finished, {} dead-lettered",
-                report.messages, report.dead_lettered
+                "millrace: worker stopped: {} message(s) finished, {} dead-lettered, {} of an \
+                 earlier run dropped unprocessed",
+                report.messages, report.dead_lettered, report.stale
             );
             eprint!("{}", report.pipeline);
             EXIT_OK
