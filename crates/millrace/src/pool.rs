@@ -39,6 +39,12 @@ pub(crate) fn worth_keeping<T>(spent: &Vec<T>) -> bool {
     spent.is_empty() && spent.capacity() > 0 && bytes <= MAX_BYTES
 }
 
+/// The most items a vector is given room for before it fills: [`MAX_BYTES`] of them (at
+/// least one).
+pub(crate) fn reserve_limit<T>() -> usize {
+    (MAX_BYTES / std::mem::size_of::<T>().max(1)).max(1)
+}
+
 /// A bounded stock of emptied vectors, last in first out.
 pub(crate) struct Pool<T> {
     stock: Mutex<Vec<Vec<T>>>,
@@ -57,9 +63,15 @@ impl<T> Pool<T> {
         }
     }
 
-    /// An empty vector with room for at least `capacity` items: a recycled one if the pool
-    /// has one.
+    /// An empty vector for a batch of up to `capacity` items: a recycled one if the pool
+    /// has one. Room is made up front for at most [`MAX_BYTES`] of items (the largest
+    /// vector a pool keeps); a batch of more grows as it fills. A pinned `.batch(n)` far
+    /// beyond the input used to reserve `n` items for every batch: `batch(1 << 32)` of
+    /// `u64`s aborted the process asking for 32 GiB, `batch(usize::MAX)` panicked with
+    /// "capacity overflow", and `batch(1_000_000)` behind `capacity(1)` allocated and freed
+    /// 8 MB a batch.
     pub(crate) fn take(&self, capacity: usize) -> Vec<T> {
+        let capacity = capacity.min(reserve_limit::<T>());
         let recycled = lock(&self.stock).pop();
         match recycled {
             Some(mut items) => {
@@ -130,6 +142,19 @@ mod tests {
         }
         assert_eq!(kept, SLOTS);
         assert!(pool.take(32).capacity() >= 32, "empty pool: a fresh vector");
+    }
+
+    #[test]
+    fn a_vector_is_given_room_for_at_most_max_bytes_of_items_up_front() {
+        let pool: Pool<u64> = Pool::new();
+        let fresh = pool.take(usize::MAX);
+        assert_eq!(fresh.capacity(), MAX_BYTES / 8);
+        pool.give(fresh);
+        assert_eq!(pool.take(1 << 40).capacity(), MAX_BYTES / 8, "recycled");
+        assert!(
+            Pool::<[u8; 4 << 20]>::new().take(8).capacity() >= 1,
+            "one huge item"
+        );
     }
 
     #[test]

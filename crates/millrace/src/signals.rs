@@ -223,6 +223,11 @@ impl Signals {
         }
     }
 
+    /// Whether the sink has ended (the end state is fixed: see [`Signals::ending`]).
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ending.load(Ordering::Acquire) != 0
+    }
+
     /// Waits until [`Signals::signal_end`].
     pub(crate) fn wait_end(&self) {
         // Nothing is ever sent: the channel disconnects when the sender is dropped.

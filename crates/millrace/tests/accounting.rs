@@ -323,6 +323,36 @@ fn a_snapshot_mid_run_reports_a_running_pipeline() {
 }
 
 #[test]
+fn a_snapshot_after_the_run_ended_says_how_it_ended() {
+    // It said `Running` for good (a new user's trial).
+    within(30, || {
+        let running = Pipeline::source(0..100u64)
+            .map("a", |x: u64| x)
+            .for_each(|_| {})
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        let report = running.join().unwrap().report;
+        assert_eq!(report.end(), EndState::Completed);
+        let snapshot = handle.snapshot();
+        assert_eq!(snapshot.end(), EndState::Completed);
+        assert_eq!(snapshot.delivered(), 100);
+
+        let running = Pipeline::source(0u64..)
+            .map("a", |x: u64| x)
+            .for_each(|_| std::thread::sleep(Duration::from_micros(20)))
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        common::eventually(20, "deliveries", || handle.snapshot().delivered() > 10);
+        handle.cancel();
+        let report = running.join().unwrap().report;
+        assert_eq!(report.end(), EndState::Cancelled);
+        assert_eq!(handle.snapshot().end(), EndState::Cancelled);
+    });
+}
+
+#[test]
 fn a_stage_inside_its_first_batch_counts_as_busy_before_the_batch_ends() {
     // Issue 14, bug 1: a stage still inside its first batch showed busy 0%, and the
     // bottleneck was named elsewhere. The gate holds the batch open until the test is done.

@@ -222,3 +222,23 @@ fn items_that_wait_on_each_other_behind_a_cheap_stage_each_get_a_worker_when_ord
     });
     assert_eq!(finished.output, (0..4).collect::<Vec<u64>>());
 }
+
+#[test]
+fn a_pinned_batch_far_beyond_the_input_is_an_upper_bound_not_an_allocation() {
+    // Every batch used to reserve room for the whole pinned size: `batch(1 << 40)` of u64s
+    // aborted the process asking for 8 TiB, and `batch(usize::MAX)` panicked out of `run`
+    // ("capacity overflow").
+    for batch in [usize::MAX, 1 << 40, 1 << 32] {
+        let finished = Pipeline::source(0..1000u64)
+            .stage(Stage::map("m", |x: u64| x + 1).batch(batch).ordered())
+            .collect()
+            .run()
+            .unwrap();
+        assert_eq!(
+            finished.output,
+            (1..=1000).collect::<Vec<u64>>(),
+            "batch {batch}"
+        );
+        assert_eq!(finished.report.stages()[0].queue_items(), Some(batch));
+    }
+}

@@ -278,8 +278,11 @@ fn a_fold_that_panics_on_the_worker_fails_the_run_and_accounts_for_every_item() 
     );
     let report = report_of(ended);
     assert!(report.is_balanced(), "{report}");
+    // The item it panicked on failed; the ones folded before it were delivered.
+    assert_eq!(report.failed(), 1, "{report}");
+    assert_eq!(report.errors()[0].id().origin(), 10_000, "{report}");
     assert_eq!(
-        report.delivered() + report.cancelled(),
+        report.delivered() + report.failed() + report.cancelled(),
         report.items_in(),
         "{report}"
     );

@@ -9,7 +9,7 @@ use std::time::Duration;
 ///
 /// Held by [`RunErrorKind::Wedged`](crate::RunErrorKind::Wedged) and
 /// [`Report::wedges`](crate::Report::wedges). `Display` gives the diagnosis as one line,
-/// e.g. ``no item has moved for 2.0 s while items are in flight; `stuck`: worker 0 stuck in
+/// e.g. ``no item has moved for 2.00 s while items are in flight; `stuck`: worker 0 stuck in
 /// the stage's code for 2.0 s (input queue 100% full)``.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
@@ -79,8 +79,8 @@ impl fmt::Display for Wedge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "no item has moved for {:.1} s while items are in flight",
-            self.stalled.as_secs_f64()
+            "no item has moved for {} while items are in flight",
+            crate::fmt::duration(self.stalled)
         )?;
         for part in &self.parts {
             write!(f, "; {part}")?;
@@ -88,9 +88,9 @@ impl fmt::Display for Wedge {
         for hook in &self.hooks {
             write!(
                 f,
-                "; `{}`: its response hook has been running for {:.1} s",
+                "; `{}`: its response hook has been running for {}",
                 hook.stage,
-                hook.running_for.as_secs_f64()
+                crate::fmt::duration(hook.running_for)
             )?;
         }
         if !self.detached.is_empty() {
@@ -183,10 +183,10 @@ mod tests {
         };
         assert_eq!(
             wedge.to_string(),
-            "no item has moved for 2.0 s while items are in flight; `stuck`: worker 0 stuck in \
+            "no item has moved for 2.00 s while items are in flight; `stuck`: worker 0 stuck in \
              the stage's code for 2.1 s (input queue 100% full); `fetch`: worker 0 waiting for \
              input for 0.5 s, 3 items in flight in its futures; `reply`: its response hook has \
-             been running for 3.0 s; 1 thread(s) did not return after the cancel and were \
+             been running for 3.00 s; 1 thread(s) did not return after the cancel and were \
              detached: millrace-stuck-0"
         );
     }

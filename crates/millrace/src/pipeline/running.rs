@@ -80,13 +80,16 @@ impl Handle {
         self.control.signals.stopping()
     }
 
-    /// A report of the run so far (its end state is [`EndState::Running`]).
+    /// A report of the run so far: its end state is [`EndState::Running`] until the sink
+    /// has ended, then how the run ended (as [`Running::join`] will say; it used to say
+    /// `Running` for good).
     pub fn snapshot(&self) -> Report {
-        Report::build(
-            &self.control.ledger,
-            self.control.signals.now(),
-            EndState::Running,
-        )
+        let end = if self.control.signals.has_ended() {
+            end_state(&self.control)
+        } else {
+            EndState::Running
+        };
+        Report::build(&self.control.ledger, self.control.signals.now(), end)
     }
 }
 

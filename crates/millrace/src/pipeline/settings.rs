@@ -345,6 +345,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// waiting on an empty queue, blocked on a full one) and, under
     /// [`WedgePolicy::Fail`](crate::WedgePolicy::Fail), the run fails with it.
     ///
+    /// "Moves" means an item leaves a stage: set `after` well above the longest time one
+    /// item (or, with a pinned batch, one batch) may take in any stage, or a healthy but
+    /// slow stage reads as wedged (`after` of 1 ms fails a stage whose items take 2 ms).
+    ///
     /// # Examples
     ///
     /// ```

@@ -129,7 +129,7 @@ impl StageReport {
     /// source, a fused stage, or where the batch size was not recorded.
     pub fn queue_items(&self) -> Option<usize> {
         (self.queue_capacity > 0 && self.batch_limit > 0)
-            .then(|| self.queue_capacity * self.batch_limit)
+            .then(|| self.queue_capacity.saturating_mul(self.batch_limit))
     }
 
     /// Items that left the stage with at least one output.

@@ -426,7 +426,7 @@ impl<T: Send + 'static> StageCtx<T> {
             };
             if let Err(payload) = self.control.catch(|| dead_letter(letter)) {
                 self.control.ledger.hook_panicked(format!(
-                    "dead-letter handler of stage `{}` panicked: {}",
+                    "dead-letter handler of stage `{}` panicked on item {id}: {}",
                     self.name,
                     panic_message(&*payload)
                 ));

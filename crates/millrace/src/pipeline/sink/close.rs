@@ -219,7 +219,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     {
         let mut f = f;
         self.with_sink(SinkFn::Fold(
-            Box::new(move |acc, items: &mut Vec<T>| items.drain(..).fold(acc, &mut f)),
+            Box::new(move |acc, items: &mut std::vec::Drain<'_, T>| items.fold(acc, &mut f)),
             init,
         ))
     }

@@ -41,7 +41,9 @@ pub(crate) const SINK: &str = "sink";
 pub(crate) type EachFn<T> = Box<dyn FnMut(&SinkCtx, Batch<T>) -> (Ids, Vec<T>) + Send>;
 /// Folds a batch's items (drained from the vector, which stays for recycling) into the
 /// accumulator.
-pub(crate) type FoldFn<T, R> = Box<dyn FnMut(R, &mut Vec<T>) -> R + Send>;
+/// Folds the items a batch's drain yields into the value. After a panic, the drain still
+/// holds the items not yet yielded, so the sink knows which item panicked.
+pub(crate) type FoldFn<T, R> = Box<dyn FnMut(R, &mut std::vec::Drain<'_, T>) -> R + Send>;
 
 /// What a sink thread does with items. The closures take whole batches and are built where
 /// the user's closure type is known, so the per-item loop has no dynamic call.
@@ -163,9 +165,16 @@ impl<T, R> SinkState<T, R> {
                 spent
             }
             Consumer::Fold(fold) => {
-                let Batch { ids, mut items, .. } = batch;
+                let Batch {
+                    mut ids, mut items, ..
+                } = batch;
+                let total = items.len();
                 let acc = &mut self.acc;
-                match ctx.control.catch(|| Some(fold(acc.take()?, &mut items))) {
+                let mut rest = items.drain(..);
+                let folded = ctx.control.catch(|| Some(fold(acc.take()?, &mut rest)));
+                let left = rest.len();
+                drop(rest);
+                match folded {
                     Ok(Some(value)) => {
                         *acc = Some(value);
                         ctx.delivered(ids, None);
@@ -175,14 +184,24 @@ impl<T, R> SinkState<T, R> {
                         drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, ctx.counters());
                     }
                     Err(payload) => {
+                        // The items before the one that panicked were folded, as every
+                        // batch before this one was; that one failed; the value is lost,
+                        // and the items after it are unfinished, like everything still on
+                        // its way (the cancel drops it). (The counts used to depend on
+                        // where the batches were cut: the whole batch was unfinished.)
                         let message = panic_message(&*payload);
+                        let folded = total.saturating_sub(left + 1);
+                        let mut failed = ids.split_off(folded.min(ids.len()));
+                        let after = failed.split_off(1.min(failed.len()));
+                        ctx.delivered(ids, None);
+                        if failed.len() == 1 {
+                            let kind = ItemErrorKind::Panicked(message.clone());
+                            fail_in_sink(ctx, failed.get(0), 1, kind, false);
+                        }
                         ctx.control.fail_hard(RunErrorKind::SinkPanicked(message));
-                        // The value is lost, and with it this batch: unfinished, like
-                        // everything still on its way (the cancel drops it).
-                        drop_unfinished(&ctx.control, ctx.events.as_ref(), ids, ctx.counters());
+                        drop_unfinished(&ctx.control, ctx.events.as_ref(), after, ctx.counters());
                     }
                 }
-                items.clear();
                 items
             }
         };
