@@ -229,11 +229,13 @@ fn a_pinned_batch_far_beyond_the_input_is_an_upper_bound_not_an_allocation() {
     // aborted the process asking for 8 TiB, and `batch(usize::MAX)` panicked out of `run`
     // ("capacity overflow").
     for batch in [usize::MAX, 1 << 40, 1 << 32] {
-        let finished = Pipeline::source(0..1000u64)
-            .stage(Stage::map("m", |x: u64| x + 1).batch(batch).ordered())
-            .collect()
-            .run()
-            .unwrap();
+        let finished = within(30, move || {
+            Pipeline::source(0..1000u64)
+                .stage(Stage::map("m", |x: u64| x + 1).batch(batch).ordered())
+                .collect()
+                .run()
+                .unwrap()
+        });
         assert_eq!(
             finished.output,
             (1..=1000).collect::<Vec<u64>>(),
