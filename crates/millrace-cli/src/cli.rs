@@ -62,7 +62,8 @@ Examples:
 Runs the pipeline with every stage on workers = \"auto\" for --seconds (or until the input
 ends), then prints the worker counts the autoscaler settled on as [[stage]] snippets to paste
 into the file, and each decision it took with its reason. Ctrl-C ends the run early and
-still prints what it found.";
+still prints what it found. The pipeline's outputs are left alone: the sink's file and the
+dead-letter files are written to a temporary directory, and a stdout sink prints nothing.";
 
 const STAGES_EXAMPLES: &str = "\
 Examples:
@@ -209,7 +210,8 @@ pub struct CheckArgs {
 pub struct TuneArgs {
     /// The pipeline file (TOML).
     pub file: PathBuf,
-    /// How long to run, at most (the run ends earlier if the input does).
+    /// How long to run, at most (the run ends earlier if the input does; what is in flight at
+    /// the limit is dropped).
     #[arg(long, value_name = "SECONDS", default_value_t = crate::commands::tune::DEFAULT_SECONDS)]
     pub seconds: f64,
     /// Override a setting of the file, e.g. `pipeline.cpu_budget=2`, `source.end=1000000`.

@@ -8,7 +8,8 @@
 //!   dead letters if there are any, and, under `on_error = "stop"`, the run is asked to stop;
 //! * an output that cannot be written ([`SinkFault::Fatal`]) ends the run with an error;
 //!   later items are failed with it;
-//! * a closed stdout ([`SinkFault::Closed`]) ends the run quietly.
+//! * a closed stdout ([`SinkFault::Closed`]) ends the run quietly, cancelling what is in
+//!   flight (nothing more can be written).
 //!
 //! A buffering sink ([`Sink::buffers`]) delivers items only when it flushes: the runner
 //! holds the ids (and, for the dead letters, the values) of the items accepted and not yet
@@ -35,19 +36,34 @@ use crate::value::{Item, Value};
 /// How many sink errors are kept in full.
 const ERROR_SAMPLE: usize = 100;
 
-/// A flag the sink raises to ask for a graceful stop of the run.
+/// Flags the sink raises to ask for the end of the run: a graceful stop, or a cancel.
 #[derive(Debug, Default)]
-pub struct StopRequest(AtomicBool);
+pub struct StopRequest {
+    stop: AtomicBool,
+    cancel: AtomicBool,
+}
 
 impl StopRequest {
-    /// Asks for a stop.
+    /// Asks for a stop: what is in flight drains.
     pub fn raise(&self) {
-        self.0.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
     }
 
-    /// Whether a stop was asked for.
+    /// Asks for a cancel: what is in flight is dropped, since nothing more can be written
+    /// (stdout was closed).
+    pub fn raise_cancel(&self) {
+        self.cancel.store(true, Ordering::Release);
+        self.raise();
+    }
+
+    /// Whether a stop (or a cancel) was asked for.
     pub fn is_raised(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Whether a cancel was asked for.
+    pub fn cancel_raised(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
     }
 }
 
@@ -167,7 +183,9 @@ impl SinkRunner {
         self.unwritten += self.pending.len() as u64;
         self.pending.clear();
         self.closed = true;
-        self.stop.raise();
+        // Nothing more can be written: what is in flight is dropped, not worked through
+        // (`| head` used to wait while every queued item went through a slow stage).
+        self.stop.raise_cancel();
     }
 
     /// Flushes a buffering sink: the items it covers are delivered, failed or unwritten.

@@ -9,8 +9,9 @@
 //!   in flight drain, the sink finishes; the second cancels (`Handle::cancel`), and if the
 //!   run has not ended a second after that (a worker deep in a long item), the supervisor
 //!   gives up on it and returns a snapshot instead ([`Ended::Abandoned`]);
-//! * a [`StopRequest`] raised by the sink becomes a graceful stop, and so does reaching
-//!   the [`Watch::deadline`] (`millrace tune` runs for a set time);
+//! * a [`StopRequest`] raised by the sink becomes a graceful stop, or a cancel where it asks
+//!   for one (stdout was closed); reaching the [`Watch::deadline`] cancels (`millrace
+//!   tune` runs for a set time: what is in flight then tells it nothing more);
 //! * every [`live::INTERVAL`] the live view, if any, is redrawn from `Handle::snapshot`;
 //!   without one, every [`Watch::progress_every`] a progress line is printed on stderr
 //!   ([`progress::status_line`]).
@@ -55,7 +56,7 @@ pub struct Watch<'a> {
     pub stop: Option<&'a StopRequest>,
     /// The interrupt counter.
     pub interrupts: &'a Interrupts,
-    /// Stop the run gracefully at this time, if it is still going.
+    /// Cancel the run at this time, if it is still going.
     pub deadline: Option<Instant>,
     /// The source's progress, where its size is known (for the live view and the lines).
     pub progress: Option<&'a Progress>,
@@ -137,7 +138,7 @@ pub fn supervise<R: Send + 'static>(
         );
     }
     let mut interruption = Interruption::None;
-    let mut forwarded = false;
+    let (mut forwarded, mut cancelled) = (false, false);
     let mut abort_deadline = None;
     let mut next_draw = Instant::now();
     let say = |live: &Option<LiveView>, line: &str| match live {
@@ -170,8 +171,13 @@ pub fn supervise<R: Send + 'static>(
             say(&live, "millrace: aborting: items in flight are dropped");
         }
         let requested = stop.is_some_and(StopRequest::is_raised);
+        let cancels = stop.is_some_and(StopRequest::cancel_raised);
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-        if (requested || timed_out) && !forwarded {
+        if (cancels || timed_out) && !cancelled {
+            handle.cancel();
+            tell(Interruption::Aborted);
+            (forwarded, cancelled) = (true, true);
+        } else if requested && !forwarded {
             handle.stop();
             tell(Interruption::Stopped);
             forwarded = true;

@@ -125,3 +125,54 @@ fn a_stdout_sink_whose_reader_leaves_stops_and_counts_the_rest_unwritten() {
     assert_eq!(n("failed"), 0, "{t}");
     assert_eq!(n("items_in"), n("delivered") + n("cancelled"), "{t}");
 }
+
+#[test]
+fn a_reader_that_leaves_cancels_what_is_queued_rather_than_working_through_it() {
+    // `run … | head` used to wait while every item already read (thousands, the default
+    // capacity) went through the slow stage, for outputs nobody could take.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        "[source]\nkind = \"range\"\nend = 100000\n\
+         [[stage]]\nname = \"slow\"\nkind = \"sleep\"\nms = 5\nconcurrency = 2\n\
+         [sink]\nkind = \"stdout\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .current_dir(dir.path())
+        .args(["run", "p.toml", "--report", "r.json", "--no-live"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start millrace");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the first line");
+    // The reader goes away here. Working through what was queued (at 400 items a second)
+    // would take the child past the test's time limit.
+    let status = wait_or_kill(&mut child, TIMEOUT);
+    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    assert_eq!(status.code(), Some(141), "{stderr}");
+    let r = read_report(&dir.path().join("r.json"));
+    assert_eq!(r["outcome"], "closed", "{stderr}");
+    let slow = r["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "slow"))
+        .unwrap_or_else(|| panic!("stage `slow` in {r}"));
+    let (read, through) = (
+        r["totals"]["items_in"].as_u64().unwrap(),
+        slow["items_out"].as_u64().unwrap(),
+    );
+    assert!(
+        through * 4 < read,
+        "{through} of the {read} items read went through the slow stage: {stderr}"
+    );
+    assert_eq!(
+        r["totals"]["items_in"],
+        r["totals"]["delivered"].as_u64().unwrap() + r["totals"]["cancelled"].as_u64().unwrap(),
+        "{r}"
+    );
+}

@@ -274,3 +274,43 @@ fn a_file_that_fuses_gets_fuse_false_when_the_tuned_stages_ran_apart() {
     );
     assert!(settled(&stdout).values().all(|&w| w == 1), "{stdout}");
 }
+
+#[test]
+fn tune_leaves_the_sink_s_file_and_dead_letters_as_they_were_and_ends_at_its_limit() {
+    // It used to overwrite the sink's file with its partial output, and to work through
+    // every queued item after its limit (minutes, behind a slow stage).
+    let (dir, file) = common::pipeline_file(
+        "[source]\nkind = \"range\"\nend = 1000000\n\
+         [[stage]]\nname = \"slow\"\nkind = \"sleep\"\nms = 100\nconcurrency = 20\n\
+         [[stage]]\nname = \"sq\"\nkind = \"square\"\ndead_letter = \"dl.jsonl\"\n\
+         [sink]\nkind = \"file\"\npath = \"out.txt\"\n",
+    );
+    let out = dir.path().join("out.txt");
+    std::fs::write(&out, "the results of an earlier run\n").unwrap();
+    let assert = millrace()
+        .args([
+            "tune",
+            &file.display().to_string(),
+            "--seconds",
+            "1",
+            "--no-live",
+        ])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.contains("`out.txt` is left as it is"), "{stderr}");
+    assert!(
+        stderr.contains("dead letters go to a temporary directory"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("stopped at the time limit (1 s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "the results of an earlier run\n"
+    );
+    assert!(!dir.path().join("dl.jsonl").exists());
+}

@@ -8,12 +8,17 @@
 //! the fixed counts pasted in run in the same layout.
 //!
 //! Every stage with a fixed worker count is set to `workers = "auto"` (stages with bounds
-//! keep them; async stages scale by `concurrency` and are left alone). The run stops
-//! gracefully after `--seconds`, or earlier when the input ends. A `stdout` sink is swapped
-//! for `null`, so the items do not mix with the answer. The answer goes to stdout; the live
-//! view and messages to stderr.
+//! keep them; async stages scale by `concurrency` and are left alone). The run is
+//! cancelled after `--seconds` (what is in flight then is dropped: it would tell the answer
+//! nothing more, and a slow stage could take minutes to work through it), or ends earlier
+//! when the input does. A `stdout` sink is swapped for `null`, so the items do not mix with
+//! the answer; a sink's file and the dead-letter files are written into a temporary
+//! directory, removed afterwards, so a tune leaves the pipeline's outputs as they were (it
+//! used to overwrite the sink's file with its partial output). The answer goes to stdout;
+//! the live view and messages to stderr.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use millrace::{EndState, Report, StageReport};
@@ -50,12 +55,63 @@ pub fn prepare(spec: &mut PipelineSpec) -> Vec<String> {
     notes
 }
 
+/// Sends what the run would write (the sink's file, the dead-letter files) into `dir`;
+/// returns what it changed, for the user.
+pub fn redirect_outputs(spec: &mut PipelineSpec, dir: &Path) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (written, resolved) in spec.sink.part.params.paths_mut() {
+        *resolved = dir.join("sink-output");
+        notes.push(format!(
+            "the sink writes to a temporary file while tuning (`{written}` is left as it is)"
+        ));
+    }
+    let letters = spec
+        .stages
+        .iter_mut()
+        .map(|s| (s.name.as_str(), &mut s.dead_letter))
+        .chain(std::iter::once(("sink", &mut spec.sink.dead_letter)));
+    let mut redirected = 0;
+    for (name, dead_letter) in letters {
+        if let Some(path) = dead_letter {
+            *path = dir.join(format!("dead-letters-{name}.jsonl"));
+            redirected += 1;
+        }
+    }
+    if redirected > 0 {
+        notes.push("dead letters go to a temporary directory while tuning".to_owned());
+    }
+    notes
+}
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> std::io::Result<Scratch> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("millrace-tune-{}-{nanos:08x}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// How the run ended, in words.
 fn ending(report: &Report, outcome: Outcome, limit: Duration) -> String {
     match (outcome, report.end()) {
         (Outcome::Interrupted | Outcome::Aborted, _) => "interrupted (Ctrl-C)".to_owned(),
         (Outcome::Failed, _) => "FAILED".to_owned(),
-        (_, EndState::Stopped) => format!("stopped at the time limit ({} s)", limit.as_secs_f64()),
+        (_, EndState::Stopped | EndState::Cancelled) => {
+            format!("stopped at the time limit ({} s)", limit.as_secs_f64())
+        }
         _ => "the input ended".to_owned(),
     }
 }
@@ -246,7 +302,18 @@ pub fn run(args: &TuneArgs) -> u8 {
         Ok(spec) => spec,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
-    for note in prepare(&mut spec) {
+    let scratch = match Scratch::new() {
+        Ok(dir) => dir,
+        Err(e) => {
+            return fail(
+                EXIT_FAILED,
+                &format!("cannot make a temporary directory for the run's outputs: {e}"),
+            )
+        }
+    };
+    let mut notes = prepare(&mut spec);
+    notes.extend(redirect_outputs(&mut spec, &scratch.0));
+    for note in notes {
         eprintln!("millrace: {note}");
     }
     if spec.scale_out.take().is_some() {
@@ -271,6 +338,7 @@ pub fn run(args: &TuneArgs) -> u8 {
         let _ = runner.finish();
     }
     let _ = dead_letters.finish();
+    drop(scratch);
     let code = match summary.outcome {
         Outcome::Failed => EXIT_FAILED,
         Outcome::Completed => EXIT_OK,

@@ -138,6 +138,14 @@ impl Params {
         self.values.push((name, value, loc));
     }
 
+    /// The path parameters, as written and as resolved (the resolved one to change).
+    pub(crate) fn paths_mut(&mut self) -> impl Iterator<Item = (&str, &mut std::path::PathBuf)> {
+        self.values.iter_mut().filter_map(|(_, v, _)| match v {
+            ParamValue::Path(written, resolved) => Some((written.as_str(), resolved)),
+            _ => None,
+        })
+    }
+
     /// The values, in declaration order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &ParamValue)> {
         self.values.iter().map(|(n, v, _)| (*n, v))
