@@ -243,6 +243,10 @@ fn unreadable(spec: &PipelineSpec, input: &Use) -> Option<(String, String)> {
                 fix_access(),
             )
         }),
+        // Only a regular file is opened to see: opening a named pipe waits for its writer
+        // (`check` and `run --strict` used to block there for good, deaf to Ctrl-C), and a
+        // device may do anything. Those are left to the run.
+        (false, false) if !meta.file_type().is_file() => None,
         (false, false) => File::open(path).err().map(|e| {
             (
                 format!("{} {shown} cannot be opened: {e}", input.what),
@@ -265,6 +269,8 @@ fn unwritable(path: &Path) -> Option<(String, String)> {
             format!("{shown} is a directory, not a file that can be written"),
             "name a file in it".into(),
         )),
+        // A named pipe or a device is not opened (a pipe's open waits for its reader).
+        Ok(meta) if !meta.file_type().is_file() => None,
         // Opened for writing, neither created nor truncated: the file is left as it was.
         Ok(_) => OpenOptions::new()
             .write(true)

@@ -226,3 +226,26 @@ fn a_valid_file_in_json_is_valid_with_its_warnings() {
     assert_eq!(doc["warnings"], 1);
     assert_eq!(doc["diagnostics"][0]["severity"], "warning");
 }
+
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_is_not_opened_before_the_run() {
+    // Opening it waits for a writer: `check` and `run --strict` used to block there for
+    // good, deaf to Ctrl-C.
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"in.pipe\"\n[sink]\nkind = \"file\"\npath = \"out.pipe\"\n",
+    );
+    for name in ["in.pipe", "out.pipe"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join(name))
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+    }
+    for args in [vec!["check"], vec!["check", "--strict"]] {
+        let out = millrace().args(&args).arg(&path).output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("warning"), "{args:?}: {stderr}");
+    }
+}
