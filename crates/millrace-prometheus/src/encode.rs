@@ -102,11 +102,27 @@ impl Family<'_> {
     }
 }
 
+/// A label value escaped as the text format asks (`\\`, `\"`, `\n`): prometheus-client
+/// 0.23 writes label values as given, so one `"` in a pipeline or stage name made the whole
+/// scrape unparseable.
+fn label_value(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
 impl ReportCollector {
     fn labels(&self, stage: &str) -> Labels {
         vec![
-            ("pipeline", self.pipeline.clone()),
-            ("stage", stage.to_owned()),
+            ("pipeline", label_value(&self.pipeline)),
+            ("stage", label_value(stage)),
         ]
     }
 

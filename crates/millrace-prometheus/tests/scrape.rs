@@ -332,3 +332,26 @@ fn scaling_decisions_and_worker_counts_match_the_report() {
         );
     }
 }
+
+#[test]
+fn names_with_quotes_backslashes_and_newlines_are_escaped_and_the_scrape_parses() {
+    // One `"` in a name used to make the whole scrape unparseable.
+    let stage = "st\"a\\ge\nname";
+    let report = within(60, move || {
+        Pipeline::source(0..100u64)
+            .map(stage, |x| x)
+            .for_each(|_| {})
+            .run()
+            .expect("the run completes")
+            .report
+    });
+    let text = millrace_prometheus::render("pi\"pe\\line", &report);
+    openmetrics_parser::openmetrics::parse_openmetrics(&text)
+        .unwrap_or_else(|err| panic!("not valid OpenMetrics: {err:?}\n{text}"));
+    assert!(
+        text.contains(
+            r#"millrace_stage_items_in_total{pipeline="pi\"pe\\line",stage="st\"a\\ge\nname"} 100"#
+        ),
+        "{text}"
+    );
+}
