@@ -3,9 +3,17 @@
 //!
 //! [`Follow`] reads the file to its end and then, instead of ending, looks again every
 //! [`POLL`] for what was appended since. A line cut short at the end of the file is held
-//! until its end arrives; a file truncated in place (`copytruncate` log rotation) is read
-//! again from its start. It follows the file it opened, not the name: a file renamed away
-//! and replaced is not reopened (`tail -f`, not `tail -F`).
+//! until its end arrives (at Ctrl-C, a line still without its end is not read: it may be
+//! half written); a file truncated in place (`copytruncate` log rotation) is read again
+//! from its start. It follows the file it opened, not the name: a file renamed away and
+//! replaced is not reopened (`tail -f`, not `tail -F`).
+//!
+//! A truncation is seen when the file is shorter than what was read, or, for a file
+//! truncated and written past that length again between two looks, when the bytes just
+//! before the read position are no longer the ones read there ([`TAIL`] of them, checked
+//! each time new bytes appear after a wait). Without the second check such a file was read
+//! on from the old position: its first new lines were lost and a fragment of a line came
+//! out as a line of its own.
 //!
 //! The reader never ends by itself: the source is read on a thread of its own
 //! ([`super::Opened::waits`]), so each line goes down the pipeline as it is read, and
@@ -18,17 +26,64 @@ use std::time::Duration;
 /// How often the end of a followed file is looked at again.
 pub const POLL: Duration = Duration::from_millis(25);
 
+/// How many of the last bytes read are kept, to see a file rewritten in place.
+pub const TAIL: usize = 64;
+
 /// A file read as it grows.
 pub struct Follow {
     file: File,
     /// Bytes read from the start.
     pos: u64,
+    /// The last bytes read (at most [`TAIL`]), which end at `pos`.
+    tail: Vec<u8>,
+    /// Whether the last read found the end of the file (new bytes may belong to a file
+    /// rewritten since).
+    waited: bool,
 }
 
 impl Follow {
     /// Follows `file`, from its start.
     pub fn new(file: File) -> Follow {
-        Follow { file, pos: 0 }
+        Follow {
+            file,
+            pos: 0,
+            tail: Vec::with_capacity(TAIL),
+            waited: false,
+        }
+    }
+
+    /// Whether the bytes before the read position differ from those read there: the file
+    /// was truncated and written again past the position. Leaves the position as it was.
+    fn rewritten(&mut self) -> std::io::Result<bool> {
+        if self.tail.is_empty() {
+            return Ok(false);
+        }
+        let mut there = vec![0; self.tail.len()];
+        self.file
+            .seek(SeekFrom::Start(self.pos - self.tail.len() as u64))?;
+        let read = self.file.read_exact(&mut there);
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        match read {
+            Ok(()) => Ok(there != self.tail),
+            // Shorter than it was: truncated.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts again from the start of the file.
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.pos = self.file.seek(SeekFrom::Start(0))?;
+        self.tail.clear();
+        Ok(())
+    }
+
+    /// Keeps the last bytes of `read` (just read) in `tail`.
+    fn remember(&mut self, read: &[u8]) {
+        let keep = read.len().min(TAIL);
+        let drop = (self.tail.len() + keep).saturating_sub(TAIL);
+        self.tail.drain(..drop);
+        self.tail.extend_from_slice(&read[read.len() - keep..]);
     }
 }
 
@@ -40,16 +95,22 @@ impl Read for Follow {
             return Ok(0);
         }
         loop {
+            if self.file.metadata()?.len() < self.pos {
+                // Truncated in place: what is there now is new.
+                self.restart()?;
+                continue;
+            }
+            if std::mem::take(&mut self.waited) && self.rewritten()? {
+                // Truncated and written past the old end again since the last look.
+                self.restart()?;
+            }
             let n = self.file.read(buf)?;
             if n > 0 {
                 self.pos += n as u64;
+                self.remember(&buf[..n]);
                 return Ok(n);
             }
-            if self.file.metadata()?.len() < self.pos {
-                // Truncated in place: what is there now is new.
-                self.pos = self.file.seek(SeekFrom::Start(0))?;
-                continue;
-            }
+            self.waited = true;
             std::thread::sleep(POLL);
         }
     }
@@ -103,5 +164,60 @@ mod tests {
         line.clear();
         lines.read_line(&mut line).expect("read");
         assert_eq!(line, "new\n");
+    }
+
+    #[test]
+    fn a_file_truncated_and_written_past_the_old_end_between_two_looks_is_read_from_its_start() {
+        // It used to be read on from the old position: the first new lines were lost and
+        // a fragment of one came out as a line (a new user's trial).
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("log");
+        std::fs::write(&path, "ERR first-line-of-some-length\nERR second\n").expect("write");
+        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let mut line = String::new();
+        for want in ["ERR first-line-of-some-length\n", "ERR second\n"] {
+            line.clear();
+            lines.read_line(&mut line).expect("read");
+            assert_eq!(line, want);
+        }
+        // The reader reaches the end and waits: the file is rewritten, longer, meanwhile.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(POLL * 2);
+            let new: String = (0..20).map(|i| format!("ERR new {i:03}\n")).collect();
+            std::fs::write(&path, new).expect("truncate and write longer");
+        });
+        for i in 0..20 {
+            line.clear();
+            lines.read_line(&mut line).expect("read");
+            assert_eq!(line, format!("ERR new {i:03}\n"));
+        }
+        writer.join().expect("the writer");
+    }
+
+    #[test]
+    fn appending_after_a_wait_is_not_taken_for_a_rewrite() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("log");
+        std::fs::write(&path, "a\n").expect("write");
+        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("read");
+        let writer = std::thread::spawn(move || {
+            for i in 0..5 {
+                std::thread::sleep(POLL * 2);
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .expect("append");
+                f.write_all(format!("line {i}\n").as_bytes())
+                    .expect("append");
+            }
+        });
+        for i in 0..5 {
+            line.clear();
+            lines.read_line(&mut line).expect("read");
+            assert_eq!(line, format!("line {i}\n"));
+        }
+        writer.join().expect("the writer");
     }
 }
