@@ -220,3 +220,44 @@ fn a_run_that_never_started_still_gets_its_html_page() {
     assert!(html.contains("the run never started"), "{html}");
     assert!(html.contains("missing.txt"), "{html}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_whose_sink_could_not_write_says_so_under_its_throughput_chart() {
+    // The chart plots what reached the sink: a run that wrote nothing (a full disk) read
+    // as a fast one, with nothing to say otherwise (a new user's trial).
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"range\"\nend = 100000\n[sink]\nkind = \"file\"\npath = \"/dev/full\"\n",
+    );
+    let report = dir.path().join("run.html");
+    let out = millrace()
+        .arg("run")
+        .arg(&path)
+        .arg("--report")
+        .arg(&report)
+        .arg("--quiet")
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("items handed to the sink per second"),
+        "{html}"
+    );
+    let note = html
+        .split("of those, ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no note under the chart: {html}"));
+    let refused = note.split(' ').next().unwrap_or_default();
+    assert!(
+        note.starts_with(&format!(
+            "{refused} the sink refused or could not write (counted failed)"
+        )) && refused != "0",
+        "{note}"
+    );
+}

@@ -183,8 +183,21 @@ fn time_sections(html: &mut String, s: &Summary, wall: f64) {
             );
         }
     }
-    html.push_str("<h2>Throughput over time</h2><p class=\"sub\">items delivered per second, per sample interval</p>");
+    html.push_str("<h2>Throughput over time</h2><p class=\"sub\">items handed to the sink per second, per sample interval</p>");
     html.push_str(&charts::throughput(&steps, wall));
+    // The engine's counts: the sink's refusals and the items it could not write are moved
+    // out of delivered only in the totals (a chart of a run that wrote nothing used to
+    // read as a fast one, with nothing to say otherwise).
+    let (rejected, unwritten) = s.undelivered();
+    if rejected + unwritten > 0 {
+        let _ = write!(
+            html,
+            "<p class=\"sub\">of those, {} the sink refused or could not write (counted failed) \
+             and {} it did not write because its output closed (counted cancelled)</p>",
+            millrace::fmt::count(rejected),
+            millrace::fmt::count(unwritten)
+        );
+    }
 }
 
 fn latency_section(html: &mut String, s: &Summary) {
