@@ -241,6 +241,25 @@ fn bad_override_points_at_the_set_option() {
         .stderr(predicate::str::contains("expected KEY=VALUE"));
 }
 
+#[test]
+fn a_number_given_by_set_where_a_string_is_wanted_says_how_to_quote_it() {
+    let (_dir, path) = pipeline_file(&format!(
+        "{SOURCE}\n[[stage]]\nname = \"g\"\nkind = \"grep\"\npattern = \"x\"\n{SINK}"
+    ));
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .args(["--set", "stage.g.pattern=123"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`pattern` must be a regex string, found an integer 123",
+        ))
+        .stderr(predicate::str::contains(
+            "to give the string \"123\", quote it: --set 'stage.g.pattern=\"123\"'",
+        ));
+}
+
 /// Issue 14, bug 7: a stage named `a.b` could not be targeted by `--set`; its name is
 /// quoted as in a TOML dotted key, and the unquoted form says so.
 #[test]

@@ -266,10 +266,25 @@ impl PathBase {
 }
 
 fn expected(spec: &ParamSpec, what: &str, node: &Node) -> ConfigError {
-    ConfigError::new(
+    let error = ConfigError::new(
         node.loc.clone(),
         format!("`{}` must be {what}, found {}", spec.name, node.describe()),
-    )
+    );
+    // `--set KEY=123` reads 123 as a number (and `true` as a boolean), as the file would:
+    // a string that looks like one needs its quotes.
+    let unquoted = matches!(
+        node.kind,
+        NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Bool(_)
+    );
+    match &node.loc {
+        Loc::Override(text) if unquoted && what.contains("string") => match text.split_once('=') {
+            Some((key, value)) => error.help(format!(
+                "to give the string \"{value}\", quote it: --set '{key}=\"{value}\"'"
+            )),
+            None => error,
+        },
+        _ => error,
+    }
 }
 
 /// `an integer from 1 to 1024`, or `a non-negative integer` when unbounded above.

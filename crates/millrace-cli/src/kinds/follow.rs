@@ -39,16 +39,21 @@ pub struct Follow {
     /// Whether the last read found the end of the file (new bytes may belong to a file
     /// rewritten since).
     waited: bool,
+    /// Not a regular file (a named pipe, a device): read as the stream it is, to its end.
+    /// (Following one failed the run with "Illegal seek".)
+    stream: bool,
 }
 
 impl Follow {
     /// Follows `file`, from its start.
     pub fn new(file: File) -> Follow {
+        let stream = file.metadata().map_or(true, |m| !m.file_type().is_file());
         Follow {
             file,
             pos: 0,
             tail: Vec::with_capacity(TAIL),
             waited: false,
+            stream,
         }
     }
 
@@ -89,10 +94,13 @@ impl Follow {
 
 impl Read for Follow {
     /// Reads what is there; at the end, waits for more (never returns 0 for a non-empty
-    /// `buf`).
+    /// `buf`, but for a stream at its end).
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
+        }
+        if self.stream {
+            return self.file.read(buf);
         }
         loop {
             if self.file.metadata()?.len() < self.pos {
@@ -218,6 +226,28 @@ mod tests {
             lines.read_line(&mut line).expect("read");
             assert_eq!(line, format!("line {i}\n"));
         }
+        writer.join().expect("the writer");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_read_as_the_stream_it_is() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || std::fs::write(path, "one\ntwo\n").expect("write"))
+        };
+        let lines: Vec<String> = BufReader::new(Follow::new(File::open(&path).expect("open")))
+            .lines()
+            .collect::<Result<_, _>>()
+            .expect("read");
+        assert_eq!(lines, ["one", "two"]);
         writer.join().expect("the writer");
     }
 }

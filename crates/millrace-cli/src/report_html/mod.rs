@@ -66,7 +66,7 @@ pub fn render(s: &Summary) -> String {
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>millrace report: {name}</title><style>{STYLE}</style></head><body>
 <h1>millrace report: {name}</h1>
-<p class="sub">{file}outcome <b class="outcome-{outcome}">{outcome}</b> (exit code {code}) · {wall:.3} s · {rate}</p>
+<p class="sub">{file}outcome <b class="outcome-{outcome}">{outcome}</b> (exit code {code}) · {wall:.3} s · {rate} delivered</p>
 "#,
         name = esc(&s.pipeline),
         file = s
