@@ -406,3 +406,19 @@ fn an_empty_run_reports_zero_everywhere_and_completes() {
     assert_eq!(report.latency().samples, 0);
     assert!(report.bottleneck().is_none());
 }
+
+#[test]
+fn a_stage_that_keeps_up_with_a_slow_source_reads_its_queue_as_empty() {
+    // It read 25% full: each receive counted the batch it had waited for, 1 of 4 slots
+    // (a new user's trial).
+    let report = within(30, || {
+        Pipeline::source((0..20u64).inspect(|_| std::thread::sleep(Duration::from_millis(2))))
+            .stage(Stage::map("keeps-up", |x: u64| x).workers(1))
+            .for_each(|_| {})
+            .run()
+            .unwrap()
+            .report
+    });
+    let stage = report.stage("keeps-up").unwrap();
+    assert!(stage.queue_fill < 0.25, "{report}");
+}

@@ -56,7 +56,9 @@ pub struct StageReport {
     pub idle: f64,
     /// See [`busy`](StageReport::busy).
     pub blocked: f64,
-    /// Mean fill of its input connector (0 to 1), sampled at each receive.
+    /// Mean fill of its input connector (0 to 1), in batch slots, as each receive found it:
+    /// the batches there, counting the one taken, or none when the consumer had to wait
+    /// for its batch (a stage that keeps up with its input reads 0%).
     pub queue_fill: f64,
     /// An async stage's concurrency: the most items it has in flight (0 for the others).
     pub concurrency: usize,

@@ -31,6 +31,7 @@ use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
 use crate::response::drop_unfinished;
 use crate::response::{ResponseBatch, Status, Upstream};
+use crate::segment::pull::queue_seen;
 use crate::sync::lock;
 
 /// The name errors and reports give the sink.
@@ -77,18 +78,18 @@ impl SinkCtx {
             inlet.batch_size().used(items, at.elapsed());
         }
         loop {
-            let (batch, waited) = match inlet.poll() {
-                Poll::Ready(batch) => (batch, Duration::ZERO),
+            let (batch, waiting, waited) = match inlet.poll() {
+                Poll::Ready(batch) => (batch, true, Duration::ZERO),
                 Poll::Closed => return None,
                 Poll::Empty => {
                     counters.enter(Activity::Idle, self.control.signals.now());
-                    inlet.recv()?
+                    let (batch, waited) = inlet.recv()?;
+                    (batch, false, waited)
                 }
             };
             counters.enter(Activity::Busy, self.control.signals.now());
             counters.add_time(&counters.idle_ns, waited);
-            // The queue as the batch found it: what is left, plus the batch itself.
-            counters.add(&counters.queue_len_sum, inlet.len() as u64 + 1);
+            counters.add(&counters.queue_len_sum, queue_seen(inlet, waiting));
             counters.add(&counters.queue_samples, 1);
             let Ok(batch) = self.accept(batch) else {
                 continue;
