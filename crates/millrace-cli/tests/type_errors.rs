@@ -215,3 +215,39 @@ fn check_shows_what_each_part_emits() {
     let spec = millrace_cli::config::load_str(&resolved, "again.toml", dir.path(), &[]).unwrap();
     assert_eq!(millrace_cli::commands::check::to_toml(&spec), resolved);
 }
+
+#[test]
+fn check_writes_every_path_relative_to_the_file_as_the_file_does() {
+    // The report and dead-letter paths came out relative to the current directory, the
+    // parameters' as written: saved beside the file, the output named other files.
+    let (dir, _) = pipeline_file("");
+    let sub = dir.path().join("proj");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("in.txt"), "1\n").unwrap();
+    std::fs::write(
+        sub.join("p.toml"),
+        "[pipeline]\nreport = \"r.json\"\n[source]\nkind = \"lines\"\npath = \"in.txt\"\n\
+         [[stage]]\nname = \"p\"\nkind = \"parse\"\ndead_letter = \"dl.jsonl\"\n\
+         [sink]\nkind = \"file\"\npath = \"out.txt\"\n",
+    )
+    .unwrap();
+    let out = millrace()
+        .current_dir(dir.path())
+        .args(["check", "proj/p.toml"])
+        .output()
+        .expect("check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    for line in [
+        "report = \"r.json\"",
+        "path = \"in.txt\"",
+        "dead_letter = \"dl.jsonl\"",
+        "path = \"out.txt\"",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line} in:\n{printed}");
+    }
+}

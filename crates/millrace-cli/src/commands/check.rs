@@ -45,10 +45,19 @@ fn policy(out: &mut String, policy: Policy) {
     }
 }
 
-fn dead_letter(out: &mut String, path: Option<&Path>) {
+fn dead_letter(out: &mut String, spec: &PipelineSpec, path: Option<&Path>) {
     if let Some(p) = path {
-        let _ = writeln!(out, "dead_letter = {}", quote(&p.display().to_string()));
+        let _ = writeln!(out, "dead_letter = {}", quote(&from_the_file(spec, p)));
     }
+}
+
+/// A path the file gave (resolved against the file's directory), as the file would write
+/// it: relative to that directory, like the parameters' paths, so the printed pipeline
+/// loads back to the same one when saved beside the file. (These came out relative to the
+/// current directory, the parameters' as written.)
+fn from_the_file(spec: &PipelineSpec, path: &Path) -> String {
+    let dir = Path::new(&spec.file).parent().unwrap_or(Path::new(""));
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
 }
 
 /// The autoscaling, wedge and fusion settings, as `[pipeline]` keys. `fuse` is always
@@ -128,7 +137,7 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
         batch_line(spec.batch)
     );
     if let Some(r) = &spec.report {
-        let _ = writeln!(out, "report = {}", quote(&r.display().to_string()));
+        let _ = writeln!(out, "report = {}", quote(&from_the_file(spec, r)));
     }
     if let Some(scale) = &spec.scale_out {
         let _ = writeln!(out, "url = {}", quote(&scale.url));
@@ -166,13 +175,13 @@ pub fn to_toml(spec: &PipelineSpec) -> String {
             s.ordered
         );
         policy(&mut out, s.policy);
-        dead_letter(&mut out, s.dead_letter.as_deref());
+        dead_letter(&mut out, spec, s.dead_letter.as_deref());
         params(&mut out, &s.part.params);
         emits(&mut out, emitted.next());
     }
     let _ = writeln!(out, "\n[sink]\nkind = {}", quote(spec.sink.part.kind.name));
     policy(&mut out, spec.sink.policy);
-    dead_letter(&mut out, spec.sink.dead_letter.as_deref());
+    dead_letter(&mut out, spec, spec.sink.dead_letter.as_deref());
     params(&mut out, &spec.sink.part.params);
     out
 }
