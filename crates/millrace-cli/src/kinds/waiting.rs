@@ -69,7 +69,7 @@ pub static KINDS: &[KindSpec] = &[
         role: Role::Transform,
         summary: "GETs a URL made from each item; a status outside 2xx fails the item",
         takes: "number or text (put in the URL's {})",
-        gives: "text (the body) or number (the status); records gain `body` or `status`",
+        gives: "text (the body, invalid UTF-8 replaced: not for binary downloads) or number (the status); records gain `body` or `status`",
         types: http_types,
         params: &[
             ParamSpec {
