@@ -299,6 +299,14 @@ fn mistakes_in_workers_are_located_with_a_hint() {
             "set `concurrency`",
         ],
     );
+    // Said beside a bad parameter of the same stage, not a round later (a new user's trial).
+    rejects(
+        &format!("{SOURCE}[[stage]]\nkind = \"sleep\"\nms = -1\nworkers = 16\n{SINK}"),
+        &[
+            "p.toml:7:11: `workers` does not apply to `sleep`: `sleep` is an async stage",
+            "p.toml:6:6: `ms` must be",
+        ],
+    );
 }
 
 #[test]

@@ -450,6 +450,27 @@ fn stage(
     let ordered = found.keep(Node::flag(keys.get("ordered"), "ordered"));
     let own = read_settings(&keys, base, found);
     let policy = found.keep(policy(&own, defaults));
+    // `workers` on an async kind is said whether or not its parameters are right (it used
+    // to wait for them: a file's mistakes came a round at a time).
+    let async_kind = kind_name
+        .as_deref()
+        .and_then(kinds::find)
+        .filter(|k| matches!(k.exec, Exec::Async { .. }));
+    if let (Some(kind), Some((_, loc))) = (async_kind, &own.workers) {
+        let shown = name.as_deref().unwrap_or(kind.name);
+        let error = ConfigError::new(
+            loc.clone(),
+            format!(
+                "`workers` does not apply to `{shown}`: `{}` is an async stage",
+                kind.name
+            ),
+        )
+        .help("set `concurrency` (items in flight at once) instead");
+        found.push(match &name {
+            Some(n) => error.in_part(n),
+            None => error,
+        });
+    }
     found.reading(None);
     let (name, part, ordered, policy) = (name?, part?, ordered?, policy?);
     let workers = match (part.kind.exec, &own.workers) {
@@ -459,20 +480,8 @@ fn stage(
             .or(defaults.workers.as_ref())
             .map_or(Workers::Auto { min: 1, max: None }, |(w, _)| *w),
         (Exec::Async { .. }, None) => Workers::Async,
-        (Exec::Async { .. }, Some((_, loc))) => {
-            found.push(
-                ConfigError::new(
-                    loc.clone(),
-                    format!(
-                        "`workers` does not apply to `{name}`: `{}` is an async stage",
-                        part.kind.name
-                    ),
-                )
-                .help("set `concurrency` (items in flight at once) instead")
-                .in_part(&name),
-            );
-            return None;
-        }
+        // (Said above.)
+        (Exec::Async { .. }, Some(_)) => return None,
     };
     Some(StageSpec {
         name,
