@@ -394,12 +394,14 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         },
         unfinished: Unfinished {
             count: r.unfinished().len(),
-            ids: r
-                .unfinished()
-                .iter()
-                .take(UNFINISHED_LISTED)
-                .map(|id| id.0)
-                .collect(),
+            // A flat-map's children are listed under their parent's source position, once
+            // (they read [1, 1, 1, …], one per child).
+            ids: {
+                let mut ids: Vec<u64> = r.unfinished().iter().map(|id| id.0).collect();
+                ids.dedup();
+                ids.truncate(UNFINISHED_LISTED);
+                ids
+            },
         },
         in_progress: s
             .in_progress()

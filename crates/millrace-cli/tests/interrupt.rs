@@ -215,6 +215,12 @@ fn second_sigint_aborts_at_once() {
         "{t}"
     );
     assert_eq!(json["unfinished"]["count"].as_u64(), Some(n("cancelled")));
+    // Source positions, each once.
+    let ids: Vec<u64> = json["unfinished"]["ids"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(serde_json::Value::as_u64).collect())
+        .unwrap_or_default();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 }
 
 /// SIGTERM stops the run as Ctrl-C does, but the command exits 143 (128 + SIGTERM), and
