@@ -251,3 +251,20 @@ fn check_writes_every_path_relative_to_the_file_as_the_file_does() {
         assert!(printed.lines().any(|l| l == line), "{line} in:\n{printed}");
     }
 }
+
+#[test]
+fn every_field_that_would_do_is_offered() {
+    // `lines` into `http` offered only `field = "line"` (the line number), not the text.
+    let (dir, path) = pipeline_file(
+        "[source]\nkind = \"lines\"\npath = \"in.txt\"\n[[stage]]\nname = \"h\"\nkind = \"http\"\n\
+         url = \"http://127.0.0.1:1/{}\"\n[sink]\nkind = \"null\"\n",
+    );
+    std::fs::write(dir.path().join("in.txt"), "x\n").unwrap();
+    let out = millrace().arg("check").arg(&path).output().expect("check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("set field = \"line\" (a number) or field = \"text\" (text)"),
+        "{stderr}"
+    );
+}

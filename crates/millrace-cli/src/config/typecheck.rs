@@ -207,14 +207,26 @@ fn help(who: Who<'_>, types: &Types, input: &Ty, m: &Mismatch) -> Option<String>
             Mismatch::WrongField { field, .. } | Mismatch::MissingField { field } => Some(field),
             _ => None,
         };
-        let other = fields
+        // Every field that would do: the first alone was not always the one meant (`lines`
+        // into `http` offered the line number, not the text).
+        let others: Vec<_> = fields
             .iter()
-            .find(|(n, t)| Some(n) != read && *t != Ty::Any && t.is_one_of(accepts));
-        if let Some((name, ty)) = other {
-            hints.push(format!(
+            .filter(|(n, t)| Some(n) != read && *t != Ty::Any && t.is_one_of(accepts))
+            .collect();
+        match others.as_slice() {
+            [] => {}
+            [(name, ty)] => hints.push(format!(
                 "to read the records' field `{name}` ({}), set field = \"{name}\"",
                 ty.singular()
-            ));
+            )),
+            several => hints.push(format!(
+                "to read one of the records' fields, set {}",
+                several
+                    .iter()
+                    .map(|(name, ty)| format!("field = \"{name}\" ({})", ty.singular()))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )),
         }
     }
     if hints.is_empty() {
