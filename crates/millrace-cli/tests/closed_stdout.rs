@@ -42,6 +42,27 @@ fn with_closed_stdout(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     (status.code(), stderr)
 }
 
+/// Runs `millrace ARGS` in `dir`, reads the first line of its stdout and closes it, as
+/// `| head -1` does; returns that line, the exit status and stderr.
+fn head_1(dir: &Path, args: &[&str]) -> (String, std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start millrace");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("the first line");
+    let status = wait_or_kill(&mut child, TIMEOUT);
+    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    (first, status, stderr)
+}
+
 #[test]
 fn stages_and_check_end_with_141() {
     let root = repo_root();
@@ -89,24 +110,10 @@ fn a_stdout_sink_whose_reader_leaves_stops_and_counts_the_rest_unwritten() {
         "[source]\nkind = \"range\"\nend = 200000\n[sink]\nkind = \"stdout\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .current_dir(dir.path())
-        .args(["run", "p.toml", "--report", "r.json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start millrace");
-    let stderr = drain(child.stderr.take().expect("stderr"));
     // `head -1`: read one line, then go away. 200,000 lines do not fit in a pipe, so the
     // run is still writing.
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("the first line");
+    let (first, status, stderr) = head_1(dir.path(), &["run", "p.toml", "--report", "r.json"]);
     assert_eq!(first, "0\n");
-    let status = wait_or_kill(&mut child, TIMEOUT);
-    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
     assert_eq!(status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("stdout was closed"), "{stderr}");
@@ -138,23 +145,12 @@ fn a_reader_that_leaves_cancels_what_is_queued_rather_than_working_through_it() 
          [sink]\nkind = \"stdout\"\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .current_dir(dir.path())
-        .args(["run", "p.toml", "--report", "r.json", "--no-live"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start millrace");
-    let stderr = drain(child.stderr.take().expect("stderr"));
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("the first line");
-    // The reader goes away here. Working through what was queued (at 400 items a second)
-    // would take the child past the test's time limit.
-    let status = wait_or_kill(&mut child, TIMEOUT);
-    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr reader")).into_owned();
+    // The reader goes away after one line. Working through what was queued (at 400 items
+    // a second) would take the child past the test's time limit.
+    let (_, status, stderr) = head_1(
+        dir.path(),
+        &["run", "p.toml", "--report", "r.json", "--no-live"],
+    );
     assert_eq!(status.code(), Some(141), "{stderr}");
     let r = read_report(&dir.path().join("r.json"));
     assert_eq!(r["outcome"], "closed", "{stderr}");
