@@ -40,10 +40,9 @@ pub(crate) const SINK: &str = "sink";
 /// Consumes a batch item by item; returns the ids of the items consumed without a panic,
 /// and the batch's vector, emptied, for recycling.
 pub(crate) type EachFn<T> = Box<dyn FnMut(&SinkCtx, Batch<T>) -> (Ids, Vec<T>) + Send>;
-/// Folds a batch's items (drained from the vector, which stays for recycling) into the
-/// accumulator.
-/// Folds the items a batch's drain yields into the value. After a panic, the drain still
-/// holds the items not yet yielded, so the sink knows which item panicked.
+/// Folds the items a batch's drain yields into the accumulator (the vector stays, for
+/// recycling). After a panic, the drain still holds the items not yet yielded, so the sink
+/// knows which item panicked.
 pub(crate) type FoldFn<T, R> = Box<dyn FnMut(R, &mut std::vec::Drain<'_, T>) -> R + Send>;
 
 /// What a sink thread does with items. The closures take whole batches and are built where
