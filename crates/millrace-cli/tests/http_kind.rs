@@ -183,4 +183,19 @@ fn https_and_workers_are_config_errors() {
             "`workers` does not apply to `http`: `http` is an async stage",
         ))
         .stderr(predicate::str::contains("set `concurrency`"));
+    // A bad url beside another bad parameter: both at once (the url came a round later).
+    let (_dir, path) = pipeline_file(&pipeline(
+        "ftp://127.0.0.1:1/{}",
+        1,
+        "timeout = \"abc\"",
+        "kind = \"count\"",
+    ));
+    millrace()
+        .arg("check")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not an http:// URL"))
+        .stderr(predicate::str::contains("`timeout` must be a duration"))
+        .stderr(predicate::str::contains("2 errors"));
 }

@@ -35,9 +35,17 @@ fn part(
     found.keep(kind_of(keys, node, role)).and_then(|kind| {
         let before = found.count();
         let params = params_of(keys, node, kind, fixed, base, found);
-        // A cross-parameter check needs every parameter it reads.
-        (found.count() == before).then_some(())?;
-        found.keep(validated(keys, node, kind, params))
+        if found.count() == before {
+            return found.keep(validated(keys, node, kind, params));
+        }
+        // Some parameter is wrong: the kind's own check still runs if every parameter it
+        // reads is right, so that its finding comes with the others.
+        if let Some(v) = kind.validate {
+            if v.reads.iter().all(|name| params.get(name).is_some()) {
+                let _ = found.keep(validated(keys, node, kind, params));
+            }
+        }
+        None
     })
 }
 
@@ -138,7 +146,7 @@ fn validated(
     let what = keys.what.clone();
     let kind_node = keys.get("kind").unwrap_or(node);
     if let Some(validate) = kind.validate {
-        validate(&params).map_err(|e| {
+        (validate.check)(&params).map_err(|e| {
             let part = match keys.get("name").map(|n| &n.kind) {
                 Some(NodeKind::Str(n)) => format!("stage `{n}` (kind `{}`)", kind.name),
                 _ if what.contains(kind.name) => what.clone(),

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use millrace::Stage;
 
 use super::types::{Input, Output, Types, BYTES_OR_TEXT};
-use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role};
+use super::{field_param, into_param, slot, Builder, Exec, KindSpec, Role, Validate};
 use crate::config::error::{ConfigError, Loc};
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{hex, Fault, Item, Record, Ty, Value};
@@ -95,7 +95,10 @@ pub static KINDS: &[KindSpec] = &[
             field_param("\"data\""),
         ],
         example: "[[stage]]\nkind = \"chunk\"\navg_size = \"8KiB\"\nmin_size = \"2KiB\"\nmax_size = \"64KiB\"",
-        validate: Some(validate_chunk),
+        validate: Some(Validate {
+            reads: &["min_size", "avg_size", "max_size"],
+            check: validate_chunk,
+        }),
         exec: Exec::Threads,
         build: Builder::Transform(chunk),
     },

@@ -109,7 +109,15 @@ impl Iterator for Opened {
 }
 
 /// A check of a kind's parameters taken together (e.g. `min_size <= avg_size`).
-pub type Validate = fn(&Params) -> Result<(), ConfigError>;
+#[derive(Clone, Copy)]
+pub struct Validate {
+    /// The parameters it reads: it runs when each of them is right, whatever the others,
+    /// so that a file's mistakes come out together (a bad `url` beside a bad `timeout` used
+    /// to come a round later).
+    pub reads: &'static [&'static str],
+    /// The check.
+    pub check: fn(&Params) -> Result<(), ConfigError>,
+}
 
 /// How a kind is built, by role.
 #[derive(Clone, Copy)]

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::follow::Follow;
 use super::types::Types;
-use super::{Builder, Exec, KindSpec, Opened, Role};
+use super::{Builder, Exec, KindSpec, Opened, Role, Validate};
 use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::progress::{Progress, Unit};
@@ -158,7 +158,10 @@ pub static KINDS: &[KindSpec] = &[
             },
         ],
         example: "[source]\nkind = \"lines\"\npath = \"data/app.log\"",
-        validate: Some(follow_needs_a_file),
+        validate: Some(Validate {
+            reads: &["path", "follow"],
+            check: follow_needs_a_file,
+        }),
         exec: Exec::Threads,
         build: Builder::Source(open_lines),
     },

@@ -15,7 +15,7 @@ use millrace::Stage;
 
 use super::http::{self, Fetcher, Output, Template};
 use super::types::{Types, ANY, NUMBER_OR_TEXT};
-use super::{field_param, Builder, Exec, KindSpec, Role};
+use super::{field_param, Builder, Exec, KindSpec, Role, Validate};
 use crate::config::error::ConfigError;
 use crate::config::params::{Default, ParamSpec, ParamType, Params};
 use crate::value::{Fault, Item, Slot, Ty};
@@ -104,7 +104,10 @@ pub static KINDS: &[KindSpec] = &[
             },
         ],
         example: "[[stage]]\nkind = \"http\"\nurl = \"http://127.0.0.1:8080/items/{}\"\nconcurrency = 100\ntimeout = \"2s\"",
-        validate: Some(validate_http),
+        validate: Some(Validate {
+            reads: &["url"],
+            check: validate_http,
+        }),
         exec: Exec::Async { io: true },
         build: Builder::Transform(http_stage),
     },
