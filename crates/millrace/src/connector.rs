@@ -201,4 +201,27 @@ impl<T> Inlet<T> {
     pub(crate) fn len(&self) -> usize {
         self.rx.len()
     }
+
+    /// Takes the next batch: one waiting in the queue, or, if none is, the next to come,
+    /// calling `waiting` before it waits. Returns it with the queue as it was found, in
+    /// batches ([`found`](Inlet::found), or 0 when it had to wait: a consumer that keeps up
+    /// reads an empty queue), and how long it waited; `None` at the end of input.
+    pub(crate) fn take(&self, waiting: impl FnOnce()) -> Option<(Batch<T>, u64, Duration)> {
+        match self.poll() {
+            Poll::Ready(batch) => Some((batch, self.found(), Duration::ZERO)),
+            Poll::Closed => None,
+            Poll::Empty => {
+                waiting();
+                let (batch, waited) = self.recv()?;
+                Some((batch, 0, waited))
+            }
+        }
+    }
+
+    /// The queue's length, for its mean fill, as seen by a consumer that just took a batch
+    /// it found waiting: that batch and those left behind. (Counting a batch it had to wait
+    /// for, a queue that never held more than the one item waited for read 25% full.)
+    pub(crate) fn found(&self) -> u64 {
+        self.len() as u64 + 1
+    }
 }

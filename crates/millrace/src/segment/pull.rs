@@ -101,13 +101,13 @@ impl<T: Send> InletPull<T> {
         }
     }
 
-    /// Accounts for a received batch, which was `waiting` in the queue when the worker came
-    /// for one, or, if not, `waited` for; `None` if a cancel dropped it.
-    fn accept(&mut self, batch: Batch<T>, waiting: bool, waited: Duration) -> Option<Batch<T>> {
+    /// Accounts for a received batch, which found `queued` batches in the queue (see
+    /// [`Inlet::take`]) and `waited` for; `None` if a cancel dropped it.
+    fn accept(&mut self, batch: Batch<T>, queued: u64, waited: Duration) -> Option<Batch<T>> {
         self.taken = (Instant::now(), batch.len());
         let counters = self.metrics.slot(self.worker);
         counters.add_time(&counters.idle_ns, waited);
-        counters.add(&counters.queue_len_sum, queue_seen(&self.inlet, waiting));
+        counters.add(&counters.queue_len_sum, queued);
         counters.add(&counters.queue_samples, 1);
         if self.control.signals.cancelled() {
             counters.add(&counters.items_in, batch.len() as u64);
@@ -141,10 +141,12 @@ impl<T: Send> Pull<T> for InletPull<T> {
     fn poll(&mut self) -> Poll<T> {
         loop {
             return match self.inlet.poll() {
-                Poll::Ready(batch) => match self.accept(batch, true, Duration::ZERO) {
-                    Some(batch) => Poll::Ready(batch),
-                    None => continue,
-                },
+                Poll::Ready(batch) => {
+                    match self.accept(batch, self.inlet.found(), Duration::ZERO) {
+                        Some(batch) => Poll::Ready(batch),
+                        None => continue,
+                    }
+                }
                 other => other,
             };
         }
@@ -152,33 +154,19 @@ impl<T: Send> Pull<T> for InletPull<T> {
 
     fn recv(&mut self) -> Option<Batch<T>> {
         loop {
-            let (batch, waiting, waited) = match self.inlet.poll() {
-                Poll::Ready(batch) => (batch, true, Duration::ZERO),
-                Poll::Closed => return None,
-                Poll::Empty => {
-                    let counters = self.metrics.slot(self.worker);
-                    counters.enter(Activity::Idle, self.control.signals.now());
-                    let (batch, waited) = self.inlet.recv()?;
-                    counters.enter(Activity::Between, self.control.signals.now());
-                    (batch, false, waited)
-                }
-            };
-            if let Some(batch) = self.accept(batch, waiting, waited) {
+            let counters = self.metrics.slot(self.worker);
+            let mut idle = false;
+            let (batch, queued, waited) = self.inlet.take(|| {
+                idle = true;
+                counters.enter(Activity::Idle, self.control.signals.now());
+            })?;
+            if idle {
+                counters.enter(Activity::Between, self.control.signals.now());
+            }
+            if let Some(batch) = self.accept(batch, queued, waited) {
                 return Some(batch);
             }
         }
-    }
-}
-
-/// The queue's length as a consumer found it, for its mean fill: the batches there (the
-/// one it takes, and those left behind) if it found its batch `waiting`, none if it had to
-/// wait for it. (Counting the batch waited for, a queue that never held more than the one
-/// item a consumer was waiting for read 25% full, 1 of 4 slots.)
-pub(crate) fn queue_seen<T>(inlet: &Inlet<T>, waiting: bool) -> u64 {
-    if waiting {
-        inlet.len() as u64 + 1
-    } else {
-        0
     }
 }
 

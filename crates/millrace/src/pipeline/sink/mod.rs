@@ -23,7 +23,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::connector::{Inlet, Poll};
+use crate::connector::Inlet;
 use crate::control::Control;
 use crate::error::{panic_message, BoxError, ItemError, ItemErrorKind, RunErrorKind};
 use crate::item::{Batch, Ids, ItemId};
@@ -31,7 +31,6 @@ use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
 use crate::response::drop_unfinished;
 use crate::response::{ResponseBatch, Status, Upstream};
-use crate::segment::pull::queue_seen;
 use crate::sync::lock;
 
 /// The name errors and reports give the sink.
@@ -77,18 +76,11 @@ impl SinkCtx {
             inlet.batch_size().used(items, at.elapsed());
         }
         loop {
-            let (batch, waiting, waited) = match inlet.poll() {
-                Poll::Ready(batch) => (batch, true, Duration::ZERO),
-                Poll::Closed => return None,
-                Poll::Empty => {
-                    counters.enter(Activity::Idle, self.control.signals.now());
-                    let (batch, waited) = inlet.recv()?;
-                    (batch, false, waited)
-                }
-            };
+            let (batch, queued, waited) =
+                inlet.take(|| counters.enter(Activity::Idle, self.control.signals.now()))?;
             counters.enter(Activity::Busy, self.control.signals.now());
             counters.add_time(&counters.idle_ns, waited);
-            counters.add(&counters.queue_len_sum, queue_seen(inlet, waiting));
+            counters.add(&counters.queue_len_sum, queued);
             counters.add(&counters.queue_samples, 1);
             let Ok(batch) = self.accept(batch) else {
                 continue;
