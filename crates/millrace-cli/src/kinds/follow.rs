@@ -103,13 +103,8 @@ impl Read for Follow {
             return self.file.read(buf);
         }
         loop {
-            if self.file.metadata()?.len() < self.pos {
-                // Truncated in place: what is there now is new.
-                self.restart()?;
-                continue;
-            }
             if std::mem::take(&mut self.waited) && self.rewritten()? {
-                // Truncated and written past the old end again since the last look.
+                // Truncated (and perhaps written past the old end again) since the last look.
                 self.restart()?;
             }
             let n = self.file.read(buf)?;
@@ -117,6 +112,11 @@ impl Read for Follow {
                 self.pos += n as u64;
                 self.remember(&buf[..n]);
                 return Ok(n);
+            }
+            if self.file.metadata()?.len() < self.pos {
+                // Truncated in place: what is there now is new.
+                self.restart()?;
+                continue;
             }
             self.waited = true;
             std::thread::sleep(POLL);
