@@ -18,7 +18,7 @@
 //! the live view and messages to stderr.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use millrace::{EndState, Report, StageReport};
@@ -81,27 +81,6 @@ pub fn redirect_outputs(spec: &mut PipelineSpec, dir: &Path) -> Vec<String> {
         notes.push("dead letters go to a temporary directory while tuning".to_owned());
     }
     notes
-}
-
-/// A directory of its own under the system's temporary directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> std::io::Result<Scratch> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("millrace-tune-{}-{nanos:08x}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// How the run ended, in words.
@@ -302,7 +281,8 @@ pub fn run(args: &TuneArgs) -> u8 {
         Ok(spec) => spec,
         Err(e) => return fail(EXIT_CONFIG, &e.to_string()),
     };
-    let scratch = match Scratch::new() {
+    // Removed when dropped.
+    let scratch = match tempfile::Builder::new().prefix("millrace-tune-").tempdir() {
         Ok(dir) => dir,
         Err(e) => {
             return fail(
@@ -312,7 +292,7 @@ pub fn run(args: &TuneArgs) -> u8 {
         }
     };
     let mut notes = prepare(&mut spec);
-    notes.extend(redirect_outputs(&mut spec, &scratch.0));
+    notes.extend(redirect_outputs(&mut spec, scratch.path()));
     for note in notes {
         eprintln!("millrace: {note}");
     }
