@@ -31,7 +31,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
@@ -156,7 +156,7 @@ pub struct WorkerHandle {
     counts: Arc<Counts>,
     /// Why the worker stopped by itself, if it did (a message from an origin whose remote
     /// part differs: see [`Job::fingerprint`]).
-    refused: Arc<Mutex<Option<NatsError>>>,
+    refused: Arc<OnceLock<NatsError>>,
     broker: crate::Broker,
 }
 
@@ -189,7 +189,7 @@ impl<In: Wire, Out: Wire> WorkerPart<In, Out> {
         let (stop, stopped) = watch::channel(false);
         let (arrivals_tx, mut arrivals_rx) = mpsc::channel::<Arrival<In>>(2);
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Pending<Out>>();
-        let refused = Arc::new(Mutex::new(None));
+        let refused = Arc::new(OnceLock::new());
 
         let feeder_book = Arc::clone(&book);
         let feeder = thread("millrace-nats-feed", move || {
@@ -333,7 +333,7 @@ fn answer<Out: Wire>(
 struct Check {
     job: Arc<str>,
     fingerprint: Option<Arc<str>>,
-    refused: Arc<Mutex<Option<NatsError>>>,
+    refused: Arc<OnceLock<NatsError>>,
 }
 
 impl Check {
@@ -347,11 +347,7 @@ impl Check {
             .map(|v| v.as_str());
         match (theirs, self.fingerprint.as_deref()) {
             (Some(theirs), Some(ours)) if theirs != ours => {
-                let mut refused = self
-                    .refused
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                *refused = Some(NatsError::PartMismatch {
+                let _ = self.refused.set(NatsError::PartMismatch {
                     job: self.job.to_string(),
                     edge: from.edge.to_string(),
                     ours: ours.to_owned(),
@@ -636,10 +632,7 @@ impl WorkerHandle {
     /// from its own (see [`Job::fingerprint`]) and gave it back. [`join`](WorkerHandle::join)
     /// then says so.
     pub fn stopped_itself(&self) -> bool {
-        self.refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some()
+        self.refused.get().is_some()
     }
 
     /// Waits for the worker to stop (after [`stop`](WorkerHandle::stop), or by itself).
@@ -660,13 +653,8 @@ impl WorkerHandle {
         let _ = self.responder.join();
         let _ = self.broker.block_on(self.finisher);
         self.keeper.abort();
-        let refused = self
-            .refused
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(refused) = refused {
-            return Err(refused);
+        if let Some(refused) = self.refused.get() {
+            return Err(refused.clone());
         }
         Ok(WorkerReport {
             pipeline: report,
