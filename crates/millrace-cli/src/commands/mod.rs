@@ -115,8 +115,8 @@ pub struct Supervised {
 }
 
 /// Builds `spec`'s pipeline and runs it under the live view `live` (or, without one, a
-/// progress line every `progress_every`), Ctrl-C, an optional `deadline` (a cancel) and an optional metrics server, then summarises it, naming each part's kind
-/// from `kinds`.
+/// progress line every `progress_every`), Ctrl-C, an optional `deadline` (a cancel) and an
+/// optional metrics server, then summarises it, naming each part's kind from `kinds`.
 ///
 /// # Errors
 ///
