@@ -23,6 +23,16 @@ pub const VERSION: u32 = 3;
 /// How many unfinished ids are listed (the count is always complete).
 const UNFINISHED_LISTED: usize = 1000;
 
+/// The source positions of unfinished items, each once, at most [`UNFINISHED_LISTED`] of
+/// them. A flat-map's children carry their parent's source position, so the sorted ids of
+/// three unfinished children of item 1 read [1, 1, 1].
+fn listed_unfinished(unfinished: &[millrace::ItemId]) -> Vec<u64> {
+    let mut ids: Vec<u64> = unfinished.iter().map(|id| id.0).collect();
+    ids.dedup();
+    ids.truncate(UNFINISHED_LISTED);
+    ids
+}
+
 #[derive(Serialize)]
 struct Doc<'a> {
     schema: &'static str,
@@ -394,14 +404,7 @@ pub fn to_json(s: &Summary) -> serde_json::Value {
         },
         unfinished: Unfinished {
             count: r.unfinished().len(),
-            // A flat-map's children are listed under their parent's source position, once
-            // (they read [1, 1, 1, …], one per child).
-            ids: {
-                let mut ids: Vec<u64> = r.unfinished().iter().map(|id| id.0).collect();
-                ids.dedup();
-                ids.truncate(UNFINISHED_LISTED);
-                ids
-            },
+            ids: listed_unfinished(r.unfinished()),
         },
         in_progress: s
             .in_progress()
@@ -591,4 +594,35 @@ pub fn write_value(doc: &serde_json::Value, path: &Path) -> Result<(), String> {
 /// Why the file cannot be written.
 pub fn write(s: &Summary, path: &Path) -> Result<(), String> {
     write_value(&to_json(s), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace::ItemId;
+
+    #[test]
+    fn unfinished_children_of_one_item_are_listed_under_its_position_once() {
+        let child = |origin, position| ItemId::new(origin).child(position);
+        let ids = [
+            child(1, 1),
+            child(1, 2),
+            child(1, 3),
+            ItemId::new(4),
+            child(7, 1),
+            child(7, 2),
+        ];
+        assert_eq!(listed_unfinished(&ids), vec![1, 4, 7]);
+    }
+
+    #[test]
+    fn the_unfinished_list_is_cut_after_the_listed_count_of_positions() {
+        // Duplicates do not use up the listed positions.
+        let ids: Vec<ItemId> = (0..2 * UNFINISHED_LISTED as u64)
+            .flat_map(|id| [ItemId::new(id).child(1), ItemId::new(id).child(2)])
+            .collect();
+        let listed = listed_unfinished(&ids);
+        assert_eq!(listed.len(), UNFINISHED_LISTED);
+        assert_eq!(listed, (0..UNFINISHED_LISTED as u64).collect::<Vec<_>>());
+    }
 }
