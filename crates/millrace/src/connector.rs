@@ -176,6 +176,15 @@ impl<T> Inlet<T> {
         &self.size
     }
 
+    /// The connector's pool, for a consumer on another thread to give emptied vectors
+    /// back to (see `response::Carried`).
+    pub(crate) fn stock(&self) -> Stock<T> {
+        Stock {
+            pool: Arc::clone(&self.pool),
+            size: Arc::clone(&self.size),
+        }
+    }
+
     /// Gives back the vector of a batch this side emptied, for the producer to fill again.
     pub(crate) fn recycle(&self, spent: Vec<T>) {
         self.pool.give(spent);

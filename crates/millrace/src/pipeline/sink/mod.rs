@@ -30,7 +30,7 @@ use crate::item::{Batch, Ids, ItemId};
 use crate::metrics::{Activity, Counters, StageMetrics};
 use crate::policy::ErrorPolicy;
 use crate::response::drop_unfinished;
-use crate::response::{ResponseBatch, Status, Upstream};
+use crate::response::{Carried, ResponseBatch, Status, Upstream};
 use crate::sync::lock;
 
 /// The name errors and reports give the sink.
@@ -324,7 +324,11 @@ fn fail_in_sink(ctx: &SinkCtx, id: ItemId, attempts: u32, kind: ItemErrorKind, s
 pub(crate) fn run_serve_sink<T: Send + 'static>(inlet: Inlet<T>, ctx: SinkCtx) -> Option<()> {
     while let Some(batch) = ctx.next_batch(&inlet) {
         let Batch { ids, items, .. } = batch;
-        ctx.delivered(ids, Some(Box::new(items)));
+        let carried = Carried {
+            values: items,
+            stock: inlet.stock(),
+        };
+        ctx.delivered(ids, Some(Box::new(carried)));
     }
     Some(())
 }
