@@ -121,8 +121,9 @@ pub struct WorkerArgs {
     /// The first stage of the run of remote stages to work on.
     #[arg(long, value_name = "NAME")]
     pub stage: String,
-    /// Workers per remote stage in this process (default: as the file says).
-    #[arg(long, value_name = "N")]
+    /// Workers per remote stage in this process, 1 to 1024 as in the file (default: as the
+    /// file says).
+    #[arg(long, value_name = "N", value_parser = worker_count)]
     pub workers: Option<usize>,
     /// Override a setting of the file (the worker and the origin must agree).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -227,4 +228,14 @@ pub struct TuneArgs {
 pub struct StagesArgs {
     /// Show only this kind.
     pub kind: Option<String>,
+}
+
+/// `--workers N` of `millrace worker`: the range a pipeline file allows
+/// ([`MAX_WORKERS`](crate::config::scaling::MAX_WORKERS)).
+fn worker_count(text: &str) -> Result<usize, String> {
+    let max = crate::config::scaling::MAX_WORKERS;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {max}")),
+    }
 }

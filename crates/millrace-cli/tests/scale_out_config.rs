@@ -152,6 +152,47 @@ fn a_remote_stage_that_would_stop_the_run_on_error_is_refused() {
 
 #[cfg(feature = "nats")]
 #[test]
+fn a_remote_stage_that_would_stop_after_its_retries_is_refused_naming_the_settings_as_written() {
+    let text = format!(
+        "{SOURCE}\n[[stage]]\nname = \"strict\"\nkind = \"square\"\non_error = \"retry\"\n\
+         retry_then = \"stop\"\nconnector = \"nats\"\n{SINK}"
+    );
+    let (file, said) = check_fails(&text);
+    assert!(
+        said.contains(&format!(
+            "{file}:10:13: stage `strict` runs remotely with on_error = \"retry\" with \
+             retry_then = \"stop\": a failure there would stop only its worker"
+        )),
+        "{said}"
+    );
+}
+
+#[cfg(feature = "nats")]
+#[test]
+fn input_order_set_from_the_command_line_on_a_remote_stage_is_refused_at_the_set() {
+    let text = format!(
+        "{SOURCE}\n[[stage]]\nname = \"sq\"\nkind = \"square\"\nconnector = \"nats\"\n{SINK}"
+    );
+    let (_dir, file) = pipeline_file(&text);
+    let out = millrace()
+        .args(["check", &file.display().to_string()])
+        .args(["--set", "stage.sq.ordered=true"])
+        .output()
+        .expect("run millrace check");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("--set stage.sq.ordered=true"),
+        "the error names the --set that asked for order: {said}"
+    );
+    assert!(
+        said.contains("order is not kept across the broker"),
+        "{said}"
+    );
+}
+
+#[cfg(feature = "nats")]
+#[test]
 fn input_order_asked_for_at_or_after_a_remote_stage_is_refused() {
     // Order is not kept across the broker: the remote stage's outputs used to come back
     // in the order the workers finished them, silently (a file sink differed from line 11).
@@ -163,7 +204,7 @@ fn input_order_asked_for_at_or_after_a_remote_stage_is_refused() {
     let (file, said) = check_fails(&text);
     assert!(
         said.contains(&format!(
-            "{file}:5:1: stage `sq` asks for input order (ordered = true), but order is not \
+            "{file}:8:11: stage `sq` asks for input order (ordered = true), but order is not \
              kept across the broker: its outputs come back in the order the workers finish them"
         )),
         "{said}"
@@ -220,4 +261,17 @@ fn a_pipeline_name_that_cannot_name_the_job_is_refused() {
         said.contains("the pipeline's name `bad.name` names its job"),
         "{said}"
     );
+}
+
+#[test]
+fn a_worker_count_on_the_command_line_beyond_what_a_file_allows_is_refused() {
+    for bad in ["0", "5000", "many"] {
+        let out = millrace()
+            .args(["worker", "p.toml", "--stage", "sq", "--workers", bad])
+            .output()
+            .expect("run millrace worker");
+        assert_eq!(out.status.code(), Some(2), "--workers {bad}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("expected a number from 1 to 1024"), "{said}");
+    }
 }

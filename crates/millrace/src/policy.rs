@@ -36,7 +36,11 @@ pub enum ErrorPolicy {
     /// `then` policy.
     Retry(Retry),
     /// Stop the pipeline gracefully: the source stops, items in flight drain, and the run
-    /// returns this first error.
+    /// returns this first error. The items that drain are every item the source had
+    /// admitted: what the connectors hold (up to each stage's
+    /// [`capacity`](crate::Stage::capacity)) and what async stages have in flight, so a
+    /// stage with side effects keeps making them for a while after the failure; a small
+    /// capacity bounds that, and [`Handle::cancel`](crate::Handle::cancel) drops them.
     Stop,
 }
 

@@ -278,9 +278,10 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
                 ConfigError::new(
                     loc.clone(),
                     format!(
-                        "stage `{}` runs remotely with on_error = \"{}\": a failure there would \
-                         stop only its worker, not the run",
-                        stage.name, stage.policy
+                        "stage `{}` runs remotely with {}: a failure there would stop only \
+                         its worker, not the run",
+                        stage.name,
+                        stage.policy.as_written()
                     ),
                 )
                 .help(
@@ -311,7 +312,10 @@ pub fn settle(taken: &Taken, spec: &PipelineSpec, found: &mut Findings) -> Optio
             .any(|(i, _)| spec.stages[*i].name == stage.name);
         found.push(
             ConfigError::new(
-                stage.part.loc.clone(),
+                stage
+                    .ordered_loc
+                    .clone()
+                    .unwrap_or_else(|| stage.part.loc.clone()),
                 format!(
                     "stage `{}` asks for input order (ordered = true), but order is not kept \
                      across the broker: {}",

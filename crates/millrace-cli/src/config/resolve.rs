@@ -456,6 +456,7 @@ fn stage(
         keys.what = format!("[[stage]] #{position} `{n}`");
     }
     let ordered = found.keep(Node::flag(keys.get("ordered"), "ordered"));
+    let ordered_loc = keys.get("ordered").map(|n| n.loc.clone());
     let own = read_settings(&keys, base, found);
     let policy = found.keep(policy(&own, defaults));
     // `workers` on an async kind is said whether or not its parameters are right (it used
@@ -500,6 +501,7 @@ fn stage(
             .unwrap_or(DEFAULT_CAPACITY),
         batch: own.batch.or(defaults.batch),
         ordered,
+        ordered_loc,
         policy,
         dead_letter: own.dead_letter.clone().or(defaults.dead_letter.clone()),
         part,

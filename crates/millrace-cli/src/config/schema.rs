@@ -199,6 +199,21 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The settings that give this policy, as a pipeline file writes them:
+    /// `on_error = "stop"`, or `on_error = "retry"` with `retry_then = "stop"`.
+    pub fn as_written(&self) -> String {
+        match self {
+            Policy::Skip => "on_error = \"skip\"".to_owned(),
+            Policy::Stop => "on_error = \"stop\"".to_owned(),
+            Policy::Retry { then_stop, .. } => format!(
+                "on_error = \"retry\" with retry_then = \"{}\"",
+                if *then_stop { "stop" } else { "skip" }
+            ),
+        }
+    }
+}
+
 impl std::fmt::Display for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -245,6 +260,8 @@ pub struct StageSpec {
     pub batch: Option<usize>,
     /// Whether it emits in input order.
     pub ordered: bool,
+    /// Where `ordered` was set (in the file, or a `--set`), for messages about it.
+    pub ordered_loc: Option<Loc>,
     /// What it does with failed items.
     pub policy: Policy,
     /// Where its failed items go, if anywhere.
