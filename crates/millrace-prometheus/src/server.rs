@@ -2,6 +2,7 @@
 //! renders the pipeline's report at each scrape: a live [`Handle::snapshot`] while it runs,
 //! the final report once [`MetricsServer::finish`] hands it over.
 
+use std::fmt;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -77,7 +78,11 @@ impl MetricsServer {
     ///
     /// The address does not resolve, or cannot be listened on (in use, not allowed); the
     /// error names the address.
-    pub fn serve(addr: impl ToSocketAddrs, pipeline: &str, handle: Handle) -> io::Result<Self> {
+    pub fn serve(
+        addr: impl ToSocketAddrs + fmt::Debug,
+        pipeline: &str,
+        handle: Handle,
+    ) -> io::Result<Self> {
         let server = Self::bind(addr, pipeline)?;
         server.watch(handle);
         Ok(server)
@@ -88,17 +93,32 @@ impl MetricsServer {
     ///
     /// # Errors
     ///
-    /// As [`serve`](Self::serve).
-    pub fn bind(addr: impl ToSocketAddrs, pipeline: &str) -> io::Result<Self> {
-        let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
-        let shown = addrs
-            .first()
-            .map_or_else(|| "(no address)".to_owned(), ToString::to_string);
+    /// As [`serve`](Self::serve). The error keeps the kind the OS gave
+    /// ([`AddrInUse`](io::ErrorKind::AddrInUse) for a port taken, say), or
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for an address that resolves to none.
+    pub fn bind(addr: impl ToSocketAddrs + fmt::Debug, pipeline: &str) -> io::Result<Self> {
+        let addrs: Vec<SocketAddr> = match addr.to_socket_addrs() {
+            Ok(addrs) => addrs.collect(),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot serve metrics on {addr:?}: {e}"),
+                ))
+            }
+        };
+        let Some(shown) = addrs.first().map(ToString::to_string) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot serve metrics on {addr:?}: it resolves to no address"),
+            ));
+        };
         let server = Server::http(&*addrs).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                format!("cannot serve metrics on {shown}: {e}"),
-            )
+            // (tiny_http boxes the listener's `io::Error`: its kind, `AddrInUse` say, is
+            // what a caller matches on.)
+            let kind = e
+                .downcast_ref::<io::Error>()
+                .map_or(io::ErrorKind::Other, io::Error::kind);
+            io::Error::new(kind, format!("cannot serve metrics on {shown}: {e}"))
         })?;
         let addr = server
             .server_addr()

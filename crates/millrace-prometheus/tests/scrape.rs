@@ -276,8 +276,23 @@ fn an_address_in_use_is_an_error_that_names_it() {
         let addr = first.local_addr();
         let err = MetricsServer::serve(addr, "b", running.handle()).unwrap_err();
         assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        // The OS's kind, for a caller to match on (every listen error read
+        // `AddrNotAvailable`).
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
         running.join().expect("the run completes");
     });
+}
+
+#[test]
+fn an_address_that_does_not_resolve_is_an_error_that_names_it() {
+    for bad in [
+        "127.0.0.1:notaport",
+        "no-such-host.invalid:9090",
+        "nonsense",
+    ] {
+        let err = MetricsServer::bind(bad, "a").expect_err("no such address");
+        assert!(err.to_string().contains(bad), "{err}");
+    }
 }
 
 #[test]

@@ -46,6 +46,13 @@ enum BuildErrorKind {
         stage: String,
         setting: &'static str,
     },
+    /// A count past what millrace takes (`stage` empty for a pipeline-wide setting).
+    TooLarge {
+        stage: String,
+        setting: &'static str,
+        value: usize,
+        max: usize,
+    },
     EmptyName {
         position: usize,
     },
@@ -89,6 +96,18 @@ impl BuildError {
             kind: BuildErrorKind::Zero {
                 stage: stage.to_owned(),
                 setting,
+            },
+        }
+    }
+
+    /// A count past `max`: a stage's (`stage`), or the pipeline's (`stage` empty).
+    pub(crate) fn too_large(stage: &str, setting: &'static str, value: usize, max: usize) -> Self {
+        BuildError {
+            kind: BuildErrorKind::TooLarge {
+                stage: stage.to_owned(),
+                setting,
+                value,
+                max,
             },
         }
     }
@@ -188,6 +207,7 @@ impl BuildError {
             | BuildErrorKind::SyncOnly { stage, .. }
             | BuildErrorKind::AutoBounds { stage, .. }
             | BuildErrorKind::ReservedName { stage } => Some(stage),
+            BuildErrorKind::TooLarge { stage, .. } => (!stage.is_empty()).then_some(stage),
             BuildErrorKind::EmptyName { .. }
             | BuildErrorKind::Thread { .. }
             | BuildErrorKind::PipelineZero { .. } => None,
@@ -200,8 +220,28 @@ impl BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
+            BuildErrorKind::Zero { stage, setting: "timeout" } => {
+                write!(f, "stage `{stage}`: the timeout must be longer than 0")
+            }
             BuildErrorKind::Zero { stage, setting } => {
                 write!(f, "stage `{stage}`: {setting} must be at least 1")
+            }
+            BuildErrorKind::TooLarge {
+                stage,
+                setting,
+                value,
+                max,
+            } => {
+                if stage.is_empty() {
+                    f.write_str("the pipeline's ")?;
+                } else {
+                    write!(f, "stage `{stage}`: ")?;
+                }
+                write!(
+                    f,
+                    "{setting} of {value} is more than millrace takes (at most {})",
+                    crate::fmt::count(*max as u64)
+                )
             }
             BuildErrorKind::PipelineZero { setting } => {
                 write!(f, "the pipeline's {setting} must be at least 1")

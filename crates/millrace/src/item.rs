@@ -34,9 +34,18 @@ const DEPTH: usize = 4;
 /// let id = ItemId::new(7);
 /// assert_eq!(id.to_string(), "#7");
 /// assert_eq!((id.0, id.parent(), id.position()), (7, None, None));
+/// assert_eq!(format!("{:?}", id.child(2)), "ItemId(#7.2)");
 /// ```
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ItemId(pub u64, ChildPath);
+
+/// `ItemId(#25.3)`: the id as it displays (the derived form showed the child path's
+/// internals, `ItemId(25, ChildPath([3, 0, 0, 0]))`).
+impl fmt::Debug for ItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ItemId({self})")
+    }
+}
 
 /// Positions (from 1) among siblings, one per level of flat-map; 0 ends the path.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

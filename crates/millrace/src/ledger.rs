@@ -3,7 +3,7 @@
 //! timeline of sampled counters and the threads the autoscaler started. Threads write to it as they go; [`Report`](crate::Report) is built
 //! from it, live or at the end.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,9 @@ pub(crate) struct ScalingLog {
 pub(crate) struct Ledger {
     /// The error that ends the run; the first one wins.
     pub(crate) first_error: Mutex<Option<RunErrorKind>>,
+    /// Set with the first error, and kept once `join` takes that error for its result:
+    /// a snapshot taken afterwards still says the run failed.
+    failed: AtomicBool,
     pub(crate) errors: Mutex<ErrorLog>,
     /// The first [`ERROR_SAMPLE`] panics of hooks and dead-letter handlers.
     pub(crate) hook_panics: Mutex<Vec<String>>,
@@ -72,6 +75,7 @@ impl Ledger {
         Ledger {
             timeline,
             first_error: Mutex::new(None),
+            failed: AtomicBool::new(false),
             errors: Mutex::new(ErrorLog::default()),
             hook_panics: Mutex::new(Vec::new()),
             hook_panic_total: AtomicU64::new(0),
@@ -124,7 +128,13 @@ impl Ledger {
         let mut first = lock(&self.first_error);
         if first.is_none() {
             *first = Some(kind);
+            self.failed.store(true, Ordering::Release);
         }
+    }
+
+    /// Whether an error ended the run (it may since have been taken for `join`'s result).
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// Whether the run failed on a wedge.

@@ -353,6 +353,64 @@ fn a_snapshot_after_the_run_ended_says_how_it_ended() {
 }
 
 #[test]
+fn a_snapshot_after_a_failed_run_says_it_failed() {
+    // It said `Stopped` once `join` had taken the error for its result (a new user's trial).
+    within(30, || {
+        let running = Pipeline::source(0..1_000u64)
+            .stage(
+                Stage::try_map(
+                    "check",
+                    |x: &u64| if *x == 7 { Err("seven") } else { Ok(*x) },
+                )
+                .on_error(millrace::ErrorPolicy::Stop),
+            )
+            .for_each(|_| {})
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        let error = running
+            .join()
+            .expect_err("item 7 stops the run with its error");
+        assert_eq!(error.report().map(|r| r.end()), Some(EndState::Failed));
+        assert_eq!(handle.snapshot().end(), EndState::Failed);
+
+        let panicking = (0..1_000u64).map(|x| if x == 500 { panic!("bad input") } else { x });
+        let running = Pipeline::source(panicking)
+            .map("a", |x: u64| x)
+            .for_each(|_| {})
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        assert!(running.join().is_err(), "the source panicked");
+        assert_eq!(handle.snapshot().end(), EndState::Failed);
+    });
+}
+
+#[test]
+fn a_snapshot_of_a_run_read_through_its_outputs_says_how_it_ended() {
+    // It said `Running` for good: only a sink thread signalled the end (a new user's trial).
+    within(30, || {
+        let mut outputs = Pipeline::source(0..100u64)
+            .map("a", |x: u64| x)
+            .outputs()
+            .unwrap();
+        let handle = outputs.handle();
+        assert_eq!(outputs.by_ref().count(), 100);
+        assert_eq!(handle.snapshot().end(), EndState::Completed);
+        assert_eq!(outputs.finish().unwrap().end(), EndState::Completed);
+
+        let mut outputs = Pipeline::source(0u64..)
+            .map("a", |x: u64| x)
+            .outputs()
+            .unwrap();
+        let handle = outputs.handle();
+        assert_eq!(outputs.by_ref().take(10).count(), 10);
+        drop(outputs);
+        assert_eq!(handle.snapshot().end(), EndState::Cancelled);
+    });
+}
+
+#[test]
 fn a_stage_inside_its_first_batch_counts_as_busy_before_the_batch_ends() {
     // Issue 14, bug 1: a stage still inside its first batch showed busy 0%, and the
     // bottleneck was named elsewhere. The gate holds the batch open until the test is done.

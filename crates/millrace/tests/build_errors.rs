@@ -141,6 +141,81 @@ fn workers_on_an_async_stage_is_a_build_error() {
 }
 
 #[test]
+fn counts_past_what_millrace_takes_are_build_errors_not_panics() {
+    // `workers(usize::MAX)` panicked with "capacity overflow", and `cpu_budget(100_000)`
+    // started an autoscaled stage at 100,000 threads and aborted the process (a new user's
+    // trial).
+    let e = build_error(|p| p.stage(Stage::map("wide", |x: u64| x).workers(usize::MAX)));
+    assert_eq!(e.stage(), Some("wide"));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "stage `wide`: workers of {} is more than millrace takes (at most 4,096)",
+            usize::MAX
+        )
+    );
+    let e = build_error(|p| p.stage(Stage::map("wide", |x: u64| x).auto_workers(5_000, 0)));
+    assert!(
+        e.to_string()
+            .starts_with("stage `wide`: auto_workers' min of 5000"),
+        "{e}"
+    );
+    let e = build_error(|p| p.cpu_budget(100_000).map("a", |x| x));
+    assert_eq!(e.stage(), None, "no stage is at fault");
+    assert_eq!(
+        e.to_string(),
+        "the pipeline's cpu budget of 100000 is more than millrace takes (at most 4,096)"
+    );
+    let e = build_error(|p| p.default_workers(usize::MAX).map("a", |x| x));
+    assert!(
+        e.to_string()
+            .starts_with("the pipeline's default workers of"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_autoscaled_stage_may_ask_for_any_max_the_budget_caps_it() {
+    // `auto_workers(1, usize::MAX)` sized the stage's metrics by its `max` and panicked.
+    within(30, || {
+        let finished = Pipeline::source(0..1_000u64)
+            .stage(Stage::map("a", |x: u64| x + 1).auto_workers(1, usize::MAX))
+            .stage(Stage::map("b", |x: u64| x * 2).auto_workers(2, 1 << 40))
+            .fold(0u64, |sum, x| sum + x)
+            .run()
+            .expect("the budget bounds the stages");
+        assert_eq!(
+            finished.output,
+            (0..1_000u64).map(|x| (x + 1) * 2).sum::<u64>()
+        );
+    });
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn an_async_stage_past_the_largest_concurrency_or_with_a_zero_timeout_is_a_build_error() {
+    let e = build_error(|p| {
+        p.stage(Stage::map_async("fetch", |x: u64| async move { x }).concurrency(usize::MAX))
+    });
+    assert!(
+        e.to_string().starts_with("stage `fetch`: concurrency of"),
+        "{e}"
+    );
+    assert!(e.to_string().ends_with("(at most 1,048,576)"), "{e}");
+    // A zero timeout failed every item, even one whose future was ready at once.
+    let e = build_error(|p| {
+        p.stage(
+            Stage::map_async("fetch", |x: u64| async move { x }).timeout(std::time::Duration::ZERO),
+        )
+    });
+    assert_eq!(e.stage(), Some("fetch"));
+    assert_eq!(
+        e.to_string(),
+        "stage `fetch`: the timeout must be longer than 0"
+    );
+}
+
+#[test]
 fn an_empty_stage_name_is_a_build_error_giving_its_position() {
     let e = build_error(|p| p.map("first", |x| x).map("", |x| x));
     assert_eq!(e.stage(), None);

@@ -124,7 +124,12 @@ impl Launch {
             .zip(&resolved)
             .zip(&batch_sizes)
             .map(|((p, r), size)| {
-                let slots = r.auto.map_or(r.workers, |(_, max)| max);
+                // An autoscaled stage never has more workers than the budget (or its `min`,
+                // if that is more), whatever its `max`: `auto_workers(1, usize::MAX)` sized
+                // its slots by `max`, and panicked.
+                let slots = r
+                    .auto
+                    .map_or(r.workers, |(min, max)| max.min(budget.max(min)));
                 #[cfg(feature = "async")]
                 let concurrency = if p.asynchronous {
                     p.concurrency.unwrap_or(DEFAULT_CONCURRENCY)

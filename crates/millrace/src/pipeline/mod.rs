@@ -38,7 +38,7 @@ use crate::response::{Hook, ResponseDrain, Responses};
 use crate::stage::Stage;
 
 use launch::{Launch, Open, Source};
-use plan::{stage_parts, Settings, StagePlan};
+use plan::{stage_parts, Settings, StagePlan, MAX_CONCURRENCY, MAX_WORKERS};
 pub use running::{Finished, Handle, Running};
 pub use sink::outputs::Outputs;
 use source::Cutter;
@@ -175,10 +175,29 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             return;
         }
         let zero = |setting: Option<usize>| setting == Some(0);
+        let past = |setting: Option<usize>, max: usize| setting.filter(|&n| n > max);
         self.error = if plan.name.is_empty() {
             Some(BuildError::empty_name(self.plan.len() + 1))
         } else if zero(plan.workers) {
             Some(BuildError::zero(&plan.name, "workers"))
+        } else if let Some(n) = past(plan.workers, MAX_WORKERS) {
+            Some(BuildError::too_large(&plan.name, "workers", n, MAX_WORKERS))
+        } else if let Some(n) = past(plan.auto.map(|(min, _)| min), MAX_WORKERS) {
+            Some(BuildError::too_large(
+                &plan.name,
+                "auto_workers' min",
+                n,
+                MAX_WORKERS,
+            ))
+        } else if let Some(n) = past(plan.concurrency, MAX_CONCURRENCY) {
+            Some(BuildError::too_large(
+                &plan.name,
+                "concurrency",
+                n,
+                MAX_CONCURRENCY,
+            ))
+        } else if plan.timeout == Some(std::time::Duration::ZERO) {
+            Some(BuildError::zero(&plan.name, "timeout"))
         } else if zero(plan.capacity) {
             Some(BuildError::zero(&plan.name, "capacity"))
         } else if zero(plan.batch) {

@@ -18,6 +18,15 @@ use crate::stage::{Body, Stage};
 /// The input capacity, in items, of a connector whose stage sets none (and of the sink's).
 pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
 
+/// The most workers a stage may have (fixed, or an autoscaled one's `min`), and the largest
+/// CPU budget: each is a thread. More is a [`BuildError`](crate::BuildError): a budget of
+/// 100,000 started an autoscaled stage at 100,000 threads, and the process aborted.
+pub(crate) const MAX_WORKERS: usize = 4096;
+
+/// The most items an async stage may have in flight (its concurrency): past tokio's
+/// semaphore's permits, `concurrency(usize::MAX)` panicked inside `run`.
+pub(crate) const MAX_CONCURRENCY: usize = 1 << 20;
+
 /// Default concurrency of async stages.
 pub(crate) const DEFAULT_CONCURRENCY: usize = 64;
 

@@ -114,7 +114,7 @@ impl<R> fmt::Debug for Running<R> {
 
 /// Why the run ended, from its control state.
 fn end_state(control: &Control) -> EndState {
-    if lock(&control.ledger.first_error).is_some() {
+    if control.ledger.has_failed() {
         return EndState::Failed;
     }
     match control.signals.ending() {

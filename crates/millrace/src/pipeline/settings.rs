@@ -6,6 +6,7 @@
 //! pipeline starts.
 
 use crate::error::BuildError;
+use crate::pipeline::plan::MAX_WORKERS;
 use crate::policy::ErrorPolicy;
 #[cfg(doc)]
 use crate::stage::Stage;
@@ -13,13 +14,17 @@ use crate::stage::Stage;
 use super::PipelineBuilder;
 
 impl<T: Send + 'static> PipelineBuilder<T> {
-    /// Sets the number of workers of stages that do not set their own. By default such
+    /// Sets the number of workers (1 to 4,096) of stages that do not set their own. By default such
     /// stages are autoscaled (see [`autoscale`](PipelineBuilder::autoscale)); with a
     /// default count they are fixed at it. Of this and `autoscale`, the last call wins.
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn default_workers(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
             self.error = Some(BuildError::pipeline_zero("default workers"));
+        }
+        if workers > MAX_WORKERS && self.error.is_none() {
+            let error = BuildError::too_large("", "default workers", workers, MAX_WORKERS);
+            self.error = Some(error);
         }
         self.settings.workers = Some(workers);
         self
@@ -312,7 +317,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Sets how many workers of autoscaled stages may be busy at once (default: the number
+    /// Sets how many workers of autoscaled stages may be busy at once (1 to 4,096; default: the number
     /// of cores, less one on machines of 8 cores or more, where the source, the sink and
     /// the autoscaler's controller get a core beside the workers). Async stages' waiting
     /// does not count.
@@ -324,6 +329,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     pub fn cpu_budget(mut self, workers: usize) -> Self {
         if workers == 0 && self.error.is_none() {
             self.error = Some(BuildError::pipeline_zero("cpu budget"));
+        }
+        if workers > MAX_WORKERS && self.error.is_none() {
+            let error = BuildError::too_large("", "cpu budget", workers, MAX_WORKERS);
+            self.error = Some(error);
         }
         self.settings.cpu_budget = Some(workers);
         self
@@ -433,6 +442,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// `#[tokio::test]` and `#[tokio::main(flavor = "current_thread")]` make) drives its
     /// timers and I/O only inside its own `block_on`, so the stage's timers would never
     /// fire. Such a handle is a [`BuildError`] when the pipeline starts.
+    ///
+    /// Do not call [`run`](crate::Pipeline::run) (or `join`) from inside a task of that
+    /// same runtime: it blocks the task's worker thread until the run ends, and on a
+    /// runtime with one worker thread (`worker_threads(1)`) the runtime's timers and I/O
+    /// then never run, so the run waits for good (a
+    /// [`wedge_timeout`](PipelineBuilder::wedge_timeout) names the stuck stage). Call it
+    /// from `tokio::task::spawn_blocking`, or from a thread of your own.
     #[cfg(feature = "async")]
     #[must_use = "a builder does nothing until the pipeline runs; use the one this returns"]
     pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {

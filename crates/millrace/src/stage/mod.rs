@@ -373,8 +373,8 @@ impl<T, U> Stage<T, U> {
         &self.name
     }
 
-    /// Runs the stage on `workers` threads (at least 1: 0 is a build error, and so is a count
-    /// for an async stage, which runs on threads of its own). Without a count (here or
+    /// Runs the stage on `workers` threads (1 to 4,096: 0 or more is a build error, and so
+    /// is a count for an async stage, which runs on threads of its own). Without a count (here or
     /// [`default_workers`](crate::PipelineBuilder::default_workers)), the stage is
     /// autoscaled, as by [`auto_workers(1, 0)`](Stage::auto_workers).
     ///
@@ -396,7 +396,8 @@ impl<T, U> Stage<T, U> {
     /// report. Adjacent auto stages with the same bounds share workers and are sized as one
     /// (see [`fuse_auto`](crate::PipelineBuilder::fuse_auto)). Overrides
     /// [`workers`](Stage::workers). A `min` above a `max` other than 0 is a build error, and
-    /// so are bounds for an async stage.
+    /// so are a `min` above 4,096 and bounds for an async stage. A `max` above the budget
+    /// is the budget (`usize::MAX` reads "no bound but the budget").
     ///
     /// The budget counts cores: a stage that blocks (a sleep, a synchronous network call)
     /// gets no more workers than the budget however long it waits, whatever its `max`. Give
@@ -457,8 +458,9 @@ impl<T, U> Stage<T, U> {
         self
     }
 
-    /// Async stages: how many items may be in flight at once (default 64). Sync stages
-    /// scale with [`workers`](Stage::workers) instead; setting this on one is a build error.
+    /// Async stages: how many items may be in flight at once (default 64; 1 to 1,048,576,
+    /// others are a build error). Sync stages scale with [`workers`](Stage::workers)
+    /// instead; setting this on one is a build error.
     ///
     /// Besides the items in flight, the stage holds the rest of the batches they came in,
     /// and the next ones, waiting for a place: at most twice `items` in all (a batch larger
@@ -476,7 +478,8 @@ impl<T, U> Stage<T, U> {
     }
 
     /// Async stages: fail an item whose future takes longer than `limit`, dropping the
-    /// future. Setting this on a sync stage is a build error.
+    /// future. Setting this on a sync stage is a build error, and so is a `limit` of 0
+    /// (which would fail every item).
     ///
     /// A try fails ([`ItemErrorKind::TimedOut`](crate::ItemErrorKind::TimedOut)) when its
     /// future is still pending `limit` after the try started, by the runtime's timer, or

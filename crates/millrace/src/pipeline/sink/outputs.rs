@@ -105,6 +105,9 @@ impl<T> Outputs<T> {
     fn close(&mut self) {
         self.drain_rest();
         self.ctx.events = None;
+        // The sink's part is over, as a sink thread's is when it returns: a snapshot now
+        // says how the run ended (it said `Running` for good).
+        self.handle.control().signals.signal_end();
     }
 
     fn drain_rest(&mut self) {
@@ -159,6 +162,7 @@ impl<T> Iterator for Outputs<T> {
                 }
                 None => {
                     self.inlet = None;
+                    self.handle.control().signals.signal_end();
                     return None;
                 }
             }
