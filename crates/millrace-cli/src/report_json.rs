@@ -200,6 +200,7 @@ struct Stage<'a> {
     waiting_seconds: f64,
     concurrency: usize,
     concurrency_used: f64,
+    response_busy: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -291,6 +292,7 @@ fn stage<'a>(
         waiting_seconds: s.tally.waiting.as_secs_f64(),
         concurrency: s.concurrency,
         concurrency_used: s.concurrency_used,
+        response_busy: s.response_busy,
     }
 }
 

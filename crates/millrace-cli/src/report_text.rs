@@ -279,6 +279,18 @@ pub fn render(s: &Summary) -> String {
         sink.tally.failed + rejected,
         sink.tally.items_out.saturating_sub(rejected + unwritten),
     );
+    for st in r.stages() {
+        if let Some(busy) = st.response_busy {
+            // (Their relay thread is not one of the workers the rows show.)
+            let _ = writeln!(
+                out,
+                "responses to `{}`: its hook and replies busy {} of the time, on a thread of \
+                 their own",
+                st.name,
+                pct(busy)
+            );
+        }
+    }
     match s.bottleneck() {
         Some((_, reason)) => {
             let _ = writeln!(out, "bottleneck: {reason}");

@@ -164,6 +164,9 @@ pub(crate) struct RelayWatch {
     pub(crate) stage: Arc<str>,
     pub(crate) busy_since: AtomicU64,
     pub(crate) relayed: AtomicU64,
+    /// Nanoseconds the hook and the replies took in all (the relay thread's busy time, for
+    /// the report: [`StageReport::response_busy`](crate::StageReport::response_busy)).
+    pub(crate) busy_ns: AtomicU64,
 }
 
 impl RelayWatch {
@@ -172,6 +175,7 @@ impl RelayWatch {
             stage,
             busy_since: AtomicU64::new(0),
             relayed: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
         }
     }
 
@@ -181,10 +185,20 @@ impl RelayWatch {
             .store(now.as_nanos() as u64 + 1, Ordering::Relaxed);
     }
 
-    /// The hook is done with a batch of `n` responses.
-    pub(crate) fn leave(&self, n: u64) {
+    /// The hook is done with a batch of `n` responses, at `now` since the run started.
+    pub(crate) fn leave(&self, n: u64, now: Duration) {
+        if let Some(since) = self.busy() {
+            let took = now.saturating_sub(since).as_nanos();
+            self.busy_ns
+                .fetch_add(u64::try_from(took).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
         self.busy_since.store(0, Ordering::Relaxed);
         self.relayed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The hook's and replies' time so far.
+    pub(crate) fn busy_time(&self) -> Duration {
+        Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
     }
 
     /// Since when the hook has been running, if it is.

@@ -134,6 +134,17 @@ impl Report {
                 StageReport::new(m, wall, worker_seconds, Some(wall))
             })
             .collect();
+        let mut stages = stages;
+        for relay in lock(&ledger.relays).iter() {
+            if let Some(stage) = stages.iter_mut().find(|s| *s.name == *relay.stage) {
+                let share = if wall.is_zero() {
+                    0.0
+                } else {
+                    (relay.busy_time().as_secs_f64() / wall.as_secs_f64()).min(1.0)
+                };
+                stage.response_busy = Some(share);
+            }
+        }
         let sink = StageReport::new(&ledger.sink, wall, None, None);
         let latency = {
             let h = lock(&ledger.latency);

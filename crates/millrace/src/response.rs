@@ -330,7 +330,7 @@ pub(crate) fn relay(
         if let Some(replies) = replies.as_mut() {
             replies.take(&mut batch, control, stage);
         }
-        watch.leave(n);
+        watch.leave(n, control.signals.now());
         next.send(batch);
     }
     if let Some(replies) = replies {

@@ -232,3 +232,56 @@ fn a_panicking_reply_fold_fails_the_run() {
         matches!(err.kind(), RunErrorKind::SinkPanicked(m) if m.contains("replies to stage `square`"))
     );
 }
+
+#[test]
+fn replies_that_keep_their_thread_busy_are_named_the_bottleneck() {
+    // The replies run on a relay thread of their own, which no row of the report showed:
+    // a slow reply fold read "the threads outnumber the cores" or "the source".
+    let finished = within(120, || {
+        Pipeline::source(0..4_000u64)
+            .max_in_flight(64)
+            .map("wrap", |x| x)
+            .map("square", |x| x * x)
+            .reply_to("wrap", 0u64, |sum, _id, reply| {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                match reply {
+                    Outcome::Output(y) => sum.wrapping_add(y),
+                    _ => sum,
+                }
+            })
+            .run()
+            .expect("the run completes")
+    });
+    assert_eq!(finished.output, (0..4_000u64).map(|x| x * x).sum::<u64>());
+    let report = finished.report;
+    let wrap = report.stage("wrap").expect("stage wrap");
+    let busy = wrap
+        .response_busy
+        .expect("wrap hears back, on its relay thread");
+    assert!(busy >= 0.9, "the replies' thread was busy {busy}");
+    assert_eq!(report.stage("square").and_then(|s| s.response_busy), None);
+    let bottleneck = report.bottleneck().expect("a bottleneck");
+    assert_eq!(bottleneck.stage, "wrap");
+    assert!(
+        matches!(
+            bottleneck.reason.kind,
+            millrace::BottleneckKind::ResponsesBound { .. }
+        ),
+        "{:?}",
+        bottleneck.reason
+    );
+    assert!(
+        bottleneck
+            .reason
+            .to_string()
+            .starts_with("`wrap`'s responses: its hook and replies took"),
+        "{}",
+        bottleneck.reason
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("responses to `wrap`: its hook and replies busy"),
+        "{report}"
+    );
+}

@@ -80,6 +80,16 @@ pub enum BottleneckKind {
         /// The stage's concurrency.
         concurrency: usize,
     },
+    /// A stage's responses (its [hook](crate::Stage::on_response) and
+    /// [replies](crate::PipelineBuilder::reply_to), which run on a relay thread of their own)
+    /// kept that thread busy: the responses come back faster than they are handled, so the
+    /// source waits for the in-flight window. [`BottleneckReason::part`] names the stage;
+    /// `busy` is the relay thread's share.
+    ResponsesBound {
+        /// Share of the run's time the source spent blocked (0 to 1): waiting for the
+        /// window, or for room in the queue.
+        source_blocked: f64,
+    },
     /// The stages mostly wait for input: the source limits the run.
     SourceBound {
         /// The first stage (or the sink, without stages), whose idle share says so.
@@ -118,6 +128,15 @@ impl fmt::Display for BottleneckReason {
                 pct(self.busy),
                 describe_fill(self.input_fill),
                 pct(self.input_fill)
+            ),
+            BottleneckKind::ResponsesBound { source_blocked } => write!(
+                f,
+                "`{}`'s responses: its hook and replies took {}% of their thread's time, so \
+                 they come back faster than they are handled and the source waits (blocked \
+                 {}% of the time); a cheaper hook or reply fold may help",
+                self.part,
+                pct(self.busy),
+                pct(*source_blocked)
             ),
             BottleneckKind::SourceBound { waiting, idle } => write!(
                 f,
@@ -236,10 +255,10 @@ fn parts(stages: &[StageReport], segments: &[Range<usize>], sink: &StageReport) 
 }
 
 /// The run's worker threads: the source's (unless it ran on the first stage's workers), each
-/// segment's (fused stages share theirs) and the sink's (unless the last stage's workers
+/// segment's (fused stages share theirs), the sink's (unless the last stage's workers
 /// consumed it, all or mostly: the sink thread then took only what they found it busy
-/// with). An async stage counts as its one
-/// worker: its other threads mostly wait.
+/// with), and each relay thread (a stage that hears back from later ones). An async stage
+/// counts as its one worker: its other threads mostly wait.
 pub(super) fn worker_threads(
     source: &StageReport,
     stages: &[StageReport],
@@ -253,6 +272,7 @@ pub(super) fn worker_threads(
             .map(|s| s.workers)
             .sum::<usize>()
         + usize::from(!sink.fused) * sink.workers
+        + stages.iter().filter(|s| s.response_busy.is_some()).count()
 }
 
 /// The part holding the run back, and why; `cores` is what the machine offers
@@ -270,6 +290,28 @@ pub(super) fn find_bottleneck(
     let parts = parts(stages, segments, sink);
     let busiest = parts.iter().max_by(|a, b| a.busy.total_cmp(&b.busy))?;
     let threads = worker_threads(source, stages, segments, sink);
+    // A relay thread busy all the time holds the run back through the in-flight window,
+    // whatever the stages do (the seed pipeline's report blamed "more threads than cores"
+    // while its replies' thread, counted nowhere, was the busiest).
+    let responses = stages
+        .iter()
+        .filter_map(|s| Some((s, s.response_busy?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((stage, busy)) = responses.filter(|&(_, b)| b >= SATURATED && b >= busiest.busy) {
+        return Some(Bottleneck {
+            stage: stage.name.clone(),
+            reason: BottleneckReason {
+                kind: BottleneckKind::ResponsesBound {
+                    source_blocked: source.blocked,
+                },
+                part: stage.name.clone(),
+                busy,
+                input_fill: 0.0,
+                output_fill: None,
+                heaviest: None,
+            },
+        });
+    }
     if let Some(concurrency) = busiest.concurrency_bound.filter(|_| busiest.busy >= 0.5) {
         return Some(Bottleneck {
             stage: busiest.name.clone(),
@@ -374,6 +416,7 @@ mod tests {
             queue_fill: fill,
             concurrency: 0,
             concurrency_used: 0.0,
+            response_busy: None,
         }
     }
 
@@ -406,6 +449,42 @@ mod tests {
         assert_ne!(
             b.reason.kind,
             BottleneckKind::ConcurrencyBound { concurrency: 1 }
+        );
+    }
+
+    #[test]
+    fn a_relay_thread_busy_all_the_time_is_the_bottleneck_and_counts_as_a_thread() {
+        // The stages wait on one another and the source waits for the in-flight window:
+        // the replies' thread, on no row, is what holds the run.
+        let mut source = stage("source", 0.05, 0.0, 0.0);
+        source.blocked = 0.9;
+        let mut wrap = stage("wrap", 0.2, 0.6, 0.1);
+        wrap.response_busy = Some(0.97);
+        let stages = vec![wrap, stage("square", 0.1, 0.7, 0.1)];
+        let sink = stage("sink", 0.01, 0.99, 0.01);
+        let segments = vec![0..1, 1..2];
+        assert_eq!(worker_threads(&source, &stages, &segments, &sink), 5);
+        let b = find_bottleneck(&source, &stages, &segments, &sink, 2).expect("a bottleneck");
+        assert_eq!(b.stage, "wrap");
+        assert_eq!(
+            b.reason.kind,
+            BottleneckKind::ResponsesBound {
+                source_blocked: 0.9
+            }
+        );
+        assert_eq!(
+            b.reason.to_string(),
+            "`wrap`'s responses: its hook and replies took 97% of their thread's time, so \
+             they come back faster than they are handled and the source waits (blocked 90% \
+             of the time); a cheaper hook or reply fold may help"
+        );
+        // Half busy: not what holds the run back.
+        let mut stages = stages;
+        stages[0].response_busy = Some(0.5);
+        let b = find_bottleneck(&source, &stages, &segments, &sink, 64).expect("a bottleneck");
+        assert!(
+            !matches!(b.reason.kind, BottleneckKind::ResponsesBound { .. }),
+            "{b:?}"
         );
     }
 

@@ -66,6 +66,13 @@ pub struct StageReport {
     /// slot was in use all the time (its items' time in the stage, [`Tally::waiting`],
     /// over the run's wall time × its concurrency). 0 for the others.
     pub concurrency_used: f64,
+    /// For a stage that hears back from later ones (a
+    /// [response hook](crate::Stage::on_response), or
+    /// [`reply_to`](crate::PipelineBuilder::reply_to)): the share of the run's wall time (0
+    /// to 1) its relay thread spent running the hook and the replies, which run on that
+    /// thread of their own, not the stage's workers. `None` for the other stages and the
+    /// ends.
+    pub response_busy: Option<f64>,
 }
 
 impl StageReport {
@@ -123,6 +130,7 @@ impl StageReport {
                 0.0
             },
             tally,
+            response_busy: None,
         }
     }
 

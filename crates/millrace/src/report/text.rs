@@ -114,6 +114,11 @@ impl fmt::Display for Report {
                 queue_cell(s)
             )?;
         }
+        for s in &self.stages {
+            if let Some(busy) = s.response_busy {
+                writeln!(f, "{}", responses_line(&s.name, busy))?;
+            }
+        }
         if self.latency.samples > 0 {
             writeln!(f, "latency: {}", self.latency)?;
         }
@@ -142,6 +147,16 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// `responses to `wrap`: its hook and replies busy 53% of the time, on a thread of their
+/// own`: a stage's relay thread, which the table's rows (the workers') do not show.
+fn responses_line(stage: &str, busy: f64) -> String {
+    format!(
+        "responses to `{stage}`: its hook and replies busy {}% of the time, on a thread of \
+         their own",
+        pct(busy)
+    )
 }
 
 #[cfg(test)]
@@ -183,6 +198,7 @@ mod tests {
             queue_fill: 0.5,
             concurrency: 0,
             concurrency_used: 0.0,
+            response_busy: None,
         }
     }
 
