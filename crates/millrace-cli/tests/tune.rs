@@ -255,6 +255,27 @@ fn the_answer_notes_neighbours_that_ran_apart_but_fuse_true_would_join() {
     );
 }
 
+#[cfg(feature = "nats")]
+#[test]
+fn a_remote_stage_is_left_out_of_the_fuse_answer() {
+    // Tuning runs the remote stage `c` here, fused with `d`; on the origin it shares no
+    // workers with `d`, so the answer must not offer `fuse = true` for c+d (it did), nor
+    // note b+c as neighbours fuse would join.
+    let stdout = tune_short(&[
+        "pipeline.cpu_budget=2",
+        "pipeline.autoscale_interval=10s",
+        "stage.c.workers={min=1,max=3}",
+        "stage.d.workers={min=1,max=3}",
+        "stage.c.connector=nats",
+    ]);
+    assert!(
+        stdout.contains("\n[pipeline]\n# a+b shared workers while tuning\nfuse = true\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("c+d"), "{stdout}");
+    assert!(!stdout.contains("b+c"), "{stdout}");
+}
+
 #[test]
 fn a_file_that_fuses_gets_fuse_false_when_the_tuned_stages_ran_apart() {
     // The file fuses its fixed stages; tuned apart on a budget of 1, every stage settles

@@ -95,16 +95,34 @@ fn ending(report: &Report, outcome: Outcome, limit: Duration) -> String {
     }
 }
 
+/// Whether stage `i` of `spec` runs remotely (`connector = "nats"`).
+fn is_remote(spec: &PipelineSpec, i: usize) -> bool {
+    spec.scale_out
+        .as_ref()
+        .is_some_and(|s| (s.first..s.end).contains(&i))
+}
+
 /// The runs of stages that shared workers, as `a+b+c`: a stage and the stages fused after
-/// it.
-fn fused_runs(stages: &[StageReport]) -> Vec<String> {
+/// it. A stage that runs remotely (`connector = "nats"`; tuning runs it here) starts and
+/// ends runs of its own: it shares no workers with a stage of the origin, so `fuse = true`
+/// is no answer for it (the answer said so for a remote stage fused with the next one).
+fn fused_runs(spec: &PipelineSpec, stages: &[StageReport]) -> Vec<String> {
+    let remote = |i: usize| is_remote(spec, i);
     let mut runs: Vec<Vec<&str>> = Vec::new();
-    for stage in stages {
+    for (i, stage) in stages.iter().enumerate() {
+        let apart = i > 0 && remote(i) != remote(i - 1);
         match runs.last_mut() {
-            Some(run) if stage.fused => run.push(&stage.name),
+            Some(run) if stage.fused && !apart => run.push(&stage.name),
             _ => runs.push(vec![&stage.name]),
         }
     }
+    // (Remote stages fuse as the workers' settings say, not as `[pipeline] fuse` does.)
+    let mut i = 0;
+    runs.retain(|run| {
+        let first = i;
+        i += run.len();
+        !remote(first)
+    });
     runs.into_iter()
         .filter(|run| run.len() > 1)
         .map(|run| run.join("+"))
@@ -117,6 +135,9 @@ fn joined_by_fuse(spec: &PipelineSpec, stages: &[StageReport]) -> Vec<String> {
     spec.stages
         .windows(2)
         .zip(stages.windows(2))
+        .enumerate()
+        .filter(|&(i, _)| !is_remote(spec, i) && !is_remote(spec, i + 1))
+        .map(|(_, pair)| pair)
         .filter(|(specs, ran)| {
             !ran[1].fused
                 && !specs[0].ordered
@@ -160,7 +181,7 @@ pub fn render(spec: &PipelineSpec, summary: &Summary, limit: Duration) -> String
     if let Some(e) = &summary.error {
         let _ = writeln!(out, "# error: {e}");
     }
-    let runs = fused_runs(r.stages());
+    let runs = fused_runs(spec, r.stages());
     let joins = joined_by_fuse(spec, r.stages());
     if !runs.is_empty() {
         let (which, verb) = match runs.as_slice() {
@@ -296,7 +317,9 @@ pub fn run(args: &TuneArgs) -> u8 {
     for note in notes {
         eprintln!("millrace: {note}");
     }
-    if spec.scale_out.take().is_some() {
+    // Run here, every stage; answered for the file, whose remote stages fuse with nothing.
+    let scale_out = spec.scale_out.take();
+    if scale_out.is_some() {
         eprintln!(
             "millrace: tune runs every stage here, the remote (connector = \"nats\") ones too: \
              their counts are per process, for `millrace worker --workers N`"
@@ -324,5 +347,6 @@ pub fn run(args: &TuneArgs) -> u8 {
         Outcome::Completed => EXIT_OK,
         other => other.exit_code(),
     };
+    spec.scale_out = scale_out;
     print_or_closed(&render(&spec, &summary, limit), code)
 }
