@@ -182,8 +182,8 @@ pub struct RunArgs {
     /// How config errors and pre-flight findings are written to stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub error_format: Format,
-    /// Off a terminal, a progress line on stderr this often (`10s`, `1m`; `0` or `off`: none).
-    /// Default: every 10 s when stderr is not a terminal.
+    /// Off a terminal, a progress line on stderr this often (`10s`, `1m`; `0` or `off`:
+    /// none). Default: every 10 s when stderr is not a terminal, none under --quiet.
     #[arg(long, value_name = "DURATION")]
     pub progress_every: Option<String>,
 }

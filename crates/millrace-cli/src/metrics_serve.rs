@@ -8,7 +8,8 @@
 
 use millrace_prometheus::MetricsServer;
 
-/// Listens on `addr` for the pipeline `name`, and says where on stderr (unless `quiet`).
+/// Listens on `addr` for the pipeline `name`, and says where on stderr: unless `quiet`,
+/// and always for port 0, whose port nothing else tells (`--quiet` hid it).
 ///
 /// # Errors
 ///
@@ -17,7 +18,8 @@ use millrace_prometheus::MetricsServer;
 pub fn bind(addr: &str, name: &str, quiet: bool) -> Result<MetricsServer, String> {
     let server =
         MetricsServer::bind(addr, name).map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
-    if !quiet {
+    let any_port = addr.rsplit_once(':').is_some_and(|(_, port)| port == "0");
+    if !quiet || any_port {
         eprintln!(
             "millrace: metrics at http://{}/metrics",
             server.local_addr()

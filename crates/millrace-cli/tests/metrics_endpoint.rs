@@ -97,6 +97,25 @@ fn the_endpoint_serves_every_stage_while_the_run_goes() {
 }
 
 #[test]
+fn a_port_chosen_by_the_os_is_printed_even_when_quiet() {
+    // `--quiet` hid it, and nothing else tells the port (a new user's docs review).
+    millrace()
+        .args([
+            "run",
+            "--n",
+            "10",
+            "--quiet",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "millrace: metrics at http://127.0.0.1:",
+        ));
+}
+
+#[test]
 fn an_address_that_cannot_be_served_is_a_usage_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

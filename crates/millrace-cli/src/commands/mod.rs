@@ -97,7 +97,7 @@ pub fn worker(args: &crate::cli::WorkerArgs) -> u8 {
         fail(
             EXIT_CONFIG,
             "this millrace was built without NATS support: build it with the `nats` feature \
-             (cargo install millrace-cli --features nats)",
+             (cargo install --path crates/millrace-cli --features nats)",
         )
     }
 }

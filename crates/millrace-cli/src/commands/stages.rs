@@ -71,10 +71,10 @@ pub fn listing() -> String {
          kinds), capacity, batch, ordered, on_error (skip | retry | stop), retry_attempts,\n\
          retry_backoff_ms, retry_then (skip | stop), dead_letter (a JSON-lines file); [pipeline] sets\n\
          their defaults, and name, report, autoscale (true: workers = \"auto\" for every stage without\n\
-         workers), cpu_budget, autoscale_interval (\"200ms\"), wedge_timeout (\"5s\") and wedge_policy\n\
-         (report | fail). A record's field is read with `field` and the result written to `into` where\n\
-         a kind has them. `types` are for the defaults; each stage must take what the part before it\n\
-         emits, which `millrace check` verifies.\n",
+         workers), cpu_budget, autoscale_interval (e.g. \"200ms\"), wedge_timeout (e.g. \"5s\"; no wedge\n\
+         watch unless set) and wedge_policy (report | fail). A record's field is read with `field`\n\
+         and the result written to `into` where a kind has them. `types` are for the defaults;\n\
+         each stage must take what the part before it emits, which `millrace check` verifies.\n",
     );
     out
 }

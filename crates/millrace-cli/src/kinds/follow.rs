@@ -5,7 +5,7 @@
 //! [`POLL`] for what was appended since. A line cut short at the end of the file is held
 //! until its end arrives (at Ctrl-C, a line still without its end is not read: it may be
 //! half written); a file truncated in place (`copytruncate` log rotation) is read again
-//! from its start. It follows the file it opened, not the name: a file renamed away and
+//! from its start, and a line it held without its end is dropped (it never got one). It follows the file it opened, not the name: a file renamed away and
 //! replaced is not reopened (`tail -f`, not `tail -F`).
 //!
 //! A truncation is seen when the file is shorter than what was read, or, for a file
@@ -42,6 +42,12 @@ pub struct Follow {
     /// Not a regular file (a named pipe, a device): read as the stream it is, to its end.
     /// (Following one failed the run with "Illegal seek".)
     stream: bool,
+    /// Bytes read and not yet handed out: whole lines (the first `whole` bytes), then the
+    /// start of a line still without its end, held here until the end arrives. A
+    /// truncation drops it: it was the old file's. (Held in the reader above, it was glued
+    /// onto the new file's first line: `half-written-oldbrand new line`.)
+    staged: Vec<u8>,
+    whole: usize,
 }
 
 impl Follow {
@@ -54,6 +60,8 @@ impl Follow {
             tail: Vec::with_capacity(TAIL),
             waited: false,
             stream,
+            staged: Vec::new(),
+            whole: 0,
         }
     }
 
@@ -76,11 +84,21 @@ impl Follow {
         }
     }
 
-    /// Starts again from the start of the file.
+    /// Starts again from the start of the file, dropping the line it held without its end.
     fn restart(&mut self) -> std::io::Result<()> {
         self.pos = self.file.seek(SeekFrom::Start(0))?;
         self.tail.clear();
+        self.staged.drain(self.whole..);
         Ok(())
+    }
+
+    /// Hands out up to `buf.len()` bytes of the whole lines staged; 0 if there are none.
+    fn hand_out(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.whole);
+        buf[..n].copy_from_slice(&self.staged[..n]);
+        self.staged.drain(..n);
+        self.whole -= n;
+        n
     }
 
     /// Keeps the last bytes of `read` (just read) in `tail`.
@@ -102,16 +120,25 @@ impl Read for Follow {
         if self.stream {
             return self.file.read(buf);
         }
+        let mut chunk = [0u8; 16 * 1024];
         loop {
+            let handed = self.hand_out(buf);
+            if handed > 0 {
+                return Ok(handed);
+            }
             if std::mem::take(&mut self.waited) && self.rewritten()? {
                 // Truncated (and perhaps written past the old end again) since the last look.
                 self.restart()?;
             }
-            let n = self.file.read(buf)?;
+            let n = self.file.read(&mut chunk)?;
             if n > 0 {
                 self.pos += n as u64;
-                self.remember(&buf[..n]);
-                return Ok(n);
+                self.remember(&chunk[..n]);
+                self.staged.extend_from_slice(&chunk[..n]);
+                if let Some(end) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+                    self.whole = self.staged.len() - n + end + 1;
+                }
+                continue;
             }
             if self.file.metadata()?.len() < self.pos {
                 // Truncated in place: what is there now is new.
@@ -199,6 +226,27 @@ mod tests {
             lines.read_line(&mut line).expect("read");
             assert_eq!(line, format!("ERR new {i:03}\n"));
         }
+        writer.join().expect("the writer");
+    }
+
+    #[test]
+    fn a_line_cut_short_when_the_file_is_truncated_is_dropped_not_joined_to_the_next() {
+        // The held start of a line was glued onto the truncated file's first line:
+        // `half-written-oldbrand new line` (a new user's trial).
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("log");
+        std::fs::write(&path, "first\nhalf-written-old").expect("write");
+        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("read");
+        assert_eq!(line, "first\n");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(POLL * 3);
+            std::fs::write(&path, "brand new line\n").expect("truncate and write");
+        });
+        line.clear();
+        lines.read_line(&mut line).expect("read");
+        assert_eq!(line, "brand new line\n");
         writer.join().expect("the writer");
     }
 

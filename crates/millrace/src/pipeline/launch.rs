@@ -105,7 +105,7 @@ impl Launch {
         let source = Arc::new(StageMetrics::new(Arc::from("source"), 1, 0));
         // One batch size per connector: into each stage, then into the sink.
         let (sink_batch, sink_adaptive) = batch_for(None, &settings, settings.capacity);
-        let sink_queue = batches(settings.capacity, sink_batch);
+        let sink_queue = batches(settings.capacity, sink_batch, sink_adaptive);
         let batch_sizes: Vec<Arc<BatchSize>> = resolved
             .iter()
             .zip(plan)

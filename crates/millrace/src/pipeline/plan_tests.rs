@@ -194,7 +194,14 @@ fn an_unset_batch_adapts_within_the_capacity_in_items_and_a_set_one_is_pinned() 
     assert_eq!(batch_for(None, &defaults, 1024), (256, true));
     assert_eq!(batch_for(None, &defaults, 2), (1, true));
     // Two slots of one item: the queue holds the 2 items asked for, not a batch more.
-    assert_eq!(batches(2, batch_for(None, &defaults, 2).0), 2);
+    assert_eq!(batches(2, batch_for(None, &defaults, 2).0, true), 2);
+    // An adaptive size that does not divide the capacity: whole batches within it (3 × 300
+    // of 1,000, not 4); a pinned one rounds up to whole batches, as documented; either is
+    // one batch when it is larger than the capacity.
+    assert_eq!(batches(1000, 300, true), 3);
+    assert_eq!(batches(1000, 300, false), 4);
+    assert_eq!(batches(8, 64, true), 1);
+    assert_eq!(batches(8, 64, false), 1);
     assert_eq!(
         batch_for(Some(64), &defaults, 8),
         (64, false),
@@ -226,8 +233,10 @@ fn an_async_stage_takes_batches_of_at_most_a_quarter_of_its_concurrency() {
         sizes,
         [(250, true), (4096, false), (DEFAULT_CONCURRENCY / 4, true)]
     );
-    // The capacity still holds in items: more slots of smaller batches.
-    assert_eq!(r.resolved[0].queue, DEFAULT_CAPACITY.div_ceil(250));
+    // The capacity still holds in items: more slots of smaller batches, never past it
+    // (16,384 / 250: 65 slots, 16,250 items; it took 66, 16,500).
+    assert_eq!(r.resolved[0].queue, 65);
+    assert!(r.resolved[0].queue * 250 <= DEFAULT_CAPACITY);
 }
 
 #[test]
