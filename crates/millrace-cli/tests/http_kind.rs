@@ -154,6 +154,11 @@ fn text_keys_are_percent_encoded_and_records_gain_the_body() {
     assert_eq!(paths, ["/names/a%20b", "/names/x%2Fy"]);
 }
 
+/// `millrace check` on `path`, which must refuse it as a config error (exit 2).
+fn refused(path: &std::path::Path) -> assert_cmd::assert::Assert {
+    millrace().arg("check").arg(path).assert().code(2)
+}
+
 #[test]
 fn https_and_workers_are_config_errors() {
     let (_dir, path) = pipeline_file(&pipeline(
@@ -162,23 +167,14 @@ fn https_and_workers_are_config_errors() {
         "",
         "kind = \"count\"",
     ));
-    millrace()
-        .arg("check")
-        .arg(&path)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no TLS"));
+    refused(&path).stderr(predicate::str::contains("no TLS"));
     let (_dir, path) = pipeline_file(&pipeline(
         "http://127.0.0.1:1/{}",
         1,
         "workers = 4",
         "kind = \"count\"",
     ));
-    millrace()
-        .arg("check")
-        .arg(&path)
-        .assert()
-        .code(2)
+    refused(&path)
         .stderr(predicate::str::contains(
             "`workers` does not apply to `http`: `http` is an async stage",
         ))
@@ -190,11 +186,7 @@ fn https_and_workers_are_config_errors() {
         "timeout = \"abc\"",
         "kind = \"count\"",
     ));
-    millrace()
-        .arg("check")
-        .arg(&path)
-        .assert()
-        .code(2)
+    refused(&path)
         .stderr(predicate::str::contains("is not an http:// URL"))
         .stderr(predicate::str::contains("`timeout` must be a duration"))
         .stderr(predicate::str::contains("2 errors"));

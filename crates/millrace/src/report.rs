@@ -125,7 +125,7 @@ impl Report {
     pub(crate) fn build(ledger: &Ledger, wall: Duration, end: EndState) -> Report {
         let scaling = lock(&ledger.scaling).clone();
         let source = StageReport::new(&ledger.source, wall, None, None);
-        let stages: Vec<StageReport> = ledger
+        let mut stages: Vec<StageReport> = ledger
             .stages
             .iter()
             .enumerate()
@@ -134,7 +134,7 @@ impl Report {
                 StageReport::new(m, wall, worker_seconds, Some(wall))
             })
             .collect();
-        let mut stages = stages;
+        // A stage that hears back from later ones: its relay thread's share.
         for relay in lock(&ledger.relays).iter() {
             if let Some(stage) = stages.iter_mut().find(|s| *s.name == *relay.stage) {
                 let share = if wall.is_zero() {

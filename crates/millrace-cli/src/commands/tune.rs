@@ -107,22 +107,19 @@ fn is_remote(spec: &PipelineSpec, i: usize) -> bool {
 /// ends runs of its own: it shares no workers with a stage of the origin, so `fuse = true`
 /// is no answer for it (the answer said so for a remote stage fused with the next one).
 fn fused_runs(spec: &PipelineSpec, stages: &[StageReport]) -> Vec<String> {
-    let remote = |i: usize| is_remote(spec, i);
     let mut runs: Vec<Vec<&str>> = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
-        let apart = i > 0 && remote(i) != remote(i - 1);
+        if is_remote(spec, i) {
+            // It ends the run before it and joins none: remote stages fuse as the workers'
+            // settings say, not as `[pipeline] fuse` does.
+            runs.push(Vec::new());
+            continue;
+        }
         match runs.last_mut() {
-            Some(run) if stage.fused && !apart => run.push(&stage.name),
+            Some(run) if stage.fused && !run.is_empty() => run.push(&stage.name),
             _ => runs.push(vec![&stage.name]),
         }
     }
-    // (Remote stages fuse as the workers' settings say, not as `[pipeline] fuse` does.)
-    let mut i = 0;
-    runs.retain(|run| {
-        let first = i;
-        i += run.len();
-        !remote(first)
-    });
     runs.into_iter()
         .filter(|run| run.len() > 1)
         .map(|run| run.join("+"))

@@ -156,12 +156,18 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Write};
 
-    #[test]
-    fn appended_lines_are_read_and_a_cut_line_waits_for_its_end() {
+    /// A file `log` in a temporary directory, holding `text`, followed from its start.
+    fn following(text: &str) -> (tempfile::TempDir, std::path::PathBuf, BufReader<Follow>) {
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = dir.path().join("log");
-        std::fs::write(&path, "one\ntw").expect("write");
-        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        std::fs::write(&path, text).expect("write");
+        let lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        (dir, path, lines)
+    }
+
+    #[test]
+    fn appended_lines_are_read_and_a_cut_line_waits_for_its_end() {
+        let (_dir, path, mut lines) = following("one\ntw");
         let mut line = String::new();
         lines.read_line(&mut line).expect("read");
         assert_eq!(line, "one\n");
@@ -184,10 +190,7 @@ mod tests {
 
     #[test]
     fn a_file_truncated_in_place_is_read_again_from_its_start() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("log");
-        std::fs::write(&path, "first\nsecond\n").expect("write");
-        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let (_dir, path, mut lines) = following("first\nsecond\n");
         let mut line = String::new();
         for want in ["first\n", "second\n"] {
             line.clear();
@@ -205,10 +208,7 @@ mod tests {
     fn a_file_truncated_and_written_past_the_old_end_between_two_looks_is_read_from_its_start() {
         // It used to be read on from the old position: the first new lines were lost and
         // a fragment of one came out as a line (a new user's trial).
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("log");
-        std::fs::write(&path, "ERR first-line-of-some-length\nERR second\n").expect("write");
-        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let (_dir, path, mut lines) = following("ERR first-line-of-some-length\nERR second\n");
         let mut line = String::new();
         for want in ["ERR first-line-of-some-length\n", "ERR second\n"] {
             line.clear();
@@ -233,10 +233,7 @@ mod tests {
     fn a_line_cut_short_when_the_file_is_truncated_is_dropped_not_joined_to_the_next() {
         // The held start of a line was glued onto the truncated file's first line:
         // `half-written-oldbrand new line` (a new user's trial).
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("log");
-        std::fs::write(&path, "first\nhalf-written-old").expect("write");
-        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let (_dir, path, mut lines) = following("first\nhalf-written-old");
         let mut line = String::new();
         lines.read_line(&mut line).expect("read");
         assert_eq!(line, "first\n");
@@ -252,10 +249,7 @@ mod tests {
 
     #[test]
     fn appending_after_a_wait_is_not_taken_for_a_rewrite() {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let path = dir.path().join("log");
-        std::fs::write(&path, "a\n").expect("write");
-        let mut lines = BufReader::new(Follow::new(File::open(&path).expect("open")));
+        let (_dir, path, mut lines) = following("a\n");
         let mut line = String::new();
         lines.read_line(&mut line).expect("read");
         let writer = std::thread::spawn(move || {
